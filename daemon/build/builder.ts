@@ -1,0 +1,173 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import PQueue from 'p-queue';
+import { pack } from 'tar-stream';
+import { parse as parseYaml } from 'yaml';
+import { paths, type RackConfig } from '../config.js';
+import { archive, showFile, type GitObjectEnv } from '../git/repo.js';
+import type { Logger } from '../log.js';
+import { RackError } from '../rack-error.js';
+import { LABEL } from '../runtime/labels.js';
+import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import type { BuildRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import { lineSplitter, type UserOutput } from '../user-output.js';
+import { parseProcfile } from './procfile.js';
+import { STACK_IMAGE } from './stack-image.js';
+
+export interface BuildRequest {
+  app: string;
+  commit: string;
+  repo: string;
+  objects: GitObjectEnv;
+  config: Record<string, string>;
+  createdBy: string;
+}
+
+const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
+
+/**
+ * Turns a commit into an image `rack/APP:bN`: the source goes into a build container made from the
+ * stack image, the classic buildpacks compile it in place, and the container is committed. The
+ * build container is removed in every case.
+ */
+export class Builder {
+  /** Global build limit: builds are CPU-heavy and this machine is shared with running apps. */
+  private readonly queue: PQueue;
+
+  constructor(
+    private readonly config: RackConfig,
+    private readonly store: Store,
+    private readonly runtime: DockerRuntime,
+    private readonly log: Logger,
+    concurrency: number,
+  ) {
+    this.queue = new PQueue({ concurrency });
+  }
+
+  async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
+    const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy });
+    const started = Date.now();
+    const logLines: string[] = [];
+    const say: UserOutput = {
+      header: (t) => (logLines.push(`-----> ${t}`), out.header(t)),
+      detail: (t) => (logLines.push(`       ${t}`), out.detail(t)),
+      error: (t) => (logLines.push(` !     ${t}`), out.error(t)),
+      raw: (t) => (logLines.push(t), out.raw(t)),
+    };
+    const finish = async (fields: Partial<BuildRecord>) => {
+      Object.assign(build, fields, { finishedAt: new Date().toISOString(), durationMs: Date.now() - started });
+      await this.store.finishBuild(build, logLines.join('\n'));
+    };
+    say.header(`Building ${req.app} b${build.id} from ${req.commit.slice(0, 7)}`);
+    try {
+      const result = (await this.queue.add(() => this.compile(build, req, say)))!;
+      await finish({ status: 'succeeded', ...result });
+      this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
+      return build;
+    } catch (err) {
+      const error = RackError.from(err);
+      say.error(error.message);
+      await finish({ status: 'failed', error: error.message });
+      this.log.warn({ app: req.app, build: build.id, err: error.message }, 'build failed');
+      throw new RackError('build_failed', `build b${build.id} failed: ${error.message}`, { cause: err });
+    }
+  }
+
+  private async compile(
+    build: BuildRecord,
+    req: BuildRequest,
+    say: UserOutput,
+  ): Promise<Pick<BuildRecord, 'image' | 'buildpacks' | 'processTypes'>> {
+    const procfileText = await showFile(req.repo, req.commit, 'Procfile', req.objects);
+    const procfile = procfileText === undefined ? {} : parseProcfile(procfileText);
+    const cacheDir = join(paths.cache(this.config), req.app);
+    await mkdir(cacheDir, { recursive: true });
+
+    const lines = lineSplitter((line) => say.raw(line));
+    const run = await this.runtime.runBuild({
+      app: req.app,
+      build: build.id,
+      image: STACK_IMAGE,
+      cmd: ['/rack/stack/build'],
+      env: this.buildEnv(req.config),
+      binds: this.binds(cacheDir),
+      inputs: [
+        { path: '/', tar: archive(req.repo, req.commit, 'app/', req.objects) },
+        { path: '/', tar: envDirTar(req.config) },
+      ],
+      onOutput: (chunk) => lines.push(chunk),
+      timeoutMs: this.config.buildTimeoutMs,
+    });
+    lines.end();
+    try {
+      if (run.exitCode !== 0) throw new RackError('build_failed', `the buildpack failed (exit status ${run.exitCode})`);
+      const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
+      const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
+        .split('\n')
+        .filter((l) => l !== '');
+      const processTypes = { ...defaultProcessTypes(releaseYaml), ...procfile };
+      if (Object.keys(processTypes).length === 0) {
+        throw new RackError('build_failed', 'no process types: add a Procfile (e.g. "web: node server.js")');
+      }
+      say.header(`Discovering process types`);
+      say.detail(`Procfile declares types -> ${Object.keys(processTypes).join(', ')}`);
+      const image = await this.runtime.commit(
+        run.container,
+        { repo: `rack/${req.app}`, tag: `b${build.id}` },
+        { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
+      );
+      say.header(`Built image ${image}`);
+      return { image, buildpacks, processTypes };
+    } finally {
+      await this.runtime.removeContainer(run.container);
+    }
+  }
+
+  private buildEnv(config: Record<string, string>): Record<string, string> {
+    const env: Record<string, string> = { STACK: 'rack-stack' };
+    if (config['BUILDPACK_URL']) env['RACK_BUILDPACKS'] = config['BUILDPACK_URL'];
+    for (const name of PROXY_VARS) {
+      const value = process.env[name];
+      if (value) env[name] = value;
+    }
+    if (existsSync(CA_BUNDLE)) {
+      env['SSL_CERT_FILE'] = CA_BUNDLE;
+      env['NODE_EXTRA_CA_CERTS'] = CA_BUNDLE;
+    }
+    return env;
+  }
+
+  private binds(cacheDir: string): string[] {
+    const binds = [
+      `${join(this.config.installDir, 'stack')}:/rack/stack:ro`,
+      `${join(this.config.installDir, 'buildpacks')}:/rack/buildpacks:ro`,
+      `${cacheDir}:/cache`,
+    ];
+    // Intercepting proxies re-sign TLS; the host's bundle is what trusts them.
+    if (existsSync(CA_BUNDLE)) binds.push(`${CA_BUNDLE}:${CA_BUNDLE}:ro`);
+    return binds;
+  }
+}
+
+/** ENV_DIR of the buildpack contract: one file per config var, holding its exact value. */
+function envDirTar(config: Record<string, string>): Readable {
+  const tar = pack();
+  tar.entry({ name: 'rack-env/', type: 'directory', mode: 0o755 });
+  for (const [key, value] of Object.entries(config)) tar.entry({ name: `rack-env/${key}`, mode: 0o644 }, value);
+  tar.finalize();
+  return tar as unknown as Readable;
+}
+
+function defaultProcessTypes(yamlText: string): Record<string, string> {
+  if (yamlText.trim() === '') return {};
+  const doc = parseYaml(yamlText) as { default_process_types?: Record<string, unknown> } | null;
+  const types: Record<string, string> = {};
+  for (const [type, cmd] of Object.entries(doc?.default_process_types ?? {})) {
+    if (typeof cmd === 'string') types[type] = cmd;
+  }
+  return types;
+}

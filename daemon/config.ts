@@ -1,0 +1,72 @@
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { RackError } from './rack-error.js';
+
+/** Everything rackd reads from its environment, parsed once at start (12-factor). */
+export interface RackConfig {
+  home: string;
+  sshPort: number;
+  httpPort: number;
+  domain: string;
+  bind: string;
+  adminKeysFile: string | undefined;
+  /** Folder holding `buildpacks/`, `stack/`, `hooks/`, `scripts/` (the installed rack). */
+  installDir: string;
+  buildTimeoutMs: number;
+  keepReleases: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function port(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  // Port 0 lets tests ask the kernel for a free port.
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65535) {
+    throw new RackError('bad_config', `${name} must be a TCP port (0-65535), got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function positiveInt(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d{1,9}$/.test(raw) || Number(raw) < 1) {
+    throw new RackError('bad_config', `${name} must be a positive integer, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+export function loadConfig(env: Env, installDir: string): RackConfig {
+  const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
+  const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) {
+    throw new RackError('bad_config', `RACK_DOMAIN must be a DNS name, got "${domain}"`);
+  }
+  const bind = env['RACK_BIND'] ?? '0.0.0.0';
+  if (!/^[0-9a-fA-F.:]+$/.test(bind) && bind !== 'localhost') {
+    throw new RackError('bad_config', `RACK_BIND must be an IP address, got "${bind}"`);
+  }
+  const keys = env['RACK_ADMIN_KEYS'];
+  return {
+    home: isAbsolute(home) ? home : resolve(home),
+    sshPort: port(env, 'RACK_SSH_PORT', 2222),
+    httpPort: port(env, 'RACK_HTTP_PORT', 8080),
+    domain,
+    bind,
+    adminKeysFile: keys === undefined || keys === '' ? undefined : resolve(keys),
+    installDir,
+    buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
+    keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
+  };
+}
+
+export const paths = {
+  db: (c: RackConfig) => join(c.home, 'db'),
+  repos: (c: RackConfig) => join(c.home, 'repos'),
+  cache: (c: RackConfig) => join(c.home, 'cache'),
+  logs: (c: RackConfig) => join(c.home, 'logs'),
+  hostKey: (c: RackConfig) => join(c.home, 'ssh_host_ed25519_key'),
+  controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
+  ports: (c: RackConfig) => join(c.home, 'ports.json'),
+};

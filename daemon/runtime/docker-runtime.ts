@@ -1,0 +1,277 @@
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { PassThrough, type Readable } from 'node:stream';
+import { extract } from 'tar-stream';
+import { RackError } from '../rack-error.js';
+import { LABEL } from './labels.js';
+
+/** What the supervisor asks for: one process of one type of one release. */
+export interface ProcessSpec {
+  app: string;
+  release: number;
+  type: string;
+  image: string;
+  command: string;
+  env: Record<string, string>;
+  /** Container port the process listens on (`PORT`), published on loopback; web processes only. */
+  port?: number;
+}
+
+export interface ProcessInfo {
+  id: string;
+  name: string;
+  app: string;
+  release: number;
+  type: string;
+  running: boolean;
+  /** Loopback address of the published `PORT`, when the process has one. */
+  upstream: { host: string; port: number } | null;
+  startedAt: string;
+}
+
+export interface BuildRunSpec {
+  app: string;
+  build: number;
+  image: string;
+  cmd: string[];
+  env: Record<string, string>;
+  binds: string[];
+  /** Tar streams unpacked into the container before it starts, each at `path`. */
+  inputs: { path: string; tar: Readable }[];
+  onOutput: (chunk: Buffer) => void;
+  timeoutMs: number;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
+
+/**
+ * The Docker driver: the only file that talks to the engine. Everything above it speaks in
+ * processes, builds and images, so a Swarm driver can slot in later.
+ */
+export class DockerRuntime {
+  private readonly docker: Docker;
+
+  constructor(docker = new Docker()) {
+    this.docker = docker;
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.docker.ping();
+    } catch (err) {
+      throw new RackError('docker_unavailable', 'no Docker engine answers (is dockerd running? is DOCKER_HOST right?)', {
+        cause: err,
+      });
+    }
+  }
+
+  async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  // ---- processes
+
+  async startProcess(spec: ProcessSpec): Promise<ProcessInfo> {
+    const name = `rack.${spec.app}.v${spec.release}.${spec.type}.${randomBytes(3).toString('hex')}`;
+    const env = { ...spec.env };
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    if (spec.port !== undefined) {
+      env['PORT'] = String(spec.port);
+      exposed[`${spec.port}/tcp`] = {};
+      // Published on loopback only: the router on this host is the one way in.
+      bindings[`${spec.port}/tcp`] = [{ HostIp: LOOPBACK, HostPort: '' }];
+    }
+    const container = await this.docker.createContainer({
+      name,
+      Image: spec.image,
+      Cmd: ['rack-launch', spec.command],
+      Env: envList(env),
+      ExposedPorts: exposed,
+      Labels: {
+        [LABEL.managed]: 'true',
+        [LABEL.role]: 'process',
+        [LABEL.app]: spec.app,
+        [LABEL.release]: String(spec.release),
+        [LABEL.type]: spec.type,
+      },
+      HostConfig: { Init: true, PortBindings: bindings, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m' } } },
+    });
+    try {
+      await container.start();
+      return await this.inspectProcess(container.id);
+    } catch (err) {
+      await this.removeContainer(container.id);
+      throw err;
+    }
+  }
+
+  async inspectProcess(id: string): Promise<ProcessInfo> {
+    const info = await this.docker.getContainer(id).inspect();
+    const labels = info.Config.Labels ?? {};
+    let upstream: ProcessInfo['upstream'] = null;
+    for (const binding of Object.values(info.NetworkSettings.Ports ?? {})) {
+      const hostPort = binding?.[0]?.HostPort;
+      if (hostPort) upstream = { host: LOOPBACK, port: Number(hostPort) };
+    }
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      app: labels[LABEL.app] ?? '',
+      release: Number(labels[LABEL.release] ?? 0),
+      type: labels[LABEL.type] ?? '',
+      running: info.State.Running,
+      upstream,
+      startedAt: info.State.StartedAt,
+    };
+  }
+
+  /** Every process container rack owns, running or not. Containers without rack's labels are never listed. */
+  async listProcesses(app?: string): Promise<ProcessInfo[]> {
+    const label = [`${LABEL.managed}=true`, `${LABEL.role}=process`];
+    if (app !== undefined) label.push(`${LABEL.app}=${app}`);
+    const list = await this.docker.listContainers({ all: true, filters: { label } });
+    const out: ProcessInfo[] = [];
+    for (const c of list) {
+      try {
+        out.push(await this.inspectProcess(c.Id));
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err; // removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** SIGTERM, SIGKILL after `graceSeconds`, then remove. */
+  async stopProcess(id: string, graceSeconds: number): Promise<void> {
+    const container = this.docker.getContainer(id);
+    try {
+      await container.stop({ t: graceSeconds });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err; // 304: already stopped
+    }
+    await this.removeContainer(id);
+  }
+
+  async processLogs(id: string, tail: number): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail })) as unknown as Buffer;
+      return demuxToText(buf);
+    } catch {
+      return '';
+    }
+  }
+
+  // ---- builds
+
+  /** Runs a build container to completion, streaming its output. The caller removes the container. */
+  async runBuild(spec: BuildRunSpec): Promise<{ container: string; exitCode: number }> {
+    const container = await this.docker.createContainer({
+      name: `rack.${spec.app}.b${spec.build}.build.${randomBytes(3).toString('hex')}`,
+      Image: spec.image,
+      Cmd: spec.cmd,
+      Env: envList(spec.env),
+      Tty: false,
+      Labels: {
+        [LABEL.managed]: 'true',
+        [LABEL.role]: 'build',
+        [LABEL.app]: spec.app,
+        [LABEL.build]: String(spec.build),
+      },
+      HostConfig: { Binds: spec.binds, Init: true },
+    });
+    for (const input of spec.inputs) await container.putArchive(input.tar, { path: input.path });
+    const stream = await container.attach({ stream: true, stdout: true, stderr: true });
+    const out = new PassThrough();
+    out.on('data', spec.onOutput);
+    out.on('error', () => undefined);
+    stream.on('error', () => undefined);
+    container.modem.demuxStream(stream, out, out);
+    const ended = new Promise<void>((resolve) => stream.on('end', resolve));
+    await container.start();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), spec.timeoutMs);
+    });
+    try {
+      const result = await Promise.race([container.wait(), timedOut]);
+      if (result === 'timeout') {
+        await container.kill().catch(() => undefined);
+        throw new RackError('build_failed', `build timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
+      }
+      // Output may still be in flight after the exit; give the attach stream a moment to drain.
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      return { container: container.id, exitCode: (result as { StatusCode: number }).StatusCode };
+    } finally {
+      clearTimeout(timer);
+      out.end();
+    }
+  }
+
+  /** One small file out of a container, or undefined when it is not there. */
+  async readFile(containerId: string, path: string): Promise<Buffer | undefined> {
+    let archive: NodeJS.ReadableStream;
+    try {
+      archive = await this.docker.getContainer(containerId).getArchive({ path });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+    return new Promise((resolve, reject) => {
+      const ex = extract();
+      let found: Buffer | undefined;
+      ex.on('entry', (header, body, next) => {
+        const chunks: Buffer[] = [];
+        body.on('data', (c: unknown) => chunks.push(c as Buffer));
+        body.on('end', () => {
+          if (header.type === 'file' && found === undefined) found = Buffer.concat(chunks);
+          next();
+        });
+        body.resume();
+      });
+      ex.on('finish', () => resolve(found));
+      ex.on('error', reject);
+      archive.on('error', reject);
+      archive.pipe(ex);
+    });
+  }
+
+  async commit(containerId: string, ref: { repo: string; tag: string }, labels: Record<string, string>): Promise<string> {
+    await this.docker.getContainer(containerId).commit({
+      _query: { container: containerId, repo: ref.repo, tag: ref.tag },
+      _body: { Labels: { ...labels, [LABEL.managed]: 'true' }, WorkingDir: '/app', Cmd: ['rack-launch', 'true'] },
+    });
+    return `${ref.repo}:${ref.tag}`;
+  }
+
+  async removeContainer(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw err; // gone already, or removal already under way
+    }
+  }
+}
+
+/** Docker multiplexes stdout/stderr in 8-byte-framed chunks when there is no TTY. */
+function demuxToText(buf: Buffer): string {
+  if (!Buffer.isBuffer(buf)) return String(buf);
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}

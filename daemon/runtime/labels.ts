@@ -1,0 +1,14 @@
+/**
+ * Labels on every container and image rack makes. They are how a restarted daemon finds what it
+ * runs, and how it knows never to touch anything else on the engine.
+ */
+export const LABEL = {
+  managed: 'rack.managed',
+  app: 'rack.app',
+  release: 'rack.release',
+  build: 'rack.build',
+  type: 'rack.type',
+  role: 'rack.role',
+} as const;
+
+export type ContainerRole = 'build' | 'process';

@@ -1,0 +1,53 @@
+/** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
+
+export interface AppRecord {
+  name: string;
+  createdAt: string;
+  /** Release number serving now; 0 before the first deploy. */
+  currentRelease: number;
+}
+
+export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
+
+export interface BuildRecord {
+  app: string;
+  id: number;
+  commit: string;
+  status: BuildStatus;
+  buildpacks: string[];
+  /** Process type → command, from the Procfile or the buildpack's defaults. */
+  processTypes: Record<string, string>;
+  image: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  durationMs: number | null;
+  error: string | null;
+  createdBy: string;
+}
+
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+
+export interface ReleaseRecord {
+  app: string;
+  version: number;
+  build: number;
+  image: string;
+  processTypes: Record<string, string>;
+  config: Record<string, string>;
+  description: string;
+  createdBy: string;
+  createdAt: string;
+  status: ReleaseStatus;
+  error: string | null;
+}
+
+export type KeyRole = 'admin';
+
+export interface KeyRecord {
+  name: string;
+  /** `ssh-ed25519 AAAA...`: algorithm and base64 blob, no comment. */
+  publicKey: string;
+  fingerprint: string;
+  role: KeyRole;
+  createdAt: string;
+}

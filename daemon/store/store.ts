@@ -1,0 +1,187 @@
+import { Level } from 'level';
+import PQueue from 'p-queue';
+import { RackError } from '../rack-error.js';
+import type { AppRecord, BuildRecord, KeyRecord, ReleaseRecord, ReleaseStatus } from './records.js';
+
+type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | number | string;
+
+// Keys sort by app then zero-padded number, so a range read lists one app's history in order.
+const pad = (n: number) => String(n).padStart(10, '0');
+const k = {
+  app: (name: string) => `app!${name}`,
+  build: (app: string, id: number) => `build!${app}!${pad(id)}`,
+  builds: (app: string) => `build!${app}!`,
+  buildLog: (app: string, id: number) => `buildlog!${app}!${pad(id)}`,
+  release: (app: string, v: number) => `release!${app}!${pad(v)}`,
+  releases: (app: string) => `release!${app}!`,
+  counter: (kind: 'build' | 'release', app: string) => `counter!${kind}!${app}`,
+  key: (name: string) => `key!${name}`,
+};
+
+const now = () => new Date().toISOString();
+
+/**
+ * The only handle on rack's LevelDB. Writes go through one queue so that reading a counter and
+ * writing the record that uses it cannot interleave; each new record and its counter bump are one
+ * atomic batch, so a crash leaves either both or neither.
+ */
+export class Store {
+  private readonly db: Level<string, Value>;
+  private readonly writes = new PQueue({ concurrency: 1 });
+
+  constructor(path: string) {
+    this.db = new Level<string, Value>(path, { valueEncoding: 'json' });
+  }
+
+  async start(): Promise<void> {
+    await this.db.open();
+  }
+
+  async stop(): Promise<void> {
+    await this.writes.onIdle();
+    await this.db.close();
+  }
+
+  private async get<T extends Value>(key: string): Promise<T | undefined> {
+    return (await this.db.get(key)) as T | undefined;
+  }
+
+  private async range<T extends Value>(prefix: string, reverse = false): Promise<T[]> {
+    const out: T[] = [];
+    for await (const value of this.db.values({ gte: prefix, lt: `${prefix}\xff`, reverse })) out.push(value as T);
+    return out;
+  }
+
+  // ---- apps
+
+  getApp(name: string): Promise<AppRecord | undefined> {
+    return this.get<AppRecord>(k.app(name));
+  }
+
+  async requireApp(name: string): Promise<AppRecord> {
+    const app = await this.getApp(name);
+    if (!app) throw new RackError('no_such_app', `no app named "${name}"`);
+    return app;
+  }
+
+  listApps(): Promise<AppRecord[]> {
+    return this.range<AppRecord>('app!');
+  }
+
+  createApp(name: string): Promise<AppRecord> {
+    return this.write(async () => {
+      if (await this.getApp(name)) throw new RackError('app_exists', `app "${name}" already exists`);
+      const app: AppRecord = { name, createdAt: now(), currentRelease: 0 };
+      await this.db.put(k.app(name), app);
+      return app;
+    });
+  }
+
+  // ---- builds
+
+  createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy'>): Promise<BuildRecord> {
+    return this.write(async () => {
+      const id = ((await this.get<number>(k.counter('build', app))) ?? 0) + 1;
+      const build: BuildRecord = {
+        app,
+        id,
+        commit: fields.commit,
+        createdBy: fields.createdBy,
+        status: 'building',
+        buildpacks: [],
+        processTypes: {},
+        image: null,
+        createdAt: now(),
+        finishedAt: null,
+        durationMs: null,
+        error: null,
+      };
+      await this.db.batch([
+        { type: 'put', key: k.build(app, id), value: build },
+        { type: 'put', key: k.counter('build', app), value: id },
+      ]);
+      return build;
+    });
+  }
+
+  /** The one rewrite a build gets: from `building` to its final state, with its output kept beside it. */
+  finishBuild(build: BuildRecord, log: string): Promise<void> {
+    return this.write(async () => {
+      await this.db.batch([
+        { type: 'put', key: k.build(build.app, build.id), value: build },
+        { type: 'put', key: k.buildLog(build.app, build.id), value: log },
+      ]);
+    });
+  }
+
+  async getBuildLog(app: string, id: number): Promise<string | undefined> {
+    return this.get<string>(k.buildLog(app, id));
+  }
+
+  getBuild(app: string, id: number): Promise<BuildRecord | undefined> {
+    return this.get<BuildRecord>(k.build(app, id));
+  }
+
+  listBuilds(app: string): Promise<BuildRecord[]> {
+    return this.range<BuildRecord>(k.builds(app), true);
+  }
+
+  // ---- releases
+
+  createRelease(
+    app: string,
+    fields: Omit<ReleaseRecord, 'app' | 'version' | 'createdAt' | 'status' | 'error'>,
+  ): Promise<ReleaseRecord> {
+    return this.write(async () => {
+      const version = ((await this.get<number>(k.counter('release', app))) ?? 0) + 1;
+      const release: ReleaseRecord = { ...fields, app, version, createdAt: now(), status: 'pending', error: null };
+      await this.db.batch([
+        { type: 'put', key: k.release(app, version), value: release },
+        { type: 'put', key: k.counter('release', app), value: version },
+      ]);
+      return release;
+    });
+  }
+
+  /**
+   * Records a rollout's outcome. On success the app's current release moves in the same batch, so
+   * "current" never points at a release that did not finish.
+   */
+  finishRelease(release: ReleaseRecord, status: Exclude<ReleaseStatus, 'pending'>, error: string | null): Promise<void> {
+    return this.write(async () => {
+      const done: ReleaseRecord = { ...release, status, error };
+      const ops: { type: 'put'; key: string; value: Value }[] = [
+        { type: 'put', key: k.release(release.app, release.version), value: done },
+      ];
+      if (status === 'succeeded') {
+        const app = await this.requireApp(release.app);
+        ops.push({ type: 'put', key: k.app(app.name), value: { ...app, currentRelease: release.version } });
+      }
+      await this.db.batch(ops);
+    });
+  }
+
+  getRelease(app: string, version: number): Promise<ReleaseRecord | undefined> {
+    return this.get<ReleaseRecord>(k.release(app, version));
+  }
+
+  listReleases(app: string): Promise<ReleaseRecord[]> {
+    return this.range<ReleaseRecord>(k.releases(app), true);
+  }
+
+  // ---- keys
+
+  putKey(key: KeyRecord): Promise<void> {
+    return this.write(async () => {
+      await this.db.put(k.key(key.name), key);
+    });
+  }
+
+  listKeys(): Promise<KeyRecord[]> {
+    return this.range<KeyRecord>('key!');
+  }
+
+  private write<T>(task: () => Promise<T>): Promise<T> {
+    return this.writes.add(task) as Promise<T>;
+  }
+}
