@@ -53,8 +53,19 @@ const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]
 export class DockerRuntime {
   private readonly docker: Docker;
 
-  constructor(docker = new Docker()) {
+  /**
+   * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
+   * adopt or remove each other's containers.
+   */
+  constructor(
+    private readonly instance: string,
+    docker = new Docker(),
+  ) {
     this.docker = docker;
+  }
+
+  private labels(extra: Record<string, string>): Record<string, string> {
+    return { [LABEL.managed]: 'true', [LABEL.instance]: this.instance, ...extra };
   }
 
   async ping(): Promise<void> {
@@ -96,13 +107,12 @@ export class DockerRuntime {
       Cmd: ['rack-launch', spec.command],
       Env: envList(env),
       ExposedPorts: exposed,
-      Labels: {
-        [LABEL.managed]: 'true',
+      Labels: this.labels({
         [LABEL.role]: 'process',
         [LABEL.app]: spec.app,
         [LABEL.release]: String(spec.release),
         [LABEL.type]: spec.type,
-      },
+      }),
       HostConfig: { Init: true, PortBindings: bindings, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m' } } },
     });
     try {
@@ -136,7 +146,7 @@ export class DockerRuntime {
 
   /** Every process container rack owns, running or not. Containers without rack's labels are never listed. */
   async listProcesses(app?: string): Promise<ProcessInfo[]> {
-    const label = [`${LABEL.managed}=true`, `${LABEL.role}=process`];
+    const label = [`${LABEL.managed}=true`, `${LABEL.instance}=${this.instance}`, `${LABEL.role}=process`];
     if (app !== undefined) label.push(`${LABEL.app}=${app}`);
     const list = await this.docker.listContainers({ all: true, filters: { label } });
     const out: ProcessInfo[] = [];
@@ -181,12 +191,11 @@ export class DockerRuntime {
       Cmd: spec.cmd,
       Env: envList(spec.env),
       Tty: false,
-      Labels: {
-        [LABEL.managed]: 'true',
+      Labels: this.labels({
         [LABEL.role]: 'build',
         [LABEL.app]: spec.app,
         [LABEL.build]: String(spec.build),
-      },
+      }),
       HostConfig: { Binds: spec.binds, Init: true },
     });
     for (const input of spec.inputs) await container.putArchive(input.tar, { path: input.path });
@@ -248,7 +257,7 @@ export class DockerRuntime {
   async commit(containerId: string, ref: { repo: string; tag: string }, labels: Record<string, string>): Promise<string> {
     await this.docker.getContainer(containerId).commit({
       _query: { container: containerId, repo: ref.repo, tag: ref.tag },
-      _body: { Labels: { ...labels, [LABEL.managed]: 'true' }, WorkingDir: '/app', Cmd: ['rack-launch', 'true'] },
+      _body: { Labels: this.labels(labels), WorkingDir: '/app', Cmd: ['rack-launch', 'true'] },
     });
     return `${ref.repo}:${ref.tag}`;
   }

@@ -4,6 +4,7 @@
  */
 export const LABEL = {
   managed: 'rack.managed',
+  instance: 'rack.instance',
   app: 'rack.app',
   release: 'rack.release',
   build: 'rack.build',

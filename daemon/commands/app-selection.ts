@@ -1,0 +1,28 @@
+import { assertAppName, isAppName } from '../app-name.js';
+import { RackError } from '../rack-error.js';
+import type { Store } from '../store/store.js';
+
+export interface AppHints {
+  flag: string | undefined;
+  env: string | undefined;
+  login: string;
+}
+
+/**
+ * Which app a command is about: `-a APP`, else `RACK_APP` sent by ssh, else the login name when it
+ * names an app, else the only app there is; else an error that lists the choices.
+ */
+export async function selectApp(store: Store, hints: AppHints): Promise<string> {
+  for (const explicit of [hints.flag, hints.env]) {
+    if (explicit !== undefined && explicit !== '') {
+      const name = assertAppName(explicit);
+      await store.requireApp(name);
+      return name;
+    }
+  }
+  if (isAppName(hints.login) && (await store.getApp(hints.login))) return hints.login;
+  const apps = await store.listApps();
+  if (apps.length === 1) return apps[0]!.name;
+  if (apps.length === 0) throw new RackError('app_required', 'no apps yet: push one with "git push rack main"');
+  throw new RackError('app_required', `which app? add -a APP (one of: ${apps.map((a) => a.name).join(', ')})`);
+}

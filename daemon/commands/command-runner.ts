@@ -1,0 +1,80 @@
+import { parseArgs } from 'node:util';
+import { RackError } from '../rack-error.js';
+import type { ExecRequest } from '../ssh/ssh-server.js';
+import { appsCommands } from './apps.js';
+import { selectApp } from './app-selection.js';
+import type { Command, CommandContext, Services } from './command.js';
+import { historyCommands } from './history.js';
+
+const metaCommands: Command[] = [
+  {
+    name: 'help',
+    usage: 'help',
+    summary: 'list the commands',
+    app: false,
+    args: { min: 0, max: 1 },
+    async run(ctx) {
+      ctx.print('Usage: ssh rack COMMAND [ARGS] [-a APP]');
+      ctx.print('');
+      const width = Math.max(...COMMANDS.map((c) => c.usage.length));
+      for (const c of COMMANDS) ctx.print(`  ${c.usage.padEnd(width)}  ${c.summary}`);
+      ctx.print('');
+      ctx.print('Deploy with: git push rack main');
+    },
+  },
+  {
+    name: 'version',
+    usage: 'version',
+    summary: "show rack's version",
+    app: false,
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      ctx.print(`rack ${ctx.services.version}`);
+    },
+  },
+];
+
+const COMMANDS: Command[] = [...appsCommands, ...historyCommands, ...metaCommands];
+const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
+
+export interface CommandIo {
+  stdout(text: string): void;
+}
+
+/** Parses one ssh command line against the command table and runs it. */
+export async function runCommand(services: Services, req: Pick<ExecRequest, 'key' | 'login' | 'env'>, argv: string[], io: CommandIo): Promise<void> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '') throw new RackError('bad_command', 'no command given; try: ssh rack help');
+  const command = BY_NAME.get(name);
+  if (!command) throw new RackError('bad_command', `unknown command "${name.slice(0, 60)}"; try: ssh rack help`);
+
+  const options = {
+    ...(command.app ? { app: { type: 'string' as const, short: 'a' } } : {}),
+    ...(command.json ? { json: { type: 'boolean' as const } } : {}),
+    ...command.options,
+  };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new RackError('bad_argument', `${(err as Error).message.split('\n')[0]} (usage: ${command.usage})`);
+  }
+  const args = parsed.positionals;
+  if (args.length < command.args.min || args.length > command.args.max) {
+    throw new RackError('bad_argument', `wrong number of arguments (usage: ${command.usage})`);
+  }
+  const flag = parsed.values['app'];
+  const app = command.app
+    ? await selectApp(services.store, { flag: typeof flag === 'string' ? flag : undefined, env: req.env['RACK_APP'], login: req.login })
+    : '';
+  const ctx: CommandContext = {
+    app,
+    args,
+    flags: parsed.values,
+    key: req.key,
+    services,
+    print: (line) => io.stdout(`${line}\n`),
+    printJson: (value) => io.stdout(`${JSON.stringify(value, null, 2)}\n`),
+  };
+  await command.run(ctx);
+}

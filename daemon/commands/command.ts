@@ -1,0 +1,51 @@
+import type { ParseArgsConfig } from 'node:util';
+import type { RackConfig } from '../config.js';
+import type { Router } from '../router/router.js';
+import type { KeyRecord } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import type { Supervisor } from '../supervisor/supervisor.js';
+
+export interface Services {
+  config: RackConfig;
+  store: Store;
+  supervisor: Supervisor;
+  router: Router;
+  version: string;
+}
+
+export interface CommandContext {
+  /** The selected app; empty for commands that take none. */
+  app: string;
+  args: string[];
+  flags: Record<string, string | boolean | (string | boolean)[] | undefined>;
+  key: KeyRecord;
+  services: Services;
+  print(line: string): void;
+  printJson(value: unknown): void;
+}
+
+/** One `ssh rack NAME ...` command: how it parses, and what it does. */
+export interface Command {
+  name: string;
+  usage: string;
+  summary: string;
+  /** Whether the command acts on one app (selected by -a, RACK_APP, login name, ...). */
+  app: boolean;
+  /** Whether `--json` is accepted. */
+  json?: boolean;
+  options?: NonNullable<ParseArgsConfig['options']>;
+  args: { min: number; max: number };
+  run(ctx: CommandContext): Promise<void>;
+}
+
+/** Plain columns, padded to the widest cell; the last column is never padded. */
+export function table(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+export function ago(iso: string | null): string {
+  if (!iso) return '-';
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}

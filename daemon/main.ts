@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from './config.js';
+import { createLogger } from './log.js';
+import { RackError } from './rack-error.js';
+import { Rackd } from './rackd.js';
+
+const STOP_DEADLINE_MS = 20_000;
+
+// dist/daemon/main.js → the install dir two levels up holds buildpacks/, stack/, hooks/, scripts/.
+const installDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const log = createLogger();
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.env, installDir);
+  const rackd = new Rackd(config, log);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    const deadline = setTimeout(() => {
+      log.error('stop deadline passed; exiting');
+      process.exit(1);
+    }, STOP_DEADLINE_MS);
+    deadline.unref();
+    void rackd.stop().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  try {
+    await rackd.start();
+  } catch (err) {
+    await rackd.stop();
+    throw err;
+  }
+}
+
+main().catch((err: unknown) => {
+  const error = RackError.from(err);
+  log.fatal({ code: error.code, err }, error.message);
+  process.stderr.write(`rackd: ${error.message}\n`);
+  process.exit(1);
+});

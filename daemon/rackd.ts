@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { Builder } from './build/builder.js';
+import { ensureStackImage } from './build/stack-image.js';
+import { runCommand } from './commands/command-runner.js';
+import type { Services } from './commands/command.js';
+import { tokenize } from './commands/command-line.js';
+import { paths, type RackConfig } from './config.js';
+import { ControlServer } from './control/control-server.js';
+import { Pipeline } from './deploy.js';
+import { DeployLock } from './deploy-lock.js';
+import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
+import { preReceiveHandler } from './git/push-hook.js';
+import { PushSessions } from './git/push-sessions.js';
+import type { Logger } from './log.js';
+import { RackError } from './rack-error.js';
+import { Router } from './router/router.js';
+import { DockerRuntime } from './runtime/docker-runtime.js';
+import { registerAdminKeys } from './ssh/admin-keys.js';
+import { loadOrCreateHostKey } from './ssh/host-key.js';
+import { SshServer, type ExecRequest } from './ssh/ssh-server.js';
+import { Store } from './store/store.js';
+import { Supervisor } from './supervisor/supervisor.js';
+
+export interface Ports {
+  ssh: number;
+  http: number;
+}
+
+/**
+ * The daemon: wires the components and starts them in dependency order; `stop()` goes in reverse.
+ * Running apps are left running on stop, to be re-adopted by the next start.
+ */
+export class Rackd {
+  private readonly stops: (() => Promise<void>)[] = [];
+  private readonly lock = new DeployLock();
+
+  constructor(
+    private readonly config: RackConfig,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<Ports> {
+    const { config, log } = this;
+    for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config)]) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+    }
+    const runtime = new DockerRuntime(await instanceId(config));
+    await runtime.ping();
+    await ensureStackImage(runtime, config.installDir, log);
+
+    const store = new Store(paths.db(config));
+    await store.start();
+    this.stops.push(() => store.stop());
+    if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
+
+    const router = new Router({ bind: config.bind, port: config.httpPort, logger: log.child({ mod: 'router' }) });
+    const http = await router.start();
+    this.stops.push(() => router.stop());
+
+    const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, log.child({ mod: 'supervisor' }));
+    await supervisor.adopt();
+
+    const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
+    const pipeline = new Pipeline(store, builder, supervisor, this.lock, log.child({ mod: 'deploy' }));
+    this.stops.push(() => this.lock.idle());
+
+    const sessions = new PushSessions();
+    const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
+    control.handle('pre-receive', preReceiveHandler(sessions, pipeline));
+    await control.start();
+    this.stops.push(() => control.stop());
+
+    const git = new GitService(
+      paths.repos(config),
+      HOOKS_DIR(config.installDir),
+      paths.controlSocket(config),
+      store,
+      sessions,
+      (app) => router.setApp(app, supervisor.hosts(app), []),
+      log.child({ mod: 'git' }),
+    );
+    const services: Services = { config: { ...config, httpPort: http }, store, supervisor, router, version: await version(config) };
+    const ssh = new SshServer({
+      hostKey: await loadOrCreateHostKey(paths.hostKey(config)),
+      keys: () => store.listKeys(),
+      exec: (req) => this.exec(req, git, services),
+      logger: log.child({ mod: 'ssh' }),
+    });
+    const sshPort = await ssh.start(config.sshPort, config.bind);
+    this.stops.push(() => ssh.stop());
+    services.config.sshPort = sshPort;
+
+    const ports = { ssh: sshPort, http };
+    await writeFile(paths.ports(config), `${JSON.stringify(ports)}\n`);
+    log.info({ ...ports, home: config.home }, 'rackd ready');
+    return ports;
+  }
+
+  async stop(): Promise<void> {
+    for (const stop of this.stops.reverse()) {
+      try {
+        await stop();
+      } catch (err) {
+        this.log.warn({ err: String(err) }, 'error while stopping');
+      }
+    }
+    this.stops.length = 0;
+  }
+
+  private async exec(req: ExecRequest, git: GitService, services: Services): Promise<number> {
+    const { channel } = req;
+    try {
+      const argv = tokenize(req.command);
+      if (isGitCommand(argv)) return await git.serve(req, argv);
+      await runCommand(services, req, argv, { stdout: (text) => channel.write(text) });
+      return 0;
+    } catch (err) {
+      const error = RackError.from(err);
+      if (error.code === 'internal') this.log.error({ err, command: req.command.slice(0, 200) }, 'command failed');
+      channel.stderr.write(` !     ${error.message}\n`);
+      return error.exitCode;
+    }
+  }
+}
+
+/** A random ID made on first start and kept in RACK_HOME; it labels everything this daemon runs. */
+async function instanceId(config: RackConfig): Promise<string> {
+  const file = join(config.home, 'instance-id');
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    const id = randomBytes(8).toString('hex');
+    await writeFile(file, `${id}\n`, { flag: 'wx' });
+    return id;
+  }
+}
+
+async function version(config: RackConfig): Promise<string> {
+  const pkg = JSON.parse(await readFile(join(config.installDir, 'package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}

@@ -1,0 +1,195 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The repo root (tests run from dist/test/...). */
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program with an argument array and never throws on a non-zero exit. */
+export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function keypair(dir: string, name: string): Promise<{ priv: string; pub: string }> {
+  const priv = join(dir, name);
+  await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', priv]);
+  return { priv, pub: `${priv}.pub` };
+}
+
+/**
+ * A real rackd (the built `dist/daemon/main.js`) in a temp RACK_HOME on free ports, driven with the
+ * real `ssh` and `git` clients.
+ */
+export class RackDaemon {
+  child: ChildProcess | undefined;
+  sshPort = 0;
+  httpPort = 0;
+  output = '';
+
+  private constructor(
+    readonly home: string,
+    readonly work: string,
+    readonly adminKey: { priv: string; pub: string },
+  ) {}
+
+  static async create(): Promise<RackDaemon> {
+    const base = await mkdtemp(join(tmpdir(), 'rack-test-'));
+    const work = join(base, 'work');
+    await run('mkdir', ['-p', work]);
+    const key = await keypair(base, 'admin');
+    const adminKeys = join(base, 'admin_keys');
+    await writeFile(adminKeys, await readFile(key.pub));
+    const daemon = new RackDaemon(join(base, 'home'), work, key);
+    await daemon.start({ RACK_ADMIN_KEYS: adminKeys });
+    return daemon;
+  }
+
+  async start(extraEnv: Record<string, string> = {}): Promise<void> {
+    await rm(join(this.home, 'ports.json'), { force: true });
+    const child = spawn(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js')], {
+      env: {
+        ...process.env,
+        RACK_HOME: this.home,
+        RACK_SSH_PORT: '0',
+        RACK_HTTP_PORT: '0',
+        RACK_BIND: '127.0.0.1',
+        RACK_LOG_LEVEL: 'info',
+        ...extraEnv,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    child.stdout!.on('data', (c: Buffer) => (this.output += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (this.output += c.toString()));
+    const deadline = Date.now() + 5 * 60_000; // the first start may build the stack image
+    for (;;) {
+      try {
+        const ports = JSON.parse(await readFile(join(this.home, 'ports.json'), 'utf8')) as { ssh: number; http: number };
+        this.sshPort = ports.ssh;
+        this.httpPort = ports.http;
+        return;
+      } catch {
+        if (child.exitCode !== null) throw new Error(`rackd exited with ${child.exitCode}:\n${this.output}`);
+        if (Date.now() > deadline) throw new Error(`rackd did not start:\n${this.output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Stops the daemon and removes every container it ran, then its temp dir. */
+  async destroy(): Promise<void> {
+    await this.stop();
+    const id = (await readFile(join(this.home, 'instance-id'), 'utf8').catch(() => '')).trim();
+    if (id) {
+      const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${id}`]);
+      const ids = stdout.split('\n').filter(Boolean);
+      if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
+      const images = await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${id}`]);
+      const imageIds = [...new Set(images.stdout.split('\n').filter(Boolean))];
+      if (imageIds.length) await exec('docker', ['rmi', '-f', ...imageIds]);
+    }
+    await rm(dirname(this.home), { recursive: true, force: true });
+  }
+
+  sshArgs(key = this.adminKey.priv, user = 'git'): string[] {
+    return [
+      '-p', String(this.sshPort),
+      '-i', key,
+      '-o', 'IdentitiesOnly=yes',
+      '-o', 'StrictHostKeyChecking=no',
+      '-o', 'UserKnownHostsFile=/dev/null',
+      '-o', 'LogLevel=ERROR',
+      '-o', 'BatchMode=yes',
+      `${user}@127.0.0.1`,
+    ];
+  }
+
+  /** `ssh rack ARGS...` with the admin key (or another). */
+  ssh(args: string[], opts: { key?: string; user?: string; extra?: string[] } = {}): Promise<Result> {
+    return exec('ssh', [...(opts.extra ?? []), ...this.sshArgs(opts.key, opts.user), '--', ...args]);
+  }
+
+  gitEnv(key = this.adminKey.priv): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      GIT_SSH_COMMAND: `ssh -i ${key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o BatchMode=yes`,
+      GIT_TERMINAL_PROMPT: '0',
+    };
+  }
+
+  remote(app: string): string {
+    return `ssh://git@127.0.0.1:${this.sshPort}/${app}`;
+  }
+
+  /** A fresh git working copy of a fixture app, committed on main, with `rack` as its remote. */
+  async appRepo(fixture: string, app: string): Promise<string> {
+    const dir = join(this.work, app);
+    await cp(join(FIXTURES, fixture), dir, { recursive: true });
+    const git = (args: string[]) => run('git', args, { cwd: dir });
+    await git(['init', '-q', '-b', 'main']);
+    await git(['config', 'user.email', 'dev@example.com']);
+    await git(['config', 'user.name', 'Dev']);
+    await git(['add', '-A']);
+    await git(['commit', '-qm', 'first']);
+    await git(['remote', 'add', 'rack', this.remote(app)]);
+    return dir;
+  }
+
+  push(dir: string, refspec = 'main', opts: { key?: string } = {}): Promise<Result> {
+    return exec('git', ['push', 'rack', refspec], { cwd: dir, env: this.gitEnv(opts.key) });
+  }
+
+  /** GET through the router with `Host: APP.localhost`. */
+  get(app: string, path = '/'): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: this.httpPort, path, headers: { host: `${app}.localhost` }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+/** Commits a change in a working copy. */
+export async function commitFile(dir: string, file: string, content: string, message: string): Promise<void> {
+  await writeFile(join(dir, file), content);
+  await run('git', ['add', '-A'], { cwd: dir });
+  await run('git', ['commit', '-qm', message], { cwd: dir });
+}
+
+export async function headOf(dir: string, ref = 'HEAD'): Promise<string> {
+  return (await run('git', ['rev-parse', ref], { cwd: dir })).stdout.trim();
+}

@@ -1,0 +1,74 @@
+import test from 'ava';
+import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
+import { parseProcfile } from '../daemon/build/procfile.js';
+import { tokenize } from '../daemon/commands/command-line.js';
+import { loadConfig } from '../daemon/config.js';
+import { deployableRef } from '../daemon/git/push-hook.js';
+import { transition, type RolloutEvent, type RolloutState } from '../daemon/supervisor/rollout.js';
+
+const sha = 'a'.repeat(40);
+const zero = '0'.repeat(40);
+
+test('app names: DNS labels only', (t) => {
+  for (const ok of ['a', 'myapp', 'shop-prod', 'x1-2']) t.true(isAppName(ok), ok);
+  for (const bad of ['', 'A', '1app', 'app-', '-app', 'a--b', 'a_b', 'a.b', '../x', 'a/b', 'x'.repeat(31), 'é']) {
+    t.false(isAppName(bad), bad);
+  }
+});
+
+test('repo paths: only /APP or /APP.git', (t) => {
+  t.is(appFromRepoPath('/myapp'), 'myapp');
+  t.is(appFromRepoPath('myapp.git'), 'myapp');
+  t.is(appFromRepoPath('/myapp.git'), 'myapp');
+  for (const bad of ['/../x', '/etc/passwd', '//myapp', '/my%2eapp', '~/myapp', '/myapp/', '/.git', '']) {
+    t.throws(() => appFromRepoPath(bad), { message: /invalid app name/ }, bad);
+  }
+});
+
+test('Procfile parsing', (t) => {
+  t.deepEqual(parseProcfile('# comment\nweb: node server.js --port $PORT\n\nworker:  node worker.js\n'), {
+    web: 'node server.js --port $PORT',
+    worker: 'node worker.js',
+  });
+  t.throws(() => parseProcfile('just a command'), { message: /Procfile line 1/ });
+});
+
+test('command lines are split like a shell but never run', (t) => {
+  t.deepEqual(tokenize(`config:set 'A=b c' B="x y" C=$HOME`), ['config:set', 'A=b c', 'B=x y', 'C=$HOME']);
+  t.deepEqual(tokenize('releases -a app'), ['releases', '-a', 'app']);
+  t.deepEqual(tokenize('ls *'), ['ls', '*']);
+  for (const bad of ['apps; rm -rf /', 'apps | cat', 'apps > /tmp/x', 'apps && id', 'apps $(id)', 'a\0b']) {
+    t.throws(() => tokenize(bad), undefined, bad);
+  }
+});
+
+test('only one update of main or master deploys', (t) => {
+  t.is(deployableRef([{ oldRev: zero, newRev: sha, ref: 'refs/heads/main' }]).newRev, sha);
+  t.is(deployableRef([{ oldRev: zero, newRev: sha, ref: 'refs/heads/master' }]).ref, 'refs/heads/master');
+  t.throws(() => deployableRef([{ oldRev: zero, newRev: sha, ref: 'refs/heads/dev' }]), { message: /only the main or master/ });
+  t.throws(() => deployableRef([{ oldRev: zero, newRev: sha, ref: 'refs/tags/v1' }]), { message: /only the main or master/ });
+  t.throws(() => deployableRef([{ oldRev: sha, newRev: zero, ref: 'refs/heads/main' }]), { message: /deleting main/ });
+  t.throws(() => deployableRef([]), { message: /nothing was pushed/ });
+  t.throws(() => deployableRef('x'), { message: /nothing was pushed/ });
+  t.throws(() => deployableRef([{ oldRev: zero, newRev: 'zz', ref: 'refs/heads/main' }]), { message: /malformed/ });
+});
+
+test('rollout state machine', (t) => {
+  const run = (events: RolloutEvent[]) => events.reduce<RolloutState>((s, e) => transition(s, e), 'starting');
+  t.is(run(['started', 'healthy', 'switched', 'drained']), 'done');
+  t.is(run(['started', 'failure', 'cleaned_up']), 'failed');
+  t.is(run(['failure', 'cleaned_up']), 'failed');
+  t.throws(() => run(['healthy']));
+  t.throws(() => run(['started', 'healthy', 'switched', 'failure']), { message: /not valid in state "draining"/ });
+});
+
+test('config fails fast on bad values', (t) => {
+  const c = loadConfig({ RACK_HOME: '/tmp/r', RACK_SSH_PORT: '0' }, '/opt/rack');
+  t.is(c.sshPort, 0);
+  t.is(c.httpPort, 8080);
+  t.is(c.domain, 'localhost');
+  t.throws(() => loadConfig({ RACK_SSH_PORT: '99999' }, '/'), { message: /RACK_SSH_PORT must be a TCP port/ });
+  t.throws(() => loadConfig({ RACK_HTTP_PORT: 'http' }, '/'), { message: /RACK_HTTP_PORT/ });
+  t.throws(() => loadConfig({ RACK_DOMAIN: 'bad domain' }, '/'), { message: /RACK_DOMAIN/ });
+  t.throws(() => loadConfig({ RACK_BUILD_TIMEOUT: '-1' }, '/'), { message: /RACK_BUILD_TIMEOUT/ });
+});
