@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Everything rack needs on a fresh Debian machine (run as root): git and ssh clients, Docker from
+# Debian's docker.io (started in the background when no engine answers), debootstrap for the stack
+# image, the npm dependencies and the build. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf -- '-----> %s\n' "$*"; }
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v ssh >/dev/null || need+=(openssh-client)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if [ "${#need[@]}" -gt 0 ]; then
+  say "Installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  if [ -n "${DOCKER_HOST:-}" ]; then
+    echo " !     DOCKER_HOST=$DOCKER_HOST does not answer" >&2
+    exit 1
+  fi
+  say "Starting dockerd in the background (log: /var/log/rack-dockerd.log)"
+  nohup dockerd >/var/log/rack-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo " !     dockerd did not start; see /var/log/rack-dockerd.log" >&2; exit 1; }
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "Installing npm dependencies"
+  npm ci --no-audit --no-fund
+fi
+say "Building"
+npm run build --silent
+
+if ! docker image inspect rack/stack:latest >/dev/null 2>&1; then
+  bash scripts/make-stack.sh
+fi
+say "Ready: npm start runs rackd; npm test runs the tests"
