@@ -87,17 +87,18 @@ export class Builder {
     const cacheDir = join(paths.cache(this.config), req.app);
     await mkdir(cacheDir, { recursive: true });
 
+    const source = archive(req.repo, req.commit, 'app/', req.objects);
     const lines = lineSplitter((line) => say.raw(line));
     const run = await this.runtime.runBuild({
       app: req.app,
       build: build.id,
       image: STACK_IMAGE,
       cmd: ['/rack/stack/build'],
-      env: this.buildEnv(req.config),
+      env: {},
       binds: this.binds(cacheDir),
       inputs: [
-        { path: '/', tar: archive(req.repo, req.commit, 'app/', req.objects) },
-        { path: '/', tar: envDirTar(req.config) },
+        { path: '/', tar: source.tar, ready: source.done },
+        { path: '/', tar: inputsTar(req.config, this.buildEnv()) },
       ],
       onOutput: (chunk) => lines.push(chunk),
       timeoutMs: this.config.buildTimeoutMs,
@@ -127,9 +128,9 @@ export class Builder {
     }
   }
 
-  private buildEnv(config: Record<string, string>): Record<string, string> {
-    const env: Record<string, string> = { STACK: 'rack-stack' };
-    if (config['BUILDPACK_URL']) env['RACK_BUILDPACKS'] = config['BUILDPACK_URL'];
+  /** Operator settings the build needs but the app image must not keep. */
+  private buildEnv(): Record<string, string> {
+    const env: Record<string, string> = {};
     for (const name of PROXY_VARS) {
       const value = process.env[name];
       if (value) env[name] = value;
@@ -153,11 +154,18 @@ export class Builder {
   }
 }
 
-/** ENV_DIR of the buildpack contract: one file per config var, holding its exact value. */
-function envDirTar(config: Record<string, string>): Readable {
+/**
+ * `/rack-env`, the ENV_DIR of the buildpack contract (one file per config var, holding its exact
+ * value), and `/rack-build/env`, build-only settings the runner sources and deletes.
+ */
+function inputsTar(config: Record<string, string>, buildEnv: Record<string, string>): Readable {
   const tar = pack();
   tar.entry({ name: 'rack-env/', type: 'directory', mode: 0o755 });
   for (const [key, value] of Object.entries(config)) tar.entry({ name: `rack-env/${key}`, mode: 0o644 }, value);
+  const quote = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+  const lines = Object.entries(buildEnv).map(([k, v]) => `${k}=${quote(v)}\n`);
+  tar.entry({ name: 'rack-build/', type: 'directory', mode: 0o700 });
+  tar.entry({ name: 'rack-build/env', mode: 0o600 }, lines.join(''));
   tar.finalize();
   return tar as unknown as Readable;
 }

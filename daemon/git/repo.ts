@@ -1,7 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
 
@@ -40,8 +40,11 @@ function gitEnv(objects: GitObjectEnv): NodeJS.ProcessEnv {
   return { PATH: process.env['PATH'], HOME: process.env['HOME'], ...objects };
 }
 
-/** `git archive` of one commit as a tar stream, every path under `prefix`. */
-export function archive(dir: string, commit: string, prefix: string, objects: GitObjectEnv): Readable {
+/**
+ * `git archive` of one commit as a tar stream, every path under `prefix`. `done` settles when git
+ * exits: a consumer of the stream cannot tell a short archive from a failed one otherwise.
+ */
+export function archive(dir: string, commit: string, prefix: string, objects: GitObjectEnv): { tar: Readable; done: Promise<void> } {
   const child = spawn('git', ['archive', '--format=tar', `--prefix=${prefix}`, commit], {
     cwd: dir,
     env: gitEnv(objects),
@@ -49,10 +52,18 @@ export function archive(dir: string, commit: string, prefix: string, objects: Gi
   });
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  child.on('close', (code) => {
-    if (code !== 0) child.stdout.destroy(new RackError('build_failed', `git archive failed: ${stderr.trim()}`));
+  const done = new Promise<void>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve();
+      else reject(new RackError('build_failed', `git archive failed: ${stderr.trim() || `status ${code}`}`));
+    });
   });
-  return child.stdout;
+  done.catch(() => undefined); // the builder awaits it; this keeps an early failure from going unhandled
+  // Node discards what an exited child wrote to a pipe nobody reads yet; hold it in our own stream.
+  const tar = new PassThrough();
+  child.stdout.pipe(tar);
+  return { tar, done };
 }
 
 /** A file's contents at a commit, or undefined when the commit has no such file. */

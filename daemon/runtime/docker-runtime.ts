@@ -37,7 +37,7 @@ export interface BuildRunSpec {
   env: Record<string, string>;
   binds: string[];
   /** Tar streams unpacked into the container before it starts, each at `path`. */
-  inputs: { path: string; tar: Readable }[];
+  inputs: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
   timeoutMs: number;
 }
@@ -198,7 +198,15 @@ export class DockerRuntime {
       }),
       HostConfig: { Binds: spec.binds, Init: true },
     });
-    for (const input of spec.inputs) await container.putArchive(input.tar, { path: input.path });
+    try {
+      for (const input of spec.inputs) {
+        await container.putArchive(input.tar, { path: input.path });
+        await input.ready;
+      }
+    } catch (err) {
+      await this.removeContainer(container.id);
+      throw err;
+    }
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const out = new PassThrough();
     out.on('data', spec.onOutput);
