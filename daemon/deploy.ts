@@ -3,6 +3,9 @@ import type { DeployLock } from './deploy-lock.js';
 import type { GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
+import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
+import type { ImageRetention } from './release/image-retention.js';
+import type { DockerRuntime } from './runtime/docker-runtime.js';
 import type { ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
@@ -16,12 +19,25 @@ export interface PushRequest {
   keyName: string;
 }
 
-/** The pipeline: receive → build → release → deploy, one app at a time. */
+export interface ConfigChange {
+  app: string;
+  keyName: string;
+  description: string;
+  apply: (config: ConfigVars) => ConfigVars;
+  deploy: boolean;
+}
+
+/**
+ * The pipeline: receive → build → release → deploy, one app at a time. Config changes, rollbacks
+ * and promotions enter at the release stage: they reuse a build's image and never rebuild.
+ */
 export class Pipeline {
   constructor(
     private readonly store: Store,
     private readonly builder: Builder,
     private readonly supervisor: Supervisor,
+    private readonly runtime: DockerRuntime,
+    private readonly retention: ImageRetention,
     private readonly lock: DeployLock,
     private readonly log: Logger,
   ) {}
@@ -45,6 +61,84 @@ export class Pipeline {
     });
   }
 
+  /** A new release with the newest release's build and a changed config. Null when the app has no release yet. */
+  changeConfig(change: ConfigChange, out: UserOutput): Promise<ReleaseRecord | null> {
+    return this.lock.run(change.app, async () => {
+      const [latest] = await this.store.listReleases(change.app);
+      const before = await this.currentConfig(change.app);
+      const after = change.apply({ ...before });
+      if (isEmptyDiff(diffConfig(before, after))) {
+        throw new RackError('bad_argument', 'nothing changed: the config already has those values');
+      }
+      if (!latest) {
+        await this.store.setAppConfig(change.app, after);
+        return null;
+      }
+      const release = await this.store.createRelease(change.app, {
+        build: latest.build,
+        image: latest.image,
+        processTypes: latest.processTypes,
+        config: after,
+        description: change.description,
+        createdBy: change.keyName,
+      });
+      if (change.deploy) await this.deploy(release, out);
+      else await this.store.finishRelease(release, 'recorded', null);
+      return release;
+    });
+  }
+
+  /**
+   * Rolls out a copy of an earlier (or later) release as a new release. Without a target, a
+   * rollback goes to the newest succeeded release before the current one.
+   */
+  redeploy(
+    req: { app: string; target: number | undefined; keyName: string; kind: 'rollback' | 'promote' },
+    out: UserOutput,
+  ): Promise<{ release: ReleaseRecord; previous: number }> {
+    return this.lock.run(req.app, async () => {
+      const app = await this.store.requireApp(req.app);
+      const target = await this.targetRelease(app.name, app.currentRelease, req.target, req.kind);
+      if (!(await this.runtime.imageExists(target.image))) {
+        throw new RackError(
+          'no_such_build',
+          `the image of v${target.version} (${target.image}) was pruned; push the commit again to rebuild it`,
+        );
+      }
+      const release = await this.store.createRelease(app.name, {
+        build: target.build,
+        image: target.image,
+        processTypes: target.processTypes,
+        config: target.config,
+        description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
+        createdBy: req.keyName,
+      });
+      await this.deploy(release, out);
+      return { release, previous: app.currentRelease };
+    });
+  }
+
+  private async targetRelease(
+    app: string,
+    current: number,
+    wanted: number | undefined,
+    kind: 'rollback' | 'promote',
+  ): Promise<ReleaseRecord> {
+    if (wanted === undefined) {
+      const releases = await this.store.listReleases(app);
+      const previous = releases.find((r) => r.version < current && r.status === 'succeeded');
+      if (!previous) throw new RackError('no_such_release', 'there is no earlier succeeded release to roll back to');
+      return previous;
+    }
+    const target = await this.store.getRelease(app, wanted);
+    if (!target) throw new RackError('no_such_release', `${app} has no release v${wanted}`);
+    if (target.status === 'pending') throw new RackError('bad_argument', `v${wanted} is still rolling out`);
+    if (kind === 'rollback' && target.status === 'failed') {
+      throw new RackError('bad_argument', `v${wanted} failed (${target.error ?? 'unknown reason'}); roll back to a release that worked`);
+    }
+    return target;
+  }
+
   /** Rolls a release out and records the outcome; on failure the previous release stays current. */
   private async deploy(release: ReleaseRecord, out: UserOutput): Promise<void> {
     out.header(`Deploying v${release.version}`);
@@ -58,11 +152,15 @@ export class Pipeline {
     }
     await this.store.finishRelease(release, 'succeeded', null);
     this.log.info({ app: release.app, release: release.version }, 'release deployed');
+    await this.retention.prune(release.app).catch((err: unknown) => {
+      this.log.warn({ app: release.app, err: String(err) }, 'image pruning failed');
+    });
   }
 
   /** The config a new release starts from: the newest release's, whatever became of it. */
-  private async currentConfig(app: string): Promise<Record<string, string>> {
+  private async currentConfig(app: string): Promise<ConfigVars> {
     const [latest] = await this.store.listReleases(app);
-    return { ...(latest?.config ?? {}) };
+    if (latest) return { ...latest.config };
+    return { ...((await this.store.getApp(app))?.config ?? {}) };
   }
 }

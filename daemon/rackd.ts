@@ -10,6 +10,7 @@ import { tokenize } from './commands/command-line.js';
 import { paths, type RackConfig } from './config.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './deploy.js';
+import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
 import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
 import { preReceiveHandler } from './git/push-hook.js';
@@ -64,7 +65,8 @@ export class Rackd {
     await supervisor.adopt();
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
-    const pipeline = new Pipeline(store, builder, supervisor, this.lock, log.child({ mod: 'deploy' }));
+    const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
+    const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, log.child({ mod: 'deploy' }));
     this.stops.push(() => this.lock.idle());
 
     const sessions = new PushSessions();
@@ -82,7 +84,14 @@ export class Rackd {
       (app) => router.setApp(app, supervisor.hosts(app), []),
       log.child({ mod: 'git' }),
     );
-    const services: Services = { config: { ...config, httpPort: http }, store, supervisor, router, version: await version(config) };
+    const services: Services = {
+      config: { ...config, httpPort: http },
+      store,
+      supervisor,
+      router,
+      pipeline,
+      version: await version(config),
+    };
     const ssh = new SshServer({
       hostKey: await loadOrCreateHostKey(paths.hostKey(config)),
       keys: () => store.listKeys(),

@@ -4,7 +4,9 @@ import type { ExecRequest } from '../ssh/ssh-server.js';
 import { appsCommands } from './apps.js';
 import { selectApp } from './app-selection.js';
 import type { Command, CommandContext, Services } from './command.js';
+import { configCommands } from './config.js';
 import { historyCommands } from './history.js';
+import { releaseCommands } from './releases.js';
 
 const metaCommands: Command[] = [
   {
@@ -34,7 +36,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...historyCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
@@ -74,6 +76,7 @@ export async function runCommand(services: Services, req: Pick<ExecRequest, 'key
     key: req.key,
     services,
     print: (line) => io.stdout(`${line}\n`),
+    write: (text) => io.stdout(text),
     printJson: (value) => io.stdout(`${JSON.stringify(value, null, 2)}\n`),
   };
   await command.run(ctx);

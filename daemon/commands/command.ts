@@ -1,5 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { RackConfig } from '../config.js';
+import { RackError } from '../rack-error.js';
+import type { Pipeline } from '../deploy.js';
 import type { Router } from '../router/router.js';
 import type { KeyRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -10,6 +12,7 @@ export interface Services {
   store: Store;
   supervisor: Supervisor;
   router: Router;
+  pipeline: Pipeline;
   version: string;
 }
 
@@ -21,6 +24,8 @@ export interface CommandContext {
   key: KeyRecord;
   services: Services;
   print(line: string): void;
+  /** Raw output, no newline added. */
+  write(text: string): void;
   printJson(value: unknown): void;
 }
 
@@ -43,6 +48,16 @@ export function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
   return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+}
+
+/** `v12` or `12` → 12 (and `b3` for builds). */
+export function parseNumber(word: string, prefix: 'v' | 'b'): number {
+  const m = new RegExp(`^${prefix}?([1-9][0-9]{0,8})$`).exec(word);
+  if (!m) {
+    const what = prefix === 'v' ? 'release' : 'build';
+    throw new RackError('bad_argument', `expected a ${what} like ${prefix}3, got ${JSON.stringify(word.slice(0, 20))}`);
+  }
+  return Number(m[1]);
 }
 
 export function ago(iso: string | null): string {

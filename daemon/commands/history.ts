@@ -1,4 +1,14 @@
-import { ago, table, type Command } from './command.js';
+import { RackError } from '../rack-error.js';
+import type { BuildRecord } from '../store/records.js';
+import { ago, parseNumber, table, type Command, type CommandContext } from './command.js';
+
+async function requireBuild(ctx: CommandContext): Promise<BuildRecord> {
+  const id = parseNumber(ctx.args[0]!, 'b');
+  await ctx.services.store.requireApp(ctx.app);
+  const build = await ctx.services.store.getBuild(ctx.app, id);
+  if (!build) throw new RackError('no_such_build', `${ctx.app} has no build b${id}`);
+  return build;
+}
 
 const seconds = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
@@ -17,6 +27,43 @@ export const historyCommands: Command[] = [
       if (builds.length === 0) return ctx.print(`${ctx.app} has no builds yet`);
       const rows = builds.map((b) => [`b${b.id}`, b.status, b.commit.slice(0, 7), ago(b.createdAt), seconds(b.durationMs), b.createdBy]);
       for (const line of table([['ID', 'STATUS', 'COMMIT', 'CREATED', 'TOOK', 'BY'], ...rows])) ctx.print(line);
+    },
+  },
+  {
+    name: 'builds:info',
+    usage: 'builds:info bN [-a APP] [--json]',
+    summary: 'show one build',
+    app: true,
+    json: true,
+    args: { min: 1, max: 1 },
+    async run(ctx) {
+      const build = await requireBuild(ctx);
+      if (ctx.flags['json']) return ctx.printJson(build);
+      const rows = [
+        ['Build:', `b${build.id}`],
+        ['Status:', build.status + (build.error ? `: ${build.error}` : '')],
+        ['Commit:', build.commit],
+        ['Buildpacks:', build.buildpacks.join(', ') || '-'],
+        ['Processes:', Object.entries(build.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
+        ['Image:', build.image ?? '-'],
+        ['By:', build.createdBy],
+        ['Created:', ago(build.createdAt)],
+        ['Took:', seconds(build.durationMs)],
+      ];
+      for (const line of table(rows)) ctx.print(line);
+    },
+  },
+  {
+    name: 'builds:logs',
+    usage: 'builds:logs bN [-a APP]',
+    summary: "print a build's stored output",
+    app: true,
+    args: { min: 1, max: 1 },
+    async run(ctx) {
+      const build = await requireBuild(ctx);
+      const log = await ctx.services.store.getBuildLog(ctx.app, build.id);
+      if (log === undefined) return ctx.print(`b${build.id} has no stored output (status: ${build.status})`);
+      ctx.print(log);
     },
   },
   {

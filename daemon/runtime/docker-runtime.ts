@@ -270,6 +270,27 @@ export class DockerRuntime {
     return `${ref.repo}:${ref.tag}`;
   }
 
+  /** Tags (`rack/APP:bN`) of the app images this rack made. */
+  async listAppImages(app: string): Promise<string[]> {
+    const images = await this.docker.listImages({
+      filters: { label: [`${LABEL.managed}=true`, `${LABEL.instance}=${this.instance}`, `${LABEL.app}=${app}`] },
+    });
+    return images.flatMap((i) => i.RepoTags ?? []).filter((tag) => tag.startsWith(`rack/${app}:`));
+  }
+
+  /** False when the image is still used by a container (it is kept then). */
+  async removeImage(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).remove();
+      return true;
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 404) return true;
+      if (code === 409) return false;
+      throw err;
+    }
+  }
+
   async removeContainer(id: string): Promise<void> {
     try {
       await this.docker.getContainer(id).remove({ force: true, v: true });

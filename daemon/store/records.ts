@@ -5,6 +5,8 @@ export interface AppRecord {
   createdAt: string;
   /** Release number serving now; 0 before the first deploy. */
   currentRelease: number;
+  /** Config set before the app's first release; the first push starts from it. */
+  config?: Record<string, string>;
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
@@ -25,7 +27,8 @@ export interface BuildRecord {
   createdBy: string;
 }
 
-export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+/** `recorded`: made with --no-deploy, waiting to be promoted. */
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed' | 'recorded';
 
 export interface ReleaseRecord {
   app: string;

@@ -77,6 +77,14 @@ export class Store {
     });
   }
 
+  /** Config kept on the app record until it has a first release to carry it. */
+  setAppConfig(name: string, config: Record<string, string>): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      await this.db.put(k.app(name), { ...app, config });
+    });
+  }
+
   // ---- builds
 
   createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy'>): Promise<BuildRecord> {

@@ -109,6 +109,10 @@ export class Supervisor {
       await this.runtime.removeContainer(p.id);
     }
     for (const app of apps) {
+      // A rollout cut short by a crash never finished: record it as failed, whole.
+      for (const r of await this.store.listReleases(app.name)) {
+        if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
+      }
       // Known apps answer 503 rather than 404 until something of theirs is healthy.
       this.router.setApp(app.name, this.hosts(app.name), []);
       const mine = running.filter((p) => p.app === app.name);

@@ -1,0 +1,87 @@
+import { RackError } from '../rack-error.js';
+import { assertConfigKey, parseAssignments } from '../release/config-vars.js';
+import { textOutput } from '../user-output.js';
+import type { Command, CommandContext } from './command.js';
+
+const noDeploy = { 'no-deploy': { type: 'boolean' as const } };
+
+async function currentConfig(ctx: CommandContext): Promise<Record<string, string>> {
+  const app = await ctx.services.store.requireApp(ctx.app);
+  const [latest] = await ctx.services.store.listReleases(ctx.app);
+  return latest?.config ?? app.config ?? {};
+}
+
+async function change(ctx: CommandContext, description: string, apply: (c: Record<string, string>) => Record<string, string>) {
+  const deploy = ctx.flags['no-deploy'] !== true;
+  const out = textOutput(ctx.print);
+  const release = await ctx.services.pipeline.changeConfig(
+    { app: ctx.app, keyName: ctx.key.name, description, apply, deploy },
+    out,
+  );
+  if (!release) return out.header(`${description}: kept for ${ctx.app}'s first deploy`);
+  if (deploy) out.header(`${description}: released v${release.version}`);
+  else out.header(`${description}: recorded v${release.version}; roll it out with: releases:promote v${release.version}`);
+}
+
+export const configCommands: Command[] = [
+  {
+    name: 'config',
+    usage: 'config [-a APP] [--json]',
+    summary: "show an app's config vars",
+    app: true,
+    json: true,
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      const config = await currentConfig(ctx);
+      if (ctx.flags['json']) return ctx.printJson(config);
+      const keys = Object.keys(config).sort();
+      if (keys.length === 0) return ctx.print(`${ctx.app} has no config vars`);
+      const width = Math.max(...keys.map((k) => k.length));
+      for (const k of keys) ctx.print(`${`${k}:`.padEnd(width + 1)}  ${config[k]}`);
+    },
+  },
+  {
+    name: 'config:get',
+    usage: 'config:get KEY [-a APP]',
+    summary: 'print one config value exactly (no newline added)',
+    app: true,
+    args: { min: 1, max: 1 },
+    async run(ctx) {
+      const key = assertConfigKey(ctx.args[0]!);
+      const config = await currentConfig(ctx);
+      const value = config[key];
+      if (value === undefined) throw new RackError('bad_argument', `${ctx.app} has no config var ${key}`);
+      ctx.write(value);
+    },
+  },
+  {
+    name: 'config:set',
+    usage: 'config:set KEY=VALUE ... [-a APP] [--no-deploy]',
+    summary: 'set config vars; makes a release and rolls it out',
+    app: true,
+    options: noDeploy,
+    args: { min: 1, max: 100 },
+    async run(ctx) {
+      const pairs = parseAssignments(ctx.args);
+      await change(ctx, `Set ${Object.keys(pairs).join(', ')}`, (c) => ({ ...c, ...pairs }));
+    },
+  },
+  {
+    name: 'config:unset',
+    usage: 'config:unset KEY ... [-a APP] [--no-deploy]',
+    summary: 'remove config vars; makes a release and rolls it out',
+    app: true,
+    options: noDeploy,
+    args: { min: 1, max: 100 },
+    async run(ctx) {
+      const keys = ctx.args.map(assertConfigKey);
+      const config = await currentConfig(ctx);
+      const missing = keys.filter((k) => !(k in config));
+      if (missing.length > 0) throw new RackError('bad_argument', `${ctx.app} has no config var ${missing.join(', ')}`);
+      await change(ctx, `Unset ${keys.join(', ')}`, (c) => {
+        for (const k of keys) delete c[k];
+        return c;
+      });
+    },
+  },
+];

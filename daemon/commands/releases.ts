@@ -1,0 +1,82 @@
+import { RackError } from '../rack-error.js';
+import { abbreviate, diffConfig } from '../release/config-vars.js';
+import { textOutput } from '../user-output.js';
+import { ago, parseNumber, table, type Command, type CommandContext } from './command.js';
+
+async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
+  const target = ctx.args[0] === undefined ? undefined : parseNumber(ctx.args[0], 'v');
+  const out = textOutput(ctx.print);
+  const { release, previous } = await ctx.services.pipeline.redeploy({ app: ctx.app, target, keyName: ctx.key.name, kind }, out);
+  out.header(`${release.description}: released v${release.version}`);
+  if (previous > 0) out.detail(`undo with: ssh rack releases:rollback v${previous} -a ${ctx.app}`);
+}
+
+/** Looking into one release, and rolling releases out again. */
+export const releaseCommands: Command[] = [
+  {
+    name: 'releases:info',
+    usage: 'releases:info vN [-a APP] [--json]',
+    summary: 'show a release, with its config changes against the release before it',
+    app: true,
+    json: true,
+    args: { min: 1, max: 1 },
+    async run(ctx) {
+      const version = parseNumber(ctx.args[0]!, 'v');
+      const { store } = ctx.services;
+      const app = await store.requireApp(ctx.app);
+      const release = await store.getRelease(ctx.app, version);
+      if (!release) throw new RackError('no_such_release', `${ctx.app} has no release v${version}`);
+      const before = version > 1 ? ((await store.getRelease(ctx.app, version - 1))?.config ?? {}) : {};
+      const diff = diffConfig(before, release.config);
+      const info = {
+        version: release.version,
+        status: release.status,
+        current: release.version === app.currentRelease,
+        build: release.build,
+        image: release.image,
+        description: release.description,
+        createdBy: release.createdBy,
+        createdAt: release.createdAt,
+        error: release.error,
+        processTypes: release.processTypes,
+        configKeys: Object.keys(release.config).sort(),
+        configChanges: diff,
+      };
+      if (ctx.flags['json']) return ctx.printJson(info);
+      const rows = [
+        ['Release:', `v${info.version}${info.current ? ' (current)' : ''}`],
+        ['Status:', info.status + (info.error ? `: ${info.error}` : '')],
+        ['Build:', `b${info.build} (${info.image})`],
+        ['Description:', info.description],
+        ['By:', info.createdBy],
+        ['Created:', ago(info.createdAt)],
+        ['Processes:', Object.entries(info.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
+        ['Config:', info.configKeys.join(', ') || '-'],
+      ];
+      for (const line of table(rows)) ctx.print(line);
+      const changes = [
+        ...diff.added.map((k) => `  + ${k}=${abbreviate(release.config[k]!)}`),
+        ...diff.changed.map((k) => `  ~ ${k}=${abbreviate(release.config[k]!)}`),
+        ...diff.removed.map((k) => `  - ${k}`),
+      ];
+      ctx.print(version > 1 ? `Config changes since v${version - 1}:` : 'Config:');
+      for (const line of changes.length ? changes : ['  (none)']) ctx.print(line);
+    },
+  },
+  {
+    name: 'releases:rollback',
+    usage: 'releases:rollback [vN] [-a APP]',
+    summary: 'roll back to vN (default: the previous good release) as a new release',
+    app: true,
+    args: { min: 0, max: 1 },
+    run: (ctx) => redeploy(ctx, 'rollback'),
+  },
+  {
+    name: 'releases:promote',
+    usage: 'releases:promote vN [-a APP]',
+    summary: 'roll out any release, forward or back, as a new release',
+    app: true,
+    args: { min: 1, max: 1 },
+    run: (ctx) => redeploy(ctx, 'promote'),
+  },
+];

@@ -1,0 +1,58 @@
+import { RackError } from '../rack-error.js';
+
+export type ConfigVars = Record<string, string>;
+
+export const MAX_VALUE_BYTES = 32 * 1024;
+const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const MAX_KEY_LENGTH = 256;
+/** Set by rack itself; a user value would be overwritten or would break the process. */
+const RESERVED = new Set(['PORT']);
+
+export function assertConfigKey(key: string): string {
+  if (key.length > MAX_KEY_LENGTH || !KEY.test(key)) {
+    const shown = JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key);
+    throw new RackError('bad_argument', `invalid config key ${shown}: use letters, digits and _, not starting with a digit`);
+  }
+  if (RESERVED.has(key)) throw new RackError('bad_argument', `${key} is set by rack and cannot be changed`);
+  return key;
+}
+
+/** `KEY=VALUE` words → pairs. Values keep every byte after the first `=`; nothing is partly applied. */
+export function parseAssignments(words: string[]): ConfigVars {
+  const out: ConfigVars = {};
+  for (const word of words) {
+    const eq = word.indexOf('=');
+    if (eq <= 0) throw new RackError('bad_argument', `expected KEY=VALUE, got ${JSON.stringify(word.slice(0, 40))}`);
+    const key = assertConfigKey(word.slice(0, eq));
+    const value = word.slice(eq + 1);
+    if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
+      throw new RackError('bad_argument', `value of ${key} is over ${MAX_VALUE_BYTES / 1024} KiB`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+export interface ConfigDiff {
+  added: string[];
+  changed: string[];
+  removed: string[];
+}
+
+export function diffConfig(before: ConfigVars, after: ConfigVars): ConfigDiff {
+  const added = Object.keys(after).filter((k) => !(k in before));
+  const changed = Object.keys(after).filter((k) => k in before && before[k] !== after[k]);
+  const removed = Object.keys(before).filter((k) => !(k in after));
+  return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
+}
+
+export function isEmptyDiff(d: ConfigDiff): boolean {
+  return d.added.length + d.changed.length + d.removed.length === 0;
+}
+
+/** Shows enough of a value to recognise it, never a whole secret. */
+export function abbreviate(value: string): string {
+  const flat = value.replace(/\n/g, '\\n');
+  if (flat.length <= 8) return '*'.repeat(Math.max(3, flat.length));
+  return `${flat.slice(0, 4)}...(${Buffer.byteLength(value)} bytes)`;
+}

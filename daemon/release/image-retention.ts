@@ -1,0 +1,34 @@
+import type { Logger } from '../log.js';
+import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import type { Store } from '../store/store.js';
+
+/**
+ * Keeps the images of the current release and of the newest `keep` releases and builds, so
+ * rollbacks stay instant; removes older images of the app, and only images this rack made.
+ */
+export class ImageRetention {
+  constructor(
+    private readonly store: Store,
+    private readonly runtime: DockerRuntime,
+    private readonly keep: number,
+    private readonly log: Logger,
+  ) {}
+
+  async prune(app: string): Promise<string[]> {
+    const record = await this.store.requireApp(app);
+    const releases = await this.store.listReleases(app);
+    const builds = await this.store.listBuilds(app);
+    const kept = new Set<string>();
+    for (const r of releases.slice(0, this.keep)) kept.add(r.image);
+    for (const b of builds.slice(0, this.keep)) if (b.image) kept.add(b.image);
+    const current = releases.find((r) => r.version === record.currentRelease);
+    if (current) kept.add(current.image);
+    const removed: string[] = [];
+    for (const image of await this.runtime.listAppImages(app)) {
+      if (kept.has(image)) continue;
+      if (await this.runtime.removeImage(image)) removed.push(image);
+    }
+    if (removed.length > 0) this.log.info({ app, removed }, 'pruned old images');
+    return removed;
+  }
+}
