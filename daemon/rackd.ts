@@ -7,6 +7,7 @@ import { ensureStackImage } from './build/stack-image.js';
 import { runCommand } from './commands/command-runner.js';
 import type { Services } from './commands/command.js';
 import { tokenize } from './commands/command-line.js';
+import { parseRunLine, runOneOff } from './commands/run.js';
 import { paths, type RackConfig } from './config.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './deploy.js';
@@ -17,6 +18,7 @@ import { preReceiveHandler } from './git/push-hook.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
+import { LogHub } from './logs/log-hub.js';
 import { Router } from './router/router.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
@@ -57,11 +59,13 @@ export class Rackd {
     this.stops.push(() => store.stop());
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
+    const logs = new LogHub();
     const router = new Router({ bind: config.bind, port: config.httpPort, logger: log.child({ mod: 'router' }) });
     const http = await router.start();
     this.stops.push(() => router.stop());
 
-    const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, log.child({ mod: 'supervisor' }));
+    const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
+    this.stops.push(async () => supervisor.stop());
     await supervisor.adopt();
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
@@ -81,7 +85,7 @@ export class Rackd {
       paths.controlSocket(config),
       store,
       sessions,
-      (app) => router.setApp(app, supervisor.hosts(app), []),
+      (app) => supervisor.publish(app, []),
       log.child({ mod: 'git' }),
     );
     const services: Services = {
@@ -90,6 +94,9 @@ export class Rackd {
       supervisor,
       router,
       pipeline,
+      lock: this.lock,
+      logs,
+      runtime,
       version: await version(config),
     };
     const ssh = new SshServer({
@@ -122,9 +129,16 @@ export class Rackd {
   private async exec(req: ExecRequest, git: GitService, services: Services): Promise<number> {
     const { channel } = req;
     try {
+      const run = parseRunLine(req.command);
+      if (run) return await runOneOff(services, req, run);
       const argv = tokenize(req.command);
       if (isGitCommand(argv)) return await git.serve(req, argv);
-      await runCommand(services, req, argv, { stdout: (text) => channel.write(text) });
+      const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+      await runCommand(services, req, argv, {
+        stdout: (text) => channel.write(text),
+        readInput: (max) => readChannel(channel, max),
+        closed,
+      });
       return 0;
     } catch (err) {
       const error = RackError.from(err);
@@ -133,6 +147,21 @@ export class Rackd {
       return error.exitCode;
     }
   }
+}
+
+/** Reads what the client sends on stdin until it closes it; refuses more than `max` bytes. */
+function readChannel(channel: ExecRequest['channel'], max: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    channel.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > max) reject(new RackError('bad_argument', `input is over ${Math.round(max / 1024)} KiB`));
+      else chunks.push(chunk);
+    });
+    channel.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    channel.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 /** A random ID made on first start and kept in RACK_HOME; it labels everything this daemon runs. */

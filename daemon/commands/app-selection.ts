@@ -1,16 +1,20 @@
 import { assertAppName, isAppName } from '../app-name.js';
 import { RackError } from '../rack-error.js';
+import { keyHasApp } from '../access/access-policy.js';
+import type { KeyRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
 export interface AppHints {
   flag: string | undefined;
   env: string | undefined;
   login: string;
+  key: KeyRecord;
 }
 
 /**
  * Which app a command is about: `-a APP`, else `RACK_APP` sent by ssh, else the login name when it
- * names an app, else the only app there is; else an error that lists the choices.
+ * names an app, else the key's only app (for an admin key, the only app there is); else an error
+ * that lists the choices.
  */
 export async function selectApp(store: Store, hints: AppHints): Promise<string> {
   for (const explicit of [hints.flag, hints.env]) {
@@ -21,7 +25,7 @@ export async function selectApp(store: Store, hints: AppHints): Promise<string> 
     }
   }
   if (isAppName(hints.login) && (await store.getApp(hints.login))) return hints.login;
-  const apps = await store.listApps();
+  const apps = (await store.listApps()).filter((a) => keyHasApp(hints.key, a.name));
   if (apps.length === 1) return apps[0]!.name;
   if (apps.length === 0) throw new RackError('app_required', 'no apps yet: push one with "git push rack main"');
   throw new RackError('app_required', `which app? add -a APP (one of: ${apps.map((a) => a.name).join(', ')})`);

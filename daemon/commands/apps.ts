@@ -1,16 +1,23 @@
+import { keyHasApp } from '../access/access-policy.js';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { assertAppName } from '../app-name.js';
+import { paths } from '../config.js';
+import { repoDir } from '../git/repo.js';
+import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
 
 export const appsCommands: Command[] = [
   {
     name: 'apps',
+    access: 'public',
     usage: 'apps [--json]',
     summary: 'list apps',
     app: false,
     json: true,
     args: { min: 0, max: 0 },
     async run(ctx) {
-      const apps = await ctx.services.store.listApps();
+      const apps = (await ctx.services.store.listApps()).filter((a) => keyHasApp(ctx.key, a.name));
       if (ctx.flags['json']) return ctx.printJson(apps.map((a) => ({ ...a, url: ctx.services.supervisor.url(a.name) })));
       if (apps.length === 0) return ctx.print('no apps yet: push one with "git push rack main"');
       const rows = apps.map((a) => [a.name, a.currentRelease ? `v${a.currentRelease}` : '-', ctx.services.supervisor.url(a.name)]);
@@ -19,6 +26,7 @@ export const appsCommands: Command[] = [
   },
   {
     name: 'apps:create',
+    access: 'admin',
     usage: 'apps:create NAME',
     summary: 'create an app (a first push creates it too)',
     app: false,
@@ -26,13 +34,40 @@ export const appsCommands: Command[] = [
     async run(ctx) {
       const name = assertAppName(ctx.args[0]!);
       await ctx.services.store.createApp(name);
-      ctx.services.router.setApp(name, ctx.services.supervisor.hosts(name), []);
+      await ctx.services.supervisor.publish(name, []);
       ctx.print(`-----> Created ${name}`);
       ctx.print(`       git remote add rack ssh://git@HOST:${ctx.services.config.sshPort}/${name}`);
     },
   },
   {
+    name: 'apps:destroy',
+    access: 'admin',
+    usage: 'apps:destroy NAME --confirm NAME',
+    summary: "remove an app: its processes, containers, images, repo, cache and records",
+    app: false,
+    options: { confirm: { type: 'string' } },
+    args: { min: 1, max: 1 },
+    async run(ctx) {
+      const name = assertAppName(ctx.args[0]!);
+      if (ctx.flags['confirm'] !== name) {
+        throw new RackError('bad_argument', `this destroys ${name} and everything of it; to go on, run: apps:destroy ${name} --confirm ${name}`);
+      }
+      await ctx.services.store.requireApp(name);
+      await ctx.services.lock.run(name, async () => {
+        const { runtime, supervisor, store, config } = ctx.services;
+        supervisor.unpublish(name);
+        for (const p of await runtime.listProcesses(name)) await runtime.removeContainer(p.id);
+        for (const image of await runtime.listAppImages(name)) await runtime.removeImage(image);
+        await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
+        await rm(join(paths.cache(config), name), { recursive: true, force: true });
+        await store.destroyApp(name);
+      });
+      ctx.print(`-----> Destroyed ${name}`);
+    },
+  },
+  {
     name: 'apps:info',
+    access: 'member',
     usage: 'apps:info [-a APP] [--json]',
     summary: "show an app's release, URL and git remote",
     app: true,

@@ -1,16 +1,21 @@
 import { parseArgs } from 'node:util';
+import { authorize } from '../access/access-policy.js';
 import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { appsCommands } from './apps.js';
 import { selectApp } from './app-selection.js';
 import type { Command, CommandContext, Services } from './command.js';
 import { configCommands } from './config.js';
+import { domainsCommands } from './domains.js';
 import { historyCommands } from './history.js';
+import { keysCommands } from './keys.js';
+import { logsCommands } from './logs.js';
 import { releaseCommands } from './releases.js';
 
 const metaCommands: Command[] = [
   {
     name: 'help',
+    access: 'public',
     usage: 'help',
     summary: 'list the commands',
     app: false,
@@ -20,12 +25,14 @@ const metaCommands: Command[] = [
       ctx.print('');
       const width = Math.max(...COMMANDS.map((c) => c.usage.length));
       for (const c of COMMANDS) ctx.print(`  ${c.usage.padEnd(width)}  ${c.summary}`);
+      ctx.print(`  ${'run [-a APP] COMMAND...'.padEnd(width)}  run a one-off process of the current release (ssh -t for a TTY)`);
       ctx.print('');
       ctx.print('Deploy with: git push rack main');
     },
   },
   {
     name: 'version',
+    access: 'public',
     usage: 'version',
     summary: "show rack's version",
     app: false,
@@ -36,11 +43,13 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...logsCommands, ...keysCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
   stdout(text: string): void;
+  readInput(maxBytes: number): Promise<string>;
+  closed: Promise<void>;
 }
 
 /** Parses one ssh command line against the command table and runs it. */
@@ -67,8 +76,14 @@ export async function runCommand(services: Services, req: Pick<ExecRequest, 'key
   }
   const flag = parsed.values['app'];
   const app = command.app
-    ? await selectApp(services.store, { flag: typeof flag === 'string' ? flag : undefined, env: req.env['RACK_APP'], login: req.login })
+    ? await selectApp(services.store, {
+        flag: typeof flag === 'string' ? flag : undefined,
+        env: req.env['RACK_APP'],
+        login: req.login,
+        key: req.key,
+      })
     : '';
+  authorize(req.key, command.access, command.name, command.app ? app : undefined);
   const ctx: CommandContext = {
     app,
     args,
@@ -77,6 +92,8 @@ export async function runCommand(services: Services, req: Pick<ExecRequest, 'key
     services,
     print: (line) => io.stdout(`${line}\n`),
     write: (text) => io.stdout(text),
+    readInput: (max) => io.readInput(max),
+    closed: io.closed,
     printJson: (value) => io.stdout(`${JSON.stringify(value, null, 2)}\n`),
   };
   await command.run(ctx);

@@ -1,7 +1,11 @@
 import type { ParseArgsConfig } from 'node:util';
+import type { AccessLevel } from '../access/access-policy.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../deploy.js';
+import type { LogHub } from '../logs/log-hub.js';
+import type { DeployLock } from '../deploy-lock.js';
+import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { Router } from '../router/router.js';
 import type { KeyRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -13,6 +17,9 @@ export interface Services {
   supervisor: Supervisor;
   router: Router;
   pipeline: Pipeline;
+  lock: DeployLock;
+  logs: LogHub;
+  runtime: DockerRuntime;
   version: string;
 }
 
@@ -23,6 +30,10 @@ export interface CommandContext {
   flags: Record<string, string | boolean | (string | boolean)[] | undefined>;
   key: KeyRecord;
   services: Services;
+  /** Resolves when the client goes away (for commands that stream until then). */
+  closed: Promise<void>;
+  /** The client's standard input, read to its end (at most `maxBytes`). */
+  readInput(maxBytes: number): Promise<string>;
   print(line: string): void;
   /** Raw output, no newline added. */
   write(text: string): void;
@@ -36,6 +47,8 @@ export interface Command {
   summary: string;
   /** Whether the command acts on one app (selected by -a, RACK_APP, login name, ...). */
   app: boolean;
+  /** What the key must be allowed; checked before the command does anything. */
+  access: AccessLevel;
   /** Whether `--json` is accepted. */
   json?: boolean;
   options?: NonNullable<ParseArgsConfig['options']>;

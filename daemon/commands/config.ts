@@ -26,6 +26,7 @@ async function change(ctx: CommandContext, description: string, apply: (c: Recor
 export const configCommands: Command[] = [
   {
     name: 'config',
+    access: 'member',
     usage: 'config [-a APP] [--json]',
     summary: "show an app's config vars",
     app: true,
@@ -42,6 +43,7 @@ export const configCommands: Command[] = [
   },
   {
     name: 'config:get',
+    access: 'member',
     usage: 'config:get KEY [-a APP]',
     summary: 'print one config value exactly (no newline added)',
     app: true,
@@ -56,6 +58,7 @@ export const configCommands: Command[] = [
   },
   {
     name: 'config:set',
+    access: 'member',
     usage: 'config:set KEY=VALUE ... [-a APP] [--no-deploy]',
     summary: 'set config vars; makes a release and rolls it out',
     app: true,
@@ -68,6 +71,7 @@ export const configCommands: Command[] = [
   },
   {
     name: 'config:unset',
+    access: 'member',
     usage: 'config:unset KEY ... [-a APP] [--no-deploy]',
     summary: 'remove config vars; makes a release and rolls it out',
     app: true,

@@ -16,6 +16,7 @@ const seconds = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFix
 export const historyCommands: Command[] = [
   {
     name: 'builds',
+    access: 'deploy',
     usage: 'builds [-a APP] [--json]',
     summary: "list an app's builds, newest first",
     app: true,
@@ -31,6 +32,7 @@ export const historyCommands: Command[] = [
   },
   {
     name: 'builds:info',
+    access: 'deploy',
     usage: 'builds:info bN [-a APP] [--json]',
     summary: 'show one build',
     app: true,
@@ -55,6 +57,7 @@ export const historyCommands: Command[] = [
   },
   {
     name: 'builds:logs',
+    access: 'deploy',
     usage: 'builds:logs bN [-a APP]',
     summary: "print a build's stored output",
     app: true,
@@ -68,6 +71,7 @@ export const historyCommands: Command[] = [
   },
   {
     name: 'releases',
+    access: 'deploy',
     usage: 'releases [-a APP] [--json]',
     summary: "list an app's releases, newest first; the current one is marked",
     app: true,

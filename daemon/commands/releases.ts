@@ -15,6 +15,7 @@ async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
 export const releaseCommands: Command[] = [
   {
     name: 'releases:info',
+    access: 'deploy',
     usage: 'releases:info vN [-a APP] [--json]',
     summary: 'show a release, with its config changes against the release before it',
     app: true,
@@ -65,6 +66,7 @@ export const releaseCommands: Command[] = [
   },
   {
     name: 'releases:rollback',
+    access: 'member',
     usage: 'releases:rollback [vN] [-a APP]',
     summary: 'roll back to vN (default: the previous good release) as a new release',
     app: true,
@@ -73,6 +75,7 @@ export const releaseCommands: Command[] = [
   },
   {
     name: 'releases:promote',
+    access: 'member',
     usage: 'releases:promote vN [-a APP]',
     summary: 'roll out any release, forward or back, as a new release',
     app: true,

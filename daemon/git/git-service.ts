@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
+import { authorize } from '../access/access-policy.js';
 import { appFromRepoPath } from '../app-name.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
@@ -27,7 +28,7 @@ export class GitService {
     private readonly controlSocket: string,
     private readonly store: Store,
     private readonly sessions: PushSessions,
-    private readonly onAppCreated: (app: string) => void,
+    private readonly onAppCreated: (app: string) => Promise<void>,
     private readonly log: Logger,
   ) {}
 
@@ -36,12 +37,17 @@ export class GitService {
     const service = argv[0]!;
     const app = appFromRepoPath(argv[1]!);
     if (service === 'git-upload-pack') {
+      authorize(req.key, 'deploy', 'git fetch', app);
       await this.store.requireApp(app);
       return this.spawnGit(req, ['upload-pack', repoDir(this.reposRoot, app)], {});
     }
-    if (!(await this.store.getApp(app))) {
+    const exists = (await this.store.getApp(app)) !== undefined;
+    // Rights are checked before git reads a byte: a refused push changes nothing.
+    if (exists) authorize(req.key, 'deploy', 'git push', app);
+    else authorize(req.key, 'admin', `git push creating ${app}`, undefined);
+    if (!exists) {
       await this.store.createApp(app);
-      this.onAppCreated(app);
+      await this.onAppCreated(app);
       this.log.info({ app, key: req.key.name }, 'app created by push');
     }
     // Git reports quarantine paths under the real path; compare like with like.

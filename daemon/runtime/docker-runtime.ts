@@ -29,17 +29,34 @@ export interface ProcessInfo {
   startedAt: string;
 }
 
-export interface BuildRunSpec {
+/** A container run to completion with its output captured: a build, or a release phase. */
+export interface TaskSpec {
   app: string;
-  build: number;
+  role: 'build' | 'release';
+  /** Build or release number, for the name and labels. */
+  id: number;
   image: string;
   cmd: string[];
   env: Record<string, string>;
-  binds: string[];
+  binds?: string[];
   /** Tar streams unpacked into the container before it starts, each at `path`. */
-  inputs: { path: string; tar: Readable; ready?: Promise<void> }[];
+  inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
   timeoutMs: number;
+}
+
+export interface InteractiveSpec {
+  app: string;
+  release: number;
+  image: string;
+  command: string;
+  env: Record<string, string>;
+  /** Terminal size when the client asked for a TTY (`ssh -t`), else null. */
+  tty: { cols: number; rows: number } | null;
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  abort: AbortSignal;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -172,6 +189,42 @@ export class DockerRuntime {
     await this.removeContainer(id);
   }
 
+  /**
+   * Follows a container's output from `tail` lines back until it stops or `signal` fires, one
+   * callback per line with Docker's timestamp.
+   */
+  async followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void> {
+    const stream = (await this.docker.getContainer(id).logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      tail,
+      abortSignal: signal,
+    })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    const out = new PassThrough();
+    let rest = '';
+    out.on('data', (chunk: Buffer) => {
+      rest += chunk.toString('utf8');
+      const lines = rest.split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const space = line.indexOf(' ');
+        if (space > 0) onLine(line.slice(0, space), line.slice(space + 1).replace(/\r$/, ''));
+      }
+    });
+    stream.on('error', () => undefined);
+    this.docker.modem.demuxStream(stream, out, out);
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      signal.addEventListener('abort', () => {
+        stream.destroy();
+        resolve();
+      });
+    });
+  }
+
   async processLogs(id: string, tail: number): Promise<string> {
     try {
       const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail })) as unknown as Buffer;
@@ -183,23 +236,24 @@ export class DockerRuntime {
 
   // ---- builds
 
-  /** Runs a build container to completion, streaming its output. The caller removes the container. */
-  async runBuild(spec: BuildRunSpec): Promise<{ container: string; exitCode: number }> {
+  /** Runs a container to completion, streaming its output. The caller removes the container. */
+  async runTask(spec: TaskSpec): Promise<{ container: string; exitCode: number }> {
+    const tag = spec.role === 'build' ? `b${spec.id}` : `v${spec.id}`;
     const container = await this.docker.createContainer({
-      name: `rack.${spec.app}.b${spec.build}.build.${randomBytes(3).toString('hex')}`,
+      name: `rack.${spec.app}.${tag}.${spec.role}.${randomBytes(3).toString('hex')}`,
       Image: spec.image,
       Cmd: spec.cmd,
       Env: envList(spec.env),
       Tty: false,
       Labels: this.labels({
-        [LABEL.role]: 'build',
+        [LABEL.role]: spec.role,
         [LABEL.app]: spec.app,
-        [LABEL.build]: String(spec.build),
+        [spec.role === 'build' ? LABEL.build : LABEL.release]: String(spec.id),
       }),
-      HostConfig: { Binds: spec.binds, Init: true },
+      HostConfig: { Binds: spec.binds ?? [], Init: true },
     });
     try {
-      for (const input of spec.inputs) {
+      for (const input of spec.inputs ?? []) {
         await container.putArchive(input.tar, { path: input.path });
         await input.ready;
       }
@@ -222,8 +276,9 @@ export class DockerRuntime {
     try {
       const result = await Promise.race([container.wait(), timedOut]);
       if (result === 'timeout') {
-        await container.kill().catch(() => undefined);
-        throw new RackError('build_failed', `build timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
+        await this.removeContainer(container.id);
+        const code = spec.role === 'build' ? 'build_failed' : 'deploy_failed';
+        throw new RackError(code, `${spec.role} timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
       }
       // Output may still be in flight after the exit; give the attach stream a moment to drain.
       await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
@@ -231,6 +286,48 @@ export class DockerRuntime {
     } finally {
       clearTimeout(timer);
       out.end();
+    }
+  }
+
+  /**
+   * A one-off process (`run`): the release's image and config, the client's stdin/stdout/stderr
+   * attached, a TTY when asked. The container is removed afterwards in every case, and killed
+   * when `abort` fires (the client went away).
+   */
+  async runInteractive(spec: InteractiveSpec): Promise<number> {
+    const container = await this.docker.createContainer({
+      name: `rack.${spec.app}.v${spec.release}.run.${randomBytes(3).toString('hex')}`,
+      Image: spec.image,
+      Cmd: ['rack-launch', spec.command],
+      Env: envList(spec.env),
+      Tty: spec.tty !== null,
+      OpenStdin: true,
+      StdinOnce: true,
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release) }),
+      HostConfig: { Init: true },
+    });
+    const kill = () => void container.kill().catch(() => undefined);
+    try {
+      const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
+      stream.on('error', () => undefined);
+      const ended = new Promise<void>((resolve) => stream.on('end', resolve));
+      if (spec.tty) stream.on('data', (c: Buffer) => spec.stdout.write(c));
+      else container.modem.demuxStream(stream, spec.stdout, spec.stderr);
+      spec.stdin.on('data', (c: Buffer) => stream.write(c));
+      // EOF from the client closes the process's stdin (StdinOnce), as `docker run -i` does.
+      spec.stdin.once('end', () => (stream as unknown as { end(): void }).end());
+      spec.abort.addEventListener('abort', kill, { once: true });
+      await container.start();
+      if (spec.tty) await container.resize({ h: spec.tty.rows, w: spec.tty.cols }).catch(() => undefined);
+      const result = (await container.wait()) as { StatusCode: number };
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
+      return result.StatusCode;
+    } finally {
+      spec.abort.removeEventListener('abort', kill);
+      await this.removeContainer(container.id);
     }
   }
 

@@ -28,7 +28,7 @@ export async function registerAdminKeys(file: string, store: Store, log: Logger)
     let name = base;
     for (let i = 2; names.has(name); i++) name = `${base}-${i}`;
     names.add(name);
-    await store.putKey({ name, publicKey: key.line, fingerprint: key.fingerprint, role: 'admin', createdAt: new Date().toISOString() });
+    await store.addKey({ name, publicKey: key.line, fingerprint: key.fingerprint, role: 'admin', apps: [], createdAt: new Date().toISOString() });
     log.info({ key: name, fingerprint: key.fingerprint }, 'admin key registered');
   }
 }

@@ -11,7 +11,8 @@ export interface ExecRequest {
   /** Variables the client sent with SendEnv/SetEnv (only RACK_APP is kept). */
   env: Record<string, string>;
   command: string;
-  pty: boolean;
+  /** Terminal size when the client asked for one (`ssh -t`). */
+  pty: { cols: number; rows: number } | null;
   channel: ServerChannel;
 }
 
@@ -82,13 +83,13 @@ export class SshServer {
       client.on('session', (acceptSession) => {
         const session = acceptSession();
         const env: Record<string, string> = {};
-        let pty = false;
+        let pty: ExecRequest['pty'] = null;
         session.on('env', (accept, _reject, info) => {
           if (ACCEPTED_ENV.has(info.key)) env[info.key] = info.val;
           accept?.();
         });
-        session.on('pty', (accept) => {
-          pty = true;
+        session.on('pty', (accept, _reject, info) => {
+          pty = { cols: info.cols || 80, rows: info.rows || 24 };
           accept?.();
         });
         session.on('shell', (accept) => {

@@ -7,6 +7,8 @@ export interface AppRecord {
   currentRelease: number;
   /** Config set before the app's first release; the first push starts from it. */
   config?: Record<string, string>;
+  /** Host names added with domains:add, beside the default APP.RACK_DOMAIN. */
+  domains?: string[];
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
@@ -44,7 +46,8 @@ export interface ReleaseRecord {
   error: string | null;
 }
 
-export type KeyRole = 'admin';
+/** admin: everything; app: everything on its apps; deploy: push and read history of its apps. */
+export type KeyRole = 'admin' | 'app' | 'deploy';
 
 export interface KeyRecord {
   name: string;
@@ -52,5 +55,7 @@ export interface KeyRecord {
   publicKey: string;
   fingerprint: string;
   role: KeyRole;
+  /** The apps an `app` or `deploy` key acts on; empty for admin keys. */
+  apps: string[];
   createdAt: string;
 }

@@ -16,7 +16,10 @@ const k = {
   releases: (app: string) => `release!${app}!`,
   counter: (kind: 'build' | 'release', app: string) => `counter!${kind}!${app}`,
   key: (name: string) => `key!${name}`,
+  domain: (host: string) => `domain!${host}`,
 };
+
+type Op = { type: 'put'; key: string; value: Value } | { type: 'del'; key: string };
 
 const now = () => new Date().toISOString();
 
@@ -82,6 +85,48 @@ export class Store {
     return this.write(async () => {
       const app = await this.requireApp(name);
       await this.db.put(k.app(name), { ...app, config });
+    });
+  }
+
+  /** A domain belongs to one app at a time: the index entry and the app record change together. */
+  addDomain(name: string, host: string): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      const owner = await this.get<string>(k.domain(host));
+      if (owner === name) throw new RackError('bad_argument', `${host} is already a domain of ${name}`);
+      if (owner !== undefined) throw new RackError('bad_argument', `${host} already belongs to another app (${owner})`);
+      await this.db.batch([
+        { type: 'put', key: k.domain(host), value: name },
+        { type: 'put', key: k.app(name), value: { ...app, domains: [...(app.domains ?? []), host] } },
+      ]);
+    });
+  }
+
+  removeDomain(name: string, host: string): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      if (!(app.domains ?? []).includes(host)) throw new RackError('bad_argument', `${host} is not a domain of ${name}`);
+      await this.db.batch([
+        { type: 'del', key: k.domain(host) },
+        { type: 'put', key: k.app(name), value: { ...app, domains: (app.domains ?? []).filter((d) => d !== host) } },
+      ]);
+    });
+  }
+
+  /** Every record of the app, its counters, domains and the keys' rights on it, in one batch. */
+  destroyApp(name: string): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      const ops: Op[] = [{ type: 'del', key: k.app(name) }];
+      for (const prefix of [k.builds(name), `buildlog!${name}!`, k.releases(name)]) {
+        for await (const key of this.db.keys({ gte: prefix, lt: `${prefix}\xff` })) ops.push({ type: 'del', key });
+      }
+      ops.push({ type: 'del', key: k.counter('build', name) }, { type: 'del', key: k.counter('release', name) });
+      for (const host of app.domains ?? []) ops.push({ type: 'del', key: k.domain(host) });
+      for (const key of await this.listKeys()) {
+        if (key.apps.includes(name)) ops.push({ type: 'put', key: k.key(key.name), value: { ...key, apps: key.apps.filter((a) => a !== name) } });
+      }
+      await this.db.batch(ops);
     });
   }
 
@@ -158,7 +203,7 @@ export class Store {
   finishRelease(release: ReleaseRecord, status: Exclude<ReleaseStatus, 'pending'>, error: string | null): Promise<void> {
     return this.write(async () => {
       const done: ReleaseRecord = { ...release, status, error };
-      const ops: { type: 'put'; key: string; value: Value }[] = [
+      const ops: Op[] = [
         { type: 'put', key: k.release(release.app, release.version), value: done },
       ];
       if (status === 'succeeded') {
@@ -179,14 +224,36 @@ export class Store {
 
   // ---- keys
 
-  putKey(key: KeyRecord): Promise<void> {
+  /** Adds a key; a name or a public key already registered is refused. */
+  addKey(key: KeyRecord): Promise<void> {
     return this.write(async () => {
+      if (await this.get(k.key(key.name))) throw new RackError('bad_argument', `a key named "${key.name}" already exists`);
+      const same = (await this.listKeys()).find((x) => x.publicKey === key.publicKey);
+      if (same) throw new RackError('bad_argument', `that public key is already registered as "${same.name}"`);
       await this.db.put(k.key(key.name), key);
     });
   }
 
-  listKeys(): Promise<KeyRecord[]> {
-    return this.range<KeyRecord>('key!');
+  /** Refuses to remove the last admin key: rack would have no one left to manage it. */
+  removeKey(name: string): Promise<KeyRecord> {
+    return this.write(async () => {
+      const key = await this.get<KeyRecord>(k.key(name));
+      if (!key) throw new RackError('bad_argument', `no key named "${name}"`);
+      if (key.role === 'admin' && (await this.listKeys()).filter((x) => x.role === 'admin').length === 1) {
+        throw new RackError('forbidden', `"${name}" is the last admin key and cannot be removed`);
+      }
+      await this.db.del(k.key(name));
+      return key;
+    });
+  }
+
+  async getKey(name: string): Promise<KeyRecord | undefined> {
+    return this.get<KeyRecord>(k.key(name));
+  }
+
+  async listKeys(): Promise<KeyRecord[]> {
+    // Keys written before scoped keys existed have no `apps`.
+    return (await this.range<KeyRecord>('key!')).map((key) => ({ ...key, apps: key.apps ?? [] }));
   }
 
   private write<T>(task: () => Promise<T>): Promise<T> {

@@ -1,11 +1,12 @@
 import type { RackConfig } from '../config.js';
 import type { Logger } from '../log.js';
+import type { LogHub } from '../logs/log-hub.js';
 import { RackError } from '../rack-error.js';
 import type { Router, Upstream } from '../router/router.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
 import type { ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import type { UserOutput } from '../user-output.js';
+import { lineSplitter, type UserOutput } from '../user-output.js';
 import { waitHealthy } from './health-check.js';
 import { transition, type RolloutState } from './rollout.js';
 
@@ -13,6 +14,7 @@ import { transition, type RolloutState } from './rollout.js';
 const WEB_PORT = 5000;
 const DRAIN_TIMEOUT_MS = 30_000;
 const STOP_GRACE_SECONDS = 30;
+const RELEASE_PHASE_TIMEOUT_MS = 10 * 60_000;
 
 /**
  * Runs releases as containers and keeps the router pointed at the healthy ones. For now each
@@ -24,11 +26,61 @@ export class Supervisor {
     private readonly store: Store,
     private readonly runtime: DockerRuntime,
     private readonly router: Router,
+    private readonly logs: LogHub,
     private readonly log: Logger,
   ) {}
 
-  hosts(app: string): string[] {
-    return [`${app}.${this.config.domain}`];
+  /** One log follower per process container, stopped when the process is. */
+  private readonly watchers = new Map<string, AbortController>();
+
+  private watch(p: ProcessInfo, tail: number): void {
+    if (this.watchers.has(p.id)) return;
+    const abort = new AbortController();
+    this.watchers.set(p.id, abort);
+    const source = `app[${p.type}.${p.name.split('.').pop()}]`;
+    this.runtime
+      .followLogs(
+        p.id,
+        tail,
+        (time, text) => this.logs.push({ time: `${time.slice(0, 23)}Z`, app: p.app, source, type: p.type, text }),
+        abort.signal,
+      )
+      .catch((err: unknown) => this.log.debug({ container: p.name, err: String(err) }, 'log follow ended'))
+      .finally(() => this.watchers.delete(p.id));
+  }
+
+  private unwatch(id: string): void {
+    this.watchers.get(id)?.abort();
+    this.watchers.delete(id);
+  }
+
+  /** Stops following every process's output (daemon stop); the processes keep running. */
+  stop(): void {
+    for (const abort of this.watchers.values()) abort.abort();
+    this.watchers.clear();
+  }
+
+  /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
+  private readonly serving = new Map<string, Upstream[]>();
+
+  defaultHost(app: string): string {
+    return `${app}.${this.config.domain}`;
+  }
+
+  /**
+   * Points the app's host names (default and added domains) at `upstreams`, or at the ones serving
+   * now when omitted (after a domain change). Known apps with nothing healthy answer 503, not 404.
+   */
+  async publish(app: string, upstreams?: Upstream[]): Promise<void> {
+    if (upstreams) this.serving.set(app, upstreams);
+    const record = await this.store.getApp(app);
+    this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], this.serving.get(app) ?? []);
+  }
+
+  unpublish(app: string): void {
+    this.serving.delete(app);
+    this.router.removeApp(app);
+    this.logs.forget(app);
   }
 
   url(app: string): string {
@@ -46,6 +98,8 @@ export class Supervisor {
     let state: RolloutState = 'starting';
     let started: ProcessInfo | undefined;
     try {
+      const releaseCommand = release.processTypes['release'];
+      if (releaseCommand !== undefined) await this.releasePhase(release, releaseCommand, out);
       out.header(`Starting web process of v${release.version}`);
       started = await this.runtime.startProcess({
         app: release.app,
@@ -57,6 +111,7 @@ export class Supervisor {
         port: WEB_PORT,
       });
       state = transition(state, 'started');
+      this.watch(started, 1000);
       const upstream = started.upstream;
       if (!upstream) throw new RackError('deploy_failed', 'the web process has no published port');
       const id = started.id;
@@ -67,18 +122,45 @@ export class Supervisor {
         throw new RackError('deploy_failed', `v${release.version} failed its health check: ${failure}`);
       }
       state = transition(state, 'healthy');
-      this.router.setApp(release.app, this.hosts(release.app), [upstream]);
+      await this.publish(release.app, [upstream]);
       state = transition(state, 'switched');
       out.detail(`web is healthy; router switched to v${release.version}`);
     } catch (err) {
       state = transition(state, 'failure');
-      if (started) await this.runtime.removeContainer(started.id);
+      if (started) {
+        this.unwatch(started.id);
+        await this.runtime.removeContainer(started.id);
+      }
       state = transition(state, 'cleaned_up');
       this.log.warn({ app: release.app, release: release.version, state }, 'rollout failed; old release keeps serving');
       throw err instanceof RackError ? err : new RackError('deploy_failed', `rollout failed: ${String(err)}`, { cause: err });
     }
     await this.drain(old);
     transition(state, 'drained');
+  }
+
+  /** The Procfile's `release:` command (migrations) runs once before anything switches; failing it fails the release. */
+  private async releasePhase(release: ReleaseRecord, command: string, out: UserOutput): Promise<void> {
+    out.header(`Running release command: ${command}`);
+    const lines = lineSplitter((line) => {
+      out.detail(line);
+      this.logs.push({ time: new Date().toISOString(), app: release.app, source: 'rack[release]', type: 'release', text: line });
+    });
+    const run = await this.runtime.runTask({
+      app: release.app,
+      role: 'release',
+      id: release.version,
+      image: release.image,
+      cmd: ['rack-launch', command],
+      env: release.config,
+      onOutput: (chunk) => lines.push(chunk),
+      timeoutMs: RELEASE_PHASE_TIMEOUT_MS,
+    });
+    lines.end();
+    await this.runtime.removeContainer(run.container);
+    if (run.exitCode !== 0) {
+      throw new RackError('deploy_failed', `the release command failed (exit status ${run.exitCode})`);
+    }
   }
 
   /** In-flight requests finish first, then SIGTERM, then SIGKILL after the grace period. */
@@ -89,6 +171,7 @@ export class Supervisor {
       old.map(async (p) => {
         try {
           await this.runtime.stopProcess(p.id, STOP_GRACE_SECONDS);
+          this.unwatch(p.id);
         } catch (err) {
           this.log.warn({ container: p.name, err: String(err) }, 'could not stop old process');
         }
@@ -114,7 +197,7 @@ export class Supervisor {
         if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
       }
       // Known apps answer 503 rather than 404 until something of theirs is healthy.
-      this.router.setApp(app.name, this.hosts(app.name), []);
+      await this.publish(app.name, []);
       const mine = running.filter((p) => p.app === app.name);
       const current = mine.filter((p) => p.release === app.currentRelease && p.running && p.upstream);
       for (const p of mine.filter((x) => !current.includes(x))) {
@@ -123,7 +206,8 @@ export class Supervisor {
       }
       if (app.currentRelease === 0) continue;
       if (current.length > 0) {
-        this.router.setApp(app.name, this.hosts(app.name), current.map((p) => p.upstream!));
+        await this.publish(app.name, current.map((p) => p.upstream!));
+        for (const p of current) this.watch(p, 100);
         this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
         continue;
       }
@@ -133,7 +217,7 @@ export class Supervisor {
         await this.deploy(release, { header: () => {}, detail: () => {}, error: () => {}, raw: () => {} });
         this.log.info({ app: app.name, release: release.version }, 'restarted current release');
       } catch (err) {
-        this.router.setApp(app.name, this.hosts(app.name), []);
+        await this.publish(app.name, []);
         this.log.error({ app: app.name, err: String(err) }, 'could not restart current release');
       }
     }
