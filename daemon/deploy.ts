@@ -42,10 +42,12 @@ export class Pipeline {
     private readonly log: Logger,
   ) {}
 
-  push(req: PushRequest, out: UserOutput): Promise<ReleaseRecord> {
+  push(req: PushRequest, out: UserOutput, interrupted?: AbortSignal): Promise<ReleaseRecord> {
     return this.lock.run(req.app, async () => {
       const config = await this.currentConfig(req.app);
       const build = await this.builder.build({ ...req, config, createdBy: req.keyName }, out);
+      // git cannot accept a push whose client is gone; releasing it would serve a commit the branch never got.
+      if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
       const release = await this.store.createRelease(req.app, {
         build: build.id,
         image: build.image!,

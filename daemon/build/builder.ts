@@ -89,9 +89,10 @@ export class Builder {
 
     const source = archive(req.repo, req.commit, 'app/', req.objects);
     const lines = lineSplitter((line) => say.raw(line));
-    const run = await this.runtime.runBuild({
+    const run = await this.runtime.runTask({
       app: req.app,
-      build: build.id,
+      role: 'build',
+      id: build.id,
       image: STACK_IMAGE,
       cmd: ['/rack/stack/build'],
       env: {},

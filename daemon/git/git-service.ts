@@ -52,7 +52,9 @@ export class GitService {
     }
     // Git reports quarantine paths under the real path; compare like with like.
     const repo = await realpath(await ensureBareRepo(this.reposRoot, app));
-    const token = this.sessions.open({ app, keyName: req.key.name, repo });
+    const interrupted = new AbortController();
+    req.channel.once('close', () => interrupted.abort());
+    const token = this.sessions.open({ app, keyName: req.key.name, repo, interrupted: interrupted.signal });
     try {
       return await this.spawnGit(req, ['-c', `core.hooksPath=${this.hooksDir}`, 'receive-pack', repo], {
         RACK_CONTROL_SOCKET: this.controlSocket,

@@ -65,6 +65,7 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline) {
         keyName: session.keyName,
       },
       textOutput(say),
+      session.interrupted,
     );
     return 0;
   };

@@ -4,6 +4,8 @@ export interface PushSession {
   app: string;
   keyName: string;
   repo: string;
+  /** Fires when the pusher goes away: a push nobody waits for must not go on to release. */
+  interrupted: AbortSignal;
 }
 
 /**
