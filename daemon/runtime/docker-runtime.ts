@@ -317,8 +317,9 @@ export class DockerRuntime {
       if (spec.tty) stream.on('data', (c: Buffer) => spec.stdout.write(c));
       else container.modem.demuxStream(stream, spec.stdout, spec.stderr);
       spec.stdin.on('data', (c: Buffer) => stream.write(c));
-      // EOF from the client closes the process's stdin (StdinOnce), as `docker run -i` does.
-      spec.stdin.once('end', () => (stream as unknown as { end(): void }).end());
+      // EOF from the client closes the process's stdin (StdinOnce), as `docker run -i` does. A
+      // terminal has no EOF (Ctrl-D is a byte), and half-closing a TTY attach cuts its output.
+      if (!spec.tty) spec.stdin.once('end', () => (stream as unknown as { end(): void }).end());
       spec.abort.addEventListener('abort', kill, { once: true });
       await container.start();
       if (spec.tty) await container.resize({ h: spec.tty.rows, w: spec.tty.cols }).catch(() => undefined);
