@@ -17,8 +17,9 @@ export interface AppHints {
  * that lists the choices.
  */
 export async function selectApp(store: Store, hints: AppHints): Promise<string> {
-  for (const explicit of [hints.flag, hints.env]) {
-    if (explicit !== undefined && explicit !== '') {
+  // An explicit -a is always checked, even when empty; an empty RACK_APP counts as not sent.
+  for (const explicit of [hints.flag, hints.env === '' ? undefined : hints.env]) {
+    if (explicit !== undefined) {
       const name = assertAppName(explicit);
       await store.requireApp(name);
       return name;

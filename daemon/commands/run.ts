@@ -29,8 +29,9 @@ export function parseRunLine(line: string): RunLine | undefined {
     app = opt[1];
     rest = rest.slice(opt[0].length);
   }
-  rest = rest.replace(/^--\s+/, '').trim();
-  if (rest === '') throw new RackError('bad_argument', 'usage: run [-a APP] COMMAND...');
+  if (/^-[^-\s]|^--\S/.test(rest)) throw new RackError('bad_argument', 'usage: run [-a APP] [--] COMMAND...');
+  rest = rest.replace(/^--(\s+|$)/, '').trim();
+  if (rest === '') throw new RackError('bad_argument', 'usage: run [-a APP] [--] COMMAND...');
   if (rest.includes('\0')) throw new RackError('bad_command', 'command line contains a NUL byte');
   return { app, command: rest };
 }

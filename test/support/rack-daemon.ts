@@ -28,6 +28,7 @@ export function exec(cmd: string, args: string[], opts: { cwd?: string; env?: No
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.on('error', () => undefined); // a program that exits before reading its input
     child.stdin.end(opts.input ?? '');
   });
 }
