@@ -1,0 +1,109 @@
+import type { IncomingMessage } from 'node:http';
+
+/**
+ * Headers that describe one connection, not the message (RFC 9110 §7.6.1). A proxy must not pass
+ * them on, and undici refuses several of them outright. `expect` is here too: node has already
+ * answered `100 Continue` to the client and undici does not support sending it.
+ */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+
+/** Replaced by the router's own values, so a client cannot forge where it came from. */
+const FORWARDED_REPLACED = new Set(['x-forwarded-proto', 'x-forwarded-host']);
+
+/** Header names listed in `Connection` are hop-by-hop for this message too. */
+function connectionTokens(value: string | undefined): Set<string> {
+  const tokens = new Set<string>();
+  if (value === undefined) return tokens;
+  for (const t of value.split(',')) {
+    const name = t.trim().toLowerCase();
+    if (name !== '') tokens.add(name);
+  }
+  return tokens;
+}
+
+/** Loopback and bridge peers arrive as IPv4-mapped IPv6; apps expect the dotted form. */
+export function clientAddress(req: IncomingMessage): string | undefined {
+  const addr = req.socket.remoteAddress;
+  if (addr === undefined) return undefined;
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+export interface RequestHeaderOptions {
+  /** Keep `Connection: upgrade` and `Upgrade` for a websocket tunnel. */
+  upgrade: boolean;
+}
+
+/**
+ * The flat `[name, value, ...]` list sent upstream: the client's headers in their original case
+ * and order (so duplicates survive), minus hop-by-hop ones, plus X-Forwarded-*. Host is kept.
+ */
+export function requestHeadersForUpstream(req: IncomingMessage, opts: RequestHeaderOptions): string[] {
+  const raw = req.rawHeaders;
+  const dropped = connectionTokens(req.headers.connection);
+  const out: string[] = [];
+  const forwardedFor: string[] = [];
+  let upgradeValue: string | undefined;
+  let seenHost = false;
+  let seenLength = false;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] as string;
+    const value = raw[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade') upgradeValue ??= value;
+    if (HOP_BY_HOP.has(lower) || dropped.has(lower) || FORWARDED_REPLACED.has(lower)) continue;
+    if (lower === 'x-forwarded-for') {
+      forwardedFor.push(value);
+      continue;
+    }
+    // undici rejects a request with two of either; node's parser let the duplicate through.
+    if (lower === 'host') {
+      if (seenHost) continue;
+      seenHost = true;
+    } else if (lower === 'content-length') {
+      if (seenLength) continue;
+      seenLength = true;
+    }
+    out.push(name, value);
+  }
+  if (opts.upgrade && upgradeValue !== undefined) out.push('Connection', 'Upgrade', 'Upgrade', upgradeValue);
+  const client = clientAddress(req);
+  if (client !== undefined) forwardedFor.push(client);
+  if (forwardedFor.length > 0) out.push('X-Forwarded-For', forwardedFor.join(', '));
+  out.push('X-Forwarded-Proto', 'http');
+  const host = req.headers.host;
+  if (host !== undefined) out.push('X-Forwarded-Host', host);
+  return out;
+}
+
+/** An upstream response's raw headers (latin1 bytes as undici gives them) cleaned for the client. */
+export function responseHeadersForClient(raw: readonly (Buffer | string)[]): string[] {
+  let dropped: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (String(raw[i]).toLowerCase() === 'connection') {
+      dropped ??= new Set();
+      for (const t of connectionTokens(latin1(raw[i + 1]))) dropped.add(t);
+    }
+  }
+  const out: string[] = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = latin1(raw[i]);
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower) || dropped?.has(lower) === true) continue;
+    out.push(name, latin1(raw[i + 1]));
+  }
+  return out;
+}
+
+function latin1(v: Buffer | string | undefined): string {
+  if (v === undefined) return '';
+  return typeof v === 'string' ? v : v.toString('latin1');
+}

@@ -1,0 +1,117 @@
+import type { Logger } from '../log.js';
+import { upstreamKey, type Upstream } from './upstream.js';
+
+/** What the router knows about one app: where its web processes answer. */
+export class Route {
+  readonly app: string;
+  readonly hosts: readonly string[];
+  readonly upstreams: readonly Upstream[];
+  #next = 0;
+
+  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[]) {
+    this.app = app;
+    this.hosts = hosts;
+    this.upstreams = upstreams;
+  }
+
+  /** Round robin; undefined when the app has nothing running. */
+  next(): Upstream | undefined {
+    const n = this.upstreams.length;
+    if (n === 0) return undefined;
+    const u = this.upstreams[this.#next % n];
+    this.#next = (this.#next + 1) % n;
+    return u;
+  }
+}
+
+/**
+ * Lower-case host name without port or trailing dot, as set by setApp. A Host header may carry
+ * any case, a port, an IPv6 literal in brackets, or the absolute-name dot; all name the same site.
+ */
+export function normalizeHost(header: string | undefined): string {
+  if (header === undefined) return '';
+  let h = header.trim().toLowerCase();
+  if (h.startsWith('[')) {
+    const end = h.indexOf(']');
+    h = end === -1 ? h : h.slice(0, end + 1);
+  } else {
+    const colon = h.indexOf(':');
+    if (colon !== -1) h = h.slice(0, colon);
+  }
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h;
+}
+
+function dedupe(upstreams: readonly Upstream[]): Upstream[] {
+  const seen = new Set<string>();
+  const out: Upstream[] = [];
+  for (const u of upstreams) {
+    const key = upstreamKey(u);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ host: u.host, port: u.port });
+  }
+  return out;
+}
+
+/** host → app → upstreams. Every change replaces a whole Route so readers never see half an update. */
+export class RouteTable {
+  readonly #byApp = new Map<string, Route>();
+  readonly #byHost = new Map<string, Route>();
+  readonly #logger: Logger;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  lookup(host: string): Route | undefined {
+    return this.#byHost.get(host);
+  }
+
+  route(app: string): Route | undefined {
+    return this.#byApp.get(app);
+  }
+
+  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[]): void {
+    const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))];
+    const route = new Route(app, names, dedupe(upstreams));
+    this.#unlinkHosts(app);
+    for (const host of names) {
+      const owner = this.#byHost.get(host);
+      if (owner !== undefined && owner.app !== app) {
+        // Last writer wins so a domain can move between apps; the loser keeps its other names.
+        this.#logger.warn({ host, from: owner.app, to: app }, 'router: host moved to another app');
+        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams));
+      }
+      this.#byHost.set(host, route);
+    }
+    this.#byApp.set(app, route);
+  }
+
+  remove(app: string): void {
+    this.#unlinkHosts(app);
+    this.#byApp.delete(app);
+  }
+
+  /** Every upstream some app still routes to; the others' pools can be closed. */
+  liveUpstreamKeys(): Set<string> {
+    const keys = new Set<string>();
+    for (const route of this.#byApp.values()) {
+      for (const u of route.upstreams) keys.add(upstreamKey(u));
+    }
+    return keys;
+  }
+
+  #replace(route: Route): void {
+    this.#byApp.set(route.app, route);
+    for (const host of route.hosts) this.#byHost.set(host, route);
+  }
+
+  #unlinkHosts(app: string): void {
+    const old = this.#byApp.get(app);
+    if (old === undefined) return;
+    for (const host of old.hosts) {
+      if (this.#byHost.get(host)?.app === app) this.#byHost.delete(host);
+    }
+  }
+}
