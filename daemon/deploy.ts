@@ -51,6 +51,7 @@ export class Pipeline {
       const release = await this.store.createRelease(req.app, {
         build: build.id,
         image: build.image!,
+        builder: build.builder,
         processTypes: build.processTypes,
         config,
         description: `Deploy ${req.commit.slice(0, 7)}`,
@@ -79,6 +80,7 @@ export class Pipeline {
       const release = await this.store.createRelease(change.app, {
         build: latest.build,
         image: latest.image,
+        builder: latest.builder,
         processTypes: latest.processTypes,
         config: after,
         description: change.description,
@@ -110,6 +112,7 @@ export class Pipeline {
       const release = await this.store.createRelease(app.name, {
         build: target.build,
         image: target.image,
+        builder: target.builder,
         processTypes: target.processTypes,
         config: target.config,
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,

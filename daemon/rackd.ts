@@ -60,7 +60,19 @@ export class Rackd {
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
     const logs = new LogHub();
-    const router = new Router({ bind: config.bind, port: config.httpPort, logger: log.child({ mod: 'router' }) });
+    const router = new Router({
+      bind: config.bind,
+      port: config.httpPort,
+      logger: log.child({ mod: 'router' }),
+      onAccess: (e) =>
+        logs.push({
+          time: new Date().toISOString(),
+          app: e.app,
+          source: 'rack[router]',
+          type: 'router',
+          text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
+        }),
+    });
     const http = await router.start();
     this.stops.push(() => router.stop());
 

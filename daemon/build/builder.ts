@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import PQueue from 'p-queue';
@@ -14,6 +14,7 @@ import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { BuildRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
+import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
 import { STACK_IMAGE } from './stack-image.js';
 
@@ -24,7 +25,12 @@ export interface BuildRequest {
   objects: GitObjectEnv;
   config: Record<string, string>;
   createdBy: string;
+  /** Build with an empty cache (the app's cache is kept for later builds). */
+  noCache?: boolean;
 }
+
+type ProcessTypes = Record<string, string>;
+type BuildResult = Pick<BuildRecord, 'image' | 'builder' | 'buildpacks' | 'processTypes'>;
 
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
@@ -77,65 +83,106 @@ export class Builder {
     }
   }
 
-  private async compile(
-    build: BuildRecord,
-    req: BuildRequest,
-    say: UserOutput,
-  ): Promise<Pick<BuildRecord, 'image' | 'buildpacks' | 'processTypes'>> {
+  private async compile(build: BuildRecord, req: BuildRequest, say: UserOutput): Promise<BuildResult> {
     const procfileText = await showFile(req.repo, req.commit, 'Procfile', req.objects);
     const procfile = procfileText === undefined ? {} : parseProcfile(procfileText);
-    const cacheDir = join(paths.cache(this.config), req.app);
-    await mkdir(cacheDir, { recursive: true });
+    // Detection between builders: a Dockerfile means Docker builds it; anything else, buildpacks.
+    if ((await showFile(req.repo, req.commit, 'Dockerfile', req.objects)) !== undefined) {
+      return this.dockerfileBuild(build, req, procfile, say);
+    }
+    return this.buildpackBuild(build, req, procfile, say);
+  }
 
-    const source = archive(req.repo, req.commit, 'app/', req.objects);
-    const lines = lineSplitter((line) => say.raw(line));
-    const run = await this.runtime.runTask({
-      app: req.app,
-      role: 'build',
-      id: build.id,
-      image: STACK_IMAGE,
-      cmd: ['/rack/stack/build'],
-      env: {},
-      binds: this.binds(cacheDir),
-      inputs: [
-        { path: '/', tar: source.tar, ready: source.done },
-        { path: '/', tar: inputsTar(req.config, this.buildEnv()) },
-      ],
-      onOutput: (chunk) => lines.push(chunk),
+  private async dockerfileBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: UserOutput): Promise<BuildResult> {
+    say.header('Dockerfile app detected');
+    const tag = `rack/${req.app}:b${build.id}`;
+    const source = archive(req.repo, req.commit, '', req.objects);
+    await this.runtime.buildImage({
+      context: source.tar,
+      tag,
+      labels: { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
+      buildArgs: proxyEnv(),
+      noCache: req.noCache === true,
+      onLine: (line) => say.detail(line),
       timeoutMs: this.config.buildTimeoutMs,
     });
-    lines.end();
+    await source.done;
+    // Without a Procfile the image's own CMD is the web process.
+    const processTypes = Object.keys(procfile).length > 0 ? procfile : { web: '' };
+    say.header(`Built image ${tag}`);
+    return { image: tag, builder: 'dockerfile', buildpacks: [], processTypes };
+  }
+
+  private async buildpackBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: UserOutput): Promise<BuildResult> {
+    const appCache = join(paths.cache(this.config), req.app);
+    // --no-cache: this build gets an empty cache of its own; the app's cache stays for the next one.
+    const cacheDir = req.noCache ? await mkdtemp(join(paths.cache(this.config), `.nocache-${req.app}-`)) : appCache;
+    await mkdir(cacheDir, { recursive: true });
+    const wanted = await this.requestedBuildpacks(req);
+    const custom = await resolveBuildpacks(wanted, {
+      builtInDir: join(this.config.installDir, 'buildpacks'),
+      localRoot: join(this.config.home, 'buildpacks'),
+      workDir: paths.cache(this.config),
+    });
     try {
-      if (run.exitCode !== 0) throw new RackError('build_failed', `the buildpack failed (exit status ${run.exitCode})`);
-      const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
-      const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
-        .split('\n')
-        .filter((l) => l !== '');
-      const processTypes = { ...defaultProcessTypes(releaseYaml), ...procfile };
-      if (Object.keys(processTypes).length === 0) {
-        throw new RackError('build_failed', 'no process types: add a Procfile (e.g. "web: node server.js")');
+      const buildEnv = this.buildEnv();
+      if (custom.list !== '') buildEnv['RACK_BUILDPACKS'] = custom.list;
+      const source = archive(req.repo, req.commit, 'app/', req.objects);
+      const lines = lineSplitter((line) => say.raw(line));
+      const run = await this.runtime.runTask({
+        app: req.app,
+        role: 'build',
+        id: build.id,
+        image: STACK_IMAGE,
+        cmd: ['/rack/stack/build'],
+        env: {},
+        binds: [...this.binds(cacheDir), ...custom.binds],
+        inputs: [
+          { path: '/', tar: source.tar, ready: source.done },
+          { path: '/', tar: inputsTar(req.config, buildEnv) },
+        ],
+        onOutput: (chunk) => lines.push(chunk),
+        timeoutMs: this.config.buildTimeoutMs,
+      });
+      lines.end();
+      try {
+        if (run.exitCode !== 0) throw new RackError('build_failed', `the buildpack failed (exit status ${run.exitCode})`);
+        const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
+        const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
+          .split('\n')
+          .filter((l) => l !== '');
+        const processTypes = { ...defaultProcessTypes(releaseYaml), ...procfile };
+        if (Object.keys(processTypes).length === 0) {
+          throw new RackError('build_failed', 'no process types: add a Procfile (e.g. "web: node server.js")');
+        }
+        say.header(`Discovering process types`);
+        say.detail(`Procfile declares types -> ${Object.keys(processTypes).join(', ')}`);
+        const image = await this.runtime.commit(
+          run.container,
+          { repo: `rack/${req.app}`, tag: `b${build.id}` },
+          { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
+        );
+        say.header(`Built image ${image}`);
+        return { image, builder: 'buildpacks', buildpacks, processTypes };
+      } finally {
+        await this.runtime.removeContainer(run.container);
       }
-      say.header(`Discovering process types`);
-      say.detail(`Procfile declares types -> ${Object.keys(processTypes).join(', ')}`);
-      const image = await this.runtime.commit(
-        run.container,
-        { repo: `rack/${req.app}`, tag: `b${build.id}` },
-        { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
-      );
-      say.header(`Built image ${image}`);
-      return { image, buildpacks, processTypes };
     } finally {
-      await this.runtime.removeContainer(run.container);
+      await custom.cleanup();
+      if (cacheDir !== appCache) await rm(cacheDir, { recursive: true, force: true });
     }
+  }
+
+  /** `.buildpacks` in the repo wins (as on Dokku), then the BUILDPACK_URL config var; else detection. */
+  private async requestedBuildpacks(req: BuildRequest): Promise<string[]> {
+    const file = await showFile(req.repo, req.commit, '.buildpacks', req.objects);
+    if (file !== undefined) return parseBuildpackList(file);
+    return parseBuildpackList(req.config['BUILDPACK_URL'] ?? '');
   }
 
   /** Operator settings the build needs but the app image must not keep. */
   private buildEnv(): Record<string, string> {
-    const env: Record<string, string> = {};
-    for (const name of PROXY_VARS) {
-      const value = process.env[name];
-      if (value) env[name] = value;
-    }
+    const env = proxyEnv();
     if (existsSync(CA_BUNDLE)) {
       env['SSL_CERT_FILE'] = CA_BUNDLE;
       env['NODE_EXTRA_CA_CERTS'] = CA_BUNDLE;
@@ -153,6 +200,15 @@ export class Builder {
     if (existsSync(CA_BUNDLE)) binds.push(`${CA_BUNDLE}:${CA_BUNDLE}:ro`);
     return binds;
   }
+}
+
+function proxyEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of PROXY_VARS) {
+    const value = process.env[name];
+    if (value) env[name] = value;
+  }
+  return env;
 }
 
 /**

@@ -49,6 +49,7 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
     app,
     release: release.version,
     image: release.image,
+    builder: release.builder,
     command: line.command,
     env: release.config,
     tty: req.pty,

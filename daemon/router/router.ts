@@ -15,6 +15,18 @@ export interface RouterOptions {
   bind: string;
   port: number;
   logger: Logger;
+  /** Called once per finished request of a known app (the app's `logs` show these). */
+  onAccess?: (entry: AccessEntry) => void;
+}
+
+export interface AccessEntry {
+  app: string;
+  method: string;
+  path: string;
+  host: string;
+  status: number;
+  ms: number;
+  ip: string;
 }
 
 /**
@@ -115,6 +127,21 @@ export class Router {
     if (route === undefined) {
       answerPlain(res, 404, `No app is served at ${host === '' ? 'this address' : host}`);
       return;
+    }
+    const onAccess = this.#opts.onAccess;
+    if (onAccess !== undefined) {
+      const started = performance.now();
+      res.once('close', () =>
+        onAccess({
+          app: route.app,
+          method: req.method ?? '',
+          path: req.url ?? '',
+          host,
+          status: res.statusCode,
+          ms: Math.round(performance.now() - started),
+          ip: req.socket.remoteAddress ?? '',
+        }),
+      );
     }
     forwardRequest(this.#forwardDeps, req, res, route);
   }

@@ -4,6 +4,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import { LABEL } from './labels.js';
+import { containerCommand, type Builder } from './process-command.js';
 
 /** What the supervisor asks for: one process of one type of one release. */
 export interface ProcessSpec {
@@ -11,6 +12,7 @@ export interface ProcessSpec {
   release: number;
   type: string;
   image: string;
+  builder?: Builder;
   command: string;
   env: Record<string, string>;
   /** Container port the process listens on (`PORT`), published on loopback; web processes only. */
@@ -36,7 +38,7 @@ export interface TaskSpec {
   /** Build or release number, for the name and labels. */
   id: number;
   image: string;
-  cmd: string[];
+  cmd: string[] | undefined;
   env: Record<string, string>;
   binds?: string[];
   /** Tar streams unpacked into the container before it starts, each at `path`. */
@@ -49,6 +51,7 @@ export interface InteractiveSpec {
   app: string;
   release: number;
   image: string;
+  builder?: Builder;
   command: string;
   env: Record<string, string>;
   /** Terminal size when the client asked for a TTY (`ssh -t`), else null. */
@@ -121,7 +124,7 @@ export class DockerRuntime {
     const container = await this.docker.createContainer({
       name,
       Image: spec.image,
-      Cmd: ['rack-launch', spec.command],
+      Cmd: containerCommand(spec.builder, spec.command),
       Env: envList(env),
       ExposedPorts: exposed,
       Labels: this.labels({
@@ -298,7 +301,7 @@ export class DockerRuntime {
     const container = await this.docker.createContainer({
       name: `rack.${spec.app}.v${spec.release}.run.${randomBytes(3).toString('hex')}`,
       Image: spec.image,
-      Cmd: ['rack-launch', spec.command],
+      Cmd: containerCommand(spec.builder, spec.command),
       Env: envList(spec.env),
       Tty: spec.tty !== null,
       OpenStdin: true,
@@ -329,6 +332,51 @@ export class DockerRuntime {
     } finally {
       spec.abort.removeEventListener('abort', kill);
       await this.removeContainer(container.id);
+    }
+  }
+
+  /**
+   * `docker build` of a tar context (a Dockerfile app). Proxy settings go in as build args, which
+   * Docker does not keep in the image. Output lines are streamed; a failed step throws.
+   */
+  async buildImage(spec: {
+    context: Readable;
+    tag: string;
+    labels: Record<string, string>;
+    buildArgs: Record<string, string>;
+    noCache: boolean;
+    onLine: (line: string) => void;
+    timeoutMs: number;
+  }): Promise<void> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), spec.timeoutMs);
+    try {
+      const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, {
+        t: spec.tag,
+        labels: this.labels(spec.labels),
+        buildargs: spec.buildArgs,
+        nocache: spec.noCache,
+        rm: true,
+        forcerm: true,
+        abortSignal: abort.signal,
+      });
+      await new Promise<void>((resolve, reject) => {
+        this.docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolve()),
+          (event: { stream?: string; error?: string; status?: string }) => {
+            for (const line of (event.stream ?? event.status ?? '').split('\n')) if (line.trim() !== '') spec.onLine(line);
+            if (event.error) spec.onLine(event.error);
+          },
+        );
+      });
+    } catch (err) {
+      if (abort.signal.aborted) {
+        throw new RackError('build_failed', `build timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
+      }
+      throw new RackError('build_failed', `docker build failed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -1,4 +1,5 @@
 /** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
+import type { Builder } from '../runtime/process-command.js';
 
 export interface AppRecord {
   name: string;
@@ -18,6 +19,8 @@ export interface BuildRecord {
   id: number;
   commit: string;
   status: BuildStatus;
+  /** How the image was made; absent on builds from before Dockerfile support (buildpacks). */
+  builder?: Builder;
   buildpacks: string[];
   /** Process type → command, from the Procfile or the buildpack's defaults. */
   processTypes: Record<string, string>;
@@ -37,6 +40,7 @@ export interface ReleaseRecord {
   version: number;
   build: number;
   image: string;
+  builder?: Builder;
   processTypes: Record<string, string>;
   config: Record<string, string>;
   description: string;

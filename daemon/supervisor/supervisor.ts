@@ -4,6 +4,7 @@ import type { LogHub } from '../logs/log-hub.js';
 import { RackError } from '../rack-error.js';
 import type { Router, Upstream } from '../router/router.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
+import { containerCommand } from '../runtime/process-command.js';
 import type { ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
@@ -106,6 +107,7 @@ export class Supervisor {
         release: release.version,
         type: 'web',
         image: release.image,
+        builder: release.builder,
         command,
         env: release.config,
         port: WEB_PORT,
@@ -151,7 +153,7 @@ export class Supervisor {
       role: 'release',
       id: release.version,
       image: release.image,
-      cmd: ['rack-launch', command],
+      cmd: containerCommand(release.builder, command),
       env: release.config,
       onOutput: (chunk) => lines.push(chunk),
       timeoutMs: RELEASE_PHASE_TIMEOUT_MS,
