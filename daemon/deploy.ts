@@ -6,7 +6,8 @@ import { RackError } from './rack-error.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
 import type { ImageRetention } from './release/image-retention.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
-import type { ReleaseRecord } from './store/records.js';
+import { headCommit } from './git/repo.js';
+import type { BuildRecord, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -44,24 +45,46 @@ export class Pipeline {
 
   push(req: PushRequest, out: UserOutput, interrupted?: AbortSignal): Promise<ReleaseRecord> {
     return this.lock.run(req.app, async () => {
-      const config = await this.currentConfig(req.app);
-      const build = await this.builder.build({ ...req, config, createdBy: req.keyName }, out);
+      const build = await this.buildCommit(req, out, false);
       // git cannot accept a push whose client is gone; releasing it would serve a commit the branch never got.
       if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
-      const release = await this.store.createRelease(req.app, {
-        build: build.id,
-        image: build.image!,
-        builder: build.builder,
-        processTypes: build.processTypes,
-        config,
-        description: `Deploy ${req.commit.slice(0, 7)}`,
-        createdBy: req.keyName,
-      });
-      await this.deploy(release, out);
-      out.header(`Released v${release.version}`);
-      out.detail(`${this.supervisor.url(req.app)} deployed`);
-      return release;
+      return this.releaseBuild(req.app, build, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out);
     });
+  }
+
+  /**
+   * `builds:create`: builds the head of the deployed branch again (Convox's `convox build`), and
+   * with `deploy` releases it too, for a redeploy without a new commit.
+   */
+  rebuild(req: { app: string; repo: string; keyName: string; deploy: boolean; noCache: boolean }, out: UserOutput): Promise<BuildRecord> {
+    return this.lock.run(req.app, async () => {
+      const commit = await headCommit(req.repo);
+      if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack main first`);
+      const build = await this.buildCommit({ ...req, commit, objects: {} }, out, req.noCache);
+      if (req.deploy) await this.releaseBuild(req.app, build, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out);
+      return build;
+    });
+  }
+
+  private async buildCommit(req: PushRequest, out: UserOutput, noCache: boolean): Promise<BuildRecord> {
+    const config = await this.currentConfig(req.app);
+    return this.builder.build({ ...req, config, createdBy: req.keyName, noCache }, out);
+  }
+
+  private async releaseBuild(app: string, build: BuildRecord, description: string, keyName: string, out: UserOutput): Promise<ReleaseRecord> {
+    const release = await this.store.createRelease(app, {
+      build: build.id,
+      image: build.image!,
+      builder: build.builder,
+      processTypes: build.processTypes,
+      config: await this.currentConfig(app),
+      description,
+      createdBy: keyName,
+    });
+    await this.deploy(release, out);
+    out.header(`Released v${release.version}`);
+    out.detail(`${this.supervisor.url(app)} deployed`);
+    return release;
   }
 
   /** A new release with the newest release's build and a changed config. Null when the app has no release yet. */

@@ -1,4 +1,9 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { paths } from '../config.js';
+import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
+import { textOutput } from '../user-output.js';
 import type { BuildRecord } from '../store/records.js';
 import { ago, parseNumber, table, type Command, type CommandContext } from './command.js';
 
@@ -28,6 +33,44 @@ export const historyCommands: Command[] = [
       if (builds.length === 0) return ctx.print(`${ctx.app} has no builds yet`);
       const rows = builds.map((b) => [`b${b.id}`, b.status, b.commit.slice(0, 7), ago(b.createdAt), seconds(b.durationMs), b.createdBy]);
       for (const line of table([['ID', 'STATUS', 'COMMIT', 'CREATED', 'TOOK', 'BY'], ...rows])) ctx.print(line);
+    },
+  },
+  {
+    name: 'builds:create',
+    access: 'member',
+    usage: 'builds:create [--deploy] [--no-cache] [-a APP]',
+    summary: 'build the pushed branch head again; --deploy releases it too',
+    app: true,
+    options: { deploy: { type: 'boolean' }, 'no-cache': { type: 'boolean' } },
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      const { config, pipeline } = ctx.services;
+      const build = await pipeline.rebuild(
+        {
+          app: ctx.app,
+          repo: repoDir(paths.repos(config), ctx.app),
+          keyName: ctx.key.name,
+          deploy: ctx.flags['deploy'] === true,
+          noCache: ctx.flags['no-cache'] === true,
+        },
+        textOutput(ctx.print),
+      );
+      if (ctx.flags['deploy'] !== true) ctx.print(`-----> Built b${build.id}; release it with: builds:create --deploy, or push`);
+    },
+  },
+  {
+    name: 'builds:cache:clear',
+    access: 'member',
+    usage: 'builds:cache:clear [-a APP]',
+    summary: "empty the app's build cache (the next build starts cold)",
+    app: true,
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      await ctx.services.store.requireApp(ctx.app);
+      await ctx.services.lock.run(ctx.app, async () => {
+        await rm(join(paths.cache(ctx.services.config), ctx.app), { recursive: true, force: true });
+      });
+      ctx.print(`-----> Cleared the build cache of ${ctx.app}`);
     },
   },
   {

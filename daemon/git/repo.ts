@@ -79,3 +79,16 @@ export async function showFile(dir: string, commit: string, path: string, object
     return undefined;
   }
 }
+
+/** The commit main (or else master) points at, or undefined before the first push. */
+export async function headCommit(dir: string): Promise<string | undefined> {
+  for (const ref of ['refs/heads/main', 'refs/heads/master']) {
+    try {
+      const { stdout } = await run('git', ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: dir, env: gitEnv({}) });
+      if (stdout.trim() !== '') return stdout.trim();
+    } catch {
+      // no such branch
+    }
+  }
+  return undefined;
+}
