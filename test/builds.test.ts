@@ -1,0 +1,146 @@
+import test from 'ava';
+import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { quote } from 'shell-quote';
+import { commitFile, exec, FIXTURES, RackDaemon } from './support/rack-daemon.js';
+
+// Real pushes of apps in several languages through the real Docker engine, one daemon for all.
+let rack: RackDaemon;
+test.before(async () => {
+  rack = await RackDaemon.create();
+});
+test.after.always(async () => {
+  await rack?.destroy();
+});
+
+async function deploy(t: { is(a: unknown, b: unknown, m?: string): void }, fixture: string, app: string): Promise<string> {
+  const dir = await rack.appRepo(fixture, app);
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  return push.stderr;
+}
+
+interface Build {
+  id: number;
+  status: string;
+  builder?: string;
+  buildpacks: string[];
+  processTypes: Record<string, string>;
+}
+const builds = async (app: string) => JSON.parse((await rack.ssh(['builds', '--json', '-a', app])).stdout) as Build[];
+
+test.serial('a Node app with a real npm dependency builds, and a cached rebuild reuses its cache', async (t) => {
+  const out = await deploy(t, 'node-dep', 'b-node');
+  t.regex(out, /remote: -----> Node\.js app detected/);
+  t.regex((await rack.get('b-node')).body, /ms\(1h\) = 3600000/);
+  const [b1] = await builds('b-node');
+  t.deepEqual(b1!.buildpacks, ['nodejs']);
+  t.true((await readdir(join(rack.home, 'cache', 'b-node', 'nodejs'))).length > 0, 'the build cache was filled');
+
+  const again = await rack.ssh(['builds:create', '--deploy', '-a', 'b-node']);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /Released v2/);
+  const cold = await rack.ssh(['builds:create', '--no-cache', '-a', 'b-node']);
+  t.is(cold.code, 0, cold.stderr);
+  t.regex(cold.stdout, /Built b3; release it with/);
+  const clear = await rack.ssh(['builds:cache:clear', '-a', 'b-node']);
+  t.is(clear.code, 0, clear.stderr);
+  await t.throwsAsync(readdir(join(rack.home, 'cache', 'b-node')));
+  t.deepEqual((await builds('b-node')).map((b) => b.status), ['succeeded', 'succeeded', 'succeeded']);
+});
+
+test.serial('a stdlib Python app builds with the python buildpack', async (t) => {
+  const out = await deploy(t, 'python-app', 'b-python');
+  t.regex(out, /Python app detected/);
+  t.regex((await rack.get('b-python')).body, /hello from python/);
+  t.deepEqual((await builds('b-python'))[0]!.buildpacks, ['python']);
+});
+
+test.serial('a static site is served by the static buildpack, and its server keeps to its root', async (t) => {
+  const out = await deploy(t, 'static-site', 'b-static');
+  t.regex(out, /Deleting \d+ files matching \.slugignore patterns/);
+  t.regex((await rack.get('b-static')).body, /hello from static/);
+  // .slugignore removed these before the build; what it does not match stays.
+  for (const gone of ['/design.psd', '/docs/README.md', '/drafts/post.html', '/sub/banner.psd']) t.is((await rack.get('b-static', gone)).status, 404, gone);
+  t.is((await rack.get('b-static', '/sub/drafts/kept.txt')).status, 200);
+  for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/.rack-static/server.js']) {
+    const r = await exec('curl', ['-s', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: b-static.localhost', `http://127.0.0.1:${rack.httpPort}${path}`]);
+    t.regex(r.stdout, /^4\d\d$/, path);
+  }
+});
+
+test.serial('a repo with only a Procfile builds with the procfile buildpack', async (t) => {
+  await deploy(t, 'procfile-app', 'b-procfile');
+  t.is((await rack.get('b-procfile')).status, 200);
+  t.deepEqual((await builds('b-procfile'))[0]!.buildpacks, ['procfile']);
+});
+
+test.serial('a Dockerfile app is built by Docker and runs its CMD', async (t) => {
+  const out = await deploy(t, 'dockerfile-app', 'b-docker');
+  t.regex(out, /Dockerfile app detected/);
+  t.regex((await rack.get('b-docker')).body, /^hello from a Dockerfile, built at \d{4}\n$/);
+  const [b] = await builds('b-docker');
+  t.is(b!.builder, 'dockerfile');
+  const run = await rack.ssh(['run', '-a', 'b-docker', 'cat /srv/built.txt']);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /built at/);
+});
+
+/** A buildpack kept as a git repository under RACK_HOME/buildpacks, as an operator would. */
+async function buildpackRepo(fixture: string, name: string): Promise<string> {
+  const dir = join(rack.home, 'buildpacks', name);
+  await mkdir(join(rack.home, 'buildpacks'), { recursive: true });
+  await cp(join(FIXTURES, fixture), dir, { recursive: true });
+  const git = (args: string[]) => exec('git', ['-C', dir, ...args]);
+  await git(['init', '-q', '-b', 'main']);
+  await git(['add', '-A']);
+  await git(['-c', 'user.email=a@b', '-c', 'user.name=a', 'commit', '-qm', 'buildpack']);
+  return dir;
+}
+
+test.serial('a custom buildpack named in .buildpacks runs after a built-in one, with export and .profile.d', async (t) => {
+  const bp = await buildpackRepo('custom-buildpack/buildpack', 'custom');
+  const dir = await rack.appRepo('custom-buildpack/app', 'b-custom');
+  await commitFile(dir, '.buildpacks', `nodejs\nfile://${bp}#main\n`, 'buildpacks');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  const body = (await rack.get('b-custom')).body;
+  t.log(body.trim());
+  t.regex(body, /FROM_PROFILE=/);
+  t.regex(body, /FROM_EXPORT=/);
+  const [b] = await builds('b-custom');
+  t.is(b!.buildpacks.length, 2);
+});
+
+test.serial('BUILDPACK_URL picks buildpacks; paths outside RACK_HOME/buildpacks and unknown names are refused', async (t) => {
+  const set = await rack.ssh([quote(['config:set', 'BUILDPACK_URL=/etc', '-a', 'b-node'])]);
+  t.is(set.code, 0, set.stderr); // the config var itself is fine; the build refuses it
+  const bad = await rack.ssh(['builds:create', '-a', 'b-node']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr + bad.stdout, /must be a directory under/);
+  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=nope-pack', '-a', 'b-node'])]);
+  const unknown = await rack.ssh(['builds:create', '-a', 'b-node']);
+  t.regex(unknown.stdout + unknown.stderr, /no built-in buildpack named "nope-pack"/);
+  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=ext::sh -c id', '-a', 'b-node'])]);
+  const ext = await rack.ssh(['builds:create', '-a', 'b-node']);
+  t.regex(ext.stdout + ext.stderr, /not a buildpack name, path or git URL/);
+  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=nodejs', '-a', 'b-node'])]);
+  const ok = await rack.ssh(['builds:create', '-a', 'b-node']);
+  t.is(ok.code, 0, ok.stderr);
+});
+
+test.serial('a build over RACK_BUILD_TIMEOUT fails cleanly and leaves no build container', async (t) => {
+  await rack.stop();
+  await rack.start({ RACK_BUILD_TIMEOUT: '3' });
+  const slow = join(rack.home, 'buildpacks', 'slow');
+  await cp(join(FIXTURES, 'slow-buildpack'), slow, { recursive: true });
+  const dir = await rack.appRepo('node-hello', 'b-slow');
+  await writeFile(join(dir, '.buildpacks'), `${slow}\n`);
+  await commitFile(dir, '.buildpacks', `${slow}\n`, 'slow');
+  const push = await rack.push(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /build timed out after 3 s/);
+  const left = await exec('docker', ['ps', '-aq', '--filter', 'label=rack.app=b-slow', '--filter', 'label=rack.role=build']);
+  t.is(left.stdout.trim(), '');
+  t.is((await builds('b-slow'))[0]!.status, 'failed');
+});
