@@ -77,6 +77,7 @@ export class Pipeline {
       image: build.image!,
       builder: build.builder,
       processTypes: build.processTypes,
+      formation: defaultFormation(build.processTypes),
       config: await this.currentConfig(app),
       description,
       createdBy: keyName,
@@ -105,6 +106,7 @@ export class Pipeline {
         image: latest.image,
         builder: latest.builder,
         processTypes: latest.processTypes,
+        formation: latest.formation ?? defaultFormation(latest.processTypes),
         config: after,
         description: change.description,
         createdBy: change.keyName,
@@ -137,6 +139,7 @@ export class Pipeline {
         image: target.image,
         builder: target.builder,
         processTypes: target.processTypes,
+        formation: target.formation ?? defaultFormation(target.processTypes),
         config: target.config,
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
@@ -191,4 +194,11 @@ export class Pipeline {
     if (latest) return { ...latest.config };
     return { ...((await this.store.getApp(app))?.config ?? {}) };
   }
+}
+
+/** As on Heroku: one web process; other types wait to be scaled; `release` is a phase, not a process. */
+export function defaultFormation(processTypes: Record<string, string>): Record<string, number> {
+  const formation: Record<string, number> = {};
+  for (const type of Object.keys(processTypes)) if (type !== 'release') formation[type] = type === 'web' ? 1 : 0;
+  return formation;
 }

@@ -42,6 +42,14 @@ test.serial('the release phase runs before the rollout, and a failing one change
   t.deepEqual(await rack.get('ops'), { status: 200, body: 'ops yes\n' });
 });
 
+test.serial('ps lists the running web process of the current release', async (t) => {
+  const ps = JSON.parse((await rack.ssh(['ps', '--json', '-a', 'ops'])).stdout) as { type: string; release: number; state: string }[];
+  const current = JSON.parse((await rack.ssh(['apps:info', '--json', '-a', 'ops'])).stdout) as { currentRelease: string };
+  t.deepEqual(ps.map((p) => [p.type, `v${p.release}`, p.state]), [['web', current.currentRelease, 'up']]);
+  const text = await rack.ssh(['ps', '-a', 'ops']);
+  t.regex(text.stdout, /^PROCESS\s+RELEASE\s+STATE\s+UPTIME\nweb\.[0-9a-f]{6}\s+v\d+\s+up\s+\d+s$/m);
+});
+
 test.serial('run returns the exit status, with and without a TTY, and leaves no container', async (t) => {
   const plain = await rack.ssh(['run', '-a', 'ops', 'echo "out $MIGRATED" && echo err >&2 && exit 3']);
   t.is(plain.code, 3);

@@ -208,3 +208,20 @@ test.serial('kill -9 during a config change leaves a whole release or none, and 
   t.is(running.stdout.trim().split('\n').filter(Boolean).length, 1, 'one web process, no leftovers');
   t.is((await env('KILLED')).status, current.config['KILLED'] === undefined ? 404 : 200);
 });
+
+test.serial('old images are pruned past RACK_KEEP_RELEASES, and a rollback to one says so', async (t) => {
+  await rack.stop();
+  await rack.start({ RACK_KEEP_RELEASES: '1' });
+  const set = await cmd('config:set', 'PRUNE=now');
+  t.is(set.code, 0, set.stderr);
+  const [latest] = await releases();
+  const first = (await releases()).find((r) => r.build === 1)!;
+  t.not(latest!.build, 1);
+  const images = await exec('docker', ['images', '--format', '{{.Tag}}', `rack/${app}`]);
+  t.deepEqual(images.stdout.trim().split('\n').sort(), [`b${latest!.build}`]);
+  const back = await cmd('releases:rollback', `v${first.version}`);
+  t.is(back.code, 1);
+  t.regex(back.stderr, new RegExp(`the image of v${first.version} \\(rack/${app}:b1\\) was pruned; push the commit again to rebuild it`));
+  const info = JSON.parse((await cmd('releases:info', `v${latest!.version}`, '--json')).stdout) as { formation: Record<string, number> };
+  t.deepEqual(info.formation, { web: 1 });
+});

@@ -10,6 +10,7 @@ import { domainsCommands } from './domains.js';
 import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
 import { logsCommands } from './logs.js';
+import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
 
 const metaCommands: Command[] = [
@@ -43,7 +44,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...logsCommands, ...keysCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...logsCommands, ...keysCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -40,6 +40,7 @@ export const releaseCommands: Command[] = [
         createdAt: release.createdAt,
         error: release.error,
         processTypes: release.processTypes,
+        formation: release.formation ?? {},
         configKeys: Object.keys(release.config).sort(),
         configChanges: diff,
       };
@@ -52,6 +53,7 @@ export const releaseCommands: Command[] = [
         ['By:', info.createdBy],
         ['Created:', ago(info.createdAt)],
         ['Processes:', Object.entries(info.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
+        ['Formation:', Object.entries(info.formation).map(([t, n]) => `${t}=${n}`).join(' ') || '-'],
         ['Config:', info.configKeys.join(', ') || '-'],
       ];
       for (const line of table(rows)) ctx.print(line);

@@ -42,6 +42,8 @@ export interface ReleaseRecord {
   image: string;
   builder?: Builder;
   processTypes: Record<string, string>;
+  /** Process type → instance count this release runs (web 1, other types 0 until scaled). */
+  formation?: Record<string, number>;
   config: Record<string, string>;
   description: string;
   createdBy: string;
