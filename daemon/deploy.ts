@@ -8,6 +8,7 @@ import type { ImageRetention } from './release/image-retention.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
 import { headCommit } from './git/repo.js';
 import type { BuildRecord, ReleaseRecord } from './store/records.js';
+import { defaultFormation } from './release/formation.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -76,6 +77,7 @@ export class Pipeline {
       build: build.id,
       image: build.image!,
       builder: build.builder,
+      ...(build.healthcheck ? { healthcheck: build.healthcheck } : {}),
       processTypes: build.processTypes,
       formation: defaultFormation(build.processTypes),
       config: await this.currentConfig(app),
@@ -105,6 +107,7 @@ export class Pipeline {
         build: latest.build,
         image: latest.image,
         builder: latest.builder,
+        ...(latest.healthcheck ? { healthcheck: latest.healthcheck } : {}),
         processTypes: latest.processTypes,
         formation: latest.formation ?? defaultFormation(latest.processTypes),
         config: after,
@@ -138,6 +141,7 @@ export class Pipeline {
         build: target.build,
         image: target.image,
         builder: target.builder,
+        ...(target.healthcheck ? { healthcheck: target.healthcheck } : {}),
         processTypes: target.processTypes,
         formation: target.formation ?? defaultFormation(target.processTypes),
         config: target.config,
@@ -147,6 +151,42 @@ export class Pipeline {
       await this.deploy(release, out);
       return { release, previous: app.currentRelease };
     });
+  }
+
+  /** `ps:scale`: the current release rolled out again with new instance counts; no new release. */
+  scale(req: { app: string; changes: Record<string, number> }, out: UserOutput): Promise<Record<string, number>> {
+    return this.lock.run(req.app, async () => {
+      const release = await this.currentRelease(req.app);
+      for (const type of Object.keys(req.changes)) {
+        if (type === 'release' || release.processTypes[type] === undefined) {
+          const known = Object.keys(release.processTypes).filter((t) => t !== 'release');
+          throw new RackError('bad_argument', `v${release.version} has no process type "${type}" (it has: ${known.join(', ')})`);
+        }
+      }
+      const formation = { ...(await this.supervisor.formationOf(release)), ...req.changes };
+      await this.supervisor.deploy(release, out, { formation });
+      const app = await this.store.requireApp(req.app);
+      await this.store.setFormation(req.app, { ...app.formation, ...req.changes });
+      return formation;
+    });
+  }
+
+  /** `ps:restart [TYPE]`: fresh processes of the current release, rolled out without downtime. */
+  restart(req: { app: string; type: string | undefined }, out: UserOutput): Promise<void> {
+    return this.lock.run(req.app, async () => {
+      const release = await this.currentRelease(req.app);
+      if (req.type !== undefined && release.processTypes[req.type] === undefined) {
+        throw new RackError('bad_argument', `v${release.version} has no process type "${req.type}"`);
+      }
+      await this.supervisor.deploy(release, out, req.type === undefined ? {} : { only: [req.type] });
+    });
+  }
+
+  private async currentRelease(name: string): Promise<ReleaseRecord> {
+    const app = await this.store.requireApp(name);
+    const release = app.currentRelease ? await this.store.getRelease(name, app.currentRelease) : undefined;
+    if (!release) throw new RackError('no_such_release', `${name} has no running release yet: push it first`);
+    return release;
   }
 
   private async targetRelease(
@@ -196,9 +236,3 @@ export class Pipeline {
   }
 }
 
-/** As on Heroku: one web process; other types wait to be scaled; `release` is a phase, not a process. */
-export function defaultFormation(processTypes: Record<string, string>): Record<string, number> {
-  const formation: Record<string, number> = {};
-  for (const type of Object.keys(processTypes)) if (type !== 'release') formation[type] = type === 'web' ? 1 : 0;
-  return formation;
-}

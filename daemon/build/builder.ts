@@ -17,6 +17,7 @@ import { lineSplitter, type UserOutput } from '../user-output.js';
 import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
 import { STACK_IMAGE } from './stack-image.js';
+import { healthCheckFromAppJson } from '../supervisor/health-check.js';
 
 export interface BuildRequest {
   app: string;
@@ -71,7 +72,9 @@ export class Builder {
     say.header(`Building ${req.app} b${build.id} from ${req.commit.slice(0, 7)}`);
     try {
       const result = (await this.queue.add(() => this.compile(build, req, say)))!;
-      await finish({ status: 'succeeded', ...result });
+      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
+      const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);
+      await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
       return build;
     } catch (err) {

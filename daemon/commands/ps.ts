@@ -1,3 +1,5 @@
+import { RackError } from '../rack-error.js';
+import { textOutput } from '../user-output.js';
 import { table, type Command } from './command.js';
 
 function uptime(startedAt: string, running: boolean): string {
@@ -24,14 +26,54 @@ export const psCommands: Command[] = [
         name: `${p.type}.${p.name.split('.').pop()}`,
         type: p.type,
         release: p.release,
-        state: p.running ? 'up' : 'down',
+        // Docker restarts a crashed process with growing backoff; several restarts is a crash loop.
+        state: p.restarting ? (p.restarts >= 3 ? 'crash-loop' : 'crashed') : p.running ? 'up' : 'down',
+        restarts: p.restarts,
         startedAt: p.startedAt,
         uptime: uptime(p.startedAt, p.running),
       }));
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
-      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime]);
-      for (const line of table([['PROCESS', 'RELEASE', 'STATE', 'UPTIME'], ...lines])) ctx.print(line);
+      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts)]);
+      for (const line of table([['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS'], ...lines])) ctx.print(line);
     },
   },
 ];
+
+const SCALE = /^([A-Za-z0-9_-]{1,30})=(\d{1,2})$/;
+const MAX_INSTANCES = 20;
+
+psCommands.push(
+  {
+    name: 'ps:scale',
+    access: 'member',
+    usage: 'ps:scale TYPE=N ... [-a APP]',
+    summary: 'set how many processes of each type run (rolled out without downtime)',
+    app: true,
+    args: { min: 1, max: 10 },
+    async run(ctx) {
+      const changes: Record<string, number> = {};
+      for (const word of ctx.args) {
+        const m = SCALE.exec(word);
+        if (!m || Number(m[2]) > MAX_INSTANCES) {
+          throw new RackError('bad_argument', `expected TYPE=N with N from 0 to ${MAX_INSTANCES}, got ${JSON.stringify(word.slice(0, 40))}`);
+        }
+        changes[m[1]!] = Number(m[2]);
+      }
+      const formation = await ctx.services.pipeline.scale({ app: ctx.app, changes }, textOutput(ctx.print));
+      ctx.print(`-----> Scaled ${ctx.app} to ${Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ')}`);
+    },
+  },
+  {
+    name: 'ps:restart',
+    access: 'member',
+    usage: 'ps:restart [TYPE] [-a APP]',
+    summary: 'replace the processes (of one type) with fresh ones, without downtime',
+    app: true,
+    args: { min: 0, max: 1 },
+    async run(ctx) {
+      await ctx.services.pipeline.restart({ app: ctx.app, type: ctx.args[0] }, textOutput(ctx.print));
+      ctx.print(`-----> Restarted ${ctx.args[0] ?? 'all processes'} of ${ctx.app}`);
+    },
+  },
+);

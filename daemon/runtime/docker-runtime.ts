@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
@@ -26,6 +27,10 @@ export interface ProcessInfo {
   release: number;
   type: string;
   running: boolean;
+  /** Docker is waiting to restart it after a crash (backoff). */
+  restarting: boolean;
+  /** Crash restarts so far. */
+  restarts: number;
   /** Loopback address of the published `PORT`, when the process has one. */
   upstream: { host: string; port: number } | null;
   startedAt: string;
@@ -118,8 +123,9 @@ export class DockerRuntime {
     if (spec.port !== undefined) {
       env['PORT'] = String(spec.port);
       exposed[`${spec.port}/tcp`] = {};
-      // Published on loopback only: the router on this host is the one way in.
-      bindings[`${spec.port}/tcp`] = [{ HostIp: LOOPBACK, HostPort: '' }];
+      // Published on loopback only: the router on this host is the one way in. The host port is
+      // chosen here, not by Docker, so a process restarted after a crash keeps its address.
+      bindings[`${spec.port}/tcp`] = [{ HostIp: LOOPBACK, HostPort: String(await freePort()) }];
     }
     const container = await this.docker.createContainer({
       name,
@@ -133,7 +139,14 @@ export class DockerRuntime {
         [LABEL.release]: String(spec.release),
         [LABEL.type]: spec.type,
       }),
-      HostConfig: { Init: true, PortBindings: bindings, LogConfig: { Type: 'json-file', Config: { 'max-size': '10m' } } },
+      HostConfig: {
+        Init: true,
+        PortBindings: bindings,
+        // Crash recovery is Docker's: restarts with exponential backoff (100 ms doubling, capped),
+        // also while rackd is down; `docker stop` (a drain) is never undone by it.
+        RestartPolicy: { Name: 'unless-stopped' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m' } },
+      },
     });
     try {
       await container.start();
@@ -148,7 +161,8 @@ export class DockerRuntime {
     const info = await this.docker.getContainer(id).inspect();
     const labels = info.Config.Labels ?? {};
     let upstream: ProcessInfo['upstream'] = null;
-    for (const binding of Object.values(info.NetworkSettings.Ports ?? {})) {
+    // The configured binding, not the live one: it holds while the process restarts.
+    for (const binding of Object.values(info.HostConfig.PortBindings ?? {}) as { HostPort?: string }[][]) {
       const hostPort = binding?.[0]?.HostPort;
       if (hostPort) upstream = { host: LOOPBACK, port: Number(hostPort) };
     }
@@ -158,7 +172,9 @@ export class DockerRuntime {
       app: labels[LABEL.app] ?? '',
       release: Number(labels[LABEL.release] ?? 0),
       type: labels[LABEL.type] ?? '',
-      running: info.State.Running,
+      running: info.State.Running && !info.State.Restarting,
+      restarting: info.State.Restarting,
+      restarts: info.RestartCount,
       upstream,
       startedAt: info.State.StartedAt,
     };
@@ -445,6 +461,19 @@ export class DockerRuntime {
       if (code !== 404 && code !== 409) throw err; // gone already, or removal already under way
     }
   }
+}
+
+/** A port free on loopback now; the kernel hands out ephemeral ports in sequence, so reuse is unlikely. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 /** Docker multiplexes stdout/stderr in 8-byte-framed chunks when there is no TTY. */

@@ -1,5 +1,6 @@
 /** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
 import type { Builder } from '../runtime/process-command.js';
+import type { HealthCheckOptions } from '../supervisor/health-check.js';
 
 export interface AppRecord {
   name: string;
@@ -10,6 +11,8 @@ export interface AppRecord {
   config?: Record<string, string>;
   /** Host names added with domains:add, beside the default APP.RACK_DOMAIN. */
   domains?: string[];
+  /** Instance counts set with ps:scale; types not named here run their release's default. */
+  formation?: Record<string, number>;
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
@@ -21,6 +24,8 @@ export interface BuildRecord {
   status: BuildStatus;
   /** How the image was made; absent on builds from before Dockerfile support (buildpacks). */
   builder?: Builder;
+  /** From app.json `healthchecks.web`, when the app has one. */
+  healthcheck?: Partial<HealthCheckOptions>;
   buildpacks: string[];
   /** Process type → command, from the Procfile or the buildpack's defaults. */
   processTypes: Record<string, string>;
@@ -41,6 +46,7 @@ export interface ReleaseRecord {
   build: number;
   image: string;
   builder?: Builder;
+  healthcheck?: Partial<HealthCheckOptions>;
   processTypes: Record<string, string>;
   /** Process type → instance count this release runs (web 1, other types 0 until scaled). */
   formation?: Record<string, number>;

@@ -88,6 +88,13 @@ export class Store {
     });
   }
 
+  setFormation(name: string, formation: Record<string, number>): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      await this.db.put(k.app(name), { ...app, formation });
+    });
+  }
+
   /** A domain belongs to one app at a time: the index entry and the app record change together. */
   addDomain(name: string, host: string): Promise<void> {
     return this.write(async () => {

@@ -8,7 +8,8 @@ import { containerCommand } from '../runtime/process-command.js';
 import type { ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
-import { waitHealthy } from './health-check.js';
+import { defaultFormation } from '../release/formation.js';
+import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
 import { transition, type RolloutState } from './rollout.js';
 
 /** The port every web process listens on inside its container. */
@@ -16,6 +17,10 @@ const WEB_PORT = 5000;
 const DRAIN_TIMEOUT_MS = 30_000;
 const STOP_GRACE_SECONDS = 30;
 const RELEASE_PHASE_TIMEOUT_MS = 10 * 60_000;
+/** How long a non-web process must stay up to count as healthy. */
+const SETTLE_MS = 2000;
+
+export type Formation = Record<string, number>;
 
 /**
  * Runs releases as containers and keeps the router pointed at the healthy ones. For now each
@@ -89,49 +94,65 @@ export class Supervisor {
     return `http://${app}.${this.config.domain}${port}/`;
   }
 
-  /** Rolls a release out. Throws `deploy_failed` with the reason when the new processes never become healthy. */
-  async deploy(release: ReleaseRecord, out: UserOutput): Promise<void> {
-    const command = release.processTypes['web'];
-    if (command === undefined) {
-      throw new RackError('deploy_failed', 'no web process type: add "web: <command>" to the Procfile');
+  /**
+   * Rolls a release out: start every process of the formation → wait until all are healthy →
+   * switch the router to the new web set in one step → drain the old ones. Throws `deploy_failed`
+   * with the reason when a new process never becomes healthy or dies before the switch; the old
+   * processes then keep serving. `only` limits the rollout to some types (ps:restart TYPE).
+   */
+  async deploy(release: ReleaseRecord, out: UserOutput, opts: { formation?: Formation; only?: string[] } = {}): Promise<void> {
+    const formation = opts.formation ?? (await this.formationOf(release));
+    const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && (!opts.only || opts.only.includes(t)));
+    for (const type of types) {
+      if (release.processTypes[type] === undefined) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
     }
-    const old = (await this.runtime.listProcesses(release.app)).filter((p) => p.release !== release.version || !p.running);
+    const inScope = (p: ProcessInfo) => !opts.only || opts.only.includes(p.type);
+    const old = (await this.runtime.listProcesses(release.app)).filter(inScope);
+    const health = { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck };
     let state: RolloutState = 'starting';
-    let started: ProcessInfo | undefined;
+    const started: ProcessInfo[] = [];
     try {
       const releaseCommand = release.processTypes['release'];
-      if (releaseCommand !== undefined) await this.releasePhase(release, releaseCommand, out);
-      out.header(`Starting web process of v${release.version}`);
-      started = await this.runtime.startProcess({
-        app: release.app,
-        release: release.version,
-        type: 'web',
-        image: release.image,
-        builder: release.builder,
-        command,
-        env: release.config,
-        port: WEB_PORT,
-      });
+      if (releaseCommand !== undefined && !opts.only) await this.releasePhase(release, releaseCommand, out);
+      out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
+      for (const type of types) {
+        for (let i = 0; i < (formation[type] ?? 0); i++) {
+          const p = await this.runtime.startProcess({
+            app: release.app,
+            release: release.version,
+            type,
+            image: release.image,
+            builder: release.builder,
+            command: release.processTypes[type]!,
+            env: release.config,
+            port: type === 'web' ? WEB_PORT : undefined,
+          });
+          started.push(p);
+          this.watch(p, 1000);
+        }
+      }
       state = transition(state, 'started');
-      this.watch(started, 1000);
-      const upstream = started.upstream;
-      if (!upstream) throw new RackError('deploy_failed', 'the web process has no published port');
-      const id = started.id;
-      const failure = await waitHealthy(upstream.host, upstream.port, async () => (await this.runtime.inspectProcess(id)).running);
-      if (failure !== null) {
-        const logs = await this.runtime.processLogs(id, 20);
+      const failures = await Promise.all(started.map((p) => this.checkHealthy(p, health)));
+      const failed = failures.findIndex((f) => f !== null);
+      // Healthy once is not enough: every new process must still be up, never restarted, at the switch.
+      const settled = failed === -1 ? await this.stillUp(started) : null;
+      if (failed !== -1 || settled !== null) {
+        const culprit = failed !== -1 ? started[failed]! : settled!.process;
+        const logs = await this.runtime.processLogs(culprit.id, 20);
         for (const line of logs.split('\n').filter((l) => l !== '')) out.detail(line);
-        throw new RackError('deploy_failed', `v${release.version} failed its health check: ${failure}`);
+        const reason = failed !== -1 ? failures[failed]! : settled!.reason;
+        throw new RackError('deploy_failed', `v${release.version} failed its health check: ${culprit.type}: ${reason}`);
       }
       state = transition(state, 'healthy');
-      await this.publish(release.app, [upstream]);
+      const web = started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!);
+      if (!opts.only || opts.only.includes('web')) await this.publish(release.app, web);
       state = transition(state, 'switched');
-      out.detail(`web is healthy; router switched to v${release.version}`);
+      out.detail(`all processes healthy; router switched to v${release.version}`);
     } catch (err) {
       state = transition(state, 'failure');
-      if (started) {
-        this.unwatch(started.id);
-        await this.runtime.removeContainer(started.id);
+      for (const p of started) {
+        this.unwatch(p.id);
+        await this.runtime.removeContainer(p.id);
       }
       state = transition(state, 'cleaned_up');
       this.log.warn({ app: release.app, release: release.version, state }, 'rollout failed; old release keeps serving');
@@ -163,6 +184,37 @@ export class Supervisor {
     if (run.exitCode !== 0) {
       throw new RackError('deploy_failed', `the release command failed (exit status ${run.exitCode})`);
     }
+  }
+
+  /** The app's scaled formation, for the types this release has; new types get the defaults. */
+  async formationOf(release: ReleaseRecord): Promise<Formation> {
+    const app = await this.store.requireApp(release.app);
+    const base = release.formation ?? defaultFormation(release.processTypes);
+    const formation: Formation = {};
+    for (const type of Object.keys(release.processTypes)) {
+      if (type === 'release') continue;
+      formation[type] = app.formation?.[type] ?? base[type] ?? 0;
+    }
+    return formation;
+  }
+
+  /** web: answers HTTP on PORT; other types: stay up through the settle period. */
+  private async checkHealthy(p: ProcessInfo, health: HealthCheckOptions): Promise<string | null> {
+    const alive = async () => {
+      const now = await this.runtime.inspectProcess(p.id);
+      return now.running && now.restarts === 0;
+    };
+    if (p.type === 'web' && p.upstream) return waitHealthy(p.upstream.host, p.upstream.port, alive, health);
+    await new Promise((r) => setTimeout(r, SETTLE_MS));
+    return (await alive()) ? null : 'the process exited within the settle period';
+  }
+
+  private async stillUp(processes: ProcessInfo[]): Promise<{ process: ProcessInfo; reason: string } | null> {
+    for (const p of processes) {
+      const now = await this.runtime.inspectProcess(p.id);
+      if (!now.running || now.restarts > 0) return { process: p, reason: 'the process died after passing its check' };
+    }
+    return null;
   }
 
   /** In-flight requests finish first, then SIGTERM, then SIGKILL after the grace period. */
@@ -201,14 +253,15 @@ export class Supervisor {
       // Known apps answer 503 rather than 404 until something of theirs is healthy.
       await this.publish(app.name, []);
       const mine = running.filter((p) => p.app === app.name);
-      const current = mine.filter((p) => p.release === app.currentRelease && p.running && p.upstream);
+      // Restarting counts as ours too: Docker brings it back, and its port stays the same.
+      const current = mine.filter((p) => p.release === app.currentRelease && (p.running || p.restarting));
       for (const p of mine.filter((x) => !current.includes(x))) {
         this.log.info({ app: app.name, container: p.name }, 'removing process not of the current release');
         await this.runtime.removeContainer(p.id);
       }
       if (app.currentRelease === 0) continue;
       if (current.length > 0) {
-        await this.publish(app.name, current.map((p) => p.upstream!));
+        await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
         for (const p of current) this.watch(p, 100);
         this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
         continue;
