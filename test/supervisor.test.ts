@@ -1,0 +1,115 @@
+import test from 'ava';
+import { exec, RackDaemon } from './support/rack-daemon.js';
+
+// Formation, health checks, crash restarts and swaps under a request in flight, on one app.
+const app = 'procs';
+let rack: RackDaemon;
+
+test.before(async () => {
+  rack = await RackDaemon.create();
+  const dir = await rack.appRepo('node-procs', app);
+  const push = await rack.push(dir);
+  if (push.code !== 0) throw new Error(push.stderr);
+});
+test.after.always(async () => {
+  await rack?.destroy();
+});
+
+interface Proc {
+  name: string;
+  type: string;
+  release: number;
+  state: string;
+  restarts: number;
+}
+const ps = async () => JSON.parse((await rack.ssh(['ps', '--json', '-a', app])).stdout) as Proc[];
+const count = (procs: Proc[], type: string) => procs.filter((p) => p.type === type && p.state === 'up').length;
+const releaseCount = async () => (JSON.parse((await rack.ssh(['releases', '--json', '-a', app])).stdout) as unknown[]).length;
+
+test.serial('ps:scale runs more processes of each type and fewer again, with no new release', async (t) => {
+  const releases = await releaseCount();
+  t.is(count(await ps(), 'web'), 1);
+  t.is(count(await ps(), 'worker'), 0);
+  const up = await rack.ssh(['ps:scale', 'web=2', 'worker=1', '-a', app]);
+  t.is(up.code, 0, up.stderr);
+  t.regex(up.stdout, /Scaled procs to web=2 worker=1/);
+  const procs = await ps();
+  t.is(count(procs, 'web'), 2);
+  t.is(count(procs, 'worker'), 1);
+  const seen = new Set<string>();
+  for (let i = 0; i < 10; i++) seen.add((await rack.get(app)).body);
+  t.is(seen.size, 2, 'round robin over both web processes');
+  const logs = await rack.ssh(['logs', '-p', 'worker', '-a', app]);
+  t.regex(logs.stdout, /app\[worker\.[0-9a-f]+\]: worker tick/);
+
+  const down = await rack.ssh(['ps:scale', 'web=1', 'worker=0', '-a', app]);
+  t.is(down.code, 0, down.stderr);
+  const after = await ps();
+  t.is(count(after, 'web'), 1);
+  t.is(after.length, 1);
+  t.is(await releaseCount(), releases);
+  const bad = await rack.ssh(['ps:scale', 'cron=1', '-a', app]);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /has no process type "cron" \(it has: web, worker\)/);
+  const tooMany = await rack.ssh(['ps:scale', 'web=99', '-a', app]);
+  t.regex(tooMany.stderr, /N from 0 to 20/);
+});
+
+test.serial('a crashed process is restarted and serves again', async (t) => {
+  const [before] = await ps();
+  t.is((await rack.get(app, '/crash')).body, 'bye');
+  let back = false;
+  for (let i = 0; i < 100 && !back; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    back = (await rack.get(app).catch(() => ({ status: 0, body: '' }))).status === 200;
+  }
+  t.true(back);
+  const [after] = await ps();
+  t.is(after!.name, before!.name, 'the same process, restarted in place');
+  t.true(after!.restarts >= 1);
+});
+
+test.serial('a request in flight during a swap completes', async (t) => {
+  const slow = rack.get(app, '/slow?ms=2500');
+  await new Promise((r) => setTimeout(r, 300));
+  const restart = await rack.ssh(['ps:restart', '-a', app]);
+  t.is(restart.code, 0, restart.stderr);
+  const res = await slow;
+  t.is(res.status, 200);
+  t.regex(res.body, /^slow done /);
+  t.not((await rack.get(app)).body, res.body.replace('slow done ', ''), 'a new process serves now');
+});
+
+test.serial('ps:restart TYPE replaces only that type', async (t) => {
+  await rack.ssh(['ps:scale', 'worker=1', '-a', app]);
+  const before = await ps();
+  const r = await rack.ssh(['ps:restart', 'worker', '-a', app]);
+  t.is(r.code, 0, r.stderr);
+  const after = await ps();
+  const names = (procs: Proc[], type: string) => procs.filter((p) => p.type === type).map((p) => p.name);
+  t.deepEqual(names(after, 'web'), names(before, 'web'));
+  t.notDeepEqual(names(after, 'worker'), names(before, 'worker'));
+  await rack.ssh(['ps:scale', 'worker=0', '-a', app]);
+});
+
+test.serial('the app.json health check decides; a failing one never takes traffic', async (t) => {
+  const before = (await rack.get(app)).body;
+  const r = await rack.ssh(['config:set', 'HEALTH_FAIL=1', '-a', app]);
+  t.is(r.code, 1);
+  t.regex(r.stderr, /failed its health check: web: no answer below 500 on \/health after 5 attempts/);
+  t.is((await rack.get(app)).body, before, 'the old process still serves');
+  t.is((await ps()).length, 1, 'the new processes were removed');
+  const ok = await rack.ssh(['config:unset', 'HEALTH_FAIL', '-a', app]);
+  t.is(ok.code, 0, ok.stderr);
+});
+
+test.serial('a daemon restart keeps every process and adds none', async (t) => {
+  await rack.ssh(['ps:scale', 'web=2', '-a', app]);
+  const before = (await ps()).map((p) => p.name).sort();
+  await rack.stop();
+  await rack.start();
+  t.deepEqual((await ps()).map((p) => p.name).sort(), before);
+  t.is((await rack.get(app)).status, 200);
+  const containers = await exec('docker', ['ps', '-aq', '--filter', `label=rack.app=${app}`]);
+  t.is(containers.stdout.trim().split('\n').length, 2);
+});
