@@ -10,6 +10,7 @@ import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
 import { defaultFormation } from '../release/formation.js';
 import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
+import { LogFollower } from './log-follower.js';
 import { transition, type RolloutState } from './rollout.js';
 
 /** The port every web process listens on inside its container. */
@@ -23,8 +24,9 @@ const SETTLE_MS = 2000;
 export type Formation = Record<string, number>;
 
 /**
- * Runs releases as containers and keeps the router pointed at the healthy ones. For now each
- * release runs one `web` process; the formation and crash restarts are the next step on this seam.
+ * Runs releases as containers (every process type of the formation) and keeps the router pointed
+ * at the healthy web ones. Crash restarts are Docker's restart policy; this class decides what
+ * runs, checks it, switches and drains.
  */
 export class Supervisor {
   constructor(
@@ -34,36 +36,15 @@ export class Supervisor {
     private readonly router: Router,
     private readonly logs: LogHub,
     private readonly log: Logger,
-  ) {}
-
-  /** One log follower per process container, stopped when the process is. */
-  private readonly watchers = new Map<string, AbortController>();
-
-  private watch(p: ProcessInfo, tail: number): void {
-    if (this.watchers.has(p.id)) return;
-    const abort = new AbortController();
-    this.watchers.set(p.id, abort);
-    const source = `app[${p.type}.${p.name.split('.').pop()}]`;
-    this.runtime
-      .followLogs(
-        p.id,
-        tail,
-        (time, text) => this.logs.push({ time: `${time.slice(0, 23)}Z`, app: p.app, source, type: p.type, text }),
-        abort.signal,
-      )
-      .catch((err: unknown) => this.log.debug({ container: p.name, err: String(err) }, 'log follow ended'))
-      .finally(() => this.watchers.delete(p.id));
+  ) {
+    this.follower = new LogFollower(runtime, logs, log);
   }
 
-  private unwatch(id: string): void {
-    this.watchers.get(id)?.abort();
-    this.watchers.delete(id);
-  }
+  private readonly follower: LogFollower;
 
   /** Stops following every process's output (daemon stop); the processes keep running. */
   stop(): void {
-    for (const abort of this.watchers.values()) abort.abort();
-    this.watchers.clear();
+    this.follower.stop();
   }
 
   /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
@@ -128,7 +109,7 @@ export class Supervisor {
             port: type === 'web' ? WEB_PORT : undefined,
           });
           started.push(p);
-          this.watch(p, 1000);
+          this.follower.watch(p, 1000);
         }
       }
       state = transition(state, 'started');
@@ -151,7 +132,7 @@ export class Supervisor {
     } catch (err) {
       state = transition(state, 'failure');
       for (const p of started) {
-        this.unwatch(p.id);
+        this.follower.unwatch(p.id);
         await this.runtime.removeContainer(p.id);
       }
       state = transition(state, 'cleaned_up');
@@ -225,7 +206,7 @@ export class Supervisor {
       old.map(async (p) => {
         try {
           await this.runtime.stopProcess(p.id, STOP_GRACE_SECONDS);
-          this.unwatch(p.id);
+          this.follower.unwatch(p.id);
         } catch (err) {
           this.log.warn({ container: p.name, err: String(err) }, 'could not stop old process');
         }
@@ -262,7 +243,7 @@ export class Supervisor {
       if (app.currentRelease === 0) continue;
       if (current.length > 0) {
         await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
-        for (const p of current) this.watch(p, 100);
+        for (const p of current) this.follower.watch(p, 100);
         this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
         continue;
       }
