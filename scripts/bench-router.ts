@@ -1,0 +1,264 @@
+/**
+ * rack's router against the upstream hit directly and against nginx as a reverse proxy to the same
+ * upstream, in the same run: throughput and latency for 16 keep-alive clients each.
+ * The upstream (a tiny node http server), the router (the built `Router` class) and nginx each run
+ * in their own process, so the load generator here shares no event loop with them. nginx is used
+ * when installed (`apt-get install -y nginx`); this script installs nothing. Every child is killed
+ * on exit, also on error or Ctrl-C.
+ *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from '../test/support/rack-daemon.js';
+import { ms, startLoad, type LoadReport } from './load-generator.js';
+
+const seconds = Number(process.argv[2] ?? 5);
+const clients = Number(process.argv[3] ?? 16);
+const WARMUP_MS = 1_000;
+const HOST = 'bench.localhost';
+
+const sleep = (t: number) => new Promise<void>((r) => setTimeout(r, t));
+
+// --- children: each leads its own process group, so a kill reaches nginx's worker too -----------
+const children = new Set<ChildProcess>();
+
+/** Signals the child's whole process group (it was spawned detached, as its leader). */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* the group is gone */
+  }
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    killGroup(child, signal);
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  // Whatever of the group outlived its leader (an nginx worker whose master was killed).
+  killGroup(child, 'SIGKILL');
+  children.delete(child);
+}
+
+process.on('exit', () => {
+  for (const child of children) killGroup(child, 'SIGKILL');
+});
+/** Set once the temp dir exists, so an interrupted run removes it too. */
+let tempDir: string | undefined;
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(sig, () => {
+    console.error(`\n${sig}: stopping the children`);
+    // SIGTERM first so nginx's master reaps its worker; stopChild escalates to SIGKILL after 3 s.
+    void Promise.all([...children].map((c) => stopChild(c)))
+      .then(() => (tempDir ? rm(tempDir, { recursive: true, force: true }) : undefined))
+      .finally(() => process.exit(130));
+  });
+}
+
+function track(child: ChildProcess, name: string): ChildProcess {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.on('error', (err) => console.error(`${name}: ${err.message}`));
+  return child;
+}
+
+/**
+ * A node child running an inline ES module that prints `{"port": N}` as its first stdout line.
+ * It exits when its stdin closes, i.e. when this process goes away however it goes.
+ */
+function nodeChild(name: string, source: string): Promise<{ child: ChildProcess; port: number }> {
+  const script = `${source}\nprocess.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n`;
+  const child = track(
+    spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'], detached: true }),
+    name,
+  );
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return new Promise((resolve, reject) => {
+    let started = false;
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${err}`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      if (started) return; // later output (router warnings) is read and dropped, so the pipe never fills
+      out += c.toString();
+      const nl = out.indexOf('\n');
+      if (nl === -1) return;
+      started = true;
+      clearTimeout(timer);
+      try {
+        const { port } = JSON.parse(out.slice(0, nl)) as { port: number };
+        resolve({ child, port });
+      } catch {
+        reject(new Error(`${name} said ${out.slice(0, nl)}`));
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}:\n${err}`));
+    });
+  });
+}
+
+function upstream(): Promise<{ child: ChildProcess; port: number }> {
+  return nodeChild(
+    'upstream',
+    `import { createServer } from 'node:http';
+const server = createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
+  res.end('ok');
+});
+server.keepAliveTimeout = 120000;
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));`,
+  );
+}
+
+function router(upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
+  const routerJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'router', 'router.js')).href;
+  const logJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'log.js')).href;
+  return nodeChild(
+    'router',
+    `const { Router } = await import(${JSON.stringify(routerJs)});
+const { createLogger } = await import(${JSON.stringify(logJs)});
+const router = new Router({ bind: '127.0.0.1', port: 0, logger: createLogger('warn') });
+const port = await router.start();
+router.setApp('bench', [${JSON.stringify(HOST)}], [{ host: '127.0.0.1', port: ${upstreamPort} }]);
+console.log(JSON.stringify({ port }));`,
+  );
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const addr = s.address();
+      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function nginxBinary(): string | undefined {
+  for (const bin of ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
+    const r = spawnSync(bin, ['-v'], { stdio: 'ignore' });
+    if (r.error === undefined && r.status === 0) return bin;
+  }
+  return undefined;
+}
+
+async function nginx(bin: string, dir: string, upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const conf = join(dir, 'nginx.conf');
+  const errorLog = join(dir, 'error.log');
+  // One worker, as node's event loop is one thread; keep-alive both ways, no request cap per
+  // connection (node has none), no access log (the router here has no onAccess either).
+  await writeFile(
+    conf,
+    `worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log ${errorLog} warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path ${join(dir, 'body')};
+  proxy_temp_path ${join(dir, 'proxy')};
+  fastcgi_temp_path ${join(dir, 'fastcgi')};
+  uwsgi_temp_path ${join(dir, 'uwsgi')};
+  scgi_temp_path ${join(dir, 'scgi')};
+  keepalive_timeout 120s;
+  keepalive_requests 1000000;
+  upstream app {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+    }
+  }
+}
+`,
+  );
+  const child = track(spawn(bin, ['-p', dir, '-e', errorLog, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }), 'nginx');
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      const log = await readFile(errorLog, 'utf8').catch(() => '');
+      throw new Error(`nginx exited with ${child.exitCode}:\n${err}${log}`);
+    }
+    const probe = startLoad({ url: `http://127.0.0.1:${port}/`, host: HOST, connections: 1, durationMs: 50, pauseAfterErrorMs: 20 });
+    const r = await probe.done;
+    if (r.served > 0) return { child, port };
+    if (Date.now() > deadline) throw new Error(`nginx did not answer on ${port}:\n${err}`);
+    await sleep(100);
+  }
+}
+
+async function measure(port: number): Promise<LoadReport> {
+  const target = { url: `http://127.0.0.1:${port}/`, host: HOST, connections: clients };
+  await startLoad({ ...target, durationMs: WARMUP_MS }).done;
+  return startLoad({ ...target, durationMs: seconds * 1000 }).done;
+}
+
+const row = (name: string, r: LoadReport | undefined) =>
+  r === undefined
+    ? `${name.padEnd(8)} ${'skipped'.padStart(9)}`
+    : `${name.padEnd(8)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)}`;
+
+const dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
+tempDir = dir;
+try {
+  const up = await upstream();
+  const rt = await router(up.port);
+  const bin = nginxBinary();
+  const ng = bin === undefined ? undefined : await nginx(bin, dir, up.port);
+
+  console.log(`${clients} keep-alive clients, ${WARMUP_MS / 1000} s warm-up + ${seconds} s per target, ${cpus().length} CPUs shared by the load generator, the upstream and the proxy`);
+  const direct = await measure(up.port);
+  const viaRouter = await measure(rt.port);
+  const viaNginx = ng === undefined ? undefined : await measure(ng.port);
+
+  console.log(`\n${'target'.padEnd(8)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)}`);
+  console.log(row('direct', direct));
+  console.log(row('router', viaRouter));
+  console.log(row('nginx', viaNginx));
+  for (const [name, r] of [['direct', direct], ['router', viaRouter], ['nginx', viaNginx]] as const) {
+    if (r && (r.failed || r.clientErrors)) console.log(`${name} failures: ${JSON.stringify(r.reasons)}`);
+  }
+  console.log('');
+  if (viaNginx === undefined) {
+    console.log('nginx is not installed, so there is no nginx column; install it with: apt-get install -y nginx');
+  } else {
+    const ratio = viaRouter.rps / viaNginx.rps;
+    console.log(`router/nginx throughput: ${ratio.toFixed(2)} (goal ≥ 0.5) ${ratio >= 0.5 ? 'ok' : 'MISSED'}`);
+    console.log(`nginx p99 − direct p99:  ${ms(viaNginx.latency.p99 - direct.latency.p99)}`);
+  }
+  const added = viaRouter.latency.p99 - direct.latency.p99;
+  console.log(`router p99 − direct p99: ${ms(added)} (goal < 2 ms) ${added < 2 ? 'ok' : 'MISSED'}`);
+  console.log(`router/direct throughput: ${(viaRouter.rps / direct.rps).toFixed(2)}`);
+
+  await Promise.all([...children].map((c) => stopChild(c)));
+} finally {
+  await Promise.all([...children].map((c) => stopChild(c, 'SIGKILL')));
+  await rm(dir, { recursive: true, force: true });
+}
