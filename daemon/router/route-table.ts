@@ -93,6 +93,15 @@ export class RouteTable {
     this.#byApp.delete(app);
   }
 
+  /**
+   * Every app's effective route, hosts included after any moved to other apps. Replaying these in
+   * any order rebuilds this table exactly, which is why the router process persists these and not
+   * the setApp calls that led here.
+   */
+  entries(): Route[] {
+    return [...this.#byApp.values()];
+  }
+
   /** Every upstream some app still routes to; the others' pools can be closed. */
   liveUpstreamKeys(): Set<string> {
     const keys = new Set<string>();

@@ -19,6 +19,13 @@ export interface RouterOptions {
   onAccess?: (entry: AccessEntry) => void;
 }
 
+/** One app's entry in the table: the host names it answers and the processes serving it. */
+export interface AppRoute {
+  app: string;
+  hosts: string[];
+  upstreams: Upstream[];
+}
+
 export interface AccessEntry {
   app: string;
   method: string;
@@ -108,6 +115,11 @@ export class Router {
     this.#table.remove(app);
     this.#pools.retain(this.#table.liveUpstreamKeys());
     this.#logger.debug({ app }, 'router: app removed');
+  }
+
+  /** The whole table as it routes now: what the router process persists and reports. */
+  routes(): AppRoute[] {
+    return this.#table.entries().map((r) => ({ app: r.app, hosts: [...r.hosts], upstreams: r.upstreams.map((u) => ({ ...u })) }));
   }
 
   waitIdle(upstreams: Upstream[], timeoutMs: number): Promise<boolean> {

@@ -1,0 +1,142 @@
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from '../log.js';
+import type { AppRoute } from './router.js';
+import { checkAppRoute } from './router-protocol.js';
+
+/**
+ * The router process's persisted table, so a restarted router serves at once without waiting for
+ * rackd. The file is `{"version": 1, "apps": {"APP": {"hosts": [...], "upstreams": [{host, port}]}}}`
+ * and is only ever replaced whole (temp file, fsync, rename): a crash leaves the old or the new
+ * table, never half of one.
+ */
+const VERSION = 1;
+
+/** Where the router process writes {pid, httpPort, bind, socket, startedAt}: beside its state file. */
+export function pidFilePath(statePath: string): string {
+  return `${statePath}.pid`;
+}
+
+/** Writes `data` to `path` so readers see either the old or the new content, and it survives a crash. */
+export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}`;
+  const fh = await open(temp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  // The rename itself is only durable once the directory is synced.
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
+}
+
+export function serializeRoutes(routes: readonly AppRoute[]): string {
+  const apps: Record<string, { hosts: string[]; upstreams: AppRoute['upstreams'] }> = {};
+  for (const r of routes) apps[r.app] = { hosts: r.hosts, upstreams: r.upstreams };
+  return `${JSON.stringify({ version: VERSION, apps }, null, 1)}\n`;
+}
+
+/**
+ * Reads the table back. No file means an empty table (first start). A file that does not parse is
+ * moved aside to `PATH.corrupt` for the operator and the router starts empty: rackd re-sends every
+ * route when it adopts its apps, so serving nothing for a moment beats not starting at all.
+ */
+export async function loadRoutes(path: string, logger: Logger): Promise<AppRoute[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  try {
+    const doc = JSON.parse(text) as unknown;
+    if (typeof doc !== 'object' || doc === null) throw new Error('not an object');
+    const { version, apps } = doc as { version?: unknown; apps?: unknown };
+    if (version !== VERSION) throw new Error(`unknown version ${JSON.stringify(version)}`);
+    if (typeof apps !== 'object' || apps === null) throw new Error('apps is not an object');
+    return Object.entries(apps).map(([app, route]) => checkAppRoute({ ...(route as object), app }));
+  } catch (err) {
+    logger.error({ err: String(err), path }, 'router: state file unreadable; moved aside, starting with an empty table');
+    await rename(path, `${path}.corrupt`).catch(() => undefined);
+    return [];
+  }
+}
+
+interface Batch {
+  data: string;
+  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
+}
+
+/**
+ * Serialises the writes of the table. A change that arrives while a write is under way joins the
+ * next one, which carries the newest table: under a burst of changes the file is written a few
+ * times, not once per change, and every change is still on disk before its promise resolves.
+ * A table equal to the last one saved is not written again: rackd re-sends every route after it
+ * restarts, and those must not cost an fsync each.
+ */
+export class RouteStateWriter {
+  readonly #path: string;
+  #pending: Batch | undefined;
+  #running: Promise<void> | undefined;
+  #lastData: string | undefined;
+  #lastSave: Promise<void> | undefined;
+
+  /** `loaded` is the table read from the file at start: saving it again would change nothing. */
+  constructor(path: string, loaded: readonly AppRoute[]) {
+    this.#path = path;
+    this.#lastData = serializeRoutes(loaded);
+    this.#lastSave = Promise.resolve();
+  }
+
+  save(routes: readonly AppRoute[]): Promise<void> {
+    const data = serializeRoutes(routes);
+    if (data === this.#lastData && this.#lastSave !== undefined) return this.#lastSave;
+    const saved = new Promise<void>((resolve, reject) => {
+      this.#pending ??= { data, waiters: [] };
+      this.#pending.data = data;
+      this.#pending.waiters.push({ resolve, reject });
+      this.#running ??= this.#drain();
+    });
+    this.#lastData = data;
+    this.#lastSave = saved;
+    // After a failed write the same table must be tried again, not answered from the failure.
+    saved.catch(() => {
+      if (this.#lastSave === saved) this.#lastData = this.#lastSave = undefined;
+    });
+    return saved;
+  }
+
+  /** Resolves once nothing is left to write (shutdown waits for this). */
+  async idle(): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
+        this.#pending = undefined;
+        try {
+          await writeFileAtomic(this.#path, batch.data);
+          for (const w of batch.waiters) w.resolve();
+        } catch (err) {
+          for (const w of batch.waiters) w.reject(err);
+        }
+      }
+    } finally {
+      this.#running = undefined;
+    }
+  }
+}

@@ -1,0 +1,380 @@
+import { connect, type Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import { readLines } from './line-reader.js';
+import type { RouteControl } from './route-control.js';
+import type { AccessEntry, AppRoute } from './router.js';
+import {
+  encode,
+  EXIT_LOCKED,
+  parseMessage,
+  PROTOCOL_VERSION,
+  type Method,
+  type MethodTypes,
+  type ResponseMessage,
+  type RouterIdentity,
+} from './router-protocol.js';
+import { logTail, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
+import type { Upstream } from './upstream.js';
+
+export interface RouterClientOptions {
+  socketPath: string;
+  statePath: string;
+  /** The router process's own log (it outlives rackd, so it cannot write to rackd's stdout). */
+  logPath: string;
+  bind: string;
+  /** 0 accepts a router on any port (tests); otherwise a router on another port is replaced. */
+  port: number;
+  logger: Logger;
+  /** Access entries streamed from the router process (only while connected). */
+  onAccess?: (entry: AccessEntry) => void;
+}
+
+/** An error the router process answered with; `code` is `bad_request` or `internal`. */
+export class RouterCallError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+const START_TIMEOUT_MS = 15_000;
+const PING_TIMEOUT_MS = 3_000;
+const QUERY_TIMEOUT_MS = 10_000;
+/** waitIdle is answered by the router after its own timeout; this much more means it is not coming. */
+const WAIT_IDLE_GRACE_MS = 10_000;
+const STOP_FLUSH_MS = 5_000;
+const EXIT_WAIT_MS = 15_000;
+/** After losing a spawning race, give the winner this long to answer before trying again. */
+const RESPAWN_GAP_MS = 1000;
+const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+interface Call {
+  line: string;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+  /** Set for a connection's own handshake (ping, subscribe): failed, not re-sent, when it drops. */
+  socket?: Socket;
+  timer?: NodeJS.Timeout;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/**
+ * rackd's handle on the router process (router-process.ts), with the API rackd used on the
+ * in-process Router. Table changes are fire-and-forget but ordered; every call stays queued until
+ * the router answers it, and is sent again on the next connection if one drops first (all requests
+ * are idempotent). A dropped connection is re-made at once, starting a new router process if none
+ * answers, so a crashed router comes back with its persisted table while rackd runs.
+ */
+export class RouterClient implements RouteControl {
+  readonly #opts: RouterClientOptions;
+  readonly #log: Logger;
+  /** running and flushing (inside stop) re-connect and spawn; closing (inside shutdown) does neither. */
+  #phase: 'new' | 'running' | 'flushing' | 'closing' | 'stopped' = 'new';
+  /** The connection calls go out on, once its ping has been answered. */
+  #socket: Socket | undefined;
+  #identity: RouterIdentity | undefined;
+  readonly #calls = new Map<number, Call>();
+  #nextId = 1;
+  readonly #changes = new Set<Promise<unknown>>();
+  #failure: unknown;
+  #reconnecting = false;
+
+  constructor(opts: RouterClientOptions) {
+    this.#opts = opts;
+    this.#log = opts.logger;
+  }
+
+  /** Connects to the running router process, or starts one; resolves to the port it serves HTTP on. */
+  async start(): Promise<number> {
+    if (this.#phase !== 'new') throw new Error('router client already started');
+    this.#phase = 'running';
+    try {
+      return (await this.#connect(true)).httpPort;
+    } catch (err) {
+      this.#close();
+      throw err;
+    }
+  }
+
+  /** Disconnects after the table changes made so far are acknowledged; the router keeps serving. */
+  async stop(): Promise<void> {
+    if (this.#phase === 'new') this.#close();
+    if (this.#phase !== 'running') return;
+    this.#phase = 'flushing';
+    let timer: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_FLUSH_MS)));
+    const flushed = await Promise.race([this.flush().then(() => true, () => true), gaveUp]);
+    clearTimeout(timer);
+    if (!flushed) this.#log.warn({ changes: this.#changes.size }, 'router: stopping with table changes not acknowledged');
+    this.#close();
+  }
+
+  /** Asks the router process to exit and waits until it has; works whether or not start() was called. */
+  async shutdown(): Promise<void> {
+    this.#phase = 'closing';
+    try {
+      let socket = this.#socket;
+      let pid = this.#identity?.pid;
+      if (socket === undefined) {
+        const opened = await this.#open().catch(() => undefined);
+        if (opened === undefined) return; // nothing answers: no router to stop
+        ({ socket } = opened);
+        pid = opened.identity.pid;
+      }
+      await this.#askShutdown(socket, pid);
+      socket.destroy();
+    } finally {
+      this.#close();
+    }
+  }
+
+  setApp(app: string, hosts: string[], upstreams: Upstream[]): void {
+    this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map((u) => ({ host: u.host, port: u.port })) });
+  }
+
+  removeApp(app: string): void {
+    this.#change('removeApp', { app });
+  }
+
+  /** Resolves once every change made before it is acknowledged (persisted); throws the first that failed. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.#changes]);
+    const failure = this.#failure;
+    this.#failure = undefined;
+    if (failure !== undefined) throw failure;
+  }
+
+  /** True once no request to these upstreams is in flight; false on timeout or when the router is unreachable. */
+  async waitIdle(upstreams: Upstream[], timeoutMs: number): Promise<boolean> {
+    try {
+      return await this.#call('waitIdle', { upstreams, timeoutMs }, timeoutMs + WAIT_IDLE_GRACE_MS);
+    } catch (err) {
+      this.#log.warn({ err: message(err) }, 'router: waitIdle failed');
+      return false;
+    }
+  }
+
+  inFlight(upstream: Upstream): Promise<number> {
+    return this.#call('inFlight', { upstream }, QUERY_TIMEOUT_MS);
+  }
+
+  /** The router's table as it routes now (after a restart: what it loaded from its state file). */
+  routes(): Promise<AppRoute[]> {
+    return this.#call('routes', {}, QUERY_TIMEOUT_MS);
+  }
+
+  ping(): Promise<RouterIdentity> {
+    return this.#call('ping', {}, QUERY_TIMEOUT_MS);
+  }
+
+  #change(method: 'setApp' | 'removeApp', params: MethodTypes['setApp' | 'removeApp']['params']): void {
+    const done = this.#call(method, params);
+    this.#changes.add(done);
+    done.then(
+      () => this.#changes.delete(done),
+      (err: unknown) => {
+        this.#changes.delete(done);
+        this.#failure ??= err;
+        this.#log.error({ err: message(err), method, app: params.app }, 'router: table change failed');
+      },
+    );
+  }
+
+  /** Queues a call until a connection is up; it stays queued (and is re-sent) until answered. */
+  #call<M extends Method>(method: M, params: MethodTypes[M]['params'], timeoutMs?: number): Promise<MethodTypes[M]['result']> {
+    if (this.#phase === 'stopped' || this.#phase === 'closing') return Promise.reject(new Error('router client stopped'));
+    return this.#send(undefined, method, params, timeoutMs) as Promise<MethodTypes[M]['result']>;
+  }
+
+  #send(socket: Socket | undefined, method: Method, params: unknown, timeoutMs?: number): Promise<unknown> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      const call: Call = { line: encode({ id, method, params }), resolve, reject, socket };
+      if (timeoutMs !== undefined) {
+        call.timer = setTimeout(() => {
+          this.#calls.delete(id);
+          reject(new Error(`router process did not answer ${method} within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#calls.set(id, call);
+      const target = socket ?? this.#socket;
+      if (target !== undefined && !target.destroyed) target.write(call.line);
+    });
+  }
+
+  /** Connects (spawning a router process when `spawn` and none answers) and makes it the connection. */
+  async #connect(spawn: boolean): Promise<RouterIdentity> {
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    // Only when rackd starts: a router it finds may have been started with other settings.
+    let checkSettings = this.#phase === 'running' && this.#identity === undefined;
+    let child: SpawnedRouter | undefined;
+    let spawnedAt = 0;
+    let lastError: unknown;
+    for (let attempt = 0; ; attempt++) {
+      if (!this.#mayConnect()) throw new Error('router client stopped');
+      const opened = await this.#open().catch((err: unknown) => void (lastError = err));
+      if (opened !== undefined) {
+        const { socket, identity } = opened;
+        if (!this.#mayConnect()) {
+          socket.destroy();
+          throw new Error('router client stopped');
+        }
+        if (!(checkSettings && this.#mismatch(identity))) {
+          this.#activate(socket, identity);
+          return identity;
+        }
+        // rackd was restarted with another port or bind (or a newer rack): that router must go.
+        this.#log.warn({ running: identity, wanted: { port: this.#opts.port, bind: this.#opts.bind } }, 'router: replacing a router process with other settings');
+        await this.#askShutdown(socket, identity.pid);
+        checkSettings = false; // once: whatever answers next is the one we started
+        continue;
+      }
+      if (!spawn) throw lastError;
+      if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) {
+        throw new Error(`router process exited with code ${child.exitCode}: ${await logTail(this.#opts.logPath)}`);
+      }
+      if (Date.now() > deadline) throw new Error(`no router process answered on ${this.#opts.socketPath}: ${message(lastError)}`);
+      if (child?.exitCode === undefined && child !== undefined) {
+        // Ours is still starting up.
+      } else if (Date.now() - spawnedAt >= RESPAWN_GAP_MS) {
+        child = await spawnRouterProcess(this.#opts);
+        spawnedAt = Date.now();
+        this.#log.info({ routerPid: child.pid, log: this.#opts.logPath }, 'router: started a router process');
+      }
+      await sleep(Math.min(10 * 2 ** attempt, 200));
+    }
+  }
+
+  #mayConnect(): boolean {
+    return this.#phase === 'running' || this.#phase === 'flushing';
+  }
+
+  #mismatch(identity: RouterIdentity): boolean {
+    const { port, bind } = this.#opts;
+    return identity.protocol !== PROTOCOL_VERSION || identity.bind !== bind || (port !== 0 && identity.httpPort !== port);
+  }
+
+  /** One connection, handshaken with a ping; not yet the one calls go out on. */
+  #open(): Promise<{ socket: Socket; identity: RouterIdentity }> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(this.#opts.socketPath);
+      const fail = (err: Error): void => {
+        socket.destroy();
+        reject(err);
+      };
+      socket.once('error', fail);
+      socket.once('connect', () => {
+        socket.off('error', fail);
+        this.#attach(socket);
+        this.#send(socket, 'ping', {}, PING_TIMEOUT_MS).then(
+          (identity) => resolve({ socket, identity: identity as RouterIdentity }),
+          (err: unknown) => {
+            socket.destroy();
+            reject(err);
+          },
+        );
+      });
+    });
+  }
+
+  #attach(socket: Socket): void {
+    socket.on('error', (err) => this.#log.debug({ err: err.message }, 'router: control connection error'));
+    socket.on('close', () => this.#onClose(socket));
+    readLines(socket, MAX_RESPONSE_BYTES, (line) => this.#onLine(line), () => this.#log.error('router: answer too long, connection dropped'));
+  }
+
+  #onLine(line: string): void {
+    const msg = parseMessage(line);
+    if (msg === undefined || 'method' in msg) return;
+    if ('event' in msg) {
+      try {
+        this.#opts.onAccess?.(msg.data);
+      } catch (err) {
+        this.#log.error({ err }, 'router: onAccess threw');
+      }
+      return;
+    }
+    this.#settle(msg);
+  }
+
+  #settle(msg: ResponseMessage): void {
+    const call = this.#calls.get(msg.id);
+    if (call === undefined) return; // timed out already
+    this.#calls.delete(msg.id);
+    clearTimeout(call.timer);
+    if (msg.error !== undefined) call.reject(new RouterCallError(msg.error.code, msg.error.message));
+    else call.resolve(msg.result);
+  }
+
+  /** Makes `socket` the connection: subscribes, then sends every call still unanswered, in order. */
+  #activate(socket: Socket, identity: RouterIdentity): void {
+    const first = this.#identity === undefined;
+    this.#identity = identity;
+    this.#socket = socket;
+    if (this.#opts.onAccess !== undefined) {
+      this.#send(socket, 'subscribe', {}, PING_TIMEOUT_MS).catch((err: unknown) => this.#log.warn({ err: message(err) }, 'router: subscribe failed'));
+    }
+    // Map order is id order, so changes reach the router in the order they were made.
+    for (const call of this.#calls.values()) if (call.socket === undefined) socket.write(call.line);
+    this.#log.info({ routerPid: identity.pid, httpPort: identity.httpPort }, first ? 'router: connected' : 'router: reconnected');
+  }
+
+  #onClose(socket: Socket): void {
+    for (const [id, call] of this.#calls) {
+      if (call.socket !== socket) continue;
+      this.#calls.delete(id);
+      clearTimeout(call.timer);
+      call.reject(new Error('router connection closed'));
+    }
+    if (socket !== this.#socket) return;
+    this.#socket = undefined;
+    if (!this.#mayConnect()) return;
+    this.#log.warn({ routerPid: this.#identity?.pid }, 'router: connection to the router process lost; reconnecting');
+    void this.#reconnect();
+  }
+
+  /** Keeps trying (spawning a router when none answers) until connected or stopped. */
+  async #reconnect(): Promise<void> {
+    if (this.#reconnecting) return;
+    this.#reconnecting = true;
+    try {
+      while (this.#mayConnect() && this.#socket === undefined) {
+        try {
+          await this.#connect(true);
+        } catch (err) {
+          if (this.#mayConnect()) this.#log.error({ err: message(err) }, 'router: cannot reach or start the router process; retrying');
+          await sleep(1000);
+        }
+      }
+    } finally {
+      this.#reconnecting = false;
+    }
+  }
+
+  /** Sends `shutdown` and waits for the process to be gone, so its port is free when this resolves. */
+  async #askShutdown(socket: Socket, pid: number | undefined): Promise<void> {
+    await this.#send(socket, 'shutdown', {}, PING_TIMEOUT_MS).catch(() => undefined); // the answer may lose to the close
+    if (pid === undefined || (await waitForExit(pid, EXIT_WAIT_MS))) return;
+    this.#log.error({ routerPid: pid }, 'router: router process did not exit after shutdown; killing it');
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // it exited just now
+    }
+  }
+
+  #close(): void {
+    this.#phase = 'stopped';
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.destroy();
+    for (const call of this.#calls.values()) {
+      clearTimeout(call.timer);
+      call.reject(new Error('router client stopped'));
+    }
+    this.#calls.clear();
+  }
+}

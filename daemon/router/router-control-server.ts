@@ -1,0 +1,205 @@
+import { chmod, rename, rm, stat } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { basename, dirname, join } from 'node:path';
+import type { Logger } from '../log.js';
+import { readLines } from './line-reader.js';
+import type { AccessEntry, Router } from './router.js';
+import {
+  checkAppRoute,
+  checkInFlight,
+  checkRemoveApp,
+  checkWaitIdle,
+  encode,
+  MAX_LINE_BYTES,
+  parseMessage,
+  ProtocolError,
+  type RequestMessage,
+  type RouterIdentity,
+} from './router-protocol.js';
+
+/** A waitIdle longer than a deploy's drain would ever ask for is a mistake, not a wish to wait a day. */
+const MAX_WAIT_IDLE_MS = 10 * 60_000;
+
+/** How often the socket file is checked to still be ours (see start()). */
+const PATH_CHECK_MS = 1000;
+
+/** A subscriber this far behind is not reading; its access events are dropped rather than buffered. */
+const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
+
+export interface ControlDeps {
+  router: Router;
+  identity: () => RouterIdentity;
+  /** Persists the router's current table; a change is acknowledged only after this resolves. */
+  persist: () => Promise<void>;
+  /** Asked for by a `shutdown` request, after its answer has been written. */
+  shutdown: () => void;
+  logger: Logger;
+}
+
+/**
+ * The router process's Unix control socket (see router-protocol.ts). Several clients may be
+ * connected at once: rackd, a second rackd that is starting, a test.
+ */
+export class RouterControlServer {
+  readonly #path: string;
+  readonly #deps: ControlDeps;
+  readonly #sockets = new Set<Socket>();
+  readonly #subscribers = new Set<Socket>();
+  #server: Server | undefined;
+  /** The inode of our socket file: on stop we remove the path only while it is still ours. */
+  #ino: number | undefined;
+  #dropped = 0;
+  #listens = 0;
+  #watch: NodeJS.Timeout | undefined;
+  #relistening = false;
+
+  constructor(path: string, deps: ControlDeps) {
+    this.#path = path;
+    this.#deps = deps;
+  }
+
+  async start(): Promise<void> {
+    await this.#listen();
+    // A deleted socket file would leave this router serving but unreachable, and holding the lock
+    // and port that a replacement needs: nobody could change its table again. So it is put back.
+    this.#watch = setInterval(() => void this.#checkPath(), PATH_CHECK_MS);
+    this.#watch.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#watch);
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server !== undefined) await new Promise<void>((resolve) => server.close(() => resolve()));
+    const now = await stat(this.#path).catch(() => undefined);
+    if (now !== undefined && now.ino === this.#ino) await rm(this.#path, { force: true });
+  }
+
+  /**
+   * Listens on a temp name and renames it over the socket path, so a client never finds the path
+   * missing: it connects either to the dead router's stale file (refused, it retries) or to us.
+   */
+  async #listen(): Promise<void> {
+    const temp = join(dirname(this.#path), `.${basename(this.#path)}.${process.pid}.${++this.#listens}`);
+    await rm(temp, { force: true });
+    const server = createServer((socket) => this.#accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(temp, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', (err) => this.#deps.logger.error({ err }, 'router: control socket error'));
+    await chmod(temp, 0o600);
+    await rename(temp, this.#path);
+    this.#ino = (await stat(this.#path)).ino;
+    const old = this.#server;
+    this.#server = server;
+    // Stops accepting on the lost name only; the connections made through it carry on.
+    old?.close();
+  }
+
+  async #checkPath(): Promise<void> {
+    if (this.#server === undefined || this.#relistening) return;
+    const now = await stat(this.#path).catch(() => undefined);
+    if (now?.ino === this.#ino || this.#server === undefined) return;
+    this.#relistening = true;
+    this.#deps.logger.warn({ socket: this.#path }, 'router: control socket file gone; listening on it again');
+    try {
+      await this.#listen();
+    } catch (err) {
+      this.#deps.logger.error({ err }, 'router: cannot listen on the control socket again');
+    } finally {
+      this.#relistening = false;
+    }
+  }
+
+  /** Streams one access entry to every subscribed connection. */
+  broadcast(entry: AccessEntry): void {
+    if (this.#subscribers.size === 0) return;
+    const line = encode({ event: 'access', data: entry });
+    for (const socket of this.#subscribers) {
+      if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
+        if (this.#dropped++ % 1000 === 0) this.#deps.logger.warn({ dropped: this.#dropped }, 'router: slow subscriber, access events dropped');
+        continue;
+      }
+      socket.write(line);
+    }
+  }
+
+  #accept(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.on('close', () => {
+      this.#sockets.delete(socket);
+      this.#subscribers.delete(socket);
+    });
+    socket.on('error', (err) => this.#deps.logger.debug({ err: err.message }, 'router: control connection error'));
+    // Handled in arrival order: each table change is applied before the next line is looked at.
+    readLines(socket, MAX_LINE_BYTES, (line) => this.#onLine(socket, line), () =>
+      this.#deps.logger.warn('router: control line too long, connection dropped'),
+    );
+  }
+
+  #onLine(socket: Socket, line: string): void {
+    const msg = parseMessage(line);
+    if (msg === undefined || !('method' in msg)) {
+      this.#deps.logger.debug({ line: line.slice(0, 200) }, 'router: not a request, ignored');
+      return;
+    }
+    const reply = (body: { result: unknown } | { error: { code: string; message: string } }, then?: () => void): void => {
+      if (socket.destroyed) return;
+      socket.write(encode({ id: msg.id, ...body }), then === undefined ? undefined : () => then());
+    };
+    this.#answer(socket, msg).then(
+      (result) => reply({ result }, msg.method === 'shutdown' ? this.#deps.shutdown : undefined),
+      (err: unknown) => {
+        const code = err instanceof ProtocolError ? err.code : 'internal';
+        if (code === 'internal') this.#deps.logger.error({ err, method: msg.method }, 'router: control request failed');
+        reply({ error: { code, message: err instanceof Error ? err.message : String(err) } });
+      },
+    );
+  }
+
+  /** Runs one request. The synchronous part (applying a change) happens before this returns. */
+  #answer(socket: Socket, msg: RequestMessage): Promise<unknown> {
+    const { router, persist } = this.#deps;
+    try {
+      switch (msg.method) {
+        case 'ping':
+          return Promise.resolve(this.#deps.identity());
+        case 'setApp': {
+          const r = checkAppRoute(msg.params);
+          router.setApp(r.app, r.hosts, r.upstreams);
+          this.#deps.logger.info({ app: r.app, hosts: r.hosts, upstreams: r.upstreams }, 'router: app routes set');
+          return persist().then(() => true);
+        }
+        case 'removeApp': {
+          const { app } = checkRemoveApp(msg.params);
+          router.removeApp(app);
+          this.#deps.logger.info({ app }, 'router: app removed');
+          return persist().then(() => true);
+        }
+        case 'waitIdle': {
+          const { upstreams, timeoutMs } = checkWaitIdle(msg.params);
+          return router.waitIdle(upstreams, Math.min(timeoutMs, MAX_WAIT_IDLE_MS));
+        }
+        case 'inFlight':
+          return Promise.resolve(router.inFlight(checkInFlight(msg.params).upstream));
+        case 'routes':
+          return Promise.resolve(router.routes());
+        case 'subscribe':
+          this.#subscribers.add(socket);
+          return Promise.resolve(true);
+        case 'shutdown':
+          this.#deps.logger.info('router: shutdown requested over the control socket');
+          return Promise.resolve(true);
+        default:
+          throw new ProtocolError(`unknown method ${JSON.stringify(msg.method)}`);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+}

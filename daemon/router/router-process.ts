@@ -1,0 +1,113 @@
+import { readFile, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { pino } from 'pino';
+import { loadConfig } from '../config.js';
+import { loadRoutes, pidFilePath, RouteStateWriter, writeFileAtomic } from './route-state-file.js';
+import { Router } from './router.js';
+import { RouterControlServer } from './router-control-server.js';
+import { acquireRouterLock } from './router-lock.js';
+import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } from './router-protocol.js';
+
+/**
+ * The router as its own long-lived process (`node dist/daemon/router/router-process.js`), so apps
+ * keep answering while rackd is stopped, restarted or upgraded, as kamal-proxy does. rackd spawns it
+ * detached and talks to it over a Unix socket (router-client.ts); it owns its table and keeps it in a
+ * state file, so even a router that crashed comes back serving every route before rackd says a word.
+ *
+ * Environment:
+ *   RACK_ROUTER_SOCKET  control socket path (mode 0600)                         required
+ *   RACK_ROUTER_STATE   state file: the table, app → {hosts, upstreams}          required
+ *   RACK_HTTP_PORT      HTTP port (0: any free one)                              default 8080
+ *   RACK_BIND           address to listen on                                     default 0.0.0.0
+ *   RACK_LOG_LEVEL      pino level of the JSON log on stdout                     default info
+ *
+ * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
+ * for operators and scripts; clients ask `ping` instead.
+ *
+ * Exit codes: 0 stopped (SIGTERM, SIGINT or a `shutdown` request), 1 failed, 3 another router owns
+ * this socket (a lost spawning race: the client connects to the winner), 4 the HTTP port is taken.
+ */
+/** A stop that hangs (a stuck write) must still end the process, or the port stays taken. */
+const STOP_DEADLINE_MS = 10_000;
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === '') throw new Error(`${name} must be set`);
+  return resolve(v);
+}
+
+async function main(): Promise<void> {
+  const socketPath = required('RACK_ROUTER_SOCKET');
+  const statePath = required('RACK_ROUTER_STATE');
+  const pidPath = pidFilePath(statePath);
+  const { httpPort: port, bind } = loadConfig(process.env, '');
+  const logger = pino({ level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } });
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'router: uncaught exception');
+    process.exit(1);
+  });
+
+  const lock = await acquireRouterLock(socketPath);
+  if (lock === undefined) {
+    logger.info({ socket: socketPath }, 'router: another router process owns this socket; exiting');
+    process.exit(EXIT_LOCKED);
+  }
+
+  // The table goes in before the port opens: the first request after a restart already routes.
+  const loaded = await loadRoutes(statePath, logger);
+  let control: RouterControlServer | undefined;
+  const router = new Router({ bind, port, logger, onAccess: (entry) => control?.broadcast(entry) });
+  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams);
+  let httpPort: number;
+  try {
+    httpPort = await router.start();
+  } catch (err) {
+    const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+    logger.error({ err: String(err), bind, port }, inUse ? 'router: HTTP port already in use' : 'router: cannot listen');
+    process.exit(inUse ? EXIT_PORT_IN_USE : 1);
+  }
+  const identity: RouterIdentity = { pid: process.pid, httpPort, bind, protocol: PROTOCOL_VERSION, startedAt: new Date().toISOString() };
+
+  const writer = new RouteStateWriter(statePath, router.routes());
+  let stopping: Promise<void> | undefined;
+  const stop = (why: string): Promise<void> =>
+    (stopping ??= (async () => {
+      logger.info({ why }, 'router: stopping');
+      setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
+      try {
+        await control?.stop();
+        await router.stop();
+        await writer.idle();
+        // Only our own pid file: a successor may already have written its own.
+        const owner = await readFile(pidPath, 'utf8').then((t) => (JSON.parse(t) as { pid?: unknown }).pid, () => undefined);
+        if (owner === process.pid) await rm(pidPath, { force: true });
+        await lock.release();
+        logger.info('router: stopped');
+        process.exit(0);
+      } catch (err) {
+        logger.error({ err }, 'router: error while stopping');
+        process.exit(1);
+      }
+    })());
+
+  control = new RouterControlServer(socketPath, {
+    router,
+    identity: () => identity,
+    persist: () => writer.save(router.routes()),
+    shutdown: () => void stop('shutdown request'),
+    logger,
+  });
+  await control.start();
+  await writeFileAtomic(pidPath, `${JSON.stringify({ pid: process.pid, httpPort, bind, socket: socketPath, startedAt: identity.startedAt })}\n`);
+
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  // Detached from rackd's session, a hang-up is not ours to act on; without a handler it would kill us.
+  process.on('SIGHUP', () => logger.info('router: SIGHUP ignored'));
+  logger.info({ httpPort, bind, socket: socketPath, apps: loaded.length }, 'router: process ready');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`rack router: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,142 @@
+import type { AccessEntry, AppRoute } from './router.js';
+import type { Upstream } from './upstream.js';
+
+/**
+ * The router process's control protocol, spoken on its Unix socket as JSON lines.
+ *
+ *   request   {"id": 7, "method": "setApp", "params": {...}}
+ *   response  {"id": 7, "result": ...}  or  {"id": 7, "error": {"code": "...", "message": "..."}}
+ *   event     {"event": "access", "data": {app, method, path, host, status, ms, ip}}
+ *
+ * Responses may come out of order (a waitIdle can outlast later requests); table changes are
+ * applied in the order they arrive on a connection and acknowledged once written to the state file.
+ * Every request is idempotent, so a client may send again whatever was not answered before a
+ * connection dropped.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** router-process.js exits with this when another router owns the socket: it lost a spawning race. */
+export const EXIT_LOCKED = 3;
+/** …and with this when something else holds the HTTP port. */
+export const EXIT_PORT_IN_USE = 4;
+
+/** A line longer than this is not a request of ours; the connection is dropped rather than buffered. */
+export const MAX_LINE_BYTES = 1024 * 1024;
+
+/** What `ping` answers: enough for a client to know whom it talks to and where it serves. */
+export interface RouterIdentity {
+  pid: number;
+  httpPort: number;
+  bind: string;
+  protocol: number;
+  startedAt: string;
+}
+
+export interface MethodTypes {
+  ping: { params: Record<string, never>; result: RouterIdentity };
+  setApp: { params: AppRoute; result: true };
+  removeApp: { params: { app: string }; result: true };
+  waitIdle: { params: { upstreams: Upstream[]; timeoutMs: number }; result: boolean };
+  inFlight: { params: { upstream: Upstream }; result: number };
+  routes: { params: Record<string, never>; result: AppRoute[] };
+  subscribe: { params: Record<string, never>; result: true };
+  shutdown: { params: Record<string, never>; result: true };
+}
+
+export type Method = keyof MethodTypes;
+
+export interface RequestMessage {
+  id: number;
+  method: string;
+  params?: unknown;
+}
+
+export interface ResponseMessage {
+  id: number;
+  result?: unknown;
+  error?: { code: string; message: string };
+}
+
+export interface EventMessage {
+  event: 'access';
+  data: AccessEntry;
+}
+
+/** Thrown by the checks below; the server answers it as `{error: {code: 'bad_request'}}`. */
+export class ProtocolError extends Error {
+  readonly code = 'bad_request';
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function field(params: unknown, name: string): unknown {
+  if (!isObject(params)) throw new ProtocolError('params must be an object');
+  return params[name];
+}
+
+function nonEmptyString(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '' || v.length > 1024) throw new ProtocolError(`${what} must be a non-empty string`);
+  return v;
+}
+
+export function checkUpstream(v: unknown): Upstream {
+  if (!isObject(v)) throw new ProtocolError('an upstream must be {host, port}');
+  const host = nonEmptyString(v['host'], 'upstream host');
+  const port = v['port'];
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new ProtocolError('upstream port must be an integer 1-65535');
+  }
+  return { host, port };
+}
+
+function upstreamList(v: unknown): Upstream[] {
+  if (!Array.isArray(v)) throw new ProtocolError('upstreams must be an array');
+  return v.map(checkUpstream);
+}
+
+/** One app's route as a request or the state file carries it; also used to read that file back. */
+export function checkAppRoute(v: unknown): AppRoute {
+  const app = nonEmptyString(field(v, 'app'), 'app');
+  const hosts = field(v, 'hosts');
+  if (!Array.isArray(hosts) || !hosts.every((h): h is string => typeof h === 'string')) {
+    throw new ProtocolError('hosts must be an array of strings');
+  }
+  return { app, hosts, upstreams: upstreamList(field(v, 'upstreams')) };
+}
+
+export function checkRemoveApp(v: unknown): { app: string } {
+  return { app: nonEmptyString(field(v, 'app'), 'app') };
+}
+
+export function checkWaitIdle(v: unknown): { upstreams: Upstream[]; timeoutMs: number } {
+  const timeoutMs = field(v, 'timeoutMs');
+  if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new ProtocolError('timeoutMs must be a number >= 0');
+  }
+  return { upstreams: upstreamList(field(v, 'upstreams')), timeoutMs };
+}
+
+export function checkInFlight(v: unknown): { upstream: Upstream } {
+  return { upstream: checkUpstream(field(v, 'upstream')) };
+}
+
+/** Parses one line from the socket; undefined for anything that is not one of the three messages. */
+export function parseMessage(line: string): RequestMessage | ResponseMessage | EventMessage | undefined {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(msg)) return undefined;
+  if (msg['event'] === 'access' && isObject(msg['data'])) return msg as unknown as EventMessage;
+  if (typeof msg['id'] !== 'number') return undefined;
+  if (typeof msg['method'] === 'string') return msg as unknown as RequestMessage;
+  return msg as unknown as ResponseMessage;
+}
+
+export function encode(msg: RequestMessage | ResponseMessage | EventMessage): string {
+  return `${JSON.stringify(msg)}\n`;
+}

@@ -1,0 +1,97 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The built entry point beside this file, wherever rack is installed and whatever the cwd. */
+export const ROUTER_PROCESS_SCRIPT = fileURLToPath(new URL('./router-process.js', import.meta.url));
+
+export interface SpawnOptions {
+  socketPath: string;
+  statePath: string;
+  logPath: string;
+  bind: string;
+  port: number;
+}
+
+/** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
+export interface SpawnedRouter {
+  pid: number | undefined;
+  /** undefined while it runs; its exit code (or -1 when killed by a signal or never started) after. */
+  exitCode: number | undefined;
+}
+
+/**
+ * Starts a router process that outlives us: detached into its own session (a Ctrl-C or hang-up
+ * aimed at rackd does not reach it), its output appended to a log file rather than a pipe to us
+ * (a pipe would break when rackd exits), and unref'd (rackd may exit while it runs).
+ */
+export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRouter> {
+  for (const p of new Set([opts.socketPath, opts.statePath, opts.logPath])) {
+    await mkdir(dirname(p), { recursive: true, mode: 0o700 });
+  }
+  const fd = openSync(opts.logPath, 'a', 0o600);
+  const spawned: SpawnedRouter = { pid: undefined, exitCode: undefined };
+  try {
+    const child = spawn(process.execPath, [ROUTER_PROCESS_SCRIPT], {
+      detached: true,
+      stdio: ['ignore', fd, fd],
+      env: {
+        ...process.env,
+        RACK_ROUTER_SOCKET: opts.socketPath,
+        RACK_ROUTER_STATE: opts.statePath,
+        RACK_HTTP_PORT: String(opts.port),
+        RACK_BIND: opts.bind,
+      },
+    });
+    spawned.pid = child.pid;
+    child.on('error', () => (spawned.exitCode = -1));
+    child.on('exit', (code) => (spawned.exitCode = code ?? -1));
+    child.unref();
+  } finally {
+    // The child has its own copy of the descriptor.
+    closeSync(fd);
+  }
+  return spawned;
+}
+
+/** The end of the router's log, to say why a router process would not start. */
+export async function logTail(logPath: string, bytes = 2000): Promise<string> {
+  try {
+    const fh = await open(logPath, 'r');
+    try {
+      const { size } = await fh.stat();
+      const start = Math.max(0, size - bytes);
+      const buf = Buffer.alloc(size - start);
+      await fh.read(buf, 0, buf.length, start);
+      return buf.toString('utf8').trim();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return '';
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Waits for a router process to be gone, so its port and lock are free. It is usually not our
+ * child (another rackd started it), so there is no exit event to wait for: the pid is polled.
+ */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (alive(pid)) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
+}
