@@ -69,4 +69,7 @@ export const paths = {
   hostKey: (c: RackConfig) => join(c.home, 'ssh_host_ed25519_key'),
   controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
   ports: (c: RackConfig) => join(c.home, 'ports.json'),
+  routerSocket: (c: RackConfig) => join(c.home, 'router.sock'),
+  routerState: (c: RackConfig) => join(c.home, 'router.json'),
+  routerLog: (c: RackConfig) => join(c.home, 'logs', 'router.log'),
 };

@@ -213,15 +213,19 @@ export class Pipeline {
   /** Rolls a release out and records the outcome; on failure the previous release stays current. */
   private async deploy(release: ReleaseRecord, out: UserOutput): Promise<void> {
     out.header(`Deploying v${release.version}`);
+    let recorded = false;
+    const succeeded = async () => {
+      await this.store.finishRelease(release, 'succeeded', null);
+      recorded = true;
+    };
     try {
-      await this.supervisor.deploy(release, out);
+      await this.supervisor.deploy(release, out, { onSwitched: succeeded });
     } catch (err) {
       const error = RackError.from(err);
-      await this.store.finishRelease(release, 'failed', error.message);
+      if (!recorded) await this.store.finishRelease(release, 'failed', error.message);
       this.log.warn({ app: release.app, release: release.version, err: error.message }, 'release failed');
       throw new RackError('deploy_failed', `${error.message}; the previous release keeps serving`, { cause: err });
     }
-    await this.store.finishRelease(release, 'succeeded', null);
     this.log.info({ app: release.app, release: release.version }, 'release deployed');
     await this.retention.prune(release.app).catch((err: unknown) => {
       this.log.warn({ app: release.app, err: String(err) }, 'image pruning failed');

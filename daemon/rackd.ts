@@ -19,7 +19,7 @@ import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
-import { Router } from './router/router.js';
+import { RouterClient } from './router/router-client.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
@@ -60,7 +60,11 @@ export class Rackd {
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
     const logs = new LogHub();
-    const router = new Router({
+    // The router is its own process with a persisted table: it keeps serving while rackd restarts.
+    const router = new RouterClient({
+      socketPath: paths.routerSocket(config),
+      statePath: paths.routerState(config),
+      logPath: paths.routerLog(config),
       bind: config.bind,
       port: config.httpPort,
       logger: log.child({ mod: 'router' }),

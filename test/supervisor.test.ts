@@ -1,4 +1,5 @@
 import test from 'ava';
+import { Agent, request } from 'node:http';
 import { exec, RackDaemon } from './support/rack-daemon.js';
 
 // Formation, health checks, crash restarts and swaps under a request in flight, on one app.
@@ -103,11 +104,53 @@ test.serial('the app.json health check decides; a failing one never takes traffi
   t.is(ok.code, 0, ok.stderr);
 });
 
-test.serial('a daemon restart keeps every process and adds none', async (t) => {
+/** Keep-alive clients looping on the app until `stop` resolves; counts what did not come back 200. */
+async function underLoad(clients: number, during: () => Promise<void>): Promise<{ served: number; failed: string[] }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: clients });
+  let running = true;
+  let served = 0;
+  const failed: string[] = [];
+  const one = () =>
+    new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: rack.httpPort, path: '/', headers: { host: `${app}.localhost` }, agent }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 200) served++;
+          else failed.push(`HTTP ${res.statusCode}`);
+          resolve();
+        });
+      });
+      req.on('error', (err) => {
+        failed.push(err.message);
+        resolve();
+      });
+      req.end();
+    });
+  const loops = Array.from({ length: clients }, async () => {
+    while (running) await one();
+  });
+  try {
+    await new Promise((r) => setTimeout(r, 300));
+    await during();
+    await new Promise((r) => setTimeout(r, 300));
+  } finally {
+    running = false;
+    await Promise.all(loops);
+    agent.destroy();
+  }
+  return { served, failed };
+}
+
+test.serial('a daemon restart keeps every process, adds none, and fails no request', async (t) => {
   await rack.ssh(['ps:scale', 'web=2', '-a', app]);
   const before = (await ps()).map((p) => p.name).sort();
-  await rack.stop();
-  await rack.start();
+  const load = await underLoad(8, async () => {
+    await rack.stop();
+    await rack.start();
+  });
+  t.log(`${load.served} requests served across the restart, ${load.failed.length} failed`);
+  t.deepEqual(load.failed, []);
+  t.true(load.served > 100);
   t.deepEqual((await ps()).map((p) => p.name).sort(), before);
   t.is((await rack.get(app)).status, 200);
   const containers = await exec('docker', ['ps', '-aq', '--filter', `label=rack.app=${app}`]);

@@ -6,7 +6,7 @@ import type { Pipeline } from '../deploy.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
-import type { Router } from '../router/router.js';
+import type { RouterClient } from '../router/router-client.js';
 import type { KeyRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
@@ -15,7 +15,7 @@ export interface Services {
   config: RackConfig;
   store: Store;
   supervisor: Supervisor;
-  router: Router;
+  router: RouterClient;
   pipeline: Pipeline;
   lock: DeployLock;
   logs: LogHub;

@@ -2,7 +2,8 @@ import type { RackConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
 import { RackError } from '../rack-error.js';
-import type { Router, Upstream } from '../router/router.js';
+import type { RouterClient } from '../router/router-client.js';
+import type { Upstream } from '../router/upstream.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
 import { containerCommand } from '../runtime/process-command.js';
 import type { ReleaseRecord } from '../store/records.js';
@@ -33,7 +34,7 @@ export class Supervisor {
     private readonly config: RackConfig,
     private readonly store: Store,
     private readonly runtime: DockerRuntime,
-    private readonly router: Router,
+    private readonly router: RouterClient,
     private readonly logs: LogHub,
     private readonly log: Logger,
   ) {
@@ -81,7 +82,11 @@ export class Supervisor {
    * with the reason when a new process never becomes healthy or dies before the switch; the old
    * processes then keep serving. `only` limits the rollout to some types (ps:restart TYPE).
    */
-  async deploy(release: ReleaseRecord, out: UserOutput, opts: { formation?: Formation; only?: string[] } = {}): Promise<void> {
+  async deploy(
+    release: ReleaseRecord,
+    out: UserOutput,
+    opts: { formation?: Formation; only?: string[]; onSwitched?: () => Promise<void> } = {},
+  ): Promise<void> {
     const formation = opts.formation ?? (await this.formationOf(release));
     const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && (!opts.only || opts.only.includes(t)));
     for (const type of types) {
@@ -126,7 +131,10 @@ export class Supervisor {
       }
       state = transition(state, 'healthy');
       const web = started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!);
-      if (!opts.only || opts.only.includes('web')) await this.publish(release.app, web);
+      if (!opts.only || opts.only.includes('web')) {
+        await this.publish(release.app, web);
+        await this.router.flush();
+      }
       state = transition(state, 'switched');
       out.detail(`all processes healthy; router switched to v${release.version}`);
     } catch (err) {
@@ -139,6 +147,8 @@ export class Supervisor {
       this.log.warn({ app: release.app, release: release.version, state }, 'rollout failed; old release keeps serving');
       throw err instanceof RackError ? err : new RackError('deploy_failed', `rollout failed: ${String(err)}`, { cause: err });
     }
+    // Recorded before the drain: a crash from here on leaves the new release current and serving.
+    await opts.onSwitched?.();
     await this.drain(old);
     transition(state, 'drained');
   }
@@ -222,7 +232,9 @@ export class Supervisor {
   async adopt(): Promise<void> {
     const running = await this.runtime.listProcesses();
     const apps = await this.store.listApps();
-    for (const p of running.filter((x) => !apps.some((a) => a.name === x.app))) {
+    const known = new Set(apps.map((a) => a.name));
+    for (const route of await this.router.routes()) if (!known.has(route.app)) this.router.removeApp(route.app);
+    for (const p of running.filter((x) => !known.has(x.app))) {
       this.log.info({ container: p.name }, 'removing process of an app rack no longer has');
       await this.runtime.removeContainer(p.id);
     }
@@ -231,24 +243,26 @@ export class Supervisor {
       for (const r of await this.store.listReleases(app.name)) {
         if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
       }
-      // Known apps answer 503 rather than 404 until something of theirs is healthy.
-      await this.publish(app.name, []);
       const mine = running.filter((p) => p.app === app.name);
       // Restarting counts as ours too: Docker brings it back, and its port stays the same.
       const current = mine.filter((p) => p.release === app.currentRelease && (p.running || p.restarting));
-      for (const p of mine.filter((x) => !current.includes(x))) {
-        this.log.info({ app: app.name, container: p.name }, 'removing process not of the current release');
-        await this.runtime.removeContainer(p.id);
-      }
-      if (app.currentRelease === 0) continue;
+      const leftovers = mine.filter((p) => !current.includes(p));
       if (current.length > 0) {
+        // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
         await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
+        await this.router.flush();
+        await this.removeAll(app.name, leftovers);
         for (const p of current) this.follower.watch(p, 100);
         this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
         continue;
       }
-      const release = await this.store.getRelease(app.name, app.currentRelease);
-      if (!release) continue;
+      await this.removeAll(app.name, leftovers);
+      const release = app.currentRelease ? await this.store.getRelease(app.name, app.currentRelease) : undefined;
+      if (!release) {
+        // Known apps answer 503 rather than 404 until something of theirs is healthy.
+        await this.publish(app.name, []);
+        continue;
+      }
       try {
         await this.deploy(release, { header: () => {}, detail: () => {}, error: () => {}, raw: () => {} });
         this.log.info({ app: app.name, release: release.version }, 'restarted current release');
@@ -256,6 +270,13 @@ export class Supervisor {
         await this.publish(app.name, []);
         this.log.error({ app: app.name, err: String(err) }, 'could not restart current release');
       }
+    }
+  }
+
+  private async removeAll(app: string, processes: ProcessInfo[]): Promise<void> {
+    for (const p of processes) {
+      this.log.info({ app, container: p.name }, 'removing process not of the current release');
+      await this.runtime.removeContainer(p.id);
     }
   }
 }

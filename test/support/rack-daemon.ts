@@ -107,9 +107,34 @@ export class RackDaemon {
     await exited;
   }
 
-  /** Stops the daemon and removes every container it ran, then its temp dir. */
+  /** The router runs as its own process and outlives rackd by design; tests end it themselves. */
+  async stopRouter(): Promise<void> {
+    let pid: number;
+    try {
+      pid = (JSON.parse(await readFile(join(this.home, 'router.json.pid'), 'utf8')) as { pid: number }).pid;
+    } catch {
+      return;
+    }
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      return; // already gone
+    }
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    process.kill(pid, 'SIGKILL');
+  }
+
+  /** Stops the daemon and its router and removes every container it ran, then its temp dir. */
   async destroy(): Promise<void> {
     await this.stop();
+    await this.stopRouter();
     const id = (await readFile(join(this.home, 'instance-id'), 'utf8').catch(() => '')).trim();
     if (id) {
       const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${id}`]);
