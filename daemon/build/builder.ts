@@ -159,7 +159,9 @@ export class Builder {
           throw new RackError('build_failed', 'no process types: add a Procfile (e.g. "web: node server.js")');
         }
         say.header(`Discovering process types`);
-        say.detail(`Procfile declares types -> ${Object.keys(processTypes).join(', ')}`);
+        if (Object.keys(procfile).length > 0) say.detail(`Procfile declares types -> ${Object.keys(procfile).join(', ')}`);
+        const defaults = Object.keys(processTypes).filter((t) => !(t in procfile));
+        if (defaults.length > 0) say.detail(`Default types for buildpack -> ${defaults.join(', ')}`);
         const image = await this.runtime.commit(
           run.container,
           { repo: `rack/${req.app}`, tag: `b${build.id}` },
