@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything rack needs on a fresh Debian machine (run as root): git and ssh clients, Docker from
+# Everything rack needs on a fresh Debian machine (run as root): git, ssh and curl clients, Docker from
 # Debian's docker.io (started in the background when no engine answers), debootstrap for the stack
 # image, the npm dependencies and the build. Safe to run again.
 set -euo pipefail
@@ -10,6 +10,7 @@ say() { printf -- '-----> %s\n' "$*"; }
 need=()
 command -v git >/dev/null || need+=(git)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v curl >/dev/null || need+=(curl)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 if [ "${#need[@]}" -gt 0 ]; then
