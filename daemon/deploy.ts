@@ -79,7 +79,7 @@ export class Pipeline {
       builder: build.builder,
       ...(build.healthcheck ? { healthcheck: build.healthcheck } : {}),
       processTypes: build.processTypes,
-      formation: defaultFormation(build.processTypes),
+      formation: await this.formationFor(app, build.processTypes),
       config: await this.currentConfig(app),
       description,
       createdBy: keyName,
@@ -109,7 +109,7 @@ export class Pipeline {
         builder: latest.builder,
         ...(latest.healthcheck ? { healthcheck: latest.healthcheck } : {}),
         processTypes: latest.processTypes,
-        formation: latest.formation ?? defaultFormation(latest.processTypes),
+        formation: await this.formationFor(change.app, latest.processTypes),
         config: after,
         description: change.description,
         createdBy: change.keyName,
@@ -143,7 +143,7 @@ export class Pipeline {
         builder: target.builder,
         ...(target.healthcheck ? { healthcheck: target.healthcheck } : {}),
         processTypes: target.processTypes,
-        formation: target.formation ?? defaultFormation(target.processTypes),
+        formation: await this.formationFor(app.name, target.processTypes),
         config: target.config,
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
@@ -230,6 +230,14 @@ export class Pipeline {
     await this.retention.prune(release.app).catch((err: unknown) => {
       this.log.warn({ app: release.app, err: String(err) }, 'image pruning failed');
     });
+  }
+
+  /** What a new release will run: the app's scaled counts for the types it has, defaults for the rest. */
+  private async formationFor(app: string, processTypes: Record<string, string>): Promise<Record<string, number>> {
+    const scaled = (await this.store.requireApp(app)).formation ?? {};
+    const formation = defaultFormation(processTypes);
+    for (const type of Object.keys(formation)) if (scaled[type] !== undefined) formation[type] = scaled[type];
+    return formation;
   }
 
   /** The config a new release starts from: the newest release's, whatever became of it. */

@@ -40,6 +40,14 @@ test.serial('ps:scale runs more processes of each type and fewer again, with no 
   const seen = new Set<string>();
   for (let i = 0; i < 10; i++) seen.add((await rack.get(app)).body);
   t.is(seen.size, 2, 'round robin over both web processes');
+  // A new release keeps the scaled formation, and records it.
+  const set = await rack.ssh(['config:set', 'SCALED=yes', '-a', app]);
+  t.is(set.code, 0, set.stderr);
+  t.is(count(await ps(), 'web'), 2);
+  t.is(count(await ps(), 'worker'), 1);
+  const [latest] = JSON.parse((await rack.ssh(['releases', '--json', '-a', app])).stdout) as { version: number }[];
+  const info = JSON.parse((await rack.ssh(['releases:info', `v${latest!.version}`, '--json', '-a', app])).stdout) as { formation: unknown };
+  t.deepEqual(info.formation, { web: 2, worker: 1 });
   const logs = await rack.ssh(['logs', '-p', 'worker', '-a', app]);
   t.regex(logs.stdout, /app\[worker\.[0-9a-f]+\]: worker tick/);
 
@@ -48,7 +56,7 @@ test.serial('ps:scale runs more processes of each type and fewer again, with no 
   const after = await ps();
   t.is(count(after, 'web'), 1);
   t.is(after.length, 1);
-  t.is(await releaseCount(), releases);
+  t.is(await releaseCount(), releases + 1, 'scaling made no release; the config change one');
   const bad = await rack.ssh(['ps:scale', 'cron=1', '-a', app]);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /has no process type "cron" \(it has: web, worker\)/);
