@@ -73,17 +73,11 @@ export class Pipeline {
   }
 
   private async releaseBuild(app: string, build: BuildRecord, description: string, keyName: string, out: UserOutput): Promise<ReleaseRecord> {
-    const release = await this.store.createRelease(app, {
-      build: build.id,
-      image: build.image!,
-      builder: build.builder,
-      ...(build.healthcheck ? { healthcheck: build.healthcheck } : {}),
-      processTypes: build.processTypes,
-      formation: await this.formationFor(app, build.processTypes),
-      config: await this.currentConfig(app),
-      description,
-      createdBy: keyName,
-    });
+    const release = await this.newRelease(
+      app,
+      { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, processTypes: build.processTypes },
+      { config: await this.currentConfig(app), description, createdBy: keyName },
+    );
     await this.deploy(release, out);
     out.header(`Released v${release.version}`);
     out.detail(`${this.supervisor.url(app)} deployed`);
@@ -103,13 +97,7 @@ export class Pipeline {
         await this.store.setAppConfig(change.app, after);
         return null;
       }
-      const release = await this.store.createRelease(change.app, {
-        build: latest.build,
-        image: latest.image,
-        builder: latest.builder,
-        ...(latest.healthcheck ? { healthcheck: latest.healthcheck } : {}),
-        processTypes: latest.processTypes,
-        formation: await this.formationFor(change.app, latest.processTypes),
+      const release = await this.newRelease(change.app, latest, {
         config: after,
         description: change.description,
         createdBy: change.keyName,
@@ -137,13 +125,7 @@ export class Pipeline {
           `the image of v${target.version} (${target.image}) was pruned; push the commit again to rebuild it`,
         );
       }
-      const release = await this.store.createRelease(app.name, {
-        build: target.build,
-        image: target.image,
-        builder: target.builder,
-        ...(target.healthcheck ? { healthcheck: target.healthcheck } : {}),
-        processTypes: target.processTypes,
-        formation: await this.formationFor(app.name, target.processTypes),
+      const release = await this.newRelease(app.name, target, {
         config: target.config,
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
@@ -229,6 +211,23 @@ export class Pipeline {
     this.log.info({ app: release.app, release: release.version }, 'release deployed');
     await this.retention.prune(release.app).catch((err: unknown) => {
       this.log.warn({ app: release.app, err: String(err) }, 'image pruning failed');
+    });
+  }
+
+  /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
+  private async newRelease(
+    app: string,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes'>,
+    fields: Pick<ReleaseRecord, 'config' | 'description' | 'createdBy'>,
+  ): Promise<ReleaseRecord> {
+    return this.store.createRelease(app, {
+      build: base.build,
+      image: base.image,
+      builder: base.builder,
+      ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
+      processTypes: base.processTypes,
+      formation: await this.formationFor(app, base.processTypes),
+      ...fields,
     });
   }
 
