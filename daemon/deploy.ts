@@ -1,14 +1,13 @@
 import type { Builder } from './build/builder.js';
 import type { DeployLock } from './deploy-lock.js';
-import type { GitObjectEnv } from './git/repo.js';
+import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
+import { resolveFormation } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
-import { headCommit } from './git/repo.js';
 import type { BuildRecord, ReleaseRecord } from './store/records.js';
-import { defaultFormation } from './release/formation.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -46,10 +45,11 @@ export class Pipeline {
 
   push(req: PushRequest, out: UserOutput, interrupted?: AbortSignal): Promise<ReleaseRecord> {
     return this.lock.run(req.app, async () => {
-      const build = await this.buildCommit(req, out, false);
+      const config = await this.currentConfig(req.app);
+      const build = await this.builder.build({ ...req, config, createdBy: req.keyName }, out);
       // git cannot accept a push whose client is gone; releasing it would serve a commit the branch never got.
       if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
-      return this.releaseBuild(req.app, build, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out);
+      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out);
     });
   }
 
@@ -61,22 +61,25 @@ export class Pipeline {
     return this.lock.run(req.app, async () => {
       const commit = await headCommit(req.repo);
       if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack main first`);
-      const build = await this.buildCommit({ ...req, commit, objects: {} }, out, req.noCache);
-      if (req.deploy) await this.releaseBuild(req.app, build, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out);
+      const config = await this.currentConfig(req.app);
+      const build = await this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out);
+      if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out);
       return build;
     });
   }
 
-  private async buildCommit(req: PushRequest, out: UserOutput, noCache: boolean): Promise<BuildRecord> {
-    const config = await this.currentConfig(req.app);
-    return this.builder.build({ ...req, config, createdBy: req.keyName, noCache }, out);
-  }
-
-  private async releaseBuild(app: string, build: BuildRecord, description: string, keyName: string, out: UserOutput): Promise<ReleaseRecord> {
+  private async releaseBuild(
+    app: string,
+    build: BuildRecord,
+    config: ConfigVars,
+    description: string,
+    keyName: string,
+    out: UserOutput,
+  ): Promise<ReleaseRecord> {
     const release = await this.newRelease(
       app,
       { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, processTypes: build.processTypes },
-      { config: await this.currentConfig(app), description, createdBy: keyName },
+      { config, description, createdBy: keyName },
     );
     await this.deploy(release, out);
     out.header(`Released v${release.version}`);
@@ -87,8 +90,8 @@ export class Pipeline {
   /** A new release with the newest release's build and a changed config. Null when the app has no release yet. */
   changeConfig(change: ConfigChange, out: UserOutput): Promise<ReleaseRecord | null> {
     return this.lock.run(change.app, async () => {
-      const [latest] = await this.store.listReleases(change.app);
-      const before = await this.currentConfig(change.app);
+      const latest = await this.store.latestRelease(change.app);
+      const before = await this.currentConfig(change.app, latest);
       const after = change.apply({ ...before });
       if (isEmptyDiff(diffConfig(before, after))) {
         throw new RackError('bad_argument', 'nothing changed: the config already has those values');
@@ -226,22 +229,17 @@ export class Pipeline {
       builder: base.builder,
       ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
       processTypes: base.processTypes,
-      formation: await this.formationFor(app, base.processTypes),
+      formation: resolveFormation(base.processTypes, (await this.store.requireApp(app)).formation),
       ...fields,
     });
   }
 
-  /** What a new release will run: the app's scaled counts for the types it has, defaults for the rest. */
-  private async formationFor(app: string, processTypes: Record<string, string>): Promise<Record<string, number>> {
-    const scaled = (await this.store.requireApp(app)).formation ?? {};
-    const formation = defaultFormation(processTypes);
-    for (const type of Object.keys(formation)) if (scaled[type] !== undefined) formation[type] = scaled[type];
-    return formation;
-  }
-
-  /** The config a new release starts from: the newest release's, whatever became of it. */
-  private async currentConfig(app: string): Promise<ConfigVars> {
-    const [latest] = await this.store.listReleases(app);
+  /**
+   * The app's config now, and the one a new release starts from: the newest release's, whatever
+   * became of it; before any release, the config kept on the app record.
+   */
+  async currentConfig(app: string, latest?: ReleaseRecord): Promise<ConfigVars> {
+    latest ??= await this.store.latestRelease(app);
     if (latest) return { ...latest.config };
     return { ...((await this.store.getApp(app))?.config ?? {}) };
   }

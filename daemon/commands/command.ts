@@ -73,7 +73,7 @@ export function parseNumber(word: string, prefix: 'v' | 'b'): number {
   return Number(m[1]);
 }
 
-export function ago(iso: string | null): string {
+export function timestamp(iso: string | null): string {
   if (!iso) return '-';
   return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }

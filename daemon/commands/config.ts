@@ -5,11 +5,7 @@ import type { Command, CommandContext } from './command.js';
 
 const noDeploy = { 'no-deploy': { type: 'boolean' as const } };
 
-async function currentConfig(ctx: CommandContext): Promise<Record<string, string>> {
-  const app = await ctx.services.store.requireApp(ctx.app);
-  const [latest] = await ctx.services.store.listReleases(ctx.app);
-  return latest?.config ?? app.config ?? {};
-}
+const currentConfig = (ctx: CommandContext) => ctx.services.pipeline.currentConfig(ctx.app);
 
 async function change(ctx: CommandContext, description: string, apply: (c: Record<string, string>) => Record<string, string>) {
   const deploy = ctx.flags['no-deploy'] !== true;

@@ -5,7 +5,7 @@ import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { textOutput } from '../user-output.js';
 import type { BuildRecord } from '../store/records.js';
-import { ago, parseNumber, table, type Command, type CommandContext } from './command.js';
+import { timestamp, parseNumber, table, type Command, type CommandContext } from './command.js';
 
 async function requireBuild(ctx: CommandContext): Promise<BuildRecord> {
   const id = parseNumber(ctx.args[0]!, 'b');
@@ -31,7 +31,7 @@ export const historyCommands: Command[] = [
       const builds = await ctx.services.store.listBuilds(ctx.app);
       if (ctx.flags['json']) return ctx.printJson(builds);
       if (builds.length === 0) return ctx.print(`${ctx.app} has no builds yet`);
-      const rows = builds.map((b) => [`b${b.id}`, b.status, b.commit.slice(0, 7), ago(b.createdAt), seconds(b.durationMs), b.createdBy]);
+      const rows = builds.map((b) => [`b${b.id}`, b.status, b.commit.slice(0, 7), timestamp(b.createdAt), seconds(b.durationMs), b.createdBy]);
       for (const line of table([['ID', 'STATUS', 'COMMIT', 'CREATED', 'TOOK', 'BY'], ...rows])) ctx.print(line);
     },
   },
@@ -92,7 +92,7 @@ export const historyCommands: Command[] = [
         ['Processes:', Object.entries(build.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
         ['Image:', build.image ?? '-'],
         ['By:', build.createdBy],
-        ['Created:', ago(build.createdAt)],
+        ['Created:', timestamp(build.createdAt)],
         ['Took:', seconds(build.durationMs)],
       ];
       for (const line of table(rows)) ctx.print(line);
@@ -133,7 +133,7 @@ export const historyCommands: Command[] = [
         `b${r.build}`,
         r.description,
         r.createdBy,
-        ago(r.createdAt),
+        timestamp(r.createdAt),
       ]);
       for (const line of table([['VERSION', 'STATE', 'BUILD', 'DESCRIPTION', 'BY', 'CREATED'], ...rows])) ctx.print(line);
     },

@@ -1,7 +1,7 @@
 import { RackError } from '../rack-error.js';
 import { abbreviate, diffConfig } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
-import { ago, parseNumber, table, type Command, type CommandContext } from './command.js';
+import { timestamp, parseNumber, table, type Command, type CommandContext } from './command.js';
 
 async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
   const target = ctx.args[0] === undefined ? undefined : parseNumber(ctx.args[0], 'v');
@@ -51,7 +51,7 @@ export const releaseCommands: Command[] = [
         ['Build:', `b${info.build} (${info.image})`],
         ['Description:', info.description],
         ['By:', info.createdBy],
-        ['Created:', ago(info.createdAt)],
+        ['Created:', timestamp(info.createdAt)],
         ['Processes:', Object.entries(info.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
         ['Formation:', Object.entries(info.formation).map(([t, n]) => `${t}=${n}`).join(' ') || '-'],
         ['Config:', info.configKeys.join(', ') || '-'],

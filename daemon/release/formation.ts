@@ -4,3 +4,10 @@ export function defaultFormation(processTypes: Record<string, string>): Record<s
   for (const type of Object.keys(processTypes)) if (type !== 'release') formation[type] = type === 'web' ? 1 : 0;
   return formation;
 }
+
+/** What runs for these process types: the app's scaled counts (ps:scale) over the defaults. */
+export function resolveFormation(processTypes: Record<string, string>, scaled: Record<string, number> = {}): Record<string, number> {
+  const formation = defaultFormation(processTypes);
+  for (const type of Object.keys(formation)) if (scaled[type] !== undefined) formation[type] = scaled[type];
+  return formation;
+}

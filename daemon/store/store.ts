@@ -225,6 +225,13 @@ export class Store {
     return this.get<ReleaseRecord>(k.release(app, version));
   }
 
+  /** The newest release, read without listing the history. */
+  async latestRelease(app: string): Promise<ReleaseRecord | undefined> {
+    const prefix = k.releases(app);
+    for await (const value of this.db.values({ gte: prefix, lt: `${prefix}\xff`, reverse: true, limit: 1 })) return value as ReleaseRecord;
+    return undefined;
+  }
+
   listReleases(app: string): Promise<ReleaseRecord[]> {
     return this.range<ReleaseRecord>(k.releases(app), true);
   }

@@ -8,8 +8,8 @@ import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
 import { containerCommand } from '../runtime/process-command.js';
 import type { ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
+import { resolveFormation } from '../release/formation.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
-import { defaultFormation } from '../release/formation.js';
 import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
 import { transition, type RolloutState } from './rollout.js';
@@ -180,13 +180,7 @@ export class Supervisor {
   /** The app's scaled formation, for the types this release has; new types get the defaults. */
   async formationOf(release: ReleaseRecord): Promise<Formation> {
     const app = await this.store.requireApp(release.app);
-    const base = release.formation ?? defaultFormation(release.processTypes);
-    const formation: Formation = {};
-    for (const type of Object.keys(release.processTypes)) {
-      if (type === 'release') continue;
-      formation[type] = app.formation?.[type] ?? base[type] ?? 0;
-    }
-    return formation;
+    return resolveFormation(release.processTypes, app.formation);
   }
 
   /** web: answers HTTP on PORT; other types: stay up through the settle period. */
