@@ -14,6 +14,8 @@ export interface RackConfig {
   installDir: string;
   buildTimeoutMs: number;
   keepReleases: number;
+  /** Keep app containers off the host's own ports with a firewall rule (runtime/host-guard.ts). */
+  hostGuard: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -37,6 +39,13 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== 'on' && raw !== 'off') throw new RackError('bad_config', `${name} must be on or off, got "${raw.slice(0, 20)}"`);
+  return raw === 'on';
+}
+
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
   const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
@@ -58,6 +67,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     installDir,
     buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
     keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
+    hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
   };
 }
 
