@@ -104,7 +104,7 @@ test.serial('limits have defaults, are set per type with ps:limit, and are shown
   t.is(before!.HostConfig.Memory, 512 * 1024 * 1024);
   t.is(before!.HostConfig.NanoCpus, 1e9);
   t.is(before!.HostConfig.PidsLimit, 256);
-  for (const bad of [['web', 'memory=1t'], ['web', 'swap=1g'], ['web', 'pids=0'], ['nosuch', 'memory=256m'], ['constructor', 'memory=256m']]) {
+  for (const bad of [['web', 'cpu=64'], ['web', 'memory=1t'], ['web', 'swap=1g'], ['web', 'pids=0'], ['nosuch', 'memory=256m'], ['constructor', 'memory=256m']]) {
     const r = await rack.ssh(['ps:limit', ...bad, '-a', 'attacker']);
     t.is(r.code, 1, bad.join(' '));
     t.is(r.stderr.split('\n').filter(Boolean).length, 1, r.stderr);

@@ -1,3 +1,4 @@
+import { cpus } from 'node:os';
 import { RackError } from '../rack-error.js';
 import { formatLimits, parseLimitWords } from '../runtime/isolation.js';
 import { textOutput } from '../user-output.js';
@@ -18,6 +19,10 @@ export const limitCommands: Command[] = [
       const [type, ...words] = ctx.args as [string, ...string[]];
       if (!TYPE.test(type)) throw new RackError('bad_argument', `not a process type: ${JSON.stringify(type.slice(0, 40))}`);
       const limits = parseLimitWords(words);
+      // Docker refuses a CPU quota above the host's count; say so before anything changes.
+      if (limits.cpu !== undefined && limits.cpu > cpus().length) {
+        throw new RackError('bad_argument', `cpu=${limits.cpu} is more than this host's ${cpus().length} CPUs`);
+      }
       const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
       ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits(now)}`);
     },
