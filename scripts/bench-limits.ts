@@ -1,10 +1,11 @@
 /**
  * What the tenant limits cost: push → answering and router throughput for one small Node app, run
  * with rack's default limits (memory=512m cpu=1 pids=256) and with the limits raised out of reach
- * (memory=16g cpu=2 pids=4096), in the same run against the same rackd. Network isolation and the
+ * (memory=16g, every CPU, pids=4096), in the same run against the same rackd. Network isolation and the
  * unprivileged user apply in both (they have no off switch); the ratios isolate the cgroup limits.
  *   npm run build && node dist/scripts/bench-limits.js [redeploys] [seconds]
  */
+import { cpus } from 'node:os';
 import { commitFile, RackDaemon } from '../test/support/rack-daemon.js';
 import { ms, runLoad } from './load-generator.js';
 
@@ -42,7 +43,7 @@ try {
   const dir = await rack.appRepo('node-hello', app);
   await pushToAnswering(rack, dir, 'warm-up');
   const limited = await measure(rack, dir, 'limits');
-  const set = await rack.ssh(['ps:limit', 'web', 'memory=16g', 'cpu=2', 'pids=4096', '-a', app]);
+  const set = await rack.ssh(['ps:limit', 'web', 'memory=16g', `cpu=${cpus().length}`, 'pids=4096', '-a', app]);
   if (set.code !== 0) throw new Error(set.stderr);
   const open = await measure(rack, dir, 'no limits');
   console.log(`with limits / without: push → answering ${(limited.push / open.push).toFixed(2)}×, router throughput ${(limited.rps / open.rps).toFixed(2)}×, p99 ${(limited.p99 / open.p99).toFixed(2)}×`);
