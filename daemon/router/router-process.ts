@@ -2,11 +2,12 @@ import { readFile, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../config.js';
-import { loadRoutes, pidFilePath, RouteStateWriter, writeFileAtomic } from './route-state-file.js';
+import { loadRoutes, pidFilePath, writeFileAtomic } from './route-state-file.js';
 import { Router } from './router.js';
 import { RouterControlServer } from './router-control-server.js';
 import { acquireRouterLock } from './router-lock.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } from './router-protocol.js';
+import { TableChanges } from './table-changes.js';
 
 /**
  * The router as its own long-lived process (`node dist/daemon/router/router-process.js`), so apps
@@ -68,7 +69,7 @@ async function main(): Promise<void> {
   }
   const identity: RouterIdentity = { pid: process.pid, httpPort, bind, protocol: PROTOCOL_VERSION, startedAt: new Date().toISOString() };
 
-  const writer = new RouteStateWriter(statePath, router.routes());
+  const changes = new TableChanges(statePath, router);
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> =>
     (stopping ??= (async () => {
@@ -77,7 +78,7 @@ async function main(): Promise<void> {
       try {
         await control?.stop();
         await router.stop();
-        await writer.idle();
+        await changes.idle();
         // Only our own pid file: a successor may already have written its own.
         const owner = await readFile(pidPath, 'utf8').then((t) => (JSON.parse(t) as { pid?: unknown }).pid, () => undefined);
         if (owner === process.pid) await rm(pidPath, { force: true });
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
   control = new RouterControlServer(socketPath, {
     router,
     identity: () => identity,
-    persist: () => writer.save(router.routes()),
+    change: (c) => changes.apply(c),
     shutdown: () => void stop('shutdown request'),
     logger,
   });

@@ -62,12 +62,12 @@ export class Supervisor {
   async publish(app: string, upstreams?: Upstream[]): Promise<void> {
     if (upstreams) this.serving.set(app, upstreams);
     const record = await this.store.getApp(app);
-    this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], this.serving.get(app) ?? []);
+    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], this.serving.get(app) ?? []);
   }
 
   unpublish(app: string): void {
     this.serving.delete(app);
-    this.router.removeApp(app);
+    void this.router.removeApp(app); // a failure is logged by the router client
     this.logs.forget(app);
   }
 
@@ -133,7 +133,6 @@ export class Supervisor {
       const web = started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!);
       if (!opts.only || opts.only.includes('web')) {
         await this.publish(release.app, web);
-        await this.router.flush();
       }
       state = transition(state, 'switched');
       out.detail(`all processes healthy; router switched to v${release.version}`);
@@ -227,7 +226,7 @@ export class Supervisor {
     const running = await this.runtime.listProcesses();
     const apps = await this.store.listApps();
     const known = new Set(apps.map((a) => a.name));
-    for (const route of await this.router.routes()) if (!known.has(route.app)) this.router.removeApp(route.app);
+    for (const route of await this.router.routes()) if (!known.has(route.app)) await this.router.removeApp(route.app);
     for (const p of running.filter((x) => !known.has(x.app))) {
       this.log.info({ container: p.name }, 'removing process of an app rack no longer has');
       await this.runtime.removeContainer(p.id);
@@ -244,7 +243,6 @@ export class Supervisor {
       if (current.length > 0) {
         // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
         await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
-        await this.router.flush();
         await this.removeAll(app.name, leftovers);
         for (const p of current) this.follower.watch(p, 100);
         this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
