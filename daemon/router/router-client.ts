@@ -265,7 +265,9 @@ export class RouterClient implements RouteControl {
         throw new Error(`the router process exited with code ${child.exitCode}${why === '' ? '' : `: ${why}`}`);
       }
       if (Date.now() > deadline) {
-        throw new Error(`no router process answered on ${this.#opts.socketPath} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
+        // Ours exited as the loser of the lock: a router runs for this socket but does not answer.
+        const who = child?.exitCode === EXIT_LOCKED ? 'the router process already running for it' : 'no router process';
+        throw new Error(`${who} answered on ${this.#opts.socketPath} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
       }
       if (child?.exitCode === undefined && child !== undefined) {
         // Ours is still starting up.

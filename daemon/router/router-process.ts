@@ -2,6 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../config.js';
+import { RotatingLogFile } from '../rotating-log-file.js';
 import { loadRoutes, pidFilePath, writeFileAtomic } from './route-state-file.js';
 import { Router } from './router.js';
 import { RouterControlServer } from './router-control-server.js';
@@ -20,7 +21,8 @@ import { TableChanges } from './table-changes.js';
  *   RACK_ROUTER_STATE   state file: the table, app → {hosts, upstreams}          required
  *   RACK_HTTP_PORT      HTTP port (0: any free one)                              default 8080
  *   RACK_BIND           address to listen on                                     default 0.0.0.0
- *   RACK_LOG_LEVEL      pino level of the JSON log on stdout                     default info
+ *   RACK_ROUTER_LOG     its JSON log, rotated by size (rotating-log-file.ts)     default stdout
+ *   RACK_LOG_LEVEL      pino level of that log                                   default info
  *
  * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
  * for operators and scripts; clients ask `ping` instead.
@@ -42,7 +44,12 @@ async function main(): Promise<void> {
   const statePath = required('RACK_ROUTER_STATE');
   const pidPath = pidFilePath(statePath);
   const { httpPort: port, bind } = loadConfig(process.env, '');
-  const logger = pino({ level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } });
+  const logPath = process.env['RACK_ROUTER_LOG'];
+  // It runs for months: its log must rotate, which its stdout (a file rackd opened for it) cannot.
+  const logger = pino(
+    { level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } },
+    logPath === undefined || logPath === '' ? undefined : new RotatingLogFile(resolve(logPath)),
+  );
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'router: uncaught exception');
     process.exit(1);
