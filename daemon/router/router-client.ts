@@ -266,8 +266,11 @@ export class RouterClient implements RouteControl {
       }
       if (Date.now() > deadline) {
         // Ours exited as the loser of the lock: a router runs for this socket but does not answer.
-        const who = child?.exitCode === EXIT_LOCKED ? 'the router process already running for it' : 'no router process';
-        throw new Error(`${who} answered on ${this.#opts.socketPath} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
+        const what =
+          child?.exitCode === EXIT_LOCKED
+            ? `the router process already running for ${this.#opts.socketPath} did not answer`
+            : `no router process answered on ${this.#opts.socketPath}`;
+        throw new Error(`${what} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
       }
       if (child?.exitCode === undefined && child !== undefined) {
         // Ours is still starting up.
