@@ -5,6 +5,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pino } from 'pino';
+import { RouterClient } from '../daemon/router/router-client.js';
 import { ROOT } from './support/rack-daemon.js';
 
 // The real rackd (dist/daemon/main.js, with Docker and the stack image) whose router cannot start:
@@ -15,17 +17,19 @@ interface Exit {
   stderr: string;
 }
 
-async function startRackd(t: ExecutionContext, env: Record<string, string>): Promise<{ home: string; exit: Exit }> {
+async function tempHome(t: ExecutionContext): Promise<string> {
   const base = await mkdtemp(join(tmpdir(), 'rack-start-'));
-  const home = join(base, 'home');
+  t.teardown(() => rm(base, { recursive: true, force: true }));
+  return join(base, 'home');
+}
+
+async function startRackd(t: ExecutionContext, env: Record<string, string>, home?: string): Promise<{ home: string; exit: Exit }> {
+  home ??= await tempHome(t);
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js')], {
     env: { ...process.env, RACK_HOME: home, RACK_SSH_PORT: '0', RACK_BIND: '127.0.0.1', RACK_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  t.teardown(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await rm(base, { recursive: true, force: true });
-  });
+  t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));
   let stderr = '';
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   // Generous: a hung rackd is what this catches, and that never exits.
@@ -57,4 +61,28 @@ test('rackd fails to start, in one clear line, when its router process exits at 
   t.is(exit.stderr.split('\n').filter((l) => l !== '').length, 1, exit.stderr);
   t.regex(exit.stderr, /^rackd: the router could not start: the router process exited with code 1: router: cannot listen: .*EADDRNOTAVAIL/);
   t.true(exit.stderr.includes(`(router log: ${log})`), exit.stderr);
+});
+
+test('rackd fails to start, in one clear line, when the router already running for its home is stuck', async (t) => {
+  const home = await tempHome(t);
+  const files = { socketPath: join(home, 'router.sock'), statePath: join(home, 'router.json'), logPath: join(home, 'logs', 'router.log') };
+  const earlier = new RouterClient({ ...files, bind: '127.0.0.1', port: 0, logger: pino({ level: 'silent' }) });
+  await earlier.start();
+  const { pid } = await earlier.ping();
+  await earlier.stop();
+  // Stopped, it keeps its lock and its socket accepts connections, but it never answers.
+  process.kill(pid, 'SIGSTOP');
+  t.teardown(() => {
+    process.kill(pid, 'SIGKILL');
+    process.kill(pid, 'SIGCONT');
+  });
+
+  const { exit } = await startRackd(t, { RACK_HTTP_PORT: '0' }, home);
+  t.is(exit.code, 1, exit.stderr);
+  t.is(exit.stderr.split('\n').filter((l) => l !== '').length, 1, exit.stderr);
+  t.true(
+    exit.stderr.startsWith(`rackd: the router could not start: the router process already running for ${files.socketPath} did not answer within 15 s`),
+    exit.stderr,
+  );
+  t.true(exit.stderr.includes(`(router log: ${files.logPath})`), exit.stderr);
 });
