@@ -138,7 +138,11 @@ export class RouterClient implements RouteControl {
     }
   }
 
-  /** Resolves once the router has saved and applied this route; rejects (`router_failed`) if it has not. */
+  /**
+   * Resolves once the router has saved and applied this route; rejects (`router_failed`) when it
+   * answers that it could not, or gives no answer within CHANGE_TIMEOUT_MS. After a timeout the
+   * change may still land later, if it was sent; a change made after it is applied after it.
+   */
   setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void> {
     return this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map((u) => ({ host: u.host, port: u.port })) });
   }
