@@ -82,4 +82,5 @@ export const paths = {
   routerSocket: (c: RackConfig) => join(c.home, 'router.sock'),
   routerState: (c: RackConfig) => join(c.home, 'router.json'),
   routerLog: (c: RackConfig) => join(c.home, 'logs', 'router.log'),
+  rackdLog: (c: RackConfig) => join(c.home, 'logs', 'rackd.log'),
 };

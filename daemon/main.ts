@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from './config.js';
+import { loadConfig, paths } from './config.js';
 import { createLogger } from './log.js';
 import { RackError } from './rack-error.js';
 import { Rackd } from './rackd.js';
@@ -10,10 +10,12 @@ const STOP_DEADLINE_MS = 20_000;
 
 // dist/daemon/main.js → the install dir two levels up holds buildpacks/, stack/, hooks/, scripts/.
 const installDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const log = createLogger();
+// Until the config says where RACK_HOME is, stdout only.
+let log = createLogger();
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env, installDir);
+  log = createLogger(undefined, paths.rackdLog(config));
   const rackd = new Rackd(config, log);
   let stopping = false;
   const stop = (signal: string) => {

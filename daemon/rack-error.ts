@@ -18,6 +18,7 @@ export type RackErrorCode =
   | 'deploy_failed'
   | 'docker_unavailable'
   | 'stack_failed'
+  | 'router_failed'
   | 'internal';
 
 export class RackError extends Error {

@@ -1,12 +1,14 @@
 import type { Upstream } from './upstream.js';
 
 /**
- * What the supervisor needs of a router: the in-process `Router` and the `RouterClient` of the
- * router process both fit, so the deploy code can be typed against this and tests may use either.
+ * What the supervisor needs of a router: the `RouterClient` of the router process fits it. A table
+ * change resolves once the router has saved and applied it and rejects (`router_failed`) when it
+ * has not, so a deploy knows whether its switch happened. (The in-process `Router` is the table the
+ * router process runs: its changes are synchronous and never fail, and it does not implement this.)
  */
 export interface RouteControl {
-  setApp(app: string, hosts: string[], upstreams: Upstream[]): void;
-  removeApp(app: string): void;
+  setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void>;
+  removeApp(app: string): Promise<void>;
   waitIdle(upstreams: Upstream[], timeoutMs: number): Promise<boolean>;
-  inFlight(upstream: Upstream): number | Promise<number>;
+  inFlight(upstream: Upstream): Promise<number>;
 }

@@ -20,16 +20,17 @@ export function pidFilePath(statePath: string): string {
 /** Writes `data` to `path` so readers see either the old or the new content, and it survives a crash. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
   const temp = `${path}.tmp-${process.pid}`;
-  const fh = await open(temp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    const fh = await open(temp, 'w', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     await rename(temp, path);
   } catch (err) {
+    // On a full disk a half-written temp file would only take more of the little space left.
     await rm(temp, { force: true });
     throw err;
   }
@@ -72,71 +73,5 @@ export async function loadRoutes(path: string, logger: Logger): Promise<AppRoute
     logger.error({ err: String(err), path }, 'router: state file unreadable; moved aside, starting with an empty table');
     await rename(path, `${path}.corrupt`).catch(() => undefined);
     return [];
-  }
-}
-
-interface Batch {
-  data: string;
-  waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }>;
-}
-
-/**
- * Serialises the writes of the table. A change that arrives while a write is under way joins the
- * next one, which carries the newest table: under a burst of changes the file is written a few
- * times, not once per change, and every change is still on disk before its promise resolves.
- * A table equal to the last one saved is not written again: rackd re-sends every route after it
- * restarts, and those must not cost an fsync each.
- */
-export class RouteStateWriter {
-  readonly #path: string;
-  #pending: Batch | undefined;
-  #running: Promise<void> | undefined;
-  #lastData: string | undefined;
-  #lastSave: Promise<void> | undefined;
-
-  /** `loaded` is the table read from the file at start: saving it again would change nothing. */
-  constructor(path: string, loaded: readonly AppRoute[]) {
-    this.#path = path;
-    this.#lastData = serializeRoutes(loaded);
-    this.#lastSave = Promise.resolve();
-  }
-
-  save(routes: readonly AppRoute[]): Promise<void> {
-    const data = serializeRoutes(routes);
-    if (data === this.#lastData && this.#lastSave !== undefined) return this.#lastSave;
-    const saved = new Promise<void>((resolve, reject) => {
-      this.#pending ??= { data, waiters: [] };
-      this.#pending.data = data;
-      this.#pending.waiters.push({ resolve, reject });
-      this.#running ??= this.#drain();
-    });
-    this.#lastData = data;
-    this.#lastSave = saved;
-    // After a failed write the same table must be tried again, not answered from the failure.
-    saved.catch(() => {
-      if (this.#lastSave === saved) this.#lastData = this.#lastSave = undefined;
-    });
-    return saved;
-  }
-
-  /** Resolves once nothing is left to write (shutdown waits for this). */
-  async idle(): Promise<void> {
-    while (this.#running !== undefined) await this.#running;
-  }
-
-  async #drain(): Promise<void> {
-    try {
-      for (let batch = this.#pending; batch !== undefined; batch = this.#pending) {
-        this.#pending = undefined;
-        try {
-          await writeFileAtomic(this.#path, batch.data);
-          for (const w of batch.waiters) w.resolve();
-        } catch (err) {
-          for (const w of batch.waiters) w.reject(err);
-        }
-      }
-    } finally {
-      this.#running = undefined;
-    }
   }
 }

@@ -1,11 +1,13 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
+import { RackError } from '../rack-error.js';
 import { readLines } from './line-reader.js';
 import type { RouteControl } from './route-control.js';
 import type { AccessEntry, AppRoute } from './router.js';
 import {
   encode,
   EXIT_LOCKED,
+  EXIT_PORT_IN_USE,
   parseMessage,
   PROTOCOL_VERSION,
   type Method,
@@ -29,7 +31,7 @@ export interface RouterClientOptions {
   onAccess?: (entry: AccessEntry) => void;
 }
 
-/** An error the router process answered with; `code` is `bad_request` or `internal`. */
+/** An error the router process answered with; `code` is `bad_request`, `save_failed` or `internal`. */
 export class RouterCallError extends Error {
   readonly code: string;
   constructor(code: string, message: string) {
@@ -41,6 +43,8 @@ export class RouterCallError extends Error {
 const START_TIMEOUT_MS = 15_000;
 const PING_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 10_000;
+/** A table change not saved and applied by then has failed: a deploy must not wait on a stuck router. */
+export const CHANGE_TIMEOUT_MS = 10_000;
 /** waitIdle is answered by the router after its own timeout; this much more means it is not coming. */
 const WAIT_IDLE_GRACE_MS = 10_000;
 const STOP_FLUSH_MS = 5_000;
@@ -55,17 +59,21 @@ interface Call {
   reject: (err: unknown) => void;
   /** Set for a connection's own handshake (ping, subscribe): failed, not re-sent, when it drops. */
   socket?: Socket;
-  timer?: NodeJS.Timeout;
+  timer: NodeJS.Timeout;
 }
+
+/** No answer came in time: the router process is stuck, or none could be reached or started. */
+class NoAnswer extends Error {}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /**
- * rackd's handle on the router process (router-process.ts), with the API rackd used on the
- * in-process Router. Table changes are fire-and-forget but ordered; every call stays queued until
- * the router answers it, and is sent again on the next connection if one drops first (all requests
- * are idempotent). A dropped connection is re-made at once, starting a new router process if none
+ * rackd's handle on the router process (router-process.ts). Table changes are ordered, and each
+ * one's promise says whether the router saved and applied it; a failed change fails only its own
+ * promise. Every call has a deadline and fails with a `router_failed` RackError; until then it stays
+ * queued, and is sent again on the next connection if one drops first (all requests are
+ * idempotent). A dropped connection is re-made at once, starting a new router process if none
  * answers, so a crashed router comes back with its persisted table while rackd runs.
  */
 export class RouterClient implements RouteControl {
@@ -79,7 +87,6 @@ export class RouterClient implements RouteControl {
   readonly #calls = new Map<number, Call>();
   #nextId = 1;
   readonly #changes = new Set<Promise<unknown>>();
-  #failure: unknown;
   #reconnecting = false;
 
   constructor(opts: RouterClientOptions) {
@@ -95,7 +102,7 @@ export class RouterClient implements RouteControl {
       return (await this.#connect(true)).httpPort;
     } catch (err) {
       this.#close();
-      throw err;
+      throw new RackError('router_failed', `the router could not start: ${message(err)} (router log: ${this.#opts.logPath})`, { cause: err });
     }
   }
 
@@ -131,20 +138,22 @@ export class RouterClient implements RouteControl {
     }
   }
 
-  setApp(app: string, hosts: string[], upstreams: Upstream[]): void {
-    this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map((u) => ({ host: u.host, port: u.port })) });
+  /**
+   * Resolves once the router has saved and applied this route; rejects (`router_failed`) when it
+   * answers that it could not, or gives no answer within CHANGE_TIMEOUT_MS. After a timeout the
+   * change may still land later, if it was sent; a change made after it is applied after it.
+   */
+  setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void> {
+    return this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map((u) => ({ host: u.host, port: u.port })) });
   }
 
-  removeApp(app: string): void {
-    this.#change('removeApp', { app });
+  removeApp(app: string): Promise<void> {
+    return this.#change('removeApp', { app });
   }
 
-  /** Resolves once every change made before it is acknowledged (persisted); throws the first that failed. */
+  /** Resolves once every change made before it has been answered or has failed (stop waits for this). */
   async flush(): Promise<void> {
     await Promise.allSettled([...this.#changes]);
-    const failure = this.#failure;
-    this.#failure = undefined;
-    if (failure !== undefined) throw failure;
   }
 
   /** True once no request to these upstreams is in flight; false on timeout or when the router is unreachable. */
@@ -158,47 +167,66 @@ export class RouterClient implements RouteControl {
   }
 
   inFlight(upstream: Upstream): Promise<number> {
-    return this.#call('inFlight', { upstream }, QUERY_TIMEOUT_MS);
+    return this.#query('inFlight', { upstream });
   }
 
   /** The router's table as it routes now (after a restart: what it loaded from its state file). */
   routes(): Promise<AppRoute[]> {
-    return this.#call('routes', {}, QUERY_TIMEOUT_MS);
+    return this.#query('routes', {});
   }
 
   ping(): Promise<RouterIdentity> {
-    return this.#call('ping', {}, QUERY_TIMEOUT_MS);
+    return this.#query('ping', {});
   }
 
-  #change(method: 'setApp' | 'removeApp', params: MethodTypes['setApp' | 'removeApp']['params']): void {
-    const done = this.#call(method, params);
+  #change(method: 'setApp' | 'removeApp', params: MethodTypes['setApp' | 'removeApp']['params']): Promise<void> {
+    const what = method === 'setApp' ? `route change for app "${params.app}"` : `removal of app "${params.app}"`;
+    const done = this.#call(method, params, CHANGE_TIMEOUT_MS).then(
+      () => undefined,
+      (err: unknown) => {
+        throw new RackError('router_failed', `the router did not apply the ${what}: ${this.#reason(err)}`, { cause: err });
+      },
+    );
     this.#changes.add(done);
+    // Also marks the failure handled: a caller that does not wait must not bring rackd down.
     done.then(
       () => this.#changes.delete(done),
       (err: unknown) => {
         this.#changes.delete(done);
-        this.#failure ??= err;
         this.#log.error({ err: message(err), method, app: params.app }, 'router: table change failed');
       },
     );
+    return done;
   }
 
-  /** Queues a call until a connection is up; it stays queued (and is re-sent) until answered. */
-  #call<M extends Method>(method: M, params: MethodTypes[M]['params'], timeoutMs?: number): Promise<MethodTypes[M]['result']> {
-    if (this.#phase === 'stopped' || this.#phase === 'closing') return Promise.reject(new Error('router client stopped'));
+  async #query<M extends 'inFlight' | 'routes' | 'ping'>(method: M, params: MethodTypes[M]['params']): Promise<MethodTypes[M]['result']> {
+    try {
+      return await this.#call(method, params, QUERY_TIMEOUT_MS);
+    } catch (err) {
+      throw new RackError('router_failed', `the router did not answer ${method}: ${this.#reason(err)}`, { cause: err });
+    }
+  }
+
+  /** Why a call failed, in words for the operator. */
+  #reason(err: unknown): string {
+    if (err instanceof NoAnswer) return `${err.message}; it may be stuck or unable to start (router log: ${this.#opts.logPath})`;
+    return message(err);
+  }
+
+  /** Queues a call until a connection is up; it stays queued (and is re-sent) until answered or `timeoutMs` passes. */
+  #call<M extends Method>(method: M, params: MethodTypes[M]['params'], timeoutMs: number): Promise<MethodTypes[M]['result']> {
+    if (this.#phase === 'stopped' || this.#phase === 'closing') return Promise.reject(new Error('the router client is stopped'));
     return this.#send(undefined, method, params, timeoutMs) as Promise<MethodTypes[M]['result']>;
   }
 
-  #send(socket: Socket | undefined, method: Method, params: unknown, timeoutMs?: number): Promise<unknown> {
+  #send(socket: Socket | undefined, method: Method, params: unknown, timeoutMs: number): Promise<unknown> {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      const call: Call = { line: encode({ id, method, params }), resolve, reject, socket };
-      if (timeoutMs !== undefined) {
-        call.timer = setTimeout(() => {
-          this.#calls.delete(id);
-          reject(new Error(`router process did not answer ${method} within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
+      const timer = setTimeout(() => {
+        this.#calls.delete(id);
+        reject(new NoAnswer(`no answer from the router process within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
+      const call: Call = { line: encode({ id, method, params }), resolve, reject, socket, timer };
       this.#calls.set(id, call);
       const target = socket ?? this.#socket;
       if (target !== undefined && !target.destroyed) target.write(call.line);
@@ -214,13 +242,13 @@ export class RouterClient implements RouteControl {
     let spawnedAt = 0;
     let lastError: unknown;
     for (let attempt = 0; ; attempt++) {
-      if (!this.#mayConnect()) throw new Error('router client stopped');
+      if (!this.#mayConnect()) throw new Error('the router client is stopped');
       const opened = await this.#open().catch((err: unknown) => void (lastError = err));
       if (opened !== undefined) {
         const { socket, identity } = opened;
         if (!this.#mayConnect()) {
           socket.destroy();
-          throw new Error('router client stopped');
+          throw new Error('the router client is stopped');
         }
         if (!(checkSettings && this.#mismatch(identity))) {
           this.#activate(socket, identity);
@@ -234,9 +262,20 @@ export class RouterClient implements RouteControl {
       }
       if (!spawn) throw lastError;
       if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) {
-        throw new Error(`router process exited with code ${child.exitCode}: ${await logTail(this.#opts.logPath)}`);
+        if (child.exitCode === EXIT_PORT_IN_USE) {
+          throw new Error(`HTTP port ${this.#opts.port} on ${this.#opts.bind} is already in use by another program`);
+        }
+        const why = lastLogMessage(await logTail(this.#opts.logPath));
+        throw new Error(`the router process exited with code ${child.exitCode}${why === '' ? '' : `: ${why}`}`);
       }
-      if (Date.now() > deadline) throw new Error(`no router process answered on ${this.#opts.socketPath}: ${message(lastError)}`);
+      if (Date.now() > deadline) {
+        // Ours exited as the loser of the lock: a router runs for this socket but does not answer.
+        const what =
+          child?.exitCode === EXIT_LOCKED
+            ? `the router process already running for ${this.#opts.socketPath} did not answer`
+            : `no router process answered on ${this.#opts.socketPath}`;
+        throw new Error(`${what} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
+      }
       if (child?.exitCode === undefined && child !== undefined) {
         // Ours is still starting up.
       } else if (Date.now() - spawnedAt >= RESPAWN_GAP_MS) {
@@ -327,7 +366,7 @@ export class RouterClient implements RouteControl {
       if (call.socket !== socket) continue;
       this.#calls.delete(id);
       clearTimeout(call.timer);
-      call.reject(new Error('router connection closed'));
+      call.reject(new Error('the connection to the router process closed'));
     }
     if (socket !== this.#socket) return;
     this.#socket = undefined;
@@ -373,8 +412,20 @@ export class RouterClient implements RouteControl {
     socket?.destroy();
     for (const call of this.#calls.values()) {
       clearTimeout(call.timer);
-      call.reject(new Error('router client stopped'));
+      call.reject(new Error('the router client is stopped'));
     }
     this.#calls.clear();
+  }
+}
+
+/** The last log line's message (the router logs JSON lines), to say in one line why it would not start. */
+export function lastLogMessage(tail: string): string {
+  const line = tail.split('\n').filter((l) => l.trim() !== '').at(-1) ?? '';
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; err?: unknown };
+    const err = typeof entry.err === 'string' ? entry.err : (entry.err as { message?: unknown } | undefined)?.message;
+    return [entry.msg, err].filter((x): x is string => typeof x === 'string' && x !== '').join(': ');
+  } catch {
+    return line.slice(0, 300);
   }
 }

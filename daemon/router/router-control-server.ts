@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 import { readLines } from './line-reader.js';
 import type { AccessEntry, Router } from './router.js';
+import { SaveError, type TableChange } from './table-changes.js';
 import {
   checkAppRoute,
   checkInFlight,
@@ -29,8 +30,8 @@ const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
 export interface ControlDeps {
   router: Router;
   identity: () => RouterIdentity;
-  /** Persists the router's current table; a change is acknowledged only after this resolves. */
-  persist: () => Promise<void>;
+  /** Saves then applies one table change; it is acknowledged only once this resolves. */
+  change: (change: TableChange) => Promise<void>;
   /** Asked for by a `shutdown` request, after its answer has been written. */
   shutdown: () => void;
   logger: Logger;
@@ -136,7 +137,7 @@ export class RouterControlServer {
       this.#subscribers.delete(socket);
     });
     socket.on('error', (err) => this.#deps.logger.debug({ err: err.message }, 'router: control connection error'));
-    // Handled in arrival order: each table change is applied before the next line is looked at.
+    // Handled in arrival order: each table change is queued (to be saved, then applied) before the next line is looked at.
     readLines(socket, MAX_LINE_BYTES, (line) => this.#onLine(socket, line), () =>
       this.#deps.logger.warn('router: control line too long, connection dropped'),
     );
@@ -155,31 +156,33 @@ export class RouterControlServer {
     this.#answer(socket, msg).then(
       (result) => reply({ result }, msg.method === 'shutdown' ? this.#deps.shutdown : undefined),
       (err: unknown) => {
-        const code = err instanceof ProtocolError ? err.code : 'internal';
+        const code = err instanceof ProtocolError || err instanceof SaveError ? err.code : 'internal';
         if (code === 'internal') this.#deps.logger.error({ err, method: msg.method }, 'router: control request failed');
         reply({ error: { code, message: err instanceof Error ? err.message : String(err) } });
       },
     );
   }
 
-  /** Runs one request. The synchronous part (applying a change) happens before this returns. */
+  /** Runs one request. A table change is queued, in arrival order, before this returns. */
   #answer(socket: Socket, msg: RequestMessage): Promise<unknown> {
-    const { router, persist } = this.#deps;
+    const { router, change, logger } = this.#deps;
     try {
       switch (msg.method) {
         case 'ping':
           return Promise.resolve(this.#deps.identity());
         case 'setApp': {
           const r = checkAppRoute(msg.params);
-          router.setApp(r.app, r.hosts, r.upstreams);
-          this.#deps.logger.info({ app: r.app, hosts: r.hosts, upstreams: r.upstreams }, 'router: app routes set');
-          return persist().then(() => true);
+          return change({ method: 'setApp', route: r }).then(() => {
+            logger.info({ app: r.app, hosts: r.hosts, upstreams: r.upstreams }, 'router: app routes set');
+            return true;
+          }, logFailure(logger, r.app));
         }
         case 'removeApp': {
           const { app } = checkRemoveApp(msg.params);
-          router.removeApp(app);
-          this.#deps.logger.info({ app }, 'router: app removed');
-          return persist().then(() => true);
+          return change({ method: 'removeApp', app }).then(() => {
+            logger.info({ app }, 'router: app removed');
+            return true;
+          }, logFailure(logger, app));
         }
         case 'waitIdle': {
           const { upstreams, timeoutMs } = checkWaitIdle(msg.params);
@@ -202,4 +205,12 @@ export class RouterControlServer {
       return Promise.reject(err);
     }
   }
+}
+
+/** A change that could not be saved is the operator's business too (a full disk); it is then re-thrown to the client. */
+function logFailure(logger: Logger, app: string): (err: unknown) => never {
+  return (err) => {
+    logger.error({ app, err: err instanceof Error ? err.message : String(err) }, 'router: table change not applied');
+    throw err;
+  };
 }

@@ -2,11 +2,13 @@ import { readFile, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { loadConfig } from '../config.js';
-import { loadRoutes, pidFilePath, RouteStateWriter, writeFileAtomic } from './route-state-file.js';
+import { RotatingLogFile } from '../rotating-log-file.js';
+import { loadRoutes, pidFilePath, writeFileAtomic } from './route-state-file.js';
 import { Router } from './router.js';
 import { RouterControlServer } from './router-control-server.js';
 import { acquireRouterLock } from './router-lock.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } from './router-protocol.js';
+import { TableChanges } from './table-changes.js';
 
 /**
  * The router as its own long-lived process (`node dist/daemon/router/router-process.js`), so apps
@@ -19,7 +21,8 @@ import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } 
  *   RACK_ROUTER_STATE   state file: the table, app → {hosts, upstreams}          required
  *   RACK_HTTP_PORT      HTTP port (0: any free one)                              default 8080
  *   RACK_BIND           address to listen on                                     default 0.0.0.0
- *   RACK_LOG_LEVEL      pino level of the JSON log on stdout                     default info
+ *   RACK_ROUTER_LOG     its JSON log, rotated by size (rotating-log-file.ts)     default stdout
+ *   RACK_LOG_LEVEL      pino level of that log                                   default info
  *
  * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
  * for operators and scripts; clients ask `ping` instead.
@@ -41,7 +44,12 @@ async function main(): Promise<void> {
   const statePath = required('RACK_ROUTER_STATE');
   const pidPath = pidFilePath(statePath);
   const { httpPort: port, bind } = loadConfig(process.env, '');
-  const logger = pino({ level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } });
+  const logPath = process.env['RACK_ROUTER_LOG'];
+  // It runs for months: its log must rotate, which its stdout (a file rackd opened for it) cannot.
+  const logger = pino(
+    { level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } },
+    logPath === undefined || logPath === '' ? undefined : new RotatingLogFile(resolve(logPath)),
+  );
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'router: uncaught exception');
     process.exit(1);
@@ -68,7 +76,7 @@ async function main(): Promise<void> {
   }
   const identity: RouterIdentity = { pid: process.pid, httpPort, bind, protocol: PROTOCOL_VERSION, startedAt: new Date().toISOString() };
 
-  const writer = new RouteStateWriter(statePath, router.routes());
+  const changes = new TableChanges(statePath, router);
   let stopping: Promise<void> | undefined;
   const stop = (why: string): Promise<void> =>
     (stopping ??= (async () => {
@@ -77,7 +85,7 @@ async function main(): Promise<void> {
       try {
         await control?.stop();
         await router.stop();
-        await writer.idle();
+        await changes.idle();
         // Only our own pid file: a successor may already have written its own.
         const owner = await readFile(pidPath, 'utf8').then((t) => (JSON.parse(t) as { pid?: unknown }).pid, () => undefined);
         if (owner === process.pid) await rm(pidPath, { force: true });
@@ -93,7 +101,7 @@ async function main(): Promise<void> {
   control = new RouterControlServer(socketPath, {
     router,
     identity: () => identity,
-    persist: () => writer.save(router.routes()),
+    change: (c) => changes.apply(c),
     shutdown: () => void stop('shutdown request'),
     logger,
   });

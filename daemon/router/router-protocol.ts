@@ -9,7 +9,9 @@ import type { Upstream } from './upstream.js';
  *   event     {"event": "access", "data": {app, method, path, host, status, ms, ip}}
  *
  * Responses may come out of order (a waitIdle can outlast later requests); table changes are
- * applied in the order they arrive on a connection and acknowledged once written to the state file.
+ * saved to the state file, then applied, in the order they arrive, and acknowledged once applied.
+ * Error codes: `bad_request` (the request is wrong), `save_failed` (the state file could not be
+ * written, say on a full disk: the change was not applied), `internal`.
  * Every request is idempotent, so a client may send again whatever was not answered before a
  * connection dropped.
  */

@@ -25,7 +25,8 @@ export interface SpawnedRouter {
 /**
  * Starts a router process that outlives us: detached into its own session (a Ctrl-C or hang-up
  * aimed at rackd does not reach it), its output appended to a log file rather than a pipe to us
- * (a pipe would break when rackd exits), and unref'd (rackd may exit while it runs).
+ * (a pipe would break when rackd exits), and unref'd (rackd may exit while it runs). It writes its
+ * own log to that file, rotating it; stdout and stderr catch only what comes before its logger.
  */
 export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRouter> {
   for (const p of new Set([opts.socketPath, opts.statePath, opts.logPath])) {
@@ -41,6 +42,7 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
         ...process.env,
         RACK_ROUTER_SOCKET: opts.socketPath,
         RACK_ROUTER_STATE: opts.statePath,
+        RACK_ROUTER_LOG: opts.logPath,
         RACK_HTTP_PORT: String(opts.port),
         RACK_BIND: opts.bind,
       },

@@ -97,14 +97,12 @@ export class Supervisor {
     const record = await this.store.getApp(app);
     const next = upstreams ?? this.serving.get(app) ?? [];
     await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next);
-    await this.router.flush?.();
     this.serving.set(app, next);
   }
 
   async unpublish(app: string): Promise<void> {
     this.serving.delete(app);
     await this.router.removeApp(app);
-    await this.router.flush?.();
     this.logs.forget(app);
   }
 
