@@ -2,6 +2,7 @@ import test from 'ava';
 import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
 import { parseProcfile } from '../daemon/build/procfile.js';
 import { tokenize } from '../daemon/commands/command-line.js';
+import { LoginThrottle } from '../daemon/access/login-throttle.js';
 import { loadConfig } from '../daemon/config.js';
 import { deployableRef } from '../daemon/git/push-hook.js';
 import { transition, type RolloutEvent, type RolloutState } from '../daemon/supervisor/rollout.js';
@@ -71,4 +72,38 @@ test('config fails fast on bad values', (t) => {
   t.throws(() => loadConfig({ RACK_HTTP_PORT: 'http' }, '/'), { message: /RACK_HTTP_PORT/ });
   t.throws(() => loadConfig({ RACK_DOMAIN: 'bad domain' }, '/'), { message: /RACK_DOMAIN/ });
   t.throws(() => loadConfig({ RACK_BUILD_TIMEOUT: '-1' }, '/'), { message: /RACK_BUILD_TIMEOUT/ });
+});
+
+test('config: ssh login limits and the process cap', (t) => {
+  const c = loadConfig({}, '/');
+  t.is(c.sshLoginGraceMs, 30_000);
+  t.is(c.sshMaxStartups, 64);
+  t.deepEqual(c.loginThrottle, { failures: 10, windowMs: 60_000 });
+  t.is(c.maxProcesses, 30);
+  const set = loadConfig({ RACK_SSH_LOGIN_GRACE: '2', RACK_SSH_MAX_STARTUPS: '5', RACK_LOGIN_THROTTLE: '3/7', RACK_MAX_PROCESSES: '4' }, '/');
+  t.deepEqual([set.sshLoginGraceMs, set.sshMaxStartups, set.loginThrottle, set.maxProcesses], [2000, 5, { failures: 3, windowMs: 7000 }, 4]);
+  t.throws(() => loadConfig({ RACK_SSH_LOGIN_GRACE: '0' }, '/'), { message: /RACK_SSH_LOGIN_GRACE/ });
+  t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '10' }, '/'), { message: /RACK_LOGIN_THROTTLE must be FAILURES\/SECONDS/ });
+  t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '0/60' }, '/'), { message: /RACK_LOGIN_THROTTLE/ });
+});
+
+test('login throttle: N failures in the window block an address until they age out', (t) => {
+  let now = 0;
+  const throttle = new LoginThrottle({ failures: 3, windowMs: 1000 }, () => now);
+  t.false(throttle.fail('a'));
+  now = 100;
+  t.false(throttle.fail('a'));
+  t.false(throttle.blocked('a'));
+  now = 200;
+  t.true(throttle.fail('a'), 'the failure that blocks says so, once');
+  t.true(throttle.blocked('a'));
+  t.false(throttle.blocked('b'), 'other addresses are not touched');
+  t.is(throttle.retryAfterMs('a'), 800);
+  now = 1001; // the first failure has aged out
+  t.false(throttle.blocked('a'));
+  t.is(throttle.retryAfterMs('a'), 0);
+  throttle.fail('a');
+  t.true(throttle.blocked('a'));
+  throttle.succeed('a');
+  t.false(throttle.blocked('a'), 'a good login clears the address');
 });
