@@ -4,7 +4,7 @@ import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
-import { resolveFormation } from './release/formation.js';
+import { hasProcessType, resolveFormation, totalProcesses } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
 import type { BuildRecord, ReleaseRecord } from './store/records.js';
@@ -138,17 +138,24 @@ export class Pipeline {
     });
   }
 
-  /** `ps:scale`: the current release rolled out again with new instance counts; no new release. */
-  scale(req: { app: string; changes: Record<string, number> }, out: UserOutput): Promise<Record<string, number>> {
+  /**
+   * `ps:scale`: the current release rolled out again with new instance counts; no new release.
+   * Refused before anything changes when the app would run more than `maxProcesses` in all.
+   */
+  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number }, out: UserOutput): Promise<Record<string, number>> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
       for (const type of Object.keys(req.changes)) {
-        if (type === 'release' || release.processTypes[type] === undefined) {
+        if (type === 'release' || !hasProcessType(release.processTypes, type)) {
           const known = Object.keys(release.processTypes).filter((t) => t !== 'release');
           throw new RackError('bad_argument', `v${release.version} has no process type "${type}" (it has: ${known.join(', ')})`);
         }
       }
       const formation = { ...(await this.supervisor.formationOf(release)), ...req.changes };
+      if (totalProcesses(formation) > req.maxProcesses) {
+        const wanted = Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ');
+        throw new RackError('bad_argument', `${wanted} is ${totalProcesses(formation)} processes; an app may run at most ${req.maxProcesses} in all`);
+      }
       await this.supervisor.deploy(release, out, { formation });
       const app = await this.store.requireApp(req.app);
       await this.store.setFormation(req.app, { ...app.formation, ...req.changes });
@@ -160,7 +167,7 @@ export class Pipeline {
   restart(req: { app: string; type: string | undefined }, out: UserOutput): Promise<void> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
-      if (req.type !== undefined && release.processTypes[req.type] === undefined) {
+      if (req.type !== undefined && (req.type === 'release' || !hasProcessType(release.processTypes, req.type))) {
         throw new RackError('bad_argument', `v${release.version} has no process type "${req.type}"`);
       }
       await this.supervisor.deploy(release, out, req.type === undefined ? {} : { only: [req.type] });

@@ -90,7 +90,7 @@ export class Supervisor {
     const formation = opts.formation ?? (await this.formationOf(release));
     const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && (!opts.only || opts.only.includes(t)));
     for (const type of types) {
-      if (release.processTypes[type] === undefined) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
+      if (!Object.hasOwn(release.processTypes, type)) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
     }
     const inScope = (p: ProcessInfo) => !opts.only || opts.only.includes(p.type);
     const old = (await this.runtime.listProcesses(release.app)).filter(inScope);
