@@ -75,13 +75,14 @@ export class SshServer {
     let login = '';
 
     client.on('authentication', (ctx) => {
-      // `none` is every client's opening question, not a failed login.
-      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
       const refuse = () => {
         // The gate logs the refusal once, when the connection closes without logging in.
         if (this.gate.refused(info.ip, info.port, ctx.username)) ctx.reject(['publickey']);
         else client.end();
       };
+      // `none` is every client's opening question, not a failed login; passwords are guesses.
+      if (ctx.method === 'none') return ctx.reject(['publickey']);
+      if (ctx.method !== 'publickey') return refuse();
       void this.findKey(ctx.key.data)
         .then((found) => {
           if (!found) return refuse();
