@@ -2,7 +2,10 @@ import test from 'ava';
 import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
 import { parseProcfile } from '../daemon/build/procfile.js';
 import { tokenize } from '../daemon/commands/command-line.js';
+import { MASKED, maskConfig, redactValues } from '../daemon/access/config-mask.js';
 import { LoginThrottle } from '../daemon/access/login-throttle.js';
+import { configValue, diffConfig, parseAssignments } from '../daemon/release/config-vars.js';
+import { hasProcessType, resolveFormation, totalProcesses } from '../daemon/release/formation.js';
 import { loadConfig } from '../daemon/config.js';
 import { deployableRef } from '../daemon/git/push-hook.js';
 import { transition, type RolloutEvent, type RolloutState } from '../daemon/supervisor/rollout.js';
@@ -106,4 +109,26 @@ test('login throttle: N failures in the window block an address until they age o
   t.true(throttle.blocked('a'));
   throttle.succeed('a');
   t.false(throttle.blocked('a'), 'a good login clears the address');
+});
+
+test('config vars and formations keep Object-member names as plain keys', (t) => {
+  const pairs = parseAssignments(['__proto__=x', 'constructor=y', 'A=1', 'A=2']);
+  t.deepEqual(Object.entries(pairs), [['__proto__', 'x'], ['constructor', 'y'], ['A', '2']]);
+  t.is(Object.getPrototypeOf(pairs), Object.prototype, 'the prototype was not set');
+  t.is(configValue({}, 'constructor'), undefined);
+  t.is(configValue({}, 'toString'), undefined);
+  t.deepEqual(diffConfig({}, { constructor: '1' }), { added: ['constructor'], changed: [], removed: [] });
+  t.deepEqual(diffConfig({ toString: '1' }, {}), { added: [], changed: [], removed: ['toString'] });
+  const types = { web: 'a', constructor: 'b', release: 'c' };
+  t.deepEqual(resolveFormation(types, {}), { web: 1, constructor: 0 });
+  t.deepEqual(resolveFormation(types, JSON.parse('{"constructor":3,"__proto__":2}') as Record<string, number>), { web: 1, constructor: 3 });
+  t.false(hasProcessType(types, 'toString'));
+  t.true(hasProcessType(types, 'constructor'));
+  t.is(totalProcesses({ web: 2, worker: 3 }), 5);
+});
+
+test('config masking: key names stay, values go', (t) => {
+  t.deepEqual(maskConfig({ A: 'secret', B: '' }), { A: MASKED, B: MASKED });
+  const text = 'cloning https://u:tok3n-long@host/x.git with tok3n-long; mode=on';
+  t.is(redactValues(text, ['https://u:tok3n-long@host/x.git', 'tok3n-long', 'on']), `cloning ${MASKED} with ${MASKED}; mode=on`);
 });
