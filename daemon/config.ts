@@ -23,6 +23,8 @@ export interface RackConfig {
   loginThrottle: ThrottleLimit;
   /** Processes an app may run in all, over every type (ps:scale refuses more). */
   maxProcesses: number;
+  /** Keep app containers off the host's own ports with a firewall rule (runtime/host-guard.ts). */
+  hostGuard: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -57,6 +59,13 @@ function throttleLimit(env: Env, name: string, fallback: ThrottleLimit): Throttl
   return { failures: Number(m[1]), windowMs: Number(m[2]) * 1000 };
 }
 
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw !== 'on' && raw !== 'off') throw new RackError('bad_config', `${name} must be on or off, got "${raw.slice(0, 20)}"`);
+  return raw === 'on';
+}
+
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
   const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
@@ -82,6 +91,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     sshMaxStartups: positiveInt(env, 'RACK_SSH_MAX_STARTUPS', 64),
     loginThrottle: throttleLimit(env, 'RACK_LOGIN_THROTTLE', { failures: 10, windowMs: 60_000 }),
     maxProcesses: positiveInt(env, 'RACK_MAX_PROCESSES', 30),
+    hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
   };
 }
 

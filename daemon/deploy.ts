@@ -4,8 +4,10 @@ import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
-import { hasProcessType, resolveFormation, totalProcesses } from './release/formation.js';
+import { resolveFormation, totalProcesses } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
+import { PhaseTimings } from './phase-timings.js';
+import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
 import type { BuildRecord, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
@@ -45,11 +47,12 @@ export class Pipeline {
 
   push(req: PushRequest, out: UserOutput, interrupted?: AbortSignal): Promise<ReleaseRecord> {
     return this.lock.run(req.app, async () => {
+      const timings = new PhaseTimings();
       const config = await this.currentConfig(req.app);
-      const build = await this.builder.build({ ...req, config, createdBy: req.keyName }, out);
+      const build = await timings.time('build', () => this.builder.build({ ...req, config, createdBy: req.keyName }, out));
       // git cannot accept a push whose client is gone; releasing it would serve a commit the branch never got.
       if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
-      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out);
+      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out, timings);
     });
   }
 
@@ -61,9 +64,10 @@ export class Pipeline {
     return this.lock.run(req.app, async () => {
       const commit = await headCommit(req.repo);
       if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack main first`);
+      const timings = new PhaseTimings();
       const config = await this.currentConfig(req.app);
-      const build = await this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out);
-      if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out);
+      const build = await timings.time('build', () => this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out));
+      if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
       return build;
     });
   }
@@ -75,13 +79,14 @@ export class Pipeline {
     description: string,
     keyName: string,
     out: UserOutput,
+    timings: PhaseTimings,
   ): Promise<ReleaseRecord> {
     const release = await this.newRelease(
       app,
       { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, processTypes: build.processTypes },
       { config, description, createdBy: keyName },
     );
-    await this.deploy(release, out);
+    await this.deploy(release, out, timings);
     out.header(`Released v${release.version}`);
     out.detail(`${this.supervisor.url(app)} deployed`);
     return release;
@@ -90,7 +95,7 @@ export class Pipeline {
   /** A new release with the newest release's build and a changed config. Null when the app has no release yet. */
   changeConfig(change: ConfigChange, out: UserOutput): Promise<ReleaseRecord | null> {
     return this.lock.run(change.app, async () => {
-      const latest = await this.store.latestRelease(change.app);
+      const latest = await this.baseRelease(change.app);
       const before = await this.currentConfig(change.app, latest);
       const after = change.apply({ ...before });
       if (isEmptyDiff(diffConfig(before, after))) {
@@ -105,7 +110,7 @@ export class Pipeline {
         description: change.description,
         createdBy: change.keyName,
       });
-      if (change.deploy) await this.deploy(release, out);
+      if (change.deploy) await this.deploy(release, out, new PhaseTimings());
       else await this.store.finishRelease(release, 'recorded', null);
       return release;
     });
@@ -133,7 +138,7 @@ export class Pipeline {
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
       });
-      await this.deploy(release, out);
+      await this.deploy(release, out, new PhaseTimings());
       return { release, previous: app.currentRelease };
     });
   }
@@ -145,20 +150,22 @@ export class Pipeline {
   scale(req: { app: string; changes: Record<string, number>; maxProcesses: number }, out: UserOutput): Promise<Record<string, number>> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
-      for (const type of Object.keys(req.changes)) {
-        if (type === 'release' || !hasProcessType(release.processTypes, type)) {
-          const known = Object.keys(release.processTypes).filter((t) => t !== 'release');
-          throw new RackError('bad_argument', `v${release.version} has no process type "${type}" (it has: ${known.join(', ')})`);
-        }
-      }
+      for (const type of Object.keys(req.changes)) this.requireType(release, type);
       const formation = { ...(await this.supervisor.formationOf(release)), ...req.changes };
       if (totalProcesses(formation) > req.maxProcesses) {
         const wanted = Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ');
         throw new RackError('bad_argument', `${wanted} is ${totalProcesses(formation)} processes; an app may run at most ${req.maxProcesses} in all`);
       }
-      await this.supervisor.deploy(release, out, { formation });
       const app = await this.store.requireApp(req.app);
-      await this.store.setFormation(req.app, { ...app.formation, ...req.changes });
+      const timings = new PhaseTimings();
+      await this.supervisor.rollout({
+        release,
+        out,
+        formation,
+        timings,
+        record: (serving) => this.store.setFormation(req.app, { formation: { ...app.formation, ...req.changes }, serving }),
+      });
+      out.header(`Timings: ${timings.line()}`);
       return formation;
     });
   }
@@ -167,11 +174,50 @@ export class Pipeline {
   restart(req: { app: string; type: string | undefined }, out: UserOutput): Promise<void> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
-      if (req.type !== undefined && (req.type === 'release' || !hasProcessType(release.processTypes, req.type))) {
-        throw new RackError('bad_argument', `v${release.version} has no process type "${req.type}"`);
-      }
-      await this.supervisor.deploy(release, out, req.type === undefined ? {} : { only: [req.type] });
+      if (req.type !== undefined) this.requireType(release, req.type);
+      const timings = new PhaseTimings();
+      await this.supervisor.rollout({
+        release,
+        out,
+        timings,
+        ...(req.type === undefined ? {} : { only: [req.type] }),
+        record: (serving) => this.store.setServing(req.app, serving),
+      });
+      out.header(`Timings: ${timings.line()}`);
     });
+  }
+
+  /**
+   * `ps:limit TYPE memory=.. cpu=.. pids=..`: kept with the formation; the type's processes are
+   * replaced with ones under the new limits (without downtime) when the app runs.
+   */
+  limit(req: { app: string; type: string; limits: Partial<ProcessLimits> }, out: UserOutput): Promise<ProcessLimits> {
+    return this.lock.run(req.app, async () => {
+      const app = await this.store.requireApp(req.app);
+      const merged = { ...app.limits, [req.type]: { ...(app.limits && Object.hasOwn(app.limits, req.type) ? app.limits[req.type] : {}), ...req.limits } };
+      const release = app.currentRelease ? await this.store.getRelease(req.app, app.currentRelease) : undefined;
+      if (release) this.requireType(release, req.type);
+      const running = release ? ((await this.supervisor.formationOf(release))[req.type] ?? 0) > 0 : false;
+      if (!release || !running) {
+        await this.store.setFormation(req.app, { limits: merged });
+      } else {
+        await this.supervisor.rollout({
+          release,
+          out,
+          only: [req.type],
+          limits: merged,
+          record: (serving) => this.store.setFormation(req.app, { limits: merged, serving }),
+        });
+      }
+      return limitsFor(req.type, merged);
+    });
+  }
+
+  private requireType(release: ReleaseRecord, type: string): void {
+    if (type === 'release' || !Object.hasOwn(release.processTypes, type)) {
+      const known = Object.keys(release.processTypes).filter((t) => t !== 'release');
+      throw new RackError('bad_argument', `v${release.version} has no process type "${type}" (it has: ${known.join(', ')})`);
+    }
   }
 
   private async currentRelease(name: string): Promise<ReleaseRecord> {
@@ -202,25 +248,41 @@ export class Pipeline {
     return target;
   }
 
-  /** Rolls a release out and records the outcome; on failure the previous release stays current. */
-  private async deploy(release: ReleaseRecord, out: UserOutput): Promise<void> {
+  /**
+   * The deploy stage: rolls a new release out (its release phase first) and records the outcome;
+   * on failure the release is marked failed and the one serving before stays current.
+   */
+  private async deploy(release: ReleaseRecord, out: UserOutput, timings: PhaseTimings): Promise<void> {
     out.header(`Deploying v${release.version}`);
-    let recorded = false;
-    const succeeded = async () => {
-      await this.store.finishRelease(release, 'succeeded', null);
-      recorded = true;
-    };
+    const before = (await this.store.requireApp(release.app)).currentRelease;
     try {
-      await this.supervisor.deploy(release, out, { onSwitched: succeeded });
+      await this.supervisor.rollout({
+        release,
+        out,
+        releasePhase: true,
+        timings,
+        record: (serving) => this.store.finishRelease(release, 'succeeded', null, serving),
+      });
     } catch (err) {
       const error = RackError.from(err);
-      if (!recorded) await this.store.finishRelease(release, 'failed', error.message);
+      await this.store.finishRelease(release, 'failed', error.message);
       this.log.warn({ app: release.app, release: release.version, err: error.message }, 'release failed');
-      throw new RackError('deploy_failed', `${error.message}; the previous release keeps serving`, { cause: err });
+      await this.prune(release.app);
+      const serving = before ? `v${before} keeps serving` : 'nothing was serving before it';
+      throw new RackError('deploy_failed', `${error.message}; ${serving}`, { cause: err });
     }
-    this.log.info({ app: release.app, release: release.version }, 'release deployed');
-    await this.retention.prune(release.app).catch((err: unknown) => {
-      this.log.warn({ app: release.app, err: String(err) }, 'image pruning failed');
+    this.log.info({ app: release.app, release: release.version, timings: timings.snapshot() }, 'release deployed');
+    out.header(`Timings: ${timings.line()}`);
+    await this.store.setReleaseTimings(release.app, release.version, timings.snapshot()).catch((err: unknown) => {
+      this.log.warn({ app: release.app, err: String(err) }, 'could not keep the release timings');
+    });
+    await this.prune(release.app);
+  }
+
+  /** Old images go after every rollout, failed ones too: images of failed deploys must not pile up. */
+  private async prune(app: string): Promise<void> {
+    await this.retention.prune(app).catch((err: unknown) => {
+      this.log.warn({ app, err: String(err) }, 'image pruning failed');
     });
   }
 
@@ -242,13 +304,17 @@ export class Pipeline {
   }
 
   /**
-   * The app's config now, and the one a new release starts from: the newest release's, whatever
-   * became of it; before any release, the config kept on the app record.
+   * The release a config change starts from: the newest one that did not fail. A change whose
+   * rollout failed is not what the app has, so running the same `config:set` again retries it.
    */
-  async currentConfig(app: string, latest?: ReleaseRecord): Promise<ConfigVars> {
-    latest ??= await this.store.latestRelease(app);
-    if (latest) return { ...latest.config };
+  baseRelease(app: string): Promise<ReleaseRecord | undefined> {
+    return this.store.latestRelease(app, (r) => r.status !== 'failed');
+  }
+
+  /** The app's config now: the base release's; before any release, the config kept on the app record. */
+  async currentConfig(app: string, base?: ReleaseRecord): Promise<ConfigVars> {
+    base ??= await this.baseRelease(app);
+    if (base) return { ...base.config };
     return { ...((await this.store.getApp(app))?.config ?? {}) };
   }
 }
-

@@ -22,6 +22,7 @@ import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
+import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshServer, type ExecRequest } from './ssh/ssh-server.js';
@@ -53,6 +54,8 @@ export class Rackd {
     }
     const runtime = new DockerRuntime(await instanceId(config));
     await runtime.ping();
+    if (config.hostGuard) await installHostGuard();
+    else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');
     await ensureStackImage(runtime, config.installDir, log);
 
     const store = new Store(paths.db(config));
@@ -82,6 +85,7 @@ export class Rackd {
     this.stops.push(() => router.stop());
 
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
+    supervisor.start();
     this.stops.push(async () => supervisor.stop());
     await supervisor.adopt();
 

@@ -56,7 +56,10 @@ test.serial('process types named like Object members are looked up as the releas
     t.regex(scale.stderr, new RegExp(`^ !     v1 has no process type "${type}" \\(it has: web, worker, clock, constructor\\)\\n$`));
     const restart = await ssh('ps:restart', type);
     t.is(restart.code, 1, type);
-    t.is(restart.stderr, ` !     v1 has no process type "${type}"\n`);
+    t.is(restart.stderr, ` !     v1 has no process type "${type}" (it has: web, worker, clock, constructor)\n`);
+    const limit = await ssh('ps:limit', type, 'memory=256m');
+    t.is(limit.code, 1, type);
+    t.is(limit.stderr, ` !     v1 has no process type "${type}" (it has: web, worker, clock, constructor)\n`);
   }
   t.deepEqual((await ps()).map((p) => p.type), ['web']);
   const scale = await ssh('ps:scale', 'constructor=1');
@@ -65,6 +68,9 @@ test.serial('process types named like Object members are looked up as the releas
   t.deepEqual((await ps()).map((p) => p.type).sort(), ['constructor', 'web']);
   const restart = await ssh('ps:restart', 'constructor');
   t.is(restart.code, 0, restart.stderr);
+  const limit = await ssh('ps:limit', 'constructor', 'memory=256m');
+  t.is(limit.code, 0, limit.stderr);
+  t.regex(limit.stdout, /constructor processes of names run with memory=256m/);
 });
 
 test.serial('an app may not run more than RACK_MAX_PROCESSES in all', async (t) => {

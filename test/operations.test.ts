@@ -29,17 +29,26 @@ test.serial('the release phase runs before the rollout, and a failing one change
   t.is(bad.code, 1);
   t.regex(bad.stdout, /Running release command: node migrate\.js/);
   t.regex(bad.stdout, /migration failed/);
-  t.regex(bad.stderr, /the release command failed \(exit status 2\); the previous release keeps serving/);
+  t.notRegex(bad.stdout, /Starting web/, 'a failed release phase starts nothing');
+  t.regex(bad.stderr, /the release command failed \(exit status 2\); v1 keeps serving/);
   t.deepEqual(await rack.get('ops'), { status: 200, body: 'ops unmigrated\n' });
   const releases = JSON.parse((await rack.ssh(['releases', '--json', '-a', 'ops'])).stdout) as { status: string; current: boolean }[];
   t.is(releases[0]!.status, 'failed');
   t.true(releases[1]!.current);
   t.deepEqual(await containers(['rack.app=ops', 'rack.role=release']), [], 'release containers are removed');
+  // The failed change is not what the app has: config shows what serves, and the next change starts from it.
+  t.is((await rack.ssh(['config:get', 'FAIL_MIGRATION', '-a', 'ops'])).code, 1);
   const fixed = await rack.ssh(['config:set', 'MIGRATED=yes', '-a', 'ops']);
-  t.is(fixed.code, 1, 'FAIL_MIGRATION is still set');
-  const unset = await rack.ssh(['config:unset', 'FAIL_MIGRATION', '-a', 'ops']);
-  t.is(unset.code, 0, unset.stderr);
+  t.is(fixed.code, 0, fixed.stderr);
+  // The phase ran for the new release, and before any of its processes started.
+  const ran = fixed.stdout.indexOf('Running release command');
+  t.true(ran !== -1 && ran < fixed.stdout.indexOf('Starting web'), fixed.stdout);
+  t.regex(fixed.stdout, /migrating/);
   t.deepEqual(await rack.get('ops'), { status: 200, body: 'ops yes\n' });
+  // A scale or restart is no new release: the phase does not run again.
+  const restart = await rack.ssh(['ps:restart', '-a', 'ops']);
+  t.is(restart.code, 0, restart.stderr);
+  t.notRegex(restart.stdout, /Running release command/);
 });
 
 test.serial('ps lists the running web process of the current release', async (t) => {
@@ -47,7 +56,7 @@ test.serial('ps lists the running web process of the current release', async (t)
   const current = JSON.parse((await rack.ssh(['apps:info', '--json', '-a', 'ops'])).stdout) as { currentRelease: string };
   t.deepEqual(ps.map((p) => [p.type, `v${p.release}`, p.state]), [['web', current.currentRelease, 'up']]);
   const text = await rack.ssh(['ps', '-a', 'ops']);
-  t.regex(text.stdout, /^PROCESS\s+RELEASE\s+STATE\s+UPTIME\s+RESTARTS\nweb\.[0-9a-f]{6}\s+v\d+\s+up\s+\d+s\s+0$/m);
+  t.regex(text.stdout, /^PROCESS\s+RELEASE\s+STATE\s+UPTIME\s+RESTARTS\s+LIMITS\nweb\.[0-9a-f]{6}\s+v\d+\s+up\s+\d+s\s+0\s+memory=512m cpu=1 pids=256$/m);
 });
 
 test.serial('run returns the exit status, with and without a TTY, and leaves no container', async (t) => {

@@ -106,6 +106,7 @@ export class Builder {
       labels: { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
       buildArgs: proxyEnv(),
       noCache: req.noCache === true,
+      network: await this.runtime.networks.ensure(req.app),
       onLine: (line) => say.detail(line),
       timeoutMs: this.config.buildTimeoutMs,
     });
@@ -140,6 +141,7 @@ export class Builder {
         cmd: ['/rack/stack/build'],
         env: {},
         binds: [...this.binds(cacheDir), ...custom.binds],
+        network: await this.runtime.networks.ensure(req.app),
         inputs: [
           { path: '/', tar: source.tar, ready: source.done },
           { path: '/', tar: inputsTar(req.config, buildEnv) },

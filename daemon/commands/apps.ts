@@ -60,9 +60,8 @@ export const appsCommands: Command[] = [
       await ctx.services.store.requireApp(name);
       await ctx.services.lock.run(name, async () => {
         const { runtime, supervisor, store, config } = ctx.services;
-        supervisor.unpublish(name);
-        for (const p of await runtime.listProcesses(name)) await runtime.removeContainer(p.id);
-        for (const image of await runtime.listAppImages(name)) await runtime.removeImage(image);
+        await supervisor.unpublish(name);
+        await runtime.removeApp(name);
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
         await rm(join(paths.cache(config), name), { recursive: true, force: true });
         await store.destroyApp(name);

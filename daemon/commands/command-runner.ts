@@ -9,6 +9,7 @@ import { configCommands } from './config.js';
 import { domainsCommands } from './domains.js';
 import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
+import { limitCommands } from './limits.js';
 import { logsCommands } from './logs.js';
 import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
@@ -44,7 +45,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...logsCommands, ...keysCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

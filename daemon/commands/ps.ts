@@ -1,4 +1,6 @@
 import { RackError } from '../rack-error.js';
+import type { ProcessInfo } from '../runtime/docker-runtime.js';
+import { formatLimits } from '../runtime/isolation.js';
 import { textOutput } from '../user-output.js';
 import { table, type Command } from './command.js';
 
@@ -8,6 +10,17 @@ function uptime(startedAt: string, running: boolean): string {
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
+}
+
+/**
+ * Docker restarts a crashed process with growing backoff; several restarts is a crash loop. A
+ * process the kernel killed for going over its memory limit says so, as Heroku's R15 does.
+ */
+function state(p: ProcessInfo): string {
+  if (p.running) return 'up';
+  if (!p.restarting) return 'down';
+  if (p.oomKilled) return 'crashed: out of memory (R15)';
+  return p.restarts >= 3 ? 'crash-loop' : 'crashed';
 }
 
 export const psCommands: Command[] = [
@@ -27,15 +40,16 @@ export const psCommands: Command[] = [
         type: p.type,
         release: p.release,
         // Docker restarts a crashed process with growing backoff; several restarts is a crash loop.
-        state: p.restarting ? (p.restarts >= 3 ? 'crash-loop' : 'crashed') : p.running ? 'up' : 'down',
+        state: state(p),
         restarts: p.restarts,
+        limits: formatLimits(p.limits),
         startedAt: p.startedAt,
         uptime: uptime(p.startedAt, p.running),
       }));
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
-      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts)]);
-      for (const line of table([['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS'], ...lines])) ctx.print(line);
+      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts), r.limits]);
+      for (const line of table([['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS', 'LIMITS'], ...lines])) ctx.print(line);
     },
   },
 ];

@@ -1,5 +1,6 @@
 import { authorize } from '../access/access-policy.js';
 import { RackError } from '../rack-error.js';
+import { limitsFor } from '../runtime/isolation.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { selectApp } from './app-selection.js';
 import type { Services } from './command.js';
@@ -52,6 +53,9 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
     builder: release.builder,
     command: line.command,
     env: release.config,
+    // One-off processes join the app's network and run under its web processes' limits.
+    network: await services.runtime.networks.ensure(app),
+    limits: limitsFor('web', record.limits),
     tty: req.pty,
     stdin: req.channel,
     stdout: req.channel,

@@ -1,9 +1,13 @@
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
+import { removeContainer } from './containers.js';
+import { envList, processEnv } from './docker-processes.js';
+import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
+import type { Owner } from './owner.js';
 import { containerCommand } from './process-command.js';
 import type { Builder } from './process-command.js';
 
@@ -17,6 +21,10 @@ export interface TaskSpec {
   cmd: string[] | undefined;
   env: Record<string, string>;
   binds?: string[];
+  /** The app's network: builds and release phases reach what the app reaches, nothing more. */
+  network: string;
+  /** Release phases run as the app does: unprivileged, within the web type's limits. */
+  confine?: ProcessLimits;
   /** Tar streams unpacked into the container before it starts, each at `path`. */
   inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
@@ -30,6 +38,8 @@ export interface InteractiveSpec {
   builder?: Builder;
   command: string;
   env: Record<string, string>;
+  network: string;
+  limits: ProcessLimits;
   /** Terminal size when the client asked for a TTY (`ssh -t`), else null. */
   tty: { cols: number; rows: number } | null;
   stdin: NodeJS.ReadableStream;
@@ -38,29 +48,19 @@ export interface InteractiveSpec {
   abort: AbortSignal;
 }
 
-export const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
-
 /**
- * The Docker driver, one-off side: containers that run to completion (builds, release phases,
+ * The Docker driver's one-off part: containers that run to completion (builds, release phases,
  * `run`), `docker build` and `docker commit`. Every container and image it makes carries rack's
  * labels with this daemon's instance ID.
  */
 export class DockerTasks {
-  protected readonly docker: Docker;
-
-  /**
-   * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
-   * adopt or remove each other's containers.
-   */
   constructor(
-    protected readonly instance: string,
-    docker = new Docker(),
-  ) {
-    this.docker = docker;
-  }
+    private readonly docker: Docker,
+    private readonly owner: Owner,
+  ) {}
 
-  protected labels(extra: Record<string, string>): Record<string, string> {
-    return { [LABEL.managed]: 'true', [LABEL.instance]: this.instance, ...extra };
+  private labels(extra: Record<string, string>): Record<string, string> {
+    return this.owner.labels(extra);
   }
 
   /** Runs a container to completion, streaming its output. The caller removes the container. */
@@ -72,12 +72,18 @@ export class DockerTasks {
       Cmd: spec.cmd,
       Env: envList(spec.env),
       Tty: false,
+      ...(spec.confine ? { User: APP_USER } : {}),
       Labels: this.labels({
         [LABEL.role]: spec.role,
         [LABEL.app]: spec.app,
         [spec.role === 'build' ? LABEL.build : LABEL.release]: String(spec.id),
       }),
-      HostConfig: { Binds: spec.binds ?? [], Init: true },
+      HostConfig: {
+        Binds: spec.binds ?? [],
+        Init: true,
+        NetworkMode: spec.network,
+        ...(spec.confine ? confinement(spec.confine) : {}),
+      },
     });
     try {
       for (const input of spec.inputs ?? []) {
@@ -126,7 +132,8 @@ export class DockerTasks {
       name: `rack.${spec.app}.v${spec.release}.run.${randomBytes(3).toString('hex')}`,
       Image: spec.image,
       Cmd: containerCommand(spec.builder, spec.command),
-      Env: envList(spec.env),
+      Env: envList(processEnv(spec.builder, spec.env)),
+      User: APP_USER,
       Tty: spec.tty !== null,
       OpenStdin: true,
       StdinOnce: true,
@@ -134,7 +141,7 @@ export class DockerTasks {
       AttachStdout: true,
       AttachStderr: true,
       Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release) }),
-      HostConfig: { Init: true },
+      HostConfig: { Init: true, NetworkMode: spec.network, ...confinement(spec.limits) },
     });
     const kill = () => void container.kill().catch(() => undefined);
     try {
@@ -169,6 +176,8 @@ export class DockerTasks {
     labels: Record<string, string>;
     buildArgs: Record<string, string>;
     noCache: boolean;
+    /** The app's network: RUN steps reach what the app reaches, and not the host. */
+    network: string;
     onLine: (line: string) => void;
     timeoutMs: number;
   }): Promise<void> {
@@ -180,6 +189,7 @@ export class DockerTasks {
         labels: this.labels(spec.labels),
         buildargs: spec.buildArgs,
         nocache: spec.noCache,
+        networkmode: spec.network,
         rm: true,
         forcerm: true,
         abortSignal: abort.signal,
@@ -240,12 +250,7 @@ export class DockerTasks {
     return `${ref.repo}:${ref.tag}`;
   }
 
-  async removeContainer(id: string): Promise<void> {
-    try {
-      await this.docker.getContainer(id).remove({ force: true, v: true });
-    } catch (err) {
-      const code = (err as { statusCode?: number }).statusCode;
-      if (code !== 404 && code !== 409) throw err; // gone already, or removal already under way
-    }
+  removeContainer(id: string): Promise<void> {
+    return removeContainer(this.docker, id);
   }
 }

@@ -12,4 +12,4 @@ export const LABEL = {
   role: 'rack.role',
 } as const;
 
-export type ContainerRole = 'build' | 'process';
+

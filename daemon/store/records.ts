@@ -1,5 +1,7 @@
 /** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
 import type { Builder } from '../runtime/process-command.js';
+import type { Timings } from '../phase-timings.js';
+import type { ProcessLimits } from '../runtime/isolation.js';
 import type { HealthCheckOptions } from '../supervisor/health-check.js';
 
 export interface AppRecord {
@@ -13,6 +15,13 @@ export interface AppRecord {
   domains?: string[];
   /** Instance counts set with ps:scale; types not named here run their release's default. */
   formation?: Record<string, number>;
+  /** Limits set with ps:limit, by process type; the rest run with the defaults. */
+  limits?: Record<string, Partial<ProcessLimits>>;
+  /**
+   * The containers that were health-checked and switched to, by ID: what a restarted rackd
+   * re-adopts. Anything else of the app's that runs was never checked and is removed.
+   */
+  serving?: string[];
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
@@ -35,10 +44,14 @@ export interface BuildRecord {
   durationMs: number | null;
   error: string | null;
   createdBy: string;
+  /** Receive and build phases, in ms. */
+  timings?: Timings;
 }
 
 /** `recorded`: made with --no-deploy, waiting to be promoted. */
 export type ReleaseStatus = 'pending' | 'succeeded' | 'failed' | 'recorded';
+
+export type { Timings };
 
 export interface ReleaseRecord {
   app: string;

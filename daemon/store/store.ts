@@ -1,9 +1,9 @@
 import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
-import type { AppRecord, BuildRecord, KeyRecord, ReleaseRecord, ReleaseStatus } from './records.js';
+import type { AppRecord, BuildRecord, KeyRecord, ReleaseRecord, ReleaseStatus, Timings } from './records.js';
 
-type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | number | string;
+type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | Timings | number | string;
 
 // Keys sort by app then zero-padded number, so a range read lists one app's history in order.
 const pad = (n: number) => String(n).padStart(10, '0');
@@ -17,6 +17,7 @@ const k = {
   counter: (kind: 'build' | 'release', app: string) => `counter!${kind}!${app}`,
   key: (name: string) => `key!${name}`,
   domain: (host: string) => `domain!${host}`,
+  timings: (app: string, v: number) => `timings!${app}!${pad(v)}`,
 };
 
 type Op = { type: 'put'; key: string; value: Value } | { type: 'del'; key: string };
@@ -88,11 +89,17 @@ export class Store {
     });
   }
 
-  setFormation(name: string, formation: Record<string, number>): Promise<void> {
+  /** A scale or limit change and the processes now serving it, in one write. */
+  setFormation(name: string, changes: Pick<AppRecord, 'formation' | 'limits' | 'serving'>): Promise<void> {
     return this.write(async () => {
       const app = await this.requireApp(name);
-      await this.db.put(k.app(name), { ...app, formation });
+      await this.db.put(k.app(name), { ...app, ...changes });
     });
+  }
+
+  /** The containers switched to after a restart or re-adoption (see AppRecord.serving). */
+  setServing(name: string, serving: string[]): Promise<void> {
+    return this.setFormation(name, { serving });
   }
 
   /** A domain belongs to one app at a time: the index entry and the app record change together. */
@@ -125,7 +132,7 @@ export class Store {
     return this.write(async () => {
       const app = await this.requireApp(name);
       const ops: Op[] = [{ type: 'del', key: k.app(name) }];
-      for (const prefix of [k.builds(name), `buildlog!${name}!`, k.releases(name)]) {
+      for (const prefix of [k.builds(name), `buildlog!${name}!`, k.releases(name), `timings!${name}!`]) {
         for await (const key of this.db.keys({ gte: prefix, lt: `${prefix}\xff` })) ops.push({ type: 'del', key });
       }
       ops.push({ type: 'del', key: k.counter('build', name) }, { type: 'del', key: k.counter('release', name) });
@@ -204,10 +211,15 @@ export class Store {
   }
 
   /**
-   * Records a rollout's outcome. On success the app's current release moves in the same batch, so
-   * "current" never points at a release that did not finish.
+   * Records a rollout's outcome. On success the app's current release and the processes serving it
+   * move in the same batch, so "current" never points at a release that did not finish.
    */
-  finishRelease(release: ReleaseRecord, status: Exclude<ReleaseStatus, 'pending'>, error: string | null): Promise<void> {
+  finishRelease(
+    release: ReleaseRecord,
+    status: Exclude<ReleaseStatus, 'pending'>,
+    error: string | null,
+    serving?: string[],
+  ): Promise<void> {
     return this.write(async () => {
       const done: ReleaseRecord = { ...release, status, error };
       const ops: Op[] = [
@@ -215,20 +227,31 @@ export class Store {
       ];
       if (status === 'succeeded') {
         const app = await this.requireApp(release.app);
-        ops.push({ type: 'put', key: k.app(app.name), value: { ...app, currentRelease: release.version } });
+        ops.push({ type: 'put', key: k.app(app.name), value: { ...app, currentRelease: release.version, ...(serving ? { serving } : {}) } });
       }
       await this.db.batch(ops);
     });
+  }
+
+  /** Where a release's rollout spent its time; written after the drain, so kept beside the release. */
+  setReleaseTimings(app: string, version: number, timings: Timings): Promise<void> {
+    return this.write(() => this.db.put(k.timings(app, version), timings));
+  }
+
+  getReleaseTimings(app: string, version: number): Promise<Timings | undefined> {
+    return this.get<Timings>(k.timings(app, version));
   }
 
   getRelease(app: string, version: number): Promise<ReleaseRecord | undefined> {
     return this.get<ReleaseRecord>(k.release(app, version));
   }
 
-  /** The newest release, read without listing the history. */
-  async latestRelease(app: string): Promise<ReleaseRecord | undefined> {
+  /** The newest release (that passes `match`), read newest first without listing the history. */
+  async latestRelease(app: string, match: (r: ReleaseRecord) => boolean = () => true): Promise<ReleaseRecord | undefined> {
     const prefix = k.releases(app);
-    for await (const value of this.db.values({ gte: prefix, lt: `${prefix}\xff`, reverse: true, limit: 1 })) return value as ReleaseRecord;
+    for await (const value of this.db.values({ gte: prefix, lt: `${prefix}\xff`, reverse: true })) {
+      if (match(value as ReleaseRecord)) return value as ReleaseRecord;
+    }
     return undefined;
   }
 

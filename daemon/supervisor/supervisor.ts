@@ -1,18 +1,21 @@
 import type { RackConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
+import type { PhaseTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
+import { resolveFormation } from '../release/formation.js';
 import type { RouterClient } from '../router/router-client.js';
 import type { Upstream } from '../router/upstream.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
+import { limitsFor } from '../runtime/isolation.js';
 import { containerCommand } from '../runtime/process-command.js';
-import type { ReleaseRecord } from '../store/records.js';
+import type { AppRecord, ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import { resolveFormation } from '../release/formation.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
 import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
-import { transition, type RolloutState } from './rollout.js';
+import { ProcessEvents } from './process-events.js';
+import { PHASE_OF, runRollout } from './rollout.js';
 
 /** The port every web process listens on inside its container. */
 const WEB_PORT = 5000;
@@ -24,12 +27,38 @@ const SETTLE_MS = 2000;
 
 export type Formation = Record<string, number>;
 
+export interface RolloutRequest {
+  release: ReleaseRecord;
+  out: UserOutput;
+  /** Instance counts; the app's scaled formation when absent. */
+  formation?: Formation;
+  /** Roll out these types only (ps:restart TYPE); the others keep running untouched. */
+  only?: string[];
+  /** Limits by type, instead of the app's recorded ones (ps:limit rolls out what it is about to record). */
+  limits?: AppRecord['limits'];
+  /** Run the Procfile's `release:` command first: once per new release, never on scale, restart or adoption. */
+  releasePhase?: boolean;
+  /**
+   * Makes the switch durable: the containers now serving (checked and switched to) and, for a new
+   * release, that it is current. Called after the router switch and before the drain; if it
+   * fails, the rollout is undone and the old processes serve again.
+   */
+  record: (serving: string[]) => Promise<void>;
+  timings?: PhaseTimings;
+}
+
+const SILENT: UserOutput = { header: () => {}, detail: () => {}, error: () => {}, raw: () => {} };
+
 /**
  * Runs releases as containers (every process type of the formation) and keeps the router pointed
  * at the healthy web ones. Crash restarts are Docker's restart policy; this class decides what
  * runs, checks it, switches and drains.
  */
 export class Supervisor {
+  private readonly follower: LogFollower;
+  /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
+  private readonly serving = new Map<string, Upstream[]>();
+
   constructor(
     private readonly config: RackConfig,
     private readonly store: Store,
@@ -39,17 +68,21 @@ export class Supervisor {
     private readonly log: Logger,
   ) {
     this.follower = new LogFollower(runtime, logs, log);
+    this.events = new ProcessEvents(runtime, logs, log);
   }
 
-  private readonly follower: LogFollower;
+  private readonly events: ProcessEvents;
+
+  /** Starts telling apps' logs about their processes' exits and memory kills. */
+  start(): void {
+    this.events.start();
+  }
 
   /** Stops following every process's output (daemon stop); the processes keep running. */
   stop(): void {
     this.follower.stop();
+    this.events.stop();
   }
-
-  /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
-  private readonly serving = new Map<string, Upstream[]>();
 
   defaultHost(app: string): string {
     return `${app}.${this.config.domain}`;
@@ -58,16 +91,20 @@ export class Supervisor {
   /**
    * Points the app's host names (default and added domains) at `upstreams`, or at the ones serving
    * now when omitted (after a domain change). Known apps with nothing healthy answer 503, not 404.
+   * Resolves once the router has saved and applied the change; throws when it could not.
    */
   async publish(app: string, upstreams?: Upstream[]): Promise<void> {
-    if (upstreams) this.serving.set(app, upstreams);
     const record = await this.store.getApp(app);
-    this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], this.serving.get(app) ?? []);
+    const next = upstreams ?? this.serving.get(app) ?? [];
+    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next);
+    await this.router.flush?.();
+    this.serving.set(app, next);
   }
 
-  unpublish(app: string): void {
+  async unpublish(app: string): Promise<void> {
     this.serving.delete(app);
-    this.router.removeApp(app);
+    await this.router.removeApp(app);
+    await this.router.flush?.();
     this.logs.forget(app);
   }
 
@@ -77,84 +114,104 @@ export class Supervisor {
   }
 
   /**
-   * Rolls a release out: start every process of the formation → wait until all are healthy →
-   * switch the router to the new web set in one step → drain the old ones. Throws `deploy_failed`
-   * with the reason when a new process never becomes healthy or dies before the switch; the old
-   * processes then keep serving. `only` limits the rollout to some types (ps:restart TYPE).
+   * Rolls a release out, walking the rollout table (rollout.ts): release phase → start every
+   * process of the formation → wait until all are healthy → switch the router to the new web set
+   * in one step and record it → drain the old ones. Throws `deploy_failed` with the reason when
+   * anything before the drain fails; the new processes are then removed and the old ones serve.
    */
-  async deploy(
-    release: ReleaseRecord,
-    out: UserOutput,
-    opts: { formation?: Formation; only?: string[]; onSwitched?: () => Promise<void> } = {},
-  ): Promise<void> {
-    const formation = opts.formation ?? (await this.formationOf(release));
-    const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && (!opts.only || opts.only.includes(t)));
+  async rollout(req: RolloutRequest): Promise<void> {
+    const { release, out } = req;
+    const app = release.app;
+    const formation = req.formation ?? (await this.formationOf(release));
+    const inScope = (type: string) => !req.only || req.only.includes(type);
+    const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && inScope(t));
     for (const type of types) {
       if (!Object.hasOwn(release.processTypes, type)) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
     }
-    const inScope = (p: ProcessInfo) => !opts.only || opts.only.includes(p.type);
-    const old = (await this.runtime.listProcesses(release.app)).filter(inScope);
+    const record = await this.store.requireApp(app);
+    const all = await this.runtime.listProcesses(app);
+    const old = all.filter((p) => inScope(p.type));
+    const untouched = all.filter((p) => !inScope(p.type));
+    const before = this.serving.get(app) ?? [];
     const health = { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck };
-    let state: RolloutState = 'starting';
     const started: ProcessInfo[] = [];
-    try {
-      const releaseCommand = release.processTypes['release'];
-      if (releaseCommand !== undefined && !opts.only) await this.releasePhase(release, releaseCommand, out);
-      out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
-      for (const type of types) {
-        for (let i = 0; i < (formation[type] ?? 0); i++) {
-          const p = await this.runtime.startProcess({
-            app: release.app,
-            release: release.version,
-            type,
-            image: release.image,
-            builder: release.builder,
-            command: release.processTypes[type]!,
-            env: release.config,
-            port: type === 'web' ? WEB_PORT : undefined,
-          });
-          started.push(p);
-          this.follower.watch(p, 1000);
-        }
-      }
-      state = transition(state, 'started');
-      const failures = await Promise.all(started.map((p) => this.checkHealthy(p, health)));
-      const failed = failures.findIndex((f) => f !== null);
-      // Healthy once is not enough: every new process must still be up, never restarted, at the switch.
-      const settled = failed === -1 ? await this.stillUp(started) : null;
-      if (failed !== -1 || settled !== null) {
-        const culprit = failed !== -1 ? started[failed]! : settled!.process;
-        const logs = await this.runtime.processLogs(culprit.id, 20);
-        for (const line of logs.split('\n').filter((l) => l !== '')) out.detail(line);
-        const reason = failed !== -1 ? failures[failed]! : settled!.reason;
-        throw new RackError('deploy_failed', `v${release.version} failed its health check: ${culprit.type}: ${reason}`);
-      }
-      state = transition(state, 'healthy');
-      const web = started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!);
-      if (!opts.only || opts.only.includes('web')) {
-        await this.publish(release.app, web);
-        await this.router.flush();
-      }
-      state = transition(state, 'switched');
-      out.detail(`all processes healthy; router switched to v${release.version}`);
-    } catch (err) {
-      state = transition(state, 'failure');
-      for (const p of started) {
-        this.follower.unwatch(p.id);
-        await this.runtime.removeContainer(p.id);
-      }
-      state = transition(state, 'cleaned_up');
-      this.log.warn({ app: release.app, release: release.version, state }, 'rollout failed; old release keeps serving');
-      throw err instanceof RackError ? err : new RackError('deploy_failed', `rollout failed: ${String(err)}`, { cause: err });
-    }
-    // Recorded before the drain: a crash from here on leaves the new release current and serving.
-    await opts.onSwitched?.();
-    await this.drain(old);
-    transition(state, 'drained');
+    let switchTried = false;
+
+    await runRollout(
+      {
+        release_phase: async () => {
+          const command = Object.hasOwn(release.processTypes, 'release') ? release.processTypes['release'] : undefined;
+          if (req.releasePhase && command !== undefined) await this.releasePhase(release, command, record, out);
+          return 'released';
+        },
+        starting: async () => {
+          out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
+          const network = await this.runtime.networks.ensure(app);
+          for (const type of types) {
+            for (let i = 0; i < (formation[type] ?? 0); i++) {
+              const p = await this.runtime.startProcess({
+                app,
+                release: release.version,
+                type,
+                image: release.image,
+                builder: release.builder,
+                command: release.processTypes[type]!,
+                env: release.config,
+                port: type === 'web' ? WEB_PORT : undefined,
+                network,
+                limits: limitsFor(type, req.limits ?? record.limits),
+              });
+              started.push(p);
+              this.follower.watch(p, 1000);
+            }
+          }
+          return 'started';
+        },
+        waiting_healthy: async () => {
+          await this.allHealthy(release, started, health, out);
+          return 'healthy';
+        },
+        switching: async () => {
+          if (inScope('web')) {
+            switchTried = true;
+            await this.publish(app, started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
+          }
+          // Recorded before the drain: a crash from here on leaves the new processes current and serving.
+          await req.record([...untouched, ...started].map((p) => p.id));
+          out.detail(`all processes healthy; router switched to v${release.version}`);
+          return 'switched';
+        },
+        draining: async () => {
+          await this.drain(old);
+          return 'drained';
+        },
+        rolling_back: async () => {
+          for (const p of started) {
+            this.follower.unwatch(p.id);
+            await this.runtime.removeContainer(p.id);
+          }
+          // The router may already point at the processes just removed: point it back.
+          if (switchTried) await this.publish(app, before);
+          return 'cleaned_up';
+        },
+      },
+      {
+        onState: (state, ms) => {
+          const phase = PHASE_OF[state];
+          if (phase && req.timings) req.timings.add(phase as Parameters<PhaseTimings['add']>[0], ms);
+        },
+        onLateError: (state, err) => this.log.error({ app, release: release.version, state, err: String(err) }, 'rollout: clean-up step failed'),
+      },
+    ).catch((err: unknown) => {
+      this.log.warn({ app, release: release.version, err: String(err) }, 'rollout failed; old processes keep serving');
+      throw err instanceof RackError && err.code === 'deploy_failed'
+        ? err
+        : new RackError('deploy_failed', `rollout failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
   }
 
-  /** The Procfile's `release:` command (migrations) runs once before anything switches; failing it fails the release. */
-  private async releasePhase(release: ReleaseRecord, command: string, out: UserOutput): Promise<void> {
+  /** The Procfile's `release:` command (migrations) runs once before anything starts; failing it fails the release. */
+  private async releasePhase(release: ReleaseRecord, command: string, app: AppRecord, out: UserOutput): Promise<void> {
     out.header(`Running release command: ${command}`);
     const lines = lineSplitter((line) => {
       out.detail(line);
@@ -167,6 +224,8 @@ export class Supervisor {
       image: release.image,
       cmd: containerCommand(release.builder, command),
       env: release.config,
+      network: await this.runtime.networks.ensure(release.app),
+      confine: limitsFor('web', app.limits),
       onOutput: (chunk) => lines.push(chunk),
       timeoutMs: RELEASE_PHASE_TIMEOUT_MS,
     });
@@ -183,6 +242,29 @@ export class Supervisor {
     return resolveFormation(release.processTypes, app.formation);
   }
 
+  /** Every new process healthy, and still up and never restarted at the end; else throws with the culprit's last lines. */
+  private async allHealthy(release: ReleaseRecord, started: ProcessInfo[], health: HealthCheckOptions, out: UserOutput): Promise<void> {
+    const failures = await Promise.all(started.map((p) => this.checkHealthy(p, health)));
+    let index = failures.findIndex((f) => f !== null);
+    let reason = index === -1 ? null : failures[index]!;
+    if (index === -1) {
+      // Healthy once is not enough: every new process must still be up, never restarted, at the switch.
+      for (const [i, p] of started.entries()) {
+        const now = await this.runtime.inspectProcess(p.id);
+        if (!now.running || now.restarts > 0) {
+          index = i;
+          reason = now.oomKilled ? 'it went over its memory limit' : 'the process died after passing its check';
+          break;
+        }
+      }
+    }
+    if (index === -1) return;
+    const culprit = started[index]!;
+    const logs = await this.runtime.processLogs(culprit.id, 20);
+    for (const line of logs.split('\n').filter((l) => l !== '')) out.detail(line);
+    throw new RackError('deploy_failed', `v${release.version} failed its health check: ${culprit.type}: ${reason}`);
+  }
+
   /** web: answers HTTP on PORT; other types: stay up through the settle period. */
   private async checkHealthy(p: ProcessInfo, health: HealthCheckOptions): Promise<string | null> {
     const alive = async () => {
@@ -194,18 +276,10 @@ export class Supervisor {
     return (await alive()) ? null : 'the process exited within the settle period';
   }
 
-  private async stillUp(processes: ProcessInfo[]): Promise<{ process: ProcessInfo; reason: string } | null> {
-    for (const p of processes) {
-      const now = await this.runtime.inspectProcess(p.id);
-      if (!now.running || now.restarts > 0) return { process: p, reason: 'the process died after passing its check' };
-    }
-    return null;
-  }
-
   /** In-flight requests finish first, then SIGTERM, then SIGKILL after the grace period. */
   private async drain(old: ProcessInfo[]): Promise<void> {
     const upstreams = old.map((p) => p.upstream).filter((u): u is Upstream => u !== null);
-    await this.router.waitIdle(upstreams, DRAIN_TIMEOUT_MS);
+    if (upstreams.length > 0) await this.router.waitIdle(upstreams, DRAIN_TIMEOUT_MS);
     await Promise.all(
       old.map(async (p) => {
         try {
@@ -219,57 +293,70 @@ export class Supervisor {
   }
 
   /**
-   * At start: find what already runs by its labels. Processes of each app's current release are
-   * routed again; leftovers of an interrupted rollout are removed; a current release with nothing
-   * running (say, after a reboot) is started.
+   * At start: find what already runs by its labels and keep exactly the processes that were
+   * checked and switched to (recorded by instance, not by release number); route to them first,
+   * then remove everything else rack made that nothing uses now: processes of interrupted
+   * rollouts, build, release-phase and `run` containers, what is left of destroyed apps. A current
+   * release with nothing running (after a reboot, say) is started again, without its release phase.
    */
   async adopt(): Promise<void> {
-    const running = await this.runtime.listProcesses();
     const apps = await this.store.listApps();
     const known = new Set(apps.map((a) => a.name));
-    for (const route of await this.router.routes()) if (!known.has(route.app)) this.router.removeApp(route.app);
-    for (const p of running.filter((x) => !known.has(x.app))) {
-      this.log.info({ container: p.name }, 'removing process of an app rack no longer has');
-      await this.runtime.removeContainer(p.id);
+    for (const route of await this.router.routes()) if (!known.has(route.app)) await this.router.removeApp(route.app);
+    for (const c of await this.runtime.ownedContainers()) {
+      if (c.role === 'process' && known.has(c.app)) continue;
+      this.log.info({ container: c.name, role: c.role }, 'removing a container left from before the restart');
+      await this.runtime.removeContainer(c.id);
     }
+    for (const gone of (await this.runtime.networks.apps()).filter((a) => !known.has(a))) await this.runtime.networks.remove(gone);
+    const running = await this.runtime.listProcesses();
     for (const app of apps) {
-      // A rollout cut short by a crash never finished: record it as failed, whole.
-      for (const r of await this.store.listReleases(app.name)) {
-        if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
-      }
-      const mine = running.filter((p) => p.app === app.name);
-      // Restarting counts as ours too: Docker brings it back, and its port stays the same.
-      const current = mine.filter((p) => p.release === app.currentRelease && (p.running || p.restarting));
-      const leftovers = mine.filter((p) => !current.includes(p));
-      if (current.length > 0) {
-        // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
-        await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
-        await this.router.flush();
-        await this.removeAll(app.name, leftovers);
-        for (const p of current) this.follower.watch(p, 100);
-        this.log.info({ app: app.name, release: app.currentRelease }, 're-adopted running processes');
-        continue;
-      }
-      await this.removeAll(app.name, leftovers);
-      const release = app.currentRelease ? await this.store.getRelease(app.name, app.currentRelease) : undefined;
-      if (!release) {
-        // Known apps answer 503 rather than 404 until something of theirs is healthy.
-        await this.publish(app.name, []);
-        continue;
-      }
       try {
-        await this.deploy(release, { header: () => {}, detail: () => {}, error: () => {}, raw: () => {} });
-        this.log.info({ app: app.name, release: release.version }, 'restarted current release');
+        await this.adoptApp(app, running.filter((p) => p.app === app.name));
       } catch (err) {
-        await this.publish(app.name, []);
-        this.log.error({ app: app.name, err: String(err) }, 'could not restart current release');
+        this.log.error({ app: app.name, err: String(err) }, 'could not re-adopt the app');
       }
+    }
+  }
+
+  private async adoptApp(app: AppRecord, mine: ProcessInfo[]): Promise<void> {
+    // A rollout cut short by a crash never finished: record it as failed, whole.
+    for (const r of await this.store.listReleases(app.name)) {
+      if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
+    }
+    const wanted = app.serving !== undefined ? new Set(app.serving) : undefined;
+    // Restarting counts as ours too: Docker brings it back, and its port stays the same.
+    const current = mine.filter(
+      (p) => (wanted ? wanted.has(p.id) : p.release === app.currentRelease) && (p.running || p.restarting),
+    );
+    const leftovers = mine.filter((p) => !current.includes(p));
+    if (current.length > 0) {
+      // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
+      await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
+      await this.removeAll(app.name, leftovers);
+      for (const p of current) this.follower.watch(p, 100);
+      this.log.info({ app: app.name, release: app.currentRelease, processes: current.length }, 're-adopted running processes');
+      return;
+    }
+    const release = app.currentRelease ? await this.store.getRelease(app.name, app.currentRelease) : undefined;
+    if (!release) {
+      await this.removeAll(app.name, leftovers);
+      // Known apps answer 503 rather than 404 until something of theirs is healthy.
+      await this.publish(app.name, []);
+      return;
+    }
+    try {
+      await this.rollout({ release, out: SILENT, record: (serving) => this.store.setServing(app.name, serving) });
+      this.log.info({ app: app.name, release: release.version }, 'restarted current release');
+    } catch (err) {
+      await this.publish(app.name, []);
+      this.log.error({ app: app.name, err: String(err) }, 'could not restart current release');
     }
   }
 
   private async removeAll(app: string, processes: ProcessInfo[]): Promise<void> {
     for (const p of processes) {
-      this.log.info({ app, container: p.name }, 'removing process not of the current release');
+      this.log.info({ app, container: p.name }, 'removing process that was never switched to');
       await this.runtime.removeContainer(p.id);
     }
   }

@@ -1,0 +1,25 @@
+import { RackError } from '../rack-error.js';
+import { formatLimits, parseLimitWords } from '../runtime/isolation.js';
+import { textOutput } from '../user-output.js';
+import type { Command } from './command.js';
+
+const TYPE = /^[A-Za-z0-9_-]{1,30}$/;
+
+/** `ps:limit`: memory, CPU and process count per process type, kept with the formation. */
+export const limitCommands: Command[] = [
+  {
+    name: 'ps:limit',
+    access: 'member',
+    usage: 'ps:limit TYPE memory=512m cpu=1 pids=256 [-a APP]',
+    summary: 'set the memory, CPU and process limits of a process type (rolled out without downtime)',
+    app: true,
+    args: { min: 2, max: 4 },
+    async run(ctx) {
+      const [type, ...words] = ctx.args as [string, ...string[]];
+      if (!TYPE.test(type)) throw new RackError('bad_argument', `not a process type: ${JSON.stringify(type.slice(0, 40))}`);
+      const limits = parseLimitWords(words);
+      const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
+      ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits(now)}`);
+    },
+  },
+];

@@ -1,0 +1,40 @@
+import type Docker from 'dockerode';
+import { LABEL } from './labels.js';
+import type { Owner } from './owner.js';
+
+/** The Docker driver's image part: what builds made, and their removal. */
+export class DockerImages {
+  constructor(
+    private readonly docker: Docker,
+    private readonly owner: Owner,
+  ) {}
+
+  async exists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw err;
+    }
+  }
+
+  /** Tags of the app images this rack made. */
+  async list(app: string): Promise<string[]> {
+    const images = await this.docker.listImages({ filters: { label: this.owner.filter(`${LABEL.app}=${app}`) } });
+    return images.flatMap((i) => i.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>');
+  }
+
+  /** False when the image is still used by a container (it is kept then), unless `force`. */
+  async remove(ref: string, force = false): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).remove({ force });
+      return true;
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 404) return true;
+      if (code === 409) return false;
+      throw err;
+    }
+  }
+}

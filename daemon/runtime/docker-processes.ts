@@ -1,0 +1,290 @@
+import type Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { lineSplitter } from '../user-output.js';
+import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
+import { LABEL } from './labels.js';
+import type { Owner } from './owner.js';
+import { containerCommand, type Builder } from './process-command.js';
+
+/** What the supervisor asks for: one process of one type of one release. */
+export interface ProcessSpec {
+  app: string;
+  release: number;
+  type: string;
+  image: string;
+  builder?: Builder;
+  command: string;
+  env: Record<string, string>;
+  /** Container port the process listens on (`PORT`), published on loopback; web processes only. */
+  port?: number;
+  /** The app's network (app-networks.ts): the only one the process joins. */
+  network: string;
+  limits: ProcessLimits;
+}
+
+export interface ProcessInfo {
+  id: string;
+  name: string;
+  app: string;
+  release: number;
+  type: string;
+  running: boolean;
+  /** Docker is waiting to restart it after a crash (backoff). */
+  restarting: boolean;
+  /** Crash restarts so far. */
+  restarts: number;
+  /** The last exit was the kernel's OOM killer: the process went over its memory limit. */
+  oomKilled: boolean;
+  exitCode: number;
+  /** Loopback address of the published `PORT`, when the process has one. */
+  upstream: { host: string; port: number } | null;
+  startedAt: string;
+  /** The limits it runs under, read back from Docker. */
+  limits: ProcessLimits;
+}
+
+const LOOPBACK = '127.0.0.1';
+
+export interface ProcessEvent {
+  kind: 'oom' | 'die';
+  id: string;
+  name: string;
+  app: string;
+  type: string;
+  exitCode: number;
+}
+
+export const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
+
+/**
+ * Buildpack images expect HOME=/app as on Heroku; without a passwd entry for the app user Docker
+ * would say HOME=/. A HOME the app set itself wins.
+ */
+export function processEnv(builder: Builder | undefined, env: Record<string, string>): Record<string, string> {
+  return builder === 'dockerfile' || Object.hasOwn(env, 'HOME') ? { ...env } : { HOME: '/app', ...env };
+}
+
+/** The Docker driver's long-running part: app processes, their state and their output. */
+export class DockerProcesses {
+  constructor(
+    private readonly docker: Docker,
+    private readonly owner: Owner,
+    /** A client without the call timeout, for log streams that may stay quiet for hours. */
+    private readonly streams: Docker,
+  ) {}
+
+  async start(spec: ProcessSpec): Promise<ProcessInfo> {
+    const name = `rack.${spec.app}.v${spec.release}.${spec.type}.${randomBytes(3).toString('hex')}`;
+    const env = processEnv(spec.builder, spec.env);
+    const exposed: Record<string, object> = {};
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+    if (spec.port !== undefined) {
+      env['PORT'] = String(spec.port);
+      exposed[`${spec.port}/tcp`] = {};
+      // Published on loopback only: the router on this host is the one way in. The host port is
+      // chosen here, not by Docker, so a process restarted after a crash keeps its address.
+      bindings[`${spec.port}/tcp`] = [{ HostIp: LOOPBACK, HostPort: String(await freePort()) }];
+    }
+    const container = await this.docker.createContainer({
+      name,
+      Image: spec.image,
+      Cmd: containerCommand(spec.builder, spec.command),
+      Env: envList(env),
+      User: APP_USER,
+      ExposedPorts: exposed,
+      Labels: this.owner.labels({
+        [LABEL.role]: 'process',
+        [LABEL.app]: spec.app,
+        [LABEL.release]: String(spec.release),
+        [LABEL.type]: spec.type,
+      }),
+      HostConfig: {
+        Init: true,
+        PortBindings: bindings,
+        NetworkMode: spec.network,
+        ...confinement(spec.limits),
+        // Crash recovery is Docker's: restarts with exponential backoff (100 ms doubling, capped),
+        // also while rackd is down; `docker stop` (a drain) is never undone by it.
+        RestartPolicy: { Name: 'unless-stopped' },
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+      },
+    });
+    try {
+      await container.start();
+      return await this.inspect(container.id);
+    } catch (err) {
+      await container.remove({ force: true }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async inspect(id: string): Promise<ProcessInfo> {
+    const info = await this.docker.getContainer(id).inspect();
+    const labels = info.Config.Labels ?? {};
+    let upstream: ProcessInfo['upstream'] = null;
+    // The configured binding, not the live one: it holds while the process restarts.
+    for (const binding of Object.values(info.HostConfig.PortBindings ?? {}) as { HostPort?: string }[][]) {
+      const hostPort = binding?.[0]?.HostPort;
+      if (hostPort) upstream = { host: LOOPBACK, port: Number(hostPort) };
+    }
+    const host = info.HostConfig as { Memory?: number; NanoCpus?: number; PidsLimit?: number };
+    return {
+      id: info.Id,
+      name: info.Name.replace(/^\//, ''),
+      app: labels[LABEL.app] ?? '',
+      release: Number(labels[LABEL.release] ?? 0),
+      type: labels[LABEL.type] ?? '',
+      running: info.State.Running && !info.State.Restarting,
+      restarting: info.State.Restarting,
+      restarts: info.RestartCount,
+      oomKilled: info.State.OOMKilled,
+      exitCode: info.State.ExitCode,
+      upstream,
+      startedAt: info.State.StartedAt,
+      limits: {
+        memoryMb: Math.round((host.Memory ?? 0) / (1024 * 1024)),
+        cpu: (host.NanoCpus ?? 0) / 1e9,
+        pids: host.PidsLimit ?? 0,
+      },
+    };
+  }
+
+  /** Every process container rack owns, running or not. Containers without rack's labels are never listed. */
+  async list(app?: string): Promise<ProcessInfo[]> {
+    const label = this.owner.filter(`${LABEL.role}=process`);
+    if (app !== undefined) label.push(`${LABEL.app}=${app}`);
+    const list = await this.docker.listContainers({ all: true, filters: { label } });
+    const out: ProcessInfo[] = [];
+    for (const c of list) {
+      try {
+        out.push(await this.inspect(c.Id));
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err; // removed meanwhile
+      }
+    }
+    return out;
+  }
+
+  /** SIGTERM, SIGKILL after `graceSeconds`, then remove. */
+  async stop(id: string, graceSeconds: number): Promise<void> {
+    const container = this.docker.getContainer(id);
+    try {
+      await container.stop({ t: graceSeconds });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err; // 304: already stopped
+    }
+    try {
+      await container.remove({ force: true, v: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 404 && code !== 409) throw err;
+    }
+  }
+
+  /**
+   * Follows a container's output from `tail` lines back until it stops or `signal` fires, one
+   * callback per line with Docker's timestamp.
+   */
+  async followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void> {
+    const stream = (await this.streams.getContainer(id).logs({
+      follow: true,
+      stdout: true,
+      stderr: true,
+      timestamps: true,
+      tail,
+      abortSignal: signal,
+    })) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    const out = new PassThrough();
+    const lines = lineSplitter((line) => {
+      const space = line.indexOf(' ');
+      if (space > 0) onLine(line.slice(0, space), line.slice(space + 1));
+    });
+    out.on('data', (chunk: Buffer) => lines.push(chunk));
+    stream.on('error', () => undefined);
+    this.streams.modem.demuxStream(stream, out, out);
+    await new Promise<void>((resolve) => {
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      signal.addEventListener('abort', () => {
+        stream.destroy();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Streams the engine's `oom` and `die` events of this rack's processes until `signal` fires;
+   * resolves when the stream ends (the caller decides whether to follow again).
+   */
+  async events(onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void> {
+    const stream = (await this.streams.getEvents({
+      filters: { type: ['container'], event: ['oom', 'die'], label: this.owner.filter(`${LABEL.role}=process`) },
+      abortSignal: signal,
+    } as object)) as unknown as NodeJS.ReadableStream & { destroy(): void };
+    const lines = lineSplitter((line) => {
+      try {
+        const e = JSON.parse(line) as { Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+        const attrs = e.Actor?.Attributes ?? {};
+        if (e.Action !== 'oom' && e.Action !== 'die') return;
+        onEvent({
+          kind: e.Action,
+          id: e.Actor?.ID ?? '',
+          name: attrs['name'] ?? '',
+          app: attrs[LABEL.app] ?? '',
+          type: attrs[LABEL.type] ?? '',
+          exitCode: Number(attrs['exitCode'] ?? 0),
+        });
+      } catch {
+        // not an event line
+      }
+    });
+    stream.on('data', (chunk: Buffer) => lines.push(chunk));
+    await new Promise<void>((resolve) => {
+      stream.on('error', () => resolve());
+      stream.on('end', resolve);
+      stream.on('close', resolve);
+      signal.addEventListener('abort', () => {
+        stream.destroy();
+        resolve();
+      });
+    });
+  }
+
+  async logs(id: string, tail: number): Promise<string> {
+    try {
+      const buf = (await this.docker.getContainer(id).logs({ stdout: true, stderr: true, tail })) as unknown as Buffer;
+      return demuxToText(buf);
+    } catch {
+      return '';
+    }
+  }
+}
+
+/** A port free on loopback now; the kernel hands out ephemeral ports in sequence, so reuse is unlikely. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, LOOPBACK, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Docker multiplexes stdout/stderr in 8-byte-framed chunks when there is no TTY. */
+function demuxToText(buf: Buffer): string {
+  if (!Buffer.isBuffer(buf)) return String(buf);
+  const parts: Buffer[] = [];
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    parts.push(buf.subarray(i + 8, i + 8 + size));
+    i += 8 + size;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}

@@ -1,0 +1,82 @@
+import { RackError } from '../rack-error.js';
+
+/**
+ * What a tenant's container may use and do. Every app process, one-off `run` and release phase
+ * runs as an unprivileged user with no capabilities and `no-new-privileges`, inside limits: one
+ * app must not be able to take the host down (Heroku's smallest dyno has 512 MB and 256 processes).
+ */
+export interface ProcessLimits {
+  /** Hard memory limit in MiB; no swap beyond it. */
+  memoryMb: number;
+  /** CPU cores (fractions allowed), enforced as a CFS quota. */
+  cpu: number;
+  /** Process (thread) count inside the container. */
+  pids: number;
+}
+
+export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, cpu: 1, pids: 256 };
+
+const MAX = { memoryMb: 16 * 1024, cpu: 16, pids: 4096 };
+const MIN = { memoryMb: 32, cpu: 0.05, pids: 16 };
+
+/** The user app processes run as: not root, not in the image's passwd (none is needed). */
+export const APP_USER = '1000:1000';
+
+/** Parses `memory=512m cpu=0.5 pids=128` words (ps:limit); refuses anything else with one line. */
+export function parseLimitWords(words: string[]): Partial<ProcessLimits> {
+  const out: Partial<ProcessLimits> = {};
+  for (const word of words) {
+    const m = /^(memory|cpu|pids)=(.{1,20})$/.exec(word);
+    if (!m) throw new RackError('bad_argument', `expected memory=SIZE, cpu=N or pids=N, got ${JSON.stringify(word.slice(0, 40))}`);
+    const [, name, value] = m as unknown as [string, 'memory' | 'cpu' | 'pids', string];
+    if (name === 'memory') out.memoryMb = checked('memoryMb', parseMemory(value), value);
+    else if (name === 'cpu') out.cpu = checked('cpu', /^\d{1,2}(\.\d{1,2})?$/.test(value) ? Number(value) : NaN, value);
+    else out.pids = checked('pids', /^\d{1,5}$/.test(value) ? Number(value) : NaN, value);
+  }
+  return out;
+}
+
+function parseMemory(value: string): number {
+  const m = /^(\d{1,6})([mg])?b?$/i.exec(value);
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2]?.toLowerCase() === 'g' ? 1024 : 1);
+}
+
+function checked(key: keyof ProcessLimits, n: number, raw: string): number {
+  if (!Number.isFinite(n) || n < MIN[key] || n > MAX[key]) {
+    const unit = key === 'memoryMb' ? ' MiB' : '';
+    throw new RackError('bad_argument', `${key === 'memoryMb' ? 'memory' : key}=${raw.slice(0, 20)} is out of range (${MIN[key]}${unit} to ${MAX[key]}${unit})`);
+  }
+  return n;
+}
+
+/** The app's limits for one process type: what ps:limit set for it over the defaults. */
+export function limitsFor(type: string, set: Record<string, Partial<ProcessLimits>> | undefined): ProcessLimits {
+  const own = set !== undefined && Object.hasOwn(set, type) ? set[type] : undefined;
+  return { ...DEFAULT_LIMITS, ...own };
+}
+
+export function formatLimits(l: ProcessLimits): string {
+  const memory = l.memoryMb % 1024 === 0 ? `${l.memoryMb / 1024}g` : `${l.memoryMb}m`;
+  return `memory=${memory} cpu=${l.cpu} pids=${l.pids}`;
+}
+
+/** The part of Docker's HostConfig that confines a tenant's container. */
+export function confinement(l: ProcessLimits): {
+  Memory: number;
+  MemorySwap: number;
+  NanoCpus: number;
+  PidsLimit: number;
+  CapDrop: string[];
+  SecurityOpt: string[];
+} {
+  const bytes = l.memoryMb * 1024 * 1024;
+  return {
+    Memory: bytes,
+    MemorySwap: bytes,
+    NanoCpus: Math.round(l.cpu * 1e9),
+    PidsLimit: l.pids,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges:true'],
+  };
+}

@@ -1,0 +1,47 @@
+import type { Logger } from '../log.js';
+import type { LogHub } from '../logs/log-hub.js';
+import type { DockerRuntime } from '../runtime/docker-runtime.js';
+
+const RESUBSCRIBE_MS = 2000;
+
+/**
+ * Tells an app's log what happened to its processes, in Heroku's words: a process killed for going
+ * over its memory limit is an R15, and every exit says its status. The engine's events are the
+ * source, so crashes while nobody follows the output are still told.
+ */
+export class ProcessEvents {
+  private abort: AbortController | undefined;
+
+  constructor(
+    private readonly runtime: DockerRuntime,
+    private readonly hub: LogHub,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    const abort = new AbortController();
+    this.abort = abort;
+    const follow = async (): Promise<void> => {
+      while (!abort.signal.aborted) {
+        try {
+          await this.runtime.processes.events((e) => {
+            const source = `rack[${e.type}.${e.name.split('.').pop() ?? ''}]`;
+            const text =
+              e.kind === 'oom'
+                ? 'Error R15 (Memory quota vastly exceeded): the process went over its memory limit and was killed'
+                : `Process exited with status ${e.exitCode}`;
+            this.hub.push({ time: new Date().toISOString(), app: e.app, source, type: e.type, text });
+          }, abort.signal);
+        } catch (err) {
+          this.log.debug({ err: String(err) }, 'process events: stream failed');
+        }
+        if (!abort.signal.aborted) await new Promise((r) => setTimeout(r, RESUBSCRIBE_MS).unref());
+      }
+    };
+    void follow();
+  }
+
+  stop(): void {
+    this.abort?.abort();
+  }
+}
