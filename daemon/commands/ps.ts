@@ -62,7 +62,7 @@ psCommands.push(
     name: 'ps:scale',
     access: 'member',
     usage: 'ps:scale TYPE=N ... [-a APP]',
-    summary: 'set how many processes of each type run (rolled out without downtime)',
+    summary: 'set how many processes of each type run (20 a type, RACK_MAX_PROCESSES in all; rolled out without downtime)',
     app: true,
     args: { min: 1, max: 10 },
     async run(ctx) {
