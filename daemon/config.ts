@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
+import type { ThrottleLimit } from './access/login-throttle.js';
 import { RackError } from './rack-error.js';
 
 /** Everything rackd reads from its environment, parsed once at start (12-factor). */
@@ -14,6 +15,14 @@ export interface RackConfig {
   installDir: string;
   buildTimeoutMs: number;
   keepReleases: number;
+  /** An ssh connection not authenticated by then is closed (OpenSSH's LoginGraceTime). */
+  sshLoginGraceMs: number;
+  /** Unauthenticated ssh connections open at once; new ones past it are dropped (OpenSSH's MaxStartups). */
+  sshMaxStartups: number;
+  /** Failed logins an address may have within a window before it is turned away for a while. */
+  loginThrottle: ThrottleLimit;
+  /** Processes an app may run in all, over every type (ps:scale refuses more). */
+  maxProcesses: number;
   /** Keep app containers off the host's own ports with a firewall rule (runtime/host-guard.ts). */
   hostGuard: boolean;
 }
@@ -37,6 +46,17 @@ function positiveInt(env: Env, name: string, fallback: number): number {
     throw new RackError('bad_config', `${name} must be a positive integer, got "${raw}"`);
   }
   return Number(raw);
+}
+
+/** `FAILURES/SECONDS`, e.g. `10/60`. */
+function throttleLimit(env: Env, name: string, fallback: ThrottleLimit): ThrottleLimit {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const m = /^(\d{1,6})\/(\d{1,6})$/.exec(raw);
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+    throw new RackError('bad_config', `${name} must be FAILURES/SECONDS like 10/60, got "${raw}"`);
+  }
+  return { failures: Number(m[1]), windowMs: Number(m[2]) * 1000 };
 }
 
 function onOff(env: Env, name: string, fallback: boolean): boolean {
@@ -67,6 +87,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     installDir,
     buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
     keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
+    sshLoginGraceMs: positiveInt(env, 'RACK_SSH_LOGIN_GRACE', 30) * 1000,
+    sshMaxStartups: positiveInt(env, 'RACK_SSH_MAX_STARTUPS', 64),
+    loginThrottle: throttleLimit(env, 'RACK_LOGIN_THROTTLE', { failures: 10, windowMs: 60_000 }),
+    maxProcesses: positiveInt(env, 'RACK_MAX_PROCESSES', 30),
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
   };
 }

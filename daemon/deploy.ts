@@ -4,7 +4,7 @@ import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
-import { resolveFormation } from './release/formation.js';
+import { resolveFormation, totalProcesses } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
@@ -143,12 +143,19 @@ export class Pipeline {
     });
   }
 
-  /** `ps:scale`: the current release rolled out again with new instance counts; no new release. */
-  scale(req: { app: string; changes: Record<string, number> }, out: UserOutput): Promise<Record<string, number>> {
+  /**
+   * `ps:scale`: the current release rolled out again with new instance counts; no new release.
+   * Refused before anything changes when the app would run more than `maxProcesses` in all.
+   */
+  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number }, out: UserOutput): Promise<Record<string, number>> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
       for (const type of Object.keys(req.changes)) this.requireType(release, type);
       const formation = { ...(await this.supervisor.formationOf(release)), ...req.changes };
+      if (totalProcesses(formation) > req.maxProcesses) {
+        const wanted = Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ');
+        throw new RackError('bad_argument', `${wanted} is ${totalProcesses(formation)} processes; an app may run at most ${req.maxProcesses} in all`);
+      }
       const app = await this.store.requireApp(req.app);
       const timings = new PhaseTimings();
       await this.supervisor.rollout({

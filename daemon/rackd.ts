@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { LoginThrottle } from './access/login-throttle.js';
 import { Builder } from './build/builder.js';
 import { ensureStackImage } from './build/stack-image.js';
 import { runCommand } from './commands/command-runner.js';
@@ -124,6 +125,9 @@ export class Rackd {
       keys: () => store.listKeys(),
       exec: (req) => this.exec(req, git, services),
       logger: log.child({ mod: 'ssh' }),
+      loginGraceMs: config.sshLoginGraceMs,
+      maxStartups: config.sshMaxStartups,
+      throttle: new LoginThrottle(config.loginThrottle),
     });
     const sshPort = await ssh.start(config.sshPort, config.bind);
     this.stops.push(() => ssh.stop());

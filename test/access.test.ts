@@ -91,6 +91,50 @@ test.serial('an app key manages its app and only its app', async (t) => {
   }
 });
 
+test.serial('a deploy-only key reads config key names, never values', async (t) => {
+  const secret = 'hunter2-s3cret-value';
+  const token = 'tok3n-abcdef';
+  const set = await rack.ssh(['config:set', `SECRET_TOKEN=${secret}`, `BUILDPACK_URL=https://ci:${token}@127.0.0.1:1/bp.git`, '--no-deploy', '-a', 'shop']);
+  t.is(set.code, 0, set.stderr);
+  const release = /recorded (v\d+)/.exec(set.stdout)![1]!;
+  // A build whose error (and so its log) quotes the buildpack URL with its token.
+  const build = await rack.ssh(['builds:create', '-a', 'shop']);
+  t.not(build.code, 0);
+  t.regex(build.stdout + build.stderr, new RegExp(token));
+  const builds = JSON.parse((await rack.ssh(['builds', '--json', '-a', 'shop'])).stdout) as { id: number }[];
+  const failed = `b${builds[0]!.id}`;
+
+  const asCi = (...args: string[]) => rack.ssh(args[0] === 'apps' ? args : [...args, '-a', 'shop'], { key: ci });
+  const reads = [
+    ['releases', '--json'], ['releases:info', release], ['releases:info', release, '--json'], ['apps', '--json'],
+    ['builds', '--json'], ['builds:info', failed], ['builds:info', failed, '--json'], ['builds:logs', failed],
+  ];
+  for (const args of reads) {
+    const r = await asCi(...args);
+    t.is(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    t.false(r.stdout.includes(secret), args.join(' '));
+    t.false(r.stdout.includes(token), args.join(' '));
+    t.false(r.stdout.includes('hunt'), `${args.join(' ')} shows no part of a value`);
+  }
+  const releases = JSON.parse((await asCi('releases', '--json')).stdout) as { version: number; config: Record<string, string> }[];
+  t.deepEqual(releases[0]!.config, { WHO: '•••', SECRET_TOKEN: '•••', BUILDPACK_URL: '•••' });
+  const info = (await asCi('releases:info', release)).stdout;
+  t.regex(info, /\+ SECRET_TOKEN=•••/);
+  t.regex(info, /Config: +BUILDPACK_URL, SECRET_TOKEN, WHO/);
+  t.regex((await asCi('builds:logs', failed)).stdout, /cannot clone buildpack https:\/\/ci:•••@127\.0\.0\.1:1\/bp\.git|cannot clone buildpack •••/);
+  t.is((await asCi('config')).code, 1);
+
+  // Admin and app keys read values as before.
+  for (const key of [undefined, dev]) {
+    const json = JSON.parse((await rack.ssh(['releases', '--json', '-a', 'shop'], { key })).stdout) as { config: Record<string, string> }[];
+    t.is(json[0]!.config['SECRET_TOKEN'], secret);
+    t.regex((await rack.ssh(['releases:info', release, '-a', 'shop'], { key })).stdout, /\+ SECRET_TOKEN=hunt\.\.\./);
+    t.regex((await rack.ssh(['builds:logs', failed, '-a', 'shop'], { key })).stdout, new RegExp(token));
+  }
+  const unset = await rack.ssh(['config:unset', 'BUILDPACK_URL', '--no-deploy', '-a', 'shop']);
+  t.is(unset.code, 0, unset.stderr);
+});
+
 test.serial('keys:remove takes effect at once, and the last admin key stays', async (t) => {
   const last = await rack.ssh(['keys:remove', 'admin']);
   t.is(last.code, 1);

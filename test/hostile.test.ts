@@ -1,5 +1,5 @@
 import test from 'ava';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quote } from 'shell-quote';
 import { exec, RackDaemon } from './support/rack-daemon.js';
@@ -22,6 +22,8 @@ test.after.always(async () => {
   await rack?.destroy();
 });
 
+const instance = async () => (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+
 async function snapshot() {
   const ask = async (args: string[]) => (await rack.ssh(args)).stdout;
   return {
@@ -32,7 +34,8 @@ async function snapshot() {
     domains: await ask(['domains', '--json', '-a', app]),
     keys: await ask(['keys', '--json']),
     repos: (await readdir(join(rack.home, 'repos'))).sort(),
-    containers: (await exec('docker', ['ps', '-q', '--filter', `label=rack.app=${app}`])).stdout,
+    // Only this daemon's: other tests on the machine may run an app of the same name.
+    containers: (await exec('docker', ['ps', '-q', '--filter', `label=rack.app=${app}`, '--filter', `label=rack.instance=${await instance()}`])).stdout,
     serving: await rack.get(app),
   };
 }
@@ -76,6 +79,10 @@ function hostileLines(): string[] {
     'releases -a victim --json=1', 'config:set A=1 --no-deploy=yes -a victim', 'help me please now',
     'git-receive-pack', 'git-receive-pack a b', 'git-upload-pack', 'git-upload-pack /nope', 'git-upload-pack /../victim',
     'scp -t /tmp', 'sftp', 'git-upload-archive /victim', 'exec id', 'env', 'cd /', 'ps:scale web=1000000 -a victim',
+    // Names every JavaScript object inherits are no config keys or process types of the app.
+    'config:get constructor -a victim', 'config:get __proto__ -a victim', 'config:get toString -a victim',
+    'config:unset __proto__ -a victim', 'config:unset hasOwnProperty -a victim', 'ps:scale constructor=1 -a victim',
+    'ps:scale __proto__=1 -a victim', 'ps:restart toString -a victim', 'ps:limit hasOwnProperty memory=256m -a victim',
   );
   for (const path of [
     '/../victim', '/etc/passwd', '//victim', '/victim/../../x', '%2e%2e/victim', '/victim%2f..', '~root/victim', '/.git',

@@ -2,6 +2,10 @@ import test from 'ava';
 import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
 import { parseProcfile } from '../daemon/build/procfile.js';
 import { tokenize } from '../daemon/commands/command-line.js';
+import { MASKED, maskConfig, redactValues } from '../daemon/access/config-mask.js';
+import { LoginThrottle } from '../daemon/access/login-throttle.js';
+import { configValue, diffConfig, parseAssignments } from '../daemon/release/config-vars.js';
+import { hasProcessType, resolveFormation, totalProcesses } from '../daemon/release/formation.js';
 import { loadConfig } from '../daemon/config.js';
 import { deployableRef } from '../daemon/git/push-hook.js';
 import { transition, type RolloutEvent, type RolloutState } from '../daemon/supervisor/rollout.js';
@@ -71,4 +75,60 @@ test('config fails fast on bad values', (t) => {
   t.throws(() => loadConfig({ RACK_HTTP_PORT: 'http' }, '/'), { message: /RACK_HTTP_PORT/ });
   t.throws(() => loadConfig({ RACK_DOMAIN: 'bad domain' }, '/'), { message: /RACK_DOMAIN/ });
   t.throws(() => loadConfig({ RACK_BUILD_TIMEOUT: '-1' }, '/'), { message: /RACK_BUILD_TIMEOUT/ });
+});
+
+test('config: ssh login limits and the process cap', (t) => {
+  const c = loadConfig({}, '/');
+  t.is(c.sshLoginGraceMs, 30_000);
+  t.is(c.sshMaxStartups, 64);
+  t.deepEqual(c.loginThrottle, { failures: 10, windowMs: 60_000 });
+  t.is(c.maxProcesses, 30);
+  const set = loadConfig({ RACK_SSH_LOGIN_GRACE: '2', RACK_SSH_MAX_STARTUPS: '5', RACK_LOGIN_THROTTLE: '3/7', RACK_MAX_PROCESSES: '4' }, '/');
+  t.deepEqual([set.sshLoginGraceMs, set.sshMaxStartups, set.loginThrottle, set.maxProcesses], [2000, 5, { failures: 3, windowMs: 7000 }, 4]);
+  t.throws(() => loadConfig({ RACK_SSH_LOGIN_GRACE: '0' }, '/'), { message: /RACK_SSH_LOGIN_GRACE/ });
+  t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '10' }, '/'), { message: /RACK_LOGIN_THROTTLE must be FAILURES\/SECONDS/ });
+  t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '0/60' }, '/'), { message: /RACK_LOGIN_THROTTLE/ });
+});
+
+test('login throttle: N failures in the window block an address until they age out', (t) => {
+  let now = 0;
+  const throttle = new LoginThrottle({ failures: 3, windowMs: 1000 }, () => now);
+  t.false(throttle.fail('a'));
+  now = 100;
+  t.false(throttle.fail('a'));
+  t.false(throttle.blocked('a'));
+  now = 200;
+  t.true(throttle.fail('a'), 'the failure that blocks says so, once');
+  t.true(throttle.blocked('a'));
+  t.false(throttle.blocked('b'), 'other addresses are not touched');
+  t.is(throttle.retryAfterMs('a'), 800);
+  now = 1001; // the first failure has aged out
+  t.false(throttle.blocked('a'));
+  t.is(throttle.retryAfterMs('a'), 0);
+  throttle.fail('a');
+  t.true(throttle.blocked('a'));
+  throttle.succeed('a');
+  t.false(throttle.blocked('a'), 'a good login clears the address');
+});
+
+test('config vars and formations keep Object-member names as plain keys', (t) => {
+  const pairs = parseAssignments(['__proto__=x', 'constructor=y', 'A=1', 'A=2']);
+  t.deepEqual(Object.entries(pairs), [['__proto__', 'x'], ['constructor', 'y'], ['A', '2']]);
+  t.is(Object.getPrototypeOf(pairs), Object.prototype, 'the prototype was not set');
+  t.is(configValue({}, 'constructor'), undefined);
+  t.is(configValue({}, 'toString'), undefined);
+  t.deepEqual(diffConfig({}, { constructor: '1' }), { added: ['constructor'], changed: [], removed: [] });
+  t.deepEqual(diffConfig({ toString: '1' }, {}), { added: [], changed: [], removed: ['toString'] });
+  const types = { web: 'a', constructor: 'b', release: 'c' };
+  t.deepEqual(resolveFormation(types, {}), { web: 1, constructor: 0 });
+  t.deepEqual(resolveFormation(types, JSON.parse('{"constructor":3,"__proto__":2}') as Record<string, number>), { web: 1, constructor: 3 });
+  t.false(hasProcessType(types, 'toString'));
+  t.true(hasProcessType(types, 'constructor'));
+  t.is(totalProcesses({ web: 2, worker: 3 }), 5);
+});
+
+test('config masking: key names stay, values go', (t) => {
+  t.deepEqual(maskConfig({ A: 'secret', B: '' }), { A: MASKED, B: MASKED });
+  const text = 'cloning https://u:tok3n-long@host/x.git with tok3n-long; mode=on';
+  t.is(redactValues(text, ['https://u:tok3n-long@host/x.git', 'tok3n-long', 'on']), `cloning ${MASKED} with ${MASKED}; mode=on`);
 });

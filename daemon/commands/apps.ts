@@ -1,4 +1,5 @@
 import { keyHasApp } from '../access/access-policy.js';
+import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertAppName } from '../app-name.js';
@@ -18,7 +19,11 @@ export const appsCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       const apps = (await ctx.services.store.listApps()).filter((a) => keyHasApp(ctx.key, a.name));
-      if (ctx.flags['json']) return ctx.printJson(apps.map((a) => ({ ...a, url: ctx.services.supervisor.url(a.name) })));
+      if (ctx.flags['json']) {
+        // An app's config before its first release is on its record; a deploy-only key gets the keys only.
+        const shown = (a: (typeof apps)[number]) => (a.config && !seesConfigValues(ctx.key) ? { ...a, config: maskConfig(a.config) } : a);
+        return ctx.printJson(apps.map((a) => ({ ...shown(a), url: ctx.services.supervisor.url(a.name) })));
+      }
       if (apps.length === 0) return ctx.print('no apps yet: push one with "git push rack main"');
       const rows = apps.map((a) => [a.name, a.currentRelease ? `v${a.currentRelease}` : '-', ctx.services.supervisor.url(a.name)]);
       for (const line of table([['NAME', 'RELEASE', 'URL'], ...rows])) ctx.print(line);

@@ -1,5 +1,5 @@
 import { RackError } from '../rack-error.js';
-import { assertConfigKey, parseAssignments } from '../release/config-vars.js';
+import { assertConfigKey, configValue, parseAssignments } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
 import type { Command, CommandContext } from './command.js';
 
@@ -47,7 +47,7 @@ export const configCommands: Command[] = [
     async run(ctx) {
       const key = assertConfigKey(ctx.args[0]!);
       const config = await currentConfig(ctx);
-      const value = config[key];
+      const value = configValue(config, key);
       if (value === undefined) throw new RackError('bad_argument', `${ctx.app} has no config var ${key}`);
       ctx.write(value);
     },
@@ -76,7 +76,7 @@ export const configCommands: Command[] = [
     async run(ctx) {
       const keys = ctx.args.map(assertConfigKey);
       const config = await currentConfig(ctx);
-      const missing = keys.filter((k) => !(k in config));
+      const missing = keys.filter((k) => !Object.hasOwn(config, k));
       if (missing.length > 0) throw new RackError('bad_argument', `${ctx.app} has no config var ${missing.join(', ')}`);
       await change(ctx, `Unset ${keys.join(', ')}`, (c) => {
         for (const k of keys) delete c[k];

@@ -4,7 +4,9 @@ import { paths } from '../config.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { textOutput } from '../user-output.js';
+import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import type { BuildRecord } from '../store/records.js';
+import { configRedaction } from './config-redaction.js';
 import { timestamp, parseNumber, table, type Command, type CommandContext } from './command.js';
 
 async function requireBuild(ctx: CommandContext): Promise<BuildRecord> {
@@ -15,9 +17,17 @@ async function requireBuild(ctx: CommandContext): Promise<BuildRecord> {
   return build;
 }
 
+/** A build as the key may read it: its error may quote a config value (a BUILDPACK_URL with a token). */
+function readableBuild(build: BuildRecord, redact: (text: string) => string): BuildRecord {
+  return build.error === null ? build : { ...build, error: redact(build.error) };
+}
+
 const seconds = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
-/** The read-only history of an app: its builds and its releases. */
+/**
+ * An app's builds and releases: the history a deploy-only key may read (config values masked),
+ * and the member commands that make builds or clear their cache.
+ */
 export const historyCommands: Command[] = [
   {
     name: 'builds',
@@ -29,7 +39,8 @@ export const historyCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       const builds = await ctx.services.store.listBuilds(ctx.app);
-      if (ctx.flags['json']) return ctx.printJson(builds);
+      const redact = await configRedaction(ctx);
+      if (ctx.flags['json']) return ctx.printJson(builds.map((b) => readableBuild(b, redact)));
       if (builds.length === 0) return ctx.print(`${ctx.app} has no builds yet`);
       const rows = builds.map((b) => [`b${b.id}`, b.status, b.commit.slice(0, 7), timestamp(b.createdAt), seconds(b.durationMs), b.createdBy]);
       for (const line of table([['ID', 'STATUS', 'COMMIT', 'CREATED', 'TOOK', 'BY'], ...rows])) ctx.print(line);
@@ -82,7 +93,7 @@ export const historyCommands: Command[] = [
     json: true,
     args: { min: 1, max: 1 },
     async run(ctx) {
-      const build = await requireBuild(ctx);
+      const build = readableBuild(await requireBuild(ctx), await configRedaction(ctx));
       if (ctx.flags['json']) return ctx.printJson(build);
       const rows = [
         ['Build:', `b${build.id}`],
@@ -109,7 +120,7 @@ export const historyCommands: Command[] = [
       const build = await requireBuild(ctx);
       const log = await ctx.services.store.getBuildLog(ctx.app, build.id);
       if (log === undefined) return ctx.print(`b${build.id} has no stored output (status: ${build.status})`);
-      ctx.print(log);
+      ctx.print((await configRedaction(ctx))(log));
     },
   },
   {
@@ -124,7 +135,16 @@ export const historyCommands: Command[] = [
       const app = await ctx.services.store.requireApp(ctx.app);
       const releases = await ctx.services.store.listReleases(ctx.app);
       if (ctx.flags['json']) {
-        return ctx.printJson(releases.map((r) => ({ ...r, current: r.version === app.currentRelease })));
+        const values = seesConfigValues(ctx.key);
+        const redact = await configRedaction(ctx);
+        return ctx.printJson(
+          releases.map((r) => ({
+            ...r,
+            config: values ? r.config : maskConfig(r.config),
+            error: r.error === null ? null : redact(r.error),
+            current: r.version === app.currentRelease,
+          })),
+        );
       }
       if (releases.length === 0) return ctx.print(`${ctx.app} has no releases yet`);
       const rows = releases.map((r) => [

@@ -62,19 +62,23 @@ psCommands.push(
     name: 'ps:scale',
     access: 'member',
     usage: 'ps:scale TYPE=N ... [-a APP]',
-    summary: 'set how many processes of each type run (rolled out without downtime)',
+    summary: 'set how many processes of each type run (20 a type, RACK_MAX_PROCESSES in all; rolled out without downtime)',
     app: true,
     args: { min: 1, max: 10 },
     async run(ctx) {
-      const changes: Record<string, number> = {};
+      // A Map, then fromEntries: assigning obj["__proto__"] would set the prototype, not a type.
+      const changes = new Map<string, number>();
       for (const word of ctx.args) {
         const m = SCALE.exec(word);
         if (!m || Number(m[2]) > MAX_INSTANCES) {
           throw new RackError('bad_argument', `expected TYPE=N with N from 0 to ${MAX_INSTANCES}, got ${JSON.stringify(word.slice(0, 40))}`);
         }
-        changes[m[1]!] = Number(m[2]);
+        changes.set(m[1]!, Number(m[2]));
       }
-      const formation = await ctx.services.pipeline.scale({ app: ctx.app, changes }, textOutput(ctx.print));
+      const formation = await ctx.services.pipeline.scale(
+        { app: ctx.app, changes: Object.fromEntries(changes), maxProcesses: ctx.services.config.maxProcesses },
+        textOutput(ctx.print),
+      );
       ctx.print(`-----> Scaled ${ctx.app} to ${Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ')}`);
     },
   },

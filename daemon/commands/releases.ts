@@ -1,7 +1,9 @@
 import { RackError } from '../rack-error.js';
+import { MASKED, seesConfigValues } from '../access/config-mask.js';
 import { abbreviate, diffConfig } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
 import { timestamp, parseNumber, table, type Command, type CommandContext } from './command.js';
+import { configRedaction } from './config-redaction.js';
 
 async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
   const target = ctx.args[0] === undefined ? undefined : parseNumber(ctx.args[0], 'v');
@@ -38,7 +40,7 @@ export const releaseCommands: Command[] = [
         description: release.description,
         createdBy: release.createdBy,
         createdAt: release.createdAt,
-        error: release.error,
+        error: release.error === null ? null : (await configRedaction(ctx))(release.error),
         processTypes: release.processTypes,
         formation: release.formation ?? {},
         configKeys: Object.keys(release.config).sort(),
@@ -57,9 +59,11 @@ export const releaseCommands: Command[] = [
         ['Config:', info.configKeys.join(', ') || '-'],
       ];
       for (const line of table(rows)) ctx.print(line);
+      // A deploy-only key sees which keys changed, not even the start of a value.
+      const shown = seesConfigValues(ctx.key) ? (k: string) => abbreviate(release.config[k]!) : () => MASKED;
       const changes = [
-        ...diff.added.map((k) => `  + ${k}=${abbreviate(release.config[k]!)}`),
-        ...diff.changed.map((k) => `  ~ ${k}=${abbreviate(release.config[k]!)}`),
+        ...diff.added.map((k) => `  + ${k}=${shown(k)}`),
+        ...diff.changed.map((k) => `  ~ ${k}=${shown(k)}`),
         ...diff.removed.map((k) => `  - ${k}`),
       ];
       ctx.print(version > 1 ? `Config changes since v${version - 1}:` : 'Config:');

@@ -1,5 +1,9 @@
 import { RackError } from '../rack-error.js';
 
+/**
+ * Key → value. Keys are the user's words, so they are looked up as own data only
+ * (`Object.hasOwn`, `configValue`): `constructor` or `__proto__` is a config key like any other.
+ */
 export type ConfigVars = Record<string, string>;
 
 export const MAX_VALUE_BYTES = 32 * 1024;
@@ -17,9 +21,15 @@ export function assertConfigKey(key: string): string {
   return key;
 }
 
+/** The value of `key` when the config has it as its own; never something inherited from Object. */
+export function configValue(config: ConfigVars, key: string): string | undefined {
+  return Object.hasOwn(config, key) ? config[key] : undefined;
+}
+
 /** `KEY=VALUE` words → pairs. Values keep every byte after the first `=`; nothing is partly applied. */
 export function parseAssignments(words: string[]): ConfigVars {
-  const out: ConfigVars = {};
+  // A Map, then fromEntries: assigning obj["__proto__"] would set the prototype, not a key.
+  const out = new Map<string, string>();
   for (const word of words) {
     const eq = word.indexOf('=');
     if (eq <= 0) throw new RackError('bad_argument', `expected KEY=VALUE, got ${JSON.stringify(word.slice(0, 40))}`);
@@ -28,9 +38,9 @@ export function parseAssignments(words: string[]): ConfigVars {
     if (Buffer.byteLength(value) > MAX_VALUE_BYTES) {
       throw new RackError('bad_argument', `value of ${key} is over ${MAX_VALUE_BYTES / 1024} KiB`);
     }
-    out[key] = value;
+    out.set(key, value);
   }
-  return out;
+  return Object.fromEntries(out);
 }
 
 export interface ConfigDiff {
@@ -40,9 +50,10 @@ export interface ConfigDiff {
 }
 
 export function diffConfig(before: ConfigVars, after: ConfigVars): ConfigDiff {
-  const added = Object.keys(after).filter((k) => !(k in before));
-  const changed = Object.keys(after).filter((k) => k in before && before[k] !== after[k]);
-  const removed = Object.keys(before).filter((k) => !(k in after));
+  const has = Object.hasOwn;
+  const added = Object.keys(after).filter((k) => !has(before, k));
+  const changed = Object.keys(after).filter((k) => has(before, k) && before[k] !== after[k]);
+  const removed = Object.keys(before).filter((k) => !has(after, k));
   return { added: added.sort(), changed: changed.sort(), removed: removed.sort() };
 }
 

@@ -1,13 +1,24 @@
+// Process type names come from Procfiles and ps:scale: they are looked up as own keys only and
+// objects are built with fromEntries, so `constructor` or `__proto__` is a name like any other.
+
 /** As on Heroku: one web process; other types wait to be scaled; `release` is a phase, not a process. */
 export function defaultFormation(processTypes: Record<string, string>): Record<string, number> {
-  const formation: Record<string, number> = {};
-  for (const type of Object.keys(processTypes)) if (type !== 'release') formation[type] = type === 'web' ? 1 : 0;
-  return formation;
+  return Object.fromEntries(Object.keys(processTypes).filter((t) => t !== 'release').map((t) => [t, t === 'web' ? 1 : 0]));
 }
 
 /** What runs for these process types: the app's scaled counts (ps:scale) over the defaults. */
 export function resolveFormation(processTypes: Record<string, string>, scaled: Record<string, number> = {}): Record<string, number> {
-  const formation = defaultFormation(processTypes);
-  for (const type of Object.keys(formation)) if (scaled[type] !== undefined) formation[type] = scaled[type];
-  return formation;
+  return Object.fromEntries(
+    Object.entries(defaultFormation(processTypes)).map(([t, n]) => [t, Object.hasOwn(scaled, t) ? scaled[t]! : n]),
+  );
+}
+
+/** Whether the release has this process type (its own, not something every object inherits). */
+export function hasProcessType(processTypes: Record<string, string>, type: string): boolean {
+  return Object.hasOwn(processTypes, type);
+}
+
+/** Processes a formation runs in all. */
+export function totalProcesses(formation: Record<string, number>): number {
+  return Object.values(formation).reduce((sum, n) => sum + n, 0);
 }

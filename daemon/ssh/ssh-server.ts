@@ -1,7 +1,10 @@
 import { timingSafeEqual } from 'node:crypto';
+import { createServer, type Server as NetServer } from 'node:net';
 import ssh2, { type Connection, type ServerChannel } from 'ssh2';
+import type { LoginThrottle } from '../access/login-throttle.js';
 import type { Logger } from '../log.js';
 import type { KeyRecord } from '../store/records.js';
+import { LoginGate } from './login-gate.js';
 
 /** One `ssh host COMMAND` as the rest of rack sees it. */
 export interface ExecRequest {
@@ -21,6 +24,9 @@ export interface SshServerOptions {
   keys: () => Promise<KeyRecord[]>;
   exec: (req: ExecRequest) => Promise<number>;
   logger: Logger;
+  loginGraceMs: number;
+  maxStartups: number;
+  throttle: LoginThrottle;
 }
 
 const ACCEPTED_ENV = new Set(['RACK_APP']);
@@ -28,29 +34,40 @@ const ACCEPTED_ENV = new Set(['RACK_APP']);
 /** Public-key-only SSH endpoint for `git push` and commands. Unknown keys never get a session. */
 export class SshServer {
   private readonly server: ssh2.Server;
+  /** rack listens itself and hands ssh2 only the sockets the gate lets through. */
+  private readonly listener: NetServer;
+  private readonly gate: LoginGate;
   private readonly clients = new Set<Connection>();
 
   constructor(private readonly opts: SshServerOptions) {
-    this.server = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'rack' }, (client) => this.onClient(client));
-    this.server.on('error', (err: Error) => opts.logger.error({ err }, 'ssh server error'));
+    this.gate = new LoginGate({ graceMs: opts.loginGraceMs, maxStartups: opts.maxStartups, throttle: opts.throttle, logger: opts.logger });
+    this.server = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'rack' }, (client, info) => this.onClient(client, info));
+    this.server.on('error', (err: Error) => opts.logger.error({ err: err.message }, 'ssh server error'));
+    this.listener = createServer((socket) => {
+      if (this.gate.admit(socket)) this.server.injectSocket(socket);
+    });
   }
 
   start(port: number, host: string): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => {
-        const address = this.server.address();
+      this.listener.once('error', reject);
+      this.listener.listen(port, host, () => {
+        this.listener.off('error', reject);
+        this.listener.on('error', (err: Error) => this.opts.logger.error({ err: err.message }, 'ssh listener error'));
+        const address = this.listener.address();
         resolve(typeof address === 'object' && address ? address.port : port);
       });
     });
   }
 
   async stop(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    this.gate.closeAll();
     for (const client of this.clients) client.end();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await closed;
   }
 
-  private onClient(client: Connection): void {
+  private onClient(client: Connection, info: ssh2.ClientInfo): void {
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'ssh client error'));
@@ -58,28 +75,40 @@ export class SshServer {
     let login = '';
 
     client.on('authentication', (ctx) => {
-      if (ctx.method !== 'publickey') return ctx.reject(['publickey']);
+      const refuse = () => {
+        // The gate logs the refusal once, when the connection closes without logging in.
+        if (this.gate.refused(info.ip, info.port, ctx.username)) ctx.reject(['publickey']);
+        else client.end();
+      };
+      // `none` is every client's opening question, not a failed login; passwords are guesses.
+      if (ctx.method === 'none') return ctx.reject(['publickey']);
+      if (ctx.method !== 'publickey') return refuse();
       void this.findKey(ctx.key.data)
         .then((found) => {
-          if (!found) {
-            this.opts.logger.info({ user: ctx.username }, 'ssh key refused');
-            return ctx.reject(['publickey']);
-          }
+          if (!found) return refuse();
           // Without a signature the client only asks whether the key would do; with one it proves it holds it.
           if (ctx.signature) {
             const parsed = ssh2.utils.parseKey(found.publicKey);
             if (parsed instanceof Error || Array.isArray(parsed) || parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) {
-              return ctx.reject(['publickey']);
+              return refuse();
             }
             key = found;
             login = ctx.username;
           }
           ctx.accept();
         })
-        .catch(() => ctx.reject(['publickey']));
+        .catch(() => {
+          // The client may be gone by now; answering it then throws, and nobody is left to tell.
+          try {
+            refuse();
+          } catch {
+            client.end();
+          }
+        });
     });
 
     client.on('ready', () => {
+      this.gate.authenticated(info.ip, info.port);
       client.on('session', (acceptSession) => {
         const session = acceptSession();
         const env: Record<string, string> = {};
