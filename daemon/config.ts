@@ -25,6 +25,8 @@ export interface RackConfig {
   maxProcesses: number;
   /** Keep app containers off the host's own ports with a firewall rule (runtime/host-guard.ts). */
   hostGuard: boolean;
+  /** RACK_MAX_PUSH: the largest pack a push may send, in bytes (git's receive.maxInputSize). */
+  maxPushBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -66,6 +68,26 @@ function onOff(env: Env, name: string, fallback: boolean): boolean {
   return raw === 'on';
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A size such as `512m`, `1g`, `100k` or plain bytes. */
+export function parseSize(name: string, raw: string): number {
+  const match = /^(\d{1,12})([kmg]?)b?$/i.exec(raw.trim());
+  const bytes = match ? Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]! : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes < 1) {
+    throw new RackError('bad_config', `${name} must be a size such as 100m or 1g, got "${raw}"`);
+  }
+  return bytes;
+}
+
+/** A size for people: 1 MB, 512 MB, 1.5 GB. */
+export function formatSize(bytes: number): string {
+  for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
+    if (bytes >= size) return `${Number((bytes / size).toFixed(1))} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
   const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
@@ -92,6 +114,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     loginThrottle: throttleLimit(env, 'RACK_LOGIN_THROTTLE', { failures: 10, windowMs: 60_000 }),
     maxProcesses: positiveInt(env, 'RACK_MAX_PROCESSES', 30),
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
+    maxPushBytes: env['RACK_MAX_PUSH'] === undefined || env['RACK_MAX_PUSH'] === '' ? 512 * 1024 ** 2 : parseSize('RACK_MAX_PUSH', env['RACK_MAX_PUSH']),
   };
 }
 

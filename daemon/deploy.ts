@@ -1,5 +1,7 @@
 import type { Builder } from './build/builder.js';
 import type { DeployLock } from './deploy-lock.js';
+import { deployBranch } from './git/deploy-branch.js';
+import type { PushLock } from './git/push-lock.js';
 import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
@@ -42,17 +44,28 @@ export class Pipeline {
     private readonly runtime: DockerRuntime,
     private readonly retention: ImageRetention,
     private readonly lock: DeployLock,
+    private readonly pushLock: PushLock,
     private readonly log: Logger,
   ) {}
 
-  push(req: PushRequest, out: UserOutput, interrupted?: AbortSignal): Promise<ReleaseRecord> {
+  /**
+   * Runs from the pre-receive hook, under the push lock (held by GitService). `beforeRollout` runs
+   * once the release exists and before it can serve: the push records what git must then confirm.
+   */
+  push(
+    req: PushRequest,
+    out: UserOutput,
+    interrupted?: AbortSignal,
+    beforeRollout?: (release: ReleaseRecord) => Promise<void>,
+  ): Promise<ReleaseRecord> {
     return this.lock.run(req.app, async () => {
       const timings = new PhaseTimings();
       const config = await this.currentConfig(req.app);
       const build = await timings.time('build', () => this.builder.build({ ...req, config, createdBy: req.keyName }, out));
-      // git cannot accept a push whose client is gone; releasing it would serve a commit the branch never got.
+      // A client gone during the build gets nothing released: nothing is left to undo. Once the
+      // rollout starts, git is left to finish the push without it (GitService).
       if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
-      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out, timings);
+      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out, timings, beforeRollout);
     });
   }
 
@@ -61,14 +74,50 @@ export class Pipeline {
    * with `deploy` releases it too, for a redeploy without a new commit.
    */
   rebuild(req: { app: string; repo: string; keyName: string; deploy: boolean; noCache: boolean }, out: UserOutput): Promise<BuildRecord> {
+    // The push lock first (as a push takes it): the branch head read here cannot be mid-push.
+    return this.pushLock.run(
+      req.app,
+      () =>
+        this.lock.run(req.app, async () => {
+          const branch = (await deployBranch(await this.store.requireApp(req.app), req.repo)) ?? 'main';
+          const commit = await headCommit(req.repo, branch);
+          if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack ${branch} first`);
+          const timings = new PhaseTimings();
+          const config = await this.currentConfig(req.app);
+          const build = await timings.time('build', () => this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out));
+          if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
+          return build;
+        }),
+      () => out.header(`Waiting for another push to ${req.app} to finish`),
+    );
+  }
+
+  /**
+   * Undoes a pushed release whose commit never reached the deploy branch (and cannot be put there):
+   * a new release copying the newest succeeded release before it. Nothing to do when that release
+   * no longer serves.
+   */
+  revertPush(
+    req: { app: string; release: number; commit: string; branch: string },
+    out: UserOutput,
+  ): Promise<ReleaseRecord | undefined> {
     return this.lock.run(req.app, async () => {
-      const commit = await headCommit(req.repo);
-      if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack main first`);
-      const timings = new PhaseTimings();
-      const config = await this.currentConfig(req.app);
-      const build = await timings.time('build', () => this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out));
-      if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
-      return build;
+      const app = await this.store.requireApp(req.app);
+      if (app.currentRelease !== req.release) return undefined;
+      const target = (await this.store.listReleases(app.name)).find((r) => r.version < req.release && r.status === 'succeeded');
+      if (!target) {
+        throw new RackError('no_such_release', `v${req.release} serves ${req.commit.slice(0, 7)}, which never reached ${req.branch}, and there is no earlier release to go back to`);
+      }
+      if (!(await this.runtime.imageExists(target.image))) {
+        throw new RackError('no_such_build', `the image of v${target.version} (${target.image}) was pruned; cannot roll back`);
+      }
+      const release = await this.newRelease(app.name, target, {
+        config: target.config,
+        description: `Rollback to v${target.version}: the push of ${req.commit.slice(0, 7)} never reached ${req.branch}`,
+        createdBy: 'rack',
+      });
+      await this.deploy(release, out, new PhaseTimings());
+      return release;
     });
   }
 
@@ -80,12 +129,19 @@ export class Pipeline {
     keyName: string,
     out: UserOutput,
     timings: PhaseTimings,
+    beforeRollout?: (release: ReleaseRecord) => Promise<void>,
   ): Promise<ReleaseRecord> {
     const release = await this.newRelease(
       app,
       { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, processTypes: build.processTypes },
       { config, description, createdBy: keyName },
     );
+    try {
+      await beforeRollout?.(release);
+    } catch (err) {
+      await this.store.finishRelease(release, 'failed', RackError.from(err).message);
+      throw err;
+    }
     await this.deploy(release, out, timings);
     out.header(`Released v${release.version}`);
     out.detail(`${this.supervisor.url(app)} deployed`);

@@ -15,7 +15,10 @@ import { Pipeline } from './deploy.js';
 import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
 import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
+import { PushCheck } from './git/push-check.js';
 import { preReceiveHandler } from './git/push-hook.js';
+import { PushLock } from './git/push-lock.js';
+import { repoDir } from './git/repo.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
@@ -41,6 +44,7 @@ export interface Ports {
 export class Rackd {
   private readonly stops: (() => Promise<void>)[] = [];
   private readonly lock = new DeployLock();
+  private readonly pushLock = new PushLock();
 
   constructor(
     private readonly config: RackConfig,
@@ -91,24 +95,32 @@ export class Rackd {
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
-    const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, log.child({ mod: 'deploy' }));
+    const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, this.pushLock, log.child({ mod: 'deploy' }));
     this.stops.push(() => this.lock.idle());
+    this.stops.push(() => this.pushLock.idle());
+
+    // Pushes a killed rackd left between rollout and ref update: the branch and what serves agree again.
+    const pushCheck = new PushCheck(store, pipeline, (app) => repoDir(paths.repos(config), app), log.child({ mod: 'git' }));
+    await pushCheck.recover();
 
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
-    control.handle('pre-receive', preReceiveHandler(sessions, pipeline));
+    control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
     await control.start();
     this.stops.push(() => control.stop());
 
-    const git = new GitService(
-      paths.repos(config),
-      HOOKS_DIR(config.installDir),
-      paths.controlSocket(config),
+    const git = new GitService({
+      reposRoot: paths.repos(config),
+      hooksDir: HOOKS_DIR(config.installDir),
+      controlSocket: paths.controlSocket(config),
+      maxPushBytes: config.maxPushBytes,
       store,
       sessions,
-      (app) => supervisor.publish(app, []),
-      log.child({ mod: 'git' }),
-    );
+      pushLock: this.pushLock,
+      check: pushCheck,
+      onAppCreated: (app) => supervisor.publish(app, []),
+      log: log.child({ mod: 'git' }),
+    });
     const services: Services = {
       config: { ...config, httpPort: http },
       store,

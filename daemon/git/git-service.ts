@@ -1,19 +1,40 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { authorize } from '../access/access-policy.js';
 import { appFromRepoPath } from '../app-name.js';
+import { formatSize } from '../config.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import type { Store } from '../store/store.js';
-import type { PushSessions } from './push-sessions.js';
+import { textOutput } from '../user-output.js';
+import type { PushCheck, PushOutcome } from './push-check.js';
+import type { PushLock } from './push-lock.js';
+import type { PushSession, PushSessions } from './push-sessions.js';
 import { ensureBareRepo, repoDir } from './repo.js';
 
 const GIT_COMMANDS = new Set(['git-receive-pack', 'git-upload-pack']);
+/** After the hook has returned, git only has the ref update and its report left to do. */
+const FINISH_GRACE_MS = 60_000;
+/** index-pack's words when a pack is over receive.maxInputSize. */
+const TOO_BIG = 'pack exceeds maximum allowed size';
 
 export function isGitCommand(argv: string[]): boolean {
   return argv.length > 0 && GIT_COMMANDS.has(argv[0]!);
+}
+
+export interface GitServiceOptions {
+  reposRoot: string;
+  hooksDir: string;
+  controlSocket: string;
+  maxPushBytes: number;
+  store: Store;
+  sessions: PushSessions;
+  pushLock: PushLock;
+  check: PushCheck;
+  onAppCreated: (app: string) => Promise<void>;
+  log: Logger;
 }
 
 /**
@@ -22,66 +43,150 @@ export function isGitCommand(argv: string[]): boolean {
  * which calls back into the daemon.
  */
 export class GitService {
-  constructor(
-    private readonly reposRoot: string,
-    private readonly hooksDir: string,
-    private readonly controlSocket: string,
-    private readonly store: Store,
-    private readonly sessions: PushSessions,
-    private readonly onAppCreated: (app: string) => Promise<void>,
-    private readonly log: Logger,
-  ) {}
+  constructor(private readonly opts: GitServiceOptions) {}
 
   async serve(req: ExecRequest, argv: string[]): Promise<number> {
     if (argv.length !== 2) throw new RackError('bad_command', `usage: ${argv[0]} '/APP'`);
     const service = argv[0]!;
     const app = appFromRepoPath(argv[1]!);
+    const { store, pushLock } = this.opts;
     if (service === 'git-upload-pack') {
       authorize(req.key, 'deploy', 'git fetch', app);
-      await this.store.requireApp(app);
-      return this.spawnGit(req, ['upload-pack', repoDir(this.reposRoot, app)], {});
+      await store.requireApp(app);
+      return this.upload(req, repoDir(this.opts.reposRoot, app));
     }
-    const exists = (await this.store.getApp(app)) !== undefined;
-    // Rights are checked before git reads a byte: a refused push changes nothing.
+    // Rights are checked before git reads a byte (and before waiting): a refused push changes nothing.
+    await this.authorizePush(req, app);
+    let gone = false;
+    req.channel.once('close', () => (gone = true));
+    return pushLock.run(
+      app,
+      async () => {
+        if (gone) return 1;
+        if (!(await this.authorizePush(req, app))) {
+          await store.createApp(app);
+          await this.opts.onAppCreated(app);
+          this.opts.log.info({ app, key: req.key.name }, 'app created by push');
+        }
+        // Git reports quarantine paths under the real path; compare like with like.
+        const repo = await realpath(await ensureBareRepo(this.opts.reposRoot, app));
+        return gone ? 1 : this.receive(req, app, repo);
+      },
+      () => req.channel.stderr.write(`-----> Waiting for another push to ${app} to finish\n`),
+    );
+  }
+
+  /** True when the app exists; throws when the key may not push to it (or create it). */
+  private async authorizePush(req: ExecRequest, app: string): Promise<boolean> {
+    const exists = (await this.opts.store.getApp(app)) !== undefined;
     if (exists) authorize(req.key, 'deploy', 'git push', app);
     else authorize(req.key, 'admin', `git push creating ${app}`, undefined);
-    if (!exists) {
-      await this.store.createApp(app);
-      await this.onAppCreated(app);
-      this.log.info({ app, key: req.key.name }, 'app created by push');
-    }
-    // Git reports quarantine paths under the real path; compare like with like.
-    const repo = await realpath(await ensureBareRepo(this.reposRoot, app));
+    return exists;
+  }
+
+  /** Runs under the push lock, for a client still there: receive-pack, then the check of what its hook released. */
+  private async receive(req: ExecRequest, app: string, repo: string): Promise<number> {
+    const { channel } = req;
+    const { sessions, controlSocket, hooksDir, maxPushBytes, log } = this.opts;
     const interrupted = new AbortController();
-    req.channel.once('close', () => interrupted.abort());
-    const token = this.sessions.open({ app, keyName: req.key.name, repo, interrupted: interrupted.signal });
+    const { token, session } = sessions.open({ app, keyName: req.key.name, repo, interrupted: interrupted.signal });
+    let outcome: PushOutcome | 'none' = 'none';
+    let code = 1;
+    let gone = false;
     try {
-      return await this.spawnGit(req, ['-c', `core.hooksPath=${this.hooksDir}`, 'receive-pack', repo], {
-        RACK_CONTROL_SOCKET: this.controlSocket,
-        RACK_PUSH_TOKEN: token,
+      const child = spawn(
+        'git',
+        ['-c', `core.hooksPath=${hooksDir}`, '-c', `receive.maxInputSize=${maxPushBytes}`, 'receive-pack', repo],
+        { env: { PATH: process.env['PATH'], HOME: process.env['HOME'], RACK_CONTROL_SOCKET: controlSocket, RACK_PUSH_TOKEN: token } },
+      );
+      const tooBig = watchFor(child, TOO_BIG);
+      channel.pipe(child.stdin);
+      child.stdout.pipe(channel, { end: false });
+      child.stderr.pipe(channel.stderr, { end: false });
+      child.stdin.on('error', () => undefined);
+      const onGone = () => {
+        gone = true;
+        interrupted.abort();
+        this.clientGone(child, session);
+      };
+      channel.once('close', onGone);
+      code = await new Promise<number>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('close', (c) => resolve(c ?? 1));
       });
+      channel.off('close', onGone);
+      sessions.close(token);
+      // receive-pack may die while the hook's handler still rolls out: the check waits for it.
+      if (session.stage === 'deploying') await session.handlerDone;
+      if (session.released) {
+        const out = textOutput((line) => (gone ? undefined : channel.stderr.write(`${line}\n`)));
+        outcome = await this.opts.check.settle(session.released, out);
+      }
+      if (tooBig() && !gone) {
+        channel.stderr.write(` !     push refused: it is over rack's limit of ${formatSize(maxPushBytes)} (RACK_MAX_PUSH)\n`);
+      }
+      return code;
     } finally {
-      this.sessions.close(token);
+      sessions.close(token);
+      log.info({ app, code, gone, release: session.released?.release, outcome }, 'push finished');
     }
   }
 
-  private spawnGit(req: ExecRequest, args: string[], extraEnv: Record<string, string>): Promise<number> {
+  /**
+   * The client hung up. Before the hook has called in, nothing was released: stop git. Once it has,
+   * git is left to finish (a rollout cut short would be worse than a push nobody watched): its
+   * output is drained so it never blocks, and it is killed only if it hangs long after the hook.
+   */
+  private clientGone(child: ChildProcessWithoutNullStreams, session: PushSession): void {
+    child.stdout.unpipe();
+    child.stderr.unpipe();
+    child.stdout.resume();
+    child.stderr.resume();
+    child.stdin.end();
+    if (session.stage === 'receiving') {
+      child.kill('SIGTERM');
+      return;
+    }
+    void session.handlerDone.then(() => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const timer = setTimeout(() => child.kill('SIGKILL'), FINISH_GRACE_MS);
+      timer.unref();
+      child.once('close', () => clearTimeout(timer));
+    });
+  }
+
+  private upload(req: ExecRequest, repo: string): Promise<number> {
     const { channel } = req;
-    const child = spawn('git', args, {
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'], ...extraEnv },
+    const child = spawn('git', ['upload-pack', repo], {
+      env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     channel.pipe(child.stdin);
     child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
     child.stdin.on('error', () => undefined);
-    // A client that hangs up mid-push must not leave git running.
+    // A fetch changes nothing: a client that hangs up must not leave git running.
     channel.on('close', () => child.kill('SIGTERM'));
     return new Promise((resolve, reject) => {
       child.on('error', reject);
       child.on('close', (code) => resolve(code ?? 1));
     });
   }
+}
+
+/** Whether git said `words` in its output (progress and errors travel in its sideband on stdout). */
+function watchFor(child: ChildProcessWithoutNullStreams, words: string): () => boolean {
+  let seen = false;
+  let tail = '';
+  const scan = (chunk: Buffer) => {
+    if (seen) return;
+    const text = tail + chunk.toString('latin1');
+    seen = text.includes(words);
+    tail = text.slice(-words.length);
+  };
+  child.stdout.on('data', scan);
+  child.stderr.on('data', scan);
+  return () => seen;
 }
 
 export const HOOKS_DIR = (installDir: string) => join(installDir, 'hooks');

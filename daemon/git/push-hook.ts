@@ -3,9 +3,12 @@ import type { Pipeline } from '../deploy.js';
 import { RackError } from '../rack-error.js';
 import { textOutput } from '../user-output.js';
 import type { PushSessions } from './push-sessions.js';
-import { GIT_OBJECT_ENV_KEYS, type GitObjectEnv } from './repo.js';
+import type { Logger } from '../log.js';
+import type { DeployBranch, PushMarker } from '../store/records.js';
+import type { Store } from '../store/store.js';
+import { DEPLOY_BRANCHES, deployBranch } from './deploy-branch.js';
+import { GIT_OBJECT_ENV_KEYS, keepPushedObjects, setHeadBranch, type GitObjectEnv } from './repo.js';
 
-const DEPLOY_BRANCHES = ['refs/heads/main', 'refs/heads/master'];
 const ZERO = /^0+$/;
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
@@ -15,21 +18,29 @@ interface RefUpdate {
   ref: string;
 }
 
-/** Checks what a push would change; only a single update of main or master is deployable. */
-export function deployableRef(refs: unknown): RefUpdate {
+/**
+ * Checks what a push would change: only a single update of the app's deploy branch is deployable
+ * (main or master before the app has one).
+ */
+export function deployableRef(refs: unknown, app = 'this app', branch?: DeployBranch): RefUpdate & { branch: DeployBranch } {
   if (!Array.isArray(refs) || refs.length === 0) throw new RackError('bad_ref', 'nothing was pushed');
   const updates = refs as Partial<RefUpdate>[];
   for (const u of updates) {
     if (typeof u.ref !== 'string' || typeof u.newRev !== 'string' || typeof u.oldRev !== 'string' || !SHA.test(u.newRev)) {
       throw new RackError('bad_ref', 'malformed ref update');
     }
-    if (!DEPLOY_BRANCHES.includes(u.ref)) {
-      throw new RackError('bad_ref', `rack deploys only the main or master branch; push with "git push rack ${shortRef(u.ref)}:main"`);
+    const name = shortRef(u.ref);
+    if (!u.ref.startsWith('refs/heads/') || !(DEPLOY_BRANCHES as readonly string[]).includes(name)) {
+      throw new RackError('bad_ref', `rack deploys only the main or master branch; push with "git push rack ${name}:${branch ?? 'main'}"`);
     }
-    if (ZERO.test(u.newRev)) throw new RackError('bad_ref', `deleting ${shortRef(u.ref)} is not allowed`);
+    if (branch !== undefined && name !== branch) {
+      throw new RackError('bad_ref', `rack deploys ${app} from ${branch}; push with "git push rack HEAD:${branch}"`);
+    }
+    if (ZERO.test(u.newRev)) throw new RackError('bad_ref', `deleting ${name} is not allowed`);
   }
   if (updates.length > 1) throw new RackError('bad_ref', 'push main or master, not both at once');
-  return updates[0] as RefUpdate;
+  const update = updates[0] as RefUpdate;
+  return { ...update, branch: shortRef(update.ref) as DeployBranch };
 }
 
 function shortRef(ref: string): string {
@@ -51,22 +62,46 @@ function objectEnv(raw: unknown, repo: string): GitObjectEnv {
 }
 
 /** The control-socket handler behind `hooks/pre-receive`. */
-export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline) {
+export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, store: Store, log: Logger) {
   return async (request: Record<string, unknown>, say: (line: string) => void): Promise<number> => {
     const session = sessions.get(request['token']);
-    if (!session) throw new RackError('forbidden', 'unknown push');
-    const update = deployableRef(request['refs']);
-    await pipeline.push(
-      {
-        app: session.app,
-        commit: update.newRev,
-        repo: session.repo,
-        objects: objectEnv(request['objects'], session.repo),
-        keyName: session.keyName,
-      },
-      textOutput(say),
-      session.interrupted,
-    );
-    return 0;
+    if (!session || session.stage !== 'receiving') throw new RackError('forbidden', 'unknown push');
+    // A client gone before the hook ran gets nothing built: git will not update the ref for it.
+    if (session.interrupted.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was built');
+    session.stage = 'deploying';
+    try {
+      const app = await store.requireApp(session.app);
+      const update = deployableRef(request['refs'], app.name, await deployBranch(app, session.repo));
+      const objects = objectEnv(request['objects'], session.repo);
+      await pipeline.push(
+        { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName },
+        textOutput(say),
+        session.interrupted,
+        async (release) => {
+          if (app.branch === undefined) {
+            await store.setAppBranch(app.name, update.branch);
+            await setHeadBranch(session.repo, update.branch);
+          }
+          // Best effort: without the objects, a failed ref update is mended by a rollback instead.
+          await keepPushedObjects(session.repo, objects).catch((err: unknown) => {
+            log.warn({ app: app.name, err: String(err) }, 'could not keep the pushed objects');
+          });
+          const marker: PushMarker = {
+            app: app.name,
+            release: release.version,
+            commit: update.newRev,
+            branch: update.branch,
+            oldRev: update.oldRev,
+            createdAt: new Date().toISOString(),
+          };
+          await store.putPushMarker(marker);
+          session.released = marker;
+        },
+      );
+      return 0;
+    } finally {
+      session.stage = 'settled';
+      session.markHandlerDone();
+    }
   };
 }

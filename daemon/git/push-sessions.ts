@@ -1,4 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import type { PushMarker } from '../store/records.js';
+
+/**
+ * `receiving`: git is reading the pack, the hook has not called in; `deploying`: the pre-receive
+ * handler runs (build, release, rollout); `settled`: it has returned.
+ */
+export type PushStage = 'receiving' | 'deploying' | 'settled';
 
 export interface PushSession {
   app: string;
@@ -6,6 +13,12 @@ export interface PushSession {
   repo: string;
   /** Fires when the pusher goes away: a push nobody waits for must not go on to release. */
   interrupted: AbortSignal;
+  stage: PushStage;
+  /** Set just before a pushed release rolls out; checked against the branch once git is done. */
+  released?: PushMarker;
+  /** Settles when the pre-receive handler has returned (at once if it never ran). */
+  handlerDone: Promise<void>;
+  markHandlerDone: () => void;
 }
 
 /**
@@ -16,10 +29,13 @@ export interface PushSession {
 export class PushSessions {
   private readonly sessions = new Map<string, PushSession>();
 
-  open(session: PushSession): string {
+  open(fields: Pick<PushSession, 'app' | 'keyName' | 'repo' | 'interrupted'>): { token: string; session: PushSession } {
     const token = randomBytes(24).toString('hex');
+    let markHandlerDone = () => {};
+    const handlerDone = new Promise<void>((resolve) => (markHandlerDone = resolve));
+    const session: PushSession = { ...fields, stage: 'receiving', handlerDone, markHandlerDone };
     this.sessions.set(token, session);
-    return token;
+    return { token, session };
   }
 
   get(token: unknown): PushSession | undefined {

@@ -1,6 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
@@ -80,15 +80,63 @@ export async function showFile(dir: string, commit: string, path: string, object
   }
 }
 
-/** The commit main (or else master) points at, or undefined before the first push. */
-export async function headCommit(dir: string): Promise<string | undefined> {
-  for (const ref of ['refs/heads/main', 'refs/heads/master']) {
+/** The commit a branch points at, or undefined when it does not exist (before the first push). */
+export async function headCommit(dir: string, branch: string): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('git', ['rev-parse', '--verify', '--quiet', `refs/heads/${branch}^{commit}`], { cwd: dir, env: gitEnv({}) });
+    return stdout.trim() === '' ? undefined : stdout.trim();
+  } catch {
+    return undefined; // no such branch
+  }
+}
+
+/** Whether the repo's own object store (not a push's quarantine) holds the commit. */
+export async function hasCommit(dir: string, commit: string): Promise<boolean> {
+  try {
+    await run('git', ['cat-file', '-e', `${commit}^{commit}`], { cwd: dir, env: gitEnv({}) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Moves a branch to `commit` only if it still points at `oldRev` (all zeros: only if it does not exist). */
+export async function updateRef(dir: string, branch: string, commit: string, oldRev: string): Promise<void> {
+  await run('git', ['update-ref', '-m', 'rack: the release of this commit serves', `refs/heads/${branch}`, commit, oldRev], {
+    cwd: dir,
+    env: gitEnv({}),
+  });
+}
+
+/** Points the repo's HEAD at the deploy branch, so a clone checks it out. */
+export async function setHeadBranch(dir: string, branch: string): Promise<void> {
+  await run('git', ['symbolic-ref', 'HEAD', `refs/heads/${branch}`], { cwd: dir, env: gitEnv({}) });
+}
+
+/**
+ * Hard-links the objects of a push still in quarantine into the repo's object store, so that the
+ * commit about to serve survives whatever happens to git-receive-pack next (a rackd killed mid-push
+ * makes the hook fail and git delete the quarantine). Git's own migration afterwards finds the
+ * files already there, which it accepts. Pack data goes before its index: an index without its
+ * pack would be an error to readers, a pack without an index is ignored.
+ */
+export async function keepPushedObjects(dir: string, objects: GitObjectEnv): Promise<void> {
+  const quarantine = objects.GIT_QUARANTINE_PATH;
+  if (!quarantine) return;
+  const store = join(dir, 'objects');
+  const files: string[] = [];
+  for (const entry of await readdir(quarantine, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) files.push(relative(quarantine, join(entry.parentPath ?? entry.path, entry.name)));
+  }
+  const rank = (f: string) => (f.endsWith('.idx') ? 2 : f.endsWith('.pack') ? 0 : 1);
+  files.sort((a, b) => rank(a) - rank(b));
+  for (const file of files) {
+    if (!/^([0-9a-f]{2}\/[0-9a-f]{38,62}|pack\/pack-[0-9a-f]+\.(pack|idx|rev))$/.test(file.split(sep).join('/'))) continue;
+    await mkdir(dirname(join(store, file)), { recursive: true });
     try {
-      const { stdout } = await run('git', ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: dir, env: gitEnv({}) });
-      if (stdout.trim() !== '') return stdout.trim();
-    } catch {
-      // no such branch
+      await link(join(quarantine, file), join(store, file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
   }
-  return undefined;
 }

@@ -22,6 +22,27 @@ export interface AppRecord {
    * re-adopts. Anything else of the app's that runs was never checked and is removed.
    */
   serving?: string[];
+  /**
+   * The one branch that deploys: main or master, whichever the app was first pushed with. Absent on
+   * apps from before it was recorded (then whichever of the two the repo has, main when both).
+   */
+  branch?: DeployBranch;
+}
+
+export type DeployBranch = 'main' | 'master';
+
+/**
+ * Written before a pushed release rolls out, cleared once git's ref update has been checked against
+ * it. One left at start means rackd died in between: the branch and what serves may disagree.
+ */
+export interface PushMarker {
+  app: string;
+  release: number;
+  commit: string;
+  branch: DeployBranch;
+  /** The branch head the push started from (all zeros when it created the branch). */
+  oldRev: string;
+  createdAt: string;
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';

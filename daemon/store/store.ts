@@ -1,9 +1,9 @@
 import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
-import type { AppRecord, BuildRecord, KeyRecord, ReleaseRecord, ReleaseStatus, Timings } from './records.js';
+import type { AppRecord, BuildRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings } from './records.js';
 
-type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | Timings | number | string;
+type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | number | string;
 
 // Keys sort by app then zero-padded number, so a range read lists one app's history in order.
 const pad = (n: number) => String(n).padStart(10, '0');
@@ -18,6 +18,7 @@ const k = {
   key: (name: string) => `key!${name}`,
   domain: (host: string) => `domain!${host}`,
   timings: (app: string, v: number) => `timings!${app}!${pad(v)}`,
+  push: (app: string) => `push!${app}`,
 };
 
 type Op = { type: 'put'; key: string; value: Value } | { type: 'del'; key: string };
@@ -102,6 +103,13 @@ export class Store {
     return this.setFormation(name, { serving });
   }
 
+  setAppBranch(name: string, branch: DeployBranch): Promise<void> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      await this.db.put(k.app(name), { ...app, branch });
+    });
+  }
+
   /** A domain belongs to one app at a time: the index entry and the app record change together. */
   addDomain(name: string, host: string): Promise<void> {
     return this.write(async () => {
@@ -136,6 +144,7 @@ export class Store {
         for await (const key of this.db.keys({ gte: prefix, lt: `${prefix}\xff` })) ops.push({ type: 'del', key });
       }
       ops.push({ type: 'del', key: k.counter('build', name) }, { type: 'del', key: k.counter('release', name) });
+      ops.push({ type: 'del', key: k.push(name) });
       for (const host of app.domains ?? []) ops.push({ type: 'del', key: k.domain(host) });
       for (const key of await this.listKeys()) {
         if (key.apps.includes(name)) ops.push({ type: 'put', key: k.key(key.name), value: { ...key, apps: key.apps.filter((a) => a !== name) } });
@@ -257,6 +266,20 @@ export class Store {
 
   listReleases(app: string): Promise<ReleaseRecord[]> {
     return this.range<ReleaseRecord>(k.releases(app), true);
+  }
+
+  // ---- pushes in flight (pushes to one app are serialised, so one marker per app)
+
+  putPushMarker(marker: PushMarker): Promise<void> {
+    return this.write(() => this.db.put(k.push(marker.app), marker));
+  }
+
+  clearPushMarker(app: string): Promise<void> {
+    return this.write(() => this.db.del(k.push(app)));
+  }
+
+  listPushMarkers(): Promise<PushMarker[]> {
+    return this.range<PushMarker>('push!');
   }
 
   // ---- keys
