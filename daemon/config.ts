@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ThrottleLimit } from './access/login-throttle.js';
 import { RackError } from './rack-error.js';
+import { parseSubnetRange } from './runtime/subnets.js';
 
 /** Everything rackd reads from its environment, parsed once at start (12-factor). */
 export interface RackConfig {
@@ -25,6 +26,8 @@ export interface RackConfig {
   maxProcesses: number;
   /** Keep app containers off the host's own ports with a firewall rule (runtime/host-guard.ts). */
   hostGuard: boolean;
+  /** The IPv4 range app networks are sliced from, a /26 each. */
+  appSubnets: string;
   /** RACK_MAX_PUSH: the largest pack a push may send, in bytes (git's receive.maxInputSize). */
   maxPushBytes: number;
 }
@@ -114,6 +117,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     loginThrottle: throttleLimit(env, 'RACK_LOGIN_THROTTLE', { failures: 10, windowMs: 60_000 }),
     maxProcesses: positiveInt(env, 'RACK_MAX_PROCESSES', 30),
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
+    appSubnets: parseSubnetRange(env['RACK_APP_SUBNETS'] || '10.213.0.0/16'),
     maxPushBytes: env['RACK_MAX_PUSH'] === undefined || env['RACK_MAX_PUSH'] === '' ? 512 * 1024 ** 2 : parseSize('RACK_MAX_PUSH', env['RACK_MAX_PUSH']),
   };
 }

@@ -22,6 +22,8 @@ export interface PushRequest {
   repo: string;
   objects: GitObjectEnv;
   keyName: string;
+  /** When git started receiving the push: the receive phase runs from then until the build. */
+  receivedAt?: number;
 }
 
 export interface ConfigChange {
@@ -58,8 +60,9 @@ export class Pipeline {
     interrupted?: AbortSignal,
     beforeRollout?: (release: ReleaseRecord) => Promise<void>,
   ): Promise<ReleaseRecord> {
+    const timings = new PhaseTimings(req.receivedAt);
+    if (req.receivedAt !== undefined) timings.add('receive', Date.now() - req.receivedAt);
     return this.lock.run(req.app, async () => {
-      const timings = new PhaseTimings();
       const config = await this.currentConfig(req.app);
       const build = await timings.time('build', () => this.builder.build({ ...req, config, createdBy: req.keyName }, out));
       // A client gone during the build gets nothing released: nothing is left to undo. Once the

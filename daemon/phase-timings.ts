@@ -33,12 +33,15 @@ export class PhaseTimings {
     return { ...this.ms, total: Date.now() - this.began };
   }
 
-  /** `receive 0.12 s · build 1.30 s · start 0.35 s · ... · total 2.41 s` */
   line(): string {
-    const t = this.snapshot();
-    const parts = PHASES.filter((p) => t[p] !== undefined).map((p) => `${p} ${seconds(t[p]!)}`);
-    return [...parts, `total ${seconds(t.total!)}`].join(' · ');
+    return formatTimings(this.snapshot());
   }
+}
+
+/** `receive 0.12 s · build 1.30 s · start 0.35 s · ... · total 2.41 s` */
+export function formatTimings(t: Timings): string {
+  const parts = PHASES.filter((p) => t[p] !== undefined).map((p) => `${p} ${seconds(t[p]!)}`);
+  return [...parts, ...(t.total !== undefined ? [`total ${seconds(t.total)}`] : [])].join(' · ');
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;

@@ -56,7 +56,7 @@ export class Rackd {
     for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config)]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
-    const runtime = new DockerRuntime(await instanceId(config));
+    const runtime = new DockerRuntime(await instanceId(config), config.appSubnets);
     await runtime.ping();
     if (config.hostGuard) await installHostGuard();
     else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');

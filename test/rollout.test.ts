@@ -69,3 +69,15 @@ test('limits: parsed, bounded, formatted, and turned into Docker settings', (t) 
   t.deepEqual(c.CapDrop, ['ALL']);
   t.deepEqual(c.SecurityOpt, ['no-new-privileges:true']);
 });
+
+test('app subnets: the first free /26 of the range, skipping every overlap', async (t) => {
+  const { freeSlice, parseSubnetRange } = await import('../daemon/runtime/subnets.js');
+  t.is(freeSlice('10.213.0.0/16', []), '10.213.0.0/26');
+  t.is(freeSlice('10.213.0.0/16', ['10.213.0.0/26', '172.17.0.0/16']), '10.213.0.64/26');
+  t.is(freeSlice('10.213.0.0/16', ['10.213.0.0/24']), '10.213.1.0/26');
+  t.is(freeSlice('10.213.0.0/16', ['10.0.0.0/8']), undefined);
+  t.is(freeSlice('10.213.0.0/25', ['10.213.0.0/26'], new Set(['10.213.0.64/26'])), undefined);
+  t.is(parseSubnetRange('10.9.0.0/16'), '10.9.0.0/16');
+  t.throws(() => parseSubnetRange('10.9.0.0/28'), { message: /RACK_APP_SUBNETS/ });
+  t.throws(() => parseSubnetRange('fd00::/64'), { message: /RACK_APP_SUBNETS/ });
+});

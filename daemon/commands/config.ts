@@ -1,5 +1,5 @@
 import { RackError } from '../rack-error.js';
-import { assertConfigKey, configValue, parseAssignments } from '../release/config-vars.js';
+import { assertConfigKey, configValue, diffConfig, parseAssignments } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
 import type { Command, CommandContext } from './command.js';
 
@@ -19,6 +19,20 @@ async function change(ctx: CommandContext, description: string, apply: (c: Recor
   else out.header(`${description}: recorded v${release.version}; roll it out with: releases:promote v${release.version}`);
 }
 
+/**
+ * A config change whose rollout failed is not what the app has (`config` shows what serves), but
+ * it must not vanish silently either: the newest failed release's changed names are told, and the
+ * same `config:set` again retries it.
+ */
+async function tellUnapplied(ctx: CommandContext, config: Record<string, string>): Promise<void> {
+  const newest = await ctx.services.store.latestRelease(ctx.app);
+  if (!newest || newest.status !== 'failed') return;
+  const d = diffConfig(config, newest.config);
+  const names = [...d.added.map((k) => `+${k}`), ...d.changed.map((k) => `~${k}`), ...d.removed.map((k) => `-${k}`)];
+  if (names.length === 0) return;
+  ctx.print(` !     not applied: v${newest.version} (${newest.description}) failed: ${names.join(' ')}`);
+}
+
 export const configCommands: Command[] = [
   {
     name: 'config',
@@ -32,9 +46,10 @@ export const configCommands: Command[] = [
       const config = await currentConfig(ctx);
       if (ctx.flags['json']) return ctx.printJson(config);
       const keys = Object.keys(config).sort();
-      if (keys.length === 0) return ctx.print(`${ctx.app} has no config vars`);
-      const width = Math.max(...keys.map((k) => k.length));
+      if (keys.length === 0) ctx.print(`${ctx.app} has no config vars`);
+      const width = Math.max(0, ...keys.map((k) => k.length));
       for (const k of keys) ctx.print(`${`${k}:`.padEnd(width + 1)}  ${config[k]}`);
+      await tellUnapplied(ctx, config);
     },
   },
   {

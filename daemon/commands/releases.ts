@@ -1,3 +1,4 @@
+import { formatTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
 import { MASKED, seesConfigValues } from '../access/config-mask.js';
 import { abbreviate, diffConfig } from '../release/config-vars.js';
@@ -45,6 +46,7 @@ export const releaseCommands: Command[] = [
         formation: release.formation ?? {},
         configKeys: Object.keys(release.config).sort(),
         configChanges: diff,
+        timings: (await store.getReleaseTimings(ctx.app, version)) ?? null,
       };
       if (ctx.flags['json']) return ctx.printJson(info);
       const rows = [
@@ -57,6 +59,7 @@ export const releaseCommands: Command[] = [
         ['Processes:', Object.entries(info.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
         ['Formation:', Object.entries(info.formation).map(([t, n]) => `${t}=${n}`).join(' ') || '-'],
         ['Config:', info.configKeys.join(', ') || '-'],
+        ...(info.timings ? [['Timings:', formatTimings(info.timings)]] : []),
       ];
       for (const line of table(rows)) ctx.print(line);
       // A deploy-only key sees which keys changed, not even the start of a value.

@@ -74,7 +74,7 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, st
       const update = deployableRef(request['refs'], app.name, await deployBranch(app, session.repo));
       const objects = objectEnv(request['objects'], session.repo);
       await pipeline.push(
-        { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName },
+        { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName, receivedAt: session.openedAt },
         textOutput(say),
         session.interrupted,
         async (release) => {

@@ -14,6 +14,8 @@ export interface PushSession {
   /** Fires when the pusher goes away: a push nobody waits for must not go on to release. */
   interrupted: AbortSignal;
   stage: PushStage;
+  /** When git-receive-pack started reading the push (for the receive phase's timing). */
+  openedAt: number;
   /** Set just before a pushed release rolls out; checked against the branch once git is done. */
   released?: PushMarker;
   /** Settles when the pre-receive handler has returned (at once if it never ran). */
@@ -33,7 +35,7 @@ export class PushSessions {
     const token = randomBytes(24).toString('hex');
     let markHandlerDone = () => {};
     const handlerDone = new Promise<void>((resolve) => (markHandlerDone = resolve));
-    const session: PushSession = { ...fields, stage: 'receiving', handlerDone, markHandlerDone };
+    const session: PushSession = { ...fields, stage: 'receiving', openedAt: Date.now(), handlerDone, markHandlerDone };
     this.sessions.set(token, session);
     return { token, session };
   }

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import type Docker from 'dockerode';
+import PQueue from 'p-queue';
+import { RackError } from '../rack-error.js';
+import { freeSlice } from './subnets.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
@@ -13,10 +16,13 @@ export const BRIDGE_PREFIX = 'rk';
  */
 export class AppNetworks {
   private readonly pending = new Map<string, Promise<string>>();
+  private readonly creating = new PQueue({ concurrency: 1 });
 
   constructor(
     private readonly docker: Docker,
     private readonly owner: Owner,
+    /** The range app subnets are sliced from (RACK_APP_SUBNETS). */
+    private readonly pool: string,
   ) {}
 
   name(app: string): string {
@@ -41,20 +47,36 @@ export class AppNetworks {
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
-    // Linux caps interface names at 15 bytes: a hash keeps each app's bridge name unique and short.
-    const bridge = BRIDGE_PREFIX + createHash('sha256').update(name).digest('hex').slice(0, 12);
-    try {
-      await this.docker.createNetwork({
-        Name: name,
-        Driver: 'bridge',
-        CheckDuplicate: true,
-        Labels: this.owner.labels({ [LABEL.app]: app, [LABEL.role]: 'network' }),
-        Options: { 'com.docker.network.bridge.name': bridge },
-      });
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode !== 409) throw err; // made meanwhile by another call
-    }
-    return name;
+    // One creation at a time in this daemon; another daemon on the engine may still take the same
+    // slice first, which Docker refuses as an overlap: then the next free slice is tried.
+    return this.creating.add(async () => {
+      const tried = new Set<string>();
+      for (;;) {
+        const used = (await this.docker.listNetworks()).flatMap((n) => (n.IPAM?.Config ?? []).map((c) => c.Subnet ?? ''));
+        const subnet = freeSlice(this.pool, used, tried);
+        if (subnet === undefined) {
+          throw new RackError('internal', `no free subnet left in ${this.pool} for ${app}'s network (RACK_APP_SUBNETS)`);
+        }
+        tried.add(subnet);
+        try {
+          await this.docker.createNetwork({
+            Name: name,
+            Driver: 'bridge',
+            CheckDuplicate: true,
+            Labels: this.owner.labels({ [LABEL.app]: app, [LABEL.role]: 'network' }),
+            // Linux caps interface names at 15 bytes: a hash keeps each app's bridge name unique and short.
+            Options: { 'com.docker.network.bridge.name': BRIDGE_PREFIX + createHash('sha256').update(name).digest('hex').slice(0, 12) },
+            IPAM: { Driver: 'default', Config: [{ Subnet: subnet }] },
+          });
+          return name;
+        } catch (err) {
+          const { statusCode, message } = err as { statusCode?: number; message?: string };
+          if (statusCode === 409) return name; // made meanwhile by another call
+          if (/overlap/i.test(message ?? '') && tried.size < 64) continue;
+          throw err;
+        }
+      }
+    }) as Promise<string>;
   }
 
   /** Removes the app's network (after its containers are gone). */

@@ -16,6 +16,7 @@ export type { ProcessInfo, ProcessSpec } from './docker-processes.js';
  */
 const CALL_TIMEOUT_MS = 60_000;
 const PING_TIMEOUT_MS = 10_000;
+export const DEFAULT_APP_SUBNETS = '10.213.0.0/16';
 
 /**
  * The Docker driver, composed of its parts: processes, one-off tasks, images and app networks.
@@ -34,14 +35,14 @@ export class DockerRuntime {
    * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
    * adopt or remove each other's containers.
    */
-  constructor(instance: string) {
+  constructor(instance: string, subnets = DEFAULT_APP_SUBNETS) {
     this.owner = owner(instance);
     this.calls = new Docker({ timeout: CALL_TIMEOUT_MS });
     const streams = new Docker();
     this.processes = new DockerProcesses(this.calls, this.owner, streams);
     this.tasks = new DockerTasks(streams, this.owner);
     this.images = new DockerImages(this.calls, this.owner);
-    this.networks = new AppNetworks(this.calls, this.owner);
+    this.networks = new AppNetworks(this.calls, this.owner, subnets);
   }
 
   get instance(): string {

@@ -143,6 +143,9 @@ export class RackDaemon {
       const images = await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${id}`]);
       const imageIds = [...new Set(images.stdout.split('\n').filter(Boolean))];
       if (imageIds.length) await exec('docker', ['rmi', '-f', ...imageIds]);
+      const networks = await exec('docker', ['network', 'ls', '-q', '--filter', `label=rack.instance=${id}`]);
+      const networkIds = networks.stdout.split('\n').filter(Boolean);
+      if (networkIds.length) await exec('docker', ['network', 'rm', ...networkIds]);
     }
     await rm(dirname(this.home), { recursive: true, force: true });
   }
