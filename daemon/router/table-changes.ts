@@ -74,6 +74,9 @@ export class TableChanges {
   }
 
   async #drain(): Promise<void> {
+    // Yield first: a batch that needs no write would otherwise finish (and clear #running) before
+    // apply() stores this promise in #running, leaving it set for good and every later change queued.
+    await Promise.resolve();
     try {
       while (this.#queue.length > 0) {
         const batch = this.#queue;
