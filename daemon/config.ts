@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { cpus, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { RackError } from './rack-error.js';
 
@@ -14,6 +14,14 @@ export interface RackConfig {
   installDir: string;
   buildTimeoutMs: number;
   keepReleases: number;
+  /** Images a Dockerfile may start FROM besides the stack image (RACK_DOCKER_BASES). */
+  dockerBases: string[];
+  /** Memory limit of a build container or `docker build`, in bytes (RACK_BUILD_MEMORY). */
+  buildMemory: number;
+  /** Builds running at once over all apps (RACK_BUILD_CONCURRENCY), one per app at most. */
+  buildConcurrency: number;
+  /** After this long a build moves to the long-build slots, freeing its slot (RACK_BUILD_LONG_AFTER). */
+  buildLongAfterMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -37,6 +45,40 @@ function positiveInt(env: Env, name: string, fallback: number): number {
   return Number(raw);
 }
 
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** A byte size as Docker writes it: `512m`, `2g`, `1073741824`. */
+function byteSize(env: Env, name: string, fallback: string, min: number): number {
+  const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!;
+  const m = /^(\d{1,12})([bkmg]?)$/i.exec(raw.trim());
+  const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : NaN;
+  if (!(bytes >= min)) {
+    throw new RackError('bad_config', `${name} must be a size of at least ${Math.round(min / 1024 ** 2)}m (e.g. 2g), got "${raw}"`);
+  }
+  return bytes;
+}
+
+/**
+ * RACK_DOCKER_BASES: comma-separated image references (`debian:bookworm`, `node`, `registry:5000/x/y:1`).
+ * rack's own app images (`rack/...`) can never be bases: that is what keeps one app's Dockerfile
+ * from building on another app's image.
+ */
+export function parseDockerBases(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const refs = raw.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  for (const ref of refs) {
+    if (!IMAGE_REF.test(ref)) throw new RackError('bad_config', `RACK_DOCKER_BASES: "${ref}" is not an image reference`);
+    if (/^(docker\.io\/|index\.docker\.io\/)?rack\//.test(ref)) {
+      throw new RackError('bad_config', `RACK_DOCKER_BASES: "${ref}" is one of rack's own images; the stack image is always allowed`);
+    }
+  }
+  return refs;
+}
+
+/** name[:tag][@digest], lower-case name components as Docker requires. */
+export const IMAGE_REF =
+  /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?::\d{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
   const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
@@ -58,6 +100,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     installDir,
     buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
     keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
+    dockerBases: parseDockerBases(env['RACK_DOCKER_BASES']),
+    buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
+    buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),
+    buildLongAfterMs: positiveInt(env, 'RACK_BUILD_LONG_AFTER', 20) * 1000,
   };
 }
 

@@ -14,10 +14,10 @@ import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { BuildRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
+import { healthCheckFromAppJson } from './app-json.js';
 import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
 import { STACK_IMAGE } from './stack-image.js';
-import { healthCheckFromAppJson } from '../supervisor/health-check.js';
 
 export interface BuildRequest {
   app: string;
