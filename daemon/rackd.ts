@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Builder } from './build/builder.js';
 import { ensureStackImage } from './build/stack-image.js';
@@ -57,6 +56,9 @@ export class Rackd {
     const store = new Store(paths.db(config));
     await store.start();
     this.stops.push(() => store.stop());
+    // A build cut short by a crash: nothing will finish it or read its container.
+    for (const b of await store.failInterruptedBuilds()) log.warn({ app: b.app, build: b.id }, 'build interrupted by a stop: marked failed');
+    await runtime.removeLeftoverBuilds();
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
     const logs = new LogHub();
@@ -84,7 +86,7 @@ export class Rackd {
     this.stops.push(async () => supervisor.stop());
     await supervisor.adopt();
 
-    const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
+    const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
     const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, log.child({ mod: 'deploy' }));
     this.stops.push(() => this.lock.idle());

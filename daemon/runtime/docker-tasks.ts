@@ -21,6 +21,17 @@ export interface TaskSpec {
   inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
   timeoutMs: number;
+  /** Resource and privilege limits (builds). */
+  limits?: TaskLimits;
+}
+
+export interface TaskLimits {
+  memoryBytes: number;
+  pids: number;
+  /** Relative CPU weight (Docker's default is 1024). */
+  cpuShares: number;
+  /** Capabilities kept; every other one is dropped. */
+  capabilities: string[];
 }
 
 export interface InteractiveSpec {
@@ -36,6 +47,19 @@ export interface InteractiveSpec {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   abort: AbortSignal;
+}
+
+function limitsConfig(limits: TaskLimits | undefined): Docker.HostConfig {
+  if (!limits) return {};
+  return {
+    Memory: limits.memoryBytes,
+    MemorySwap: limits.memoryBytes, // no swap beyond the limit
+    PidsLimit: limits.pids,
+    CpuShares: limits.cpuShares,
+    CapDrop: ['ALL'],
+    CapAdd: limits.capabilities,
+    SecurityOpt: ['no-new-privileges'],
+  };
 }
 
 export const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
@@ -77,7 +101,7 @@ export class DockerTasks {
         [LABEL.app]: spec.app,
         [spec.role === 'build' ? LABEL.build : LABEL.release]: String(spec.id),
       }),
-      HostConfig: { Binds: spec.binds ?? [], Init: true },
+      HostConfig: { Binds: spec.binds ?? [], Init: true, ...limitsConfig(spec.limits) },
     });
     try {
       for (const input of spec.inputs ?? []) {
@@ -171,9 +195,13 @@ export class DockerTasks {
     noCache: boolean;
     onLine: (line: string) => void;
     timeoutMs: number;
+    memoryBytes?: number;
+    cpuShares?: number;
   }): Promise<void> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.timeoutMs);
+    // A failed step does not fail the stream: it arrives as an event with `error`/`errorDetail`.
+    let failure: string | undefined;
     try {
       const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, {
         t: spec.tag,
@@ -183,14 +211,20 @@ export class DockerTasks {
         rm: true,
         forcerm: true,
         abortSignal: abort.signal,
+        ...(spec.memoryBytes ? { memory: spec.memoryBytes, memswap: spec.memoryBytes } : {}),
+        ...(spec.cpuShares ? { cpushares: spec.cpuShares } : {}),
       });
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(
           stream,
           (err: Error | null) => (err ? reject(err) : resolve()),
-          (event: { stream?: string; error?: string; status?: string }) => {
+          (event: { stream?: string; error?: string; errorDetail?: { message?: string }; status?: string }) => {
             for (const line of (event.stream ?? event.status ?? '').split('\n')) if (line.trim() !== '') spec.onLine(line);
-            if (event.error) spec.onLine(event.error);
+            const error = event.error ?? event.errorDetail?.message;
+            if (error) {
+              failure ??= error.trim();
+              spec.onLine(error.trim());
+            }
           },
         );
       });
@@ -202,6 +236,25 @@ export class DockerTasks {
     } finally {
       clearTimeout(timer);
     }
+    if (failure !== undefined) throw new RackError('build_failed', `docker build failed: ${failure.split('\n')[0]!.slice(0, 300)}`);
+    try {
+      await this.docker.getImage(spec.tag).inspect();
+    } catch (err) {
+      throw new RackError('build_failed', `docker build made no image ${spec.tag}`, { cause: err });
+    }
+  }
+
+  /**
+   * Build containers left by a daemon that stopped mid-build (this instance's only): nothing will
+   * ever read them. Returns how many were removed.
+   */
+  async removeLeftoverBuilds(): Promise<number> {
+    const list = await this.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABEL.instance}=${this.instance}`, `${LABEL.role}=build`] },
+    });
+    for (const c of list) await this.removeContainer(c.Id);
+    return list.length;
   }
 
   /** One small file out of a container, or undefined when it is not there. */
