@@ -10,7 +10,10 @@ export const BUILD_LOG_LIMIT = 10 * 1024 * 1024;
  * record always ends with how the build ended. Memory stays bounded whatever a build prints.
  */
 export class BuildLog {
-  private readonly lines: string[] = [];
+  // Bytes, not strings: a line split out of a chunk can keep the whole chunk alive, and each
+  // small string costs more than its text. Pages of 1 MiB are taken as the log grows.
+  private readonly pages: Buffer[] = [];
+  private used = 0; // bytes used in the last page
   private bytes = 0;
   private cut = false;
 
@@ -26,25 +29,42 @@ export class BuildLog {
    */
   output(line: string, onCut?: (marker: string) => void): boolean {
     if (this.cut) return false;
-    const size = Buffer.byteLength(line) + 1;
-    if (this.bytes + size > this.limit) {
+    if (this.bytes + Buffer.byteLength(line) + 1 > this.limit) {
       this.cut = true;
-      this.lines.push(TRUNCATED);
+      this.append(TRUNCATED);
       onCut?.(TRUNCATED);
       return false;
     }
-    this.bytes += size;
-    this.lines.push(line);
+    this.append(line);
     return true;
   }
 
   /** One of rack's own lines: always kept. */
   note(line: string): void {
-    this.bytes += Buffer.byteLength(line) + 1;
-    this.lines.push(line);
+    this.append(line);
   }
 
   text(): string {
-    return this.lines.join('\n');
+    const all = Buffer.concat(this.pages.map((p, i) => (i === this.pages.length - 1 ? p.subarray(0, this.used) : p)));
+    return all.toString('utf8', 0, Math.max(0, all.length - 1)); // without the last newline
+  }
+
+  private append(line: string): void {
+    const data = Buffer.from(`${line}\n`);
+    this.bytes += data.length;
+    let offset = 0;
+    while (offset < data.length) {
+      let page = this.pages[this.pages.length - 1];
+      if (!page || this.used === page.length) {
+        page = Buffer.allocUnsafe(PAGE);
+        this.pages.push(page);
+        this.used = 0;
+      }
+      const n = data.copy(page, this.used, offset);
+      this.used += n;
+      offset += n;
+    }
   }
 }
+
+const PAGE = 1024 * 1024;
