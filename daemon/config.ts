@@ -1,4 +1,4 @@
-import { homedir } from 'node:os';
+import { cpus, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ThrottleLimit } from './access/login-throttle.js';
 import { RackError } from './rack-error.js';
@@ -30,6 +30,14 @@ export interface RackConfig {
   appSubnets: string;
   /** RACK_MAX_PUSH: the largest pack a push may send, in bytes (git's receive.maxInputSize). */
   maxPushBytes: number;
+  /** Images a Dockerfile may start FROM besides the stack image (RACK_DOCKER_BASES). */
+  dockerBases: string[];
+  /** Memory limit of a build container or `docker build`, in bytes (RACK_BUILD_MEMORY). */
+  buildMemory: number;
+  /** Builds running at once over all apps (RACK_BUILD_CONCURRENCY), one per app at most. */
+  buildConcurrency: number;
+  /** After this long a build moves to the long-build slots, freeing its slot (RACK_BUILD_LONG_AFTER). */
+  buildLongAfterMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -71,7 +79,7 @@ function onOff(env: Env, name: string, fallback: boolean): boolean {
   return raw === 'on';
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
 
 /** A size such as `512m`, `1g`, `100k` or plain bytes. */
 export function parseSize(name: string, raw: string): number {
@@ -83,6 +91,17 @@ export function parseSize(name: string, raw: string): number {
   return bytes;
 }
 
+/** A byte size as Docker writes it: `512m`, `2g`, `1073741824`. */
+function byteSize(env: Env, name: string, fallback: string, min: number): number {
+  const raw = env[name] === undefined || env[name] === '' ? fallback : env[name]!;
+  const m = /^(\d{1,12})([bkmg]?)$/i.exec(raw.trim());
+  const bytes = m ? Number(m[1]) * SIZE_UNITS[m[2]!.toLowerCase()]! : NaN;
+  if (!(bytes >= min)) {
+    throw new RackError('bad_config', `${name} must be a size of at least ${Math.round(min / 1024 ** 2)}m (e.g. 2g), got "${raw}"`);
+  }
+  return bytes;
+}
+
 /** A size for people: 1 MB, 512 MB, 1.5 GB. */
 export function formatSize(bytes: number): string {
   for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) {
@@ -90,6 +109,27 @@ export function formatSize(bytes: number): string {
   }
   return `${bytes} bytes`;
 }
+
+/**
+ * RACK_DOCKER_BASES: comma-separated image references (`debian:bookworm`, `node`, `registry:5000/x/y:1`).
+ * rack's own app images (`rack/...`) can never be bases: that is what keeps one app's Dockerfile
+ * from building on another app's image.
+ */
+export function parseDockerBases(raw: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const refs = raw.split(',').map((r) => r.trim()).filter((r) => r !== '');
+  for (const ref of refs) {
+    if (!IMAGE_REF.test(ref)) throw new RackError('bad_config', `RACK_DOCKER_BASES: "${ref}" is not an image reference`);
+    if (/^(docker\.io\/|index\.docker\.io\/)?rack\//.test(ref)) {
+      throw new RackError('bad_config', `RACK_DOCKER_BASES: "${ref}" is one of rack's own images; the stack image is always allowed`);
+    }
+  }
+  return refs;
+}
+
+/** name[:tag][@digest], lower-case name components as Docker requires. */
+export const IMAGE_REF =
+  /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?::\d{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
@@ -119,6 +159,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
     appSubnets: parseSubnetRange(env['RACK_APP_SUBNETS'] || '10.213.0.0/16'),
     maxPushBytes: env['RACK_MAX_PUSH'] === undefined || env['RACK_MAX_PUSH'] === '' ? 512 * 1024 ** 2 : parseSize('RACK_MAX_PUSH', env['RACK_MAX_PUSH']),
+    dockerBases: parseDockerBases(env['RACK_DOCKER_BASES']),
+    buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
+    buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),
+    buildLongAfterMs: positiveInt(env, 'RACK_BUILD_LONG_AFTER', 20) * 1000,
   };
 }
 

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { LoginThrottle } from './access/login-throttle.js';
 import { Builder } from './build/builder.js';
@@ -65,6 +64,9 @@ export class Rackd {
     const store = new Store(paths.db(config));
     await store.start();
     this.stops.push(() => store.stop());
+    // A build cut short by a crash: nothing will finish it or read its container.
+    for (const b of await store.failInterruptedBuilds()) log.warn({ app: b.app, build: b.id }, 'build interrupted by a stop: marked failed');
+    // Their containers go in the supervisor's adoption, with every other leftover found by label.
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
     const logs = new LogHub();
@@ -93,7 +95,7 @@ export class Rackd {
     this.stops.push(async () => supervisor.stop());
     await supervisor.adopt();
 
-    const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }), cpus().length);
+    const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
     const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, this.pushLock, log.child({ mod: 'deploy' }));
     this.stops.push(() => this.lock.idle());

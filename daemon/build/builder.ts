@@ -2,22 +2,25 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import PQueue from 'p-queue';
 import { pack } from 'tar-stream';
 import { parse as parseYaml } from 'yaml';
 import { paths, type RackConfig } from '../config.js';
-import { archive, showFile, type GitObjectEnv } from '../git/repo.js';
+import { archive, fileMode, showFile, type GitObjectEnv } from '../git/repo.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { LABEL } from '../runtime/labels.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import type { TaskLimits } from '../runtime/docker-tasks.js';
 import type { BuildRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter, type UserOutput } from '../user-output.js';
+import { healthCheckFromAppJson } from './app-json.js';
+import { BuildLog } from './build-log.js';
+import { BuildSlots } from './build-slots.js';
+import { checkDockerfile } from './dockerfile-policy.js';
 import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
 import { STACK_IMAGE } from './stack-image.js';
-import { healthCheckFromAppJson } from '../supervisor/health-check.js';
 
 export interface BuildRequest {
   app: string;
@@ -31,10 +34,25 @@ export interface BuildRequest {
 }
 
 type ProcessTypes = Record<string, string>;
+
+/** The user's channel during a build, plus `output` for what the build itself prints (capped). */
+interface BuildOutput extends UserOutput {
+  output(line: string): void;
+}
 type BuildResult = Pick<BuildRecord, 'image' | 'builder' | 'buildpacks' | 'processTypes'>;
 
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
+
+/**
+ * What a build container may use. The runner runs as root inside the container (it installs the
+ * launcher, buildpacks may use apt), so it keeps only the capabilities file ownership and apt's
+ * privilege drop need; no-new-privileges stops setuid binaries from gaining more. CPU weight is
+ * half an app's, so running apps stay responsive while something builds.
+ */
+const BUILD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'];
+const BUILD_PIDS = 4096;
+const BUILD_CPU_SHARES = 512;
 
 /**
  * Turns a commit into an image `rack/APP:bN`: the source goes into a build container made from the
@@ -42,36 +60,40 @@ const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'http
  * build container is removed in every case.
  */
 export class Builder {
-  /** Global build limit: builds are CPU-heavy and this machine is shared with running apps. */
-  private readonly queue: PQueue;
+  /** One build per app, and shared slots: builds are CPU-heavy and the machine runs apps too. */
+  private readonly slots: BuildSlots;
 
   constructor(
     private readonly config: RackConfig,
     private readonly store: Store,
     private readonly runtime: DockerRuntime,
     private readonly log: Logger,
-    concurrency: number,
   ) {
-    this.queue = new PQueue({ concurrency });
+    this.slots = new BuildSlots(config.buildConcurrency, config.buildLongAfterMs);
   }
 
   async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
     const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy });
     const started = Date.now();
-    const logLines: string[] = [];
-    const say: UserOutput = {
-      header: (t) => (logLines.push(`-----> ${t}`), out.header(t)),
-      detail: (t) => (logLines.push(`       ${t}`), out.detail(t)),
-      error: (t) => (logLines.push(` !     ${t}`), out.error(t)),
-      raw: (t) => (logLines.push(t), out.raw(t)),
+    const log = new BuildLog();
+    // rack's own lines are always kept and shown; what the build prints goes through `output`.
+    const say: BuildOutput = {
+      header: (t) => (log.note(`-----> ${t}`), out.header(t)),
+      detail: (t) => (log.note(`       ${t}`), out.detail(t)),
+      error: (t) => (log.note(` !     ${t}`), out.error(t)),
+      raw: (t) => (log.note(t), out.raw(t)),
+      output: (line) => {
+        if (log.output(line, (marker) => out.raw(marker))) out.raw(line);
+      },
     };
     const finish = async (fields: Partial<BuildRecord>) => {
       Object.assign(build, fields, { finishedAt: new Date().toISOString(), durationMs: Date.now() - started });
-      await this.store.finishBuild(build, logLines.join('\n'));
+      await this.store.finishBuild(build, log.text());
     };
     say.header(`Building ${req.app} b${build.id} from ${req.commit.slice(0, 7)}`);
     try {
-      const result = (await this.queue.add(() => this.compile(build, req, say)))!;
+      if (this.slots.busy) say.detail('Waiting for a build slot');
+      const result = await this.slots.run(req.app, () => this.compile(build, req, say));
       const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
       const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);
       await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}) });
@@ -86,18 +108,27 @@ export class Builder {
     }
   }
 
-  private async compile(build: BuildRecord, req: BuildRequest, say: UserOutput): Promise<BuildResult> {
+  private async compile(build: BuildRecord, req: BuildRequest, say: BuildOutput): Promise<BuildResult> {
     const procfileText = await showFile(req.repo, req.commit, 'Procfile', req.objects);
     const procfile = procfileText === undefined ? {} : parseProcfile(procfileText);
     // Detection between builders: a Dockerfile means Docker builds it; anything else, buildpacks.
-    if ((await showFile(req.repo, req.commit, 'Dockerfile', req.objects)) !== undefined) {
-      return this.dockerfileBuild(build, req, procfile, say);
-    }
+    const dockerfile = await showFile(req.repo, req.commit, 'Dockerfile', req.objects);
+    if (dockerfile !== undefined) return this.dockerfileBuild(build, req, dockerfile, procfile, say);
     return this.buildpackBuild(build, req, procfile, say);
   }
 
-  private async dockerfileBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: UserOutput): Promise<BuildResult> {
+  private async dockerfileBuild(
+    build: BuildRecord,
+    req: BuildRequest,
+    dockerfile: string,
+    procfile: ProcessTypes,
+    say: BuildOutput,
+  ): Promise<BuildResult> {
     say.header('Dockerfile app detected');
+    // Docker would follow a symlinked Dockerfile to text this check never saw.
+    const mode = await fileMode(req.repo, req.commit, 'Dockerfile', req.objects);
+    if (mode !== '100644' && mode !== '100755') throw new RackError('build_failed', 'the Dockerfile must be a regular file (not a symlink)');
+    checkDockerfile(dockerfile, this.config.dockerBases);
     const tag = `rack/${req.app}:b${build.id}`;
     const source = archive(req.repo, req.commit, '', req.objects);
     await this.runtime.buildImage({
@@ -107,8 +138,10 @@ export class Builder {
       buildArgs: proxyEnv(),
       noCache: req.noCache === true,
       network: await this.runtime.networks.ensure(req.app),
-      onLine: (line) => say.detail(line),
+      onLine: (line) => say.output(`       ${line}`),
       timeoutMs: this.config.buildTimeoutMs,
+      memoryBytes: this.config.buildMemory,
+      cpuShares: BUILD_CPU_SHARES,
     });
     await source.done;
     // Without a Procfile the image's own CMD is the web process.
@@ -117,7 +150,7 @@ export class Builder {
     return { image: tag, builder: 'dockerfile', buildpacks: [], processTypes };
   }
 
-  private async buildpackBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: UserOutput): Promise<BuildResult> {
+  private async buildpackBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: BuildOutput): Promise<BuildResult> {
     const appCache = join(paths.cache(this.config), req.app);
     // --no-cache: this build gets an empty cache of its own; the app's cache stays for the next one.
     const cacheDir = req.noCache ? await mkdtemp(join(paths.cache(this.config), `.nocache-${req.app}-`)) : appCache;
@@ -132,7 +165,7 @@ export class Builder {
       const buildEnv = this.buildEnv();
       if (custom.list !== '') buildEnv['RACK_BUILDPACKS'] = custom.list;
       const source = archive(req.repo, req.commit, 'app/', req.objects);
-      const lines = lineSplitter((line) => say.raw(line));
+      const lines = lineSplitter((line) => say.output(line));
       const run = await this.runtime.runTask({
         app: req.app,
         role: 'build',
@@ -148,6 +181,7 @@ export class Builder {
         ],
         onOutput: (chunk) => lines.push(chunk),
         timeoutMs: this.config.buildTimeoutMs,
+        limits: this.limits(),
       });
       lines.end();
       try {
@@ -185,6 +219,10 @@ export class Builder {
     const file = await showFile(req.repo, req.commit, '.buildpacks', req.objects);
     if (file !== undefined) return parseBuildpackList(file);
     return parseBuildpackList(req.config['BUILDPACK_URL'] ?? '');
+  }
+
+  private limits(): TaskLimits {
+    return { memoryBytes: this.config.buildMemory, pids: BUILD_PIDS, cpuShares: BUILD_CPU_SHARES, capabilities: BUILD_CAPABILITIES };
   }
 
   /** Operator settings the build needs but the app image must not keep. */

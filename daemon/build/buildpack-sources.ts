@@ -1,22 +1,27 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { isAbsolute, join, resolve, sep } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
+import { canonicalBuildpackPath } from './buildpack-path.js';
 
 const run = promisify(execFile);
 const BUILT_IN = /^[a-z0-9][a-z0-9-]*$/;
-const URL = /^(https?|git|file):\/\/[^\s]+$/;
-const REF = /^[A-Za-z0-9._\/-]{1,100}$/;
+const GIT_URL = /^(https?|git|file):\/\/[^\s]+$/i;
+const REF = /^[A-Za-z0-9][A-Za-z0-9._\/-]{0,99}$/;
 const MAX_BUILDPACKS = 10;
 
-/** Only these transports: `ext::` and friends would run commands on the rack host. */
-const GIT_PROTOCOLS = [
+/**
+ * Only these transports: `ext::` and friends would run commands on the rack host. The file
+ * transport is allowed only for a local clone of a canonical path checked to lie under
+ * RACK_HOME/buildpacks, never for a remote URL (a redirect or a submodule must not reach the host).
+ */
+const gitProtocols = (local: boolean) => [
   '-c', 'protocol.allow=never',
-  '-c', 'protocol.https.allow=always',
-  '-c', 'protocol.http.allow=always',
-  '-c', 'protocol.git.allow=always',
-  '-c', 'protocol.file.allow=always',
+  '-c', `protocol.https.allow=${local ? 'never' : 'always'}`,
+  '-c', `protocol.http.allow=${local ? 'never' : 'always'}`,
+  '-c', `protocol.git.allow=${local ? 'never' : 'always'}`,
+  '-c', `protocol.file.allow=${local ? 'always' : 'never'}`,
 ];
 
 export interface BuildpackSet {
@@ -32,10 +37,6 @@ export function parseBuildpackList(text: string): string[] {
     .split(/[\n,]/)
     .map((l) => l.trim())
     .filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-function inside(root: string, path: string): boolean {
-  return resolve(path).startsWith(resolve(root) + sep);
 }
 
 /**
@@ -62,21 +63,20 @@ export async function resolveBuildpacks(
         if (!(await isDir(join(opts.builtInDir, entry)))) throw new RackError('build_failed', `no built-in buildpack named "${entry}"`);
         names.push(entry);
       } else if (isAbsolute(entry)) {
-        if (!inside(opts.localRoot, entry) || !(await isDir(entry))) {
-          throw new RackError('build_failed', `buildpack path ${entry} must be a directory under ${opts.localRoot}`);
-        }
-        binds.push(`${resolve(entry)}:${mount}:ro`);
+        const path = await canonicalBuildpackPath(entry, opts.localRoot);
+        if (!(await isDir(path))) throw new RackError('build_failed', `buildpack path ${entry} must be a directory under ${opts.localRoot}`);
+        binds.push(`${path}:${mount}:ro`);
         names.push(mount);
-      } else if (URL.test(entry)) {
+      } else if (GIT_URL.test(entry)) {
         const [url, ref] = entry.split('#', 2) as [string, string | undefined];
         if (ref !== undefined && !REF.test(ref)) throw new RackError('build_failed', `invalid buildpack ref "${ref.slice(0, 40)}"`);
-        if (url.startsWith('file://') && !inside(opts.localRoot, url.slice('file://'.length))) {
-          throw new RackError('build_failed', `file:// buildpacks must lie under ${opts.localRoot}`);
-        }
+        const local = /^file:/i.test(url);
+        // git percent-decodes file:// URLs itself: it gets the canonical path, never the URL.
+        const source = local ? await canonicalBuildpackPath(url, opts.localRoot) : url;
         temp ??= await mkdtemp(join(opts.workDir, 'buildpacks-'));
         const dir = join(temp, String(i));
-        await git([...GIT_PROTOCOLS, 'clone', '--quiet', '--', url, dir], `cannot clone buildpack ${url}`);
-        if (ref !== undefined) await git(['-C', dir, 'checkout', '--quiet', ref, '--'], `buildpack ${url} has no ref ${ref}`);
+        await git([...gitProtocols(local), 'clone', '--quiet', '--no-local', '--', source, dir], `cannot clone buildpack ${url}`);
+        if (ref !== undefined) await git([...gitProtocols(true), '-C', dir, 'checkout', '--quiet', ref, '--'], `buildpack ${url} has no ref ${ref}`);
         binds.push(`${dir}:${mount}:ro`);
         names.push(mount);
       } else {

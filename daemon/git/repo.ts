@@ -140,3 +140,13 @@ export async function keepPushedObjects(dir: string, objects: GitObjectEnv): Pro
     }
   }
 }
+
+/** The mode of a path at a commit (`100644`, `100755`, `120000` for a symlink), or undefined. */
+export async function fileMode(dir: string, commit: string, path: string, objects: GitObjectEnv): Promise<string | undefined> {
+  try {
+    const { stdout } = await run('git', ['ls-tree', commit, '--', path], { cwd: dir, env: gitEnv(objects) });
+    return stdout.split(/\s/)[0] || undefined;
+  } catch {
+    return undefined;
+  }
+}

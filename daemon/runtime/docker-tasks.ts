@@ -29,6 +29,17 @@ export interface TaskSpec {
   inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
   timeoutMs: number;
+  /** Resource and privilege limits (builds). */
+  limits?: TaskLimits;
+}
+
+export interface TaskLimits {
+  memoryBytes: number;
+  pids: number;
+  /** Relative CPU weight (Docker's default is 1024). */
+  cpuShares: number;
+  /** Capabilities kept; every other one is dropped. */
+  capabilities: string[];
 }
 
 export interface InteractiveSpec {
@@ -46,6 +57,19 @@ export interface InteractiveSpec {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   abort: AbortSignal;
+}
+
+function limitsConfig(limits: TaskLimits | undefined): Docker.HostConfig {
+  if (!limits) return {};
+  return {
+    Memory: limits.memoryBytes,
+    MemorySwap: limits.memoryBytes, // no swap beyond the limit
+    PidsLimit: limits.pids,
+    CpuShares: limits.cpuShares,
+    CapDrop: ['ALL'],
+    CapAdd: limits.capabilities,
+    SecurityOpt: ['no-new-privileges'],
+  };
 }
 
 /**
@@ -82,7 +106,7 @@ export class DockerTasks {
         Binds: spec.binds ?? [],
         Init: true,
         NetworkMode: spec.network,
-        ...(spec.confine ? confinement(spec.confine) : {}),
+        ...(spec.confine ? confinement(spec.confine) : limitsConfig(spec.limits)),
       },
     });
     try {
@@ -180,9 +204,13 @@ export class DockerTasks {
     network: string;
     onLine: (line: string) => void;
     timeoutMs: number;
+    memoryBytes?: number;
+    cpuShares?: number;
   }): Promise<void> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.timeoutMs);
+    // A failed step does not fail the stream: it arrives as an event with `error`/`errorDetail`.
+    let failure: string | undefined;
     try {
       const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, {
         t: spec.tag,
@@ -193,14 +221,20 @@ export class DockerTasks {
         rm: true,
         forcerm: true,
         abortSignal: abort.signal,
+        ...(spec.memoryBytes ? { memory: spec.memoryBytes, memswap: spec.memoryBytes } : {}),
+        ...(spec.cpuShares ? { cpushares: spec.cpuShares } : {}),
       });
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(
           stream,
           (err: Error | null) => (err ? reject(err) : resolve()),
-          (event: { stream?: string; error?: string; status?: string }) => {
+          (event: { stream?: string; error?: string; errorDetail?: { message?: string }; status?: string }) => {
             for (const line of (event.stream ?? event.status ?? '').split('\n')) if (line.trim() !== '') spec.onLine(line);
-            if (event.error) spec.onLine(event.error);
+            const error = event.error ?? event.errorDetail?.message;
+            if (error) {
+              failure ??= error.trim();
+              spec.onLine(error.trim());
+            }
           },
         );
       });
@@ -211,6 +245,12 @@ export class DockerTasks {
       throw new RackError('build_failed', `docker build failed: ${(err as Error).message}`, { cause: err });
     } finally {
       clearTimeout(timer);
+    }
+    if (failure !== undefined) throw new RackError('build_failed', `docker build failed: ${failure.split('\n')[0]!.slice(0, 300)}`);
+    try {
+      await this.docker.getImage(spec.tag).inspect();
+    } catch (err) {
+      throw new RackError('build_failed', `docker build made no image ${spec.tag}`, { cause: err });
     }
   }
 

@@ -190,6 +190,29 @@ export class Store {
     });
   }
 
+  /**
+   * Builds still `building` when rackd starts were cut short by a crash or a kill: nothing will
+   * finish them, so they are marked failed (with a log line saying so). Returns how many.
+   */
+  failInterruptedBuilds(error = 'interrupted: rackd stopped during the build'): Promise<BuildRecord[]> {
+    return this.write(async () => {
+      const failed: BuildRecord[] = [];
+      const ops: Op[] = [];
+      for await (const [key, value] of this.db.iterator({ gte: 'build!', lt: 'build!\xff' })) {
+        const build = value as BuildRecord;
+        if (build.status !== 'building' && build.status !== 'pending') continue;
+        const done: BuildRecord = { ...build, status: 'failed', error, finishedAt: now() };
+        failed.push(done);
+        ops.push({ type: 'put', key, value: done });
+        const logKey = k.buildLog(build.app, build.id);
+        const log = (await this.get<string>(logKey)) ?? '';
+        ops.push({ type: 'put', key: logKey, value: `${log}${log === '' ? '' : '\n'} !     ${error}` });
+      }
+      if (ops.length > 0) await this.db.batch(ops);
+      return failed;
+    });
+  }
+
   async getBuildLog(app: string, id: number): Promise<string | undefined> {
     return this.get<string>(k.buildLog(app, id));
   }

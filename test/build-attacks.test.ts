@@ -1,0 +1,208 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-daemon.js';
+
+// What a key scoped to one app tries against the host and other apps through its builds, and how
+// builds end: a real rackd, real ssh/git clients and the real Docker engine.
+let rack: RackDaemon;
+let evil: string; // an app-scoped key for "evil"
+const START_ENV = { RACK_BUILD_CONCURRENCY: '2', RACK_BUILD_LONG_AFTER: '2' };
+
+interface Build {
+  id: number;
+  status: string;
+  error: string | null;
+  finishedAt: string | null;
+}
+const builds = async (app: string) => JSON.parse((await rack.ssh(['builds', '--json', '-a', app])).stdout) as Build[];
+
+test.before(async () => {
+  rack = await RackDaemon.create();
+  await rack.stop();
+  await rack.start(START_ENV);
+  for (const app of ['victim', 'evil']) {
+    const r = await rack.ssh(['apps:create', app]);
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+  const key = await keypair(rack.work, 'evil');
+  evil = key.priv;
+  const add = await rack.ssh(['keys:add', 'evil', '--app', 'evil'], { input: await readFile(key.pub, 'utf8') });
+  if (add.code !== 0) throw new Error(add.stderr);
+  // The victim has a repo and an image (rack/victim:b1) worth stealing.
+  const victim = await rack.appRepo('dockerfile-app', 'victim');
+  const push = await rack.push(victim);
+  if (push.code !== 0) throw new Error(push.stderr);
+  await mkdir(join(rack.home, 'buildpacks'), { recursive: true });
+});
+test.after.always(async () => {
+  await rack?.destroy();
+});
+
+/** A fresh working copy of `fixture` as app "evil" with `file` set to `content`. */
+let copies = 0;
+async function evilRepo(name: string, fixture: string, file: string, content: string): Promise<string> {
+  const dir = await rack.appRepo(fixture, `evil-${name}-${++copies}`);
+  await exec('git', ['-C', dir, 'remote', 'set-url', 'rack', rack.remote('evil')]);
+  await commitFile(dir, file, content, name);
+  return dir;
+}
+
+const pushEvil = (dir: string) => exec('git', ['push', '-f', 'rack', 'main'], { cwd: dir, env: rack.gitEnv(evil) });
+
+test.serial('buildpack paths that leave RACK_HOME/buildpacks (percent-encoding, .., symlinks) are refused before git runs', async (t) => {
+  const root = join(rack.home, 'buildpacks');
+  const victimRepo = join(rack.home, 'repos', 'victim.git');
+  await symlink(victimRepo, join(root, 'link'));
+  for (const entry of [
+    `file://${root}/%2e%2e/repos/victim.git`,
+    `file://${root}/%2E%2E/repos/victim.git#main`,
+    `file://${root}/link`,
+    `${root}/link`,
+    `${root}/../repos/victim.git`,
+  ]) {
+    const dir = await evilRepo('bp', 'node-hello', '.buildpacks', `${entry}\n`);
+    const push = await pushEvil(dir);
+    t.not(push.code, 0, entry);
+    t.regex(push.stderr, new RegExp(`remote:  !     buildpack path .* must be a directory under ${root}`), entry);
+    t.notRegex(push.stderr, /cannot clone|Cloning/, entry); // git never ran
+  }
+  t.true((await builds('evil')).every((b) => b.status === 'failed'));
+});
+
+test.serial('a Dockerfile may not build on another app\'s image, copy from it, or ADD from the network', async (t) => {
+  let requests = 0;
+  const server = createServer((_req, res) => (requests++, res.end('secret')));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  try {
+    const cases: [string, RegExp][] = [
+      ['FROM rack/victim:b1\nCMD ["true"]\n', /Dockerfile line 1: FROM rack\/victim:b1 is not allowed: start FROM the stack image rack\/stack/],
+      ['# base\nARG B=rack/victim:b1\nFROM $B\n', /Dockerfile line 3: FROM may not use variables/],
+      ['FROM rack/stack AS a\nFROM rack/stack\nCOPY --from=rack/victim:b1 /srv /srv\n', /Dockerfile line 3: COPY --from=rack\/victim:b1 is not an earlier build stage/],
+      [`FROM rack/stack\nADD http://127.0.0.1:${port}/secret /secret\n`, /Dockerfile line 2: ADD of a remote source \(http:\/\/127\.0\.0\.1:\d+\/secret\) is not allowed/],
+    ];
+    for (const [dockerfile, message] of cases) {
+      const dir = await evilRepo('df', 'dockerfile-app', 'Dockerfile', dockerfile);
+      const push = await pushEvil(dir);
+      t.not(push.code, 0);
+      t.regex(push.stderr, message);
+    }
+    t.is(requests, 0, 'dockerd fetched nothing');
+    const images = await exec('docker', ['images', '-q', 'rack/evil']);
+    t.is(images.stdout.trim(), '', 'no image was made for evil');
+  } finally {
+    server.close();
+  }
+});
+
+test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {
+  const dir = await evilRepo('ok', 'dockerfile-app', 'README', 'ok\n');
+  const first = await pushEvil(dir);
+  t.is(first.code, 0, first.stderr);
+  t.is((await rack.get('evil')).status, 200);
+  await commitFile(dir, 'Dockerfile', 'FROM rack/stack:latest\nRUN echo about to fail && exit 3\n', 'broken');
+  const push = await pushEvil(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /about to fail/);
+  t.regex(push.stderr, /docker build failed: .*returned a non-zero code: 3/);
+  t.notRegex(push.stderr, /Built image/);
+  const [last] = await builds('evil');
+  const info = JSON.parse((await rack.ssh(['builds:info', `b${last!.id}`, '--json', '-a', 'evil'], { key: evil })).stdout) as Build;
+  t.is(info.status, 'failed');
+  t.is((await rack.get('evil')).status, 200);
+  t.regex((await rack.get('evil')).body, /hello from a Dockerfile/);
+});
+
+/** A buildpack kept by the operator under RACK_HOME/buildpacks. */
+async function operatorBuildpack(fixture: string, name: string): Promise<string> {
+  const dir = join(rack.home, 'buildpacks', name);
+  await cp(join(FIXTURES, fixture), dir, { recursive: true });
+  return dir;
+}
+
+test.serial('a build printing more than 10 MB ends, with its log cut at 10 MB and a marker', async (t) => {
+  const loud = await operatorBuildpack('loud-buildpack', 'loud');
+  const dir = await rack.appRepo('procfile-app', 'loud');
+  await commitFile(dir, '.buildpacks', `${loud}\n`, 'loud');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr.slice(-2000));
+  t.regex(push.stderr, /remote: \.\.\. output truncated/);
+  t.regex(push.stderr, /Released v1/);
+  const [b] = await builds('loud');
+  t.is(b!.status, 'succeeded');
+  const log = await rack.ssh(['builds:logs', `b${b!.id}`, '-a', 'loud']);
+  t.is(log.code, 0, log.stderr);
+  t.true(log.stdout.length <= 10.5 * 1024 * 1024, `log of ${log.stdout.length} bytes`);
+  t.true(log.stdout.length >= 9 * 1024 * 1024, `log of ${log.stdout.length} bytes`);
+  t.regex(log.stdout, /\n\.\.\. output truncated\n/);
+  t.regex(log.stdout, /Built image rack\/loud:b1/);
+});
+
+test.serial('builds take turns fairly: a quick build is not held by two other apps\' long builds', async (t) => {
+  const gate = await operatorBuildpack('gate-buildpack', 'gate');
+  const pushes: Promise<unknown>[] = [];
+  for (const app of ['slow-a', 'slow-b']) {
+    const dir = await rack.appRepo('procfile-app', app);
+    await commitFile(dir, '.buildpacks', `${gate}\n`, 'gate');
+    pushes.push(rack.push(dir));
+  }
+  try {
+    // Both long builds hold the two slots (RACK_BUILD_CONCURRENCY=2) before the quick one arrives.
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const a = await exec('docker', ['ps', '-q', '--filter', 'label=rack.role=build', '--filter', 'label=rack.app=slow-a']);
+      const b = await exec('docker', ['ps', '-q', '--filter', 'label=rack.role=build', '--filter', 'label=rack.app=slow-b']);
+      if (a.stdout.trim() !== '' && b.stdout.trim() !== '') break;
+      if (Date.now() > deadline) throw new Error('the long builds did not start');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const quick = await rack.appRepo('procfile-app', 'quick');
+    const push = await rack.push(quick);
+    t.is(push.code, 0, push.stderr);
+    t.is((await builds('quick'))[0]!.status, 'succeeded');
+    t.is((await builds('slow-a'))[0]!.status, 'building', 'the quick build finished first');
+    t.is((await builds('slow-b'))[0]!.status, 'building', 'the quick build finished first');
+  } finally {
+    await writeFile(join(gate, 'open'), '');
+    await Promise.all(pushes);
+  }
+  t.is((await builds('slow-a'))[0]!.status, 'failed');
+});
+
+test.serial('a build cut short by a rackd crash is marked failed at the next start, and its container removed', async (t) => {
+  const slow = await operatorBuildpack('slow-buildpack', 'slow');
+  const dir = await rack.appRepo('node-hello', 'crash');
+  await commitFile(dir, '.buildpacks', `${slow}\n`, 'slow');
+  // Kill rackd as soon as the build itself says it is compiling.
+  const child = spawn('git', ['push', 'rack', 'main'], { cwd: dir, env: rack.gitEnv() });
+  const closed = new Promise((r) => child.once('close', r));
+  let stderr = '';
+  const killed = new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      if (/Compiling very slowly/.test(stderr)) {
+        rack.stop('SIGKILL').then(resolve, reject);
+      }
+    });
+    child.on('close', () => resolve());
+  });
+  await killed;
+  await closed;
+  t.regex(stderr, /Compiling very slowly/);
+  const instance = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const during = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${instance}`, '--filter', 'label=rack.role=build']);
+  t.not(during.stdout.trim(), '', 'the build container outlived rackd');
+
+  await rack.start(START_ENV);
+  const [b] = await builds('crash');
+  t.is(b!.status, 'failed');
+  t.is(b!.error, 'interrupted: rackd stopped during the build');
+  const after = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${instance}`, '--filter', 'label=rack.role=build']);
+  t.is(after.stdout.trim(), '');
+  const log = await rack.ssh(['builds:logs', `b${b!.id}`, '-a', 'crash']);
+  t.regex(log.stdout, /interrupted: rackd stopped during the build/);
+});

@@ -1,0 +1,169 @@
+import test from 'ava';
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BuildLog, TRUNCATED } from '../daemon/build/build-log.js';
+import { BuildSlots } from '../daemon/build/build-slots.js';
+import { canonicalBuildpackPath, lexicalBuildpackPath } from '../daemon/build/buildpack-path.js';
+import { checkDockerfile, isAllowedBase, parseDockerfile } from '../daemon/build/dockerfile-policy.js';
+import { healthCheckFromAppJson } from '../daemon/build/app-json.js';
+import { loadConfig, parseDockerBases } from '../daemon/config.js';
+import { lineSplitter } from '../daemon/user-output.js';
+
+// Pure functions of the build side: the Dockerfile policy, the buildpack path canonicaliser, the
+// bounded log and line splitter, the build slots.
+
+const ok = (text: string, bases: string[] = []) => checkDockerfile(text, bases);
+const refused = (t: { throws: (f: () => unknown, e: object) => unknown }, text: string, message: RegExp, bases: string[] = []) =>
+  t.throws(() => checkDockerfile(text, bases), { message });
+
+test('the Dockerfile policy allows the stack image, scratch, operator bases and earlier stages', (t) => {
+  t.notThrows(() => ok('FROM rack/stack:latest\nRUN true\n'));
+  t.notThrows(() => ok('FROM rack/stack\n'));
+  t.notThrows(() => ok('FROM docker.io/rack/stack:latest\n'));
+  t.notThrows(() => ok('FROM scratch\n'));
+  t.notThrows(() => ok('FROM debian:bookworm\n', ['debian']));
+  t.notThrows(() => ok('FROM library/debian:12\n', ['docker.io/library/debian']));
+  t.notThrows(() => ok('FROM node:20\n', ['node:20']));
+  t.notThrows(() => ok('FROM --platform=linux/amd64 rack/stack AS build\nRUN make\nFROM build AS second\nFROM rack/stack\nCOPY --from=build /out /app\nCOPY --from=1 /x /y\nCOPY --from=SECOND /x /y\n'));
+  t.notThrows(() => ok('# escape=`\nFROM rack/stack\nRUN echo a `\n  b\n'));
+  t.notThrows(() => ok('FROM rack/stack\nADD local.tar.gz /srv/\nADD ["a b", "/c"]\n'));
+});
+
+test('the Dockerfile policy refuses other images, variables, remote ADD and mounts, naming the line', (t) => {
+  refused(t, 'FROM rack/victim:b1\n', /^Dockerfile line 1: FROM rack\/victim:b1 is not allowed: start FROM the stack image rack\/stack$/);
+  refused(t, '\n# comment\nFROM rack/stack:b1\n', /^Dockerfile line 3: FROM rack\/stack:b1 is not allowed/); // app "stack"'s image
+  refused(t, 'FROM node:18\n', /FROM node:18 is not allowed: start FROM the stack image rack\/stack or a base the operator allows \(node:20\)/, ['node:20']);
+  refused(t, 'FROM debian@sha256:' + 'a'.repeat(64) + '\n', /not allowed/, ['debian']);
+  refused(t, 'FROM sha256:' + 'b'.repeat(64) + '\n', /not allowed/);
+  refused(t, 'ARG BASE=rack/victim:b1\nFROM $BASE\n', /^Dockerfile line 2: FROM may not use variables/);
+  refused(t, 'FROM rack/stack\nFROM ${X:-rack/stack}\n', /line 2: FROM may not use variables/);
+  refused(t, 'FROM rack/stack AS a\nFROM a\nFROM rack/victim:b1\n', /line 3/);
+  refused(t, 'FROM rack/stack\nCOPY --from=rack/victim:b1 /app /app\n', /^Dockerfile line 2: COPY --from=rack\/victim:b1 is not an earlier build stage/);
+  refused(t, 'FROM rack/stack\nCOPY --from=0 /a /b\n', /COPY --from=0 names no earlier build stage/);
+  refused(t, 'FROM rack/stack AS a\nCOPY --from=a /a /b\n', /not an earlier build stage/); // its own stage
+  refused(t, 'FROM rack/stack\nCOPY --chown=1:1 \\\n  --from=$IMG /a /b\n', /line 2: COPY --from may not use variables/);
+  refused(t, 'FROM rack/stack\nRUN --mount=type=bind,from=rack/victim:b1,target=/v cat /v/x\n', /line 2: RUN --mount --from=rack\/victim:b1/);
+  refused(t, 'FROM rack/stack\nADD http://127.0.0.1:8080/secret /s\n', /^Dockerfile line 2: ADD of a remote source \(http:\/\/127\.0\.0\.1:8080\/secret\) is not allowed/);
+  refused(t, 'FROM rack/stack\nADD --checksum=sha256:00 HTTPS://x/y /s\n', /ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nADD ["git@github.com:a/b.git", "/s"]\n', /ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nADD git://host/repo /s\n', /ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nARG U=http://x\nADD $U /s\n', /line 3: ADD sources may not use variables/);
+  refused(t, 'FROM rack/stack\nONBUILD COPY --from=rack/victim:b1 /a /b\n', /line 2: COPY --from=rack\/victim:b1/);
+  refused(t, 'FROM rack/stack\nONBUILD ADD http://x/y /z\n', /ADD of a remote source/);
+  refused(t, 'RUN true\n', /no FROM line/);
+});
+
+test('the Dockerfile parser joins continuations, skips comments inside them and keeps start lines', (t) => {
+  const ins = parseDockerfile('# syntax=x\n\nFROM rack/stack\nRUN a \\\n# note\n  b \\\n\n  c\ncmd ["x"]\n');
+  t.deepEqual(
+    ins.map((i) => [i.line, i.keyword, i.args]),
+    [
+      [3, 'FROM', 'rack/stack'],
+      [4, 'RUN', 'a    b    c'],
+      [9, 'CMD', '["x"]'],
+    ],
+  );
+  t.true(isAllowedBase('rack/stack:latest', []));
+  t.false(isAllowedBase('rack/stack:b3', []));
+  t.false(isAllowedBase('rack/other', ['debian']));
+});
+
+test('RACK_DOCKER_BASES and the build settings are parsed once and fail fast', (t) => {
+  t.deepEqual(parseDockerBases(' debian:bookworm, node ,registry.local:5000/team/base:1 '), ['debian:bookworm', 'node', 'registry.local:5000/team/base:1']);
+  t.deepEqual(parseDockerBases(''), []);
+  t.throws(() => parseDockerBases('rack/victim:b1'), { message: /one of rack's own images/ });
+  t.throws(() => parseDockerBases('Debian'), { message: /"Debian" is not an image reference/ });
+  t.throws(() => parseDockerBases('a b'), { message: /not an image reference/ });
+  const c = loadConfig({ RACK_BUILD_MEMORY: '512m', RACK_BUILD_CONCURRENCY: '3' }, '/');
+  t.is(c.buildMemory, 512 * 1024 * 1024);
+  t.is(c.buildConcurrency, 3);
+  t.is(loadConfig({}, '/').buildMemory, 2 * 1024 ** 3);
+  t.true(loadConfig({}, '/').buildConcurrency >= 2);
+  t.throws(() => loadConfig({ RACK_BUILD_MEMORY: '2 GB' }, '/'), { message: /RACK_BUILD_MEMORY must be a size/ });
+  t.throws(() => loadConfig({ RACK_BUILD_MEMORY: '1m' }, '/'), { message: /RACK_BUILD_MEMORY/ });
+  t.throws(() => loadConfig({ RACK_DOCKER_BASES: 'rack/x' }, '/'), { message: /RACK_DOCKER_BASES/ });
+});
+
+test('buildpack paths and file:// URLs are decoded and resolved before any check', (t) => {
+  t.is(lexicalBuildpackPath('file:///home/r/buildpacks/%2e%2e/repos/victim.git'), '/home/r/repos/victim.git');
+  t.is(lexicalBuildpackPath('file:///home/r/buildpacks/%2E%2E/%2e%2e/etc'), '/home/etc');
+  t.is(lexicalBuildpackPath('file://localhost/home/r/buildpacks/a%20b'), '/home/r/buildpacks/a b');
+  t.is(lexicalBuildpackPath('/home/r/buildpacks/../repos/x'), '/home/r/repos/x');
+  t.is(lexicalBuildpackPath('FILE:///a/./b//c/'), '/a/b/c');
+  t.throws(() => lexicalBuildpackPath('file://evil.example/x'), { message: /name no host/ });
+  t.throws(() => lexicalBuildpackPath('file:///a%2fb'), { message: /not a valid file:\/\/ URL/ });
+  t.throws(() => lexicalBuildpackPath('file:///a?x=1'), { message: /not a plain file:\/\/ URL/ });
+  t.throws(() => lexicalBuildpackPath('relative/path'), { message: /must be absolute/ });
+});
+
+test('the canonical buildpack path follows symlinks and must stay under the root', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'rack-bp-'));
+  try {
+    const root = join(base, 'buildpacks');
+    await mkdir(join(root, 'good'), { recursive: true });
+    await mkdir(join(base, 'repos', 'victim.git'), { recursive: true });
+    await symlink(join(base, 'repos', 'victim.git'), join(root, 'link'));
+    await symlink(join(root, 'good'), join(root, 'alias'));
+    t.is(await canonicalBuildpackPath(join(root, 'good'), root), join(root, 'good'));
+    t.is(await canonicalBuildpackPath(`file://${root}/alias`, root), join(root, 'good'));
+    for (const entry of [
+      `file://${root}/%2e%2e/repos/victim.git`,
+      `${root}/../repos/victim.git`,
+      `${root}/link`,
+      `file://${root}/link`,
+      `file://${root}/link/%2e%2e/victim.git`,
+      root,
+      `${root}/missing`,
+    ]) {
+      await t.throwsAsync(canonicalBuildpackPath(entry, root), { message: /must be a directory under/ }, entry);
+    }
+  } finally {
+    await rm(base, { recursive: true, force: true });
+  }
+});
+
+test('a build log keeps 10 MB of output, then a marker, and still rack\'s own lines', (t) => {
+  const log = new BuildLog(1000);
+  const shown: string[] = [];
+  for (let i = 0; i < 100; i++) if (log.output('x'.repeat(99), (m) => shown.push(m))) shown.push('line');
+  log.note(' !     build failed');
+  const text = log.text();
+  t.true(log.truncated);
+  t.is(text.split('\n').filter((l) => l.startsWith('x')).length, 10);
+  t.true(text.endsWith(`${TRUNCATED}\n !     build failed`));
+  t.deepEqual(shown.slice(-2), ['line', TRUNCATED]);
+});
+
+test('the line splitter caps a line without newline', (t) => {
+  const lines: string[] = [];
+  const s = lineSplitter((l) => lines.push(l), 10);
+  s.push('abc\n');
+  for (let i = 0; i < 5; i++) s.push('y'.repeat(7));
+  s.push('\n\nz');
+  s.end();
+  t.deepEqual(lines, ['abc', 'yyyyyyyyyy', 'yyyyyyyyyy', 'yyyyyyyyyy', 'yyyyy', '', 'z']);
+});
+
+test('build slots: one build per app, and long builds give their slot to a waiting app', async (t) => {
+  const slots = new BuildSlots(2, 50);
+  const done: string[] = [];
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const long = (name: string) => slots.run(name, async () => (await gate, done.push(name)));
+  const a = long('a');
+  const b = long('b');
+  const a2 = slots.run('a', async () => done.push('a2')); // waits for a's first build
+  const c = slots.run('c', async () => done.push('c'));
+  await c;
+  t.deepEqual(done, ['c']);
+  open();
+  await Promise.all([a, b, a2]);
+  t.is(done.indexOf('a2') > done.indexOf('a'), true);
+  await t.throwsAsync(slots.run('d', async () => Promise.reject(new Error('boom'))), { message: 'boom' });
+});
+
+test('app.json health checks are read by the build', (t) => {
+  t.deepEqual(healthCheckFromAppJson('{"healthchecks":{"web":[{"path":"/up","timeout":5,"attempts":3}]}}'), { path: '/up', timeoutMs: 5000, attempts: 3 });
+  t.is(healthCheckFromAppJson('not json'), undefined);
+});
