@@ -32,7 +32,7 @@ test.before(async () => {
   evil = key.priv;
   const add = await rack.ssh(['keys:add', 'evil', '--app', 'evil'], { input: await readFile(key.pub, 'utf8') });
   if (add.code !== 0) throw new Error(add.stderr);
-  // The victim has a repo and an image (rack/victim:b1) worth stealing.
+  // The victim has a repo and an image (rack/victim:b1-INSTANCE) worth stealing.
   const victim = await rack.appRepo('dockerfile-app', 'victim');
   const push = await rack.push(victim);
   if (push.code !== 0) throw new Error(push.stderr);
@@ -78,11 +78,15 @@ test.serial('a Dockerfile may not build on another app\'s image, copy from it, o
   const server = createServer((_req, res) => (requests++, res.end('secret')));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
+  // The victim's real image, as an attacker who knows the naming would write it.
+  const image = JSON.parse((await rack.ssh(['builds:info', 'b1', '--json', '-a', 'victim'])).stdout).image as string;
+  t.regex(image, /^rack\/victim:b1-[0-9a-f]+$/);
+  const quoted = image.replace(/[/.]/g, (c) => `\\${c}`);
   try {
     const cases: [string, RegExp][] = [
-      ['FROM rack/victim:b1\nCMD ["true"]\n', /Dockerfile line 1: FROM rack\/victim:b1 is not allowed: start FROM the stack image rack\/stack/],
-      ['# base\nARG B=rack/victim:b1\nFROM $B\n', /Dockerfile line 3: FROM may not use variables/],
-      ['FROM rack/stack AS a\nFROM rack/stack\nCOPY --from=rack/victim:b1 /srv /srv\n', /Dockerfile line 3: COPY --from=rack\/victim:b1 is not an earlier build stage/],
+      [`FROM ${image}\nCMD ["true"]\n`, new RegExp(`Dockerfile line 1: FROM ${quoted} is not allowed: start FROM the stack image rack/stack`)],
+      [`# base\nARG B=${image}\nFROM $B\n`, /Dockerfile line 3: FROM may not use variables/],
+      [`FROM rack/stack AS a\nFROM rack/stack\nCOPY --from=${image} /srv /srv\n`, new RegExp(`Dockerfile line 3: COPY --from=${quoted} is not an earlier build stage`)],
       [`FROM rack/stack\nADD http://127.0.0.1:${port}/secret /secret\n`, /Dockerfile line 2: ADD of a remote source \(http:\/\/127\.0\.0\.1:\d+\/secret\) is not allowed/],
     ];
     for (const [dockerfile, message] of cases) {

@@ -129,7 +129,8 @@ export class Builder {
     const mode = await fileMode(req.repo, req.commit, 'Dockerfile', req.objects);
     if (mode !== '100644' && mode !== '100755') throw new RackError('build_failed', 'the Dockerfile must be a regular file (not a symlink)');
     checkDockerfile(dockerfile, this.config.dockerBases);
-    const tag = `rack/${req.app}:b${build.id}`;
+    const { repo, tag: buildTag } = this.runtime.imageName(req.app, build.id);
+    const tag = `${repo}:${buildTag}`;
     const source = archive(req.repo, req.commit, '', req.objects);
     await this.runtime.buildImage({
       context: source.tar,
@@ -200,7 +201,7 @@ export class Builder {
         if (defaults.length > 0) say.detail(`Default types for buildpack -> ${defaults.join(', ')}`);
         const image = await this.runtime.commit(
           run.container,
-          { repo: `rack/${req.app}`, tag: `b${build.id}` },
+          this.runtime.imageName(req.app, build.id),
           { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
         );
         say.header(`Built image ${image}`);

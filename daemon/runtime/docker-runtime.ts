@@ -49,6 +49,14 @@ export class DockerRuntime {
     return this.owner.instance;
   }
 
+  /**
+   * `rack/APP:bN-INSTANCE`: the build number says which build, the instance whose it is, so two
+   * rackds on one engine never tag (or run) each other's images.
+   */
+  imageName(app: string, build: number): { repo: string; tag: string } {
+    return { repo: `rack/${app}`, tag: `b${build}-${this.owner.instance}` };
+  }
+
   async ping(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
