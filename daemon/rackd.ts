@@ -61,7 +61,7 @@ export class Rackd {
     else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');
     await ensureStackImage(runtime, config.installDir, log);
 
-    const store = new Store(paths.db(config));
+    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'));
     await store.start();
     this.stops.push(() => store.stop());
     // A build cut short by a crash: nothing will finish it or read its container.

@@ -32,9 +32,12 @@ try {
   const before = await rssKb(pid);
   let peak = before;
   let sampling = true;
+  const timeline: string[] = [];
   const sampler = (async () => {
-    while (sampling) {
-      peak = Math.max(peak, await rssKb(pid));
+    for (let i = 0; sampling; i++) {
+      const now = await rssKb(pid);
+      peak = Math.max(peak, now);
+      if (i % 10 === 0) timeline.push(`${(now / 1024).toFixed(0)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   })();
@@ -48,6 +51,7 @@ try {
   const log = await rack.ssh(['builds:logs', `b${builds[0]!.id}`, '-a', app]);
   console.log(`build printing ${mb} MB: push exit ${push.code}, build ${builds[0]!.status}, ${seconds.toFixed(1)} s`);
   console.log(`kept log: ${(log.stdout.length / 1024 / 1024).toFixed(1)} MB, truncated marker: ${log.stdout.includes('... output truncated')}`);
+  console.log(`rackd RSS each second (MB): ${timeline.join(' ')}`);
   console.log(`rackd RSS: before ${(before / 1024).toFixed(0)} MB, peak during the build ${(peak / 1024).toFixed(0)} MB (target ≤ 150 MB)`);
 } finally {
   await rack.destroy();

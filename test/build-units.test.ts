@@ -133,6 +133,12 @@ test('a build log keeps 10 MB of output, then a marker, and still rack\'s own li
   t.is(text.split('\n').filter((l) => l.startsWith('x')).length, 10);
   t.true(text.endsWith(`${TRUNCATED}\n !     build failed`));
   t.deepEqual(shown.slice(-2), ['line', TRUNCATED]);
+  // What is saved (page by page, no copy of the whole) is the same text.
+  t.is(Buffer.concat(log.pages()).toString('utf8'), text);
+  const big = new BuildLog(5 * 1024 * 1024);
+  for (let i = 0; i < 30_000; i++) big.output(`${i} ${'y'.repeat(100)}`);
+  t.true(big.pages().length > 1);
+  t.is(Buffer.concat(big.pages()).toString('utf8'), big.text());
 });
 
 test('the line splitter caps a line without newline', (t) => {

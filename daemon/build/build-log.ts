@@ -12,7 +12,7 @@ export const BUILD_LOG_LIMIT = 10 * 1024 * 1024;
 export class BuildLog {
   // Bytes, not strings: a line split out of a chunk can keep the whole chunk alive, and each
   // small string costs more than its text. Pages of 1 MiB are taken as the log grows.
-  private readonly pages: Buffer[] = [];
+  private readonly kept: Buffer[] = [];
   private used = 0; // bytes used in the last page
   private bytes = 0;
   private cut = false;
@@ -44,8 +44,16 @@ export class BuildLog {
     this.append(line);
   }
 
+  /** The log as it is kept, page by page, without copying it whole (the last newline dropped). */
+  pages(): Buffer[] {
+    const out = this.kept.map((p, i) => (i === this.kept.length - 1 ? p.subarray(0, this.used) : p));
+    const last = out.length - 1;
+    if (last >= 0 && out[last]!.length > 0) out[last] = out[last]!.subarray(0, out[last]!.length - 1);
+    return out.filter((p) => p.length > 0);
+  }
+
   text(): string {
-    const all = Buffer.concat(this.pages.map((p, i) => (i === this.pages.length - 1 ? p.subarray(0, this.used) : p)));
+    const all = Buffer.concat(this.kept.map((p, i) => (i === this.kept.length - 1 ? p.subarray(0, this.used) : p)));
     return all.toString('utf8', 0, Math.max(0, all.length - 1)); // without the last newline
   }
 
@@ -54,10 +62,10 @@ export class BuildLog {
     this.bytes += data.length;
     let offset = 0;
     while (offset < data.length) {
-      let page = this.pages[this.pages.length - 1];
+      let page = this.kept[this.kept.length - 1];
       if (!page || this.used === page.length) {
         page = Buffer.allocUnsafe(PAGE);
-        this.pages.push(page);
+        this.kept.push(page);
         this.used = 0;
       }
       const n = data.copy(page, this.used, offset);

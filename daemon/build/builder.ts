@@ -85,10 +85,11 @@ export class Builder {
       output: (line) => {
         if (log.output(line, (marker) => out.raw(marker))) out.raw(line);
       },
+      ...(out.flow ? { flow: out.flow } : {}),
     };
     const finish = async (fields: Partial<BuildRecord>) => {
       Object.assign(build, fields, { finishedAt: new Date().toISOString(), durationMs: Date.now() - started });
-      await this.store.finishBuild(build, log.text());
+      await this.store.finishBuild(build, log.pages());
     };
     say.header(`Building ${req.app} b${build.id} from ${req.commit.slice(0, 7)}`);
     try {
@@ -181,6 +182,7 @@ export class Builder {
           { path: '/', tar: inputsTar(req.config, buildEnv) },
         ],
         onOutput: (chunk) => lines.push(chunk),
+        ...(say.flow ? { flow: say.flow } : {}),
         timeoutMs: this.config.buildTimeoutMs,
         limits: this.limits(),
       });

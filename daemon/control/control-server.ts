@@ -2,14 +2,17 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
-import { lineSplitter } from '../user-output.js';
+import { lineSplitter, type OutputFlow } from '../user-output.js';
 
 /**
  * The control socket: a Unix socket in RACK_HOME (mode 0600) through which git hooks and local tools
  * reach the daemon, since only the daemon may open the database. The protocol is JSON lines: one
  * request `{type, ...}`, then any number of `{out: "line"}` answers and a final `{exit: N}`.
  */
-export type ControlHandler = (request: Record<string, unknown>, say: (line: string) => void) => Promise<number>;
+export type ControlHandler = (request: Record<string, unknown>, say: (line: string) => void, flow: OutputFlow) => Promise<number>;
+
+/** Past this much unsent output, producers that can wait (a build's output) do. */
+const BACKLOG_BYTES = 256 * 1024;
 
 const MAX_REQUEST_BYTES = 1024 * 1024;
 
@@ -74,7 +77,16 @@ export class ControlServer {
       const type = (request as { type?: unknown }).type;
       const handler = typeof type === 'string' ? this.handlers.get(type) : undefined;
       if (!handler) throw new RackError('bad_command', `unknown control request ${JSON.stringify(type)}`);
-      exit = await handler(request as Record<string, unknown>, (out) => send({ out }));
+      const flow: OutputFlow = {
+        full: () => !socket.destroyed && socket.writableLength > BACKLOG_BYTES,
+        drained: () =>
+          new Promise<void>((resolve) => {
+            if (socket.destroyed || socket.writableLength <= BACKLOG_BYTES) return resolve();
+            socket.once('drain', resolve);
+            socket.once('close', resolve);
+          }),
+      };
+      exit = await handler(request as Record<string, unknown>, (out) => send({ out }), flow);
     } catch (err) {
       const error = RackError.from(err);
       if (error.code === 'internal') this.log.error({ err }, 'control request failed');

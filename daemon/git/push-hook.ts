@@ -1,7 +1,7 @@
 import { resolve, sep } from 'node:path';
 import type { Pipeline } from '../deploy.js';
 import { RackError } from '../rack-error.js';
-import { textOutput } from '../user-output.js';
+import { textOutput, type OutputFlow } from '../user-output.js';
 import type { PushSessions } from './push-sessions.js';
 import type { Logger } from '../log.js';
 import type { DeployBranch, PushMarker } from '../store/records.js';
@@ -63,7 +63,7 @@ function objectEnv(raw: unknown, repo: string): GitObjectEnv {
 
 /** The control-socket handler behind `hooks/pre-receive`. */
 export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, store: Store, log: Logger) {
-  return async (request: Record<string, unknown>, say: (line: string) => void): Promise<number> => {
+  return async (request: Record<string, unknown>, say: (line: string) => void, flow: OutputFlow): Promise<number> => {
     const session = sessions.get(request['token']);
     if (!session || session.stage !== 'receiving') throw new RackError('forbidden', 'unknown push');
     // A client gone before the hook ran gets nothing built: git will not update the ref for it.
@@ -75,7 +75,7 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, st
       const objects = objectEnv(request['objects'], session.repo);
       await pipeline.push(
         { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName, receivedAt: session.openedAt },
-        textOutput(say),
+        textOutput(say, flow),
         session.interrupted,
         async (release) => {
           if (app.branch === undefined) {

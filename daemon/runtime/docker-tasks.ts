@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
+import type { OutputFlow } from '../user-output.js';
 import { removeContainer } from './containers.js';
 import { envList, processEnv } from './docker-processes.js';
 import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
@@ -28,6 +29,8 @@ export interface TaskSpec {
   /** Tar streams unpacked into the container before it starts, each at `path`. */
   inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
+  /** When the output's reader falls behind, the container's output is paused until it catches up. */
+  flow?: OutputFlow;
   timeoutMs: number;
   /** Resource and privilege limits (builds). */
   limits?: TaskLimits;
@@ -120,7 +123,20 @@ export class DockerTasks {
     }
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const out = new PassThrough();
-    out.on('data', spec.onOutput);
+    let paused = false;
+    out.on('data', (chunk: Buffer) => {
+      spec.onOutput(chunk);
+      const flow = spec.flow;
+      if (flow && !paused && flow.full()) {
+        // Reading no more from dockerd makes the container's writes block: memory stays flat.
+        paused = true;
+        stream.pause();
+        void flow.drained().then(() => {
+          paused = false;
+          stream.resume();
+        });
+      }
+    });
     out.on('error', () => undefined);
     stream.on('error', () => undefined);
     container.modem.demuxStream(stream, out, out);

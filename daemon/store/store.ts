@@ -1,3 +1,5 @@
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
@@ -34,7 +36,14 @@ export class Store {
   private readonly db: Level<string, Value>;
   private readonly writes = new PQueue({ concurrency: 1 });
 
-  constructor(path: string) {
+  /**
+   * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
+   * a 10 MB log is no value to copy through LevelDB.
+   */
+  constructor(
+    path: string,
+    private readonly buildLogs: string,
+  ) {
     this.db = new Level<string, Value>(path, { valueEncoding: 'json' });
   }
 
@@ -150,6 +159,7 @@ export class Store {
         if (key.apps.includes(name)) ops.push({ type: 'put', key: k.key(key.name), value: { ...key, apps: key.apps.filter((a) => a !== name) } });
       }
       await this.db.batch(ops);
+      await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
 
@@ -181,13 +191,30 @@ export class Store {
   }
 
   /** The one rewrite a build gets: from `building` to its final state, with its output kept beside it. */
-  finishBuild(build: BuildRecord, log: string): Promise<void> {
+  finishBuild(build: BuildRecord, log: Buffer[]): Promise<void> {
     return this.write(async () => {
-      await this.db.batch([
-        { type: 'put', key: k.build(build.app, build.id), value: build },
-        { type: 'put', key: k.buildLog(build.app, build.id), value: log },
-      ]);
+      // The log goes to a file beside the database, page by page: up to 10 MB, never copied whole.
+      await this.writeBuildLog(build.app, build.id, log);
+      await this.db.put(k.build(build.app, build.id), build);
     });
+  }
+
+  private buildLogPath(app: string, id: number): string {
+    return join(this.buildLogs, app, `b${id}.log`);
+  }
+
+  private async writeBuildLog(app: string, id: number, pages: Buffer[]): Promise<void> {
+    const path = this.buildLogPath(app, id);
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    const temp = `${path}.tmp`;
+    const fh = await open(temp, 'w', 0o600);
+    try {
+      for (const page of pages) await fh.write(page);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(temp, path);
   }
 
   /**
@@ -204,16 +231,21 @@ export class Store {
         const done: BuildRecord = { ...build, status: 'failed', error, finishedAt: now() };
         failed.push(done);
         ops.push({ type: 'put', key, value: done });
-        const logKey = k.buildLog(build.app, build.id);
-        const log = (await this.get<string>(logKey)) ?? '';
-        ops.push({ type: 'put', key: logKey, value: `${log}${log === '' ? '' : '\n'} !     ${error}` });
+        const log = (await this.getBuildLog(build.app, build.id)) ?? '';
+        await this.writeBuildLog(build.app, build.id, [Buffer.from(`${log}${log === '' ? '' : '\n'} !     ${error}`)]);
       }
       if (ops.length > 0) await this.db.batch(ops);
       return failed;
     });
   }
 
+  /** The build's output: its file, or the copy kept in the database by builds from before the files. */
   async getBuildLog(app: string, id: number): Promise<string | undefined> {
+    try {
+      return await readFile(this.buildLogPath(app, id), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
     return this.get<string>(k.buildLog(app, id));
   }
 
