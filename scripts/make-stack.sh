@@ -161,6 +161,11 @@ rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache
 find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
 find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
 : >"$ROOT/etc/resolv.conf" # Docker provides its own
+# Dockerfile builds FROM the stack (and apps) trust what this host trusts, an intercepting proxy's
+# CA included: `docker build` cannot mount the host's bundle the way buildpack builds get it.
+if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+fi
 mkdir -p "$ROOT/app"
 
 # --- 5. import -------------------------------------------------------------------------------
