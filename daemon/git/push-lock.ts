@@ -1,4 +1,4 @@
-import PQueue from 'p-queue';
+import { AppLock } from '../app-lock.js';
 
 /**
  * Serialises pushes to one app end to end: from before git-receive-pack is spawned until it has
@@ -12,30 +12,4 @@ import PQueue from 'p-queue';
  * It is a separate lock from the DeployLock, always taken first: the pre-receive handler takes the
  * DeployLock inside it, and taking the two in one order cannot deadlock.
  */
-export class PushLock {
-  private readonly queues = new Map<string, PQueue>();
-
-  busy(app: string): boolean {
-    const queue = this.queues.get(app);
-    return queue !== undefined && (queue.pending > 0 || queue.size > 0);
-  }
-
-  /** Runs `task` alone for the app; `onWait` runs first when it has to wait for another. */
-  async run<T>(app: string, task: () => Promise<T>, onWait?: () => void): Promise<T> {
-    if (this.busy(app)) onWait?.();
-    let queue = this.queues.get(app);
-    if (!queue) {
-      queue = new PQueue({ concurrency: 1 });
-      this.queues.set(app, queue);
-    }
-    try {
-      return (await queue.add(task)) as T;
-    } finally {
-      if (queue.size === 0 && queue.pending === 0) this.queues.delete(app);
-    }
-  }
-
-  async idle(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((q) => q.onIdle()));
-  }
-}
+export class PushLock extends AppLock {}
