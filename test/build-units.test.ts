@@ -8,7 +8,7 @@ import { canonicalBuildpackPath, lexicalBuildpackPath } from '../daemon/build/bu
 import { checkDockerfile, isAllowedBase, parseDockerfile } from '../daemon/build/dockerfile-policy.js';
 import { healthCheckFromAppJson } from '../daemon/build/app-json.js';
 import { loadConfig, parseDockerBases } from '../daemon/config.js';
-import { lineSplitter } from '../daemon/user-output.js';
+import { lineSplitter } from '../daemon/line-splitter.js';
 
 // Pure functions of the build side: the Dockerfile policy, the buildpack path canonicaliser, the
 // bounded log and line splitter, the build slots.
@@ -143,12 +143,28 @@ test('a build log keeps 10 MB of output, then a marker, and still rack\'s own li
 
 test('the line splitter caps a line without newline', (t) => {
   const lines: string[] = [];
-  const s = lineSplitter((l) => lines.push(l), 10);
+  const s = lineSplitter((l) => lines.push(l), { maxLine: 10 });
   s.push('abc\n');
   for (let i = 0; i < 5; i++) s.push('y'.repeat(7));
   s.push('\n\nz');
   s.end();
   t.deepEqual(lines, ['abc', 'yyyyyyyyyy', 'yyyyyyyyyy', 'yyyyyyyyyy', 'yyyyy', '', 'z']);
+});
+
+test('the line splitter keeps a character split across chunks whole, and can refuse a line too long', (t) => {
+  const lines: string[] = [];
+  const s = lineSplitter((l) => lines.push(l));
+  const bytes = Buffer.from('héllo wörld\r\nnext\n');
+  for (const b of bytes) s.push(Buffer.from([b])); // one byte at a time
+  t.deepEqual(lines, ['héllo wörld', 'next']);
+  const refused: string[] = [];
+  let tooLong = 0;
+  const strict = lineSplitter((l) => refused.push(l), { maxLine: 8, onTooLong: () => tooLong++ });
+  strict.push('ok\n0123456789');
+  strict.push('more\n');
+  strict.end();
+  t.deepEqual(refused, []);
+  t.is(tooLong, 1);
 });
 
 test('build slots: one build per app, and long builds give their slot to a waiting app', async (t) => {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
-import { lineSplitter } from '../user-output.js';
+import { lineSplitter } from '../line-splitter.js';
 
 export const STACK_IMAGE = 'rack/stack:latest';
 

@@ -11,8 +11,8 @@ export const limitCommands: Command[] = [
   {
     name: 'ps:limit',
     access: 'member',
-    usage: 'ps:limit TYPE memory=512m cpu=1 pids=256 [-a APP]',
-    summary: 'set the memory, CPU and process limits of a process type (rolled out without downtime)',
+    usage: 'ps:limit TYPE memory=512m cpu=1|shared pids=256 [-a APP]',
+    summary: 'set the memory, CPU cap and process limits of a process type (rolled out without downtime)',
     app: true,
     args: { min: 2, max: 4 },
     async run(ctx) {
@@ -20,7 +20,7 @@ export const limitCommands: Command[] = [
       if (!TYPE.test(type)) throw new RackError('bad_argument', `not a process type: ${JSON.stringify(type.slice(0, 40))}`);
       const limits = parseLimitWords(words);
       // Docker refuses a CPU quota above the host's count; say so before anything changes.
-      if (limits.cpu !== undefined && limits.cpu > cpus().length) {
+      if (limits.cpu && limits.cpu > cpus().length) {
         throw new RackError('bad_argument', `cpu=${limits.cpu} is more than this host's ${cpus().length} CPUs`);
       }
       const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));

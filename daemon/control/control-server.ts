@@ -2,7 +2,8 @@ import { chmod, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
-import { lineSplitter, type OutputFlow } from '../user-output.js';
+import { lineSplitter } from '../line-splitter.js';
+import { type OutputFlow } from '../user-output.js';
 
 /**
  * The control socket: a Unix socket in RACK_HOME (mode 0600) through which git hooks and local tools

@@ -1,26 +1,22 @@
 import type { Socket } from 'node:net';
-import { StringDecoder } from 'node:string_decoder';
+import { lineSplitter } from '../line-splitter.js';
 
 /**
- * Calls `onLine` for every complete line read from `socket`, in order. A multi-byte character split
- * across chunks is held back by the decoder; a line growing past `maxBytes` ends the connection
- * rather than memory (the peer is not speaking our protocol).
+ * Calls `onLine` for every complete, non-blank line read from `socket`, in order. A line growing
+ * past `maxBytes` ends the connection rather than memory (the peer is not speaking our protocol).
  */
 export function readLines(socket: Socket, maxBytes: number, onLine: (line: string) => void, onTooLong: () => void): void {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  socket.on('data', (chunk: Buffer) => {
-    rest += decoder.write(chunk);
-    const lines = rest.split('\n');
-    rest = lines.pop() ?? '';
-    if (rest.length > maxBytes) {
-      onTooLong();
-      socket.destroy();
-      return;
-    }
-    for (const line of lines) {
-      if (socket.destroyed) return;
-      if (line.trim() !== '') onLine(line);
-    }
-  });
+  const lines = lineSplitter(
+    (line) => {
+      if (!socket.destroyed && line.trim() !== '') onLine(line);
+    },
+    {
+      maxLine: maxBytes,
+      onTooLong: () => {
+        onTooLong();
+        socket.destroy();
+      },
+    },
+  );
+  socket.on('data', (chunk: Buffer) => lines.push(chunk));
 }

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { lineSplitter } from '../user-output.js';
+import { lineSplitter } from '../line-splitter.js';
 import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
@@ -145,7 +145,7 @@ export class DockerProcesses {
       startedAt: info.State.StartedAt,
       limits: {
         memoryMb: Math.round((host.Memory ?? 0) / (1024 * 1024)),
-        cpu: (host.NanoCpus ?? 0) / 1e9,
+        ...(host.NanoCpus ? { cpu: host.NanoCpus / 1e9 } : {}),
         pids: host.PidsLimit ?? 0,
       },
     };

@@ -8,13 +8,18 @@ import { RackError } from '../rack-error.js';
 export interface ProcessLimits {
   /** Hard memory limit in MiB; no swap beyond it. */
   memoryMb: number;
-  /** CPU cores (fractions allowed), enforced as a CFS quota. */
-  cpu: number;
+  /**
+   * A hard cap in CPU cores (fractions allowed), as a CFS quota; absent by default: every process
+   * has an equal weight, so under contention each gets its share, and an idle host's cores are
+   * not wasted (a 1-core quota cut a Node web process to a third of its throughput). 0 is the
+   * same as absent: `ps:limit web cpu=shared` takes a cap off again.
+   */
+  cpu?: number;
   /** Process (thread) count inside the container. */
   pids: number;
 }
 
-export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, cpu: 1, pids: 256 };
+export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, pids: 256 };
 
 const MAX = { memoryMb: 16 * 1024, cpu: 16, pids: 4096 };
 const MIN = { memoryMb: 32, cpu: 0.05, pids: 16 };
@@ -30,7 +35,8 @@ export function parseLimitWords(words: string[]): Partial<ProcessLimits> {
     if (!m) throw new RackError('bad_argument', `expected memory=SIZE, cpu=N or pids=N, got ${JSON.stringify(word.slice(0, 40))}`);
     const [, name, value] = m as unknown as [string, 'memory' | 'cpu' | 'pids', string];
     if (name === 'memory') out.memoryMb = checked('memoryMb', parseMemory(value), value);
-    else if (name === 'cpu') out.cpu = checked('cpu', /^\d{1,2}(\.\d{1,2})?$/.test(value) ? Number(value) : NaN, value);
+    // `cpu=shared` takes a cap off again (0: no quota, only the equal weight).
+    else if (name === 'cpu') out.cpu = value === 'shared' ? 0 : checked('cpu', /^\d{1,2}(\.\d{1,2})?$/.test(value) ? Number(value) : NaN, value);
     else out.pids = checked('pids', /^\d{1,5}$/.test(value) ? Number(value) : NaN, value);
   }
   return out;
@@ -58,14 +64,15 @@ export function limitsFor(type: string, set: Record<string, Partial<ProcessLimit
 
 export function formatLimits(l: ProcessLimits): string {
   const memory = l.memoryMb % 1024 === 0 ? `${l.memoryMb / 1024}g` : `${l.memoryMb}m`;
-  return `memory=${memory} cpu=${l.cpu} pids=${l.pids}`;
+  return `memory=${memory} cpu=${l.cpu || 'shared'} pids=${l.pids}`;
 }
 
 /** The part of Docker's HostConfig that confines a tenant's container. */
 export function confinement(l: ProcessLimits): {
   Memory: number;
   MemorySwap: number;
-  NanoCpus: number;
+  CpuShares: number;
+  NanoCpus?: number;
   PidsLimit: number;
   CapDrop: string[];
   SecurityOpt: string[];
@@ -74,7 +81,8 @@ export function confinement(l: ProcessLimits): {
   return {
     Memory: bytes,
     MemorySwap: bytes,
-    NanoCpus: Math.round(l.cpu * 1e9),
+    CpuShares: 1024,
+    ...(l.cpu ? { NanoCpus: Math.round(l.cpu * 1e9) } : {}),
     PidsLimit: l.pids,
     CapDrop: ['ALL'],
     SecurityOpt: ['no-new-privileges:true'],
