@@ -171,6 +171,8 @@ export const paths = {
   repos: (c: RackConfig) => join(c.home, 'repos'),
   cache: (c: RackConfig) => join(c.home, 'cache'),
   logs: (c: RackConfig) => join(c.home, 'logs'),
+  /** Scratch space of builds (clones of buildpacks, --no-cache caches); emptied at every start. */
+  tmp: (c: RackConfig) => join(c.home, 'tmp'),
   hostKey: (c: RackConfig) => join(c.home, 'ssh_host_ed25519_key'),
   controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
   ports: (c: RackConfig) => join(c.home, 'ports.json'),

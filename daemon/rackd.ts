@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoginThrottle } from './access/login-throttle.js';
 import { Builder } from './build/builder.js';
@@ -52,7 +52,9 @@ export class Rackd {
 
   async start(): Promise<Ports> {
     const { config, log } = this;
-    for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config)]) {
+    // What a build in flight left in the scratch space when rackd stopped is of no use now.
+    await rm(paths.tmp(config), { recursive: true, force: true });
+    for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config), paths.tmp(config)]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
     const runtime = new DockerRuntime(await instanceId(config), config.appSubnets);

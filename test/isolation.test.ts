@@ -102,7 +102,7 @@ test.serial('processes and one-off runs are unprivileged: not root, no capabilit
 test.serial('limits have defaults, are set per type with ps:limit, and are shown by ps', async (t) => {
   const [before] = await inspect('attacker');
   t.is(before!.HostConfig.Memory, 512 * 1024 * 1024);
-  t.is(before!.HostConfig.NanoCpus, 0, 'no CPU cap by default: an equal weight');
+  t.is(before!.HostConfig.NanoCpus, 1e9);
   t.is((before!.HostConfig as unknown as { CpuShares: number }).CpuShares, 1024);
   t.is(before!.HostConfig.PidsLimit, 256);
   for (const bad of [['web', 'cpu=64'], ['web', 'memory=1t'], ['web', 'swap=1g'], ['web', 'pids=0'], ['nosuch', 'memory=256m'], ['constructor', 'memory=256m']]) {

@@ -53,8 +53,8 @@ test('limits: parsed, bounded, formatted, and turned into Docker settings', (t) 
   t.deepEqual(parseLimitWords(['memory=1g', 'cpu=0.5', 'pids=128']), { memoryMb: 1024, cpu: 0.5, pids: 128 });
   t.deepEqual(parseLimitWords(['memory=300m']), { memoryMb: 300 });
   t.deepEqual(parseLimitWords(['cpu=shared']), { cpu: 0 });
-  t.is(formatLimits(DEFAULT_LIMITS), 'memory=512m cpu=shared pids=256');
-  t.is(confinement(DEFAULT_LIMITS).NanoCpus, undefined);
+  t.is(formatLimits(DEFAULT_LIMITS), 'memory=512m cpu=1 pids=256');
+  t.is(formatLimits({ ...DEFAULT_LIMITS, cpu: 0 }), 'memory=512m cpu=shared pids=256');
   t.is(confinement({ ...DEFAULT_LIMITS, cpu: 0 }).NanoCpus, undefined);
   t.throws(() => parseLimitWords(['memory=1t']), { message: /memory=1t is out of range|expected/ });
   t.throws(() => parseLimitWords(['memory=8']), { message: /out of range/ });

@@ -156,13 +156,13 @@ export class Builder {
   private async buildpackBuild(build: BuildRecord, req: BuildRequest, procfile: ProcessTypes, say: BuildOutput): Promise<BuildResult> {
     const appCache = join(paths.cache(this.config), req.app);
     // --no-cache: this build gets an empty cache of its own; the app's cache stays for the next one.
-    const cacheDir = req.noCache ? await mkdtemp(join(paths.cache(this.config), `.nocache-${req.app}-`)) : appCache;
+    const cacheDir = req.noCache ? await mkdtemp(join(paths.tmp(this.config), `nocache-${req.app}-`)) : appCache;
     await mkdir(cacheDir, { recursive: true });
     const wanted = await this.requestedBuildpacks(req);
     const custom = await resolveBuildpacks(wanted, {
       builtInDir: join(this.config.installDir, 'buildpacks'),
       localRoot: join(this.config.home, 'buildpacks'),
-      workDir: paths.cache(this.config),
+      workDir: paths.tmp(this.config),
     });
     try {
       const buildEnv = this.buildEnv();

@@ -9,17 +9,15 @@ export interface ProcessLimits {
   /** Hard memory limit in MiB; no swap beyond it. */
   memoryMb: number;
   /**
-   * A hard cap in CPU cores (fractions allowed), as a CFS quota; absent by default: every process
-   * has an equal weight, so under contention each gets its share, and an idle host's cores are
-   * not wasted (a 1-core quota cut a Node web process to a third of its throughput). 0 is the
-   * same as absent: `ps:limit web cpu=shared` takes a cap off again.
+   * A hard cap in CPU cores (fractions allowed), as a CFS quota, on top of an equal weight for
+   * every process. 0 or absent: no cap, the weight alone (`ps:limit web cpu=shared`).
    */
   cpu?: number;
   /** Process (thread) count inside the container. */
   pids: number;
 }
 
-export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, pids: 256 };
+export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, cpu: 1, pids: 256 };
 
 const MAX = { memoryMb: 16 * 1024, cpu: 16, pids: 4096 };
 const MIN = { memoryMb: 32, cpu: 0.05, pids: 16 };
