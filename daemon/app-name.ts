@@ -22,6 +22,18 @@ export function assertAppName(name: string): string {
   return name;
 }
 
+/**
+ * Names a new app may not take: `stack` would tag its images in the stack image's repository
+ * (`rack/stack`), which Dockerfiles may build on; `rack` is the console's host name.
+ */
+const RESERVED = new Set(['stack', 'rack']);
+
+export function assertNewAppName(name: string): string {
+  assertAppName(name);
+  if (RESERVED.has(name)) throw new RackError('bad_app_name', `"${name}" is reserved by rack; choose another app name`);
+  return name;
+}
+
 /** `'/myapp.git'`, `'myapp'`, `'/myapp'` → `myapp`; anything else (paths, dots, escapes) is refused. */
 export function appFromRepoPath(repoPath: string): string {
   const trimmed = repoPath.replace(/^\//, '').replace(/\.git$/, '');

@@ -54,6 +54,7 @@ function hostileLines(): string[] {
     lines.push(quote(['apps:create', name]));
     lines.push(quote(['apps:destroy', name, '--confirm', name]));
   }
+  lines.push('apps:create stack', 'apps:create rack'); // reserved names
   lines.push(
     'frobnicate', 'rm -rf /', 'sh -c id', 'bash', '/bin/sh', 'apps; id', 'apps | id', 'apps && id', 'apps || id',
     'apps > /tmp/x', 'apps < /etc/passwd', 'apps & id', 'apps $(id)', 'apps `id`', 'apps # comment', 'apps\nid',

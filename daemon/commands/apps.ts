@@ -2,7 +2,7 @@ import { keyHasApp } from '../access/access-policy.js';
 import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertAppName } from '../app-name.js';
+import { assertAppName, assertNewAppName } from '../app-name.js';
 import { paths } from '../config.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
@@ -37,7 +37,7 @@ export const appsCommands: Command[] = [
     app: false,
     args: { min: 1, max: 1 },
     async run(ctx) {
-      const name = assertAppName(ctx.args[0]!);
+      const name = assertNewAppName(ctx.args[0]!);
       await ctx.services.store.createApp(name);
       await ctx.services.supervisor.publish(name, []);
       ctx.print(`-----> Created ${name}`);

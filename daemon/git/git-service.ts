@@ -2,7 +2,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { authorize } from '../access/access-policy.js';
-import { appFromRepoPath } from '../app-name.js';
+import { appFromRepoPath, assertNewAppName } from '../app-name.js';
 import { formatSize } from '../config.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
@@ -64,7 +64,7 @@ export class GitService {
       async () => {
         if (gone) return 1;
         if (!(await this.authorizePush(req, app))) {
-          await store.createApp(app);
+          await store.createApp(assertNewAppName(app));
           await this.opts.onAppCreated(app);
           this.opts.log.info({ app, key: req.key.name }, 'app created by push');
         }
