@@ -166,9 +166,15 @@ test.serial('a release that crashes fails, keeps its number, and cannot be rolle
   const back = await cmd('releases:rollback', `v${list[0]!.version}`);
   t.is(back.code, 1);
   t.regex(back.stderr, /failed .*roll back to a release that worked/);
-  // The next change starts from the failed release's config; take CRASH out again.
-  const fix = await cmd('config:unset', 'CRASH');
-  t.is(fix.code, 0, fix.stderr);
+  // The failed change is not what the app has: `config` shows what serves and names what was not applied.
+  t.is((await cmd('config:get', 'CRASH')).code, 1);
+  const shown = await cmd('config');
+  t.regex(shown.stdout, new RegExp(` !     not applied: v${list[0]!.version} \\(Set CRASH\\) failed: \\+CRASH`));
+  t.notRegex(shown.stdout, /^CRASH:/m);
+  // The next change starts from what serves, and the failed change is no longer the newest: said no more.
+  const next = await cmd('config:set', 'AFTER=1');
+  t.is(next.code, 0, next.stderr);
+  t.notRegex((await cmd('config')).stdout, /not applied/);
 });
 
 test.serial('a rollback needs no build and a second push is kept in the history', async (t) => {

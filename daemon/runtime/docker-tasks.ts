@@ -124,7 +124,9 @@ export class DockerTasks {
     const stream = await container.attach({ stream: true, stdout: true, stderr: true });
     const out = new PassThrough();
     let paused = false;
+    let received = 0;
     out.on('data', (chunk: Buffer) => {
+      received += chunk.length;
       spec.onOutput(chunk);
       const flow = spec.flow;
       if (flow && !paused && flow.full()) {
@@ -153,8 +155,14 @@ export class DockerTasks {
         const code = spec.role === 'build' ? 'build_failed' : 'deploy_failed';
         throw new RackError(code, `${spec.role} timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
       }
-      // Output may still be in flight after the exit; give the attach stream a moment to drain.
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      // Output may still be in flight after the exit (or held back while its reader catches up):
+      // read on until the stream ends, or nothing more has come for 2 s while nothing held it back.
+      let done = false;
+      void ended.then(() => (done = true));
+      for (let seen = -1; !done && (paused || received !== seen); ) {
+        seen = received;
+        await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      }
       return { container: container.id, exitCode: (result as { StatusCode: number }).StatusCode };
     } finally {
       clearTimeout(timer);
