@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { exec, RackDaemon, ROOT } from './support/rack-daemon.js';
+import { commitFile, exec, RackDaemon, ROOT } from './support/rack-daemon.js';
 
 // Crashes and hangs: whatever rackd was doing when it died, the next start keeps only what was
 // checked and switched to, removes every leftover, and the app keeps serving.
@@ -12,7 +12,10 @@ let rack: RackDaemon;
 const app = 'faults';
 test.before(async () => {
   rack = await RackDaemon.create();
-  const dir = await rack.appRepo('slow-check', app);
+  const dir = await rack.appRepo('tenant', app);
+  // A slow first health check (4 s) keeps new processes unchecked long enough to stop rackd among them.
+  const check = { healthchecks: { web: [{ path: '/', initialDelay: 4, attempts: 20 }] } };
+  await commitFile(dir, 'app.json', JSON.stringify(check), 'slow health check');
   const push = await rack.push(dir);
   if (push.code !== 0) throw new Error(push.stderr);
 });
