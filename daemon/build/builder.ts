@@ -10,11 +10,11 @@ import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { LABEL } from '../runtime/labels.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
-import type { TaskLimits } from '../runtime/docker-tasks.js';
+import type { Confinement } from '../runtime/isolation.js';
 import type { BuildRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
-import { type UserOutput } from '../user-output.js';
+import type { UserOutput } from '../user-output.js';
 import { healthCheckFromAppJson } from './app-json.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
@@ -56,7 +56,7 @@ const BUILD_PIDS = 4096;
 const BUILD_CPU_SHARES = 512;
 
 /**
- * Turns a commit into an image `rack/APP:bN`: the source goes into a build container made from the
+ * Turns a commit into an image `rack/APP:bN-INSTANCE`: the source goes into a build container made from the
  * stack image, the classic buildpacks compile it in place, and the container is committed. The
  * build container is removed in every case.
  */
@@ -143,8 +143,7 @@ export class Builder {
       network: await this.runtime.networks.ensure(req.app),
       onLine: (line) => say.output(`       ${line}`),
       timeoutMs: this.config.buildTimeoutMs,
-      memoryBytes: this.config.buildMemory,
-      cpuShares: BUILD_CPU_SHARES,
+      confine: this.confinement(),
     });
     await source.done;
     // Without a Procfile the image's own CMD is the web process.
@@ -185,7 +184,7 @@ export class Builder {
         onOutput: (chunk) => lines.push(chunk),
         ...(say.flow ? { flow: say.flow } : {}),
         timeoutMs: this.config.buildTimeoutMs,
-        limits: this.limits(),
+        confine: this.confinement(),
       });
       lines.end();
       try {
@@ -225,7 +224,7 @@ export class Builder {
     return parseBuildpackList(req.config['BUILDPACK_URL'] ?? '');
   }
 
-  private limits(): TaskLimits {
+  private confinement(): Confinement {
     return { memoryBytes: this.config.buildMemory, pids: BUILD_PIDS, cpuShares: BUILD_CPU_SHARES, capabilities: BUILD_CAPABILITIES };
   }
 

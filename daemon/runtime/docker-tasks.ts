@@ -6,7 +6,7 @@ import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
 import { removeContainer } from './containers.js';
 import { envList, processEnv } from './docker-processes.js';
-import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
+import { APP_USER, confinement, hostConfinement, type Confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 import { containerCommand } from './process-command.js';
@@ -24,25 +24,14 @@ export interface TaskSpec {
   binds?: string[];
   /** The app's network: builds and release phases reach what the app reaches, nothing more. */
   network: string;
-  /** Release phases run as the app does: unprivileged, within the web type's limits. */
-  confine?: ProcessLimits;
+  /** Builds keep their own limits; release phases run as the app does (`forProcess`). */
+  confine: Confinement;
   /** Tar streams unpacked into the container before it starts, each at `path`. */
   inputs?: { path: string; tar: Readable; ready?: Promise<void> }[];
   onOutput: (chunk: Buffer) => void;
   /** When the output's reader falls behind, the container's output is paused until it catches up. */
   flow?: OutputFlow;
   timeoutMs: number;
-  /** Resource and privilege limits (builds). */
-  limits?: TaskLimits;
-}
-
-export interface TaskLimits {
-  memoryBytes: number;
-  pids: number;
-  /** Relative CPU weight (Docker's default is 1024). */
-  cpuShares: number;
-  /** Capabilities kept; every other one is dropped. */
-  capabilities: string[];
 }
 
 export interface InteractiveSpec {
@@ -60,19 +49,6 @@ export interface InteractiveSpec {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
   abort: AbortSignal;
-}
-
-function limitsConfig(limits: TaskLimits | undefined): Docker.HostConfig {
-  if (!limits) return {};
-  return {
-    Memory: limits.memoryBytes,
-    MemorySwap: limits.memoryBytes, // no swap beyond the limit
-    PidsLimit: limits.pids,
-    CpuShares: limits.cpuShares,
-    CapDrop: ['ALL'],
-    CapAdd: limits.capabilities,
-    SecurityOpt: ['no-new-privileges'],
-  };
 }
 
 /**
@@ -99,7 +75,7 @@ export class DockerTasks {
       Cmd: spec.cmd,
       Env: envList(spec.env),
       Tty: false,
-      ...(spec.confine ? { User: APP_USER } : {}),
+      ...(spec.confine.user ? { User: spec.confine.user } : {}),
       Labels: this.labels({
         [LABEL.role]: spec.role,
         [LABEL.app]: spec.app,
@@ -109,7 +85,7 @@ export class DockerTasks {
         Binds: spec.binds ?? [],
         Init: true,
         NetworkMode: spec.network,
-        ...(spec.confine ? confinement(spec.confine) : limitsConfig(spec.limits)),
+        ...hostConfinement(spec.confine),
       },
     });
     try {
@@ -228,8 +204,8 @@ export class DockerTasks {
     network: string;
     onLine: (line: string) => void;
     timeoutMs: number;
-    memoryBytes?: number;
-    cpuShares?: number;
+    /** Its memory and CPU weight apply to the RUN steps (the classic builder takes no more of it). */
+    confine: Confinement;
   }): Promise<void> {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), spec.timeoutMs);
@@ -245,8 +221,9 @@ export class DockerTasks {
         rm: true,
         forcerm: true,
         abortSignal: abort.signal,
-        ...(spec.memoryBytes ? { memory: spec.memoryBytes, memswap: spec.memoryBytes } : {}),
-        ...(spec.cpuShares ? { cpushares: spec.cpuShares } : {}),
+        memory: spec.confine.memoryBytes,
+        memswap: spec.confine.memoryBytes,
+        cpushares: spec.confine.cpuShares,
       });
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(

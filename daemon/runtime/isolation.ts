@@ -65,24 +65,52 @@ export function formatLimits(l: ProcessLimits): string {
   return `memory=${memory} cpu=${l.cpu || 'shared'} pids=${l.pids}`;
 }
 
-/** The part of Docker's HostConfig that confines a tenant's container. */
-export function confinement(l: ProcessLimits): {
+/**
+ * How any container rack runs for a tenant is confined: app processes, `run` and release phases
+ * (`forProcess`), and builds, which run as root with a few capabilities kept and their own limits.
+ */
+export interface Confinement {
+  memoryBytes: number;
+  pids: number;
+  /** Relative CPU weight (Docker's default is 1024). */
+  cpuShares: number;
+  /** A hard cap in CPU cores; none when absent or 0. */
+  cpu?: number;
+  /** Capabilities kept; every other one is dropped. */
+  capabilities?: string[];
+  /** The user it runs as; the image's when absent. */
+  user?: string;
+}
+
+/** App processes, one-off runs and release phases: the app user, no capabilities, the type's limits. */
+export function forProcess(l: ProcessLimits): Confinement {
+  return { memoryBytes: l.memoryMb * 1024 * 1024, pids: l.pids, cpuShares: 1024, ...(l.cpu ? { cpu: l.cpu } : {}), user: APP_USER };
+}
+
+/** The part of Docker's HostConfig that enforces a confinement (no swap beyond the memory). */
+export function hostConfinement(c: Confinement): {
   Memory: number;
   MemorySwap: number;
   CpuShares: number;
   NanoCpus?: number;
   PidsLimit: number;
   CapDrop: string[];
+  CapAdd?: string[];
   SecurityOpt: string[];
 } {
-  const bytes = l.memoryMb * 1024 * 1024;
   return {
-    Memory: bytes,
-    MemorySwap: bytes,
-    CpuShares: 1024,
-    ...(l.cpu ? { NanoCpus: Math.round(l.cpu * 1e9) } : {}),
-    PidsLimit: l.pids,
+    Memory: c.memoryBytes,
+    MemorySwap: c.memoryBytes,
+    CpuShares: c.cpuShares,
+    ...(c.cpu ? { NanoCpus: Math.round(c.cpu * 1e9) } : {}),
+    PidsLimit: c.pids,
     CapDrop: ['ALL'],
+    ...(c.capabilities?.length ? { CapAdd: c.capabilities } : {}),
     SecurityOpt: ['no-new-privileges:true'],
   };
+}
+
+/** The HostConfig part for a process under these limits. */
+export function confinement(l: ProcessLimits): ReturnType<typeof hostConfinement> {
+  return hostConfinement(forProcess(l));
 }

@@ -7,7 +7,7 @@ import { resolveFormation } from '../release/formation.js';
 import type { RouterClient } from '../router/router-client.js';
 import type { Upstream } from '../router/upstream.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
-import { limitsFor } from '../runtime/isolation.js';
+import { forProcess, limitsFor } from '../runtime/isolation.js';
 import { containerCommand } from '../runtime/process-command.js';
 import type { AppRecord, ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -224,7 +224,7 @@ export class Supervisor {
       cmd: containerCommand(release.builder, command),
       env: release.config,
       network: await this.runtime.networks.ensure(release.app),
-      confine: limitsFor('web', app.limits),
+      confine: forProcess(limitsFor('web', app.limits)),
       onOutput: (chunk) => lines.push(chunk),
       timeoutMs: RELEASE_PHASE_TIMEOUT_MS,
     });
