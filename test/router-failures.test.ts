@@ -2,8 +2,8 @@ import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
-import http, { type Server } from 'node:http';
-import { createServer, type AddressInfo, type Socket } from 'node:net';
+import http from 'node:http';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { RackError } from '../daemon/rack-error.js';
 import { RouterClient } from '../daemon/router/router-client.js';
 import type { Upstream } from '../daemon/router/upstream.js';
+import { named } from './support/upstreams.js';
 
 // Real router processes, real files, a real full disk (a small tmpfs): what a router does when a
 // table change cannot be made, and that one failed change fails only itself.
@@ -61,17 +62,6 @@ async function routerPids(socketPath: string): Promise<number[]> {
     }
   }
   return pids;
-}
-
-async function named(t: ExecutionContext, name: string): Promise<Upstream> {
-  const server: Server = http.createServer((_req, res) => res.end(name));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
 }
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {

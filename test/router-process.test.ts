@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { pino } from 'pino';
 import type { AccessEntry } from '../daemon/router/router.js';
 import { RouterClient } from '../daemon/router/router-client.js';
-import type { Upstream } from '../daemon/router/upstream.js';
+import { named, upstream } from './support/upstreams.js';
 
 // Real router processes on real sockets, loopback only. Each test has its own directory (so its
 // own router) and shuts that router down at the end, whatever happened.
@@ -73,18 +73,6 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms
   }
 }
 
-async function upstream(t: ExecutionContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<Upstream> {
-  const server: Server = http.createServer(handler);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.teardown(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  return { host: '127.0.0.1', port: (server.address() as AddressInfo).port };
-}
-
-const named = (t: ExecutionContext, name: string): Promise<Upstream> => upstream(t, (_req, res) => res.end(name));
 
 interface Reply {
   status: number;
