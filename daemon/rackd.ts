@@ -2,6 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoginThrottle } from './access/login-throttle.js';
+import { AuditLog } from './audit/audit-log.js';
+import { apiHandler, publicPaths } from './api/api-handler.js';
+import { HttpServer } from './http/http-server.js';
+import { TokenAuth } from './http/token-auth.js';
+import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
 import { ensureStackImage } from './build/stack-image.js';
 import { runCommand } from './commands/command-runner.js';
@@ -107,6 +112,7 @@ export class Rackd {
     const pushCheck = new PushCheck(store, pipeline, (app) => repoDir(paths.repos(config), app), log.child({ mod: 'git' }));
     await pushCheck.recover();
 
+    const audit = new AuditLog(store, log.child({ mod: 'audit' }));
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -123,8 +129,11 @@ export class Rackd {
       pushLock: this.pushLock,
       check: pushCheck,
       onAppCreated: (app) => supervisor.publish(app, []),
+      audit,
       log: log.child({ mod: 'git' }),
     });
+    // One throttle for every way in: guesses over ssh and over HTTP count together.
+    const throttle = new LoginThrottle(config.loginThrottle);
     const services: Services = {
       config: { ...config, httpPort: http },
       store,
@@ -134,8 +143,22 @@ export class Rackd {
       lock: this.lock,
       logs,
       runtime,
+      audit,
       version: await version(config),
     };
+    const gitHttp = new GitHttp();
+    const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
+    const httpServer = new HttpServer({
+      socketPath: join(config.home, 'api.sock'),
+      auth,
+      api: apiHandler(services),
+      git: gitHttp.handle,
+      public: publicPaths(services),
+      logger: log.child({ mod: 'http' }),
+    });
+    await httpServer.start();
+    this.stops.push(() => httpServer.stop());
+
     const ssh = new SshServer({
       hostKey: await loadOrCreateHostKey(paths.hostKey(config)),
       keys: () => store.listKeys(),
@@ -143,7 +166,7 @@ export class Rackd {
       logger: log.child({ mod: 'ssh' }),
       loginGraceMs: config.sshLoginGraceMs,
       maxStartups: config.sshMaxStartups,
-      throttle: new LoginThrottle(config.loginThrottle),
+      throttle,
     });
     const sshPort = await ssh.start(config.sshPort, config.bind);
     this.stops.push(() => ssh.stop());

@@ -1,5 +1,6 @@
 import { RackError } from '../rack-error.js';
-import type { KeyRecord } from '../store/records.js';
+import type { KeyRole } from '../store/records.js';
+import type { Principal } from './principal.js';
 
 /**
  * What a command needs of the key that runs it:
@@ -10,18 +11,18 @@ import type { KeyRecord } from '../store/records.js';
  */
 export type AccessLevel = 'public' | 'deploy' | 'member' | 'admin';
 
-const ROLE_WORDS: Record<KeyRecord['role'], string> = {
-  admin: 'an admin key',
-  app: 'an app key',
-  deploy: 'a deploy-only key',
+const ROLE_WORDS: Record<KeyRole, string> = {
+  admin: 'an admin',
+  app: 'an app',
+  deploy: 'a deploy-only',
 };
 
-/** Whether the key acts on this app at all. Names are compared exactly: `shop-prod` is not `shop`. */
-export function keyHasApp(key: KeyRecord, app: string): boolean {
+/** Whether the key or token acts on this app at all. Names are compared exactly: `shop-prod` is not `shop`. */
+export function keyHasApp(key: Principal, app: string): boolean {
   return key.role === 'admin' || key.apps.includes(app);
 }
 
-export function allowed(key: KeyRecord, level: AccessLevel, app: string | undefined): boolean {
+export function allowed(key: Principal, level: AccessLevel, app: string | undefined): boolean {
   if (key.role === 'admin') return true;
   switch (level) {
     case 'public':
@@ -35,13 +36,13 @@ export function allowed(key: KeyRecord, level: AccessLevel, app: string | undefi
   }
 }
 
-/** Throws a refusal that names the key and the reason. */
-export function authorize(key: KeyRecord, level: AccessLevel, action: string, app: string | undefined): void {
+/** Throws a refusal that names the key (or token) and the reason. */
+export function authorize(key: Principal, level: AccessLevel, action: string, app: string | undefined): void {
   if (allowed(key, level, app)) return;
   const what = app ? `${action} on ${app}` : action;
   let why: string;
-  if (level === 'admin') why = `it is ${ROLE_WORDS[key.role]}, and only admin keys may`;
+  if (level === 'admin') why = `it is ${ROLE_WORDS[key.role]} ${key.kind}, and only admin ${key.kind}s may`;
   else if (app === undefined || !key.apps.includes(app)) why = `it has no right on ${app ?? 'that app'}`;
-  else why = `it is ${ROLE_WORDS[key.role]}`;
-  throw new RackError('forbidden', `key "${key.name}" may not run ${what}: ${why}`);
+  else why = `it is ${ROLE_WORDS[key.role]} ${key.kind}`;
+  throw new RackError('forbidden', `${key.kind} "${key.name}" may not run ${what}: ${why}`);
 }

@@ -1,5 +1,5 @@
 import type { ConfigVars } from '../release/config-vars.js';
-import type { KeyRecord } from '../store/records.js';
+import type { Principal } from './principal.js';
 
 /** What a deploy-only key sees in place of a config value. */
 export const MASKED = '•••';
@@ -11,7 +11,7 @@ const MIN_REDACTED = 6;
  * builds, their logs) but never the values of its config: key names only. That hides secrets
  * from the key, not from the code it pushes, which reads its config at run time (as on Heroku).
  */
-export function seesConfigValues(key: KeyRecord): boolean {
+export function seesConfigValues(key: Pick<Principal, 'role'>): boolean {
   return key.role !== 'deploy';
 }
 

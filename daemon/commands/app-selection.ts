@@ -1,14 +1,14 @@
 import { assertAppName, isAppName } from '../app-name.js';
 import { RackError } from '../rack-error.js';
 import { keyHasApp } from '../access/access-policy.js';
-import type { KeyRecord } from '../store/records.js';
+import type { Principal } from '../access/principal.js';
 import type { Store } from '../store/store.js';
 
 export interface AppHints {
   flag: string | undefined;
   env: string | undefined;
   login: string;
-  key: KeyRecord;
+  key: Principal;
 }
 
 /**

@@ -18,10 +18,10 @@ export const appsCommands: Command[] = [
     json: true,
     args: { min: 0, max: 0 },
     async run(ctx) {
-      const apps = (await ctx.services.store.listApps()).filter((a) => keyHasApp(ctx.key, a.name));
+      const apps = (await ctx.services.store.listApps()).filter((a) => keyHasApp(ctx.principal, a.name));
       if (ctx.flags['json']) {
         // An app's config before its first release is on its record; a deploy-only key gets the keys only.
-        const shown = (a: (typeof apps)[number]) => (a.config && !seesConfigValues(ctx.key) ? { ...a, config: maskConfig(a.config) } : a);
+        const shown = (a: (typeof apps)[number]) => (a.config && !seesConfigValues(ctx.principal) ? { ...a, config: maskConfig(a.config) } : a);
         return ctx.printJson(apps.map((a) => ({ ...shown(a), url: ctx.services.supervisor.url(a.name) })));
       }
       if (apps.length === 0) return ctx.print('no apps yet: push one with "git push rack main"');
@@ -36,6 +36,7 @@ export const appsCommands: Command[] = [
     summary: 'create an app (a first push creates it too)',
     app: false,
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
     async run(ctx) {
       const name = assertNewAppName(ctx.args[0]!);
       await ctx.services.store.createApp(name);
@@ -52,6 +53,7 @@ export const appsCommands: Command[] = [
     app: false,
     options: { confirm: { type: 'string' } },
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
     async run(ctx) {
       const name = assertAppName(ctx.args[0]!);
       if (ctx.flags['confirm'] !== name) {

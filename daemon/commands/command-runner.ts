@@ -1,10 +1,11 @@
 import { parseArgs } from 'node:util';
 import { authorize } from '../access/access-policy.js';
+import type { Caller } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { appsCommands } from './apps.js';
 import { selectApp } from './app-selection.js';
-import type { Command, CommandContext, Services } from './command.js';
+import type { AuditNote, Command, CommandContext, Flags, Services } from './command.js';
 import { configCommands } from './config.js';
 import { domainsCommands } from './domains.js';
 import { historyCommands } from './history.js';
@@ -13,6 +14,8 @@ import { limitCommands } from './limits.js';
 import { logsCommands } from './logs.js';
 import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
+import { tokensCommands } from './tokens.js';
+import { auditCommands } from './audit.js';
 
 const metaCommands: Command[] = [
   {
@@ -45,17 +48,33 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
+  /** Text for the user: ssh's stdout, or the progress lines of an HTTP answer. */
   stdout(text: string): void;
+  /** `--json` output and a change's result; over ssh printed as JSON (results are dropped). */
+  json?(value: unknown, kind: 'query' | 'result'): void;
   readInput(maxBytes: number): Promise<string>;
   closed: Promise<void>;
 }
 
+/** One command to run, its words already parsed (from an ssh command line or an API request). */
+export interface Invocation {
+  command: Command;
+  /** The selected app ('' for commands that take none), its name already checked. */
+  app: string;
+  args: string[];
+  flags: Flags;
+}
+
+export function findCommand(name: string): Command | undefined {
+  return BY_NAME.get(name);
+}
+
 /** Parses one ssh command line against the command table and runs it. */
-export async function runCommand(services: Services, req: Pick<ExecRequest, 'key' | 'login' | 'env'>, argv: string[], io: CommandIo): Promise<void> {
+export async function runCommand(services: Services, req: Pick<ExecRequest, 'caller' | 'login' | 'env'>, argv: string[], io: CommandIo): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '') throw new RackError('bad_command', 'no command given; try: ssh rack help');
   const command = BY_NAME.get(name);
@@ -82,21 +101,57 @@ export async function runCommand(services: Services, req: Pick<ExecRequest, 'key
         flag: typeof flag === 'string' ? flag : undefined,
         env: req.env['RACK_APP'],
         login: req.login,
-        key: req.key,
+        key: req.caller.principal,
       })
     : '';
-  authorize(req.key, command.access, command.name, command.app ? app : undefined);
+  await invoke(services, req.caller, { command, app, args, flags: parsed.values }, io);
+}
+
+/**
+ * Runs a parsed command for a caller: the access check, the command, and for changes the audit
+ * entry (refusals and failures included). ssh and the HTTP API both come through here.
+ */
+export async function invoke(services: Services, caller: Caller, inv: Invocation, io: CommandIo): Promise<void> {
+  const { command, app, args, flags } = inv;
+  const json = io.json ?? ((value: unknown, kind: 'query' | 'result') => (kind === 'query' ? io.stdout(`${JSON.stringify(value, null, 2)}\n`) : undefined));
   const ctx: CommandContext = {
     app,
     args,
-    flags: parsed.values,
-    key: req.key,
+    flags,
+    principal: caller.principal,
+    caller,
     services,
     print: (line) => io.stdout(`${line}\n`),
     write: (text) => io.stdout(text),
     readInput: (max) => io.readInput(max),
     closed: io.closed,
-    printJson: (value) => io.stdout(`${JSON.stringify(value, null, 2)}\n`),
+    printJson: (value) => json(value, 'query'),
+    result: (value) => json(value, 'result'),
   };
-  await command.run(ctx);
+  let outcome = 'ok';
+  try {
+    authorize(caller.principal, command.access, command.name, command.app ? app : undefined);
+    await command.run(ctx);
+  } catch (err) {
+    outcome = RackError.from(err).code;
+    throw err;
+  } finally {
+    if (command.audit) await recordChange(services, caller, command, ctx, outcome);
+  }
+}
+
+async function recordChange(services: Services, caller: Caller, command: Command, ctx: CommandContext, outcome: string): Promise<void> {
+  let note: AuditNote;
+  try {
+    note = command.audit!(ctx);
+  } catch {
+    // The describer re-reads arguments the command refused: record the attempt without them.
+    note = { detail: '' };
+  }
+  await services.audit.record(caller, {
+    app: note.app ?? (ctx.app === '' ? null : ctx.app),
+    action: command.name,
+    detail: note.detail,
+    outcome,
+  });
 }

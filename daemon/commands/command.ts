@@ -1,5 +1,7 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { AccessLevel } from '../access/access-policy.js';
+import type { Caller, Principal } from '../access/principal.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../deploy.js';
@@ -7,7 +9,6 @@ import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { RouterClient } from '../router/router-client.js';
-import type { KeyRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 
@@ -20,6 +21,7 @@ export interface Services {
   lock: DeployLock;
   logs: LogHub;
   runtime: DockerRuntime;
+  audit: AuditLog;
   version: string;
 }
 
@@ -27,8 +29,10 @@ export interface CommandContext {
   /** The selected app; empty for commands that take none. */
   app: string;
   args: string[];
-  flags: Record<string, string | boolean | (string | boolean)[] | undefined>;
-  key: KeyRecord;
+  flags: Flags;
+  /** The key or token running the command. */
+  principal: Principal;
+  caller: Caller;
   services: Services;
   /** Resolves when the client goes away (for commands that stream until then). */
   closed: Promise<void>;
@@ -37,7 +41,22 @@ export interface CommandContext {
   print(line: string): void;
   /** Raw output, no newline added. */
   write(text: string): void;
+  /** A query's answer with `--json` (over HTTP: the response body). */
   printJson(value: unknown): void;
+  /**
+   * A change's machine-readable outcome (the release it made, ...). Over ssh the text already said
+   * it and this is dropped; over HTTP it ends the response.
+   */
+  result(value: unknown): void;
+}
+
+export type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** What an audited change records besides who and when; never a secret (config values, keys). */
+export interface AuditNote {
+  detail: string;
+  /** The app changed, when the command names it in its arguments rather than with -a. */
+  app?: string;
 }
 
 /** One `ssh rack NAME ...` command: how it parses, and what it does. */
@@ -53,6 +72,8 @@ export interface Command {
   json?: boolean;
   options?: NonNullable<ParseArgsConfig['options']>;
   args: { min: number; max: number };
+  /** Present on commands that change something: what the audit log records of them. */
+  audit?: (ctx: CommandContext) => AuditNote;
   run(ctx: CommandContext): Promise<void>;
 }
 

@@ -6,7 +6,7 @@ import type { CommandContext } from './command.js';
  * had in free text it may read (build logs, build and release errors). Other keys read it as is.
  */
 export async function configRedaction(ctx: CommandContext): Promise<(text: string) => string> {
-  if (seesConfigValues(ctx.key)) return (text) => text;
+  if (seesConfigValues(ctx.principal)) return (text) => text;
   const values: string[] = [];
   const app = await ctx.services.store.getApp(ctx.app);
   values.push(...Object.values(app?.config ?? {}));

@@ -1,3 +1,4 @@
+import { createdBy } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
 import { assertConfigKey, configValue, diffConfig, parseAssignments } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
@@ -11,7 +12,7 @@ async function change(ctx: CommandContext, description: string, apply: (c: Recor
   const deploy = ctx.flags['no-deploy'] !== true;
   const out = textOutput(ctx.print);
   const release = await ctx.services.pipeline.changeConfig(
-    { app: ctx.app, keyName: ctx.key.name, description, apply, deploy },
+    { app: ctx.app, keyName: createdBy(ctx.principal), description, apply, deploy },
     out,
   );
   if (!release) return out.header(`${description}: kept for ${ctx.app}'s first deploy`);
@@ -75,6 +76,7 @@ export const configCommands: Command[] = [
     app: true,
     options: noDeploy,
     args: { min: 1, max: 100 },
+    audit: (ctx) => ({ detail: ctx.args.map((a) => a.split('=')[0]).join(' ') }),
     async run(ctx) {
       const pairs = parseAssignments(ctx.args);
       await change(ctx, `Set ${Object.keys(pairs).join(', ')}`, (c) => ({ ...c, ...pairs }));
@@ -88,6 +90,7 @@ export const configCommands: Command[] = [
     app: true,
     options: noDeploy,
     args: { min: 1, max: 100 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const keys = ctx.args.map(assertConfigKey);
       const config = await currentConfig(ctx);

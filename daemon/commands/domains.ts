@@ -47,6 +47,7 @@ export const domainsCommands: Command[] = [
     summary: 'serve the app on HOST too (a host belongs to one app at a time)',
     app: true,
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const host = assertHostName(ctx.args[0]!, ctx);
       await ctx.services.store.addDomain(ctx.app, host);
@@ -61,6 +62,7 @@ export const domainsCommands: Command[] = [
     summary: 'stop serving the app on HOST',
     app: true,
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const host = ctx.args[0]!.toLowerCase();
       await ctx.services.store.removeDomain(ctx.app, host);

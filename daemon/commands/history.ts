@@ -1,3 +1,4 @@
+import { createdBy } from '../access/principal.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { paths } from '../config.js';
@@ -54,13 +55,14 @@ export const historyCommands: Command[] = [
     app: true,
     options: { deploy: { type: 'boolean' }, 'no-cache': { type: 'boolean' } },
     args: { min: 0, max: 0 },
+    audit: () => ({ detail: '' }),
     async run(ctx) {
       const { config, pipeline } = ctx.services;
       const build = await pipeline.rebuild(
         {
           app: ctx.app,
           repo: repoDir(paths.repos(config), ctx.app),
-          keyName: ctx.key.name,
+          keyName: createdBy(ctx.principal),
           deploy: ctx.flags['deploy'] === true,
           noCache: ctx.flags['no-cache'] === true,
         },
@@ -76,6 +78,7 @@ export const historyCommands: Command[] = [
     summary: "empty the app's build cache (the next build starts cold)",
     app: true,
     args: { min: 0, max: 0 },
+    audit: () => ({ detail: '' }),
     async run(ctx) {
       await ctx.services.store.requireApp(ctx.app);
       await ctx.services.lock.run(ctx.app, async () => {
@@ -135,7 +138,7 @@ export const historyCommands: Command[] = [
       const app = await ctx.services.store.requireApp(ctx.app);
       const releases = await ctx.services.store.listReleases(ctx.app);
       if (ctx.flags['json']) {
-        const values = seesConfigValues(ctx.key);
+        const values = seesConfigValues(ctx.principal);
         const redact = await configRedaction(ctx);
         return ctx.printJson(
           releases.map((r) => ({

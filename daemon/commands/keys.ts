@@ -41,6 +41,7 @@ export const keysCommands: Command[] = [
     app: false,
     options: { app: { type: 'string', short: 'a', multiple: true }, 'deploy-only': { type: 'boolean' } },
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: `${ctx.args[0] ?? ''} ${((ctx.flags['app'] as string[] | undefined) ?? []).join(',')}`.trim() }),
     async run(ctx) {
       const name = assertKeyName(ctx.args[0]!);
       const apps = [...new Set(((ctx.flags['app'] as string[] | undefined) ?? []).map(assertAppName))];
@@ -69,6 +70,7 @@ export const keysCommands: Command[] = [
     summary: 'remove a key (not the last admin key)',
     app: false,
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
       const key = await ctx.services.store.removeKey(assertKeyName(ctx.args[0]!));
       ctx.print(`-----> Removed key ${key.name} (${key.fingerprint})`);

@@ -15,6 +15,7 @@ export const limitCommands: Command[] = [
     summary: 'set the memory, CPU cap and process limits of a process type (rolled out without downtime)',
     app: true,
     args: { min: 2, max: 4 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const [type, ...words] = ctx.args as [string, ...string[]];
       if (!TYPE.test(type)) throw new RackError('bad_argument', `not a process type: ${JSON.stringify(type.slice(0, 40))}`);

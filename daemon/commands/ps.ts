@@ -65,6 +65,7 @@ psCommands.push(
     summary: 'set how many processes of each type run (20 a type, RACK_MAX_PROCESSES in all; rolled out without downtime)',
     app: true,
     args: { min: 1, max: 10 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       // A Map, then fromEntries: assigning obj["__proto__"] would set the prototype, not a type.
       const changes = new Map<string, number>();
@@ -89,6 +90,7 @@ psCommands.push(
     summary: 'replace the processes (of one type) with fresh ones, without downtime',
     app: true,
     args: { min: 0, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       await ctx.services.pipeline.restart({ app: ctx.app, type: ctx.args[0] }, textOutput(ctx.print));
       ctx.print(`-----> Restarted ${ctx.args[0] ?? 'all processes'} of ${ctx.app}`);

@@ -1,3 +1,4 @@
+import { createdBy } from '../access/principal.js';
 import { formatTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
 import { MASKED, seesConfigValues } from '../access/config-mask.js';
@@ -9,7 +10,7 @@ import { configRedaction } from './config-redaction.js';
 async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
   const target = ctx.args[0] === undefined ? undefined : parseNumber(ctx.args[0], 'v');
   const out = textOutput(ctx.print);
-  const { release, previous } = await ctx.services.pipeline.redeploy({ app: ctx.app, target, keyName: ctx.key.name, kind }, out);
+  const { release, previous } = await ctx.services.pipeline.redeploy({ app: ctx.app, target, keyName: createdBy(ctx.principal), kind }, out);
   out.header(`${release.description}: released v${release.version}`);
   if (previous > 0) out.detail(`undo with: ssh rack releases:rollback v${previous} -a ${ctx.app}`);
 }
@@ -63,7 +64,7 @@ export const releaseCommands: Command[] = [
       ];
       for (const line of table(rows)) ctx.print(line);
       // A deploy-only key sees which keys changed, not even the start of a value.
-      const shown = seesConfigValues(ctx.key) ? (k: string) => abbreviate(release.config[k]!) : () => MASKED;
+      const shown = seesConfigValues(ctx.principal) ? (k: string) => abbreviate(release.config[k]!) : () => MASKED;
       const changes = [
         ...diff.added.map((k) => `  + ${k}=${shown(k)}`),
         ...diff.changed.map((k) => `  ~ ${k}=${shown(k)}`),
@@ -80,6 +81,7 @@ export const releaseCommands: Command[] = [
     summary: 'roll back to vN (default: the previous good release) as a new release',
     app: true,
     args: { min: 0, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     run: (ctx) => redeploy(ctx, 'rollback'),
   },
   {
@@ -89,6 +91,7 @@ export const releaseCommands: Command[] = [
     summary: 'roll out any release, forward or back, as a new release',
     app: true,
     args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     run: (ctx) => redeploy(ctx, 'promote'),
   },
 ];

@@ -39,8 +39,10 @@ export function parseRunLine(line: string): RunLine | undefined {
 
 /** Runs a one-off process of the app's current release, attached to the ssh session. */
 export async function runOneOff(services: Services, req: ExecRequest, line: RunLine): Promise<number> {
-  const app = await selectApp(services.store, { flag: line.app, env: req.env['RACK_APP'], login: req.login, key: req.key });
-  authorize(req.key, 'member', 'run', app);
+  const app = await selectApp(services.store, { flag: line.app, env: req.env['RACK_APP'], login: req.login, key: req.caller.principal });
+  authorize(req.caller.principal, 'member', 'run', app);
+  // The command line may hold secrets; its first word says enough of what ran.
+  await services.audit.record(req.caller, { app, action: 'run', detail: line.command.split(/\s/)[0]!.slice(0, 100), outcome: 'ok' });
   const record = await services.store.requireApp(app);
   const release = record.currentRelease ? await services.store.getRelease(app, record.currentRelease) : undefined;
   if (!release) throw new RackError('no_such_release', `${app} has no running release yet: push it first`);

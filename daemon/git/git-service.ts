@@ -2,8 +2,10 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import { authorize } from '../access/access-policy.js';
+import { createdBy } from '../access/principal.js';
 import { appFromRepoPath, assertNewAppName } from '../app-name.js';
 import { formatSize } from '../config.js';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
@@ -34,6 +36,7 @@ export interface GitServiceOptions {
   pushLock: PushLock;
   check: PushCheck;
   onAppCreated: (app: string) => Promise<void>;
+  audit: AuditLog;
   log: Logger;
 }
 
@@ -51,7 +54,7 @@ export class GitService {
     const app = appFromRepoPath(argv[1]!);
     const { store, pushLock } = this.opts;
     if (service === 'git-upload-pack') {
-      authorize(req.key, 'deploy', 'git fetch', app);
+      authorize(req.caller.principal, 'deploy', 'git fetch', app);
       await store.requireApp(app);
       return this.upload(req, repoDir(this.opts.reposRoot, app));
     }
@@ -66,7 +69,8 @@ export class GitService {
         if (!(await this.authorizePush(req, app))) {
           await store.createApp(assertNewAppName(app));
           await this.opts.onAppCreated(app);
-          this.opts.log.info({ app, key: req.key.name }, 'app created by push');
+          this.opts.log.info({ app, key: req.caller.principal.name }, 'app created by push');
+          await this.opts.audit.record(req.caller, { app, action: 'apps:create', detail: 'by git push', outcome: 'ok' });
         }
         // Git reports quarantine paths under the real path; compare like with like.
         const repo = await realpath(await ensureBareRepo(this.opts.reposRoot, app));
@@ -79,8 +83,8 @@ export class GitService {
   /** True when the app exists; throws when the key may not push to it (or create it). */
   private async authorizePush(req: ExecRequest, app: string): Promise<boolean> {
     const exists = (await this.opts.store.getApp(app)) !== undefined;
-    if (exists) authorize(req.key, 'deploy', 'git push', app);
-    else authorize(req.key, 'admin', `git push creating ${app}`, undefined);
+    if (exists) authorize(req.caller.principal, 'deploy', 'git push', app);
+    else authorize(req.caller.principal, 'admin', `git push creating ${app}`, undefined);
     return exists;
   }
 
@@ -89,7 +93,7 @@ export class GitService {
     const { channel } = req;
     const { sessions, controlSocket, hooksDir, maxPushBytes, log } = this.opts;
     const interrupted = new AbortController();
-    const { token, session } = sessions.open({ app, keyName: req.key.name, repo, interrupted: interrupted.signal });
+    const { token, session } = sessions.open({ app, keyName: createdBy(req.caller.principal), repo, interrupted: interrupted.signal });
     let outcome: PushOutcome | 'none' = 'none';
     let code = 1;
     let gone = false;
@@ -129,6 +133,13 @@ export class GitService {
     } finally {
       sessions.close(token);
       log.info({ app, code, gone, release: session.released?.release, outcome }, 'push finished');
+      const released = session.released;
+      await this.opts.audit.record(req.caller, {
+        app,
+        action: 'git push',
+        detail: released ? `v${released.release} ${released.commit.slice(0, 7)}` : '',
+        outcome: !released ? (gone ? 'interrupted' : 'rejected') : outcome === 'rolled-back' ? 'rolled_back' : 'ok',
+      });
     }
   }
 

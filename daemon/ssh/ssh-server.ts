@@ -4,11 +4,13 @@ import ssh2, { type Connection, type ServerChannel } from 'ssh2';
 import type { LoginThrottle } from '../access/login-throttle.js';
 import type { Logger } from '../log.js';
 import type { KeyRecord } from '../store/records.js';
+import { keyPrincipal, type Caller } from '../access/principal.js';
 import { LoginGate } from './login-gate.js';
 
 /** One `ssh host COMMAND` as the rest of rack sees it. */
 export interface ExecRequest {
-  key: KeyRecord;
+  /** The key's holder, and the address it came from. */
+  caller: Caller;
   /** The SSH login name (`git` for pushes, or an app name). */
   login: string;
   /** Variables the client sent with SendEnv/SetEnv (only RACK_APP is kept). */
@@ -68,6 +70,7 @@ export class SshServer {
   }
 
   private onClient(client: Connection, info: ssh2.ClientInfo): void {
+    const address = info.ip;
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'ssh client error'));
@@ -131,7 +134,7 @@ export class SshServer {
           const channel = accept();
           channel.on('error', () => undefined);
           void this.opts
-            .exec({ key: key!, login, env: { ...env }, command: info.command, pty, channel })
+            .exec({ caller: { principal: keyPrincipal(key!), via: 'ssh', address }, login, env: { ...env }, command: info.command, pty, channel })
             .catch(() => 1)
             .then((code) => {
               channel.exit(code);

@@ -105,3 +105,38 @@ export interface KeyRecord {
   apps: string[];
   createdAt: string;
 }
+
+/**
+ * An API token. Only its SHA-256 is kept: the token itself is shown once, at creation. Tokens are
+ * long random strings, not passwords, so a fast hash is enough to make a stolen database useless.
+ */
+export interface TokenRecord {
+  name: string;
+  /** Hex SHA-256 of the whole token. */
+  hash: string;
+  role: KeyRole;
+  apps: string[];
+  createdAt: string;
+  createdBy: string;
+  /** ISO time after which the token is refused; null: never. */
+  expiresAt: string | null;
+  lastUsedAt: string | null;
+}
+
+/** One change to rack, by whom, from where: what `audit` lists. */
+export interface AuditEntry {
+  /** Increasing; the order changes were made in. */
+  id: number;
+  time: string;
+  actor: { kind: 'key' | 'token'; name: string };
+  via: 'ssh' | 'http';
+  address: string;
+  /** The app changed; null for rack-wide changes (keys, tokens). */
+  app: string | null;
+  /** The command's name (`config:set`, `git push`, ...). */
+  action: string;
+  /** What changed, never a secret: config keys without values, a release number, a key's name. */
+  detail: string;
+  /** `ok`, or the error code the change failed with. */
+  outcome: string;
+}

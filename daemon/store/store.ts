@@ -1,11 +1,17 @@
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { AbstractSublevel } from 'abstract-level';
 import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
-import type { AppRecord, BuildRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings } from './records.js';
+import { AuditStore } from './audit-store.js';
+import type { AppRecord, AuditEntry, BuildRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import { TokenStore } from './token-store.js';
 
-type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | number | string;
+type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string;
+
+/** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
+export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
 
 // Keys sort by app then zero-padded number, so a range read lists one app's history in order.
 const pad = (n: number) => String(n).padStart(10, '0');
@@ -35,6 +41,8 @@ const now = () => new Date().toISOString();
 export class Store {
   private readonly db: Level<string, Value>;
   private readonly writes = new PQueue({ concurrency: 1 });
+  readonly tokens: TokenStore;
+  readonly audit: AuditStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -43,12 +51,17 @@ export class Store {
   constructor(
     path: string,
     private readonly buildLogs: string,
+    auditKeep = 10_000,
   ) {
     this.db = new Level<string, Value>(path, { valueEncoding: 'json' });
+    const write = <T>(task: () => Promise<T>) => this.write(task);
+    this.tokens = new TokenStore(this.db.sublevel<string, Value>('token', { valueEncoding: 'json' }), write);
+    this.audit = new AuditStore(this.db.sublevel<string, Value>('audit', { valueEncoding: 'json' }), auditKeep, write);
   }
 
   async start(): Promise<void> {
     await this.db.open();
+    await this.audit.start();
   }
 
   async stop(): Promise<void> {
@@ -158,7 +171,11 @@ export class Store {
       for (const key of await this.listKeys()) {
         if (key.apps.includes(name)) ops.push({ type: 'put', key: k.key(key.name), value: { ...key, apps: key.apps.filter((a) => a !== name) } });
       }
-      await this.db.batch(ops);
+      // Tokens lose the app in the same batch: a new app of the same name is not theirs.
+      const tokenOps = (await this.tokens.list())
+        .filter((t) => t.apps.includes(name))
+        .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
+      await this.db.batch([...ops, ...tokenOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }

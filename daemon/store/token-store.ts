@@ -1,0 +1,63 @@
+import type { Sublevel } from './store.js';
+import { RackError } from '../rack-error.js';
+import type { TokenRecord } from './records.js';
+
+/**
+ * API tokens, by name and by hash (the lookup a request makes). Both entries are written in one
+ * batch, so a crash never leaves a hash that points nowhere or a token that cannot be found.
+ */
+export class TokenStore {
+  /**
+   * @param write the store's one write queue: a token's rights change in the same queue (and, when
+   * an app is destroyed, the same batch) as the app itself.
+   */
+  constructor(
+    readonly db: Sublevel,
+    private readonly write: <T>(task: () => Promise<T>) => Promise<T>,
+  ) {}
+
+  add(token: TokenRecord): Promise<void> {
+    return this.write(async () => {
+      if (await this.get(token.name)) throw new RackError('bad_argument', `a token named "${token.name}" already exists`);
+      await this.db.batch([
+        { type: 'put', key: `name!${token.name}`, value: token },
+        { type: 'put', key: `hash!${token.hash}`, value: token.name },
+      ]);
+    });
+  }
+
+  revoke(name: string): Promise<TokenRecord> {
+    return this.write(async () => {
+      const token = await this.get(name);
+      if (!token) throw new RackError('bad_argument', `no token named "${name}"`);
+      await this.db.batch([
+        { type: 'del', key: `name!${name}` },
+        { type: 'del', key: `hash!${token.hash}` },
+      ]);
+      return token;
+    });
+  }
+
+  async get(name: string): Promise<TokenRecord | undefined> {
+    return (await this.db.get(`name!${name}`)) as TokenRecord | undefined;
+  }
+
+  async byHash(hash: string): Promise<TokenRecord | undefined> {
+    const name = (await this.db.get(`hash!${hash}`)) as string | undefined;
+    return name === undefined ? undefined : this.get(name);
+  }
+
+  async list(): Promise<TokenRecord[]> {
+    const out: TokenRecord[] = [];
+    for await (const value of this.db.values({ gte: 'name!', lt: 'name!\xff' })) out.push(value as TokenRecord);
+    return out;
+  }
+
+  /** Marks a use; a token revoked meanwhile stays revoked. */
+  touch(name: string, at: string): Promise<void> {
+    return this.write(async () => {
+      const token = await this.get(name);
+      if (token) await this.db.put(`name!${name}`, { ...token, lastUsedAt: at });
+    });
+  }
+}
