@@ -22,6 +22,7 @@ export interface HttpServerOptions {
   logger: Logger;
 }
 
+const PATH_TRICK = /(^|\/)(\.|%2e){1,2}(\/|$)|%2f|%5c|\\|%00/i;
 const GIT_PATH = /^\/[^/]+\.git\/(info\/refs|git-upload-pack|git-receive-pack|HEAD)$/;
 
 /**
@@ -68,6 +69,9 @@ export class HttpServer {
     res.on('error', () => undefined);
     const { logger } = this.opts;
     try {
+      const raw = (req.url ?? '/').split('?')[0]!;
+      // URL parsing would quietly resolve `..` and `%2e%2e` to another resource: refuse them instead.
+      if (PATH_TRICK.test(raw)) throw new RackError('bad_argument', 'the path holds dot segments, encoded slashes or backslashes');
       // Only the path is taken from the request; the host is fixed so nothing can redirect it.
       const url = new URL(req.url ?? '/', 'http://rack');
       const open = this.opts.public[url.pathname];
