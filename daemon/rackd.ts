@@ -28,6 +28,7 @@ import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
+import { CONTROL_PLANE_APP } from './router/upstream.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
@@ -96,6 +97,8 @@ export class Rackd {
     });
     const http = await router.start();
     this.stops.push(() => router.stop());
+    // rack's own host goes to rackd's listener; while rackd is down the router answers it with a 503.
+    await router.setApp(CONTROL_PLANE_APP, [config.consoleHost], [{ socketPath: paths.apiSocket(config) }]);
 
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
     supervisor.start();
@@ -149,7 +152,7 @@ export class Rackd {
     const gitHttp = new GitHttp();
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
     const httpServer = new HttpServer({
-      socketPath: join(config.home, 'api.sock'),
+      socketPath: paths.apiSocket(config),
       auth,
       api: apiHandler(services),
       git: gitHttp.handle,
