@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { createConnection, createServer, type Server } from 'node:net';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { commitFile, exec, headOf, RackDaemon } from './support/rack-daemon.js';
@@ -197,6 +197,43 @@ test.serial('a push from a stale advertisement (the branch moved since) is refus
   t.is(await buildCount(), builds);
   t.deepEqual(await rack.get(APP), { status: 200, body: 'raw\n' });
   await run('git', ['reset', '-q', '--hard', current], { cwd: dir });
+});
+
+test.serial('a client gone mid-POST before the hook: git is stopped, nothing is built, the next push works', async (t) => {
+  const head = await remoteHead();
+  const builds = await buildCount();
+  await writeFile(join(dir, 'half.bin'), randomBytes(4 << 20));
+  await commitFile(dir, 'server.js', "require('http').createServer((q, s) => s.end('never\\n')).listen(process.env.PORT);\n", 'sent halfway');
+  const body = await receivePackBody(head, await headOf(dir));
+  const socket = createConnection(rack.gitHttpPort || rack.httpPort, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.write(
+    `POST /${APP}.git/git-receive-pack HTTP/1.1\r\nHost: rack.localhost\r\nAuthorization: Bearer ${ciToken}\r\n` +
+      `Content-Type: application/x-git-receive-pack-request\r\nContent-Length: ${body.length}\r\n\r\n`,
+  );
+  socket.write(body.subarray(0, body.length >> 1));
+  // receive-pack is reading the pack once its quarantine exists.
+  const objects = join(rack.home, 'repos', `${APP}.git`, 'objects');
+  const deadline = Date.now() + 60_000;
+  while (!(await readdir(objects)).some((f) => f.includes('incoming'))) {
+    if (Date.now() > deadline) throw new Error('receive-pack never started');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  socket.destroy();
+  let last: AuditEntry | undefined;
+  while (Date.now() < deadline + 60_000) {
+    last = (await pushes())[0];
+    if (last?.outcome === 'interrupted') break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  t.like(last, { outcome: 'interrupted', via: 'http' });
+  t.is(await remoteHead(), head);
+  t.is(await buildCount(), builds);
+  await run('git', ['reset', '-q', '--hard', head], { cwd: dir });
+  await commitFile(dir, 'server.js', "require('http').createServer((q, s) => s.end('after\\n')).listen(process.env.PORT);\n", 'after the hang-up');
+  const next = await pushHttp(ciToken);
+  t.is(next.code, 0, next.stderr);
+  t.deepEqual(await rack.get(APP), { status: 200, body: 'after\n' });
 });
 
 test.serial('tokens: one for web may not push blog; a deploy-only token pushes its app; a revoked one is refused at once', async (t) => {
