@@ -22,6 +22,7 @@ import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
 import { PushCheck } from './git/push-check.js';
 import { preReceiveHandler } from './git/push-hook.js';
 import { PushLock } from './git/push-lock.js';
+import { PushReceiver } from './git/push-receiver.js';
 import { repoDir } from './git/repo.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
@@ -122,7 +123,8 @@ export class Rackd {
     await control.start();
     this.stops.push(() => control.stop());
 
-    const git = new GitService({
+    // One receive core for pushes over ssh and over HTTP.
+    const receiver = new PushReceiver({
       reposRoot: paths.repos(config),
       hooksDir: HOOKS_DIR(config.installDir),
       controlSocket: paths.controlSocket(config),
@@ -135,6 +137,7 @@ export class Rackd {
       audit,
       log: log.child({ mod: 'git' }),
     });
+    const git = new GitService({ reposRoot: paths.repos(config), store, receiver });
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
     const services: Services = {
@@ -149,7 +152,7 @@ export class Rackd {
       audit,
       version: await version(config),
     };
-    const gitHttp = new GitHttp();
+    const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
     const httpServer = new HttpServer({
       socketPath: paths.apiSocket(config),
