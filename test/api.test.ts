@@ -4,19 +4,23 @@ import addFormats from 'ajv-formats';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { request } from 'undici';
 import { api, events } from './support/api-client.js';
-import { exec, RackDaemon } from './support/rack-daemon.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { commitFile, exec, ROOT, RackDaemon } from './support/rack-daemon.js';
 
 // The API as a CI system uses it: real curl and undici through the router's rack.localhost,
 // a real rackd, Docker and the node-env fixture (it crashes when CRASH is set).
 let rack: RackDaemon;
 let admin: string;
+let dir: string;
 let spec: { components: { schemas: Record<string, unknown> }; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: unknown; 'x-result'?: unknown }> }> }>> };
 const ajv = new Ajv2020({ strict: false });
 addFormats.default(ajv);
 
 test.before(async () => {
   rack = await RackDaemon.create();
-  const push = await rack.push(await rack.appRepo('node-env', 'shop'));
+  dir = await rack.appRepo('node-env', 'shop');
+  const push = await rack.push(dir);
   if (push.code !== 0) throw new Error(push.stderr);
   admin = await rack.createToken('ci');
   spec = (await api(rack, 'GET', '/api/v1/openapi.json')).json as typeof spec;
@@ -178,4 +182,46 @@ test.serial('bad input gets a clear JSON error with the right status, and change
   t.is(put.headers['allow'], 'GET, PATCH');
   t.is((await rack.ssh(['releases', '-a', 'shop', '--json'])).stdout.length, before, 'no release made');
   t.false(rack.output.includes(admin), 'the token is never logged');
+});
+
+test.serial('the CI recipe in docs/API.md deploys: a push over HTTP, then a config change with curl', async (t) => {
+  const doc = await readFile(join(ROOT, 'docs', 'API.md'), 'utf8');
+  const recipe = /## A CI deploy in five lines of shell\n\n```sh\n([\s\S]*?)```/.exec(doc)?.[1];
+  t.truthy(recipe);
+  t.true(recipe!.trim().split('\n').length <= 6, 'five lines (one continued)');
+  const script = join(rack.work, 'ci.sh');
+  await writeFile(script, recipe!);
+  const token = await rack.createToken('ci-recipe', ['--app', 'shop']);
+  const marker = String.raw`require('http').createServer((q, s) => s.end(q.url === '/sha' ? process.env.GIT_SHA : 'from ci')).listen(process.env.PORT);`;
+  await commitFile(dir, 'server.js', marker, 'a commit CI deploys');
+  const r = await exec('bash', [script], {
+    cwd: dir,
+    env: { ...process.env, RACK: `http://rack.localhost:${rack.httpPort}`, RACK_TOKEN: token, GIT_COMMIT: 'abc1234', GIT_TERMINAL_PROMPT: '0' },
+  });
+  t.is(r.code, 0, r.stderr + r.stdout);
+  t.regex(r.stderr, /remote: -----> /, 'the build streamed as remote: lines');
+  t.regex(r.stdout, /"result"/);
+  t.is((await rack.get('shop')).body, 'from ci');
+  t.is((await rack.get('shop', '/sha')).body, 'abc1234');
+});
+
+test.serial('logs with follow=true stream lines as they happen until the client hangs up', async (t) => {
+  const res = await request(`http://127.0.0.1:${rack.httpPort}/api/v1/apps/shop/logs?lines=0&follow=true`, {
+    headers: { host: 'rack.localhost', authorization: `Bearer ${admin}` },
+  });
+  t.is(res.statusCode, 200);
+  t.regex(String(res.headers['content-type']), /application\/x-ndjson/);
+  let seen = '';
+  const poke = setInterval(() => void rack.get('shop', '/followed').catch(() => undefined), 300);
+  try {
+    for await (const chunk of res.body) {
+      seen += String(chunk);
+      if (seen.includes('path=\\"/followed\\"')) break;
+    }
+  } finally {
+    clearInterval(poke);
+    res.body.destroy();
+  }
+  const lines = events(seen.split('\n').slice(0, -1).join('\n')).map((e) => e['line'] as string);
+  t.true(lines.some((l) => /rack\[router\]: method=GET path="\/followed"/.test(l)), lines.join('\n'));
 });
