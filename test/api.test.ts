@@ -29,6 +29,19 @@ test.after.always(async () => {
   await rack?.destroy();
 });
 
+/** `curl -sS -N --fail-with-body` as a CI script runs it, at rack's host through the router. */
+function curl(method: string, path: string, data: unknown, token = admin) {
+  return exec('curl', [
+    '-sS', '-N', '--fail-with-body',
+    '--resolve', `rack.localhost:${rack.httpPort}:127.0.0.1`,
+    '-X', method,
+    '-H', `Authorization: Bearer ${token}`,
+    '-H', 'Content-Type: application/json',
+    '--data', JSON.stringify(data),
+    `http://rack.localhost:${rack.httpPort}${path}`,
+  ]);
+}
+
 /** Checks an answer against the OpenAPI document's schema for that operation. */
 function conforms(t: import('ava').ExecutionContext, path: string, method: string, status: number, value: unknown, part: 'schema' | 'x-result' = 'schema'): void {
   const content = spec.paths[path]?.[method]?.responses[String(status)]?.content ?? {};
@@ -82,15 +95,7 @@ test.serial('answers match the OpenAPI document', async (t) => {
 test.serial('one PATCH sets and unsets several vars: one release, streamed to curl, which exits 0', async (t) => {
   t.is((await rack.ssh(['config:set', 'OLD=1', '-a', 'shop'])).code, 0);
   const before = (JSON.parse((await rack.ssh(['releases', '-a', 'shop', '--json'])).stdout) as unknown[]).length;
-  const r = await exec('curl', [
-    '-sS', '-N', '--fail-with-body',
-    '--resolve', `rack.localhost:${rack.httpPort}:127.0.0.1`,
-    '-X', 'PATCH',
-    '-H', `Authorization: Bearer ${admin}`,
-    '-H', 'Content-Type: application/json',
-    '--data', JSON.stringify({ set: { GREETING: 'hello world', 'DB_URL': 'postgres://x' }, unset: ['OLD'] }),
-    `http://rack.localhost:${rack.httpPort}/api/v1/apps/shop/config`,
-  ]);
+  const r = await curl('PATCH', '/api/v1/apps/shop/config', { set: { GREETING: 'hello world', DB_URL: 'postgres://x' }, unset: ['OLD'] });
   t.is(r.code, 0, r.stderr + r.stdout);
   const evs = events(r.stdout);
   t.true(evs.some((e) => typeof e['line'] === 'string' && (e['line'] as string).startsWith('-----> ')), r.stdout);
@@ -119,15 +124,7 @@ test.serial('the lines arrive while the rollout runs, before its result', async 
 });
 
 test.serial('a failing rollout ends the stream with an error line and curl fails; the old release serves', async (t) => {
-  const r = await exec('curl', [
-    '-sS', '-N', '--fail-with-body',
-    '--resolve', `rack.localhost:${rack.httpPort}:127.0.0.1`,
-    '-X', 'PATCH',
-    '-H', `Authorization: Bearer ${admin}`,
-    '-H', 'Content-Type: application/json',
-    '--data', '{"set":{"CRASH":"1"}}',
-    `http://rack.localhost:${rack.httpPort}/api/v1/apps/shop/config`,
-  ]);
+  const r = await curl('PATCH', '/api/v1/apps/shop/config', { set: { CRASH: '1' } });
   t.not(r.code, 0, 'curl exits non-zero');
   const evs = events(r.stdout);
   t.true(evs.some((e) => typeof e['line'] === 'string'));
@@ -136,15 +133,7 @@ test.serial('a failing rollout ends the stream with an error line and curl fails
 });
 
 test.serial('a refusal before the stream starts is an ordinary JSON error with its status', async (t) => {
-  const r = await exec('curl', [
-    '-sS', '-N', '--fail-with-body',
-    '--resolve', `rack.localhost:${rack.httpPort}:127.0.0.1`,
-    '-X', 'POST',
-    '-H', `Authorization: Bearer ${admin}`,
-    '-H', 'Content-Type: application/json',
-    '--data', '{"version": 99}',
-    `http://rack.localhost:${rack.httpPort}/api/v1/apps/shop/releases/rollback`,
-  ]);
+  const r = await curl('POST', '/api/v1/apps/shop/releases/rollback', { version: 99 });
   t.is(r.code, 22, 'curl --fail-with-body exits 22 on an HTTP error');
   t.like(JSON.parse(r.stdout), { error: { code: 'no_such_release' } });
 });

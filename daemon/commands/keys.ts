@@ -1,8 +1,8 @@
-import { assertAppName } from '../app-name.js';
 import { RackError } from '../rack-error.js';
 import { parsePublicKey } from '../ssh/authorized-keys.js';
 import type { KeyRecord } from '../store/records.js';
 import { table, type Command } from './command.js';
+import { GRANT_OPTIONS, grantAudit, grantFromFlags } from './grant-flags.js';
 
 const KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 const MAX_KEY_INPUT = 16 * 1024;
@@ -39,15 +39,12 @@ export const keysCommands: Command[] = [
     usage: 'keys:add NAME [--app APP ...] [--deploy-only] < key.pub',
     summary: 'add a key: admin, or limited to apps, or deploy-only for apps',
     app: false,
-    options: { app: { type: 'string', short: 'a', multiple: true }, 'deploy-only': { type: 'boolean' } },
+    options: GRANT_OPTIONS,
     args: { min: 1, max: 1 },
-    audit: (ctx) => ({ detail: `${ctx.args[0] ?? ''} ${((ctx.flags['app'] as string[] | undefined) ?? []).join(',')}`.trim() }),
+    audit: grantAudit,
     async run(ctx) {
       const name = assertKeyName(ctx.args[0]!);
-      const apps = [...new Set(((ctx.flags['app'] as string[] | undefined) ?? []).map(assertAppName))];
-      const deployOnly = ctx.flags['deploy-only'] === true;
-      if (deployOnly && apps.length === 0) throw new RackError('bad_argument', '--deploy-only needs at least one --app APP');
-      for (const app of apps) await ctx.services.store.requireApp(app);
+      const { role, apps } = await grantFromFlags(ctx);
       const input = await ctx.readInput(MAX_KEY_INPUT);
       if (input.trim() === '') throw new RackError('bad_argument', 'send the public key on stdin: ssh rack keys:add NAME < key.pub');
       const key = parsePublicKey(input.trim().split(/\r?\n/)[0]!);
@@ -55,7 +52,7 @@ export const keysCommands: Command[] = [
         name,
         publicKey: key.line,
         fingerprint: key.fingerprint,
-        role: apps.length === 0 ? 'admin' : deployOnly ? 'deploy' : 'app',
+        role,
         apps,
         createdAt: new Date().toISOString(),
       };

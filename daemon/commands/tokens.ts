@@ -1,9 +1,9 @@
-import { assertAppName } from '../app-name.js';
 import { newToken, parseDuration, tokenHash } from '../access/api-token.js';
 import { principalLabel } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
 import type { TokenRecord } from '../store/records.js';
 import { table, timestamp, type Command } from './command.js';
+import { GRANT_OPTIONS, grantAudit, grantFromFlags } from './grant-flags.js';
 
 const TOKEN_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
 
@@ -57,21 +57,18 @@ export const tokensCommands: Command[] = [
     summary: 'make an API token (shown once): admin, or limited to apps, or deploy-only',
     app: false,
     json: true,
-    options: { app: { type: 'string', short: 'a', multiple: true }, 'deploy-only': { type: 'boolean' }, expires: { type: 'string' } },
+    options: { ...GRANT_OPTIONS, expires: { type: 'string' } },
     args: { min: 1, max: 1 },
-    audit: (ctx) => ({ detail: `${ctx.args[0] ?? ''} ${((ctx.flags['app'] as string[] | undefined) ?? []).join(',')}`.trim() }),
+    audit: grantAudit,
     async run(ctx) {
       const name = assertTokenName(ctx.args[0]!);
-      const apps = [...new Set(((ctx.flags['app'] as string[] | undefined) ?? []).map(assertAppName))];
-      const deployOnly = ctx.flags['deploy-only'] === true;
-      if (deployOnly && apps.length === 0) throw new RackError('bad_argument', '--deploy-only needs at least one --app APP');
+      const { role, apps } = await grantFromFlags(ctx);
       const expires = typeof ctx.flags['expires'] === 'string' ? parseDuration(ctx.flags['expires']) : undefined;
-      for (const app of apps) await ctx.services.store.requireApp(app);
       const token = newToken();
       const record: TokenRecord = {
         name,
         hash: tokenHash(token),
-        role: apps.length === 0 ? 'admin' : deployOnly ? 'deploy' : 'app',
+        role,
         apps,
         createdAt: new Date().toISOString(),
         createdBy: principalLabel(ctx.principal),
