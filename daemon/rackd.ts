@@ -150,7 +150,8 @@ export class Rackd {
     const gitHttp = new GitHttp();
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
     const console = new Console(services, auth);
-    this.stops.push(async () => console.stop());
+    await console.start();
+    this.stops.push(() => console.stop());
     const httpServer = new HttpServer({
       socketPath: join(config.home, 'api.sock'),
       auth,

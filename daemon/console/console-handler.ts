@@ -32,7 +32,7 @@ const ASSET_FILES: Record<string, { file: (root: string) => string; type: string
  */
 export class Console {
   readonly events: ConsoleEvents;
-  private readonly sessions = new ConsoleSessions();
+  private readonly sessions: ConsoleSessions;
   private readonly commands: ConsoleCommands;
   private readonly apps: AppRoutes;
   private readonly assets = new Map<string, Buffer>();
@@ -41,13 +41,19 @@ export class Console {
     private readonly services: Services,
     private readonly auth: TokenAuth,
   ) {
+    this.sessions = new ConsoleSessions(join(services.config.home, 'console-sessions.json'));
     this.commands = new ConsoleCommands(services);
     this.events = new ConsoleEvents(services.store, services.logs);
     this.apps = new AppRoutes({ config: services.config, commands: this.commands, events: this.events, subjects: new CommitSubjects() });
   }
 
-  stop(): void {
+  async start(): Promise<void> {
+    await this.sessions.load();
+  }
+
+  async stop(): Promise<void> {
     this.events.stop();
+    await this.sessions.flush();
   }
 
   /** Paths the console answers: `/console` and below (and `/` for browsers, sent on to it). */
@@ -113,8 +119,8 @@ export class Console {
       return sendHtml(res, error.code === 'throttled' ? 429 : 401, page({ title: 'Sign in', body: signInPage(error.code === 'throttled' ? error.message : 'That token is not valid (or has expired).') }));
     }
     const record = await this.services.store.tokens.get(caller.principal.name);
-    const session = this.sessions.create(caller.principal.name, record?.hash ?? '');
-    redirect(res, '/console/', { 'Set-Cookie': sessionCookie(session.id, publicOrigin(req).secure) });
+    const id = this.sessions.create(caller.principal.name, record?.hash ?? '');
+    redirect(res, '/console/', { 'Set-Cookie': sessionCookie(id, publicOrigin(req).secure) });
   }
 
   /** The session's caller, its token read again: a revoked or expired token ends the session at once. */
@@ -123,7 +129,7 @@ export class Console {
     if (!session) return undefined;
     const token = await this.services.store.tokens.get(session.tokenName);
     if (!token || token.hash !== session.tokenHash || (token.expiresAt !== null && Date.parse(token.expiresAt) <= Date.now())) {
-      this.sessions.end(session.id);
+      this.sessions.end(sessionId);
       return undefined;
     }
     return { principal: tokenPrincipal(token), via: 'http', address: clientAddress(req) };

@@ -1,0 +1,276 @@
+import test from 'ava';
+import { access, mkdir } from 'node:fs/promises';
+import { createServer, connect, type Server } from 'node:net';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { Agent, request } from 'undici';
+import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
+
+// The Console in a real Chromium (Debian's package, driven by playwright-core), against a real
+// rackd and Docker: one rackd, one browser, one deploy of an app that prints its environment.
+const CHROMIUM = '/usr/bin/chromium';
+const XSS = '<img src=x onerror=alert(1)>';
+const SHOTS = join(ROOT, 'test', 'screenshots');
+const LONG = 120_000;
+
+let rack: RackDaemon;
+let browser: Browser;
+let admin: BrowserContext;
+let page: Page;
+let base: string;
+let forwarder: Server | undefined;
+let adminToken: string;
+let shopToken: string;
+const alerts: string[] = [];
+
+async function ssh(args: string[]): Promise<string> {
+  const r = await rack.ssh(args);
+  if (r.code !== 0) throw new Error(`ssh ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+async function token(args: string[]): Promise<string> {
+  const t = /rack_[A-Za-z0-9_-]{43}/.exec(await ssh(['tokens:create', ...args]))?.[0];
+  if (!t) throw new Error('no token printed');
+  return t;
+}
+
+async function releases(app: string): Promise<{ version: number; current: boolean; status: string }[]> {
+  return JSON.parse(await ssh(['releases', '-a', app, '--json'])) as { version: number; current: boolean; status: string }[];
+}
+
+/**
+ * The console's address for the browser: the router's public port with rack's host name when the
+ * router forwards it; otherwise (a router without the console host) a TCP forwarder to rackd's socket.
+ */
+async function consoleBase(): Promise<string> {
+  const probe = await rack.getHost('rack.localhost', '/console/sign-in').catch(() => ({ status: 0, body: '' }));
+  if (probe.status === 200 && probe.body.includes('Sign in')) return `http://rack.localhost:${rack.httpPort}`;
+  const socketPath = join(rack.home, 'api.sock');
+  forwarder = createServer((client) => {
+    const upstream = connect(socketPath);
+    client.pipe(upstream).pipe(client);
+    upstream.on('error', () => client.destroy());
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => forwarder!.listen(0, '127.0.0.1', resolve));
+  const port = (forwarder.address() as { port: number }).port;
+  return `http://rack.localhost:${port}`;
+}
+
+async function signIn(ctx: BrowserContext, secret: string): Promise<Page> {
+  const p = await ctx.newPage();
+  p.on('dialog', (d) => {
+    if (d.type() !== 'confirm') alerts.push(d.message());
+    void d.accept();
+  });
+  await p.goto(`${base}/console/`);
+  await p.fill('#token', secret);
+  await Promise.all([p.waitForURL(`${base}/console/`), p.click('button[type=submit]')]);
+  return p;
+}
+
+async function shot(p: Page, name: string): Promise<void> {
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Waits for the action box's outcome line and returns it. */
+async function outcome(p: Page): Promise<string> {
+  const out = p.locator('#action [data-outcome]');
+  await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout: LONG });
+  return (await out.textContent()) ?? '';
+}
+
+test.before(async () => {
+  // No skipping: without the browser the console is unproven, so the file fails.
+  await access(CHROMIUM);
+  await mkdir(SHOTS, { recursive: true });
+  rack = await RackDaemon.create();
+  await ssh(['apps:create', 'other']);
+  const dir = await rack.appRepo('node-env', 'shop');
+  await commitFile(dir, 'NOTES', 'x', `Release notes ${XSS}`);
+  const push = await rack.push(dir);
+  if (push.code !== 0) throw new Error(push.stderr);
+  await ssh(['config:set', 'MARK=two', '-a', 'shop']);
+  adminToken = await token(['console-admin']);
+  shopToken = await token(['shop-dev', '--app', 'shop']);
+  base = await consoleBase();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'],
+  });
+  admin = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  page = await signIn(admin, adminToken);
+});
+
+test.after.always(async () => {
+  await browser?.close();
+  forwarder?.close();
+  await rack?.destroy();
+});
+
+test.serial('sign in with a token: the apps list shows the apps', async (t) => {
+  await page.waitForSelector('a.app-name');
+  const names = await page.locator('a.app-name').allTextContents();
+  t.deepEqual(names.sort(), ['other', 'shop']);
+  const cookie = (await admin.cookies()).find((c) => c.name === 'rack_session');
+  t.truthy(cookie);
+  t.true(cookie!.httpOnly);
+  t.is(cookie!.sameSite, 'Strict');
+  await shot(page, 'apps');
+});
+
+test.serial('the Releases tab marks the current release', async (t) => {
+  await page.goto(`${base}/console/apps/shop/releases`);
+  const current = page.locator('li.release[aria-current="true"]');
+  t.is(await current.count(), 1);
+  t.is(await current.getAttribute('data-version'), '2');
+  t.is(await page.locator('li.release[data-version="1"] button.rollback').count(), 1);
+  await shot(page, 'releases');
+  await page.screenshot({ path: join(ROOT, 'docs', 'console-releases.png') });
+});
+
+test.serial('a commit message holding markup renders as text', async (t) => {
+  const subject = page.locator('li.release[data-version="1"] q.subject');
+  t.is(await subject.textContent(), `Release notes ${XSS}`);
+  t.is(await page.locator('main img').count(), 0);
+  t.deepEqual(alerts, []);
+});
+
+test.serial('Rollback to an older release: the app serves it, and the new release appears without a reload', async (t) => {
+  t.is((await rack.get('shop', '/env/MARK')).body, 'two');
+  await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+  await page.click('li.release[data-version="1"] button.rollback');
+  t.regex(await outcome(page), /^Done/);
+  await page.waitForSelector('li.release[data-version="3"][aria-current="true"]', { timeout: LONG });
+  // The same document: the list updated itself.
+  t.is(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 1);
+  t.regex(await page.locator('#action pre.live').textContent() ?? '', /Rollback to v1|released v3/);
+  const served = await rack.get('shop', '/env/MARK');
+  t.is(served.status, 404);
+  await shot(page, 'releases-rollback');
+});
+
+test.serial('Promote a recorded release', async (t) => {
+  await ssh(['config:set', 'MARK=three', '--no-deploy', '-a', 'shop']);
+  // Made over ssh: the open page hears of it on its stream.
+  await page.waitForSelector('li.release[data-version="4"].status-recorded button.promote', { timeout: LONG });
+  await page.click('li.release[data-version="4"] button.promote');
+  t.regex(await outcome(page), /^Done/);
+  await page.waitForSelector('li.release[data-version="5"][aria-current="true"]', { timeout: LONG });
+  t.is((await rack.get('shop', '/env/MARK')).body, 'three');
+});
+
+test.serial('Environment: three variables in one Apply Changes make exactly one release the app sees', async (t) => {
+  const before = (await releases('shop')).length;
+  await page.goto(`${base}/console/apps/shop/environment`);
+  const keys = page.locator('input[name="new-key"]');
+  const values = page.locator('input[name="new-value"]');
+  const vars: [string, string][] = [['ALPHA', 'one'], ['BETA', 'two words'], ['GAMMA', XSS]];
+  for (const [i, [k, v]] of vars.entries()) {
+    await keys.nth(i).fill(k);
+    await values.nth(i).fill(v);
+  }
+  await page.click('button[name="deploy"][value="yes"]');
+  t.regex(await outcome(page), /^Done/);
+  const after = await releases('shop');
+  t.is(after.length, before + 1);
+  t.true(after[0]!.current);
+  for (const [k, v] of vars) t.is((await rack.get('shop', `/env/${k}`)).body, v);
+  // The form's list reloads with the new names.
+  await page.waitForSelector('#env-panel code >> text=GAMMA', { timeout: LONG });
+});
+
+test.serial('a config value holding markup is revealed as text', async (t) => {
+  await page.goto(`${base}/console/apps/shop/environment`);
+  await page.click('button[aria-label="Reveal GAMMA"]');
+  const revealed = page.locator('code.revealed');
+  await revealed.waitFor({ timeout: LONG });
+  t.is(await revealed.textContent(), XSS);
+  t.is(await page.locator('main img').count(), 0);
+  t.deepEqual(alerts, []);
+  await shot(page, 'environment');
+});
+
+test.serial('screenshots of the other tabs', async (t) => {
+  for (const tab of ['builds', 'processes', 'logs', 'domains', 'audit']) {
+    const res = await page.goto(`${base}/console/apps/shop/${tab}`);
+    t.is(res?.status(), 200, tab);
+    await shot(page, tab);
+  }
+  const res = await page.goto(`${base}/console/access`);
+  t.is(res?.status(), 200);
+  await shot(page, 'access');
+  const narrow = await admin.newPage();
+  await narrow.setViewportSize({ width: 375, height: 800 });
+  await narrow.goto(`${base}/console/apps/shop/releases`);
+  t.false(await narrow.evaluate(() => document.documentElement.scrollWidth > 380));
+  await shot(narrow, 'releases-375px');
+  await narrow.close();
+});
+
+test.serial('a session of an app token for shop cannot see or act on other, also by typing its URL', async (t) => {
+  const ctx = await browser.newContext();
+  try {
+    const p = await signIn(ctx, shopToken);
+    t.deepEqual(await p.locator('a.app-name').allTextContents(), ['shop']);
+    const res = await p.goto(`${base}/console/apps/other/releases`);
+    t.is(res?.status(), 403);
+    const post = await p.evaluate(async () => {
+      const r = await fetch('/console/apps/other/environment', {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'new-key=X&new-value=1&deploy=yes',
+      });
+      return r.status;
+    });
+    t.is(post, 403);
+    const stream = await p.goto(`${base}/console/apps/other/events`);
+    t.is(stream?.status(), 403);
+    t.is((await releases('other')).length, 0);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test.serial('a cross-origin POST is refused', async (t) => {
+  const cookie = (await admin.cookies()).find((c) => c.name === 'rack_session')!;
+  const before = (await releases('shop')).length;
+  const agent = new Agent({ connect: { socketPath: join(rack.home, 'api.sock') } });
+  try {
+    const post = (origin: string) =>
+      request(`http://rack/console/apps/shop/releases/1/rollback`, {
+        method: 'POST',
+        dispatcher: agent,
+        headers: { host: new URL(base).host, origin, cookie: `rack_session=${cookie.value}`, 'content-type': 'application/x-www-form-urlencoded' },
+        body: '',
+      });
+    const evil = await post('http://evil.example');
+    t.is(evil.statusCode, 403);
+    await evil.body.text();
+    const none = await request(`http://rack/console/apps/shop/releases/1/rollback`, {
+      method: 'POST',
+      dispatcher: agent,
+      headers: { host: new URL(base).host, cookie: `rack_session=${cookie.value}` },
+    });
+    t.is(none.statusCode, 403);
+    await none.body.text();
+  } finally {
+    await agent.close();
+  }
+  t.is((await releases('shop')).length, before);
+});
+
+test.serial('the page says it is reconnecting while rackd restarts, and recovers', async (t) => {
+  await page.goto(`${base}/console/apps/shop/releases`);
+  await page.waitForFunction(() => document.body.getAttribute('data-reconnecting') === null);
+  await rack.stop();
+  await page.waitForSelector('#connection:not([hidden])', { timeout: LONG });
+  await rack.start();
+  await page.waitForSelector('#connection[hidden]', { state: 'attached', timeout: LONG });
+  // Still signed in, and live: a change over ssh shows up without a reload.
+  await ssh(['config:set', 'MARK=four', '--no-deploy', '-a', 'shop']);
+  const newest = (await releases('shop'))[0]!.version;
+  await page.waitForSelector(`li.release[data-version="${newest}"]`, { timeout: LONG });
+  t.pass();
+});
