@@ -4,6 +4,7 @@ import { createServer, connect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { Agent, request } from 'undici';
+import { html } from '../daemon/console/html-template.js';
 import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
 
 // The Console in a real Chromium (Debian's package, driven by playwright-core), against a real
@@ -22,6 +23,8 @@ let forwarder: Server | undefined;
 let adminToken: string;
 let shopToken: string;
 const alerts: string[] = [];
+/** Content-Security-Policy refusals and script errors seen by the admin's pages. */
+const pageErrors: string[] = [];
 
 async function ssh(args: string[]): Promise<string> {
   const r = await rack.ssh(args);
@@ -101,6 +104,10 @@ test.before(async () => {
   });
   admin = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   page = await signIn(admin, adminToken);
+  page.on('pageerror', (e) => pageErrors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content.Security.Policy|Refused/i.test(m.text())) pageErrors.push(m.text());
+  });
 });
 
 test.after.always(async () => {
@@ -192,6 +199,22 @@ test.serial('a config value holding markup is revealed as text', async (t) => {
   await shot(page, 'environment');
 });
 
+test.serial('a failed rollout says so and tells what still serves', async (t) => {
+  const before = (await releases('shop')).find((r) => r.current)!.version;
+  await page.goto(`${base}/console/apps/shop/environment`);
+  await page.locator('input[name="new-key"]').first().fill('CRASH');
+  await page.locator('input[name="new-value"]').first().fill('1');
+  await page.click('button[name="deploy"][value="yes"]');
+  const said = await outcome(page);
+  t.regex(said, /^Failed: /);
+  t.true(said.includes(`v${before} `), said);
+  t.true(said.includes('Serving now'), said);
+  t.is((await rack.get('shop', '/env/ALPHA')).body, 'one');
+  const newest = (await releases('shop'))[0]!;
+  t.is(newest.status, 'failed');
+  await shot(page, 'environment-failed');
+});
+
 test.serial('screenshots of the other tabs', async (t) => {
   for (const tab of ['builds', 'processes', 'logs', 'domains', 'audit']) {
     const res = await page.goto(`${base}/console/apps/shop/${tab}`);
@@ -259,6 +282,30 @@ test.serial('a cross-origin POST is refused', async (t) => {
     await agent.close();
   }
   t.is((await releases('shop')).length, before);
+});
+
+test.serial('no script error and nothing refused by the Content-Security-Policy on the pages used', (t) => {
+  t.deepEqual(pageErrors, []);
+});
+
+test.serial('sign-out ends the session', async (t) => {
+  const ctx = await browser.newContext();
+  try {
+    const p = await signIn(ctx, shopToken);
+    const cookie = (await ctx.cookies()).find((c) => c.name === 'rack_session')!;
+    await Promise.all([p.waitForURL(`${base}/console/sign-in`), p.click('.sign-out button')]);
+    // The old cookie is worth nothing now, even presented again.
+    await ctx.addCookies([{ ...cookie }]);
+    await p.goto(`${base}/console/apps/shop/releases`);
+    t.is(new URL(p.url()).pathname, '/console/sign-in');
+  } finally {
+    await ctx.close();
+  }
+});
+
+test.serial('escaping: every interpolated value is text, markup made by html() is kept', (t) => {
+  const inner = html`<b>${'<i>'}</b>`;
+  t.is(String(html`<p title="${'"x\' onmouseover=1'}">${inner}${['<a>', 1]}${null}${false}</p>`), '<p title="&quot;x&#39; onmouseover=1"><b>&lt;i&gt;</b>&lt;a&gt;1</p>');
 });
 
 test.serial('the page says it is reconnecting while rackd restarts, and recovers', async (t) => {

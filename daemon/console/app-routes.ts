@@ -144,7 +144,7 @@ export class AppRoutes {
       outcome: async (ok) => {
         if (ok || !touches.includes('releases')) return '';
         const current = await this.current(r.caller, app);
-        return current ? `v${current.version} (${current.description}) still serves.` : '';
+        return current ? `Serving now: v${current.version} (${current.description}).` : '';
       },
     });
     sendHtml(r.res, 200, actionBox(action, title));
