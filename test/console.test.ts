@@ -215,7 +215,41 @@ test.serial('a failed rollout says so and tells what still serves', async (t) =>
   await shot(page, 'environment-failed');
 });
 
+test.serial('Build again: the build lines stream live, and the list shows the new build', async (t) => {
+  await page.goto(`${base}/console/apps/shop/builds`);
+  t.is(await page.locator('li.build').count(), 1);
+  await page.click('button[name="deploy"][value="no"]');
+  t.regex(await outcome(page), /^Done/);
+  t.regex((await page.locator('#action pre.live').textContent()) ?? '', /Built b2/);
+  await page.waitForSelector('li.build.status-succeeded >> text=b2', { timeout: LONG });
+  await page.click('a.version >> text=b2');
+  await page.waitForSelector('pre.log');
+  t.regex((await page.locator('pre.log').textContent()) ?? '', /----->/);
+  await shot(page, 'build-log');
+});
+
+test.serial('Access: a token made here is shown once, and revoked here', async (t) => {
+  await page.goto(`${base}/console/access`);
+  await page.fill('form[hx-post="/console/access/tokens"] input[name="name"]', 'made-in-console');
+  await page.fill('form[hx-post="/console/access/tokens"] input[name="apps"]', 'shop');
+  await page.click('form[hx-post="/console/access/tokens"] button[type=submit]');
+  const secret = (await page.locator('#access-result code.token').textContent({ timeout: LONG })) ?? '';
+  t.regex(secret, /^rack_[A-Za-z0-9_-]{43}$/);
+  t.true((await ssh(['tokens'])).includes('made-in-console'));
+  await page.waitForSelector('#access-panel button[hx-vals*="made-in-console"]', { timeout: LONG });
+  await page.click('#access-panel button[hx-vals*="made-in-console"]');
+  await page.waitForFunction(() => (document.querySelector('#access-result')?.textContent ?? '').includes('made-in-console'), undefined, { timeout: 30_000 }).catch(() => undefined);
+  await shot(page, 'access-revoked');
+  t.regex((await page.locator('#access-result').textContent()) ?? '', /Revoked token made-in-console/);
+  t.false((await ssh(['tokens'])).includes('made-in-console'));
+});
+
 test.serial('screenshots of the other tabs', async (t) => {
+  await page.goto(`${base}/console/apps/shop/domains`);
+  await page.fill('input[name="host"]', 'www.shop.example');
+  await page.click('button >> text=Add domain');
+  t.regex(await outcome(page), /^Done/);
+  await page.waitForSelector('#domains code >> text=www.shop.example', { timeout: LONG });
   for (const tab of ['builds', 'processes', 'logs', 'domains', 'audit']) {
     const res = await page.goto(`${base}/console/apps/shop/${tab}`);
     t.is(res?.status(), 200, tab);

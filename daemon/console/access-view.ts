@@ -29,7 +29,7 @@ export function accessPanel(tokens: TokenRow[], keys: KeyRow[]): SafeHtml {
 <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"></th></tr></thead>
 <tbody>${tokens.map(
     (t) => html`<tr><td><code>${t.name}</code></td><td>${t.role}</td><td>${scope(t.role, t.apps)}</td><td>${t.expiresAt ? when(t.expiresAt) : 'never'}</td><td>${when(t.lastUsedAt)}</td>
-<td><button type="button" hx-post="/console/access/tokens/revoke" hx-vals="${JSON.stringify({ name: t.name })}" hx-confirm="Revoke token ${t.name}? It stops working at once." hx-target="#access-result">Revoke</button></td></tr>`,
+<td><button type="button" hx-post="/console/access/tokens/revoke" hx-vals="${JSON.stringify({ name: t.name })}" hx-confirm="Revoke token ${t.name}? It stops working at once." hx-target="#access-result" hx-swap="innerHTML">Revoke</button></td></tr>`,
   )}</tbody>
 </table></div>
 <h2>SSH keys</h2>
@@ -37,7 +37,7 @@ export function accessPanel(tokens: TokenRow[], keys: KeyRow[]): SafeHtml {
 <thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Fingerprint</th><th scope="col"></th></tr></thead>
 <tbody>${keys.map(
     (k) => html`<tr><td><code>${k.name}</code></td><td>${k.role}</td><td>${scope(k.role, k.apps)}</td><td><code>${k.fingerprint}</code></td>
-<td><button type="button" hx-post="/console/access/keys/remove" hx-vals="${JSON.stringify({ name: k.name })}" hx-confirm="Remove key ${k.name}?" hx-target="#access-result">Remove</button></td></tr>`,
+<td><button type="button" hx-post="/console/access/keys/remove" hx-vals="${JSON.stringify({ name: k.name })}" hx-confirm="Remove key ${k.name}?" hx-target="#access-result" hx-swap="innerHTML">Remove</button></td></tr>`,
   )}</tbody>
 </table></div>
 </div>`;
@@ -47,7 +47,7 @@ export function accessPage(tokens: TokenRow[], keys: KeyRow[]): SafeHtml {
   return html`<h1>Access</h1>
 <div id="access-result" aria-live="polite"></div>
 ${accessPanel(tokens, keys)}
-<form class="stack" hx-post="/console/access/tokens" hx-target="#access-result">
+<form class="stack" hx-post="/console/access/tokens" hx-target="#access-result" hx-swap="innerHTML">
 <h2>New token</h2>
 <label>Name <input name="name" required autocomplete="off"></label>
 <label>Apps (comma-separated; none: admin) <input name="apps" autocomplete="off"></label>
@@ -55,7 +55,7 @@ ${accessPanel(tokens, keys)}
 <label>Expires (e.g. 30d; empty: never) <input name="expires" autocomplete="off"></label>
 <button type="submit">Create token</button>
 </form>
-<form class="stack" hx-post="/console/access/keys" hx-target="#access-result">
+<form class="stack" hx-post="/console/access/keys" hx-target="#access-result" hx-swap="innerHTML">
 <h2>New SSH key</h2>
 <label>Name <input name="name" required autocomplete="off"></label>
 <label>Apps (comma-separated; none: admin) <input name="apps" autocomplete="off"></label>

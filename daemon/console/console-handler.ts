@@ -152,7 +152,8 @@ export class Console {
       case 'POST access/tokens': {
         const form = await readForm(r.req);
         const created = await this.commands.createToken(c, form.get('name') ?? '', splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('expires') || undefined, () => undefined);
-        return sendHtml(r.res, 200, html`${createdToken(created.name, created.token)}${accessPanel(...(await this.access(c)))}`, { 'HX-Retarget': '#access-result' });
+        // The lists fetch themselves again on the event this answer triggers: one copy of them on the page.
+        return sendHtml(r.res, 200, createdToken(created.name, created.token), { 'HX-Trigger': 'rack-access' });
       }
       case 'POST access/tokens/revoke':
       case 'POST access/keys/remove':
@@ -164,7 +165,7 @@ export class Console {
         if (key === 'POST access/tokens/revoke') await this.commands.revokeToken(c, name, sink);
         else if (key === 'POST access/keys/remove') await this.commands.removeKey(c, name, sink);
         else await this.commands.addKey(c, name, splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('key') ?? '', sink);
-        return sendHtml(r.res, 200, html`<pre class="live">${lines.join('\n')}</pre>${accessPanel(...(await this.access(c)))}`);
+        return sendHtml(r.res, 200, html`<pre class="live">${lines.join('\n')}</pre>`, { 'HX-Trigger': 'rack-access' });
       }
       default:
         throw new RackError('not_found', `nothing at ${r.url.pathname.slice(0, 100)}`);

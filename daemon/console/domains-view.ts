@@ -7,11 +7,11 @@ export function domainsPanel(app: string, info: { default: string; domains: stri
 <ul class="plain">
 <li><code>${info.default}</code> (default)</li>
 ${info.domains.map(
-    (d) => html`<li><code>${d}</code>${canChange ? html` <button type="button" hx-post="${appPath(app, '/domains/remove')}" hx-vals="${JSON.stringify({ host: d })}" hx-confirm="Stop serving ${app} on ${d}?" hx-target="#action">Remove</button>` : ''}</li>`,
+    (d) => html`<li><code>${d}</code>${canChange ? html` <button type="button" hx-post="${appPath(app, '/domains/remove')}" hx-vals="${JSON.stringify({ host: d })}" hx-confirm="Stop serving ${app} on ${d}?" hx-target="#action" hx-swap="innerHTML">Remove</button>` : ''}</li>`,
   )}
 </ul>
 ${canChange
-    ? html`<form class="row" hx-post="${appPath(app, '/domains/add')}" hx-target="#action">
+    ? html`<form class="row" hx-post="${appPath(app, '/domains/add')}" hx-target="#action" hx-swap="innerHTML">
 <label>Host <input name="host" required placeholder="www.example.com" autocomplete="off"></label>
 <button type="submit">Add domain</button>
 </form>`
