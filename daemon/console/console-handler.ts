@@ -88,7 +88,7 @@ export class Console {
         return redirect(res, '/console/sign-in');
       }
       const r: ConsoleRequest = { req, res, url, caller, partial };
-      const parts = path.split('/').slice(2).map(decodeURIComponent);
+      const parts = path.split('/').slice(2).map(decodePart);
       if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
       return await this.rackPage(r, method, parts.filter((p) => p !== '').join('/'));
     } catch (err) {
@@ -190,6 +190,14 @@ export class Console {
         }
       }),
     );
+  }
+}
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RackError('not_found', 'that path is not valid');
   }
 }
 
