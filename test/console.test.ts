@@ -215,6 +215,38 @@ test.serial('a failed rollout says so and tells what still serves', async (t) =>
   await shot(page, 'environment-failed');
 });
 
+test.serial('Save without deploying records a release and leaves what serves', async (t) => {
+  const before = await releases('shop');
+  await page.goto(`${base}/console/apps/shop/environment`);
+  await page.locator('input[name="new-key"]').first().fill('DELTA');
+  await page.locator('input[name="new-value"]').first().fill('4');
+  await page.click('button[name="deploy"][value="no"]');
+  t.regex(await outcome(page), /^Done/);
+  const after = await releases('shop');
+  t.is(after.length, before.length + 1);
+  t.is(after[0]!.status, 'recorded');
+  t.is(after.find((r) => r.current)!.version, before.find((r) => r.current)!.version);
+  t.is((await rack.get('shop', '/env/DELTA')).status, 404);
+});
+
+test.serial('a deploy-only session sees config names, never values, and no buttons', async (t) => {
+  const ctx = await browser.newContext();
+  try {
+    const p = await signIn(ctx, await token(['ci', '--app', 'shop', '--deploy-only']));
+    await p.goto(`${base}/console/apps/shop/environment`);
+    t.true(((await p.locator('#env-panel').textContent()) ?? '').includes('ALPHA'));
+    t.is(await p.locator('button.reveal').count(), 0);
+    t.is(await p.locator('button[name="deploy"]').count(), 0);
+    const reveal = await p.goto(`${base}/console/apps/shop/environment/value?key=ALPHA`);
+    t.is(reveal?.status(), 403);
+    t.false(((await reveal?.text()) ?? '').includes('one'));
+    await p.goto(`${base}/console/apps/shop/releases`);
+    t.is(await p.locator('li.release button').count(), 0);
+  } finally {
+    await ctx.close();
+  }
+});
+
 test.serial('Build again: the build lines stream live, and the list shows the new build', async (t) => {
   await page.goto(`${base}/console/apps/shop/builds`);
   t.is(await page.locator('li.build').count(), 1);
