@@ -260,6 +260,25 @@ test.serial('Build again: the build lines stream live, and the list shows the ne
   await shot(page, 'build-log');
 });
 
+test.serial('Logs: router lines arrive live, filter by type, pause and resume', async (t) => {
+  await page.goto(`${base}/console/apps/shop/logs`);
+  await page.waitForFunction(() => document.body.getAttribute('data-reconnecting') === null);
+  const count = () => page.locator('#log-lines span').count();
+  await page.selectOption('#log-type', 'router');
+  await rack.get('shop', '/live-one');
+  await page.waitForSelector('#log-lines span[data-type="router"] >> text=/live-one', { timeout: LONG });
+  t.is(await page.locator('#log-lines span[data-type="web"]:visible').count(), 0);
+  await page.click('#log-pause');
+  const paused = await count();
+  await rack.get('shop', '/live-two');
+  await new Promise((r) => setTimeout(r, 1500));
+  t.is(await count(), paused);
+  await page.click('#log-pause');
+  await rack.get('shop', '/live-three');
+  await page.waitForSelector('#log-lines span >> text=/live-three', { timeout: LONG });
+  t.pass();
+});
+
 test.serial('Access: a token made here is shown once, and revoked here', async (t) => {
   await page.goto(`${base}/console/access`);
   await page.fill('form[hx-post="/console/access/tokens"] input[name="name"]', 'made-in-console');
