@@ -21,6 +21,8 @@ import { processesPanel, processesTab, type ProcessRow } from './processes-view.
 import { releasesList, releasesTab, type ReleaseRow, type ReleasesView } from './releases-view.js';
 import { serveEvents } from './event-stream.js';
 
+/** `releases:info --json`. */
+type ReleaseInfo = ReleaseRecord & { formation: Record<string, number>; configKeys: string[] };
 type Touch = Extract<ConsoleEvent, { type: 'changed' }>['what'];
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -184,7 +186,7 @@ export class AppRoutes {
     return [builds, await this.deps.subjects.of(repo, builds.map((b) => b.commit))];
   }
 
-  private async current(c: Caller, app: string): Promise<(ReleaseRecord & { formation: Record<string, number> }) | undefined> {
+  private async current(c: Caller, app: string): Promise<ReleaseInfo | undefined> {
     const record = (await this.deps.commands.query<AppRecord[]>(c, 'apps', '')).find((a) => a.name === app);
     if (!record || record.currentRelease === 0) return undefined;
     return this.deps.commands.query(c, 'releases:info', app, [`v${record.currentRelease}`]);
@@ -198,7 +200,7 @@ export class AppRoutes {
       if (RackError.from(err).code !== 'forbidden') throw err;
       // A deploy-only token reads the names (in the release history), never the values.
       const current = await this.current(c, app);
-      return [current ? ((current as unknown as { configKeys: string[] }).configKeys ?? []) : [], false, false];
+      return [current?.configKeys ?? [], false, false];
     }
   }
 

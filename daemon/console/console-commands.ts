@@ -93,7 +93,7 @@ export class ConsoleCommands {
   removeKey = (c: Caller, name: string, sink: LineSink) => this.change(c, 'keys:remove', '', [name], {}, sink);
   addKey = (c: Caller, name: string, apps: string[], deployOnly: boolean, publicKey: string, sink: LineSink) =>
     this.change(c, 'keys:add', '', [name], { ...(apps.length ? { app: apps } : {}), ...(deployOnly ? { 'deploy-only': true } : {}) }, sink, publicKey);
-  createToken = (c: Caller, name: string, apps: string[], deployOnly: boolean, expires: string | undefined, sink: LineSink) =>
+  createToken = (c: Caller, name: string, apps: string[], deployOnly: boolean, expires: string | undefined) =>
     this.query<{ token: string; name: string }>(c, 'tokens:create', '', [name], {
       ...(apps.length ? { app: apps } : {}),
       ...(deployOnly ? { 'deploy-only': true } : {}),

@@ -151,7 +151,7 @@ export class Console {
         return sendHtml(r.res, 200, accessPanel(...(await this.access(c))));
       case 'POST access/tokens': {
         const form = await readForm(r.req);
-        const created = await this.commands.createToken(c, form.get('name') ?? '', splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('expires') || undefined, () => undefined);
+        const created = await this.commands.createToken(c, form.get('name') ?? '', splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('expires') || undefined);
         // The lists fetch themselves again on the event this answer triggers: one copy of them on the page.
         return sendHtml(r.res, 200, createdToken(created.name, created.token), { 'HX-Trigger': 'rack-access' });
       }
