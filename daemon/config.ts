@@ -10,6 +10,8 @@ export interface RackConfig {
   sshPort: number;
   httpPort: number;
   domain: string;
+  /** RACK_CONSOLE_HOST: the host name the router forwards to rackd itself (API, git over HTTP, console). */
+  consoleHost: string;
   bind: string;
   adminKeysFile: string | undefined;
   /** Folder holding `buildpacks/`, `stack/`, `hooks/`, `scripts/` (the installed rack). */
@@ -137,6 +139,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) {
     throw new RackError('bad_config', `RACK_DOMAIN must be a DNS name, got "${domain}"`);
   }
+  const consoleHost = (env['RACK_CONSOLE_HOST'] || `rack.${domain}`).toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(consoleHost)) {
+    throw new RackError('bad_config', `RACK_CONSOLE_HOST must be a DNS name, got "${consoleHost.slice(0, 60)}"`);
+  }
   const bind = env['RACK_BIND'] ?? '0.0.0.0';
   if (!/^[0-9a-fA-F.:]+$/.test(bind) && bind !== 'localhost') {
     throw new RackError('bad_config', `RACK_BIND must be an IP address, got "${bind}"`);
@@ -147,6 +153,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     sshPort: port(env, 'RACK_SSH_PORT', 2222),
     httpPort: port(env, 'RACK_HTTP_PORT', 8080),
     domain,
+    consoleHost,
     bind,
     adminKeysFile: keys === undefined || keys === '' ? undefined : resolve(keys),
     installDir,
@@ -175,6 +182,7 @@ export const paths = {
   tmp: (c: RackConfig) => join(c.home, 'tmp'),
   hostKey: (c: RackConfig) => join(c.home, 'ssh_host_ed25519_key'),
   controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
+  apiSocket: (c: RackConfig) => join(c.home, 'api.sock'),
   ports: (c: RackConfig) => join(c.home, 'ports.json'),
   routerSocket: (c: RackConfig) => join(c.home, 'router.sock'),
   routerState: (c: RackConfig) => join(c.home, 'router.json'),

@@ -23,12 +23,14 @@ import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
 import { PushCheck } from './git/push-check.js';
 import { preReceiveHandler } from './git/push-hook.js';
 import { PushLock } from './git/push-lock.js';
+import { PushReceiver } from './git/push-receiver.js';
 import { repoDir } from './git/repo.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
+import { CONTROL_PLANE_APP } from './router/upstream.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
@@ -97,6 +99,8 @@ export class Rackd {
     });
     const http = await router.start();
     this.stops.push(() => router.stop());
+    // rack's own host goes to rackd's listener; while rackd is down the router answers it with a 503.
+    await router.setApp(CONTROL_PLANE_APP, [config.consoleHost], [{ socketPath: paths.apiSocket(config) }]);
 
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
     supervisor.start();
@@ -120,7 +124,8 @@ export class Rackd {
     await control.start();
     this.stops.push(() => control.stop());
 
-    const git = new GitService({
+    // One receive core for pushes over ssh and over HTTP.
+    const receiver = new PushReceiver({
       reposRoot: paths.repos(config),
       hooksDir: HOOKS_DIR(config.installDir),
       controlSocket: paths.controlSocket(config),
@@ -133,6 +138,7 @@ export class Rackd {
       audit,
       log: log.child({ mod: 'git' }),
     });
+    const git = new GitService({ reposRoot: paths.repos(config), store, receiver });
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
     const services: Services = {
@@ -147,13 +153,13 @@ export class Rackd {
       audit,
       version: await version(config),
     };
-    const gitHttp = new GitHttp();
+    const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
     const console = new Console(services, auth);
     await console.start();
     this.stops.push(() => console.stop());
     const httpServer = new HttpServer({
-      socketPath: join(config.home, 'api.sock'),
+      socketPath: paths.apiSocket(config),
       auth,
       api: apiHandler(services),
       git: gitHttp.handle,

@@ -76,7 +76,8 @@ export const configCommands: Command[] = [
     app: true,
     options: noDeploy,
     args: { min: 1, max: 100 },
-    audit: (ctx) => ({ detail: ctx.args.map((a) => a.split('=')[0]).join(' ') }),
+    // Names only: a word without `=` may be a mistyped value.
+    audit: (ctx) => ({ detail: ctx.args.filter((a) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(a)).map((a) => a.split('=')[0]).join(' ') }),
     async run(ctx) {
       const pairs = parseAssignments(ctx.args);
       await change(ctx, `Set ${Object.keys(pairs).join(', ')}`, (c) => ({ ...c, ...pairs }));

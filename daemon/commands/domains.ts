@@ -11,6 +11,7 @@ export function assertHostName(raw: string, ctx: CommandContext): string {
   if (host.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
     throw new RackError('bad_argument', `invalid host name ${JSON.stringify(raw.slice(0, 60))}: expected something like www.example.com`);
   }
+  if (host === ctx.services.config.consoleHost) throw new RackError('bad_argument', `${host} is rack's own host name (RACK_CONSOLE_HOST)`);
   // APP.RACK_DOMAIN names are every app's default hosts; handing one to another app would steal it.
   const suffix = `.${ctx.services.config.domain}`;
   if (host.endsWith(suffix)) {

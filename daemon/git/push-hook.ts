@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { DeployBranch, PushMarker } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { DEPLOY_BRANCHES, deployBranch } from './deploy-branch.js';
-import { GIT_OBJECT_ENV_KEYS, keepPushedObjects, setHeadBranch, type GitObjectEnv } from './repo.js';
+import { GIT_OBJECT_ENV_KEYS, headCommit, keepPushedObjects, setHeadBranch, type GitObjectEnv } from './repo.js';
 
 const ZERO = /^0+$/;
 const SHA = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
@@ -47,6 +47,20 @@ function shortRef(ref: string): string {
   return ref.replace(/^refs\/heads\//, '');
 }
 
+/**
+ * The update must start from the branch's head as it is now (all zeros: from no branch). git checks
+ * this only when it moves the ref, after the hook has released: a push advertised a head that has
+ * since moved (HTTP advertises in one request and pushes in another, outside the push lock) would
+ * otherwise serve a commit the branch never gets.
+ */
+export async function assertCurrentHead(repo: string, update: { oldRev: string; branch: string }): Promise<void> {
+  const head = await headCommit(repo, update.branch);
+  if (head === undefined ? ZERO.test(update.oldRev) : head === update.oldRev) return;
+  const was = ZERO.test(update.oldRev) ? 'no branch' : update.oldRev.slice(0, 7);
+  const now = head === undefined ? 'no longer exists' : `is at ${head.slice(0, 7)}`;
+  throw new RackError('bad_ref', `the branch moved since you fetched; pull and push again (${update.branch} ${now}, your push expected ${was})`);
+}
+
 /** Quarantine paths from the hook are only used when they lie inside the app's own repo. */
 function objectEnv(raw: unknown, repo: string): GitObjectEnv {
   const env: GitObjectEnv = {};
@@ -72,6 +86,7 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, st
     try {
       const app = await store.requireApp(session.app);
       const update = deployableRef(request['refs'], app.name, await deployBranch(app, session.repo));
+      await assertCurrentHead(session.repo, update);
       const objects = objectEnv(request['objects'], session.repo);
       await pipeline.push(
         { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName, receivedAt: session.openedAt },

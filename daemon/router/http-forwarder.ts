@@ -3,10 +3,10 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from '../log.js';
 import { requestHeadersForUpstream, responseHeadersForClient } from './forward-headers.js';
 import type { InFlight } from './in-flight.js';
-import { answerPlain } from './rack-answers.js';
+import { answerPlain, answerRackUnavailable } from './rack-answers.js';
 import { mayRetry } from './retry-policy.js';
 import type { Route } from './route-table.js';
-import { upstreamKey, type Upstream } from './upstream.js';
+import { CONTROL_PLANE_APP, upstreamKey, type Upstream } from './upstream.js';
 import type { UpstreamPools } from './upstream-pools.js';
 
 export interface ForwardDeps {
@@ -103,7 +103,8 @@ class Exchange {
       this.res.destroy(err);
       return;
     }
-    answerPlain(this.res, 502, `Bad gateway: app ${this.app} did not answer`, attempt.bodyTouched);
+    if (this.app === CONTROL_PLANE_APP) answerRackUnavailable(this.res, attempt.bodyTouched);
+    else answerPlain(this.res, 502, `Bad gateway: app ${this.app} did not answer`, attempt.bodyTouched);
   }
 
   #onClientClose(): void {

@@ -35,3 +35,23 @@ export function answerPlainRaw(socket: Duplex, status: number, text: string): vo
     'Connection: close\r\n\r\n';
   socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
 }
+
+/** rackd is down or restarting: its host answers in the API's own error shape, apps keep serving. */
+export function answerRackUnavailable(res: ServerResponse, close = false): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(
+    `${JSON.stringify({ error: { code: 'rack_unavailable', message: 'rack is not running right now (apps keep serving); try again shortly' } })}\n`,
+  );
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': body.length,
+    'Cache-Control': 'no-store',
+    'Retry-After': 5,
+  };
+  if (close) headers['Connection'] = 'close';
+  res.writeHead(503, headers);
+  res.end(body);
+}

@@ -1,5 +1,5 @@
 import type { Logger } from '../log.js';
-import { upstreamKey, type Upstream } from './upstream.js';
+import { CONTROL_PLANE_APP, copyUpstream, upstreamKey, type Upstream } from './upstream.js';
 
 /** What the router knows about one app: where its web processes answer. */
 export class Route {
@@ -49,7 +49,7 @@ function dedupe(upstreams: readonly Upstream[]): Upstream[] {
     const key = upstreamKey(u);
     if (seen.has(key)) continue;
     seen.add(key);
-    out.push({ host: u.host, port: u.port });
+    out.push(copyUpstream(u));
   }
   return out;
 }
@@ -73,7 +73,12 @@ export class RouteTable {
   }
 
   set(app: string, hosts: readonly string[], upstreams: readonly Upstream[]): void {
-    const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))];
+    const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))].filter((host) => {
+      // rack's own host name is never an app's, whatever domains an app was given.
+      const taken = app !== CONTROL_PLANE_APP && this.#byHost.get(host)?.app === CONTROL_PLANE_APP;
+      if (taken) this.#logger.warn({ host, app }, "router: an app may not take rack's own host name");
+      return !taken;
+    });
     const route = new Route(app, names, dedupe(upstreams));
     this.#unlinkHosts(app);
     for (const host of names) {

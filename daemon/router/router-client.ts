@@ -16,7 +16,7 @@ import {
   type RouterIdentity,
 } from './router-protocol.js';
 import { logTail, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
-import type { Upstream } from './upstream.js';
+import { copyUpstream, type Upstream } from './upstream.js';
 
 export interface RouterClientOptions {
   socketPath: string;
@@ -144,7 +144,7 @@ export class RouterClient implements RouteControl {
    * change may still land later, if it was sent; a change made after it is applied after it.
    */
   setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void> {
-    return this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map((u) => ({ host: u.host, port: u.port })) });
+    return this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map(copyUpstream) });
   }
 
   removeApp(app: string): Promise<void> {

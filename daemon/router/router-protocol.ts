@@ -84,7 +84,12 @@ function nonEmptyString(v: unknown, what: string): string {
 }
 
 export function checkUpstream(v: unknown): Upstream {
-  if (!isObject(v)) throw new ProtocolError('an upstream must be {host, port}');
+  if (!isObject(v)) throw new ProtocolError('an upstream must be {host, port} or {socketPath}');
+  if ('socketPath' in v) {
+    const socketPath = nonEmptyString(v['socketPath'], 'upstream socketPath');
+    if (!socketPath.startsWith('/')) throw new ProtocolError('upstream socketPath must be absolute');
+    return { socketPath };
+  }
   const host = nonEmptyString(v['host'], 'upstream host');
   const port = v['port'];
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {

@@ -5,7 +5,7 @@ import { forwardRequest, type ForwardDeps } from './http-forwarder.js';
 import { InFlight } from './in-flight.js';
 import { answerPlain, answerPlainRaw } from './rack-answers.js';
 import { normalizeHost, RouteTable, type Route } from './route-table.js';
-import type { Upstream } from './upstream.js';
+import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
 import { UpstreamPools } from './upstream-pools.js';
 import { tunnelUpgrade, type TunnelDeps } from './websocket-tunnel.js';
 
@@ -141,7 +141,8 @@ export class Router {
       return;
     }
     const onAccess = this.#opts.onAccess;
-    if (onAccess !== undefined) {
+    // rack's own host is no app's: its requests are not any app's `logs`.
+    if (onAccess !== undefined && route.app !== CONTROL_PLANE_APP) {
       const started = performance.now();
       res.once('close', () =>
         onAccess({

@@ -18,7 +18,11 @@ export class UpstreamPools {
     const key = upstreamKey(u);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = new Pool(upstreamOrigin(u), { connect: { timeout: CONNECT_TIMEOUT_MS } });
+      pool =
+        'socketPath' in u
+          ? // rackd's own answers stream for as long as a build or a rollout runs, silent for minutes at a time.
+            new Pool(upstreamOrigin(u), { connect: { socketPath: u.socketPath, timeout: CONNECT_TIMEOUT_MS }, headersTimeout: 0, bodyTimeout: 0 })
+          : new Pool(upstreamOrigin(u), { connect: { timeout: CONNECT_TIMEOUT_MS } });
       // Pools emit connection errors as events too; the request handler already reports them.
       pool.on('connectionError', () => {});
       this.#pools.set(key, pool);

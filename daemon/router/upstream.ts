@@ -1,16 +1,25 @@
-/** One process serving an app over HTTP, as the router dials it. */
-export interface Upstream {
-  host: string;
-  port: number;
-}
+/**
+ * One process serving over HTTP, as the router dials it: an app's web process at an address, or
+ * rackd's own listener on its Unix socket (the control plane, routed as the reserved app `rack`).
+ */
+export type Upstream = { host: string; port: number } | { socketPath: string };
 
 /** Stable identity of an upstream: pools and in-flight counts are keyed by it. */
 export function upstreamKey(u: Upstream): string {
-  return `${u.host}:${u.port}`;
+  return 'socketPath' in u ? `unix:${u.socketPath}` : `${u.host}:${u.port}`;
 }
 
-/** The origin undici wants; IPv6 literals need brackets there. */
+/** The origin undici wants; IPv6 literals need brackets there. A socket's origin is nominal. */
 export function upstreamOrigin(u: Upstream): string {
+  if ('socketPath' in u) return 'http://localhost';
   const host = u.host.includes(':') && !u.host.startsWith('[') ? `[${u.host}]` : u.host;
   return `http://${host}:${u.port}`;
 }
+
+/** A copy holding only an upstream's own fields. */
+export function copyUpstream(u: Upstream): Upstream {
+  return 'socketPath' in u ? { socketPath: u.socketPath } : { host: u.host, port: u.port };
+}
+
+/** The app name the control plane is routed under: reserved, so no app can take it. */
+export const CONTROL_PLANE_APP = 'rack';

@@ -60,7 +60,7 @@ export function tunnelUpgrade(deps: TunnelDeps, req: IncomingMessage, client: Du
     release();
     inFlight.increment(key);
     inFlightKey = key;
-    const up = connect({ host: upstream.host, port: upstream.port });
+    const up = connect('socketPath' in upstream ? { path: upstream.socketPath } : { host: upstream.host, port: upstream.port });
     upstreamSocket = up;
     deps.track(up);
     up.setTimeout(CONNECT_TIMEOUT_MS, () => up.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));

@@ -5,7 +5,7 @@ import type { PhaseTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
 import { resolveFormation } from '../release/formation.js';
 import type { RouterClient } from '../router/router-client.js';
-import type { Upstream } from '../router/upstream.js';
+import { CONTROL_PLANE_APP, type Upstream } from '../router/upstream.js';
 import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
 import { forProcess, limitsFor } from '../runtime/isolation.js';
 import { containerCommand } from '../runtime/process-command.js';
@@ -277,7 +277,7 @@ export class Supervisor {
 
   /** In-flight requests finish first, then SIGTERM, then SIGKILL after the grace period. */
   private async drain(old: ProcessInfo[]): Promise<void> {
-    const upstreams = old.map((p) => p.upstream).filter((u): u is Upstream => u !== null);
+    const upstreams = old.map((p) => p.upstream).filter((u) => u !== null);
     if (upstreams.length > 0) await this.router.waitIdle(upstreams, DRAIN_TIMEOUT_MS);
     await Promise.all(
       old.map(async (p) => {
@@ -301,7 +301,9 @@ export class Supervisor {
   async adopt(): Promise<void> {
     const apps = await this.store.listApps();
     const known = new Set(apps.map((a) => a.name));
-    for (const route of await this.router.routes()) if (!known.has(route.app)) await this.router.removeApp(route.app);
+    for (const route of await this.router.routes()) {
+      if (!known.has(route.app) && route.app !== CONTROL_PLANE_APP) await this.router.removeApp(route.app);
+    }
     for (const c of await this.runtime.ownedContainers()) {
       if (c.role === 'process' && known.has(c.app)) continue;
       this.log.info({ container: c.name, role: c.role }, 'removing a container left from before the restart');

@@ -204,6 +204,25 @@ export class RackDaemon {
     return exec('git', ['push', 'rack', refspec], { cwd: dir, env: this.gitEnv(opts.key) });
   }
 
+  /**
+   * The app's git-over-HTTP URL through the router (rack's host, `rack.localhost`, which libcurl and
+   * so git resolve to the loopback address themselves), with the token as Basic password if given.
+   */
+  httpGitUrl(app: string, token?: string): string {
+    return `http://${token === undefined ? '' : `x:${token}@`}rack.localhost:${this.gitHttpPort || this.httpPort}/${app}.git`;
+  }
+
+  /** Where git over HTTP is reached, when not the router's port (0: the router's). */
+  gitHttpPort = 0;
+
+  /** `ssh rack tokens:create NAME FLAGS...` with the admin key; the token it shows once. */
+  async createToken(name: string, flags: string[] = []): Promise<string> {
+    const r = await this.ssh(['tokens:create', name, ...flags]);
+    const token = /rack_[A-Za-z0-9_-]{43}/.exec(r.stdout)?.[0];
+    if (r.code !== 0 || !token) throw new Error(`tokens:create ${name} failed: ${r.stderr}${r.stdout}`);
+    return token;
+  }
+
   /** GET through the router with `Host: APP.localhost`. */
   get(app: string, path = '/'): Promise<{ status: number; body: string }> {
     return this.getHost(`${app}.localhost`, path);
