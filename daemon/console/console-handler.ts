@@ -80,6 +80,8 @@ export class Console {
       }
       caller = await this.caller(req, sessionId);
       if (!caller) {
+        // A page's stream: told in its own terms, so the page goes to sign-in instead of retrying.
+        if (path.endsWith('/events')) return signedOutStream(res);
         if (partial) {
           res.writeHead(401, { ...SECURITY_HEADERS, 'HX-Redirect': '/console/sign-in' });
           return void res.end();
@@ -87,7 +89,7 @@ export class Console {
         if (method === 'POST') throw new RackError('unauthorized', 'signed out: sign in again');
         return redirect(res, '/console/sign-in');
       }
-      const r: ConsoleRequest = { req, res, url, caller, partial };
+      const r: ConsoleRequest = { req, res, url, caller, partial, stillSignedIn: () => this.stillSignedIn(sessionId) };
       const parts = path.split('/').slice(2).map(decodePart);
       if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
       return await this.rackPage(r, method, parts.filter((p) => p !== '').join('/'));
@@ -133,6 +135,13 @@ export class Console {
       return undefined;
     }
     return { principal: tokenPrincipal(token), via: 'http', address: clientAddress(req) };
+  }
+
+  private async stillSignedIn(sessionId: string | undefined): Promise<boolean> {
+    const session = this.sessions.peek(sessionId);
+    if (!session) return false;
+    const token = await this.services.store.tokens.get(session.tokenName);
+    return token !== undefined && token.hash === session.tokenHash && (token.expiresAt === null || Date.parse(token.expiresAt) > Date.now());
   }
 
   private async rackPage(r: ConsoleRequest, method: string, path: string): Promise<void> {
@@ -191,6 +200,11 @@ export class Console {
       }),
     );
   }
+}
+
+function signedOutStream(res: ServerResponse): void {
+  res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end('event: signed-out\ndata: {}\n\n');
 }
 
 function decodePart(part: string): string {

@@ -15,6 +15,8 @@ export interface ConsoleRequest {
   caller: Caller;
   /** htmx asked for a part of a page, not a whole one. */
   partial: boolean;
+  /** Whether the session (and its token) still holds: a long-lived stream checks it now and then. */
+  stillSignedIn(): Promise<boolean>;
 }
 
 /** No inline script or style, nothing from elsewhere, no framing. */

@@ -70,6 +70,12 @@ export class ConsoleSessions {
     return session;
   }
 
+  /** The live session, without counting this as activity (a page's open stream is not). */
+  peek(id: string | undefined): ConsoleSession | undefined {
+    const session = id === undefined ? undefined : this.sessions.get(hashId(id));
+    return session !== undefined && this.now() - session.lastSeen <= this.idleMs ? session : undefined;
+  }
+
   end(id: string | undefined): void {
     if (id !== undefined && this.sessions.delete(hashId(id))) this.save(true);
   }

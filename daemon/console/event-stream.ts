@@ -24,7 +24,13 @@ export function serveEvents(r: ConsoleRequest, events: ConsoleEvents, app: strin
   const sub = events.subscribe(app, lastId, send);
   if (sub.reset) res.write(`id: ${events.currentId(app)}\nevent: reset\ndata: {}\n\n`);
   else if (lastId === undefined) res.write(`id: ${events.currentId(app)}\nevent: hello\ndata: {}\n\n`);
-  const beat = setInterval(() => res.write(': beat\n\n'), HEARTBEAT_MS);
+  // Each beat also checks the session: signed out, expired or revoked ends the stream (and its logs).
+  const beat = setInterval(() => {
+    r.stillSignedIn().then(
+      (ok) => (ok ? res.write(': beat\n\n') : res.end('event: signed-out\ndata: {}\n\n')),
+      () => res.end(),
+    );
+  }, HEARTBEAT_MS);
   let ended = false;
   const end = () => {
     if (ended) return;

@@ -91,6 +91,10 @@
     on('done', function (e) { apply(e.action, { done: true, ok: e.ok, message: e.message }); });
     on('changed', function (e) { changed(e.what); });
     on('log', function (e) { addLog(e.line); });
+    on('signed-out', function () {
+      source.close();
+      window.location.assign('/console/sign-in');
+    });
     on('reset', function () {
       ['releases', 'builds', 'config', 'processes', 'domains'].forEach(changed);
     });
