@@ -4,29 +4,11 @@
  * git, ssh and Docker.
  *   npm run build && node dist/scripts/bench-http-push.js [redeploys per transport]
  */
-import { request } from 'node:http';
-import { createConnection, createServer, type Server } from 'node:net';
-import { join } from 'node:path';
 import { commitFile, exec, RackDaemon } from '../test/support/rack-daemon.js';
 
 const redeploys = Number(process.argv[2] ?? 5);
 const server = (marker: string) => `require('http').createServer((q, s) => s.end('${marker}')).listen(process.env.PORT);\n`;
 const gitEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
-
-/** Whether the router forwards rack's host (rack.localhost) to rackd's HTTP listener. */
-function routerForwardsRack(rack: RackDaemon): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = request(
-      { host: '127.0.0.1', port: rack.httpPort, path: '/x.git/info/refs?service=git-upload-pack', headers: { host: 'rack.localhost' }, agent: false },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode === 401 && String(res.headers['www-authenticate']).includes('realm="rack"'));
-      },
-    );
-    req.on('error', () => resolve(false));
-    req.end();
-  });
-}
 
 async function timePush(rack: RackDaemon, dir: string, app: string, marker: string, push: () => ReturnType<typeof exec>): Promise<number> {
   await commitFile(dir, 'server.js', server(marker), marker);
@@ -50,21 +32,7 @@ const stats = (xs: number[]) => {
 const secs = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const rack = await RackDaemon.create();
-let forwarder: Server | undefined;
 try {
-  let via = 'the router (rack.localhost)';
-  if (!(await routerForwardsRack(rack))) {
-    // A router without rack's host: reach rackd's listener directly, and say so.
-    forwarder = createServer((c) => {
-      const u = createConnection(join(rack.home, 'api.sock'));
-      c.pipe(u).pipe(c);
-      c.on('error', () => u.destroy());
-      u.on('error', () => c.destroy());
-    });
-    await new Promise<void>((r) => forwarder!.listen(0, '127.0.0.1', r));
-    rack.gitHttpPort = (forwarder.address() as { port: number }).port;
-    via = 'a TCP→api.sock forwarder (the router does not forward rack.localhost yet)';
-  }
   const app = 'bench-http';
   const create = await rack.ssh(['apps:create', app]);
   if (create.code !== 0) throw new Error(create.stderr);
@@ -81,11 +49,9 @@ try {
   }
   const s = stats(times.ssh);
   const h = stats(times.http);
-  console.log(`HTTP pushes went through ${via}`);
   console.log(`redeploy over ssh  → answering (n=${redeploys}): median ${secs(s.median)}, max ${secs(s.max)}`);
   console.log(`redeploy over HTTP → answering (n=${redeploys}): median ${secs(h.median)}, max ${secs(h.max)}`);
   console.log(`ratio HTTP/ssh: median ${(h.median / s.median).toFixed(2)}, max ${(h.max / s.max).toFixed(2)}`);
 } finally {
-  forwarder?.close();
   await rack.destroy();
 }

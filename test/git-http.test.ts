@@ -2,7 +2,7 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
-import { createConnection, createServer, type Server } from 'node:net';
+import { createConnection } from 'node:net';
 import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,6 @@ const run = promisify(execFile);
 // git over HTTP with the real git client, through the router's rack.localhost, against a real
 // rackd and Docker. One daemon and one app ("web") for the file; each step builds on the last.
 let rack: RackDaemon;
-let forwarder: Server | undefined;
 let dir: string;
 let ciToken: string;
 let shortToken: string;
@@ -33,17 +32,6 @@ interface AuditEntry {
 
 test.before(async () => {
   rack = await RackDaemon.create();
-  if (!(await routerForwardsRack())) {
-    // Until the router forwards rack's host to api.sock (branch router-plane), reach it directly.
-    forwarder = createServer((c) => {
-      const u = createConnection(join(rack.home, 'api.sock'));
-      c.pipe(u).pipe(c);
-      c.on('error', () => u.destroy());
-      u.on('error', () => c.destroy());
-    });
-    await new Promise<void>((r) => forwarder!.listen(0, '127.0.0.1', r));
-    rack.gitHttpPort = (forwarder.address() as { port: number }).port;
-  }
   for (const app of [APP, 'blog']) {
     const r = await rack.ssh(['apps:create', app]);
     if (r.code !== 0) throw new Error(r.stderr);
@@ -54,14 +42,13 @@ test.before(async () => {
   dir = await rack.appRepo('node-hello', APP);
 });
 test.after.always(async () => {
-  forwarder?.close();
   await rack?.destroy();
 });
 
 /** A raw request to rack's host, as the router would get it. */
 function raw(method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
   return new Promise((resolve, reject) => {
-    const port = rack.gitHttpPort || rack.httpPort;
+    const port = rack.httpPort;
     const req = request({ host: '127.0.0.1', port, method, path, headers: { host: 'rack.localhost', ...headers }, agent: false }, (res) => {
       let text = '';
       res.on('data', (c: Buffer) => (text += c.toString('latin1')));
@@ -70,15 +57,6 @@ function raw(method: string, path: string, headers: Record<string, string>, body
     req.on('error', reject);
     req.end(body);
   });
-}
-
-async function routerForwardsRack(): Promise<boolean> {
-  try {
-    const r = await raw('GET', '/nothing.git/info/refs?service=git-upload-pack', {});
-    return r.status === 401 && String(r.headers['www-authenticate']).includes('realm="rack"');
-  } catch {
-    return false;
-  }
 }
 
 async function audit(): Promise<AuditEntry[]> {
@@ -205,7 +183,7 @@ test.serial('a client gone mid-POST before the hook: git is stopped, nothing is 
   await writeFile(join(dir, 'half.bin'), randomBytes(4 << 20));
   await commitFile(dir, 'server.js', "require('http').createServer((q, s) => s.end('never\\n')).listen(process.env.PORT);\n", 'sent halfway');
   const body = await receivePackBody(head, await headOf(dir));
-  const socket = createConnection(rack.gitHttpPort || rack.httpPort, '127.0.0.1');
+  const socket = createConnection(rack.httpPort, '127.0.0.1');
   socket.on('error', () => undefined);
   socket.write(
     `POST /${APP}.git/git-receive-pack HTTP/1.1\r\nHost: rack.localhost\r\nAuthorization: Bearer ${ciToken}\r\n` +

@@ -41,6 +41,7 @@ export const appsCommands: Command[] = [
       const name = assertNewAppName(ctx.args[0]!);
       await ctx.services.store.createApp(name);
       await ctx.services.supervisor.publish(name, []);
+      ctx.result({ name, url: ctx.services.supervisor.url(name) });
       ctx.print(`-----> Created ${name}`);
       ctx.print(`       git remote add rack ssh://git@HOST:${ctx.services.config.sshPort}/${name}`);
     },
@@ -68,6 +69,7 @@ export const appsCommands: Command[] = [
         await rm(join(paths.cache(config), name), { recursive: true, force: true });
         await store.destroyApp(name);
       });
+      ctx.result({ name, destroyed: true });
       ctx.print(`-----> Destroyed ${name}`);
     },
   },

@@ -23,7 +23,7 @@ export const auditCommands: Command[] = [
       const app = typeof raw === 'string' ? assertAppName(raw) : undefined;
       const { principal } = ctx;
       if (principal.role !== 'admin') {
-        if (app === undefined) throw new RackError('forbidden', `${principal.kind} "${principal.name}" may read the audit log of its apps only: add -a APP`);
+        if (app === undefined) throw new RackError('forbidden', `${principal.kind} "${principal.name}" may read the audit log of its apps only: add -a APP (API: ?app=APP)`);
         if (principal.role !== 'app' || !keyHasApp(principal, app)) {
           throw new RackError('forbidden', `${principal.kind} "${principal.name}" may not run audit on ${app}`);
         }

@@ -15,6 +15,7 @@ async function change(ctx: CommandContext, description: string, apply: (c: Recor
     { app: ctx.app, keyName: createdBy(ctx.principal), description, apply, deploy },
     out,
   );
+  ctx.result({ release: release ? release.version : null, status: release ? release.status : 'kept', description });
   if (!release) return out.header(`${description}: kept for ${ctx.app}'s first deploy`);
   if (deploy) out.header(`${description}: released v${release.version}`);
   else out.header(`${description}: recorded v${release.version}; roll it out with: releases:promote v${release.version}`);
@@ -32,6 +33,12 @@ async function tellUnapplied(ctx: CommandContext, config: Record<string, string>
   const names = [...d.added.map((k) => `+${k}`), ...d.changed.map((k) => `~${k}`), ...d.removed.map((k) => `-${k}`)];
   if (names.length === 0) return;
   ctx.print(` !     not applied: v${newest.version} (${newest.description}) failed: ${names.join(' ')}`);
+}
+
+async function assertHas(ctx: CommandContext, keys: string[]): Promise<void> {
+  const config = await currentConfig(ctx);
+  const missing = keys.filter((k) => !Object.hasOwn(config, k));
+  if (missing.length > 0) throw new RackError('bad_argument', `${ctx.app} has no config var ${missing.join(', ')}`);
 }
 
 export const configCommands: Command[] = [
@@ -71,16 +78,33 @@ export const configCommands: Command[] = [
   {
     name: 'config:set',
     access: 'member',
-    usage: 'config:set KEY=VALUE ... [-a APP] [--no-deploy]',
-    summary: 'set config vars; makes a release and rolls it out',
+    usage: 'config:set KEY=VALUE ... [--unset KEY ...] [-a APP] [--no-deploy]',
+    summary: 'set (and --unset) config vars in one release, rolled out',
     app: true,
-    options: noDeploy,
-    args: { min: 1, max: 100 },
+    options: { ...noDeploy, unset: { type: 'string', multiple: true } },
+    args: { min: 0, max: 100 },
     // Names only: a word without `=` may be a mistyped value.
-    audit: (ctx) => ({ detail: ctx.args.filter((a) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(a)).map((a) => a.split('=')[0]).join(' ') }),
+    audit: (ctx) => ({
+      detail: [
+        ...ctx.args.filter((a) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(a)).map((a) => a.split('=')[0]),
+        ...((ctx.flags['unset'] as string[] | undefined) ?? []).map((k) => `-${k.slice(0, 100)}`),
+      ].join(' '),
+    }),
     async run(ctx) {
       const pairs = parseAssignments(ctx.args);
-      await change(ctx, `Set ${Object.keys(pairs).join(', ')}`, (c) => ({ ...c, ...pairs }));
+      const unset = ((ctx.flags['unset'] as string[] | undefined) ?? []).map(assertConfigKey);
+      if (Object.keys(pairs).length === 0 && unset.length === 0) throw new RackError('bad_argument', 'nothing to change: give KEY=VALUE or --unset KEY');
+      const both = unset.filter((k) => Object.hasOwn(pairs, k));
+      if (both.length > 0) throw new RackError('bad_argument', `${both.join(', ')} is both set and unset`);
+      if (unset.length > 0) await assertHas(ctx, unset);
+      const words = [
+        ...(Object.keys(pairs).length ? [`Set ${Object.keys(pairs).join(', ')}`] : []),
+        ...(unset.length ? [`Unset ${unset.join(', ')}`] : []),
+      ];
+      await change(ctx, words.join('; '), (c) => {
+        for (const k of unset) delete c[k];
+        return { ...c, ...pairs };
+      });
     },
   },
   {
@@ -94,9 +118,7 @@ export const configCommands: Command[] = [
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const keys = ctx.args.map(assertConfigKey);
-      const config = await currentConfig(ctx);
-      const missing = keys.filter((k) => !Object.hasOwn(config, k));
-      if (missing.length > 0) throw new RackError('bad_argument', `${ctx.app} has no config var ${missing.join(', ')}`);
+      await assertHas(ctx, keys);
       await change(ctx, `Unset ${keys.join(', ')}`, (c) => {
         for (const k of keys) delete c[k];
         return c;

@@ -53,6 +53,7 @@ export const domainsCommands: Command[] = [
       const host = assertHostName(ctx.args[0]!, ctx);
       await ctx.services.store.addDomain(ctx.app, host);
       await ctx.services.supervisor.publish(ctx.app);
+      ctx.result({ host });
       ctx.print(`-----> Added ${host} to ${ctx.app}`);
     },
   },
@@ -68,6 +69,7 @@ export const domainsCommands: Command[] = [
       const host = ctx.args[0]!.toLowerCase();
       await ctx.services.store.removeDomain(ctx.app, host);
       await ctx.services.supervisor.publish(ctx.app);
+      ctx.result({ host });
       ctx.print(`-----> Removed ${host} from ${ctx.app}`);
     },
   },

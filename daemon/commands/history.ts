@@ -68,6 +68,7 @@ export const historyCommands: Command[] = [
         },
         textOutput(ctx.print),
       );
+      ctx.result({ build: build.id, status: build.status, deployed: ctx.flags['deploy'] === true });
       if (ctx.flags['deploy'] !== true) ctx.print(`-----> Built b${build.id}; release it with: builds:create --deploy, or push`);
     },
   },
@@ -84,6 +85,7 @@ export const historyCommands: Command[] = [
       await ctx.services.lock.run(ctx.app, async () => {
         await rm(join(paths.cache(ctx.services.config), ctx.app), { recursive: true, force: true });
       });
+      ctx.result({ cleared: true });
       ctx.print(`-----> Cleared the build cache of ${ctx.app}`);
     },
   },

@@ -60,6 +60,7 @@ export const keysCommands: Command[] = [
         createdAt: new Date().toISOString(),
       };
       await ctx.services.store.addKey(record);
+      ctx.result(describe(record));
       ctx.print(`-----> Added ${record.role} key ${name} (${key.fingerprint})${apps.length ? ` for ${apps.join(', ')}` : ''}`);
     },
   },
@@ -73,6 +74,7 @@ export const keysCommands: Command[] = [
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
       const key = await ctx.services.store.removeKey(assertKeyName(ctx.args[0]!));
+      ctx.result(describe(key));
       ctx.print(`-----> Removed key ${key.name} (${key.fingerprint})`);
     },
   },

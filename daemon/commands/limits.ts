@@ -25,6 +25,7 @@ export const limitCommands: Command[] = [
         throw new RackError('bad_argument', `cpu=${limits.cpu} is more than this host's ${cpus().length} CPUs`);
       }
       const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
+      ctx.result({ type, limits: now });
       ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits(now)}`);
     },
   },

@@ -80,6 +80,7 @@ psCommands.push(
         { app: ctx.app, changes: Object.fromEntries(changes), maxProcesses: ctx.services.config.maxProcesses },
         textOutput(ctx.print),
       );
+      ctx.result({ formation });
       ctx.print(`-----> Scaled ${ctx.app} to ${Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ')}`);
     },
   },
@@ -93,6 +94,7 @@ psCommands.push(
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       await ctx.services.pipeline.restart({ app: ctx.app, type: ctx.args[0] }, textOutput(ctx.print));
+      ctx.result({ restarted: ctx.args[0] ?? null });
       ctx.print(`-----> Restarted ${ctx.args[0] ?? 'all processes'} of ${ctx.app}`);
     },
   },

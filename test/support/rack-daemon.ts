@@ -209,11 +209,8 @@ export class RackDaemon {
    * so git resolve to the loopback address themselves), with the token as Basic password if given.
    */
   httpGitUrl(app: string, token?: string): string {
-    return `http://${token === undefined ? '' : `x:${token}@`}rack.localhost:${this.gitHttpPort || this.httpPort}/${app}.git`;
+    return `http://${token === undefined ? '' : `x:${token}@`}rack.localhost:${this.httpPort}/${app}.git`;
   }
-
-  /** Where git over HTTP is reached, when not the router's port (0: the router's). */
-  gitHttpPort = 0;
 
   /** `ssh rack tokens:create NAME FLAGS...` with the admin key; the token it shows once. */
   async createToken(name: string, flags: string[] = []): Promise<string> {

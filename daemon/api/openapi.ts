@@ -1,0 +1,70 @@
+import { HTTP_STATUS } from '../http/http-status.js';
+import { ROUTES, type ApiRoute } from './routes.js';
+import * as S from './schemas.js';
+
+const ERROR_RESPONSE = { description: 'An error: a stable code and one line for people', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } };
+
+function successContent(route: ApiRoute): Record<string, unknown> {
+  switch (route.mode) {
+    case 'text':
+      return { 'text/plain': { schema: S.text } };
+    case 'stream':
+      return {
+        'application/x-ndjson': {
+          schema: { $ref: '#/components/schemas/StreamEvent' },
+          description: 'One JSON object per line: {"line"} as the work goes, then {"result"} — or {"error"}, after which the connection is cut so that clients see the failure.',
+          'x-result': route.response,
+        },
+      };
+    default:
+      return {
+        'application/json': { schema: route.response },
+        ...(route.follows ? { 'application/x-ndjson': { schema: { $ref: '#/components/schemas/StreamEvent' } } } : {}),
+      };
+  }
+}
+
+function operation(route: ApiRoute, version: string): Record<string, unknown> {
+  const params = [...route.path.matchAll(/\{([a-z]+)\}/g)].map((m) => ({
+    name: m[1],
+    in: 'path',
+    required: true,
+    schema: m[1] === 'app' ? S.appName : S.text,
+  }));
+  const query = Object.entries(route.query ?? {}).map(([name, schema]) => ({ name, in: 'query', required: false, schema }));
+  return {
+    operationId: route.command.replace(/:/g, '_'),
+    summary: route.summary,
+    description: `The API form of \`ssh rack ${route.command}\` (rack ${version}).`,
+    parameters: [...params, ...query],
+    ...(route.body ? { requestBody: { required: false, content: { 'application/json': { schema: route.body } } } } : {}),
+    responses: {
+      [String(route.status ?? 200)]: { description: 'Done', content: successContent(route) },
+      ...Object.fromEntries([400, 401, 403, 404, 405, 413, 415, 429].map((s) => [String(s), ERROR_RESPONSE])),
+      default: ERROR_RESPONSE,
+    },
+  };
+}
+
+/** The OpenAPI 3.1 document of /api/v1, made from the route table and its schemas. */
+export function openApiDocument(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const route of ROUTES) (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route, version);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'rack',
+      version,
+      description:
+        'The HTTP side of rack: the same resources, rights and audit log as `ssh rack`. Authenticate with `Authorization: Bearer TOKEN` (`ssh rack tokens:create`). Error codes: ' +
+        Object.entries(HTTP_STATUS).map(([code, status]) => `${code} (${status})`).join(', ') + '.',
+    },
+    servers: [{ url: '/api/v1' }],
+    security: [{ bearerAuth: [] }],
+    components: {
+      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'A rack_ token from ssh rack tokens:create' } },
+      schemas: { Error: S.error, StreamEvent: S.streamEvent },
+    },
+    paths,
+  };
+}

@@ -1,0 +1,240 @@
+import type { Flags } from '../commands/command.js';
+import { RackError } from '../rack-error.js';
+import type { JsonSchema } from './schemas.js';
+import * as S from './schemas.js';
+
+/**
+ * How the answer goes out:
+ * - `json`: the command's `--json` answer or its result, whole;
+ * - `text`: its text (a build log), as text/plain;
+ * - `stream`: NDJSON, one `{"line"}` per user line as it happens, then `{"result"}` (or `{"error"}`
+ *   and a cut connection, so that `curl --fail-with-body` fails);
+ * - `lines`: its text lines as a JSON array (`logs`);
+ * - `follow`: NDJSON lines until the client goes away (`logs -f`).
+ */
+export type AnswerMode = 'json' | 'text' | 'stream' | 'lines' | 'follow';
+
+export interface RouteInput {
+  params: Record<string, string>;
+  query: URLSearchParams;
+  body: Record<string, unknown>;
+}
+
+/** What a request becomes: the words of a command, as if typed after `ssh rack`. */
+export interface CommandWords {
+  args: string[];
+  flags: Flags;
+  /** What the command reads from its standard input (keys:add reads the public key). */
+  stdin?: string;
+}
+
+export interface ApiRoute {
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  /** OpenAPI's path template under /api/v1; `{app}` is always an app name. */
+  path: string;
+  command: string;
+  summary: string;
+  body?: JsonSchema;
+  query?: Record<string, JsonSchema>;
+  /** What a success holds: the JSON answer, the stream's `result`, or (text) nothing. */
+  response: JsonSchema;
+  mode: AnswerMode;
+  status?: 200 | 201;
+  /** When the request asks to follow: the answer is then a `follow` stream. */
+  follows?: (input: RouteInput) => boolean;
+  words(input: RouteInput): CommandWords;
+}
+
+const none = (): CommandWords => ({ args: [], flags: {} });
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+const flagIf = (on: unknown, name: string): Flags => (on === true ? { [name]: true } : {});
+
+/** Every resource, mirroring the ssh commands one to one. */
+export const ROUTES: ApiRoute[] = [
+  // apps
+  { method: 'GET', path: '/apps', command: 'apps', summary: 'List the apps the token may see', response: S.list(S.app), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps', command: 'apps:create', summary: 'Create an app', status: 201, mode: 'json',
+    body: S.object({ name: S.appName }, ['name']), response: S.object({ name: S.text, url: S.text }, ['name', 'url']),
+    words: ({ body }) => ({ args: [str(body['name'])!], flags: {} }),
+  },
+  { method: 'GET', path: '/apps/{app}', command: 'apps:info', summary: 'Show an app', response: S.app, mode: 'json', words: none },
+  {
+    method: 'DELETE', path: '/apps/{app}', command: 'apps:destroy', summary: 'Destroy an app and everything of it (confirm with its name)', mode: 'stream',
+    query: { confirm: S.appName }, response: S.object({ name: S.text, destroyed: S.bool }, ['name', 'destroyed']),
+    words: ({ params, query }) => ({ args: [params['app']!], flags: { confirm: query.get('confirm') ?? '' } }),
+  },
+  // builds
+  { method: 'GET', path: '/apps/{app}/builds', command: 'builds', summary: "List an app's builds", response: S.list(S.build), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/builds', command: 'builds:create', summary: 'Build the deploy branch head again (and release it with deploy)', mode: 'stream',
+    body: S.object({ deploy: S.bool, cache: S.bool }), response: S.object({ build: S.int, status: S.text, deployed: S.bool }, ['build', 'status', 'deployed']),
+    words: ({ body }) => ({ args: [], flags: { ...flagIf(body['deploy'], 'deploy'), ...flagIf(body['cache'] === false, 'no-cache') } }),
+  },
+  {
+    method: 'GET', path: '/apps/{app}/builds/{build}', command: 'builds:info', summary: 'Show one build', response: S.build, mode: 'json',
+    words: ({ params }) => ({ args: [params['build']!], flags: {} }),
+  },
+  {
+    method: 'GET', path: '/apps/{app}/builds/{build}/logs', command: 'builds:logs', summary: "A build's stored output (text/plain)", response: S.text, mode: 'text',
+    words: ({ params }) => ({ args: [params['build']!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/build-cache', command: 'builds:cache:clear', summary: "Empty the app's build cache", mode: 'json',
+    response: S.object({ cleared: S.bool }, ['cleared']), words: none,
+  },
+  // releases
+  { method: 'GET', path: '/apps/{app}/releases', command: 'releases', summary: "List an app's releases, newest first", response: S.list(S.release), mode: 'json', words: none },
+  {
+    method: 'GET', path: '/apps/{app}/releases/{version}', command: 'releases:info', summary: 'Show a release and its config changes', response: S.releaseInfo, mode: 'json',
+    words: ({ params }) => ({ args: [params['version']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/releases/rollback', command: 'releases:rollback', summary: 'Roll back (to a version, or the previous good release) as a new release', mode: 'stream',
+    body: S.object({ version: S.version }), response: S.releaseResult,
+    words: ({ body }) => ({ args: body['version'] === undefined ? [] : [`v${String(body['version'])}`], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/releases/{version}/promote', command: 'releases:promote', summary: 'Roll out any release as a new release', mode: 'stream',
+    response: S.releaseResult, words: ({ params }) => ({ args: [params['version']!], flags: {} }),
+  },
+  // config
+  { method: 'GET', path: '/apps/{app}/config', command: 'config', summary: "An app's config vars", response: S.stringMap, mode: 'json', words: none },
+  {
+    method: 'PATCH', path: '/apps/{app}/config', command: 'config:set', summary: 'Set and unset config vars: one release, rolled out (unless deploy is false)', mode: 'stream',
+    body: S.object({ set: S.stringMap, unset: S.list(S.configKey), deploy: S.bool }),
+    response: S.object({ release: { type: ['integer', 'null'] }, status: S.text, description: S.text }, ['release', 'status', 'description']),
+    words: ({ body }) => {
+      const set = (body['set'] ?? {}) as Record<string, string>;
+      return { args: Object.entries(set).map(([k, v]) => `${k}=${v}`), flags: { unset: strings(body['unset']), ...flagIf(body['deploy'] === false, 'no-deploy') } };
+    },
+  },
+  // processes and formation
+  { method: 'GET', path: '/apps/{app}/processes', command: 'ps', summary: "An app's processes", response: S.list(S.process), mode: 'json', words: none },
+  {
+    method: 'PATCH', path: '/apps/{app}/formation', command: 'ps:scale', summary: 'Set how many processes of each type run', mode: 'stream',
+    body: { type: 'object', minProperties: 1, maxProperties: 10, additionalProperties: { type: 'integer', minimum: 0, maximum: 20 } },
+    response: S.object({ formation: { type: 'object', additionalProperties: S.int } }, ['formation']),
+    words: ({ body }) => ({ args: Object.entries(body).map(([t, n]) => `${t}=${String(n)}`), flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/formation/restart', command: 'ps:restart', summary: 'Replace the processes (of one type) with fresh ones', mode: 'stream',
+    body: S.object({ type: S.processType }), response: S.object({ restarted: { type: ['string', 'null'] } }, ['restarted']),
+    words: ({ body }) => ({ args: body['type'] === undefined ? [] : [str(body['type'])!], flags: {} }),
+  },
+  {
+    method: 'PATCH', path: '/apps/{app}/limits', command: 'ps:limit', summary: 'Set the memory, CPU and process limits of a process type', mode: 'stream',
+    body: S.object({ type: S.processType, memory: S.text, cpu: S.text, pids: S.text }, ['type']),
+    response: S.object({ type: S.text, limits: { type: 'object' } }, ['type', 'limits']),
+    words: ({ body }) => ({
+      args: [str(body['type'])!, ...(['memory', 'cpu', 'pids'] as const).filter((k) => body[k] !== undefined).map((k) => `${k}=${str(body[k])!}`)],
+      flags: {},
+    }),
+  },
+  // domains
+  { method: 'GET', path: '/apps/{app}/domains', command: 'domains', summary: 'The host names an app answers on', response: S.domains, mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/domains', command: 'domains:add', summary: 'Serve the app on a host name too', status: 201, mode: 'json',
+    body: S.object({ host: S.host }, ['host']), response: S.object({ host: S.text }, ['host']),
+    words: ({ body }) => ({ args: [str(body['host'])!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/domains/{host}', command: 'domains:remove', summary: 'Stop serving the app on a host name', mode: 'json',
+    response: S.object({ host: S.text }, ['host']), words: ({ params }) => ({ args: [params['host']!], flags: {} }),
+  },
+  // logs
+  {
+    method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Recent process and router lines; follow=true streams them (NDJSON) until you hang up", mode: 'lines',
+    follows: ({ query }) => query.get('follow') === 'true',
+    query: { lines: { type: 'string', pattern: '^[0-9]{1,5}$' }, type: S.processType, follow: { type: 'string', enum: ['true', 'false'] } },
+    response: S.list(S.text),
+    words: ({ query }) => ({
+      args: [],
+      flags: {
+        ...(query.get('lines') !== null ? { num: query.get('lines')! } : {}),
+        ...(query.get('type') !== null ? { ps: query.get('type')! } : {}),
+        ...(query.get('follow') === 'true' ? { tail: true } : {}),
+      },
+    }),
+  },
+  // access
+  { method: 'GET', path: '/keys', command: 'keys', summary: 'List the SSH keys and their rights', response: S.list(S.key), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/keys', command: 'keys:add', summary: 'Add an SSH key: admin, or limited to apps, or deploy-only', status: 201, mode: 'json',
+    body: S.object({ name: S.credentialName, publicKey: { type: 'string', minLength: 1, maxLength: 16384 }, apps: S.list(S.appName), deployOnly: S.bool }, ['name', 'publicKey']),
+    response: S.key,
+    words: ({ body }) => ({ args: [str(body['name'])!], flags: { app: strings(body['apps']), ...flagIf(body['deployOnly'], 'deploy-only') }, stdin: str(body['publicKey'])! }),
+  },
+  {
+    method: 'DELETE', path: '/keys/{name}', command: 'keys:remove', summary: 'Remove an SSH key', mode: 'json', response: S.key,
+    words: ({ params }) => ({ args: [params['name']!], flags: {} }),
+  },
+  { method: 'GET', path: '/tokens', command: 'tokens', summary: 'List the API tokens: rights, expiry, last use', response: S.list(S.token), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/tokens', command: 'tokens:create', summary: 'Make an API token; the answer holds it, once', status: 201, mode: 'json',
+    body: S.object({ name: S.credentialName, apps: S.list(S.appName), deployOnly: S.bool, expires: { type: 'string', pattern: '^[1-9][0-9]{0,4}[mhdw]$' } }, ['name']),
+    response: { ...S.token, required: [...(S.token.required as string[]), 'token'], properties: { ...(S.token.properties as object), token: S.text } },
+    words: ({ body }) => ({
+      args: [str(body['name'])!],
+      flags: { app: strings(body['apps']), ...flagIf(body['deployOnly'], 'deploy-only'), ...(body['expires'] !== undefined ? { expires: str(body['expires'])! } : {}) },
+    }),
+  },
+  {
+    method: 'DELETE', path: '/tokens/{name}', command: 'tokens:revoke', summary: 'Revoke an API token, at once', mode: 'json', response: S.token,
+    words: ({ params }) => ({ args: [params['name']!], flags: {} }),
+  },
+  {
+    method: 'GET', path: '/audit', command: 'audit', summary: 'Recent changes: who, from where, what, when (newest first)', mode: 'json',
+    query: { app: S.appName, limit: { type: 'string', pattern: '^[0-9]{1,4}$' } }, response: S.list(S.auditEntry),
+    words: ({ query }) => ({
+      args: [],
+      flags: { ...(query.get('app') !== null ? { app: query.get('app')! } : {}), ...(query.get('limit') !== null ? { num: query.get('limit')! } : {}) },
+    }),
+  },
+];
+
+export interface RouteMatch {
+  route: ApiRoute;
+  params: Record<string, string>;
+}
+
+const compiled = ROUTES.map((route) => {
+  const names: string[] = [];
+  const source = route.path.replace(/\{([a-z]+)\}/g, (_m, name: string) => {
+    names.push(name);
+    return '([^/]+)';
+  });
+  return { route, names, pattern: new RegExp(`^${source}$`) };
+});
+
+/**
+ * The route for a path under /api/v1 and method; a known path with another method is a 405 that
+ * names the methods it has, anything else a 404.
+ */
+export function matchRoute(method: string, path: string): RouteMatch {
+  const allowed: string[] = [];
+  for (const { route, names, pattern } of compiled) {
+    const m = pattern.exec(path);
+    if (!m) continue;
+    if (route.method !== method) {
+      allowed.push(route.method);
+      continue;
+    }
+    const params: Record<string, string> = {};
+    names.forEach((name, i) => {
+      let value: string;
+      try {
+        value = decodeURIComponent(m[i + 1]!);
+      } catch {
+        throw new RackError('bad_argument', `the path's ${name} is not valid percent-encoding`);
+      }
+      params[name] = value;
+    });
+    return { route, params };
+  }
+  if (allowed.length > 0) {
+    throw Object.assign(new RackError('method_not_allowed', `${method.slice(0, 10)} is not allowed on ${path.slice(0, 100)}; use ${allowed.join(', ')}`), { allow: allowed });
+  }
+  throw new RackError('not_found', `no API resource at ${path.slice(0, 100)}`);
+}
