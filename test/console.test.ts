@@ -232,6 +232,18 @@ test.serial('a deploy-only session sees config names, never values, and no butto
   }
 });
 
+test.serial('Environment: a change and a removal in one Apply Changes are one release', async (t) => {
+  const before = (await releases('shop')).length;
+  await page.goto(`${base}/console/apps/shop/environment`);
+  await page.fill('input[name="set:BETA"]', 'three words');
+  await page.check('input[name="unset"][value="GAMMA"]');
+  await page.click('button[name="deploy"][value="yes"]');
+  t.regex(await outcome(page), /^Done/);
+  t.is((await releases('shop')).length, before + 1);
+  t.is((await rack.get('shop', '/env/BETA')).body, 'three words');
+  t.is((await rack.get('shop', '/env/GAMMA')).status, 404);
+});
+
 test.serial('Build again: the build lines stream live, and the list shows the new build', async (t) => {
   await page.goto(`${base}/console/apps/shop/builds`);
   t.is(await page.locator('li.build').count(), 1);

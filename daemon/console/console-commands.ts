@@ -100,19 +100,14 @@ export class ConsoleCommands {
       ...(expires ? { expires } : {}),
     });
 
-  /**
-   * Sets and removes config vars in one release (or records it with `deploy: false`): one
-   * `config:set KEY=VALUE ... --unset KEY ...`. On a rack whose config:set has no --unset yet, a
-   * change that does both runs config:set, then config:unset (two releases).
-   */
-  async changeConfig(c: Caller, app: string, set: Record<string, string>, unset: string[], deploy: boolean, sink: LineSink): Promise<void> {
-    const flags: Flags = deploy ? {} : { 'no-deploy': true };
-    const pairs = Object.entries(set).map(([k, v]) => `${k}=${v}`);
-    if (findCommand('config:set')?.options?.['unset'] && unset.length > 0) {
-      await this.change(c, 'config:set', app, pairs, { ...flags, unset }, sink);
-      return;
-    }
-    if (pairs.length > 0) await this.change(c, 'config:set', app, pairs, flags, sink);
-    if (unset.length > 0) await this.change(c, 'config:unset', app, unset, flags, sink);
-  }
+  /** Sets and removes config vars in one release (`config:set KEY=VALUE ... --unset KEY ...`), or only records it. */
+  changeConfig = (c: Caller, app: string, set: Record<string, string>, unset: string[], deploy: boolean, sink: LineSink) =>
+    this.change(
+      c,
+      'config:set',
+      app,
+      Object.entries(set).map(([k, v]) => `${k}=${v}`),
+      { ...(deploy ? {} : { 'no-deploy': true }), ...(unset.length ? { unset } : {}) },
+      sink,
+    );
 }
