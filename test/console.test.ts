@@ -109,6 +109,10 @@ test.serial('sign in with a token: the apps list shows the apps', async (t) => {
   t.truthy(cookie);
   t.true(cookie!.httpOnly);
   t.is(cookie!.sameSite, 'Strict');
+  // A browser at rack's root lands in the console; API clients still get the JSON index there.
+  await page.goto(`${base}/`);
+  t.is(new URL(page.url()).pathname, '/console/');
+  t.regex((await rack.getHost('rack.localhost', '/')).body, /"api"/);
   await shot(page, 'apps');
 });
 
