@@ -10,11 +10,7 @@ function successContent(route: ApiRoute): Record<string, unknown> {
       return { 'text/plain': { schema: S.text } };
     case 'stream':
       return {
-        'application/x-ndjson': {
-          schema: { $ref: '#/components/schemas/StreamEvent' },
-          description: 'One JSON object per line: {"line"} as the work goes, then {"result"} — or {"error"}, after which the connection is cut so that clients see the failure.',
-          'x-result': route.response,
-        },
+        'application/x-ndjson': { schema: { $ref: '#/components/schemas/StreamEvent' }, 'x-result': route.response },
       };
     default:
       return {
@@ -39,7 +35,13 @@ function operation(route: ApiRoute, version: string): Record<string, unknown> {
     parameters: [...params, ...query],
     ...(route.body ? { requestBody: { required: false, content: { 'application/json': { schema: route.body } } } } : {}),
     responses: {
-      [String(route.status ?? 200)]: { description: 'Done', content: successContent(route) },
+      [String(route.status ?? 200)]: {
+        description:
+          route.mode === 'stream'
+            ? 'NDJSON, one object per line: {"line"} as the work goes, then {"result"} (its schema: x-result); or {"error"}, after which the connection is cut so that clients see the failure'
+            : 'Done',
+        content: successContent(route),
+      },
       ...Object.fromEntries([400, 401, 403, 404, 405, 413, 415, 429].map((s) => [String(s), ERROR_RESPONSE])),
       default: ERROR_RESPONSE,
     },

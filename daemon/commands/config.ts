@@ -15,7 +15,9 @@ async function change(ctx: CommandContext, description: string, apply: (c: Recor
     { app: ctx.app, keyName: createdBy(ctx.principal), description, apply, deploy },
     out,
   );
-  ctx.result({ release: release ? release.version : null, status: release ? release.status : 'kept', description });
+  // The record returned was made before the rollout; its outcome is on the stored one.
+  const final = release ? ((await ctx.services.store.getRelease(ctx.app, release.version)) ?? release) : null;
+  ctx.result({ release: final ? final.version : null, status: final ? final.status : 'kept', description });
   if (!release) return out.header(`${description}: kept for ${ctx.app}'s first deploy`);
   if (deploy) out.header(`${description}: released v${release.version}`);
   else out.header(`${description}: recorded v${release.version}; roll it out with: releases:promote v${release.version}`);

@@ -11,7 +11,8 @@ async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
   const target = ctx.args[0] === undefined ? undefined : parseNumber(ctx.args[0], 'v');
   const out = textOutput(ctx.print);
   const { release, previous } = await ctx.services.pipeline.redeploy({ app: ctx.app, target, keyName: createdBy(ctx.principal), kind }, out);
-  ctx.result({ release: release.version, status: release.status, description: release.description, previous: previous > 0 ? previous : null });
+  const final = (await ctx.services.store.getRelease(ctx.app, release.version)) ?? release;
+  ctx.result({ release: final.version, status: final.status, description: final.description, previous: previous > 0 ? previous : null });
   out.header(`${release.description}: released v${release.version}`);
   if (previous > 0) out.detail(`undo with: ssh rack releases:rollback v${previous} -a ${ctx.app}`);
 }

@@ -1,4 +1,4 @@
-import { request } from 'undici';
+import { request } from 'node:http';
 import type { RackDaemon } from './rack-daemon.js';
 
 export interface ApiAnswer {
@@ -8,8 +8,11 @@ export interface ApiAnswer {
   json: unknown;
 }
 
-/** One request to rack's API through the router (Host: rack.localhost), as any HTTP client sends it. */
-export async function api(
+/**
+ * One request to rack's API through the router (Host: rack.localhost). node's http client sends
+ * the path exactly as given (no `..` resolved), as an attacker's client would.
+ */
+export function api(
   rack: RackDaemon,
   method: string,
   path: string,
@@ -22,15 +25,25 @@ export async function api(
     body = JSON.stringify(opts.body);
     headers['content-type'] ??= 'application/json';
   }
-  const res = await request(`http://127.0.0.1:${rack.httpPort}${path}`, { method: method as 'GET', headers, body });
-  const text = await res.body.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.statusCode, headers: res.headers, text, json };
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: rack.httpPort, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 /** The lines of an NDJSON answer, parsed. */
