@@ -5,6 +5,7 @@ import { LoginThrottle } from './access/login-throttle.js';
 import { AuditLog } from './audit/audit-log.js';
 import { apiHandler, publicPaths } from './api/api-handler.js';
 import { HttpServer } from './http/http-server.js';
+import { Console } from './console/console-handler.js';
 import { TokenAuth } from './http/token-auth.js';
 import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
@@ -154,12 +155,16 @@ export class Rackd {
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
+    const console = new Console(services, auth);
+    await console.start();
+    this.stops.push(() => console.stop());
     const httpServer = new HttpServer({
       socketPath: paths.apiSocket(config),
       auth,
       api: apiHandler(services),
       git: gitHttp.handle,
       public: publicPaths(services),
+      console: { owns: Console.owns, handle: console.handle },
       logger: log.child({ mod: 'http' }),
     });
     await httpServer.start();

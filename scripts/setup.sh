@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything rack needs on a fresh Debian machine (run as root): git, ssh and curl clients, Docker from
 # Debian's docker.io (started in the background when no engine answers), debootstrap for the stack
-# image, the npm dependencies and the build. Safe to run again.
+# image, Chromium for the Console's browser tests, the npm dependencies and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 command -v curl >/dev/null || need+=(curl)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+# The Console's tests drive Debian's Chromium with playwright-core, which never downloads a browser.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ "${#need[@]}" -gt 0 ]; then
   say "Installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -222,8 +222,13 @@ export class RackDaemon {
 
   /** GET through the router with `Host: APP.localhost`. */
   get(app: string, path = '/'): Promise<{ status: number; body: string }> {
+    return this.getHost(`${app}.localhost`, path);
+  }
+
+  /** GET through the router with any Host (`rack.localhost`: rackd's own pages). */
+  getHost(host: string, path = '/'): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: this.httpPort, path, headers: { host: `${app}.localhost` }, agent: false }, (res) => {
+      const req = request({ host: '127.0.0.1', port: this.httpPort, path, headers: { host }, agent: false }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

@@ -1,0 +1,213 @@
+
+import { assertAppName } from '../app-name.js';
+import type { Caller } from '../access/principal.js';
+import { paths, type RackConfig } from '../config.js';
+import { repoDir } from '../git/repo.js';
+import { RackError } from '../rack-error.js';
+import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord } from '../store/records.js';
+import { auditTable } from './audit-view.js';
+import { buildLog, buildsList, buildsTab } from './builds-view.js';
+import type { CommitSubjects } from './commit-subjects.js';
+import { startAction } from './console-action.js';
+import type { ConsoleCommands, LineSink } from './console-commands.js';
+import type { ConsoleEvent, ConsoleEvents } from './console-events.js';
+import { readForm, sendHtml, type ConsoleRequest } from './console-request.js';
+import { domainsPanel } from './domains-view.js';
+import { environmentPanel, environmentTab } from './environment-view.js';
+import { html, type SafeHtml } from './html-template.js';
+import { actionBox, appPath, page, type AppTab } from './layout-view.js';
+import { logsTab } from './logs-view.js';
+import { processesPanel, processesTab, type ProcessRow } from './processes-view.js';
+import { releasesList, releasesTab, type ReleaseRow, type ReleasesView } from './releases-view.js';
+import { serveEvents } from './event-stream.js';
+
+/** `releases:info --json`. */
+type ReleaseInfo = ReleaseRecord & { formation: Record<string, number>; configKeys: string[] };
+type Touch = Extract<ConsoleEvent, { type: 'changed' }>['what'];
+const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export interface AppRoutesDeps {
+  config: RackConfig;
+  commands: ConsoleCommands;
+  events: ConsoleEvents;
+  subjects: CommitSubjects;
+}
+
+/** Buttons and forms are offered to principals that may change an app; the commands still check. */
+const mayChange = (c: Caller) => c.principal.role !== 'deploy';
+
+/** Everything under /console/apps/APP/: the tabs, their parts for htmx, their actions, the page's stream. */
+export class AppRoutes {
+  constructor(private readonly deps: AppRoutesDeps) {}
+
+  async handle(r: ConsoleRequest, rawApp: string, rest: string[]): Promise<void> {
+    const app = assertAppName(rawApp);
+    const method = r.req.method ?? 'GET';
+    const [tab = '', sub, verb] = rest;
+    const key = `${method} ${tab}${sub === undefined ? '' : `/${/^\d+$/.test(sub) ? 'N' : sub}`}${verb === undefined ? '' : `/${verb}`}`;
+    const { commands } = this.deps;
+    const c = r.caller;
+    switch (key) {
+      case 'GET ':
+        r.res.writeHead(303, { Location: appPath(app, '/releases') });
+        return void r.res.end();
+      case 'GET events':
+        // The stream carries the app's log lines: it is opened only for who may read them.
+        await commands.text(c, 'logs', app, [], { num: '1' });
+        return serveEvents(r, this.deps.events, app);
+      case 'GET releases':
+        return this.tab(r, app, 'releases', 'Releases', releasesTab(await this.releasesView(c, app)));
+      case 'GET releases/list':
+        return sendHtml(r.res, 200, releasesList(await this.releasesView(c, app)));
+      case 'POST releases/N/rollback':
+      case 'POST releases/N/promote': {
+        const version = Number(sub);
+        const rollback = verb === 'rollback';
+        return this.act(r, app, `${rollback ? 'Rolling back to' : 'Promoting'} v${version}`, ['releases', 'builds', 'processes', 'config'], (sink) =>
+          rollback ? commands.rollback(c, app, version, sink) : commands.promote(c, app, version, sink),
+        );
+      }
+      case 'GET builds':
+        return this.tab(r, app, 'builds', 'Builds', buildsTab(app, ...(await this.builds(c, app)), mayChange(c)));
+      case 'GET builds/list':
+        return sendHtml(r.res, 200, buildsList(app, ...(await this.builds(c, app))));
+      case 'GET builds/N': {
+        const id = Number(sub);
+        const build = await commands.query<BuildRecord>(c, 'builds:info', app, [`b${id}`]);
+        const log = build.status === 'building' || build.status === 'pending' ? undefined : await commands.text(c, 'builds:logs', app, [`b${id}`]);
+        return this.tab(r, app, 'builds', `b${id}`, buildLog(app, build, log));
+      }
+      case 'POST builds': {
+        const deploy = (await readForm(r.req)).get('deploy') === 'yes';
+        return this.act(r, app, deploy ? 'Building and deploying' : 'Building', ['builds', 'releases', 'processes'], (sink) => commands.build(c, app, deploy, sink));
+      }
+      case 'GET environment':
+        return this.tab(r, app, 'environment', 'Environment', environmentTab(app, ...(await this.environment(c, app))));
+      case 'GET environment/panel':
+        return sendHtml(r.res, 200, environmentPanel(app, ...(await this.environment(c, app))));
+      case 'GET environment/value': {
+        const name = r.url.searchParams.get('key') ?? '';
+        if (!CONFIG_KEY.test(name)) throw new RackError('bad_argument', 'no such config name');
+        const value = await commands.text(c, 'config:get', app, [name]);
+        return sendHtml(r.res, 200, html`<code class="revealed">${value}</code>`);
+      }
+      case 'POST environment':
+        return this.changeConfig(r, app);
+      case 'GET processes':
+        return this.tab(r, app, 'processes', 'Processes', processesTab(app, ...(await this.processes(c, app))));
+      case 'GET processes/panel':
+        return sendHtml(r.res, 200, processesPanel(app, ...(await this.processes(c, app))));
+      case 'POST processes/scale': {
+        const form = await readForm(r.req);
+        const counts: Record<string, number> = {};
+        for (const [k, v] of form) if (k.startsWith('count:')) counts[k.slice(6)] = Number(v);
+        if (Object.keys(counts).length === 0) throw new RackError('bad_argument', 'nothing to scale');
+        return this.act(r, app, 'Scaling', ['processes'], (sink) => commands.scale(c, app, counts, sink));
+      }
+      case 'POST processes/restart': {
+        const type = (await readForm(r.req)).get('type') || undefined;
+        return this.act(r, app, `Restarting ${type ?? 'all processes'}`, ['processes'], (sink) => commands.restart(c, app, type, sink));
+      }
+      case 'GET logs': {
+        const lines = (await commands.text(c, 'logs', app, [], { num: '300' })).split('\n').filter((l) => l !== '');
+        const types = Object.keys((await this.current(c, app))?.processTypes ?? {});
+        return this.tab(r, app, 'logs', 'Logs', logsTab(lines, types));
+      }
+      case 'GET domains':
+        return this.tab(r, app, 'domains', 'Domains', domainsPanel(app, await commands.query(c, 'domains', app), mayChange(c)));
+      case 'GET domains/panel':
+        return sendHtml(r.res, 200, domainsPanel(app, await commands.query(c, 'domains', app), mayChange(c)));
+      case 'POST domains/add':
+      case 'POST domains/remove': {
+        const host = (await readForm(r.req)).get('host') ?? '';
+        const add = sub === 'add';
+        return this.act(r, app, `${add ? 'Adding' : 'Removing'} ${host}`, ['domains'], (sink) => (add ? commands.addDomain(c, app, host, sink) : commands.removeDomain(c, app, host, sink)));
+      }
+      case 'GET audit': {
+        const entries = await commands.query<AuditEntry[]>(c, 'audit', '', [], { app, num: '200' });
+        return this.tab(r, app, 'audit', 'Audit', auditTable(entries, false));
+      }
+      default:
+        throw new RackError('not_found', `nothing at ${r.url.pathname.slice(0, 100)}`);
+    }
+  }
+
+  private tab(r: ConsoleRequest, app: string, tab: AppTab, title: string, body: SafeHtml): void {
+    sendHtml(r.res, 200, page({ title: `${title} · ${app}`, principal: r.caller.principal, app, tab, events: appPath(app, '/events'), body }));
+  }
+
+  /** Starts a change and answers with the box its live lines go to (or with its refusal). */
+  private async act(r: ConsoleRequest, app: string, title: string, touches: Touch[], run: (sink: LineSink) => Promise<unknown>): Promise<void> {
+    const { action } = await startAction({
+      events: this.deps.events,
+      app,
+      touches,
+      run,
+      outcome: async (ok) => {
+        if (ok || !touches.includes('releases')) return '';
+        const current = await this.current(r.caller, app);
+        return current ? `Serving now: v${current.version} (${current.description}).` : '';
+      },
+    });
+    sendHtml(r.res, 200, actionBox(action, title));
+  }
+
+  private async changeConfig(r: ConsoleRequest, app: string): Promise<void> {
+    const form = await readForm(r.req);
+    const set: Record<string, string> = {};
+    const unset = new Set(form.getAll('unset'));
+    for (const [k, v] of form) if (k.startsWith('set:') && v !== '') set[k.slice(4)] = v;
+    const keys = form.getAll('new-key');
+    const values = form.getAll('new-value');
+    keys.forEach((k, i) => {
+      if (k.trim() !== '') set[k.trim()] = values[i] ?? '';
+    });
+    for (const k of [...Object.keys(set), ...unset]) {
+      if (!CONFIG_KEY.test(k)) throw new RackError('bad_argument', `invalid config name ${JSON.stringify(k.slice(0, 40))}: use letters, digits and _, not starting with a digit`);
+    }
+    for (const k of unset) delete set[k];
+    if (Object.keys(set).length === 0 && unset.size === 0) throw new RackError('bad_argument', 'nothing to change: fill in a value, a new variable, or tick remove');
+    const deploy = form.get('deploy') !== 'no';
+    const c = r.caller;
+    return this.act(r, app, deploy ? 'Applying changes' : 'Saving without deploying', ['config', 'releases', 'processes'], (sink) =>
+      this.deps.commands.changeConfig(c, app, set, [...unset], deploy, sink),
+    );
+  }
+
+  private async releasesView(c: Caller, app: string): Promise<ReleasesView> {
+    const releases = await this.deps.commands.query<ReleaseRow[]>(c, 'releases', app);
+    const [builds, subjects] = await this.builds(c, app);
+    return { app, releases, builds: new Map(builds.map((b) => [b.id, b])), subjects, canChange: mayChange(c) };
+  }
+
+  private async builds(c: Caller, app: string): Promise<[BuildRecord[], Map<string, string>]> {
+    const builds = await this.deps.commands.query<BuildRecord[]>(c, 'builds', app);
+    const repo = repoDir(paths.repos(this.deps.config), app);
+    return [builds, await this.deps.subjects.of(repo, builds.map((b) => b.commit))];
+  }
+
+  private async current(c: Caller, app: string): Promise<ReleaseInfo | undefined> {
+    const record = (await this.deps.commands.query<AppRecord[]>(c, 'apps', '')).find((a) => a.name === app);
+    if (!record || record.currentRelease === 0) return undefined;
+    return this.deps.commands.query(c, 'releases:info', app, [`v${record.currentRelease}`]);
+  }
+
+  private async environment(c: Caller, app: string): Promise<[string[], boolean, boolean]> {
+    try {
+      const config = await this.deps.commands.query<Record<string, string>>(c, 'config', app);
+      return [Object.keys(config).sort(), true, mayChange(c)];
+    } catch (err) {
+      if (RackError.from(err).code !== 'forbidden') throw err;
+      // A deploy-only token reads the names (in the release history), never the values.
+      const current = await this.current(c, app);
+      return [current?.configKeys ?? [], false, false];
+    }
+  }
+
+  private async processes(c: Caller, app: string): Promise<[ProcessRow[], Record<string, number>, boolean]> {
+    const rows = await this.deps.commands.query<ProcessRow[]>(c, 'ps', app);
+    const current = await this.current(c, app);
+    return [rows, current?.formation ?? {}, mayChange(c)];
+  }
+}
+

@@ -1,0 +1,115 @@
+// The console's only script besides htmx: the page's one event stream (server-sent events), live
+// lines of actions and logs (always inserted as text), and the log tab's filter and pause.
+'use strict';
+(function () {
+  var body = document.body;
+  var url = body.getAttribute('data-events');
+  var banner = document.getElementById('connection');
+  var pending = {}; // action id -> [{text} | {done}] that arrived before its box
+  var lastId = null;
+  var source = null;
+  var retryTimer = null;
+  var paused = false;
+
+  function lineBox(action) {
+    return document.querySelector('[data-lines="' + action + '"]');
+  }
+
+  function apply(action, item) {
+    var box = lineBox(action);
+    if (!box) {
+      (pending[action] = pending[action] || []).push(item);
+      return;
+    }
+    if (item.done) {
+      var out = document.querySelector('[data-outcome="' + action + '"]');
+      if (out) {
+        out.textContent = item.message;
+        out.className = 'outcome ' + (item.ok ? 'ok' : 'failed');
+      }
+      box.closest('.action').setAttribute('data-state', item.ok ? 'ok' : 'failed');
+    } else {
+      box.appendChild(document.createTextNode(item.text + '\n'));
+    }
+  }
+
+  function flush() {
+    Object.keys(pending).forEach(function (action) {
+      if (!lineBox(action)) return;
+      var items = pending[action];
+      delete pending[action];
+      items.forEach(function (item) { apply(action, item); });
+    });
+  }
+  document.addEventListener('htmx:afterSettle', flush);
+
+  function changed(what) {
+    if (window.htmx) window.htmx.trigger(body, 'rack-' + what);
+  }
+
+  var logLines = document.getElementById('log-lines');
+  var logType = document.getElementById('log-type');
+  var logPause = document.getElementById('log-pause');
+  function logShown(el) {
+    var t = logType ? logType.value : '';
+    el.hidden = t !== '' && el.getAttribute('data-type') !== t;
+  }
+  if (logType) logType.addEventListener('change', function () {
+    Array.prototype.forEach.call(logLines.children, logShown);
+  });
+  if (logPause) logPause.addEventListener('click', function () {
+    paused = !paused;
+    logPause.textContent = paused ? 'Resume' : 'Pause';
+    logPause.setAttribute('aria-pressed', String(paused));
+  });
+  function addLog(line) {
+    if (!logLines || paused) return;
+    var span = document.createElement('span');
+    span.setAttribute('data-type', line.type);
+    span.textContent = line.time + ' ' + line.source + ': ' + line.text + '\n';
+    logShown(span);
+    logLines.appendChild(span);
+    while (logLines.children.length > 2000) logLines.removeChild(logLines.firstChild);
+    logLines.scrollTop = logLines.scrollHeight;
+  }
+
+  function connect() {
+    var target = url + (lastId ? (url.indexOf('?') === -1 ? '?' : '&') + 'last=' + encodeURIComponent(lastId) : '');
+    source = new EventSource(target);
+    function on(type, fn) {
+      source.addEventListener(type, function (e) {
+        if (e.lastEventId) lastId = e.lastEventId;
+        fn(e.data ? JSON.parse(e.data) : {});
+      });
+    }
+    source.addEventListener('open', function () {
+      banner.hidden = true;
+      body.removeAttribute('data-reconnecting');
+    });
+    on('hello', function () {});
+    on('line', function (e) { apply(e.action, { text: e.text }); });
+    on('done', function (e) { apply(e.action, { done: true, ok: e.ok, message: e.message }); });
+    on('changed', function (e) { changed(e.what); });
+    on('log', function (e) { addLog(e.line); });
+    on('signed-out', function () {
+      source.close();
+      window.location.assign('/console/sign-in');
+    });
+    on('reset', function () {
+      ['releases', 'builds', 'config', 'processes', 'domains'].forEach(changed);
+    });
+    source.addEventListener('error', function () {
+      banner.hidden = false;
+      body.setAttribute('data-reconnecting', 'true');
+      // The browser retries by itself while the stream is merely cut; a 502 from the router while
+      // rackd restarts closes it for good, so it is opened again here, from the last event seen.
+      if (source.readyState === EventSource.CLOSED && !retryTimer) {
+        retryTimer = setTimeout(function () {
+          retryTimer = null;
+          connect();
+        }, 2000);
+      }
+    });
+  }
+  if (url) connect();
+})();

@@ -1,0 +1,134 @@
+import { randomBytes } from 'node:crypto';
+import type { LogHub, LogLine } from '../logs/log-hub.js';
+import type { Store } from '../store/store.js';
+
+/** What a page hears on its stream. */
+export type ConsoleEvent =
+  /** A part of the app changed: lists showing it fetch themselves again. */
+  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' }
+  /** A user line of a console action (rollout, build) in progress. */
+  | { type: 'line'; action: string; text: string }
+  /** A console action ended. */
+  | { type: 'done'; action: string; ok: boolean; message: string }
+  /** A process or router line. */
+  | { type: 'log'; line: LogLine };
+
+export interface NumberedEvent {
+  id: string;
+  event: ConsoleEvent;
+}
+
+const RING = 500;
+const WATCH_MS = 1000;
+
+interface AppChannel {
+  seq: number;
+  ring: { seq: number; event: ConsoleEvent }[];
+  listeners: Set<(e: NumberedEvent) => void>;
+  stopLogs: () => void;
+  timer: NodeJS.Timeout;
+  seen: string;
+  lastBuild: number;
+}
+
+/**
+ * Each app's live events for the console's pages: a ring of the last 500 (so a stream that
+ * reconnects with Last-Event-ID gets what it missed) and the pages listening. IDs carry this
+ * rackd's boot epoch: after a restart an old ID is unknown, and the page is told to reload its
+ * lists instead. Changes made elsewhere (a push, ssh) are noticed by reading the app's newest
+ * release and build from the store once a second, only while a page of the app is open.
+ */
+export class ConsoleEvents {
+  private readonly epoch = randomBytes(4).toString('hex');
+  private readonly channels = new Map<string, AppChannel>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly logs: LogHub,
+  ) {}
+
+  publish(app: string, event: ConsoleEvent): void {
+    const ch = this.channels.get(app);
+    if (!ch) return; // nobody watches: nothing to keep
+    const seq = ++ch.seq;
+    ch.ring.push({ seq, event });
+    if (ch.ring.length > RING) ch.ring.shift();
+    const numbered = { id: `${this.epoch}.${seq}`, event };
+    for (const l of ch.listeners) l(numbered);
+  }
+
+  /**
+   * Listens to an app's events. `lastId` is the Last-Event-ID of a reconnecting page: what it
+   * missed is replayed, or `{reset: true}` says it cannot be (the page reloads its lists).
+   */
+  subscribe(app: string, lastId: string | undefined, listener: (e: NumberedEvent) => void): { reset: boolean; stop: () => void } {
+    const ch = this.channel(app);
+    let reset = false;
+    if (lastId !== undefined && lastId !== '') {
+      const [epoch, rawSeq] = lastId.split('.');
+      const seq = Number(rawSeq);
+      const oldest = ch.ring[0]?.seq ?? ch.seq + 1;
+      if (epoch !== this.epoch || !Number.isInteger(seq) || seq > ch.seq || seq < oldest - 1) reset = true;
+      else for (const e of ch.ring) if (e.seq > seq) listener({ id: `${this.epoch}.${e.seq}`, event: e.event });
+    }
+    ch.listeners.add(listener);
+    return {
+      reset,
+      stop: () => {
+        ch.listeners.delete(listener);
+        if (ch.listeners.size === 0) this.close(app);
+      },
+    };
+  }
+
+  /** The ID a fresh page starts from (nothing before it is replayed to it). */
+  currentId(app: string): string {
+    return `${this.epoch}.${this.channels.get(app)?.seq ?? 0}`;
+  }
+
+  stop(): void {
+    for (const app of [...this.channels.keys()]) this.close(app);
+  }
+
+  private channel(app: string): AppChannel {
+    let ch = this.channels.get(app);
+    if (ch) return ch;
+    const timer = setInterval(() => void this.watch(app), WATCH_MS);
+    timer.unref();
+    ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, seen: '', lastBuild: 0 };
+    this.channels.set(app, ch);
+    ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
+    void this.watch(app);
+    return ch;
+  }
+
+  private close(app: string): void {
+    const ch = this.channels.get(app);
+    if (!ch) return;
+    clearInterval(ch.timer);
+    ch.stopLogs();
+    this.channels.delete(app);
+  }
+
+  private async watch(app: string): Promise<void> {
+    const ch = this.channels.get(app);
+    if (!ch) return;
+    try {
+      const record = await this.store.getApp(app);
+      const latest = await this.store.latestRelease(app);
+      // Builds are numbered: the next one appearing, or the newest finishing, is the change.
+      while (await this.store.getBuild(app, ch.lastBuild + 1)) ch.lastBuild++;
+      const build = ch.lastBuild > 0 ? await this.store.getBuild(app, ch.lastBuild) : undefined;
+      const seen = JSON.stringify([record?.currentRelease, latest?.version, latest?.status, build?.id, build?.status, record?.formation, record?.domains]);
+      const first = ch.seen === '';
+      if (seen === ch.seen) return;
+      ch.seen = seen;
+      if (first) return;
+      this.publish(app, { type: 'changed', what: 'releases' });
+      this.publish(app, { type: 'changed', what: 'builds' });
+      this.publish(app, { type: 'changed', what: 'processes' });
+    } catch {
+      // A destroyed app or a store closing: the next tick or the page's close ends the watch.
+    }
+  }
+}

@@ -1,0 +1,218 @@
+import { readFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { tokenPrincipal, type Caller } from '../access/principal.js';
+import type { Services } from '../commands/command.js';
+import { clientAddress, type TokenAuth } from '../http/token-auth.js';
+import { RackError } from '../rack-error.js';
+import type { AppRecord, AuditEntry, ReleaseRecord } from '../store/records.js';
+import { accessPage, accessPanel, createdToken, type KeyRow, type TokenRow } from './access-view.js';
+import { appsPage, signInPage, type AppSummary } from './apps-view.js';
+import { AppRoutes } from './app-routes.js';
+import { auditTable } from './audit-view.js';
+import { CommitSubjects } from './commit-subjects.js';
+import { ConsoleCommands } from './console-commands.js';
+import { ConsoleEvents } from './console-events.js';
+import { clearedCookie, ConsoleSessions, cookieValue, SESSION_COOKIE, sessionCookie } from './console-sessions.js';
+import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
+import { html } from './html-template.js';
+import { ASSETS, page } from './layout-view.js';
+
+const ASSET_FILES: Record<string, { file: (root: string) => string; type: string }> = {
+  'console.css': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.css'), type: 'text/css; charset=utf-8' },
+  'console.js': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.js'), type: 'text/javascript; charset=utf-8' },
+  // htmx 2, from the package (pinned in package.json), never from a CDN.
+  'htmx.min.js': { file: (root) => join(root, 'node_modules', 'htmx.org', 'dist', 'htmx.min.js'), type: 'text/javascript; charset=utf-8' },
+};
+
+/**
+ * The Console: server-rendered pages at `/console/`, signed in with an API token. A session is the
+ * token's principal; every query and change runs as a rack command through `invoke`, so what a
+ * page shows and does is exactly what the token may do over ssh or the API.
+ */
+export class Console {
+  readonly events: ConsoleEvents;
+  private readonly sessions: ConsoleSessions;
+  private readonly commands: ConsoleCommands;
+  private readonly apps: AppRoutes;
+  private readonly assets = new Map<string, Buffer>();
+
+  constructor(
+    private readonly services: Services,
+    private readonly auth: TokenAuth,
+  ) {
+    this.sessions = new ConsoleSessions(join(services.config.home, 'console-sessions.json'));
+    this.commands = new ConsoleCommands(services);
+    this.events = new ConsoleEvents(services.store, services.logs);
+    this.apps = new AppRoutes({ config: services.config, commands: this.commands, events: this.events, subjects: new CommitSubjects() });
+  }
+
+  async start(): Promise<void> {
+    await this.sessions.load();
+  }
+
+  async stop(): Promise<void> {
+    this.events.stop();
+    await this.sessions.flush();
+  }
+
+  /** Paths the console answers: `/console` and below (and `/` for browsers, sent on to it). */
+  static owns(req: IncomingMessage, path: string): boolean {
+    if (path === '/console' || path.startsWith('/console/')) return true;
+    return path === '/' && (req.headers.accept ?? '').includes('text/html');
+  }
+
+  handle = async (req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> => {
+    const partial = req.headers['hx-request'] === 'true';
+    let caller: Caller | undefined;
+    try {
+      const path = url.pathname;
+      if (path === '/' || path === '/console') return redirect(res, '/console/');
+      if (path.startsWith(`${ASSETS}/`)) return await this.asset(res, path.slice(ASSETS.length + 1));
+      const method = req.method ?? 'GET';
+      if (method !== 'GET' && method !== 'POST') throw new RackError('method_not_allowed', `${method} is not answered here`);
+      if (method === 'POST' && !sameOrigin(req)) throw new RackError('forbidden', 'refused: this request did not come from the console’s own pages');
+      if (path === '/console/sign-in') return method === 'POST' ? await this.signIn(req, res) : sendHtml(res, 200, page({ title: 'Sign in', body: signInPage() }));
+      const sessionId = cookieValue(req.headers.cookie, SESSION_COOKIE);
+      if (path === '/console/sign-out' && method === 'POST') {
+        this.sessions.end(sessionId);
+        return redirect(res, '/console/sign-in', { 'Set-Cookie': clearedCookie(publicOrigin(req).secure) });
+      }
+      caller = await this.caller(req, sessionId);
+      if (!caller) {
+        // A page's stream: told in its own terms, so the page goes to sign-in instead of retrying.
+        if (path.endsWith('/events')) return signedOutStream(res);
+        if (partial) {
+          res.writeHead(401, { ...SECURITY_HEADERS, 'HX-Redirect': '/console/sign-in' });
+          return void res.end();
+        }
+        if (method === 'POST') throw new RackError('unauthorized', 'signed out: sign in again');
+        return redirect(res, '/console/sign-in');
+      }
+      const r: ConsoleRequest = { req, res, url, caller, partial, stillSignedIn: () => this.stillSignedIn(sessionId) };
+      const parts = path.split('/').slice(2).map(decodePart);
+      if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
+      return await this.rackPage(r, method, parts.filter((p) => p !== '').join('/'));
+    } catch (err) {
+      sendError({ res, partial, ...(caller ? { caller } : {}) }, err);
+    }
+  };
+
+  private async asset(res: ServerResponse, name: string): Promise<void> {
+    const spec = ASSET_FILES[name];
+    if (!spec) throw new RackError('not_found', 'no such asset');
+    let data = this.assets.get(name);
+    if (!data) {
+      data = await readFile(spec.file(this.services.config.installDir));
+      this.assets.set(name, data);
+    }
+    res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': spec.type, 'Content-Length': data.length, 'Cache-Control': 'public, max-age=300' });
+    res.end(data);
+  }
+
+  private async signIn(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = ((await readForm(req)).get('token') ?? '').trim();
+    let caller: Caller;
+    try {
+      // The API's own check: the same tokens, expiry and failed-login throttle as Bearer requests.
+      caller = await this.auth.authenticate({ headers: { ...req.headers, authorization: `Bearer ${token}` }, socket: req.socket } as IncomingMessage);
+    } catch (err) {
+      const error = RackError.from(err);
+      return sendHtml(res, error.code === 'throttled' ? 429 : 401, page({ title: 'Sign in', body: signInPage(error.code === 'throttled' ? error.message : 'That token is not valid (or has expired).') }));
+    }
+    const record = await this.services.store.tokens.get(caller.principal.name);
+    const id = this.sessions.create(caller.principal.name, record?.hash ?? '');
+    redirect(res, '/console/', { 'Set-Cookie': sessionCookie(id, publicOrigin(req).secure) });
+  }
+
+  /** The session's caller, its token read again: a revoked or expired token ends the session at once. */
+  private async caller(req: IncomingMessage, sessionId: string | undefined): Promise<Caller | undefined> {
+    const session = this.sessions.touch(sessionId);
+    if (!session) return undefined;
+    const token = await this.services.store.tokens.get(session.tokenName);
+    if (!token || token.hash !== session.tokenHash || (token.expiresAt !== null && Date.parse(token.expiresAt) <= Date.now())) {
+      this.sessions.end(sessionId);
+      return undefined;
+    }
+    return { principal: tokenPrincipal(token), via: 'http', address: clientAddress(req) };
+  }
+
+  private async stillSignedIn(sessionId: string | undefined): Promise<boolean> {
+    const session = this.sessions.peek(sessionId);
+    if (!session) return false;
+    const token = await this.services.store.tokens.get(session.tokenName);
+    return token !== undefined && token.hash === session.tokenHash && (token.expiresAt === null || Date.parse(token.expiresAt) > Date.now());
+  }
+
+  private async rackPage(r: ConsoleRequest, method: string, path: string): Promise<void> {
+    const c = r.caller;
+    const key = `${method} ${path}`;
+    switch (key) {
+      case 'GET ':
+        return sendHtml(r.res, 200, page({ title: 'Apps', principal: c.principal, body: appsPage(await this.appSummaries(c)) }));
+      case 'GET audit': {
+        const entries = await this.commands.query<AuditEntry[]>(c, 'audit', '', [], { num: '200' });
+        return sendHtml(r.res, 200, page({ title: 'Audit', principal: c.principal, body: html`<h1>Audit</h1>${auditTable(entries, true)}` }));
+      }
+      case 'GET access':
+        return sendHtml(r.res, 200, page({ title: 'Access', principal: c.principal, body: accessPage(...(await this.access(c))) }));
+      case 'GET access/panel':
+        return sendHtml(r.res, 200, accessPanel(...(await this.access(c))));
+      case 'POST access/tokens': {
+        const form = await readForm(r.req);
+        const created = await this.commands.createToken(c, form.get('name') ?? '', splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('expires') || undefined);
+        // The lists fetch themselves again on the event this answer triggers: one copy of them on the page.
+        return sendHtml(r.res, 200, createdToken(created.name, created.token), { 'HX-Trigger': 'rack-access' });
+      }
+      case 'POST access/tokens/revoke':
+      case 'POST access/keys/remove':
+      case 'POST access/keys': {
+        const form = await readForm(r.req);
+        const name = form.get('name') ?? '';
+        const lines: string[] = [];
+        const sink = (l: string) => lines.push(l);
+        if (key === 'POST access/tokens/revoke') await this.commands.revokeToken(c, name, sink);
+        else if (key === 'POST access/keys/remove') await this.commands.removeKey(c, name, sink);
+        else await this.commands.addKey(c, name, splitApps(form.get('apps')), form.get('deploy-only') === 'yes', form.get('key') ?? '', sink);
+        return sendHtml(r.res, 200, html`<pre class="live">${lines.join('\n')}</pre>`, { 'HX-Trigger': 'rack-access' });
+      }
+      default:
+        throw new RackError('not_found', `nothing at ${r.url.pathname.slice(0, 100)}`);
+    }
+  }
+
+  private async access(c: Caller): Promise<[TokenRow[], KeyRow[]]> {
+    return [await this.commands.query<TokenRow[]>(c, 'tokens', ''), await this.commands.query<KeyRow[]>(c, 'keys', '')];
+  }
+
+  private async appSummaries(c: Caller): Promise<AppSummary[]> {
+    const apps = await this.commands.query<(AppRecord & { url: string })[]>(c, 'apps', '');
+    return Promise.all(
+      apps.map(async (a) => {
+        const summary: AppSummary = { name: a.name, url: a.url, currentRelease: a.currentRelease };
+        if (a.currentRelease === 0) return summary;
+        try {
+          const rel = await this.commands.query<ReleaseRecord>(c, 'releases:info', a.name, [`v${a.currentRelease}`]);
+          return { ...summary, status: rel.status, deployedAt: rel.createdAt, deployedBy: rel.createdBy };
+        } catch {
+          return summary;
+        }
+      }),
+    );
+  }
+}
+
+function signedOutStream(res: ServerResponse): void {
+  res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' });
+  res.end('event: signed-out\ndata: {}\n\n');
+}
+
+function decodePart(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new RackError('not_found', 'that path is not valid');
+  }
+}
+
+const splitApps = (raw: string | null) => (raw ?? '').split(/[\s,]+/).filter((a) => a !== '');
