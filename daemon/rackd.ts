@@ -155,16 +155,16 @@ export class Rackd {
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));
-    const console = new Console(services, auth);
-    await console.start();
-    this.stops.push(() => console.stop());
+    const webConsole = new Console(services, auth);
+    await webConsole.start();
+    this.stops.push(() => webConsole.stop());
     const httpServer = new HttpServer({
       socketPath: paths.apiSocket(config),
       auth,
       api: apiHandler(services),
       git: gitHttp.handle,
       public: publicPaths(services),
-      console: { owns: Console.owns, handle: console.handle },
+      console: { owns: Console.owns, handle: webConsole.handle },
       logger: log.child({ mod: 'http' }),
     });
     await httpServer.start();

@@ -115,7 +115,7 @@ export class Console {
     let caller: Caller;
     try {
       // The API's own check: the same tokens, expiry and failed-login throttle as Bearer requests.
-      caller = await this.auth.authenticate({ headers: { ...req.headers, authorization: `Bearer ${token}` }, socket: req.socket } as IncomingMessage);
+      caller = await this.auth.check(token, clientAddress(req));
     } catch (err) {
       const error = RackError.from(err);
       return sendHtml(res, error.code === 'throttled' ? 429 : 401, page({ title: 'Sign in', body: signInPage(error.code === 'throttled' ? error.message : 'That token is not valid (or has expired).') }));

@@ -26,12 +26,15 @@ export class TokenAuth {
 
   /** The caller, or a RackError: `unauthorized` (401), `throttled` (429). */
   async authenticate(req: IncomingMessage): Promise<Caller> {
-    const address = clientAddress(req);
+    return this.check(credential(req.headers.authorization), clientAddress(req));
+  }
+
+  /** A token as presented (undefined: none at all) from an address: the console's sign-in form too. */
+  async check(presented: string | undefined, address: string): Promise<Caller> {
     if (this.throttle.blocked(address)) {
       const seconds = Math.ceil(this.throttle.retryAfterMs(address) / 1000);
       throw new RackError('throttled', `too many failed logins from ${address}; try again in ${seconds} s`);
     }
-    const presented = credential(req.headers.authorization);
     // No credentials is a question, not a guess: git asks without them first.
     if (presented === undefined) throw new RackError('unauthorized', 'this needs a token: Authorization: Bearer TOKEN (make one with: ssh rack tokens:create NAME)');
     const token = isTokenShaped(presented) ? await this.store.tokens.byHash(tokenHash(presented)) : undefined;
