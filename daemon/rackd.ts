@@ -16,7 +16,7 @@ import { tokenize } from './commands/command-line.js';
 import { parseRunLine, runOneOff } from './commands/run.js';
 import { paths, type RackConfig } from './config.js';
 import { ControlServer } from './control/control-server.js';
-import { Pipeline } from './deploy.js';
+import { Pipeline } from './pipeline.js';
 import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
 import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';

@@ -4,7 +4,7 @@ import type { Caller, Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
-import type { Pipeline } from '../deploy.js';
+import type { Pipeline } from '../pipeline.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';

@@ -1,4 +1,4 @@
-import type { Pipeline } from '../deploy.js';
+import type { Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { PushMarker } from '../store/records.js';

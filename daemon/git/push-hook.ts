@@ -1,5 +1,5 @@
 import { resolve, sep } from 'node:path';
-import type { Pipeline } from '../deploy.js';
+import type { Pipeline } from '../pipeline.js';
 import { RackError } from '../rack-error.js';
 import { textOutput, type OutputFlow } from '../user-output.js';
 import type { PushSessions } from './push-sessions.js';
