@@ -1,4 +1,9 @@
 import test from 'ava';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import { loadOrCreateHostKey } from '../daemon/ssh/host-key.js';
 import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
 import { parseProcfile } from '../daemon/build/procfile.js';
 import { tokenize } from '../daemon/commands/command-line.js';
@@ -131,4 +136,21 @@ test('config masking: key names stay, values go', (t) => {
   t.deepEqual(maskConfig({ A: 'secret', B: '' }), { A: MASKED, B: MASKED });
   const text = 'cloning https://u:tok3n-long@host/x.git with tok3n-long; mode=on';
   t.is(redactValues(text, ['https://u:tok3n-long@host/x.git', 'tok3n-long', 'on']), `cloning ${MASKED} with ${MASKED}; mode=on`);
+});
+
+test('every host key rack makes can be read back by the ssh server (ssh2 makes a bad one about 1 in 256)', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rack-hostkey-'));
+  try {
+    for (let i = 0; i < 600; i++) {
+      const key = await loadOrCreateHostKey(join(dir, `key-${i}`));
+      t.false(ssh2.utils.parseKey(key) instanceof Error, `key ${i}`);
+    }
+    // A kept key that does not parse is set aside and replaced.
+    await writeFile(join(dir, 'broken'), '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n');
+    const fresh = await loadOrCreateHostKey(join(dir, 'broken'));
+    t.false(ssh2.utils.parseKey(fresh) instanceof Error);
+    t.true((await readFile(join(dir, 'broken.unusable'), 'utf8')).includes('AAAA'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
