@@ -9,6 +9,14 @@ export interface RackConfig {
   home: string;
   sshPort: number;
   httpPort: number;
+  /** RACK_HTTPS_PORT: the router's TLS listener (default 8443); undefined when set to `off`. */
+  httpsPort: number | undefined;
+  /** RACK_ACME_DIRECTORY: the ACME server certs:auto orders from (default Let's Encrypt). */
+  acmeDirectory: string;
+  /** RACK_ACME_EMAIL: the contact on the ACME account (expiry notices), if any. */
+  acmeEmail: string | undefined;
+  /** RACK_CONSOLE_ACME=on: also keep a certificate for RACK_CONSOLE_HOST. */
+  consoleAcme: boolean;
   domain: string;
   /** RACK_CONSOLE_HOST: the host name the router forwards to rackd itself (API, git over HTTP, console). */
   consoleHost: string;
@@ -43,6 +51,8 @@ export interface RackConfig {
 }
 
 type Env = Record<string, string | undefined>;
+
+const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 
 function port(env: Env, name: string, fallback: number): number {
   const raw = env[name];
@@ -148,10 +158,22 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     throw new RackError('bad_config', `RACK_BIND must be an IP address, got "${bind}"`);
   }
   const keys = env['RACK_ADMIN_KEYS'];
+  const acmeDirectory = env['RACK_ACME_DIRECTORY'] || LETS_ENCRYPT;
+  if (!/^https:\/\/[^\s/]+\/\S*$/.test(acmeDirectory) && !/^http:\/\/(127\.0\.0\.1|localhost)[:/]\S*$/.test(acmeDirectory)) {
+    throw new RackError('bad_config', `RACK_ACME_DIRECTORY must be an https:// URL, got "${acmeDirectory.slice(0, 80)}"`);
+  }
+  const acmeEmail = env['RACK_ACME_EMAIL'] || undefined;
+  if (acmeEmail !== undefined && !/^[^\s@:,]{1,64}@[a-zA-Z0-9.-]{1,253}$/.test(acmeEmail)) {
+    throw new RackError('bad_config', `RACK_ACME_EMAIL must be an email address, got "${acmeEmail.slice(0, 80)}"`);
+  }
   return {
     home: isAbsolute(home) ? home : resolve(home),
     sshPort: port(env, 'RACK_SSH_PORT', 2222),
     httpPort: port(env, 'RACK_HTTP_PORT', 8080),
+    httpsPort: env['RACK_HTTPS_PORT'] === 'off' ? undefined : port(env, 'RACK_HTTPS_PORT', 8443),
+    acmeDirectory,
+    acmeEmail,
+    consoleAcme: onOff(env, 'RACK_CONSOLE_ACME', false),
     domain,
     consoleHost,
     bind,
@@ -184,6 +206,10 @@ export const paths = {
   controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
   apiSocket: (c: RackConfig) => join(c.home, 'api.sock'),
   ports: (c: RackConfig) => join(c.home, 'ports.json'),
+  /** `HOST.pem`: chain then key, mode 0600, read by the router process. */
+  certs: (c: RackConfig) => join(c.home, 'certs'),
+  /** The ACME account key, one per directory URL. */
+  acme: (c: RackConfig) => join(c.home, 'acme'),
   routerSocket: (c: RackConfig) => join(c.home, 'router.sock'),
   routerState: (c: RackConfig) => join(c.home, 'router.json'),
   routerLog: (c: RackConfig) => join(c.home, 'logs', 'router.log'),

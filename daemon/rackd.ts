@@ -36,12 +36,17 @@ import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
 import { loadOrCreateHostKey } from './ssh/host-key.js';
 import { SshServer, type ExecRequest } from './ssh/ssh-server.js';
+import { AcmeIssuer } from './certs/acme-issuer.js';
+import { AutoCertificates } from './certs/auto-certificates.js';
+import { Certificates } from './certs/certificates.js';
 import { Store } from './store/store.js';
 import { Supervisor } from './supervisor/supervisor.js';
 
 export interface Ports {
   ssh: number;
   http: number;
+  /** 0 with RACK_HTTPS_PORT=off. */
+  https: number;
 }
 
 /**
@@ -87,6 +92,7 @@ export class Rackd {
       logPath: paths.routerLog(config),
       bind: config.bind,
       port: config.httpPort,
+      ...(config.httpsPort === undefined ? {} : { https: { port: config.httpsPort, certDir: paths.certs(config) } }),
       logger: log.child({ mod: 'router' }),
       onAccess: (e) =>
         logs.push({
@@ -97,10 +103,16 @@ export class Rackd {
           text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
         }),
     });
+    // Private before the router first reads it: it holds private keys.
+    await mkdir(paths.certs(config), { recursive: true, mode: 0o700 });
     const http = await router.start();
     this.stops.push(() => router.stop());
+    const https = (await router.ping()).httpsPort;
     // rack's own host goes to rackd's listener; while rackd is down the router answers it with a 503.
-    await router.setApp(CONTROL_PLANE_APP, [config.consoleHost], [{ socketPath: paths.apiSocket(config) }]);
+    // With its own certificate (RACK_CONSOLE_ACME), tokens never travel in the clear: plain requests are redirected.
+    await router.setApp(CONTROL_PLANE_APP, [config.consoleHost], [{ socketPath: paths.apiSocket(config) }], { redirect: config.consoleAcme, hsts: false });
+    const certs = new Certificates(config, store, router, logs, log.child({ mod: 'certs' }), paths.certs(config));
+    await certs.start();
 
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
     supervisor.start();
@@ -118,6 +130,10 @@ export class Rackd {
     await pushCheck.recover();
 
     const audit = new AuditLog(store, log.child({ mod: 'audit' }));
+    const issuer = new AcmeIssuer({ directoryUrl: config.acmeDirectory, email: config.acmeEmail, dir: paths.acme(config) });
+    const autoCerts = new AutoCertificates(config, store, certs, issuer, router, log.child({ mod: 'certs' }));
+    autoCerts.start();
+    this.stops.push(() => autoCerts.stop());
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -151,6 +167,8 @@ export class Rackd {
       logs,
       runtime,
       audit,
+      certs,
+      autoCerts,
       version: await version(config),
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
@@ -183,7 +201,7 @@ export class Rackd {
     this.stops.push(() => ssh.stop());
     services.config.sshPort = sshPort;
 
-    const ports = { ssh: sshPort, http };
+    const ports = { ssh: sshPort, http, https };
     await writeFile(paths.ports(config), `${JSON.stringify(ports)}\n`);
     log.info({ ...ports, home: config.home }, 'rackd ready');
     return ports;

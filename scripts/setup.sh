@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything rack needs on a fresh Debian machine (run as root): git, ssh and curl clients, Docker from
 # Debian's docker.io (started in the background when no engine answers), debootstrap for the stack
-# image, Chromium for the Console's browser tests, the npm dependencies and the build. Safe to run again.
+# image, Chromium for the Console's browser tests, Pebble (a real ACME server) and nginx for the HTTPS
+# tests and the router benchmark, the npm dependencies and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,11 @@ command -v dockerd >/dev/null || need+=(docker.io)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 # The Console's tests drive Debian's Chromium with playwright-core, which never downloads a browser.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Let's Encrypt's test CA and its DNS stand-in: the certificate tests order from it, for real.
+command -v pebble >/dev/null || need+=(pebble)
+command -v openssl >/dev/null || need+=(openssl)
+# bench:router compares against nginx (the light build has the proxy and TLS modules).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ "${#need[@]}" -gt 0 ]; then
   say "Installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

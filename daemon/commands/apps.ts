@@ -62,12 +62,14 @@ export const appsCommands: Command[] = [
       }
       await ctx.services.store.requireApp(name);
       await ctx.services.lock.run(name, async () => {
-        const { runtime, supervisor, store, config } = ctx.services;
+        const { runtime, supervisor, store, config, certs } = ctx.services;
+        const hosts = await certs.hostsOf(name);
         await supervisor.unpublish(name);
         await runtime.removeApp(name);
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
         await rm(join(paths.cache(config), name), { recursive: true, force: true });
         await store.destroyApp(name);
+        for (const host of hosts) await certs.remove(host, `app ${name} destroyed`);
       });
       ctx.result({ name, destroyed: true });
       ctx.print(`-----> Destroyed ${name}`);

@@ -16,6 +16,7 @@ import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
 import { tokensCommands } from './tokens.js';
 import { auditCommands } from './audit.js';
+import { certsCommands } from './certs.js';
 
 const metaCommands: Command[] = [
   {
@@ -48,7 +49,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -2,6 +2,8 @@ import type { ParseArgsConfig } from 'node:util';
 import type { AccessLevel } from '../access/access-policy.js';
 import type { Caller, Principal } from '../access/principal.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { AutoCertificates } from '../certs/auto-certificates.js';
+import type { Certificates } from '../certs/certificates.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
@@ -22,6 +24,8 @@ export interface Services {
   logs: LogHub;
   runtime: DockerRuntime;
   audit: AuditLog;
+  certs: Certificates;
+  autoCerts: AutoCertificates;
   version: string;
 }
 

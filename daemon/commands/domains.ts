@@ -4,13 +4,19 @@ import type { Command, CommandContext } from './command.js';
 
 const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
-/** A host name a user may point at an app: lower-case DNS labels, at least two of them. */
-export function assertHostName(raw: string, ctx: CommandContext): string {
+/** A DNS name of at least two labels, lower-cased, without the absolute-name dot. */
+export function parseHostName(raw: string): string {
   const host = raw.toLowerCase().replace(/\.$/, '');
   const labels = host.split('.');
   if (host.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
     throw new RackError('bad_argument', `invalid host name ${JSON.stringify(raw.slice(0, 60))}: expected something like www.example.com`);
   }
+  return host;
+}
+
+/** A host name a user may point at an app: lower-case DNS labels, at least two of them. */
+export function assertHostName(raw: string, ctx: CommandContext): string {
+  const host = parseHostName(raw);
   if (host === ctx.services.config.consoleHost) throw new RackError('bad_argument', `${host} is rack's own host name (RACK_CONSOLE_HOST)`);
   // APP.RACK_DOMAIN names are every app's default hosts; handing one to another app would steal it.
   const suffix = `.${ctx.services.config.domain}`;
@@ -55,6 +61,9 @@ export const domainsCommands: Command[] = [
       await ctx.services.supervisor.publish(ctx.app);
       ctx.result({ host });
       ctx.print(`-----> Added ${host} to ${ctx.app}`);
+      if ((await ctx.services.store.requireApp(ctx.app)).https?.auto === true && (await ctx.services.autoCerts.check(ctx.app)).includes(host)) {
+        ctx.print(`       certs:auto is on: a certificate for ${host} is being ordered (see: certs -a ${ctx.app})`);
+      }
     },
   },
   {
@@ -69,6 +78,8 @@ export const domainsCommands: Command[] = [
       const host = ctx.args[0]!.toLowerCase();
       await ctx.services.store.removeDomain(ctx.app, host);
       await ctx.services.supervisor.publish(ctx.app);
+      // rack holds certificates only for hosts it serves.
+      await ctx.services.certs.remove(host, `domain removed from ${ctx.app}`);
       ctx.result({ host });
       ctx.print(`-----> Removed ${host} from ${ctx.app}`);
     },

@@ -40,6 +40,8 @@ export function clientAddress(req: IncomingMessage): string | undefined {
 export interface RequestHeaderOptions {
   /** Keep `Connection: upgrade` and `Upgrade` for a websocket tunnel. */
   upgrade: boolean;
+  /** How the client reached the router: X-Forwarded-Proto. */
+  proto: 'http' | 'https';
 }
 
 /**
@@ -78,7 +80,7 @@ export function requestHeadersForUpstream(req: IncomingMessage, opts: RequestHea
   const client = clientAddress(req);
   if (client !== undefined) forwardedFor.push(client);
   if (forwardedFor.length > 0) out.push('X-Forwarded-For', forwardedFor.join(', '));
-  out.push('X-Forwarded-Proto', 'http');
+  out.push('X-Forwarded-Proto', opts.proto);
   const host = req.headers.host;
   if (host !== undefined) out.push('X-Forwarded-Host', host);
   return out;

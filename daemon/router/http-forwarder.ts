@@ -18,6 +18,8 @@ export interface ForwardDeps {
 }
 
 const MAX_ATTEMPTS = 2;
+/** One year, as the HSTS preload list asks; only ever sent over HTTPS (RFC 6797 §7.2). */
+const HSTS = ['Strict-Transport-Security', 'max-age=31536000'] as const;
 
 class ClientGoneError extends Error {
   constructor() {
@@ -43,19 +45,22 @@ class Exchange {
   readonly app: string;
   readonly hasBody: boolean;
   readonly headers: string[];
+  /** Add HSTS to the answer unless the app sent its own. */
+  readonly hsts: boolean;
   readonly deps: ForwardDeps;
   attempts = 0;
   current: Attempt | undefined;
   inFlightKey: string | undefined;
   clientGone = false;
 
-  constructor(deps: ForwardDeps, req: IncomingMessage, res: ServerResponse, app: string) {
+  constructor(deps: ForwardDeps, req: IncomingMessage, res: ServerResponse, app: string, secure: boolean, hsts: boolean) {
     this.deps = deps;
     this.req = req;
     this.res = res;
     this.app = app;
     this.hasBody = requestHasBody(req);
-    this.headers = requestHeadersForUpstream(req, { upgrade: false });
+    this.hsts = secure && hsts;
+    this.headers = requestHeadersForUpstream(req, { upgrade: false, proto: secure ? 'https' : 'http' });
     res.once('close', () => this.#onClientClose());
   }
 
@@ -172,6 +177,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (res.destroyed || res.headersSent) return;
     const raw = controller.rawHeaders;
     const list = Array.isArray(raw) ? responseHeadersForClient(raw) : responseHeadersForClient(flatten(headers));
+    if (this.#exchange.hsts && headers['strict-transport-security'] === undefined) list.push(...HSTS);
     try {
       if (statusMessage) res.writeHead(statusCode, statusMessage, list);
       else res.writeHead(statusCode, list);
@@ -220,11 +226,11 @@ function flatten(headers: Record<string, string | string[] | undefined>): string
 }
 
 /** Send one client request to the app's next upstream and stream the answer back. */
-export function forwardRequest(deps: ForwardDeps, req: IncomingMessage, res: ServerResponse, route: Route): void {
+export function forwardRequest(deps: ForwardDeps, req: IncomingMessage, res: ServerResponse, route: Route, secure: boolean): void {
   const upstream = route.next();
   if (upstream === undefined) {
     answerPlain(res, 503, `No web processes are running for app ${route.app}`);
     return;
   }
-  new Exchange(deps, req, res, route.app).send(upstream);
+  new Exchange(deps, req, res, route.app, secure, route.https.hsts).send(upstream);
 }

@@ -1,3 +1,4 @@
+import type { HttpsPolicy } from './route-table.js';
 import type { Upstream } from './upstream.js';
 
 /**
@@ -7,7 +8,7 @@ import type { Upstream } from './upstream.js';
  * router process runs: its changes are synchronous and never fail, and it does not implement this.)
  */
 export interface RouteControl {
-  setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void>;
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy): Promise<void>;
   removeApp(app: string): Promise<void>;
   waitIdle(upstreams: Upstream[], timeoutMs: number): Promise<boolean>;
   inFlight(upstream: Upstream): Promise<number>;

@@ -44,8 +44,8 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
 }
 
 export function serializeRoutes(routes: readonly AppRoute[]): string {
-  const apps: Record<string, { hosts: string[]; upstreams: AppRoute['upstreams'] }> = {};
-  for (const r of routes) apps[r.app] = { hosts: r.hosts, upstreams: r.upstreams };
+  const apps: Record<string, Omit<AppRoute, 'app'>> = {};
+  for (const r of routes) apps[r.app] = r.https === undefined ? { hosts: r.hosts, upstreams: r.upstreams } : { hosts: r.hosts, upstreams: r.upstreams, https: r.https };
   return `${JSON.stringify({ version: VERSION, apps }, null, 1)}\n`;
 }
 

@@ -1,17 +1,31 @@
 import type { Logger } from '../log.js';
 import { CONTROL_PLANE_APP, copyUpstream, upstreamKey, type Upstream } from './upstream.js';
 
+/**
+ * What an app asked of HTTPS. `redirect`: plain requests to a host that has a certificate get a 308
+ * to https (a host still waiting for its certificate keeps answering on plain HTTP). `hsts`: secure
+ * answers carry Strict-Transport-Security.
+ */
+export interface HttpsPolicy {
+  redirect: boolean;
+  hsts: boolean;
+}
+
+export const PLAIN_POLICY: HttpsPolicy = Object.freeze({ redirect: false, hsts: false });
+
 /** What the router knows about one app: where its web processes answer. */
 export class Route {
   readonly app: string;
   readonly hosts: readonly string[];
   readonly upstreams: readonly Upstream[];
+  readonly https: HttpsPolicy;
   #next = 0;
 
-  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[]) {
+  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY) {
     this.app = app;
     this.hosts = hosts;
     this.upstreams = upstreams;
+    this.https = https;
   }
 
   /** Round robin; undefined when the app has nothing running. */
@@ -72,21 +86,21 @@ export class RouteTable {
     return this.#byApp.get(app);
   }
 
-  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[]): void {
+  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY): void {
     const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))].filter((host) => {
       // rack's own host name is never an app's, whatever domains an app was given.
       const taken = app !== CONTROL_PLANE_APP && this.#byHost.get(host)?.app === CONTROL_PLANE_APP;
       if (taken) this.#logger.warn({ host, app }, "router: an app may not take rack's own host name");
       return !taken;
     });
-    const route = new Route(app, names, dedupe(upstreams));
+    const route = new Route(app, names, dedupe(upstreams), { redirect: https.redirect, hsts: https.hsts });
     this.#unlinkHosts(app);
     for (const host of names) {
       const owner = this.#byHost.get(host);
       if (owner !== undefined && owner.app !== app) {
         // Last writer wins so a domain can move between apps; the loser keeps its other names.
         this.#logger.warn({ host, from: owner.app, to: app }, 'router: host moved to another app');
-        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams));
+        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams, owner.https));
       }
       this.#byHost.set(host, route);
     }

@@ -3,7 +3,7 @@ import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { readLines } from './line-reader.js';
 import type { RouteControl } from './route-control.js';
-import type { AccessEntry, AppRoute } from './router.js';
+import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import {
   encode,
   EXIT_LOCKED,
@@ -26,6 +26,8 @@ export interface RouterClientOptions {
   bind: string;
   /** 0 accepts a router on any port (tests); otherwise a router on another port is replaced. */
   port: number;
+  /** The TLS listener, as for `port`; absent: the router serves plain HTTP only. */
+  https?: { port: number; certDir: string };
   logger: Logger;
   /** Access entries streamed from the router process (only while connected). */
   onAccess?: (entry: AccessEntry) => void;
@@ -143,8 +145,10 @@ export class RouterClient implements RouteControl {
    * answers that it could not, or gives no answer within CHANGE_TIMEOUT_MS. After a timeout the
    * change may still land later, if it was sent; a change made after it is applied after it.
    */
-  setApp(app: string, hosts: string[], upstreams: Upstream[]): Promise<void> {
-    return this.#change('setApp', { app, hosts: [...hosts], upstreams: upstreams.map(copyUpstream) });
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy): Promise<void> {
+    const route: AppRoute = { app, hosts: [...hosts], upstreams: upstreams.map(copyUpstream) };
+    if (https !== undefined && (https.redirect || https.hsts)) route.https = { redirect: https.redirect, hsts: https.hsts };
+    return this.#change('setApp', route);
   }
 
   removeApp(app: string): Promise<void> {
@@ -179,6 +183,20 @@ export class RouterClient implements RouteControl {
     return this.#query('ping', {});
   }
 
+  /** Has the router serve the certificate folder as it is now; resolves to the hosts it has certificates for. */
+  reloadCertificates(): Promise<string[]> {
+    return this.#query('reloadCertificates', {});
+  }
+
+  /** The http-01 answer for `token`, given only for `host`, until removeChallenge. */
+  setChallenge(token: string, host: string, keyAuthorization: string): Promise<true> {
+    return this.#query('setChallenge', { token, host, keyAuthorization });
+  }
+
+  removeChallenge(token: string): Promise<true> {
+    return this.#query('removeChallenge', { token });
+  }
+
   #change(method: 'setApp' | 'removeApp', params: MethodTypes['setApp' | 'removeApp']['params']): Promise<void> {
     const what = method === 'setApp' ? `route change for app "${params.app}"` : `removal of app "${params.app}"`;
     const done = this.#call(method, params, CHANGE_TIMEOUT_MS).then(
@@ -199,7 +217,7 @@ export class RouterClient implements RouteControl {
     return done;
   }
 
-  async #query<M extends 'inFlight' | 'routes' | 'ping'>(method: M, params: MethodTypes[M]['params']): Promise<MethodTypes[M]['result']> {
+  async #query<M extends 'inFlight' | 'routes' | 'ping' | 'reloadCertificates' | 'setChallenge' | 'removeChallenge'>(method: M, params: MethodTypes[M]['params']): Promise<MethodTypes[M]['result']> {
     try {
       return await this.#call(method, params, QUERY_TIMEOUT_MS);
     } catch (err) {
@@ -292,8 +310,9 @@ export class RouterClient implements RouteControl {
   }
 
   #mismatch(identity: RouterIdentity): boolean {
-    const { port, bind } = this.#opts;
-    return identity.protocol !== PROTOCOL_VERSION || identity.bind !== bind || (port !== 0 && identity.httpPort !== port);
+    const { port, bind, https } = this.#opts;
+    const httpsMismatch = https === undefined ? identity.httpsPort !== 0 : https.port === 0 ? identity.httpsPort === 0 : identity.httpsPort !== https.port;
+    return identity.protocol !== PROTOCOL_VERSION || identity.bind !== bind || (port !== 0 && identity.httpPort !== port) || httpsMismatch;
   }
 
   /** One connection, handshaken with a ping; not yet the one calls go out on. */

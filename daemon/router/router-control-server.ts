@@ -7,7 +7,9 @@ import type { AccessEntry, Router } from './router.js';
 import { SaveError, type TableChange } from './table-changes.js';
 import {
   checkAppRoute,
+  checkChallenge,
   checkInFlight,
+  checkToken,
   checkRemoveApp,
   checkWaitIdle,
   encode,
@@ -192,6 +194,16 @@ export class RouterControlServer {
           return Promise.resolve(router.inFlight(checkInFlight(msg.params).upstream));
         case 'routes':
           return Promise.resolve(router.routes());
+        case 'reloadCertificates':
+          return router.reloadCertificates();
+        case 'setChallenge': {
+          const { token, host, keyAuthorization } = checkChallenge(msg.params);
+          router.setChallenge(token, host, keyAuthorization);
+          return Promise.resolve(true);
+        }
+        case 'removeChallenge':
+          router.removeChallenge(checkToken(msg.params).token);
+          return Promise.resolve(true);
         case 'subscribe':
           this.#subscribers.add(socket);
           return Promise.resolve(true);

@@ -20,6 +20,8 @@ import { TableChanges } from './table-changes.js';
  *   RACK_ROUTER_SOCKET  control socket path (mode 0600)                         required
  *   RACK_ROUTER_STATE   state file: the table, app → {hosts, upstreams}          required
  *   RACK_HTTP_PORT      HTTP port (0: any free one)                              default 8080
+ *   RACK_HTTPS_PORT     HTTPS port (0: any free one; `off`: no TLS listener)     default 8443
+ *   RACK_ROUTER_CERTS   folder of `HOST.pem` files (chain, then key) served by SNI; required with HTTPS
  *   RACK_BIND           address to listen on                                     default 0.0.0.0
  *   RACK_ROUTER_LOG     its JSON log, rotated by size (rotating-log-file.ts)     default stdout
  *   RACK_LOG_LEVEL      pino level of that log                                   default info
@@ -43,7 +45,8 @@ async function main(): Promise<void> {
   const socketPath = required('RACK_ROUTER_SOCKET');
   const statePath = required('RACK_ROUTER_STATE');
   const pidPath = pidFilePath(statePath);
-  const { httpPort: port, bind } = loadConfig(process.env, '');
+  const { httpPort: port, httpsPort, bind } = loadConfig(process.env, '');
+  const certDir = httpsPort === undefined ? undefined : required('RACK_ROUTER_CERTS');
   const logPath = process.env['RACK_ROUTER_LOG'];
   // It runs for months: its log must rotate, which its stdout (a file rackd opened for it) cannot.
   const logger = pino(
@@ -64,17 +67,30 @@ async function main(): Promise<void> {
   // The table goes in before the port opens: the first request after a restart already routes.
   const loaded = await loadRoutes(statePath, logger);
   let control: RouterControlServer | undefined;
-  const router = new Router({ bind, port, logger, onAccess: (entry) => control?.broadcast(entry) });
-  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams);
+  const router = new Router({
+    bind,
+    port,
+    https: httpsPort === undefined || certDir === undefined ? undefined : { port: httpsPort, certDir },
+    logger,
+    onAccess: (entry) => control?.broadcast(entry),
+  });
+  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https);
   let httpPort: number;
   try {
     httpPort = await router.start();
   } catch (err) {
     const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    logger.error({ err: String(err), bind, port }, inUse ? 'router: HTTP port already in use' : 'router: cannot listen');
+    logger.error({ err: String(err), bind, port, httpsPort }, inUse ? 'router: HTTP or HTTPS port already in use' : 'router: cannot listen');
     process.exit(inUse ? EXIT_PORT_IN_USE : 1);
   }
-  const identity: RouterIdentity = { pid: process.pid, httpPort, bind, protocol: PROTOCOL_VERSION, startedAt: new Date().toISOString() };
+  const identity: RouterIdentity = {
+    pid: process.pid,
+    httpPort,
+    httpsPort: router.httpsPort,
+    bind,
+    protocol: PROTOCOL_VERSION,
+    startedAt: new Date().toISOString(),
+  };
 
   const changes = new TableChanges(statePath, router);
   let stopping: Promise<void> | undefined;
@@ -106,13 +122,13 @@ async function main(): Promise<void> {
     logger,
   });
   await control.start();
-  await writeFileAtomic(pidPath, `${JSON.stringify({ pid: process.pid, httpPort, bind, socket: socketPath, startedAt: identity.startedAt })}\n`);
+  await writeFileAtomic(pidPath, `${JSON.stringify({ pid: process.pid, httpPort, httpsPort: router.httpsPort, bind, socket: socketPath, startedAt: identity.startedAt })}\n`);
 
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
   // Detached from rackd's session, a hang-up is not ours to act on; without a handler it would kill us.
   process.on('SIGHUP', () => logger.info('router: SIGHUP ignored'));
-  logger.info({ httpPort, bind, socket: socketPath, apps: loaded.length }, 'router: process ready');
+  logger.info({ httpPort, httpsPort: router.httpsPort, bind, socket: socketPath, apps: loaded.length }, 'router: process ready');
 }
 
 main().catch((err: unknown) => {

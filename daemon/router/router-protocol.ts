@@ -15,7 +15,7 @@ import type { Upstream } from './upstream.js';
  * Every request is idempotent, so a client may send again whatever was not answered before a
  * connection dropped.
  */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** router-process.js exits with this when another router owns the socket: it lost a spawning race. */
 export const EXIT_LOCKED = 3;
@@ -29,6 +29,8 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 export interface RouterIdentity {
   pid: number;
   httpPort: number;
+  /** 0 when the router has no HTTPS listener. */
+  httpsPort: number;
   bind: string;
   protocol: number;
   startedAt: string;
@@ -42,6 +44,10 @@ export interface MethodTypes {
   inFlight: { params: { upstream: Upstream }; result: number };
   routes: { params: Record<string, never>; result: AppRoute[] };
   subscribe: { params: Record<string, never>; result: true };
+  /** Reads the certificate folder again; answers the hosts it now has certificates for. */
+  reloadCertificates: { params: Record<string, never>; result: string[] };
+  setChallenge: { params: { token: string; host: string; keyAuthorization: string }; result: true };
+  removeChallenge: { params: { token: string }; result: true };
   shutdown: { params: Record<string, never>; result: true };
 }
 
@@ -110,7 +116,25 @@ export function checkAppRoute(v: unknown): AppRoute {
   if (!Array.isArray(hosts) || !hosts.every((h): h is string => typeof h === 'string')) {
     throw new ProtocolError('hosts must be an array of strings');
   }
-  return { app, hosts, upstreams: upstreamList(field(v, 'upstreams')) };
+  const route: AppRoute = { app, hosts, upstreams: upstreamList(field(v, 'upstreams')) };
+  const https = field(v, 'https');
+  if (https !== undefined) {
+    if (!isObject(https) || typeof https['redirect'] !== 'boolean' || typeof https['hsts'] !== 'boolean') {
+      throw new ProtocolError('https must be {redirect: boolean, hsts: boolean}');
+    }
+    route.https = { redirect: https['redirect'], hsts: https['hsts'] };
+  }
+  return route;
+}
+
+export function checkChallenge(v: unknown): { token: string; host: string; keyAuthorization: string } {
+  const token = nonEmptyString(field(v, 'token'), 'token');
+  if (!/^[A-Za-z0-9_-]+$/.test(token)) throw new ProtocolError('token must be base64url');
+  return { token, host: nonEmptyString(field(v, 'host'), 'host'), keyAuthorization: nonEmptyString(field(v, 'keyAuthorization'), 'keyAuthorization') };
+}
+
+export function checkToken(v: unknown): { token: string } {
+  return { token: nonEmptyString(field(v, 'token'), 'token') };
 }
 
 export function checkRemoveApp(v: unknown): { app: string } {

@@ -13,6 +13,7 @@ export interface SpawnOptions {
   logPath: string;
   bind: string;
   port: number;
+  https?: { port: number; certDir: string };
 }
 
 /** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
@@ -44,6 +45,8 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
         RACK_ROUTER_STATE: opts.statePath,
         RACK_ROUTER_LOG: opts.logPath,
         RACK_HTTP_PORT: String(opts.port),
+        RACK_HTTPS_PORT: opts.https === undefined ? 'off' : String(opts.https.port),
+        RACK_ROUTER_CERTS: opts.https?.certDir ?? '',
         RACK_BIND: opts.bind,
       },
     });

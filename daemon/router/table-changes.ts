@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { RouteTable } from './route-table.js';
 import { serializeRoutes, writeFileAtomic } from './route-state-file.js';
-import type { AppRoute, Router } from './router.js';
+import { appRoute, type AppRoute, type Router } from './router.js';
 
 /** One change to the router's table, as a control request asks for it. */
 export type TableChange = { method: 'setApp'; route: AppRoute } | { method: 'removeApp'; app: string };
@@ -21,12 +21,12 @@ interface Waiting {
 export function tableAfter(routes: readonly AppRoute[], changes: readonly TableChange[]): AppRoute[] {
   const table = new RouteTable(quiet);
   // Replaying the current entries rebuilds the live table exactly (see RouteTable.entries()).
-  for (const r of routes) table.set(r.app, r.hosts, r.upstreams);
+  for (const r of routes) table.set(r.app, r.hosts, r.upstreams, r.https);
   for (const c of changes) {
-    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams);
+    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams, c.route.https);
     else table.remove(c.app);
   }
-  return table.entries().map((r) => ({ app: r.app, hosts: [...r.hosts], upstreams: r.upstreams.map((u) => ({ ...u })) }));
+  return table.entries().map(appRoute);
 }
 
 /** The copy's host moves were logged, if at all, by the live table. */
@@ -96,7 +96,7 @@ export class TableChanges {
           continue;
         }
         for (const c of changes) {
-          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams);
+          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams, c.route.https);
           else this.#router.removeApp(c.app);
         }
         for (const w of batch) w.resolve();

@@ -22,8 +22,8 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const KEEPALIVE_MS = 30_000;
 
 /** The upgrade request as the upstream must see it, written by hand since the socket is raw. */
-function requestHead(req: IncomingMessage): string {
-  const headers = requestHeadersForUpstream(req, { upgrade: true });
+function requestHead(req: IncomingMessage, secure: boolean): string {
+  const headers = requestHeadersForUpstream(req, { upgrade: true, proto: secure ? 'https' : 'http' });
   let head = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/1.1\r\n`;
   for (let i = 0; i + 1 < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
   return `${head}\r\n`;
@@ -33,7 +33,7 @@ function requestHead(req: IncomingMessage): string {
  * A websocket (or any Upgrade) request: dial an upstream, replay the request, then splice the two
  * sockets. The app answers the handshake itself; from then on bytes pass untouched.
  */
-export function tunnelUpgrade(deps: TunnelDeps, req: IncomingMessage, client: Duplex, head: Buffer, route: Route): void {
+export function tunnelUpgrade(deps: TunnelDeps, req: IncomingMessage, client: Duplex, head: Buffer, route: Route, secure: boolean): void {
   const { inFlight, logger } = deps;
   const app = route.app;
   client.on('error', (err) => logger.debug({ app, err: err.message }, 'router: websocket client error'));
@@ -95,7 +95,7 @@ export function tunnelUpgrade(deps: TunnelDeps, req: IncomingMessage, client: Du
       up.setKeepAlive(true, KEEPALIVE_MS);
       const clientSocket = client as Partial<Socket>;
       if (typeof clientSocket.setKeepAlive === 'function') clientSocket.setKeepAlive(true, KEEPALIVE_MS);
-      up.write(requestHead(req), 'latin1');
+      up.write(requestHead(req, secure), 'latin1');
       if (head.length > 0) up.write(head);
       up.once('close', closeAll);
       up.pipe(client);

@@ -1,4 +1,5 @@
 /** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
+import type { CertificateInfo } from '../certs/certificate-check.js';
 import type { Builder } from '../runtime/process-command.js';
 import type { Timings } from '../phase-timings.js';
 import type { ProcessLimits } from '../runtime/isolation.js';
@@ -27,6 +28,41 @@ export interface AppRecord {
    * apps from before it was recorded (then whichever of the two the repo has, main when both).
    */
   branch?: DeployBranch;
+  /** certs:auto, certs:redirect and certs:hsts; absent means all off. */
+  https?: AppHttps;
+}
+
+export interface AppHttps {
+  /** Keep an ACME certificate for each of the app's hosts. */
+  auto?: boolean;
+  /** Answer plain HTTP with a 308 to https on hosts that have a certificate. */
+  redirect?: boolean;
+  /** Send Strict-Transport-Security on HTTPS answers. */
+  hsts?: boolean;
+}
+
+/**
+ * A host's certificate as `certs` shows it; the PEM itself is the file RACK_HOME/certs/HOST.pem.
+ * An automatic one may have no certificate yet (its first order pending or failing).
+ */
+export interface CertRecord {
+  host: string;
+  /** The app the host belongs to (`rack` for RACK_CONSOLE_HOST). */
+  app: string;
+  source: 'manual' | 'acme';
+  certificate?: CertificateInfo;
+  /** How ordering went, for automatic certificates. */
+  acme?: AcmeStatus;
+  updatedAt: string;
+}
+
+export interface AcmeStatus {
+  /** Orders failed in a row; 0 after a success. */
+  failures: number;
+  lastError?: string;
+  lastAttemptAt?: string;
+  /** No order before this (backoff after failures). */
+  nextAttemptAt?: string;
 }
 
 export type DeployBranch = 'main' | 'master';

@@ -5,10 +5,11 @@ import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
 import { AuditStore } from './audit-store.js';
-import type { AppRecord, AuditEntry, BuildRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import { CertStore } from './cert-store.js';
+import type { AppHttps, AppRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { TokenStore } from './token-store.js';
 
-type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string;
+type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -43,6 +44,7 @@ export class Store {
   private readonly writes = new PQueue({ concurrency: 1 });
   readonly tokens: TokenStore;
   readonly audit: AuditStore;
+  readonly certs: CertStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -57,6 +59,7 @@ export class Store {
     const write = <T>(task: () => Promise<T>) => this.write(task);
     this.tokens = new TokenStore(this.db.sublevel<string, Value>('token', { valueEncoding: 'json' }), write);
     this.audit = new AuditStore(this.db.sublevel<string, Value>('audit', { valueEncoding: 'json' }), auditKeep, write);
+    this.certs = new CertStore(this.db.sublevel<string, Value>('cert', { valueEncoding: 'json' }), write);
   }
 
   async start(): Promise<void> {
@@ -123,6 +126,21 @@ export class Store {
   /** The containers switched to after a restart or re-adoption (see AppRecord.serving). */
   setServing(name: string, serving: string[]): Promise<void> {
     return this.setFormation(name, { serving });
+  }
+
+  /** certs:auto / certs:redirect / certs:hsts: the named switches change, the others stay. */
+  setAppHttps(name: string, change: AppHttps): Promise<AppRecord> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      const next = { ...app, https: { ...app.https, ...change } };
+      await this.db.put(k.app(name), next);
+      return next;
+    });
+  }
+
+  /** The app a domains:add host belongs to. */
+  domainOwner(host: string): Promise<string | undefined> {
+    return this.get<string>(k.domain(host));
   }
 
   setAppBranch(name: string, branch: DeployBranch): Promise<void> {

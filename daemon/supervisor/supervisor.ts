@@ -97,7 +97,8 @@ export class Supervisor {
   async publish(app: string, upstreams?: Upstream[]): Promise<void> {
     const record = await this.store.getApp(app);
     const next = upstreams ?? this.serving.get(app) ?? [];
-    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next);
+    const https = { redirect: record?.https?.redirect === true, hsts: record?.https?.hsts === true };
+    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https);
     this.serving.set(app, next);
   }
 

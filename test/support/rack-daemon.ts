@@ -47,6 +47,7 @@ export class RackDaemon {
   child: ChildProcess | undefined;
   sshPort = 0;
   httpPort = 0;
+  httpsPort = 0;
   output = '';
 
   private constructor(
@@ -55,7 +56,7 @@ export class RackDaemon {
     readonly adminKey: { priv: string; pub: string },
   ) {}
 
-  static async create(): Promise<RackDaemon> {
+  static async create(extraEnv: Record<string, string> = {}): Promise<RackDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'rack-test-'));
     const work = join(base, 'work');
     await run('mkdir', ['-p', work]);
@@ -63,7 +64,7 @@ export class RackDaemon {
     const adminKeys = join(base, 'admin_keys');
     await writeFile(adminKeys, await readFile(key.pub));
     const daemon = new RackDaemon(join(base, 'home'), work, key);
-    await daemon.start({ RACK_ADMIN_KEYS: adminKeys });
+    await daemon.start({ RACK_ADMIN_KEYS: adminKeys, ...extraEnv });
     return daemon;
   }
 
@@ -75,6 +76,7 @@ export class RackDaemon {
         RACK_HOME: this.home,
         RACK_SSH_PORT: '0',
         RACK_HTTP_PORT: '0',
+        RACK_HTTPS_PORT: '0',
         RACK_BIND: '127.0.0.1',
         RACK_LOG_LEVEL: 'info',
         ...extraEnv,
@@ -87,9 +89,10 @@ export class RackDaemon {
     const deadline = Date.now() + 5 * 60_000; // the first start may build the stack image
     for (;;) {
       try {
-        const ports = JSON.parse(await readFile(join(this.home, 'ports.json'), 'utf8')) as { ssh: number; http: number };
+        const ports = JSON.parse(await readFile(join(this.home, 'ports.json'), 'utf8')) as { ssh: number; http: number; https: number };
         this.sshPort = ports.ssh;
         this.httpPort = ports.http;
+        this.httpsPort = ports.https;
         return;
       } catch {
         if (child.exitCode !== null) throw new Error(`rackd exited with ${child.exitCode}:\n${this.output}`);
