@@ -91,7 +91,7 @@ test('a Docker engine that accepts and never answers fails rackd\'s start in one
   try {
     const started = Date.now();
     const child = await exec(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js')], {
-      env: { ...process.env, RACK_HOME: join(dir, 'home'), RACK_SSH_PORT: '0', RACK_HTTP_PORT: '0', RACK_BIND: '127.0.0.1', DOCKER_HOST: `unix://${socket}` },
+      env: { ...process.env, RACK_HOME: join(dir, 'home'), RACK_SSH_PORT: '0', RACK_HTTP_PORT: '0', RACK_HTTPS_PORT: '0', RACK_BIND: '127.0.0.1', DOCKER_HOST: `unix://${socket}` },
     });
     t.not(child.code, 0);
     t.regex(child.stderr + child.stdout, /no Docker engine answers/);

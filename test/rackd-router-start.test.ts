@@ -26,7 +26,7 @@ async function tempHome(t: ExecutionContext): Promise<string> {
 async function startRackd(t: ExecutionContext, env: Record<string, string>, home?: string): Promise<{ home: string; exit: Exit }> {
   home ??= await tempHome(t);
   const child = spawn(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js')], {
-    env: { ...process.env, RACK_HOME: home, RACK_SSH_PORT: '0', RACK_BIND: '127.0.0.1', RACK_LOG_LEVEL: 'info', ...env },
+    env: { ...process.env, RACK_HOME: home, RACK_SSH_PORT: '0', RACK_HTTPS_PORT: '0', RACK_BIND: '127.0.0.1', RACK_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   t.teardown(() => void (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')));

@@ -106,6 +106,7 @@ test('the router process keeps serving after its client stops; a new client find
   t.deepEqual(JSON.parse(await readFile(`${dir.statePath}.pid`, 'utf8')), {
     pid,
     httpPort: port,
+    httpsPort: 0,
     bind: '127.0.0.1',
     socket: dir.socketPath,
     startedAt: (await first.ping()).startedAt,

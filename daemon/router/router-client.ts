@@ -281,7 +281,10 @@ export class RouterClient implements RouteControl {
       if (!spawn) throw lastError;
       if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) {
         if (child.exitCode === EXIT_PORT_IN_USE) {
-          throw new Error(`HTTP port ${this.#opts.port} on ${this.#opts.bind} is already in use by another program`);
+          const ports = this.#opts.https === undefined ? `HTTP port ${this.#opts.port}` : `HTTP port ${this.#opts.port} or HTTPS port ${this.#opts.https.port}`;
+          const which = /router: (HTTPS? port) already in use/.exec(await logTail(this.#opts.logPath))?.[1];
+          const port = which === 'HTTPS port' ? `HTTPS port ${this.#opts.https?.port}` : which === 'HTTP port' ? `HTTP port ${this.#opts.port}` : ports;
+          throw new Error(`${port} on ${this.#opts.bind} is already in use by another program`);
         }
         const why = lastLogMessage(await logTail(this.#opts.logPath));
         throw new Error(`the router process exited with code ${child.exitCode}${why === '' ? '' : `: ${why}`}`);

@@ -80,7 +80,8 @@ async function main(): Promise<void> {
     httpPort = await router.start();
   } catch (err) {
     const inUse = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
-    logger.error({ err: String(err), bind, port, httpsPort }, inUse ? 'router: HTTP or HTTPS port already in use' : 'router: cannot listen');
+    const which = (err as { port?: number }).port === httpsPort && httpsPort !== port ? 'HTTPS' : 'HTTP';
+    logger.error({ err: String(err), bind, port, httpsPort }, inUse ? `router: ${which} port already in use` : 'router: cannot listen');
     process.exit(inUse ? EXIT_PORT_IN_USE : 1);
   }
   const identity: RouterIdentity = {
