@@ -210,7 +210,11 @@ export class Router {
       return;
     }
     if (!secure) {
-      if (this.#challenges.answer(req, res, host)) return;
+      if (this.#challenges.answer(req, res, host)) {
+        // The CA's visit is the one proof an order's validation happened; worth a line.
+        this.#logger.info({ host, ip: req.socket.remoteAddress }, 'router: answered an ACME http-01 challenge');
+        return;
+      }
       if (route.https.redirect && this.#certificates?.has(host) === true && !isChallengePath(req.url)) {
         this.#redirectToHttps(res, host, req.url ?? '/');
         return;
