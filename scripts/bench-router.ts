@@ -1,6 +1,7 @@
 /**
  * rack's router against the upstream hit directly and against nginx as a reverse proxy to the same
- * upstream, in the same run: throughput and latency for 16 keep-alive clients each.
+ * upstream, in the same run: throughput and latency for 16 keep-alive clients each, over plain HTTP
+ * and over TLS (the router and nginx serving the same certificate, made for the run).
  * The upstream (a tiny node http server), the router (the built `Router` class) and nginx each run
  * in their own process, so the load generator here shares no event loop with them. nginx is used
  * when installed (`apt-get install -y nginx`); this script installs nothing. Every child is killed
@@ -8,12 +9,13 @@
  *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../test/support/rack-daemon.js';
+import { TestCa } from '../test/support/test-certs.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -75,7 +77,7 @@ function track(child: ChildProcess, name: string): ChildProcess {
  * A node child running an inline ES module that prints `{"port": N}` as its first stdout line.
  * It exits when its stdin closes, i.e. when this process goes away however it goes.
  */
-function nodeChild(name: string, source: string): Promise<{ child: ChildProcess; port: number }> {
+function nodeChild(name: string, source: string): Promise<{ child: ChildProcess; port: number; [key: string]: unknown }> {
   const script = `${source}\nprocess.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n`;
   const child = track(
     spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'], detached: true }),
@@ -95,8 +97,8 @@ function nodeChild(name: string, source: string): Promise<{ child: ChildProcess;
       started = true;
       clearTimeout(timer);
       try {
-        const { port } = JSON.parse(out.slice(0, nl)) as { port: number };
-        resolve({ child, port });
+        const said = JSON.parse(out.slice(0, nl)) as { port: number };
+        resolve({ ...said, child });
       } catch {
         reject(new Error(`${name} said ${out.slice(0, nl)}`));
       }
@@ -121,18 +123,18 @@ server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.ad
   );
 }
 
-function router(upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
+function router(upstreamPort: number, certDir: string): Promise<{ child: ChildProcess; port: number; httpsPort: number }> {
   const routerJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'router', 'router.js')).href;
   const logJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'log.js')).href;
   return nodeChild(
     'router',
     `const { Router } = await import(${JSON.stringify(routerJs)});
 const { createLogger } = await import(${JSON.stringify(logJs)});
-const router = new Router({ bind: '127.0.0.1', port: 0, logger: createLogger('warn') });
+const router = new Router({ bind: '127.0.0.1', port: 0, https: { port: 0, certDir: ${JSON.stringify(certDir)} }, logger: createLogger('warn') });
 const port = await router.start();
 router.setApp('bench', [${JSON.stringify(HOST)}], [{ host: '127.0.0.1', port: ${upstreamPort} }]);
-console.log(JSON.stringify({ port }));`,
-  );
+console.log(JSON.stringify({ port, httpsPort: router.httpsPort }));`,
+  ) as Promise<{ child: ChildProcess; port: number; httpsPort: number }>;
 }
 
 function freePort(): Promise<number> {
@@ -155,8 +157,9 @@ function nginxBinary(): string | undefined {
   return undefined;
 }
 
-async function nginx(bin: string, dir: string, upstreamPort: number): Promise<{ child: ChildProcess; port: number }> {
+async function nginx(bin: string, dir: string, upstreamPort: number): Promise<{ child: ChildProcess; port: number; httpsPort: number }> {
   const port = await freePort();
+  const httpsPort = await freePort();
   const conf = join(dir, 'nginx.conf');
   const errorLog = join(dir, 'error.log');
   // One worker, as node's event loop is one thread; keep-alive both ways, no request cap per
@@ -184,6 +187,10 @@ http {
   }
   server {
     listen 127.0.0.1:${port};
+    listen 127.0.0.1:${httpsPort} ssl;
+    ssl_certificate ${join(dir, 'nginx-cert.pem')};
+    ssl_certificate_key ${join(dir, 'nginx-key.pem')};
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -208,28 +215,38 @@ http {
     }
     const probe = startLoad({ url: `http://127.0.0.1:${port}/`, host: HOST, connections: 1, durationMs: 50, pauseAfterErrorMs: 20 });
     const r = await probe.done;
-    if (r.served > 0) return { child, port };
+    if (r.served > 0) return { child, port, httpsPort };
     if (Date.now() > deadline) throw new Error(`nginx did not answer on ${port}:\n${err}`);
     await sleep(100);
   }
 }
 
-async function measure(port: number): Promise<LoadReport> {
-  const target = { url: `http://127.0.0.1:${port}/`, host: HOST, connections: clients };
+async function measure(port: number, tls?: { ca: string; servername: string }): Promise<LoadReport> {
+  const target = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`, host: HOST, connections: clients, ...(tls ? { tls } : {}) };
   await startLoad({ ...target, durationMs: WARMUP_MS }).done;
   return startLoad({ ...target, durationMs: seconds * 1000 }).done;
 }
 
 const row = (name: string, r: LoadReport | undefined) =>
   r === undefined
-    ? `${name.padEnd(8)} ${'skipped'.padStart(9)}`
-    : `${name.padEnd(8)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)}`;
+    ? `${name.padEnd(10)} ${'skipped'.padStart(9)}`
+    : `${name.padEnd(10)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)}`;
 
 const dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
 tempDir = dir;
 try {
+  // One certificate for both proxies: the router reads HOST.pem (chain, then key), nginx two files.
+  const ca = await TestCa.create('bench CA');
+  const leaf = await ca.leaf({ names: [HOST] });
+  const certDir = join(dir, 'certs');
+  await mkdir(certDir, { mode: 0o700 });
+  await writeFile(join(certDir, `${HOST}.pem`), leaf.cert + leaf.key, { mode: 0o600 });
+  await writeFile(join(dir, 'nginx-cert.pem'), leaf.cert);
+  await writeFile(join(dir, 'nginx-key.pem'), leaf.key, { mode: 0o600 });
+  const tls = { ca: ca.ca.cert, servername: HOST };
+
   const up = await upstream();
-  const rt = await router(up.port);
+  const rt = await router(up.port, certDir);
   const bin = nginxBinary();
   const ng = bin === undefined ? undefined : await nginx(bin, dir, up.port);
 
@@ -237,25 +254,28 @@ try {
   const direct = await measure(up.port);
   const viaRouter = await measure(rt.port);
   const viaNginx = ng === undefined ? undefined : await measure(ng.port);
+  const viaRouterTls = await measure(rt.httpsPort, tls);
+  const viaNginxTls = ng === undefined ? undefined : await measure(ng.httpsPort, tls);
 
-  console.log(`\n${'target'.padEnd(8)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)}`);
-  console.log(row('direct', direct));
-  console.log(row('router', viaRouter));
-  console.log(row('nginx', viaNginx));
-  for (const [name, r] of [['direct', direct], ['router', viaRouter], ['nginx', viaNginx]] as const) {
+  const rows = [['direct', direct], ['router', viaRouter], ['nginx', viaNginx], ['router-tls', viaRouterTls], ['nginx-tls', viaNginxTls]] as const;
+  console.log(`\n${'target'.padEnd(10)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)}`);
+  for (const [name, r] of rows) console.log(row(name, r));
+  for (const [name, r] of rows) {
     if (r && (r.failed || r.clientErrors)) console.log(`${name} failures: ${JSON.stringify(r.reasons)}`);
   }
   console.log('');
-  if (viaNginx === undefined) {
-    console.log('nginx is not installed, so there is no nginx column; install it with: apt-get install -y nginx');
+  if (viaNginx === undefined || viaNginxTls === undefined) {
+    console.log('nginx is not installed, so there is no nginx column; install it with: apt-get install -y nginx-light');
   } else {
     const ratio = viaRouter.rps / viaNginx.rps;
-    console.log(`router/nginx throughput: ${ratio.toFixed(2)} (goal ≥ 0.5) ${ratio >= 0.5 ? 'ok' : 'MISSED'}`);
-    console.log(`nginx p99 − direct p99:  ${ms(viaNginx.latency.p99 - direct.latency.p99)}`);
+    const tlsRatio = viaRouterTls.rps / viaNginxTls.rps;
+    console.log(`router/nginx throughput:         ${ratio.toFixed(2)} (goal ≥ 0.8) ${ratio >= 0.8 ? 'ok' : 'MISSED'}`);
+    console.log(`router-tls/nginx-tls throughput: ${tlsRatio.toFixed(2)} (goal ≥ 0.5) ${tlsRatio >= 0.5 ? 'ok' : 'MISSED'}`);
+    console.log(`nginx p99 − direct p99:          ${ms(viaNginx.latency.p99 - direct.latency.p99)}`);
   }
   const added = viaRouter.latency.p99 - direct.latency.p99;
-  console.log(`router p99 − direct p99: ${ms(added)} (goal < 2 ms) ${added < 2 ? 'ok' : 'MISSED'}`);
-  console.log(`router/direct throughput: ${(viaRouter.rps / direct.rps).toFixed(2)}`);
+  console.log(`router p99 − direct p99:         ${ms(added)} (goal ≤ 1 ms) ${added <= 1 ? 'ok' : 'MISSED'}`);
+  console.log(`router/direct throughput:        ${(viaRouter.rps / direct.rps).toFixed(2)}`);
 
   await Promise.all([...children].map((c) => stopChild(c)));
 } finally {

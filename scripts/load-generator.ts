@@ -11,8 +11,10 @@
 import { Client } from 'undici';
 
 export interface LoadOptions {
-  /** Absolute http URL on 127.0.0.1, ::1 or localhost; its path and query are requested. */
+  /** Absolute http or https URL on 127.0.0.1, ::1 or localhost; its path and query are requested. */
   url: string;
+  /** For https: the CA to trust (PEM) and the name to send as SNI and check the certificate against. */
+  tls?: { ca: string; servername: string };
   /** Host header to send (the router picks the app by it); defaults to the URL's host. */
   host?: string;
   /** Number of concurrent clients, each with its own keep-alive connection. */
@@ -129,7 +131,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export function startLoad(opts: LoadOptions): LoadRun {
   const target = new URL(opts.url);
-  if (target.protocol !== 'http:') throw new Error(`load generator: only http URLs (${opts.url})`);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new Error(`load generator: only http and https URLs (${opts.url})`);
   if (!LOOPBACK.has(target.hostname)) throw new Error(`load generator: refusing a non-loopback target (${target.hostname})`);
   if (!Number.isInteger(opts.connections) || opts.connections < 1 || opts.connections > 1024) {
     throw new Error(`load generator: connections must be 1..1024 (${opts.connections})`);
@@ -173,7 +175,7 @@ export function startLoad(opts: LoadOptions): LoadRun {
       pipelining: 1,
       headersTimeout: timeout,
       bodyTimeout: timeout,
-      connect: { timeout },
+      connect: opts.tls === undefined ? { timeout } : { timeout, ca: opts.tls.ca, servername: opts.tls.servername },
       keepAliveTimeout: 60_000,
     });
     // A refused connect is reported per request below; the event would only duplicate it.
