@@ -251,3 +251,30 @@ test.serial('a failed order shows in certs and the app logs, with a next try, an
   t.is((await rack.ssh(['domains:remove', 'blocked.test', '-a', 'shop'])).code, 0);
   t.is(await row('blocked.test'), undefined);
 });
+
+test.serial('the API lists certificates, adds and removes one, and refuses a bad one with bad_argument', async (t) => {
+  const token = await rack.createToken('certs-api', ['--app', 'shop']);
+  const api = async (method: 'GET' | 'POST' | 'DELETE' | 'PATCH', path: string, body?: unknown) => {
+    const res = await request(`http://127.0.0.1:${rack.httpPort}/api/v1${path}`, {
+      method,
+      headers: { host: 'rack.localhost', authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> & Array<Record<string, unknown>> };
+  };
+  const listed = await api('GET', '/apps/shop/certs');
+  t.is(listed.status, 200);
+  t.deepEqual(listed.body.map((r) => r['host']).sort(), ['shop.localhost', 'www.shop.test']);
+  const good = await ca.leaf({ names: ['shop.localhost'] });
+  const refused = await api('POST', '/certs', { host: 'shop.localhost', pem: good.cert + (await ca.key()) });
+  t.is(refused.status, 400);
+  t.like(refused.body, { error: { code: 'bad_argument' } });
+  const added = await api('POST', '/certs', { host: 'shop.localhost', pem: good.cert + good.key });
+  t.is(added.status, 201, JSON.stringify(added.body));
+  t.like(added.body, { host: 'shop.localhost', app: 'shop', certificate: { names: ['shop.localhost'] } });
+  t.is((await api('PATCH', '/apps/shop/https/redirect', { on: true })).status, 200);
+  const plain = await exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: shop.localhost', `http://127.0.0.1:${rack.httpPort}/`]);
+  t.is(plain.stdout, '308');
+  t.is((await api('PATCH', '/apps/shop/https/redirect', { on: false })).status, 200);
+  t.is((await api('DELETE', '/certs/shop.localhost')).status, 200);
+});

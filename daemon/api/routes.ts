@@ -143,6 +143,33 @@ export const ROUTES: ApiRoute[] = [
     method: 'DELETE', path: '/apps/{app}/domains/{host}', command: 'domains:remove', summary: 'Stop serving the app on a host name', mode: 'json',
     response: S.object({ host: S.text }, ['host']), words: ({ params }) => ({ args: [params['host']!], flags: {} }),
   },
+  // certificates
+  {
+    method: 'GET', path: '/apps/{app}/certs', command: 'certs', summary: "The certificates of an app's hosts: source, expiry, renewal, errors", mode: 'json',
+    response: S.list(S.certificate), words: ({ params }) => ({ args: [], flags: { app: params['app']! } }),
+  },
+  {
+    method: 'POST', path: '/certs', command: 'certs:add', summary: 'Serve a host over HTTPS with this certificate (PEM: the chain, leaf first, then its key)', status: 201, mode: 'json',
+    body: S.object({ host: S.host, pem: { type: 'string', minLength: 1, maxLength: 65536 } }, ['host', 'pem']),
+    response: S.object({ host: S.text, app: S.text, certificate: S.certificateInfo }, ['host', 'app', 'certificate']),
+    words: ({ body }) => ({ args: [str(body['host'])!], flags: {}, stdin: str(body['pem'])! }),
+  },
+  {
+    method: 'DELETE', path: '/certs/{host}', command: 'certs:remove', summary: "Stop serving a host's certificate", mode: 'json',
+    response: S.object({ host: S.text, app: S.text }, ['host', 'app']), words: ({ params }) => ({ args: [params['host']!], flags: {} }),
+  },
+  ...(['auto', 'redirect', 'hsts'] as const).map(
+    (name): ApiRoute => ({
+      method: 'PATCH', path: `/apps/{app}/https/${name}`, command: `certs:${name}`, mode: 'json',
+      summary: {
+        auto: 'Automatic certificates (ACME) on or off; orders run in the background (see the certs)',
+        redirect: 'Redirect plain HTTP to HTTPS (308) on hosts that have a certificate',
+        hsts: 'Send Strict-Transport-Security on HTTPS answers',
+      }[name],
+      body: S.object({ on: S.bool }, ['on']), response: S.object({ app: S.text, [name]: S.bool }, ['app', name]),
+      words: ({ body }) => ({ args: [body['on'] === true ? 'on' : 'off'], flags: name === 'auto' ? { 'no-wait': true } : {} }),
+    }),
+  ),
   // logs
   {
     method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Recent process and router lines; follow=true streams them (NDJSON) until you hang up", mode: 'lines',

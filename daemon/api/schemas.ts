@@ -92,6 +92,27 @@ export const process = shape(
   ['name', 'type', 'state'],
 );
 
+export const certificateInfo = shape(
+  { names: list(text), issuer: text, notBefore: time, notAfter: time, fingerprint: text },
+  ['names', 'issuer', 'notBefore', 'notAfter', 'fingerprint'],
+);
+export const certificate = shape(
+  {
+    host: text,
+    app: text,
+    source: { type: 'string', enum: ['manual', 'acme', 'none'] },
+    auto: bool,
+    certificate: { oneOf: [certificateInfo, { type: 'null' }] },
+    status: text,
+    acme: {
+      oneOf: [
+        shape({ failures: { type: 'integer' }, lastError: text, lastAttemptAt: time, nextAttemptAt: time }, ['failures']),
+        { type: 'null' },
+      ],
+    },
+  },
+  ['host', 'app', 'source', 'auto', 'certificate', 'status', 'acme'],
+);
 export const domains = shape({ default: text, domains: list(text) }, ['default', 'domains']);
 
 export const key = shape({ name: text, role, apps: list(text), fingerprint: text, createdAt: time }, ['name', 'role', 'apps', 'fingerprint']);

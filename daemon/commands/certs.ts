@@ -133,13 +133,14 @@ export const certsCommands: Command[] = [
   {
     name: 'certs:auto',
     access: 'member',
-    usage: 'certs:auto on|off [-a APP]',
+    usage: 'certs:auto on|off [-a APP] [--no-wait]',
     summary: "keep ACME certificates (Let's Encrypt by default) on every host of the app, renewed automatically",
     app: true,
+    options: { 'no-wait': { type: 'boolean' } },
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
-      const on = onOff(ctx.args[0], 'certs:auto on|off [-a APP]');
+      const on = onOff(ctx.args[0], 'certs:auto on|off [-a APP] [--no-wait]');
       const { store, autoCerts, config } = ctx.services;
       await store.setAppHttps(ctx.app, { auto: on });
       ctx.result({ app: ctx.app, auto: on });
@@ -151,6 +152,7 @@ export const certsCommands: Command[] = [
       const due = await autoCerts.check(ctx.app, false);
       if (due.length === 0) return ctx.print('       every host already has a certificate');
       ctx.print(`       ordering ${due.join(', ')}; the CA fetches http://HOST/.well-known/acme-challenge/… through rack's router`);
+      if (ctx.flags['no-wait'] === true) return;
       await Promise.race([autoCerts.idle(), new Promise((r) => setTimeout(r, AUTO_WAIT_MS).unref()), ctx.closed]);
       for (const host of due) {
         const record = await store.certs.get(host);
