@@ -10,11 +10,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../test/support/rack-daemon.js';
+import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
@@ -137,17 +137,6 @@ console.log(JSON.stringify({ port, httpsPort: router.httpsPort }));`,
   ) as Promise<{ child: ChildProcess; port: number; httpsPort: number }>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const addr = s.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function nginxBinary(): string | undefined {
   for (const bin of ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {

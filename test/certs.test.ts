@@ -1,11 +1,11 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { exec, keypair, RackDaemon } from './support/rack-daemon.js';
+import { freePort } from './support/free-port.js';
 import { startPebble, type Pebble } from './support/pebble.js';
 import { TestCa } from './support/test-certs.js';
 
@@ -19,16 +19,6 @@ let ca: TestCa;
 let memberKey: string;
 let deployKey: string;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 test.before(async () => {
   const httpPort = await freePort();

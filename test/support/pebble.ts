@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
+import { freePort } from './free-port.js';
 import { TestCa } from './test-certs.js';
 
 /**
@@ -30,16 +30,6 @@ export interface PebbleOptions {
   blocklist?: string[];
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPebble(opts: PebbleOptions): Promise<Pebble> {
   const dir = await mkdtemp(join(tmpdir(), 'rack-pebble-'));
