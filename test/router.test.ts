@@ -308,6 +308,44 @@ test('an upstream dying mid-answer cuts the client connection; the router keeps 
   t.true(await r.waitIdle([a.upstream], 2000));
 });
 
+test('headers the app names in its Connection header are not passed to the client', async (t) => {
+  const a = await app((_req, res) => {
+    res.setHeader('Connection', 'keep-alive, X-Hop-Only');
+    res.setHeader('X-Hop-Only', 'secret');
+    res.setHeader('X-Kept', 'yes');
+    res.end('ok');
+  });
+  const { router: r, port } = await router();
+  r.setApp('conn', ['conn.test'], [a.upstream]);
+  const reply = await request(port, 'conn.test');
+  t.is(reply.status, 200);
+  t.is(reply.headers['x-hop-only'], undefined);
+  t.is(reply.headers['x-kept'], 'yes');
+  t.is(reply.body.toString(), 'ok');
+});
+
+test('a streamed answer reaches the client chunk by chunk, before the app has finished', async (t) => {
+  let finish: (() => void) | undefined;
+  const a = await app((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.write('first\n');
+    finish = () => res.end('last\n');
+  });
+  const { router: r, port } = await router();
+  r.setApp('stream', ['stream.test'], [a.upstream]);
+  const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host: 'stream.test' }, agent: false });
+  req.end();
+  const [res] = (await once(req, 'response')) as [IncomingMessage];
+  const [first] = (await once(res, 'data')) as [Buffer];
+  t.is(first.toString(), 'first\n');
+  t.truthy(finish, 'the app is still holding its answer open');
+  const rest: Buffer[] = [];
+  res.on('data', (c: Buffer) => rest.push(c));
+  finish!();
+  await once(res, 'end');
+  t.is(Buffer.concat(rest).toString(), 'last\n');
+});
+
 test('a client that stops reading holds the upstream back (backpressure)', async (t) => {
   const total = 64 * 1024 * 1024;
   let written = 0;

@@ -22,7 +22,8 @@ const FORWARDED_REPLACED = new Set(['x-forwarded-proto', 'x-forwarded-host']);
 /** Header names listed in `Connection` are hop-by-hop for this message too. */
 function connectionTokens(value: string | undefined): Set<string> {
   const tokens = new Set<string>();
-  if (value === undefined) return tokens;
+  // What nearly every client sends; the names are hop-by-hop already.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return tokens;
   for (const t of value.split(',')) {
     const name = t.trim().toLowerCase();
     if (name !== '') tokens.add(name);
@@ -86,23 +87,43 @@ export function requestHeadersForUpstream(req: IncomingMessage, opts: RequestHea
   return out;
 }
 
-/** An upstream response's raw headers (latin1 bytes as undici gives them) cleaned for the client. */
-export function responseHeadersForClient(raw: readonly (Buffer | string)[]): string[] {
-  let dropped: Set<string> | undefined;
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (String(raw[i]).toLowerCase() === 'connection') {
-      dropped ??= new Set();
-      for (const t of connectionTokens(latin1(raw[i + 1]))) dropped.add(t);
-    }
-  }
-  const out: string[] = [];
+export interface ClientHeaders {
+  /** Flat `[name, value, ...]`, original case and order. */
+  headers: string[];
+  /** The app sent its own Strict-Transport-Security. */
+  hasHsts: boolean;
+}
+
+/**
+ * An upstream response's raw headers (latin1 bytes as undici gives them) cleaned for the client.
+ * Each byte string is decoded once; the list is filtered a second time only when `Connection`
+ * names a header beyond the usual hop-by-hop ones, which almost no app does.
+ */
+export function responseHeadersForClient(raw: readonly (Buffer | string)[]): ClientHeaders {
+  const headers: string[] = [];
+  let connection: string | undefined;
+  let hasHsts = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = latin1(raw[i]);
+    const value = latin1(raw[i + 1]);
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || dropped?.has(lower) === true) continue;
-    out.push(name, latin1(raw[i + 1]));
+    if (HOP_BY_HOP.has(lower)) {
+      if (lower === 'connection') connection = connection === undefined ? value : `${connection},${value}`;
+      continue;
+    }
+    if (lower === 'strict-transport-security') hasHsts = true;
+    headers.push(name, value);
   }
-  return out;
+  if (connection === undefined) return { headers, hasHsts };
+  const named = [...connectionTokens(connection)].filter((t) => !HOP_BY_HOP.has(t));
+  if (named.length === 0) return { headers, hasHsts };
+  const dropped = new Set(named);
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (!dropped.has(name.toLowerCase())) kept.push(name, headers[i + 1] as string);
+  }
+  return { headers: kept, hasHsts: hasHsts && !dropped.has('strict-transport-security') };
 }
 
 function latin1(v: Buffer | string | undefined): string {

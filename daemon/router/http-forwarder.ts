@@ -82,7 +82,7 @@ class Exchange {
       this.deps.pools.get(upstream).dispatch(opts, attempt);
     } catch (err) {
       // dispatch reports through the handler; a throw here means the handler itself failed.
-      attempt.onResponseError(undefined, err instanceof Error ? err : new Error(String(err)));
+      attempt.onError(err instanceof Error ? err : new Error(String(err)));
     }
   }
 
@@ -124,15 +124,26 @@ class Exchange {
   }
 }
 
-/** One dispatch to one upstream; undici calls these hooks. None may throw into undici. */
+/**
+ * One dispatch to one upstream; undici calls these hooks, and none may throw into undici.
+ * These are undici's raw hooks, kept on purpose: its newer controller API wraps them and parses
+ * every response's headers (and trailers) into objects the router never reads. onData returning
+ * false pauses the upstream socket until resume().
+ */
 class Attempt implements Dispatcher.DispatchHandler {
   readonly key: string;
   readonly method: string;
   readonly hasBody: boolean;
   dispatched = false;
   responseStarted = false;
-  #controller: Dispatcher.DispatchController | undefined;
+  #abort: ((err?: Error) => void) | undefined;
   #abortReason: Error | undefined;
+  #resume: (() => void) | undefined;
+  /**
+   * The first body chunk waits for the end of the same read, so a small answer leaves as one
+   * write (head, body and end together) instead of two.
+   */
+  #held: Buffer | undefined;
   #done = false;
   readonly #exchange: Exchange;
 
@@ -149,63 +160,66 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   abort(reason: Error): void {
-    if (this.#controller !== undefined) this.#controller.abort(reason);
+    if (this.#abort !== undefined) this.#abort(reason);
     else this.#abortReason = reason;
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
     this.dispatched = true;
     // The client left while this request sat in the pool's queue: abort before a byte is written.
-    if (this.#abortReason !== undefined) controller.abort(this.#abortReason);
+    if (this.#abortReason !== undefined) abort(this.#abortReason);
   }
 
   onResponseStarted(): void {
     this.responseStarted = true;
   }
 
-  onResponseStart(
-    controller: Dispatcher.DispatchController,
-    statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
-    statusMessage?: string,
-  ): void {
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
     // 1xx hints are not relayed; the final status follows on the same call path.
-    if (statusCode < 200) return;
+    if (statusCode < 200) return true;
     this.responseStarted = true;
+    this.#resume = resume;
     const { res } = this.#exchange;
-    if (res.destroyed || res.headersSent) return;
-    const raw = controller.rawHeaders;
-    const list = Array.isArray(raw) ? responseHeadersForClient(raw) : responseHeadersForClient(flatten(headers));
-    if (this.#exchange.hsts && headers['strict-transport-security'] === undefined) list.push(...HSTS);
+    if (res.destroyed || res.headersSent) return true;
+    const { headers, hasHsts } = responseHeadersForClient(rawHeaders);
+    if (this.#exchange.hsts && !hasHsts) headers.push(...HSTS);
     try {
-      if (statusMessage) res.writeHead(statusCode, statusMessage, list);
-      else res.writeHead(statusCode, list);
+      if (statusMessage) res.writeHead(statusCode, statusMessage, headers);
+      else res.writeHead(statusCode, headers);
     } catch (err) {
       // node refuses some bytes llhttp let through; the answer cannot be relayed faithfully.
-      controller.abort(err instanceof Error ? err : new Error(String(err)));
+      this.abort(err instanceof Error ? err : new Error(String(err)));
     }
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  onData(chunk: Buffer): boolean {
     const { res } = this.#exchange;
-    if (res.destroyed || res.writableEnded) return;
-    if (!res.write(chunk)) {
-      // Backpressure: hold the upstream socket until the client catches up.
-      controller.pause();
-      res.once('drain', () => controller.resume());
+    if (res.destroyed || res.writableEnded) return true;
+    if (this.#held === undefined && !res.headersSent) {
+      this.#held = chunk;
+      queueMicrotask(() => this.#flushHeld());
+      return true;
     }
+    this.#flushHeld();
+    return this.#write(chunk);
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     this.#done = true;
     const { res } = this.#exchange;
-    if (!res.destroyed && !res.writableEnded) res.end();
+    const held = this.#held;
+    this.#held = undefined;
+    if (res.destroyed || res.writableEnded) return;
+    if (held !== undefined) res.end(held);
+    else res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+  onError(err: Error): void {
     if (this.#done) return;
     this.#done = true;
+    this.#held = undefined;
     try {
       this.#exchange.failed(this, err);
     } catch (e) {
@@ -213,16 +227,23 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.#exchange.res.destroy();
     }
   }
-}
 
-function flatten(headers: Record<string, string | string[] | undefined>): string[] {
-  const out: string[] = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined) continue;
-    if (Array.isArray(value)) for (const v of value) out.push(name, v);
-    else out.push(name, value);
+  /** A streamed answer: the first chunk goes out once the read that brought it is over. */
+  #flushHeld(): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    this.#held = undefined;
+    const { res } = this.#exchange;
+    if (!res.destroyed && !res.writableEnded) this.#write(held);
   }
-  return out;
+
+  #write(chunk: Buffer): boolean {
+    const { res } = this.#exchange;
+    if (res.write(chunk)) return true;
+    // Backpressure: hold the upstream socket until the client catches up.
+    res.once('drain', () => this.#resume?.());
+    return false;
+  }
 }
 
 /** Send one client request to the app's next upstream and stream the answer back. */
