@@ -79,6 +79,7 @@ test.serial('git push deploys an app, a second push swaps it, a broken one is re
   t.is(list[2]!.commit, goodHead);
 
   // Only one web container of the app runs: the old ones were stopped.
+  await rack.drained(app);
   const ps = await exec('docker', ['ps', '-q', '--filter', `label=rack.app=${app}`]);
   t.is(ps.stdout.trim().split('\n').filter(Boolean).length, 1);
 });

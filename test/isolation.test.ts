@@ -16,6 +16,7 @@ test.before(async () => {
     if (push.code !== 0) throw new Error(push.stderr);
     const set = await rack.ssh(['config:set', `NAME=${app}`, '-a', app]);
     if (set.code !== 0) throw new Error(set.stderr);
+    await rack.drained(app);
   }
   // A service on every address of the host, as a database or rack's own ports may be.
   hostService = createServer((s) => {
@@ -113,6 +114,7 @@ test.serial('limits have defaults, are set per type with ps:limit, and are shown
   const set = await rack.ssh(['ps:limit', 'web', 'memory=128m', 'pids=64', 'cpu=0.5', '-a', 'attacker']);
   t.is(set.code, 0, set.stderr);
   t.regex(set.stdout, /web processes of attacker run with memory=128m cpu=0.5 pids=64/);
+  await rack.drained('attacker');
   const [after] = await inspect('attacker');
   t.is(after!.HostConfig.Memory, 128 * 1024 * 1024);
   t.is(after!.HostConfig.NanoCpus, 5e8);

@@ -61,10 +61,12 @@ test.serial('process types named like Object members are looked up as the releas
     t.is(limit.code, 1, type);
     t.is(limit.stderr, ` !     v1 has no process type "${type}" (it has: web, worker, clock, constructor)\n`);
   }
+  await rack.drained(app);
   t.deepEqual((await ps()).map((p) => p.type), ['web']);
   const scale = await ssh('ps:scale', 'constructor=1');
   t.is(scale.code, 0, scale.stderr);
   t.regex(scale.stdout, /Scaled names to web=1 worker=0 clock=0 constructor=1/);
+  await rack.drained(app);
   t.deepEqual((await ps()).map((p) => p.type).sort(), ['constructor', 'web']);
   const restart = await ssh('ps:restart', 'constructor');
   t.is(restart.code, 0, restart.stderr);
@@ -74,6 +76,7 @@ test.serial('process types named like Object members are looked up as the releas
 });
 
 test.serial('an app may not run more than RACK_MAX_PROCESSES in all', async (t) => {
+  await rack.drained(app);
   const before = await ps();
   t.is(before.length, 2);
   // 20 per type is allowed, but web=1 constructor=1 worker=2 clock=1 is 5 in all.

@@ -52,6 +52,7 @@ test.serial('the release phase runs before the rollout, and a failing one change
 });
 
 test.serial('ps lists the running web process of the current release', async (t) => {
+  await rack.drained('ops');
   const ps = JSON.parse((await rack.ssh(['ps', '--json', '-a', 'ops'])).stdout) as { type: string; release: number; state: string }[];
   const current = JSON.parse((await rack.ssh(['apps:info', '--json', '-a', 'ops'])).stdout) as { currentRelease: string };
   t.deepEqual(ps.map((p) => [p.type, `v${p.release}`, p.state]), [['web', current.currentRelease, 'up']]);

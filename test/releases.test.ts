@@ -210,6 +210,7 @@ test.serial('kill -9 during a config change leaves a whole release or none, and 
   }
   t.is((await rack.get(app)).status, 200);
   const current = after.find((r) => r.current)!;
+  await rack.drained(app);
   const running = await exec('docker', ['ps', '-q', '--filter', `label=rack.app=${app}`]);
   t.is(running.stdout.trim().split('\n').filter(Boolean).length, 1, 'one web process, no leftovers');
   t.is((await env('KILLED')).status, current.config['KILLED'] === undefined ? 404 : 200);

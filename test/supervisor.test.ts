@@ -53,6 +53,7 @@ test.serial('ps:scale runs more processes of each type and fewer again, with no 
 
   const down = await rack.ssh(['ps:scale', 'web=1', 'worker=0', '-a', app]);
   t.is(down.code, 0, down.stderr);
+  await rack.drained(app);
   const after = await ps();
   t.is(count(after, 'web'), 1);
   t.is(after.length, 1);
@@ -65,6 +66,7 @@ test.serial('ps:scale runs more processes of each type and fewer again, with no 
 });
 
 test.serial('a crashed process is restarted and serves again', async (t) => {
+  await rack.drained(app);
   const [before] = await ps();
   t.is((await rack.get(app, '/crash')).body, 'bye');
   let back = false;
@@ -78,22 +80,30 @@ test.serial('a crashed process is restarted and serves again', async (t) => {
   t.true(after!.restarts >= 1);
 });
 
-test.serial('a request in flight during a swap completes', async (t) => {
-  const slow = rack.get(app, '/slow?ms=2500');
+test.serial('a request in flight during a swap completes; the command returns at the switch and the old process drains in the background', async (t) => {
+  const slow = rack.get(app, '/slow?ms=4000');
   await new Promise((r) => setTimeout(r, 300));
   const restart = await rack.ssh(['ps:restart', '-a', app]);
   t.is(restart.code, 0, restart.stderr);
+  t.notRegex(restart.stdout, /drain/, 'the timings are what the user waited for');
+  // The slow request still runs on the old process: it is draining, the new one is up.
+  const during = (await ps()).filter((p) => p.type === 'web');
+  t.deepEqual(during.map((p) => p.state).sort(), ['draining', 'up']);
   const res = await slow;
   t.is(res.status, 200);
   t.regex(res.body, /^slow done /);
   t.not((await rack.get(app)).body, res.body.replace('slow done ', ''), 'a new process serves now');
+  await rack.drained(app);
+  t.deepEqual((await ps()).filter((p) => p.type === 'web').map((p) => p.state), ['up']);
 });
 
 test.serial('ps:restart TYPE replaces only that type', async (t) => {
   await rack.ssh(['ps:scale', 'worker=1', '-a', app]);
+  await rack.drained(app);
   const before = await ps();
   const r = await rack.ssh(['ps:restart', 'worker', '-a', app]);
   t.is(r.code, 0, r.stderr);
+  await rack.drained(app);
   const after = await ps();
   const names = (procs: Proc[], type: string) => procs.filter((p) => p.type === type).map((p) => p.name);
   t.deepEqual(names(after, 'web'), names(before, 'web'));
@@ -102,12 +112,14 @@ test.serial('ps:restart TYPE replaces only that type', async (t) => {
 });
 
 test.serial('the app.json health check decides; a failing one never takes traffic', async (t) => {
+  await rack.drained(app);
   const before = (await rack.get(app)).body;
   const r = await rack.ssh(['config:set', 'HEALTH_FAIL=1', '-a', app]);
   t.is(r.code, 1);
   t.regex(r.stderr, /failed its health check: web: no answer below 500 on \/health after 5 attempts/);
   t.is((await rack.get(app)).body, before, 'the old process still serves');
-  t.is((await ps()).length, 1, 'the new processes were removed');
+  const left = await ps();
+  t.is(left.length, 1, `the new processes were removed: ${JSON.stringify(left)}`);
   // The failed change is not applied: config shows what serves, so the same change can be retried.
   t.is((await rack.ssh(['config:get', 'HEALTH_FAIL', '-a', app])).code, 1);
 });
@@ -151,6 +163,7 @@ async function underLoad(clients: number, during: () => Promise<void>): Promise<
 
 test.serial('a daemon restart keeps every process, adds none, and fails no request', async (t) => {
   await rack.ssh(['ps:scale', 'web=2', '-a', app]);
+  await rack.drained(app);
   const before = (await ps()).map((p) => p.name).sort();
   const load = await underLoad(8, async () => {
     await rack.stop();

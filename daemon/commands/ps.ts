@@ -16,7 +16,9 @@ function uptime(startedAt: string, running: boolean): string {
  * Docker restarts a crashed process with growing backoff; several restarts is a crash loop. A
  * process the kernel killed for going over its memory limit says so, as Heroku's R15 does.
  */
-function state(p: ProcessInfo): string {
+function state(p: ProcessInfo, draining: boolean): string {
+  // The router has moved off it; it stops (and goes) once its requests are done.
+  if (draining) return 'draining';
   if (p.running) return 'up';
   if (!p.restarting) return 'down';
   if (p.oomKilled) return 'crashed: out of memory (R15)';
@@ -39,8 +41,7 @@ export const psCommands: Command[] = [
         name: `${p.type}.${p.name.split('.').pop()}`,
         type: p.type,
         release: p.release,
-        // Docker restarts a crashed process with growing backoff; several restarts is a crash loop.
-        state: state(p),
+        state: state(p, ctx.services.supervisor.isDraining(p.id)),
         restarts: p.restarts,
         limits: formatLimits(p.limits),
         startedAt: p.startedAt,

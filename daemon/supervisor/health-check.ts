@@ -29,6 +29,15 @@ export function probe(host: string, port: number, path: string, timeoutMs: numbe
 }
 
 /**
+ * Most apps start answering within the first second, so probes come every FAST_INTERVAL_MS there:
+ * the switch then follows the app's readiness by a few milliseconds instead of up to a whole
+ * interval. Those early probes do not count as attempts, and the process is asked whether it is
+ * still alive (a Docker call) no more often than at the normal interval.
+ */
+const FAST_WINDOW_MS = 1000;
+const FAST_INTERVAL_MS = 20;
+
+/**
  * Polls until the process answers, it is found dead (`isAlive` false), or the deadline passes.
  * Returns null on success, else the reason.
  */
@@ -40,13 +49,24 @@ export async function waitHealthy(
 ): Promise<string | null> {
   const deadline = Date.now() + opts.deadlineMs;
   if (opts.initialDelayMs) await new Promise((r) => setTimeout(r, opts.initialDelayMs));
-  for (let attempt = 1; Date.now() < deadline; attempt++) {
+  const fastUntil = Date.now() + FAST_WINDOW_MS;
+  let lastAliveCheck = Date.now();
+  let attempt = 0;
+  while (Date.now() < deadline) {
     if (await probe(host, port, opts.path, opts.timeoutMs)) return null;
-    if (!(await isAlive())) return 'the process exited before answering HTTP';
-    if (opts.attempts !== undefined && attempt >= opts.attempts) {
-      return `no answer below 500 on ${opts.path} after ${attempt} attempts`;
+    const now = Date.now();
+    const fast = now < fastUntil;
+    if (!fast || now - lastAliveCheck >= opts.intervalMs) {
+      if (!(await isAlive())) return 'the process exited before answering HTTP';
+      lastAliveCheck = now;
     }
-    await new Promise((r) => setTimeout(r, opts.intervalMs));
+    if (!fast) {
+      attempt += 1;
+      if (opts.attempts !== undefined && attempt >= opts.attempts) {
+        return `no answer below 500 on ${opts.path} after ${attempt} attempts`;
+      }
+    }
+    await new Promise((r) => setTimeout(r, fast ? Math.min(FAST_INTERVAL_MS, opts.intervalMs) : opts.intervalMs));
   }
   return `no HTTP answer on PORT within ${Math.round(opts.deadlineMs / 1000)} s`;
 }

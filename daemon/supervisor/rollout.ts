@@ -3,7 +3,7 @@
  * The table is what drives a rollout (runRollout walks it, one step per state), so a step can only
  * happen where the table allows it. Any failure before the drain goes to `rolling_back`, which
  * removes the new processes and points the router back at the old ones. Once the switch is recorded
- * nothing can fail the release: draining is best effort.
+ * nothing can fail the release: draining is best effort, and happens in the background.
  */
 export type RolloutState =
   | 'release_phase'
@@ -34,7 +34,7 @@ export const PHASE_OF: Partial<Record<RolloutState, string>> = {
   starting: 'start',
   waiting_healthy: 'healthy',
   switching: 'switch',
-  draining: 'drain',
+  // draining only hands the old processes to the drainer (drainer.ts): no time a user waits.
 };
 
 export function transition(state: RolloutState, event: RolloutEvent): RolloutState {

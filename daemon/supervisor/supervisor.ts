@@ -13,6 +13,7 @@ import type { AppRecord, ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import { type UserOutput } from '../user-output.js';
+import { Drainer } from './drainer.js';
 import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
 import { ProcessEvents } from './process-events.js';
@@ -20,8 +21,6 @@ import { PHASE_OF, runRollout } from './rollout.js';
 
 /** The port every web process listens on inside its container. */
 const WEB_PORT = 5000;
-const DRAIN_TIMEOUT_MS = 30_000;
-const STOP_GRACE_SECONDS = 30;
 const RELEASE_PHASE_TIMEOUT_MS = 10 * 60_000;
 /** How long a non-web process must stay up to count as healthy. */
 const SETTLE_MS = 2000;
@@ -57,6 +56,7 @@ const SILENT: UserOutput = { header: () => {}, detail: () => {}, error: () => {}
  */
 export class Supervisor {
   private readonly follower: LogFollower;
+  private readonly drainer: Drainer;
   /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
   private readonly serving = new Map<string, Upstream[]>();
 
@@ -69,6 +69,7 @@ export class Supervisor {
     private readonly log: Logger,
   ) {
     this.follower = new LogFollower(runtime, logs, log);
+    this.drainer = new Drainer(runtime, router, this.follower, log);
     this.events = new ProcessEvents(runtime, logs, log);
   }
 
@@ -116,8 +117,9 @@ export class Supervisor {
   /**
    * Rolls a release out, walking the rollout table (rollout.ts): release phase → start every
    * process of the formation → wait until all are healthy → switch the router to the new web set
-   * in one step and record it → drain the old ones. Throws `deploy_failed` with the reason when
-   * anything before the drain fails; the new processes are then removed and the old ones serve.
+   * in one step and record it → hand the old ones to the drainer. Resolves at the switch; the
+   * drain goes on in the background. Throws `deploy_failed` with the reason when anything before
+   * the drain fails; the new processes are then removed and the old ones serve.
    */
   async rollout(req: RolloutRequest): Promise<void> {
     const { release, out } = req;
@@ -129,7 +131,8 @@ export class Supervisor {
       if (!Object.hasOwn(release.processTypes, type)) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
     }
     const record = await this.store.requireApp(app);
-    const all = await this.runtime.listProcesses(app);
+    // Processes already draining from an earlier rollout are on their way out: neither old nor kept.
+    const all = (await this.runtime.listProcesses(app)).filter((p) => !this.drainer.isDraining(p.id));
     const old = all.filter((p) => inScope(p.type));
     const untouched = all.filter((p) => !inScope(p.type));
     const before = this.serving.get(app) ?? [];
@@ -182,7 +185,7 @@ export class Supervisor {
           return 'switched';
         },
         draining: async () => {
-          await this.drain(old);
+          this.drainer.drain(old);
           return 'drained';
         },
         rolling_back: async () => {
@@ -276,20 +279,14 @@ export class Supervisor {
     return (await alive()) ? null : 'the process exited within the settle period';
   }
 
-  /** In-flight requests finish first, then SIGTERM, then SIGKILL after the grace period. */
-  private async drain(old: ProcessInfo[]): Promise<void> {
-    const upstreams = old.map((p) => p.upstream).filter((u) => u !== null);
-    if (upstreams.length > 0) await this.router.waitIdle(upstreams, DRAIN_TIMEOUT_MS);
-    await Promise.all(
-      old.map(async (p) => {
-        try {
-          await this.runtime.stopProcess(p.id, STOP_GRACE_SECONDS);
-          this.follower.unwatch(p.id);
-        } catch (err) {
-          this.log.warn({ container: p.name, err: String(err) }, 'could not stop old process');
-        }
-      }),
-    );
+  /** An old process still finishing its requests before it stops (`ps` says so). */
+  isDraining(id: string): boolean {
+    return this.drainer.isDraining(id);
+  }
+
+  /** Resolves once the drains under way now have ended. */
+  drainsSettled(): Promise<void> {
+    return this.drainer.settled();
   }
 
   /**

@@ -223,6 +223,21 @@ export class RackDaemon {
     return token;
   }
 
+  /**
+   * Waits until no process of the app is draining: a rollout returns at the switch and the old
+   * processes stop in the background, so a test counting containers waits for that first.
+   */
+  async drained(app: string, timeoutMs = 45_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = await this.ssh(['ps', '--json', '-a', app]);
+      const rows = r.code === 0 ? (JSON.parse(r.stdout) as { state: string }[]) : [];
+      if (!rows.some((p) => p.state === 'draining')) return;
+      if (Date.now() > deadline) throw new Error(`${app} still has draining processes after ${timeoutMs} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
   /** GET through the router with `Host: APP.localhost`. */
   get(app: string, path = '/'): Promise<{ status: number; body: string }> {
     return this.getHost(`${app}.localhost`, path);
