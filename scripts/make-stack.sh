@@ -63,7 +63,7 @@ apt_sources() {
 }
 SOURCES="$(apt_sources || true)"
 MIRROR="${RACK_DEBIAN_MIRROR:-$(awk -v s="$SUITE" '$2 == s { print $1; exit }' <<<"$SOURCES")}"
-MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+[[ -n "$MIRROR" ]] || fail "no Debian $SUITE mirror in this machine's apt sources; set RACK_DEBIAN_MIRROR=URL"
 SECURITY="$(awk -v s="$SUITE-security" '$2 == s { print $1; exit }' <<<"$SOURCES")"
 
 # Proxy variables (if any) go to debootstrap (inherited) and to apt inside the chroot.
