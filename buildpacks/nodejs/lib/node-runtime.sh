@@ -6,8 +6,9 @@
 # Sets: NODE_BIN_DIR (empty when the stack's node is used), and shadows `npm` with a function
 # that runs the chosen npm on the chosen node, so native modules build for the node that runs them.
 
-NPM_ROOT="$(npm root -g)"
 STACK_NODE="$(command -v node)"
+# Where the stack's npm lives, read off node's own prefix: `npm root -g` would start npm (0.1 s).
+NPM_ROOT="$(dirname "$(dirname "$(readlink -f "$STACK_NODE")")")/lib/node_modules"
 SEMVER_JS="$NPM_ROOT/npm/node_modules/semver"
 NPM_CLI="$NPM_ROOT/npm/bin/npm-cli.js"
 NODE_BIN_DIR=""
