@@ -23,10 +23,11 @@ export function assertAppName(name: string): string {
 }
 
 /**
- * Names a new app may not take: `stack` would tag its images in the stack image's repository
- * (`rack/stack`), which Dockerfiles may build on; `rack` is the console's host name.
+ * Names a new app may not take: `stack` and `stack-run` would tag their images in the stack
+ * images' repositories (`rack/stack`, `rack/stack-run`), which Dockerfiles may build on; `rack`
+ * is the console's host name.
  */
-const RESERVED = new Set(['stack', 'rack']);
+const RESERVED = new Set(['stack', 'stack-run', 'rack']);
 
 export function assertNewAppName(name: string): string {
   assertAppName(name);

@@ -1,7 +1,8 @@
 /**
  * First build against cached rebuild of a Node app with real npm dependencies, through a real
  * rackd and Docker: `builds:create --no-cache` (cold, as a first build) against `builds:create`
- * (the app's cache warm). Prints both, and their ratio (goal: rebuild ≤ 0.33 × first).
+ * (the app's cache warm). Prints both, and their ratio (goal: rebuild ≤ 0.33 × first), and the
+ * app image's size against the two stack images.
  *   npm run build && node dist/scripts/bench-build-cache.js [rounds]
  */
 import { execFile } from 'node:child_process';
@@ -46,6 +47,12 @@ try {
   console.log(`first build (empty cache), median of ${rounds}: ${(f / 1000).toFixed(2)} s`);
   console.log(`cached rebuild,            median of ${rounds}: ${(c / 1000).toFixed(2)} s`);
   console.log(`ratio cached/first: ${(c / f).toFixed(2)} (goal ≤ 0.33)`);
+  // The app image is /app copied onto the run stack; before the split it was the whole build
+  // container committed on the build stack, so its size was the build stack's plus /app.
+  const [latest] = JSON.parse((await rack.ssh(['builds', '--json', '-a', app])).stdout) as { image: string }[];
+  const mb = async (image: string) => Number((await run('docker', ['image', 'inspect', '--format', '{{.Size}}', image])).stdout) / 1e6;
+  const [image, runStack, buildStack] = await Promise.all([mb(latest!.image), mb('rack/stack-run:latest'), mb('rack/stack:latest')]);
+  console.log(`app image ${image.toFixed(0)} MB = run stack ${runStack.toFixed(0)} MB + /app ${(image - runStack).toFixed(0)} MB (the build stack is ${buildStack.toFixed(0)} MB)`);
 } finally {
   await rack.destroy();
 }

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Builds the local stack image (default rack/stack:latest) that build containers and app
-# containers start from. No registry can be pulled from, so the image is made from scratch:
+# Builds the two local stack images, as Heroku has: the build image (default rack/stack:latest)
+# that build containers and Dockerfile builds start from, and the smaller run image
+# (rack/stack-run:latest) that an app's built /app is copied onto. No registry can be pulled from,
+# so both are made from scratch, in one root:
 #
 #   1. debootstrap --variant=minbase bookworm into a temp dir, from the Debian mirror apt uses here
-#   2. apt-get install (no recommends) what classic buildpacks need: bash coreutils tar gzip git
-#      ca-certificates python3 python3-venv
+#   2. apt-get install (no recommends) what apps need at run time: bash coreutils tar gzip
+#      ca-certificates python3
 #   3. Node.js + npm, one of (RACK_STACK_NODE):
 #        host   - copy this machine's node binary and its npm (+ corepack) into /usr/local
 #                 (the host is Debian bookworm too, so its glibc/libstdc++ match)
 #        debian - Debian's nodejs + npm packages (node 18, npm 9; ~360 extra packages, ~270 MB)
 #        auto   - host when the copied node runs inside the new root, else debian (default)
-#   4. clean apt lists/caches, docs and man pages; create /app
-#   5. tar | docker import with ENV PATH/HOME/LANG, WORKDIR /app, LABEL rack.managed=true
+#   4. clean apt lists/caches, docs and man pages; create /app; import as the run image
+#   5. apt-get install what classic buildpacks expect at build time (git curl jq xz unzip file,
+#      build-essential, python3-venv/-dev and the usual -dev libraries); import as the build image
+#   Each import: tar | docker import with ENV PATH/HOME/LANG, WORKDIR /app, LABEL rack.managed=true
 #
 # Usage: scripts/make-stack.sh [IMAGE]     (as root, unattended; IMAGE defaults to rack/stack)
 # Env:   RACK_STACK_NODE=auto|host|debian, RACK_DEBIAN_MIRROR=URL (overrides the apt mirror).
@@ -21,7 +25,10 @@ IMAGE="${1:-rack/stack}"
 [[ "${IMAGE##*/}" == *:* ]] || IMAGE="$IMAGE:latest"
 NODE_MODE="${RACK_STACK_NODE:-auto}"
 SUITE=bookworm
-PACKAGES=(bash coreutils tar gzip git ca-certificates python3 python3-venv)
+RUN_IMAGE="${IMAGE%:*}-run:${IMAGE##*:}"
+PACKAGES=(bash coreutils tar gzip ca-certificates python3)
+BUILD_PACKAGES=(git curl jq xz-utils unzip file build-essential pkg-config python3-venv python3-dev
+  libssl-dev zlib1g-dev libffi-dev libyaml-dev libreadline-dev libsqlite3-dev)
 
 START=$SECONDS
 step() { echo "-----> $* ($((SECONDS - START))s)"; }
@@ -149,39 +156,58 @@ if [[ -z "$node_source" ]]; then
   node_source=debian
 fi
 echo "       node $(in_root node --version), npm $(in_root npm --version) ($node_source)"
-echo "       $(in_root python3 --version), $(in_root git --version)"
+echo "       $(in_root python3 --version)"
 
-# --- 4. clean up -----------------------------------------------------------------------------
+clean_root() {
+  in_root apt-get clean
+  rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/debconf/*-old \
+    "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/root/.npm \
+    "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/*
+  find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
+  # Dockerfile builds FROM the stack (and apps) trust what this host trusts, an intercepting
+  # proxy's CA included: `docker build` cannot mount the host's bundle as buildpack builds get it.
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
+  fi
+  mkdir -p "$ROOT/app"
+  rm -f "$ROOT/usr/sbin/policy-rc.d"
+  : >"$ROOT/etc/resolv.conf" # Docker provides its own
+}
+
+# import_root IMAGE: the root as it is now, as IMAGE; the previous IMAGE goes if nothing uses it.
+import_root() {
+  local image="$1" old_id new_id size
+  step "Importing $(du -sh "$ROOT" | cut -f1) as $image"
+  old_id="$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null || true)"
+  tar --numeric-owner -C "$ROOT" -c . | docker import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV HOME=/app' \
+    --change 'ENV LANG=C.UTF-8' \
+    --change 'WORKDIR /app' \
+    --change 'LABEL rack.managed=true' \
+    - "$image" >/dev/null
+  new_id="$(docker image inspect --format '{{.Id}}' "$image")"
+  if [[ -n "$old_id" && "$old_id" != "$new_id" ]]; then
+    # App images built on the previous one keep it; otherwise it goes.
+    docker image rm "$old_id" >/dev/null 2>&1 || true
+  fi
+  size="$(docker image inspect --format '{{.Size}}' "$image")"
+  step "Done: $image ${new_id:7:12}, $((size / 1000000)) MB"
+}
+
+# --- 4. the run image ------------------------------------------------------------------------
 step "Cleaning up"
-in_root apt-get clean
-rm -f "$ROOT/usr/sbin/policy-rc.d"
-rm -rf "$ROOT"/var/lib/apt/lists/* "$ROOT"/var/cache/apt/*.bin "$ROOT"/var/cache/debconf/*-old \
-  "$ROOT"/var/log/* "$ROOT"/tmp/* "$ROOT"/var/tmp/* "$ROOT"/root/.npm \
-  "$ROOT"/usr/share/man/* "$ROOT"/usr/share/info/*
-find "$ROOT/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
-find "$ROOT/usr/share/doc" -mindepth 1 -type d -empty -delete
-: >"$ROOT/etc/resolv.conf" # Docker provides its own
-# Dockerfile builds FROM the stack (and apps) trust what this host trusts, an intercepting proxy's
-# CA included: `docker build` cannot mount the host's bundle the way buildpack builds get it.
-if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
-  cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
-fi
-mkdir -p "$ROOT/app"
+clean_root
+import_root "$RUN_IMAGE"
 
-# --- 5. import -------------------------------------------------------------------------------
-step "Importing $(du -sh "$ROOT" | cut -f1) as $IMAGE"
-OLD_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-tar --numeric-owner -C "$ROOT" -c . | docker import \
-  --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-  --change 'ENV HOME=/app' \
-  --change 'ENV LANG=C.UTF-8' \
-  --change 'WORKDIR /app' \
-  --change 'LABEL rack.managed=true' \
-  - "$IMAGE" >/dev/null
-NEW_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
-if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then
-  # The previous stack goes if nothing uses it any more (app images built on it keep it).
-  docker image rm "$OLD_ID" >/dev/null 2>&1 || true
-fi
-SIZE="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
-step "Done: $IMAGE ${NEW_ID:7:12}, $((SIZE / 1000000)) MB"
+# --- 5. the build image ----------------------------------------------------------------------
+step "Installing build tools: ${BUILD_PACKAGES[*]}"
+cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
+printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+chmod 755 "$ROOT/usr/sbin/policy-rc.d"
+quietly in_root apt-get update -q
+quietly in_root apt-get install "${APT_OPTS[@]}" "${BUILD_PACKAGES[@]}"
+echo "       $(in_root git --version), $(in_root gcc --version | head -n 1), $(in_root jq --version)"
+clean_root
+import_root "$IMAGE"

@@ -49,7 +49,7 @@ fi
 say "Building"
 npm run build --silent
 
-if ! docker image inspect rack/stack:latest >/dev/null 2>&1; then
+if ! docker image inspect rack/stack:latest rack/stack-run:latest >/dev/null 2>&1; then
   bash scripts/make-stack.sh
 fi
 say "Ready: npm start runs rackd; npm test runs the tests"

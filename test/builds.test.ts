@@ -151,6 +151,23 @@ test.serial('a custom buildpack named in .buildpacks runs after a built-in one, 
   t.is(b!.buildpacks.length, 2);
 });
 
+test.serial('a buildpack uses curl, jq, make and cc on the build stack; the app image is the run stack without them', async (t) => {
+  const bp = await buildpackRepo('tools-buildpack/buildpack', 'tools');
+  const dir = await rack.appRepo('tools-buildpack/app', 'b-tools');
+  await commitFile(dir, '.buildpacks', `file://${bp}#main\n`, 'buildpacks');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.regex(push.stderr, /name: compiled-hello/);
+  t.is((await rack.get('b-tools')).body, 'compiled-hello: hello from C\n');
+  const [b] = await builds('b-tools');
+  const image = (JSON.parse((await rack.ssh(['builds:info', String(b!.id), '--json', '-a', 'b-tools'])).stdout) as { image: string }).image;
+  const tools = await exec('docker', ['run', '--rm', '--entrypoint', 'sh', image, '-c', 'for t in cc make curl jq git; do command -v $t; done; true']);
+  t.is(tools.stdout.trim(), '', 'no build tool is in the app image');
+  const sizes = await exec('docker', ['image', 'inspect', '--format', '{{.Size}}', image, 'rack/stack:latest']);
+  const [app, build] = sizes.stdout.trim().split('\n').map(Number);
+  t.true(app! < build!, `app image ${app} bytes, build stack ${build} bytes`);
+});
+
 test.serial('BUILDPACK_URL picks buildpacks; paths outside RACK_HOME/buildpacks and unknown names are refused', async (t) => {
   const set = await rack.ssh([quote(['config:set', 'BUILDPACK_URL=/etc', '-a', 'b-node'])]);
   t.is(set.code, 0, set.stderr); // the config var itself is fine; the build refuses it

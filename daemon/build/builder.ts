@@ -21,7 +21,7 @@ import { BuildSlots } from './build-slots.js';
 import { checkDockerfile } from './dockerfile-policy.js';
 import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
-import { STACK_IMAGE } from './stack-image.js';
+import { STACK_IMAGE, STACK_RUN_IMAGE } from './stack-image.js';
 
 export interface BuildRequest {
   app: string;
@@ -187,6 +187,7 @@ export class Builder {
         confine: this.confinement(),
       });
       lines.end();
+      let made = false;
       try {
         if (run.exitCode !== 0) throw new RackError('build_failed', `the buildpack failed (exit status ${run.exitCode})`);
         const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
@@ -201,15 +202,23 @@ export class Builder {
         if (Object.keys(procfile).length > 0) say.detail(`Procfile declares types -> ${Object.keys(procfile).join(', ')}`);
         const defaults = Object.keys(processTypes).filter((t) => !(t in procfile));
         if (defaults.length > 0) say.detail(`Default types for buildpack -> ${defaults.join(', ')}`);
-        const image = await this.runtime.commit(
+        // The slug (/app) and the launcher go onto the run image; the build image's tools do not.
+        const image = await this.runtime.commitOnto(
           run.container,
+          STACK_RUN_IMAGE,
+          ['/app', '/usr/local/bin/rack-launch'],
           this.runtime.imageName(req.app, build.id),
           { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
         );
         say.header(`Built image ${image}`);
+        made = true;
         return { image, builder: 'buildpacks', buildpacks, processTypes };
       } finally {
-        await this.runtime.removeContainer(run.container);
+        // Removing a container with a big /app takes a few hundred ms; a finished build does not
+        // wait for it (a crash meanwhile leaves it to the clean-up at the next start).
+        const removed = this.runtime.removeContainer(run.container);
+        if (made) removed.catch((err: unknown) => this.log.warn({ container: run.container, err: String(err) }, 'could not remove a build container'));
+        else await removed;
       }
     } finally {
       await custom.cleanup();

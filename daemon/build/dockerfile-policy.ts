@@ -8,8 +8,11 @@ import { RackError } from '../rack-error.js';
  * image through a variable is refused: the check is on the text, not on what Docker substitutes.
  */
 
-/** The stack image, exactly: another tag of `rack/stack` would be the image of an app named "stack". */
-const STACK_REFS = ['rack/stack', 'rack/stack:latest'];
+/**
+ * The stack images (build and run), exactly: another tag of `rack/stack` would be the image of an
+ * app named "stack" (a reserved name, as "stack-run" is).
+ */
+const STACK_REFS = ['rack/stack', 'rack/stack:latest', 'rack/stack-run', 'rack/stack-run:latest'];
 
 export interface ParsedInstruction {
   /** 1-based line where the instruction starts. */

@@ -5,12 +5,15 @@ import { RackError } from '../rack-error.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import { lineSplitter } from '../line-splitter.js';
 
+/** What builds run in: buildpacks' tools, compilers, -dev libraries. */
 export const STACK_IMAGE = 'rack/stack:latest';
+/** What an app's built /app is copied onto: the same system without the build tools. */
+export const STACK_RUN_IMAGE = 'rack/stack-run:latest';
 
-/** No registry can be pulled from, so the base image is made here when it is missing. */
+/** No registry can be pulled from, so the stack images are made here when one is missing. */
 export async function ensureStackImage(runtime: DockerRuntime, installDir: string, log: Logger): Promise<void> {
-  if (await runtime.imageExists(STACK_IMAGE)) return;
-  log.info({ image: STACK_IMAGE }, 'stack image missing: building it (takes a minute or two)');
+  if ((await runtime.imageExists(STACK_IMAGE)) && (await runtime.imageExists(STACK_RUN_IMAGE))) return;
+  log.info({ images: [STACK_IMAGE, STACK_RUN_IMAGE] }, 'stack images missing: building them (takes a few minutes)');
   const script = join(installDir, 'scripts', 'make-stack.sh');
   await new Promise<void>((resolve, reject) => {
     const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });

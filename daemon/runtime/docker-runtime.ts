@@ -89,7 +89,7 @@ export class DockerRuntime {
   runInteractive: DockerTasks['runInteractive'] = (spec) => this.tasks.runInteractive(spec);
   buildImage: DockerTasks['buildImage'] = (spec) => this.tasks.buildImage(spec);
   readFile: DockerTasks['readFile'] = (id, path) => this.tasks.readFile(id, path);
-  commit: DockerTasks['commit'] = (id, ref, labels) => this.tasks.commit(id, ref, labels);
+  commitOnto: DockerTasks['commitOnto'] = (...args) => this.tasks.commitOnto(...args);
 
   removeContainer = (id: string) => removeContainer(this.calls, id);
 

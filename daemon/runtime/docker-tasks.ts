@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
@@ -283,11 +284,33 @@ export class DockerTasks {
     });
   }
 
-  async commit(containerId: string, ref: { repo: string; tag: string }, labels: Record<string, string>): Promise<string> {
-    await this.docker.getContainer(containerId).commit({
-      _query: { container: containerId, repo: ref.repo, tag: ref.tag },
-      _body: { Labels: this.labels(labels), WorkingDir: '/app', Cmd: ['rack-launch', 'true'] },
-    });
+  /**
+   * The app image of a buildpack build: `paths` of the finished build container (its /app) copied
+   * onto a fresh container of the run image, then committed. Compilers, caches and whatever else
+   * the build left outside those paths stay behind. The copy keeps owners and modes.
+   */
+  async commitOnto(
+    buildContainerId: string,
+    runImage: string,
+    paths: readonly string[],
+    ref: { repo: string; tag: string },
+    labels: Record<string, string>,
+  ): Promise<string> {
+    const config = { Labels: this.labels(labels), WorkingDir: '/app', Cmd: ['rack-launch', 'true'] };
+    const target = await this.docker.createContainer({ Image: runImage, ...config });
+    try {
+      for (const path of paths) {
+        const tar = (await this.docker.getContainer(buildContainerId).getArchive({ path })) as NodeJS.ReadableStream;
+        await target.putArchive(tar, { path: posix.dirname(path) });
+      }
+      await target.commit({ _query: { container: target.id, repo: ref.repo, tag: ref.tag }, _body: config });
+    } catch (err) {
+      await removeContainer(this.docker, target.id);
+      throw err;
+    }
+    // Committed: its removal (a few hundred ms for a big /app) need not hold the build. Left
+    // behind by a crash, it carries rack's labels and goes in the clean-up at the next start.
+    removeContainer(this.docker, target.id).catch(() => undefined);
     return `${ref.repo}:${ref.tag}`;
   }
 
