@@ -61,6 +61,7 @@ test.serial('config:set keeps unusual values exact, in one release, and the app 
     const got = await cmd('config:get', key);
     t.is(got.stdout, value, `config:get ${key}`);
   }
+  t.deepEqual(await env('DYNO'), { status: 200, body: 'web.1' }, 'the platform names the process, as Heroku does');
 });
 
 test.serial('bad config input is refused with one line and makes no release', async (t) => {

@@ -149,6 +149,8 @@ test('upstream sees method, path, query, Host and X-Forwarded-*; hop-by-hop head
     headers: {
       'X-Forwarded-For': '10.0.0.1',
       'X-Forwarded-Proto': 'https',
+      'X-Forwarded-Port': '9',
+      'X-Request-Start': '1',
       'X-Trace': 'abc',
       Connection: 'keep-alive, X-Secret',
       'X-Secret': 'hop',
@@ -165,6 +167,9 @@ test('upstream sees method, path, query, Host and X-Forwarded-*; hop-by-hop head
   t.is(h['x-forwarded-for'], '10.0.0.1, 127.0.0.1');
   t.is(h['x-forwarded-proto'], 'http');
   t.is(h['x-forwarded-host'], 'Hdr.test:4000');
+  t.is(h['x-forwarded-port'], String(port), 'the port the client connected to');
+  const start = Number(h['x-request-start']);
+  t.true(Math.abs(Date.now() - start) < 60_000, `X-Request-Start ${h['x-request-start']} is ms since the epoch`);
   t.is(h['x-trace'], 'abc');
   t.is(h['x-secret'], undefined);
   t.is(h['proxy-connection'], undefined);

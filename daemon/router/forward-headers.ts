@@ -16,8 +16,8 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
-/** Replaced by the router's own values, so a client cannot forge where it came from. */
-const FORWARDED_REPLACED = new Set(['x-forwarded-proto', 'x-forwarded-host']);
+/** Replaced by the router's own values, so a client cannot forge where it came from or when. */
+const FORWARDED_REPLACED = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-start']);
 
 /** Header names listed in `Connection` are hop-by-hop for this message too. */
 function connectionTokens(value: string | undefined): Set<string> {
@@ -84,6 +84,11 @@ export function requestHeadersForUpstream(req: IncomingMessage, opts: RequestHea
   out.push('X-Forwarded-Proto', opts.proto);
   const host = req.headers.host;
   if (host !== undefined) out.push('X-Forwarded-Host', host);
+  // As Heroku's router: the port the client connected to, and when (ms since the epoch) the
+  // router took the request, so an app can measure its queueing time.
+  const port = req.socket.localPort;
+  if (port !== undefined) out.push('X-Forwarded-Port', String(port));
+  out.push('X-Request-Start', String(Date.now()));
   return out;
 }
 

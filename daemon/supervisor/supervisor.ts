@@ -159,7 +159,8 @@ export class Supervisor {
                 image: release.image,
                 builder: release.builder,
                 command: release.processTypes[type]!,
-                env: release.config,
+                // As on Heroku: the process's type and number (web.1), set by the platform.
+                env: { ...release.config, DYNO: `${type}.${i + 1}` },
                 port: type === 'web' ? WEB_PORT : undefined,
                 network,
                 limits: limitsFor(type, req.limits ?? record.limits),

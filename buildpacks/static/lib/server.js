@@ -10,7 +10,8 @@
 // - refuses path traversal: a `..` or `.` segment, raw or percent-encoded (%2e%2e), a NUL byte or
 //   a backslash gets 400; after symlinks are resolved the file must still be inside the root
 // - never serves dotfiles or dot-directories (so not .rack-static, .profile.d, .env, .git), nor
-//   the build files Procfile, static.json and app.json at the top of the app
+//   at the top of the app the build files Procfile, static.json and app.json, nor the repository's
+//   README, LICENSE and the like unless static.json says "repo_files": true
 // - Content-Type by extension, Content-Length, Last-Modified, ETag, 304 on a match
 const fs = require('fs');
 const http = require('http');
@@ -19,6 +20,7 @@ const path = require('path');
 const CONFIG_FILE = path.join(__dirname, 'config.json');
 const APP_DIR = path.dirname(__dirname);
 const HIDDEN_AT_APP_ROOT = new Set(['Procfile', 'static.json', 'app.json']);
+const REPO_FILE = /^(readme|license|licence|copying|notice|authors|changelog|contributing|security)([.-][^/]*)?$/i;
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -69,7 +71,7 @@ function loadConfig() {
   }
   const root = fs.realpathSync(path.resolve(APP_DIR, config.root || (fs.existsSync(path.join(APP_DIR, 'public')) ? 'public' : '.')));
   const errorPage = config.errorPage ? path.resolve(root, config.errorPage) : null;
-  return { root, appRoot: root === fs.realpathSync(APP_DIR), cleanUrls: !!config.cleanUrls, errorPage };
+  return { root, appRoot: root === fs.realpathSync(APP_DIR), cleanUrls: !!config.cleanUrls, errorPage, repoFiles: !!config.repoFiles };
 }
 
 const config = loadConfig();
@@ -124,6 +126,7 @@ function allowed(relative, isTopLevelFile) {
   const parts = relative.split(path.sep);
   if (parts.some((p) => p.startsWith('.'))) return false;
   if (config.appRoot && parts.length === 1 && isTopLevelFile && HIDDEN_AT_APP_ROOT.has(parts[0])) return false;
+  if (config.appRoot && parts.length === 1 && isTopLevelFile && !config.repoFiles && REPO_FILE.test(parts[0])) return false;
   return true;
 }
 
