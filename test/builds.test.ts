@@ -93,6 +93,13 @@ test.serial('a stdlib Python app builds with the python buildpack', async (t) =>
   t.regex(out, /Python app detected/);
   t.regex((await rack.get('b-python')).body, /hello from python/);
   t.deepEqual((await builds('b-python'))[0]!.buildpacks, ['python']);
+  // .python-version's comment and blank line are skipped; the stack's Python is 3.11.
+  t.regex(out, /\.python-version asks for 3\.11: the stack's Python 3\.11\.\d+/);
+  const dir = join(rack.work, 'b-python');
+  await commitFile(dir, '.python-version', '3.13\n', 'newer python');
+  const newer = await rack.push(dir);
+  t.is(newer.code, 0, newer.stderr);
+  t.regex(newer.stderr, /\.python-version asks for Python 3\.13, which this stack does not have: using the stack's 3\.11\.\d+/);
 });
 
 test.serial('a static site is served by the static buildpack, and its server keeps to its root', async (t) => {
