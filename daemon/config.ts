@@ -20,6 +20,8 @@ export interface RackConfig {
   domain: string;
   /** RACK_CONSOLE_HOST: the host name the router forwards to rackd itself (API, git over HTTP, console). */
   consoleHost: string;
+  /** RACK_SSH_HOST: the host name users reach rack's ssh endpoint by, shown in git remotes. */
+  sshHost: string;
   bind: string;
   adminKeysFile: string | undefined;
   /** Folder holding `buildpacks/`, `stack/`, `hooks/`, `scripts/` (the installed rack). */
@@ -153,6 +155,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
   if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(consoleHost)) {
     throw new RackError('bad_config', `RACK_CONSOLE_HOST must be a DNS name, got "${consoleHost.slice(0, 60)}"`);
   }
+  const sshHost = (env['RACK_SSH_HOST'] || domain).toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(sshHost) && !/^[0-9a-f.:]+$/.test(sshHost)) {
+    throw new RackError('bad_config', `RACK_SSH_HOST must be a DNS name or an IP address, got "${sshHost.slice(0, 60)}"`);
+  }
   const bind = env['RACK_BIND'] ?? '0.0.0.0';
   if (!/^[0-9a-fA-F.:]+$/.test(bind) && bind !== 'localhost') {
     throw new RackError('bad_config', `RACK_BIND must be an IP address, got "${bind}"`);
@@ -176,6 +182,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     consoleAcme: onOff(env, 'RACK_CONSOLE_ACME', false),
     domain,
     consoleHost,
+    sshHost,
     bind,
     adminKeysFile: keys === undefined || keys === '' ? undefined : resolve(keys),
     installDir,

@@ -29,7 +29,12 @@ test.serial('rack.localhost reaches rackd through the router; apps keep their ow
   t.is(refused.status, 401);
   t.is((JSON.parse(refused.body) as { error: { code: string } }).error.code, 'unauthorized');
   // No app may be given rack's host name.
-  t.is((await rack.ssh(['apps:create', 'shop'])).code, 0);
+  const created = await rack.ssh(['apps:create', 'shop']);
+  t.is(created.code, 0);
+  // The remote names a host a user can reach (RACK_DOMAIN unless RACK_SSH_HOST) and the real port.
+  t.regex(created.stdout, new RegExp(`git remote add rack ssh://git@localhost:${rack.sshPort}/shop\\n`));
+  const info = JSON.parse((await rack.ssh(['apps:info', '--json', '-a', 'shop'])).stdout) as { gitRemote: string };
+  t.is(info.gitRemote, `ssh://git@localhost:${rack.sshPort}/shop`);
   const steal = await rack.ssh(['domains:add', 'rack.localhost', '-a', 'shop']);
   t.not(steal.code, 0);
   t.regex(steal.stderr, /rack\.localhost is rack's own host name/);

@@ -8,6 +8,13 @@ import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
 
+
+/** The app's git remote as users write it: RACK_SSH_HOST (RACK_DOMAIN unless set) and the ssh port. */
+function gitRemote(config: { sshHost: string; sshPort: number }, app: string): string {
+  const host = config.sshHost.includes(':') ? `[${config.sshHost}]` : config.sshHost;
+  return `ssh://git@${host}:${config.sshPort}/${app}`;
+}
+
 export const appsCommands: Command[] = [
   {
     name: 'apps',
@@ -43,7 +50,7 @@ export const appsCommands: Command[] = [
       await ctx.services.supervisor.publish(name, []);
       ctx.result({ name, url: ctx.services.supervisor.url(name) });
       ctx.print(`-----> Created ${name}`);
-      ctx.print(`       git remote add rack ssh://git@HOST:${ctx.services.config.sshPort}/${name}`);
+      ctx.print(`       git remote add rack ${gitRemote(ctx.services.config, name)}`);
     },
   },
   {
@@ -90,7 +97,7 @@ export const appsCommands: Command[] = [
         createdAt: app.createdAt,
         currentRelease: app.currentRelease ? `v${app.currentRelease}` : null,
         url: ctx.services.supervisor.url(app.name),
-        gitRemote: `ssh://git@HOST:${ctx.services.config.sshPort}/${app.name}`,
+        gitRemote: gitRemote(ctx.services.config, app.name),
       };
       if (ctx.flags['json']) return ctx.printJson(info);
       for (const line of table(Object.entries(info).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);
