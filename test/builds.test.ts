@@ -189,9 +189,45 @@ test.serial('BUILDPACK_URL picks buildpacks; paths outside RACK_HOME/buildpacks 
   await rack.ssh([quote(['config:set', 'BUILDPACK_URL=ext::sh -c id', '-a', 'b-node'])]);
   const ext = await rack.ssh(['builds:create', '-a', 'b-node']);
   t.regex(ext.stdout + ext.stderr, /not a buildpack name, path or git URL/);
-  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=nodejs', '-a', 'b-node'])]);
+  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=heroku/ruby', '-a', 'b-node'])]);
+  const ruby = await rack.ssh(['builds:create', '-a', 'b-node']);
+  t.regex(ruby.stdout + ruby.stderr, /heroku\/ruby: rack has no built-in ruby buildpack \(built in: nodejs, procfile, python, static\); give the buildpack's git URL instead/);
+  // Heroku's name for a buildpack rack has built in is that buildpack.
+  await rack.ssh([quote(['config:set', 'BUILDPACK_URL=heroku/nodejs', '-a', 'b-node'])]);
   const ok = await rack.ssh(['builds:create', '-a', 'b-node']);
   t.is(ok.code, 0, ok.stderr);
+  t.regex(ok.stdout, /Buildpacks from the BUILDPACK_URL config var/);
+  t.regex(ok.stdout, /Node\.js app detected/);
+});
+
+test.serial('build failures name what the user gave and why, once', async (t) => {
+  // A buildpack given by URL that does not fit the app: its URL and its own detect output.
+  const bp = await buildpackRepo('tools-buildpack/buildpack', 'tools-2');
+  const dir = await rack.appRepo('node-hello', 'b-msgs');
+  t.is((await rack.ssh(['apps:create', 'b-msgs'])).code, 0);
+  await commitFile(dir, '.buildpacks', `file://${bp}#main\n`, 'buildpacks');
+  const set = await rack.ssh([quote(['config:set', 'BUILDPACK_URL=nodejs', '-a', 'b-msgs'])]);
+  t.is(set.code, 0, set.stderr);
+  const push = await rack.push(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /Buildpacks from \.buildpacks/);
+  t.regex(push.stderr, /\(the BUILDPACK_URL config var is set too; \.buildpacks wins\)/);
+  t.regex(push.stderr, new RegExp(`App not compatible with buildpack: file://${bp}#main`));
+  t.regex(push.stderr, /bin\/detect said: no Makefile at the app's root/);
+  t.notRegex(push.stderr, /\/rack\/custom\//, 'no internal path');
+  t.notRegex(push.stderr, /Build succeeded/);
+  t.regex(push.stderr, /build b1 failed: App not compatible with buildpack/);
+  t.notRegex(push.stderr, /keeps serving/, 'nothing served before this first deploy');
+  // Nothing any buildpack detects: said as such, not as a failed buildpack.
+  await commitFile(dir, '.buildpacks', '', 'no buildpacks');
+  await rack.ssh(['config:unset', 'BUILDPACK_URL', '-a', 'b-msgs']);
+  await exec('git', ['-C', dir, 'rm', '-q', 'package.json', 'server.js', '.buildpacks']);
+  await commitFile(dir, 'notes.txt', 'just text\n', 'not an app');
+  const none = await rack.push(dir);
+  t.not(none.code, 0);
+  t.regex(none.stderr, /build b2 failed: No default language could be detected for this app\./);
+  t.regex(none.stderr, /name buildpacks in \.buildpacks or the BUILDPACK_URL config var/);
+  t.notRegex(none.stderr, /buildpack failed|RACK_BUILDPACKS/);
 });
 
 test.serial('a build over RACK_BUILD_TIMEOUT fails cleanly and leaves no build container', async (t) => {

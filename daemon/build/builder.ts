@@ -157,7 +157,7 @@ export class Builder {
     // --no-cache: this build gets an empty cache of its own; the app's cache stays for the next one.
     const cacheDir = req.noCache ? await mkdtemp(join(paths.tmp(this.config), `nocache-${req.app}-`)) : appCache;
     await mkdir(cacheDir, { recursive: true });
-    const wanted = await this.requestedBuildpacks(req);
+    const wanted = await this.requestedBuildpacks(req, say);
     const custom = await resolveBuildpacks(wanted, {
       builtInDir: join(this.config.installDir, 'buildpacks'),
       localRoot: join(this.config.home, 'buildpacks'),
@@ -165,7 +165,10 @@ export class Builder {
     });
     try {
       const buildEnv = this.buildEnv();
-      if (custom.list !== '') buildEnv['RACK_BUILDPACKS'] = custom.list;
+      if (custom.list !== '') {
+        buildEnv['RACK_BUILDPACKS'] = custom.list;
+        buildEnv['RACK_BUILDPACK_LABELS'] = custom.labels;
+      }
       const source = archive(req.repo, req.commit, 'app/', req.objects);
       const lines = lineSplitter((line) => say.output(line));
       const run = await this.runtime.runTask({
@@ -189,7 +192,11 @@ export class Builder {
       lines.end();
       let made = false;
       try {
-        if (run.exitCode !== 0) throw new RackError('build_failed', `the buildpack failed (exit status ${run.exitCode})`);
+        if (run.exitCode !== 0) {
+          // The runner's own reason when it gave one (no buildpack detected, compile failed...).
+          const reason = (await this.runtime.readFile(run.container, '/rack-out/error'))?.toString().split('\n')[0]?.trim();
+          throw new RackError('build_failed', reason || `a buildpack failed (exit status ${run.exitCode})`);
+        }
         const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
         const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
           .split('\n')
@@ -226,11 +233,20 @@ export class Builder {
     }
   }
 
-  /** `.buildpacks` in the repo wins (as on Dokku), then the BUILDPACK_URL config var; else detection. */
-  private async requestedBuildpacks(req: BuildRequest): Promise<string[]> {
+  /**
+   * `.buildpacks` in the repo wins (as on Dokku), then the BUILDPACK_URL config var; else
+   * detection. The build output says which one chose, and when BUILDPACK_URL was passed over.
+   */
+  private async requestedBuildpacks(req: BuildRequest, say: BuildOutput): Promise<string[]> {
     const file = await showFile(req.repo, req.commit, '.buildpacks', req.objects);
-    if (file !== undefined) return parseBuildpackList(file);
-    return parseBuildpackList(req.config['BUILDPACK_URL'] ?? '');
+    const fromConfig = parseBuildpackList(req.config['BUILDPACK_URL'] ?? '');
+    if (file !== undefined) {
+      say.header('Buildpacks from .buildpacks');
+      if (fromConfig.length > 0) say.detail('(the BUILDPACK_URL config var is set too; .buildpacks wins)');
+      return parseBuildpackList(file);
+    }
+    if (fromConfig.length > 0) say.header('Buildpacks from the BUILDPACK_URL config var');
+    return fromConfig;
   }
 
   private confinement(): Confinement {

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -27,6 +28,8 @@ const gitProtocols = (local: boolean) => [
 export interface BuildpackSet {
   /** The value the build runner takes as RACK_BUILDPACKS: built-in names and mount points. */
   list: string;
+  /** Beside `list` (RACK_BUILDPACK_LABELS): each as the user wrote it, credentials dropped. */
+  labels: string;
   binds: string[];
   cleanup(): Promise<void>;
 }
@@ -51,14 +54,16 @@ export async function resolveBuildpacks(
 ): Promise<BuildpackSet> {
   if (entries.length > MAX_BUILDPACKS) throw new RackError('build_failed', `at most ${MAX_BUILDPACKS} buildpacks`);
   const names: string[] = [];
+  const labels = entries.map(displayName);
   const binds: string[] = [];
   let temp: string | undefined;
   const cleanup = async () => {
     if (temp) await rm(temp, { recursive: true, force: true });
   };
   try {
-    for (const [i, entry] of entries.entries()) {
+    for (const [i, given] of entries.entries()) {
       const mount = `/rack/custom/${i}`;
+      const entry = builtInAlias(given, opts.builtInDir);
       if (BUILT_IN.test(entry)) {
         if (!(await isDir(join(opts.builtInDir, entry)))) throw new RackError('build_failed', `no built-in buildpack named "${entry}"`);
         names.push(entry);
@@ -83,11 +88,28 @@ export async function resolveBuildpacks(
         throw new RackError('build_failed', `not a buildpack name, path or git URL: "${entry.slice(0, 80)}"`);
       }
     }
-    return { list: names.join(','), binds, cleanup };
+    return { list: names.join(','), labels: labels.join(','), binds, cleanup };
   } catch (err) {
     await cleanup();
     throw err;
   }
+}
+
+/**
+ * `heroku/nodejs` (Heroku's name, as app.json and Procfile-era docs give it) is the built-in
+ * `nodejs`; `heroku/ruby` and other names rack does not carry are refused with what it has.
+ */
+function builtInAlias(entry: string, builtInDir: string): string {
+  const m = /^heroku\/([a-z0-9][a-z0-9-]*)$/.exec(entry);
+  if (m === null) return entry;
+  if (existsSync(join(builtInDir, m[1]!))) return m[1]!;
+  const have = readdirSync(builtInDir).filter((n) => BUILT_IN.test(n)).sort().join(', ');
+  throw new RackError('build_failed', `${entry}: rack has no built-in ${m[1]} buildpack (built in: ${have}); give the buildpack's git URL instead`);
+}
+
+/** An entry for messages: a URL without user or password (a token in it is a secret). */
+function displayName(entry: string): string {
+  return entry.replace(/^([a-z]+:\/\/)[^@/]*@/i, '$1').replace(/,/g, '%2C');
 }
 
 async function isDir(path: string): Promise<boolean> {
