@@ -75,6 +75,33 @@ test.serial('engines.node picks the node that builds and runs the app (18 and 22
   t.regex((await rack.get(app)).body, /^run v22\./, 'the release before keeps serving');
 });
 
+for (const [fixture, label, by] of [
+  ['node-yarn', 'yarn \\(classic\\)', 'its lockfile'],
+  ['node-berry', 'yarn \\(berry\\)', 'packageManager'],
+  ['node-pnpm', 'pnpm', 'its lockfile'],
+] as const) {
+  test.serial(`${fixture}: the package manager its lockfile or packageManager names installs it, with its cache kept`, async (t) => {
+    const app = `b-${fixture}`;
+    const out = await deploy(t, fixture, app);
+    t.regex(out, new RegExp(`${label} \\d+\\.\\d+\\.\\d+ \\(chosen by ${by}\\)`));
+    t.regex(out, new RegExp(`Installing dependencies \\(${label}\\)`));
+    t.notRegex(out, /npm ci|npm install/);
+    t.is((await rack.get(app)).body, 'ms(2h) = 7200000\n');
+    // A rebuild uses the package manager kept in the build cache.
+    const again = await rack.ssh(['builds:create', '--deploy', '-a', app]);
+    t.is(again.code, 0, again.stderr);
+    t.is((await rack.get(app)).body, 'ms(2h) = 7200000\n');
+  });
+}
+
+test.serial('two package managers\' lockfiles are refused with a line saying which to keep', async (t) => {
+  const dir = await rack.appRepo('node-yarn', 'b-twolocks');
+  await commitFile(dir, 'package-lock.json', '{"lockfileVersion": 3, "packages": {}}\n', 'npm too');
+  const push = await rack.push(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /Two package managers' lockfiles: package-lock\.json yarn\.lock\. Keep the one of the manager you use/);
+});
+
 test.serial("Heroku's build hooks run in order and cacheDirectories survive between builds", async (t) => {
   const app = 'b-hooks';
   const out = await deploy(t, 'node-hooks', app);

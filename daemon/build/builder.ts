@@ -43,6 +43,13 @@ interface BuildOutput extends UserOutput {
 type BuildResult = Pick<BuildRecord, 'image' | 'builder' | 'buildpacks' | 'processTypes'>;
 
 const CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Failures whose line the build runner already printed in the build output. */
+const SHOWN = new WeakSet<Error>();
+const shownAlready = (err: RackError): RackError => {
+  SHOWN.add(err);
+  return err;
+};
 const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'https_proxy', 'no_proxy'];
 
 /**
@@ -103,7 +110,7 @@ export class Builder {
       return build;
     } catch (err) {
       const error = RackError.from(err);
-      say.error(error.message);
+      if (!SHOWN.has(error)) say.error(error.message);
       await finish({ status: 'failed', error: error.message });
       this.log.warn({ app: req.app, build: build.id, err: error.message }, 'build failed');
       throw new RackError('build_failed', `build b${build.id} failed: ${error.message}`, { cause: err });
@@ -195,7 +202,8 @@ export class Builder {
         if (run.exitCode !== 0) {
           // The runner's own reason when it gave one (no buildpack detected, compile failed...).
           const reason = (await this.runtime.readFile(run.container, '/rack-out/error'))?.toString().split('\n')[0]?.trim();
-          throw new RackError('build_failed', reason || `a buildpack failed (exit status ${run.exitCode})`);
+          if (!reason) throw new RackError('build_failed', `a buildpack failed (exit status ${run.exitCode})`);
+          throw shownAlready(new RackError('build_failed', reason));
         }
         const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
         const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
