@@ -102,6 +102,12 @@ test.serial('two package managers\' lockfiles are refused with a line saying whi
   t.regex(push.stderr, /Two package managers' lockfiles: package-lock\.json yarn\.lock\. Keep the one of the manager you use/);
 });
 
+test.serial('a long silent build step still shows a line every 30 s', async (t) => {
+  const out = await deploy(t, 'node-slow-build', 'b-slow-build');
+  t.regex(out, /Running build \(npm run build\)[\s\S]*\.\.\. build: 3\d s so far/);
+  t.is((await rack.get('b-slow-build')).status, 200);
+});
+
 test.serial("Heroku's build hooks run in order and cacheDirectories survive between builds", async (t) => {
   const app = 'b-hooks';
   const out = await deploy(t, 'node-hooks', app);
