@@ -208,6 +208,16 @@ printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 755 "$ROOT/usr/sbin/policy-rc.d"
 quietly in_root apt-get update -q
 quietly in_root apt-get install "${APT_OPTS[@]}" "${BUILD_PACKAGES[@]}"
+# Native npm modules build against node's headers; node-gyp would download them, which a build
+# cannot. The host's node came with its headers (Debian's nodejs keeps them in /usr/include/node).
+if [[ "$node_source" == host ]]; then
+  host_prefix="$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")"
+  if [[ -f "$host_prefix/include/node/node.h" ]]; then
+    mkdir -p "$ROOT/usr/local/include"
+    cp -a "$host_prefix/include/node" "$ROOT/usr/local/include/node"
+    echo "       node's headers for native modules in /usr/local/include/node"
+  fi
+fi
 echo "       $(in_root git --version), $(in_root gcc --version | head -n 1), $(in_root jq --version)"
 clean_root
 import_root "$IMAGE"

@@ -108,6 +108,12 @@ test.serial('a long silent build step still shows a line every 30 s', async (t) 
   t.is((await rack.get('b-slow-build')).status, 200);
 });
 
+test.serial('a native npm module (C, node-gyp) builds against the stack node and loads at run time', async (t) => {
+  const out = await deploy(t, 'node-native', 'b-native');
+  t.regex(out, /Installing dependencies/);
+  t.is((await rack.get('b-native')).body, 'hello from a native module\n');
+});
+
 test.serial("Heroku's build hooks run in order and cacheDirectories survive between builds", async (t) => {
   const app = 'b-hooks';
   const out = await deploy(t, 'node-hooks', app);
@@ -148,6 +154,13 @@ test.serial('a static site is served by the static buildpack, and its server kee
     const r = await exec('curl', ['-s', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: b-static.localhost', `http://127.0.0.1:${rack.httpPort}${path}`]);
     t.regex(r.stdout, /^4\d\d$/, path);
   }
+});
+
+test.serial('a static site with public/ serves that folder only', async (t) => {
+  await deploy(t, 'static-public', 'b-public');
+  t.regex((await rack.get('b-public')).body, /hello from public\//);
+  t.is((await rack.get('b-public', '/site.css')).status, 200);
+  for (const outside of ['/notes.txt', '/README.md', '/public/index.html']) t.is((await rack.get('b-public', outside)).status, 404, outside);
 });
 
 test.serial('a repo with only a Procfile builds with the procfile buildpack', async (t) => {
