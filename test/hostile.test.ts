@@ -25,6 +25,8 @@ test.after.always(async () => {
 const instance = async () => (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
 
 async function snapshot() {
+  // Old processes of the set-up's last rollout may still be draining; wait until they are gone.
+  await rack.drained(app);
   const ask = async (args: string[]) => (await rack.ssh(args)).stdout;
   return {
     apps: await ask(['apps', '--json']),
