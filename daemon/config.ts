@@ -145,18 +145,21 @@ export function parseDockerBases(raw: string | undefined): string[] {
 export const IMAGE_REF =
   /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\.[a-z0-9-]+)*(?::\d{1,5})?\/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
 
+/** A lower-case DNS name: dot-separated labels of letters, digits and inner hyphens. */
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
+
 export function loadConfig(env: Env, installDir: string): RackConfig {
   const home = env['RACK_HOME'] && env['RACK_HOME'] !== '' ? env['RACK_HOME'] : join(homedir(), '.rack');
   const domain = (env['RACK_DOMAIN'] ?? 'localhost').toLowerCase();
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain)) {
+  if (!DNS_NAME.test(domain)) {
     throw new RackError('bad_config', `RACK_DOMAIN must be a DNS name, got "${domain}"`);
   }
   const consoleHost = (env['RACK_CONSOLE_HOST'] || `rack.${domain}`).toLowerCase();
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(consoleHost)) {
+  if (!DNS_NAME.test(consoleHost)) {
     throw new RackError('bad_config', `RACK_CONSOLE_HOST must be a DNS name, got "${consoleHost.slice(0, 60)}"`);
   }
   const sshHost = (env['RACK_SSH_HOST'] || domain).toLowerCase();
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(sshHost) && !/^[0-9a-f.:]+$/.test(sshHost)) {
+  if (!DNS_NAME.test(sshHost) && !/^[0-9a-f.:]+$/.test(sshHost)) {
     throw new RackError('bad_config', `RACK_SSH_HOST must be a DNS name or an IP address, got "${sshHost.slice(0, 60)}"`);
   }
   const bind = env['RACK_BIND'] ?? '0.0.0.0';

@@ -103,7 +103,14 @@ test.serial('two package managers\' lockfiles are refused with a line saying whi
 });
 
 test.serial('a long silent build step still shows a line every 30 s', async (t) => {
-  const out = await deploy(t, 'node-slow-build', 'b-slow-build');
+  // node-hello with a build script that prints nothing for 35 s.
+  const dir = await rack.appRepo('node-hello', 'b-slow-build');
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  pkg.scripts['build'] = 'node -e "setTimeout(() => {}, 35000)"';
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'a slow build');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  const out = push.stderr;
   t.regex(out, /Running build \(npm run build\)[\s\S]*\.\.\. build: 3\d s so far/);
   t.is((await rack.get('b-slow-build')).status, 200);
 });

@@ -199,14 +199,16 @@ export class Builder {
       lines.end();
       let made = false;
       try {
+        // What the runner left in /rack-out (its contract in stack/build), read in one call.
+        const out = await this.runtime.readFiles(run.container, '/rack-out');
         if (run.exitCode !== 0) {
           // The runner's own reason when it gave one (no buildpack detected, compile failed...).
-          const reason = (await this.runtime.readFile(run.container, '/rack-out/error'))?.toString().split('\n')[0]?.trim();
+          const reason = out.get('error')?.toString().split('\n')[0]?.trim();
           if (!reason) throw new RackError('build_failed', `a buildpack failed (exit status ${run.exitCode})`);
           throw shownAlready(new RackError('build_failed', reason));
         }
-        const releaseYaml = (await this.runtime.readFile(run.container, '/rack-out/release.yml'))?.toString() ?? '';
-        const buildpacks = ((await this.runtime.readFile(run.container, '/rack-out/buildpacks'))?.toString() ?? '')
+        const releaseYaml = out.get('release.yml')?.toString() ?? '';
+        const buildpacks = (out.get('buildpacks')?.toString() ?? '')
           .split('\n')
           .filter((l) => l !== '');
         const processTypes = { ...defaultProcessTypes(releaseYaml), ...procfile };

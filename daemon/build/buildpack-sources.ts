@@ -1,6 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
@@ -63,7 +62,7 @@ export async function resolveBuildpacks(
   try {
     for (const [i, given] of entries.entries()) {
       const mount = `/rack/custom/${i}`;
-      const entry = builtInAlias(given, opts.builtInDir);
+      const entry = await builtInAlias(given, opts.builtInDir);
       if (BUILT_IN.test(entry)) {
         if (!(await isDir(join(opts.builtInDir, entry)))) throw new RackError('build_failed', `no built-in buildpack named "${entry}"`);
         names.push(entry);
@@ -99,11 +98,11 @@ export async function resolveBuildpacks(
  * `heroku/nodejs` (Heroku's name, as app.json and Procfile-era docs give it) is the built-in
  * `nodejs`; `heroku/ruby` and other names rack does not carry are refused with what it has.
  */
-function builtInAlias(entry: string, builtInDir: string): string {
+async function builtInAlias(entry: string, builtInDir: string): Promise<string> {
   const m = /^heroku\/([a-z0-9][a-z0-9-]*)$/.exec(entry);
   if (m === null) return entry;
-  if (existsSync(join(builtInDir, m[1]!))) return m[1]!;
-  const have = readdirSync(builtInDir).filter((n) => BUILT_IN.test(n)).sort().join(', ');
+  if (await isDir(join(builtInDir, m[1]!))) return m[1]!;
+  const have = (await readdir(builtInDir)).filter((n) => BUILT_IN.test(n)).sort().join(', ');
   throw new RackError('build_failed', `${entry}: rack has no built-in ${m[1]} buildpack (built in: ${have}); give the buildpack's git URL instead`);
 }
 

@@ -8,7 +8,6 @@ import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
 
-
 /** The app's git remote as users write it: RACK_SSH_HOST (RACK_DOMAIN unless set) and the ssh port. */
 function gitRemote(config: { sshHost: string; sshPort: number }, app: string): string {
   const host = config.sshHost.includes(':') ? `[${config.sshHost}]` : config.sshHost;

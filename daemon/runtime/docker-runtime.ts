@@ -88,7 +88,7 @@ export class DockerRuntime {
   runTask: DockerTasks['runTask'] = (spec) => this.tasks.runTask(spec);
   runInteractive: DockerTasks['runInteractive'] = (spec) => this.tasks.runInteractive(spec);
   buildImage: DockerTasks['buildImage'] = (spec) => this.tasks.buildImage(spec);
-  readFile: DockerTasks['readFile'] = (id, path) => this.tasks.readFile(id, path);
+  readFiles: DockerTasks['readFiles'] = (id, dir) => this.tasks.readFiles(id, dir);
   commitOnto: DockerTasks['commitOnto'] = (...args) => this.tasks.commitOnto(...args);
 
   removeContainer = (id: string) => removeContainer(this.calls, id);

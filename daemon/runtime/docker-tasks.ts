@@ -256,28 +256,33 @@ export class DockerTasks {
     }
   }
 
-  /** One small file out of a container, or undefined when it is not there. */
-  async readFile(containerId: string, path: string): Promise<Buffer | undefined> {
+  /**
+   * The small files of one folder of a container, by name (subfolders left out), in one archive
+   * call; empty when the folder is not there.
+   */
+  async readFiles(containerId: string, dir: string): Promise<Map<string, Buffer>> {
+    const files = new Map<string, Buffer>();
     let archive: NodeJS.ReadableStream;
     try {
-      archive = await this.docker.getContainer(containerId).getArchive({ path });
+      archive = await this.docker.getContainer(containerId).getArchive({ path: dir });
     } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      if ((err as { statusCode?: number }).statusCode === 404) return files;
       throw err;
     }
     return new Promise((resolve, reject) => {
       const ex = extract();
-      let found: Buffer | undefined;
       ex.on('entry', (header, body, next) => {
         const chunks: Buffer[] = [];
         body.on('data', (c: unknown) => chunks.push(c as Buffer));
         body.on('end', () => {
-          if (header.type === 'file' && found === undefined) found = Buffer.concat(chunks);
+          // Entries are named `DIR/NAME`; only the folder's own files count.
+          const parts = header.name.split('/').filter((p) => p !== '');
+          if (header.type === 'file' && parts.length === 2) files.set(parts[1]!, Buffer.concat(chunks));
           next();
         });
         body.resume();
       });
-      ex.on('finish', () => resolve(found));
+      ex.on('finish', () => resolve(files));
       ex.on('error', reject);
       archive.on('error', reject);
       archive.pipe(ex);

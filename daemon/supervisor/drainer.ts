@@ -16,7 +16,8 @@ const STOP_GRACE_SECONDS = 30;
  * removes them with every other leftover.
  */
 export class Drainer {
-  readonly #draining = new Map<string, Promise<void>>();
+  /** Container IDs being drained now. */
+  readonly #draining = new Set<string>();
 
   constructor(
     private readonly runtime: DockerRuntime,
@@ -29,18 +30,13 @@ export class Drainer {
   drain(processes: readonly ProcessInfo[]): void {
     for (const p of processes) {
       if (this.#draining.has(p.id)) continue;
-      const done = this.#drainOne(p).finally(() => this.#draining.delete(p.id));
-      this.#draining.set(p.id, done);
+      this.#draining.add(p.id);
+      void this.#drainOne(p).finally(() => this.#draining.delete(p.id));
     }
   }
 
   isDraining(id: string): boolean {
     return this.#draining.has(id);
-  }
-
-  /** Resolves once every drain under way now has ended (tests and benchmarks wait on it). */
-  async settled(): Promise<void> {
-    await Promise.all([...this.#draining.values()]);
   }
 
   async #drainOne(p: ProcessInfo): Promise<void> {

@@ -285,11 +285,6 @@ export class Supervisor {
     return this.drainer.isDraining(id);
   }
 
-  /** Resolves once the drains under way now have ended. */
-  drainsSettled(): Promise<void> {
-    return this.drainer.settled();
-  }
-
   /**
    * At start: find what already runs by its labels and keep exactly the processes that were
    * checked and switched to (recorded by instance, not by release number); route to them first,
