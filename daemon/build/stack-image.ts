@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
-import { lineSplitter } from '../line-splitter.js';
+import { runScript } from '../run-script.js';
 
 /** What builds run in: buildpacks' tools, compilers, -dev libraries. */
 export const STACK_IMAGE = 'rack/stack:latest';
@@ -14,17 +13,6 @@ export const STACK_RUN_IMAGE = 'rack/stack-run:latest';
 export async function ensureStackImage(runtime: DockerRuntime, installDir: string, log: Logger): Promise<void> {
   if ((await runtime.imageExists(STACK_IMAGE)) && (await runtime.imageExists(STACK_RUN_IMAGE))) return;
   log.info({ images: [STACK_IMAGE, STACK_RUN_IMAGE] }, 'stack images missing: building them (takes a few minutes)');
-  const script = join(installDir, 'scripts', 'make-stack.sh');
-  await new Promise<void>((resolve, reject) => {
-    const child = spawn('bash', [script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const lines = lineSplitter((line) => log.info({ stack: line }));
-    child.stdout.on('data', (c: Buffer) => lines.push(c));
-    child.stderr.on('data', (c: Buffer) => lines.push(c));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      lines.end();
-      if (code === 0) resolve();
-      else reject(new RackError('stack_failed', `scripts/make-stack.sh failed with status ${code}`));
-    });
-  });
+  const code = await runScript(join(installDir, 'scripts', 'make-stack.sh'), [], (line) => log.info({ stack: line }));
+  if (code !== 0) throw new RackError('stack_failed', `scripts/make-stack.sh failed with status ${code}`);
 }
