@@ -50,6 +50,12 @@ export interface RackConfig {
   buildConcurrency: number;
   /** After this long a build moves to the long-build slots, freeing its slot (RACK_BUILD_LONG_AFTER). */
   buildLongAfterMs: number;
+  /** RACK_BACKUP_DIR: where add-on backups are kept (default RACK_HOME/backups). */
+  backupDir: string;
+  /** RACK_BACKUP_INTERVAL: seconds between an add-on's scheduled backups (default a day). */
+  backupIntervalMs: number;
+  /** RACK_BACKUP_KEEP: scheduled backups kept per add-on (the rest are the user's to remove). */
+  backupKeep: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -202,6 +208,9 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
     buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),
     buildLongAfterMs: positiveInt(env, 'RACK_BUILD_LONG_AFTER', 20) * 1000,
+    backupDir: env['RACK_BACKUP_DIR'] ? resolve(env['RACK_BACKUP_DIR']) : join(isAbsolute(home) ? home : resolve(home), 'backups'),
+    backupIntervalMs: positiveInt(env, 'RACK_BACKUP_INTERVAL', 24 * 3600) * 1000,
+    backupKeep: positiveInt(env, 'RACK_BACKUP_KEEP', 7),
   };
 }
 

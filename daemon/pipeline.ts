@@ -5,13 +5,14 @@ import type { PushLock } from './git/push-lock.js';
 import { headCommit, type GitObjectEnv } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
+import { assertAddonKeysKept, rebaseAttachments, sameAttachments } from './release/attachments.js';
 import { diffConfig, isEmptyDiff, type ConfigVars } from './release/config-vars.js';
 import { resolveFormation, totalProcesses } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
-import type { BuildRecord, ReleaseRecord } from './store/records.js';
+import type { Attachment, BuildRecord, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -30,7 +31,13 @@ export interface ConfigChange {
   app: string;
   keyName: string;
   description: string;
-  apply: (config: ConfigVars) => ConfigVars;
+  /** The new config from the current one (and the add-ons attached now); throws to refuse the change. */
+  apply: (config: ConfigVars, attached: Attachment[]) => ConfigVars;
+  /**
+   * Present on add-on attach and detach, the one change allowed to touch add-on keys: the new
+   * list of attachments (it may throw, inside the app's lock, to refuse the change).
+   */
+  attachments?: (current: Attachment[]) => Attachment[];
   deploy: boolean;
 }
 
@@ -63,12 +70,14 @@ export class Pipeline {
     const timings = new PhaseTimings(req.receivedAt);
     if (req.receivedAt !== undefined) timings.add('receive', Date.now() - req.receivedAt);
     return this.lock.run(req.app, async () => {
-      const config = await this.currentConfig(req.app);
+      const base = await this.baseRelease(req.app);
+      const config = await this.currentConfig(req.app, base);
       const build = await timings.time('build', () => this.builder.build({ ...req, config, createdBy: req.keyName }, out));
       // A client gone during the build gets nothing released: nothing is left to undo. Once the
       // rollout starts, git is left to finish the push without it (GitService).
       if (interrupted?.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was released');
-      return this.releaseBuild(req.app, build, config, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out, timings, beforeRollout);
+      const addons = await this.currentAttachments(req.app, base);
+      return this.releaseBuild(req.app, build, { config, addons }, `Deploy ${req.commit.slice(0, 7)}`, req.keyName, out, timings, beforeRollout);
     });
   }
 
@@ -86,9 +95,11 @@ export class Pipeline {
           const commit = await headCommit(req.repo, branch);
           if (!commit) throw new RackError('no_such_build', `${req.app} has no pushed commit yet: git push rack ${branch} first`);
           const timings = new PhaseTimings();
-          const config = await this.currentConfig(req.app);
+          const base = await this.baseRelease(req.app);
+          const config = await this.currentConfig(req.app, base);
           const build = await timings.time('build', () => this.builder.build({ ...req, commit, objects: {}, config, createdBy: req.keyName }, out));
-          if (req.deploy) await this.releaseBuild(req.app, build, config, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
+          const addons = await this.currentAttachments(req.app, base);
+          if (req.deploy) await this.releaseBuild(req.app, build, { config, addons }, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
           return build;
         }),
       () => out.header(`Waiting for another push to ${req.app} to finish`),
@@ -115,7 +126,7 @@ export class Pipeline {
         throw new RackError('no_such_build', `the image of v${target.version} (${target.image}) was pruned; cannot roll back`);
       }
       const release = await this.newRelease(app.name, target, {
-        config: target.config,
+        ...(await this.withAttachmentsNow(app.name, target)),
         description: `Rollback to v${target.version}: the push of ${req.commit.slice(0, 7)} never reached ${req.branch}`,
         createdBy: 'rack',
       });
@@ -127,7 +138,7 @@ export class Pipeline {
   private async releaseBuild(
     app: string,
     build: BuildRecord,
-    config: ConfigVars,
+    settings: { config: ConfigVars; addons: Attachment[] },
     description: string,
     keyName: string,
     out: UserOutput,
@@ -137,7 +148,7 @@ export class Pipeline {
     const release = await this.newRelease(
       app,
       { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, processTypes: build.processTypes },
-      { config, description, createdBy: keyName },
+      { ...settings, description, createdBy: keyName },
     );
     try {
       await beforeRollout?.(release);
@@ -156,16 +167,20 @@ export class Pipeline {
     return this.lock.run(change.app, async () => {
       const latest = await this.baseRelease(change.app);
       const before = await this.currentConfig(change.app, latest);
-      const after = change.apply({ ...before });
-      if (isEmptyDiff(diffConfig(before, after))) {
+      const attached = await this.currentAttachments(change.app, latest);
+      const after = change.apply({ ...before }, attached);
+      const addons = change.attachments ? change.attachments(attached) : attached;
+      if (!change.attachments) assertAddonKeysKept(before, after, attached);
+      if (isEmptyDiff(diffConfig(before, after)) && sameAttachments(attached, addons)) {
         throw new RackError('bad_argument', 'nothing changed: the config already has those values');
       }
       if (!latest) {
-        await this.store.setAppConfig(change.app, after);
+        await this.store.setAppConfig(change.app, after, addons);
         return null;
       }
       const release = await this.newRelease(change.app, latest, {
         config: after,
+        addons,
         description: change.description,
         createdBy: change.keyName,
       });
@@ -192,8 +207,13 @@ export class Pipeline {
           `the image of v${target.version} (${target.image}) was pruned; push the commit again to rebuild it`,
         );
       }
+      const settings = await this.withAttachmentsNow(app.name, target);
+      if (!sameAttachments(target.addons, settings.addons)) {
+        const now = settings.addons.map((a) => `${a.addon} as ${a.alias}`).join(', ') || 'none';
+        out.detail(`add-ons stay as attached now (${now}), not as in v${target.version}`);
+      }
       const release = await this.newRelease(app.name, target, {
-        config: target.config,
+        ...settings,
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
       });
@@ -349,7 +369,7 @@ export class Pipeline {
   private async newRelease(
     app: string,
     base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes'>,
-    fields: Pick<ReleaseRecord, 'config' | 'description' | 'createdBy'>,
+    fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
       build: base.build,
@@ -368,6 +388,21 @@ export class Pipeline {
    */
   baseRelease(app: string): Promise<ReleaseRecord | undefined> {
     return this.store.latestRelease(app, (r) => r.status !== 'failed');
+  }
+
+  /** The add-ons attached now: the base release's; before any release, those kept on the app record. */
+  async currentAttachments(app: string, base?: ReleaseRecord): Promise<Attachment[]> {
+    base ??= await this.baseRelease(app);
+    if (base) return [...(base.addons ?? [])];
+    return [...((await this.store.getApp(app))?.addons ?? [])];
+  }
+
+  /** A rollback's or promotion's settings: `target`'s config with the add-ons attached now (release/attachments.ts). */
+  private async withAttachmentsNow(app: string, target: ReleaseRecord): Promise<{ config: ConfigVars; addons: Attachment[] }> {
+    const base = await this.baseRelease(app);
+    const addons = await this.currentAttachments(app, base);
+    const config = rebaseAttachments(target, { config: await this.currentConfig(app, base), addons });
+    return { config, addons };
   }
 
   /** The app's config now: the base release's; before any release, the config kept on the app record. */

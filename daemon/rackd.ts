@@ -10,6 +10,9 @@ import { TokenAuth } from './http/token-auth.js';
 import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
 import { ensureStackImage } from './build/stack-image.js';
+import { AddonBackups } from './addons/addon-backups.js';
+import { AddonImages } from './addons/addon-images.js';
+import { Addons } from './addons/addons.js';
 import { runCommand } from './commands/command-runner.js';
 import type { Services } from './commands/command.js';
 import { tokenize } from './commands/command-line.js';
@@ -117,11 +120,18 @@ export class Rackd {
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
     supervisor.start();
     this.stops.push(async () => supervisor.stop());
-    await supervisor.adopt();
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
     const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, this.pushLock, log.child({ mod: 'deploy' }));
+    // Add-ons first: adoption removes the networks of apps that are gone, which an add-on may still be on.
+    const addons = new Addons(store, runtime, pipeline, new AddonImages(runtime, config.installDir, log.child({ mod: 'addons' })), log.child({ mod: 'addons' }));
+    await addons.reconcile();
+    await supervisor.adopt();
+    const backups = new AddonBackups(store, runtime, addons, { dir: config.backupDir, intervalMs: config.backupIntervalMs, keep: config.backupKeep }, log.child({ mod: 'addons' }));
+    backups.start();
+    this.stops.push(async () => backups.stop());
+    this.stops.push(() => addons.lock.idle());
     this.stops.push(() => this.lock.idle());
     this.stops.push(() => this.pushLock.idle());
 
@@ -169,6 +179,8 @@ export class Rackd {
       audit,
       certs,
       autoCerts,
+      addons,
+      backups,
       version: await version(config),
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
@@ -226,10 +238,13 @@ export class Rackd {
       const argv = tokenize(req.command);
       if (isGitCommand(argv)) return await git.serve(req, argv);
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
+      const abort = new AbortController();
+      void closed.then(() => abort.abort());
       await runCommand(services, req, argv, {
         stdout: (text) => channel.write(text),
         readInput: (max) => readChannel(channel, max),
         closed,
+        session: { stdin: channel, stdout: channel, stderr: channel.stderr, pty: req.pty, abort: abort.signal },
       });
       return 0;
     } catch (err) {

@@ -143,6 +143,45 @@ export const ROUTES: ApiRoute[] = [
     method: 'DELETE', path: '/apps/{app}/domains/{host}', command: 'domains:remove', summary: 'Stop serving the app on a host name', mode: 'json',
     response: S.object({ host: S.text }, ['host']), words: ({ params }) => ({ args: [params['host']!], flags: {} }),
   },
+  // add-ons (export, import and connect stream bytes or a terminal: ssh only)
+  { method: 'GET', path: '/addons', command: 'addons', summary: "The add-ons of the token's apps", response: S.list(S.addon), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/addons', command: 'addons:create', summary: 'Make a Postgres or Redis for the app and attach it (a release)', status: 201, mode: 'stream',
+    body: S.object({ type: { type: 'string', enum: ['postgres', 'redis'] }, name: S.addonName, alias: S.configKey }, ['type']),
+    response: S.object({ name: S.text, type: S.text, version: S.text }, ['name', 'type']),
+    words: ({ body }) => ({
+      args: [str(body['type'])!],
+      flags: { ...(str(body['name']) ? { as: str(body['name'])! } : {}), ...(str(body['alias']) ? { alias: str(body['alias'])! } : {}) },
+    }),
+  },
+  { method: 'GET', path: '/addons/{addon}', command: 'addons:info', summary: "An add-on's version, status, size, attachments and backups", response: S.addonInfo, mode: 'json', words: ({ params }) => ({ args: [params['addon']!], flags: {} }) },
+  {
+    method: 'POST', path: '/apps/{app}/attachments', command: 'addons:attach', summary: 'Attach an add-on to the app under an alias (a release)', status: 201, mode: 'stream',
+    body: S.object({ addon: S.addonName, alias: S.configKey }, ['addon']),
+    response: S.object({ name: S.text, app: S.text, attached: S.bool }, ['name', 'app', 'attached']),
+    words: ({ body }) => ({ args: [str(body['addon'])!], flags: str(body['alias']) ? { as: str(body['alias'])! } : {} }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/attachments/{addon}', command: 'addons:detach', summary: "Detach an add-on from the app (a release); its data stays", mode: 'stream',
+    response: S.object({ name: S.text, app: S.text, attached: S.bool }, ['name', 'app', 'attached']),
+    words: ({ params }) => ({ args: [params['addon']!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/addons/{addon}', command: 'addons:destroy', summary: 'Remove a detached add-on and its data after a final backup (?confirm=NAME)', mode: 'stream',
+    query: { confirm: S.text }, response: S.object({ name: S.text, destroyed: S.bool }, ['name', 'destroyed']),
+    words: ({ params, query }) => ({ args: [params['addon']!], flags: query.get('confirm') !== null ? { confirm: query.get('confirm')! } : {} }),
+  },
+  { method: 'GET', path: '/addons/{addon}/backups', command: 'addons:backups', summary: "An add-on's backups, newest first", response: S.list(S.backup), mode: 'json', words: ({ params }) => ({ args: [params['addon']!], flags: {} }) },
+  {
+    method: 'POST', path: '/addons/{addon}/backups', command: 'addons:backup', summary: 'Take a backup of the add-on now', status: 201, mode: 'json',
+    response: S.backup, words: ({ params }) => ({ args: [params['addon']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/addons/{addon}/restore', command: 'addons:restore', summary: "Replace the add-on's data with a backup (b3 or OTHER:b3); a backup is taken first", mode: 'stream',
+    body: S.object({ backup: { type: 'string', maxLength: 60 } }, ['backup']),
+    response: S.object({ name: S.text, restored: S.text, safety: S.text }, ['name', 'restored', 'safety']),
+    words: ({ params, body }) => ({ args: [params['addon']!, str(body['backup'])!], flags: {} }),
+  },
   // certificates
   {
     method: 'GET', path: '/apps/{app}/certs', command: 'certs', summary: "The certificates of an app's hosts: source, expiry, renewal, errors", mode: 'json',

@@ -137,6 +137,18 @@ export const auditEntry = shape(
   ['id', 'time', 'actor', 'via', 'address', 'app', 'action', 'detail', 'outcome'],
 );
 
+export const addonName: JsonSchema = { type: 'string', pattern: '^[a-z][a-z0-9]*(-[a-z0-9]+)*$', maxLength: 30 };
+const attachment = shape({ app: text, alias: text }, ['app', 'alias']);
+export const addon = shape({ name: text, type: text, version: text, attached: list(attachment) }, ['name', 'type', 'version', 'attached']);
+export const addonInfo = shape(
+  {
+    name: text, type: text, version: text, plan: text, status: text, size: { type: ['integer', 'null'] }, volume: text,
+    attached: list(attachment), createdFor: text, createdAt: time, backups: int, nextScheduledBackup: time,
+  },
+  ['name', 'type', 'version', 'status', 'attached'],
+);
+export const backup = shape({ addon: text, id: text, kind: text, bytes: int, trigger: text, createdAt: time, createdBy: text }, ['addon', 'id', 'bytes', 'createdAt']);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */

@@ -68,9 +68,13 @@ export const appsCommands: Command[] = [
       }
       await ctx.services.store.requireApp(name);
       await ctx.services.lock.run(name, async () => {
-        const { runtime, supervisor, store, config, certs } = ctx.services;
+        const { runtime, supervisor, store, config, certs, addons } = ctx.services;
         const hosts = await certs.hostsOf(name);
         await supervisor.unpublish(name);
+        // Add-ons are data: they leave the app's network and are kept, detached.
+        for (const addon of await addons.forgetApp(name)) {
+          ctx.print(`-----> Kept add-on ${addon}, now detached; addons:destroy ${addon} --confirm ${addon} removes it`);
+        }
         await runtime.removeApp(name);
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
         await rm(join(paths.cache(config), name), { recursive: true, force: true });

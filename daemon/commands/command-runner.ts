@@ -5,7 +5,7 @@ import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { appsCommands } from './apps.js';
 import { selectApp } from './app-selection.js';
-import type { AuditNote, Command, CommandContext, Flags, Services } from './command.js';
+import type { AuditNote, Command, CommandContext, CommandSession, Flags, Services } from './command.js';
 import { configCommands } from './config.js';
 import { domainsCommands } from './domains.js';
 import { historyCommands } from './history.js';
@@ -17,6 +17,7 @@ import { releaseCommands } from './releases.js';
 import { tokensCommands } from './tokens.js';
 import { auditCommands } from './audit.js';
 import { certsCommands } from './certs.js';
+import { addonsCommands } from './addons.js';
 
 const metaCommands: Command[] = [
   {
@@ -49,7 +50,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
@@ -59,6 +60,7 @@ export interface CommandIo {
   json?(value: unknown, kind: 'query' | 'result'): void;
   readInput(maxBytes: number): Promise<string>;
   closed: Promise<void>;
+  session?: CommandSession;
 }
 
 /** One command to run, its words already parsed (from an ssh command line or an API request). */
@@ -126,6 +128,7 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
     write: (text) => io.stdout(text),
     readInput: (max) => io.readInput(max),
     closed: io.closed,
+    ...(io.session ? { session: io.session } : {}),
     printJson: (value) => json(value, 'query'),
     result: (value) => json(value, 'result'),
   };

@@ -1,6 +1,9 @@
+import type { Readable, Writable } from 'node:stream';
 import type { ParseArgsConfig } from 'node:util';
 import type { AccessLevel } from '../access/access-policy.js';
 import type { Caller, Principal } from '../access/principal.js';
+import type { AddonBackups } from '../addons/addon-backups.js';
+import type { Addons } from '../addons/addons.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { AutoCertificates } from '../certs/auto-certificates.js';
 import type { Certificates } from '../certs/certificates.js';
@@ -26,7 +29,23 @@ export interface Services {
   audit: AuditLog;
   certs: Certificates;
   autoCerts: AutoCertificates;
+  addons: Addons;
+  backups: AddonBackups;
   version: string;
+}
+
+/**
+ * The client's raw streams, for the few commands that move bytes or need a terminal
+ * (addons:export, addons:import, addons:connect). Only ssh sessions have them.
+ */
+export interface CommandSession {
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  /** Terminal size when the client asked for one (`ssh -t`). */
+  pty: { cols: number; rows: number } | null;
+  /** Fires when the client goes away. */
+  abort: AbortSignal;
 }
 
 export interface CommandContext {
@@ -40,6 +59,8 @@ export interface CommandContext {
   services: Services;
   /** Resolves when the client goes away (for commands that stream until then). */
   closed: Promise<void>;
+  /** The raw streams of an ssh session; absent over HTTP and in the console. */
+  session?: CommandSession;
   /** The client's standard input, read to its end (at most `maxBytes`). */
   readInput(maxBytes: number): Promise<string>;
   print(line: string): void;

@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
-export type ContainerRole = 'build' | 'release' | 'run' | 'process';
+export type ContainerRole = 'build' | 'release' | 'run' | 'process' | 'addon';
 
 export interface OwnedContainer {
   id: string;

@@ -4,6 +4,7 @@ import { AppNetworks } from './app-networks.js';
 import { ownedContainers, removeContainer, type ContainerRole, type OwnedContainer } from './containers.js';
 import { DockerImages } from './docker-images.js';
 import { DockerProcesses, type ProcessInfo, type ProcessSpec } from './docker-processes.js';
+import { DockerServices } from './docker-services.js';
 import { DockerTasks } from './docker-tasks.js';
 import { owner, type Owner } from './owner.js';
 
@@ -19,7 +20,8 @@ const PING_TIMEOUT_MS = 10_000;
 export const DEFAULT_APP_SUBNETS = '10.213.0.0/16';
 
 /**
- * The Docker driver, composed of its parts: processes, one-off tasks, images and app networks.
+ * The Docker driver, composed of its parts: processes, one-off tasks, images, app networks and
+ * add-on services.
  * It is the only code that imports dockerode; everything above speaks in processes, builds and
  * images, so a Swarm driver can slot in behind the same methods.
  */
@@ -30,6 +32,7 @@ export class DockerRuntime {
   readonly tasks: DockerTasks;
   readonly images: DockerImages;
   readonly networks: AppNetworks;
+  readonly services: DockerServices;
 
   /**
    * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
@@ -43,6 +46,8 @@ export class DockerRuntime {
     this.tasks = new DockerTasks(streams, this.owner);
     this.images = new DockerImages(this.calls, this.owner);
     this.networks = new AppNetworks(this.calls, this.owner, subnets);
+    // Execs stream (backups), so they go through the client without the call timeout.
+    this.services = new DockerServices(streams, this.owner);
   }
 
   get instance(): string {

@@ -30,6 +30,60 @@ export interface AppRecord {
   branch?: DeployBranch;
   /** certs:auto, certs:redirect and certs:hsts; absent means all off. */
   https?: AppHttps;
+  /** Add-ons attached before the app's first release (its config carries their variables). */
+  addons?: Attachment[];
+}
+
+/**
+ * An add-on attached to an app: the variables it set in the release's config (`ALIAS_URL`, ...),
+ * named so that a rollback can tell them from the user's own.
+ */
+export interface Attachment {
+  addon: string;
+  /** The variables' prefix: DATABASE, REDIS, or what --as named. */
+  alias: string;
+  /** The config keys this attachment owns. */
+  keys: string[];
+}
+
+export type AddonKind = 'postgres' | 'redis';
+
+/** A backing service: one container on its own named volume, joined to the networks of the apps attached. */
+export interface AddonRecord {
+  name: string;
+  kind: AddonKind;
+  /** The server's version when it was made (`15.14`); the major is pinned by the image tag. */
+  version: string;
+  image: string;
+  /** The app it was created for; the one whose members may destroy it once nothing is attached. */
+  createdFor: string;
+  createdBy: string;
+  createdAt: string;
+  /** Postgres: the role and database apps use; absent for Redis. */
+  user?: string;
+  database?: string;
+  /** Random; shown only in the config of attached apps. */
+  password: string;
+  /** When the last daily backup was taken. */
+  lastDailyBackupAt?: string;
+  /** Set once addons:destroy has taken its final backup: a restarted rackd finishes the removal. */
+  destroying?: boolean;
+}
+
+export type BackupTrigger = 'manual' | 'daily' | 'before-restore' | 'before-destroy';
+
+/** A backup file in the backup folder, as `addons:backups` lists it. */
+export interface BackupRecord {
+  addon: string;
+  /** `b3`: numbered per add-on. */
+  id: string;
+  kind: AddonKind;
+  /** The file's name inside the add-on's backup folder. */
+  file: string;
+  bytes: number;
+  trigger: BackupTrigger;
+  createdAt: string;
+  createdBy: string;
 }
 
 export interface AppHttps {
@@ -121,6 +175,8 @@ export interface ReleaseRecord {
   /** Process type → instance count this release runs (web 1, other types 0 until scaled). */
   formation?: Record<string, number>;
   config: Record<string, string>;
+  /** The add-ons attached in this release; their variables are in `config`. */
+  addons?: Attachment[];
   description: string;
   createdBy: string;
   createdAt: string;

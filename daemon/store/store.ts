@@ -4,12 +4,13 @@ import type { AbstractSublevel } from 'abstract-level';
 import { Level } from 'level';
 import PQueue from 'p-queue';
 import { RackError } from '../rack-error.js';
+import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
-import type { AppHttps, AppRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { TokenStore } from './token-store.js';
 
-type Value = AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
+type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -45,6 +46,7 @@ export class Store {
   readonly tokens: TokenStore;
   readonly audit: AuditStore;
   readonly certs: CertStore;
+  readonly addons: AddonStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -60,6 +62,7 @@ export class Store {
     this.tokens = new TokenStore(this.db.sublevel<string, Value>('token', { valueEncoding: 'json' }), write);
     this.audit = new AuditStore(this.db.sublevel<string, Value>('audit', { valueEncoding: 'json' }), auditKeep, write);
     this.certs = new CertStore(this.db.sublevel<string, Value>('cert', { valueEncoding: 'json' }), write);
+    this.addons = new AddonStore(this.db.sublevel<string, Value>('addon', { valueEncoding: 'json' }), write);
   }
 
   async start(): Promise<void> {
@@ -108,10 +111,10 @@ export class Store {
   }
 
   /** Config kept on the app record until it has a first release to carry it. */
-  setAppConfig(name: string, config: Record<string, string>): Promise<void> {
+  setAppConfig(name: string, config: Record<string, string>, addons?: Attachment[]): Promise<void> {
     return this.write(async () => {
       const app = await this.requireApp(name);
-      await this.db.put(k.app(name), { ...app, config });
+      await this.db.put(k.app(name), { ...app, config, ...(addons ? { addons } : {}) });
     });
   }
 

@@ -300,10 +300,14 @@ export class Supervisor {
     }
     for (const c of await this.runtime.ownedContainers()) {
       if (c.role === 'process' && known.has(c.app)) continue;
+      // Add-ons outlive apps and restarts: only addons:destroy removes one.
+      if (c.role === 'addon') continue;
       this.log.info({ container: c.name, role: c.role }, 'removing a container left from before the restart');
       await this.runtime.removeContainer(c.id);
     }
-    for (const gone of (await this.runtime.networks.apps()).filter((a) => !known.has(a))) await this.runtime.networks.remove(gone);
+    for (const gone of (await this.runtime.networks.apps()).filter((a) => !known.has(a))) {
+      await this.runtime.networks.remove(gone).catch((err: unknown) => this.log.warn({ app: gone, err: String(err) }, 'could not remove the network of a destroyed app'));
+    }
     const running = await this.runtime.listProcesses();
     for (const app of apps) {
       try {

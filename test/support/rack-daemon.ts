@@ -150,6 +150,10 @@ export class RackDaemon {
       const networks = await exec('docker', ['network', 'ls', '-q', '--filter', `label=rack.instance=${id}`]);
       const networkIds = networks.stdout.split('\n').filter(Boolean);
       if (networkIds.length) await exec('docker', ['network', 'rm', ...networkIds]);
+      // Add-on volumes: rack removes one only on addons:destroy; a test's go with the test.
+      const volumes = await exec('docker', ['volume', 'ls', '-q', '--filter', `label=rack.instance=${id}`]);
+      const volumeNames = volumes.stdout.split('\n').filter(Boolean);
+      if (volumeNames.length) await exec('docker', ['volume', 'rm', '-f', ...volumeNames]);
     }
     await rm(dirname(this.home), { recursive: true, force: true });
   }
@@ -243,10 +247,15 @@ export class RackDaemon {
     return this.getHost(`${app}.localhost`, path);
   }
 
+  /** POST (no body) through the router with `Host: APP.localhost`. */
+  post(app: string, path: string): Promise<{ status: number; body: string }> {
+    return this.getHost(`${app}.localhost`, path, 'POST');
+  }
+
   /** GET through the router with any Host (`rack.localhost`: rackd's own pages). */
-  getHost(host: string, path = '/'): Promise<{ status: number; body: string }> {
+  getHost(host: string, path = '/', method = 'GET'): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: this.httpPort, path, headers: { host }, agent: false }, (res) => {
+      const req = request({ host: '127.0.0.1', port: this.httpPort, path, method, headers: { host }, agent: false }, (res) => {
         let body = '';
         res.on('data', (c: Buffer) => (body += c.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));

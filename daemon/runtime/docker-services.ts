@@ -1,0 +1,241 @@
+import type Docker from 'dockerode';
+import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { RackError } from '../rack-error.js';
+import { hostConfinement } from './isolation.js';
+import { LABEL } from './labels.js';
+import type { Owner } from './owner.js';
+
+/** A backing service's container (an add-on): how rack asks Docker to run it. */
+export interface ServiceSpec {
+  name: string;
+  image: string;
+  env: Record<string, string>;
+  /** The first app network it joins, reachable there as `name`. */
+  network: string;
+  /** Inside the container: answers 0 when the service takes connections. */
+  healthCommand: string[];
+}
+
+export interface ServiceState {
+  id: string;
+  running: boolean;
+  /** Docker's health status: starting, healthy, unhealthy (none before the first check). */
+  health: string;
+  /** The app networks it is on, by network name. */
+  networks: string[];
+  startedAt: string;
+  restartCount: number;
+}
+
+export interface ExecStreams {
+  stdin?: Readable;
+  /** Gets the command's stdout, with back-pressure: a slow reader slows the command. */
+  stdout: Writable;
+  stderr?: Writable;
+  /** A terminal (`ssh -t`): one raw stream, resized to the client's. */
+  tty?: { cols: number; rows: number } | null;
+  /** Ends the command's output when fired (the client went away). */
+  abort?: AbortSignal;
+}
+
+const SERVICE_MEMORY = 1024 * 1024 * 1024;
+const SERVICE_PIDS = 512;
+const ADDON_LABEL = 'rack.addon';
+
+/**
+ * The Docker driver's part for add-ons: one container per service on its own named volume. The
+ * volume is made once and removed only by `removeService` (addons:destroy): nothing else in rack
+ * removes volumes. The container runs as the image's own unprivileged user, without capabilities,
+ * restarted by Docker after a crash or a Docker restart, never published on the host; it joins
+ * exactly the networks of the apps attached to it.
+ */
+export class DockerServices {
+  constructor(
+    private readonly docker: Docker,
+    private readonly owner: Owner,
+  ) {}
+
+  private containerName(name: string): string {
+    return `rack-${this.owner.instance}-addon-${name}`;
+  }
+
+  volumeName(name: string): string {
+    return `rack-${this.owner.instance}-addon-${name}`;
+  }
+
+  /** Makes the volume (`new`) or takes the one there (`existing`, after the container was lost) and the container, and starts it. */
+  async create(spec: ServiceSpec, volume: 'new' | 'existing'): Promise<void> {
+    const labels = this.owner.labels({ [LABEL.role]: 'addon', [ADDON_LABEL]: spec.name });
+    const exists = await this.docker
+      .getVolume(this.volumeName(spec.name))
+      .inspect()
+      .then(() => true)
+      .catch((err: { statusCode?: number }) => {
+        if (err.statusCode === 404) return false;
+        throw err;
+      });
+    // A new add-on never takes over data left on the engine (its password would not match).
+    if (volume === 'new' && exists) {
+      throw new RackError('addon_exists', `a volume ${this.volumeName(spec.name)} is left from an earlier add-on; the operator may remove it with docker volume rm, or choose another name`);
+    }
+    if (!exists) await this.docker.createVolume({ Name: this.volumeName(spec.name), Labels: labels });
+    const container = await this.docker.createContainer({
+      name: this.containerName(spec.name),
+      Image: spec.image,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: labels,
+      Healthcheck: { Test: ['CMD', ...spec.healthCommand], Interval: 5e9, Timeout: 5e9, Retries: 3, StartPeriod: 120e9 },
+      HostConfig: {
+        Mounts: [{ Type: 'volume', Source: this.volumeName(spec.name), Target: '/data' }],
+        RestartPolicy: { Name: 'unless-stopped' },
+        ...hostConfinement({ memoryBytes: SERVICE_MEMORY, pids: SERVICE_PIDS, cpuShares: 1024 }),
+        LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+        NetworkMode: spec.network,
+      },
+      NetworkingConfig: { EndpointsConfig: { [spec.network]: { Aliases: [spec.name] } } },
+    });
+    await container.start();
+  }
+
+  async state(name: string): Promise<ServiceState | undefined> {
+    try {
+      const info = await this.docker.getContainer(this.containerName(name)).inspect();
+      const health = (info.State as { Health?: { Status?: string } }).Health?.Status ?? 'none';
+      return {
+        id: info.Id,
+        running: info.State.Running && !info.State.Restarting,
+        health,
+        networks: Object.keys(info.NetworkSettings.Networks ?? {}),
+        startedAt: info.State.StartedAt,
+        restartCount: info.RestartCount,
+      };
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Starts a stopped service (after `docker stop` by hand, say); a running one is left alone. */
+  async ensureRunning(name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(this.containerName(name)).start();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 304) throw err;
+    }
+  }
+
+  /** Joins an app network, reachable there by the service's name; already there is fine. */
+  async connect(name: string, network: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).connect({ Container: this.containerName(name), EndpointConfig: { Aliases: [name] } });
+    } catch (err) {
+      if (!/already exists|already attached/i.test((err as Error).message)) throw err;
+    }
+  }
+
+  async disconnect(name: string, network: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(network).disconnect({ Container: this.containerName(name), Force: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 404 && !/is not connected/i.test((err as Error).message)) throw err;
+    }
+  }
+
+  /** The container and its volume, data included. Only addons:destroy calls this. */
+  async removeService(name: string): Promise<void> {
+    try {
+      await this.docker.getContainer(this.containerName(name)).remove({ force: true });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    try {
+      await this.docker.getVolume(this.volumeName(name)).remove();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+  }
+
+  /**
+   * Runs a command inside the service (backup, restore, a client), as the image's user. Without a
+   * TTY the output is demultiplexed into stdout and stderr with back-pressure. Resolves with the
+   * exit status.
+   */
+  async exec(name: string, cmd: string[], io: ExecStreams): Promise<number> {
+    const container = this.docker.getContainer(this.containerName(name));
+    const tty = io.tty ?? null;
+    let exec: Docker.Exec;
+    try {
+      exec = await container.exec({ Cmd: cmd, AttachStdin: io.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: tty !== null });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code === 404 || code === 409) throw new RackError('addon_unavailable', `add-on ${name} is not running (addons:info ${name} tells why)`, { cause: err });
+      throw err;
+    }
+    const stream = (await exec.start({ hijack: true, stdin: io.stdin !== undefined, Tty: tty !== null })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
+    const stop = () => stream.destroy();
+    io.abort?.addEventListener('abort', stop, { once: true });
+    try {
+      if (tty) await exec.resize({ h: tty.rows, w: tty.cols }).catch(() => undefined);
+      if (io.stdin) {
+        const stdin = io.stdin;
+        stdin.on('data', (c: Buffer) => {
+          if (!stream.write(c)) {
+            stdin.pause();
+            stream.once('drain', () => stdin.resume());
+          }
+        });
+        // EOF from the client closes the command's stdin; a terminal has none (Ctrl-D is a byte).
+        if (!tty) stdin.once('end', () => stream.end());
+      }
+      const output = tty ? (stream as unknown as Readable) : (stream as unknown as Readable).pipe(new Demux(io.stderr));
+      await pipeline(output, io.stdout, { end: false }).catch((err: unknown) => {
+        if (!io.abort?.aborted) throw err;
+      });
+      const result = await exec.inspect();
+      return result.ExitCode ?? 1;
+    } finally {
+      io.abort?.removeEventListener('abort', stop);
+    }
+  }
+}
+
+/** A short command's whole stdout (a version, a size), trimmed; null when it fails. */
+export async function execOutput(services: DockerServices, name: string, cmd: string[]): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      chunks.push(chunk);
+      done();
+    },
+  });
+  const code = await services.exec(name, cmd, { stdout: sink }).catch(() => -1);
+  return code === 0 ? Buffer.concat(chunks).toString('utf8').trim() : null;
+}
+
+/**
+ * Docker's multiplexed exec stream (8-byte frame headers: stream, 0, 0, 0, size) → stdout as this
+ * stream's output, stderr frames to `stderr`. A Transform, so the reader's pace reaches Docker.
+ */
+class Demux extends Transform {
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(private readonly stderr: Writable | undefined) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+    while (buf.length >= 8) {
+      const size = buf.readUInt32BE(4);
+      if (buf.length < 8 + size) break;
+      const frame = buf.subarray(8, 8 + size);
+      if (buf[0] === 2) this.stderr?.write(frame);
+      else this.push(frame);
+      buf = buf.subarray(8 + size);
+    }
+    this.pending = buf;
+    done();
+  }
+}
