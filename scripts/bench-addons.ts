@@ -48,20 +48,23 @@ async function main(): Promise<void> {
     const fill = await timed('fill', () =>
       ssh([
         'addons:connect', 'bench-1', '--', '-qc',
-        `CREATE TABLE big AS SELECT g AS id, (SELECT string_agg(md5(random()::text || g), '') FROM generate_series(1, 32)) AS payload FROM generate_series(1, ${ROWS}) g`,
+        // Quoted for the remote side, as a user types it after ssh.
+        `"CREATE TABLE big AS SELECT g AS id, (SELECT string_agg(md5(random()::text || s || g), '') FROM generate_series(1, 32) s) AS payload FROM generate_series(1, ${ROWS}) g"`,
       ]),
     );
+    const table = (await ssh(['addons:connect', 'bench-1', '--', '-tAc', `"SELECT pg_size_pretty(pg_table_size('big'))"`])).trim();
     const info = JSON.parse(await ssh(['addons:info', 'bench-1', '--json'])) as { size: number };
-    console.log(`filled ${ROWS} rows in ${secs(fill.ms)}; data volume ${(info.size / 1e6).toFixed(0)} MB`);
+    console.log(`filled ${ROWS} rows in ${secs(fill.ms)}: table ${table}, data volume ${(info.size / 1e6).toFixed(0)} MB (WAL included)`);
 
     const backup = await timed('backup', () => ssh(['addons:backup', 'bench-1']));
     const size = /\(([\d.]+ [KMG]iB)/.exec(backup.value)?.[1] ?? '?';
     console.log(`addons:backup: ${secs(backup.ms)} (${size} file)`);
-    await ssh(['addons:connect', 'bench-1', '--', '-qc', 'DELETE FROM big WHERE id % 2 = 0']);
+    await ssh(['addons:connect', 'bench-1', '--', '-qc', "'DELETE FROM big WHERE id % 2 = 0'"]);
     const restore = await timed('restore', () => ssh(['addons:restore', 'bench-1', 'b1']));
-    const count = (await ssh(['addons:connect', 'bench-1', '--', '-tAc', 'SELECT count(*) FROM big'])).trim();
-    console.log(`addons:restore (a safety backup first, then the restore): ${secs(restore.ms)}; rows after: ${count} of ${ROWS}`);
-    console.log(`  restore alone ≈ ${secs(restore.ms - backup.ms)} (total minus one backup's time)`);
+    const count = (await ssh(['addons:connect', 'bench-1', '--', '-tAc', "'SELECT count(*) FROM big'"])).trim();
+    const safety = /as it was: b\d+ \(([^,]+), ([\d.]+) s\)/.exec(restore.value);
+    const alone = /restored in ([\d.]+) s/.exec(restore.value)?.[1];
+    console.log(`addons:restore of b1: ${secs(restore.ms)} in all; the safety backup first (${safety?.[1]} of half the rows) ${safety?.[2]} s, the restore itself ${alone} s; rows after: ${count} of ${ROWS}`);
     if (Number(count) !== ROWS) throw new Error(`the restore gave ${count} rows, not ${ROWS}`);
   } finally {
     await rack.destroy();

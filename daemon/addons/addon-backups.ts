@@ -96,10 +96,11 @@ export class AddonBackups {
       if (backup.kind !== addon.kind) {
         throw new RackError('bad_argument', `${backup.addon}:${backup.id} is a ${backup.kind} backup; ${name} is ${addon.kind}`);
       }
-      const safety = await this.backupLocked(addon, 'before-restore', createdBy);
-      out.header(`Backed up ${name} as it was: ${safety.id} (${formatBytes(safety.bytes)})`);
+      const safety = await this.safetyBackup(addon, createdBy, out);
       out.header(`Restoring ${backup.addon}:${backup.id} (${formatBytes(backup.bytes)}) into ${name}`);
+      const started = Date.now();
       await this.restoreFrom(addon, createReadStream(this.path(backup)));
+      out.detail(`restored in ${seconds(started)}`);
       return { safety };
     });
   }
@@ -115,8 +116,7 @@ export class AddonBackups {
         const what = addon.kind === 'postgres' ? 'a pg_dump custom-format dump (pg_dump -Fc)' : 'an RDB file (redis-cli --rdb)';
         throw new RackError('bad_argument', `that is not ${what}; ${name} is unchanged`);
       }
-      const safety = await this.backupLocked(addon, 'before-restore', createdBy);
-      out.header(`Backed up ${name} as it was: ${safety.id} (${formatBytes(safety.bytes)})`);
+      const safety = await this.safetyBackup(addon, createdBy, out);
       const whole = new PassThrough();
       whole.write(head);
       input.pipe(whole);
@@ -124,6 +124,14 @@ export class AddonBackups {
       await this.restoreFrom(addon, whole);
       return { safety };
     });
+  }
+
+  /** The backup a restore or an import takes first, so that it can be undone. */
+  private async safetyBackup(addon: AddonRecord, createdBy: string, out: UserOutput): Promise<BackupRecord> {
+    const started = Date.now();
+    const safety = await this.backupLocked(addon, 'before-restore', createdBy);
+    out.header(`Backed up ${addon.name} as it was: ${safety.id} (${formatBytes(safety.bytes)}, ${seconds(started)})`);
+    return safety;
   }
 
   /** `addons:export NAME > dump`: a backup streamed to the client, nothing kept. */
@@ -193,6 +201,8 @@ export class AddonBackups {
     }
   }
 }
+
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 export function formatBytes(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
