@@ -220,12 +220,15 @@ export class Builder {
         const defaults = Object.keys(processTypes).filter((t) => !(t in procfile));
         if (defaults.length > 0) say.detail(`Default types for buildpack -> ${defaults.join(', ')}`);
         // The slug (/app) and the launcher go onto the run image; the build image's tools do not.
+        // Dependencies the runner set aside go first, as a layer reused while they are unchanged.
+        const layer = /^node_modules ([0-9a-f]{64})$/.exec(out.get('layer')?.toString().trim() ?? '');
         const image = await this.runtime.commitOnto(
           run.container,
           STACK_RUN_IMAGE,
           ['/app', '/usr/local/bin/rack-launch'],
           this.runtime.imageName(req.app, build.id),
           { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
+          layer ? { from: '/rack-layers/node_modules', into: '/app', ref: this.runtime.layerImageName(req.app, layer[1]!) } : undefined,
         );
         say.header(`Built image ${image}`);
         made = true;

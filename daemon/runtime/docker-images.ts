@@ -21,8 +21,13 @@ export class DockerImages {
 
   /** Tags of the app images this rack made. */
   async list(app: string): Promise<string[]> {
+    return (await this.listWithParents(app)).map((i) => i.tag);
+  }
+
+  /** The same, with each image's ID and its parent's (an app image's parent is its dependency layer). */
+  async listWithParents(app: string): Promise<{ tag: string; id: string; parent: string }[]> {
     const images = await this.docker.listImages({ filters: { label: this.owner.filter(`${LABEL.app}=${app}`) } });
-    return images.flatMap((i) => i.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>');
+    return images.flatMap((i) => (i.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>').map((tag) => ({ tag, id: i.Id, parent: i.ParentId })));
   }
 
   /** False when the image is still used by a container (it is kept then), unless `force`. */

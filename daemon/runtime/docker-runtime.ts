@@ -62,6 +62,11 @@ export class DockerRuntime {
     return { repo: `rack/${app}`, tag: `b${build}-${this.owner.instance}` };
   }
 
+  /** `rack/APP:deps-KEY-INSTANCE`: an app's dependencies on the run image, reused while KEY holds. */
+  layerImageName(app: string, key: string): { repo: string; tag: string } {
+    return { repo: `rack/${app}`, tag: `deps-${key.slice(0, 16)}-${this.owner.instance}` };
+  }
+
   async ping(): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -80,7 +85,7 @@ export class DockerRuntime {
 
   // The methods the rest of rack calls, each handed to the part that holds it.
   imageExists = (ref: string) => this.images.exists(ref);
-  listAppImages = (app: string) => this.images.list(app);
+  listAppImages = (app: string) => this.images.listWithParents(app);
   removeImage = (ref: string, force?: boolean) => this.images.remove(ref, force);
 
   startProcess = (spec: ProcessSpec) => this.processes.start(spec);

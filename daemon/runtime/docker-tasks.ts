@@ -290,9 +290,13 @@ export class DockerTasks {
   }
 
   /**
-   * The app image of a buildpack build: `paths` of the finished build container (its /app) copied
-   * onto a fresh container of the run image, then committed. Compilers, caches and whatever else
-   * the build left outside those paths stay behind. The copy keeps owners and modes.
+   * The app image of a buildpack build: `paths` of the finished build container (its /app)
+   * copied onto a fresh container of the run image, then committed. Compilers, caches and
+   * whatever else the build left outside those paths stay behind. The copy keeps owners and modes.
+   *
+   * With a `layer` (the dependencies the runner moved aside, stack/build), the app goes on top of
+   * an image of the run image plus those dependencies, made once per key and reused while the key
+   * holds: a rebuild with unchanged node_modules copies only the app's own files.
    */
   async commitOnto(
     buildContainerId: string,
@@ -300,13 +304,31 @@ export class DockerTasks {
     paths: readonly string[],
     ref: { repo: string; tag: string },
     labels: Record<string, string>,
+    layer?: { from: string; into: string; ref: { repo: string; tag: string } },
+  ): Promise<string> {
+    let base = runImage;
+    if (layer) {
+      base = `${layer.ref.repo}:${layer.ref.tag}`;
+      if (!(await this.imageExists(base))) {
+        await this.copyOnto(buildContainerId, runImage, [{ path: layer.from, into: layer.into }], layer.ref, { ...labels, [LABEL.role]: 'layer' });
+      }
+    }
+    return this.copyOnto(buildContainerId, base, paths.map((path) => ({ path, into: posix.dirname(path) })), ref, labels);
+  }
+
+  private async copyOnto(
+    buildContainerId: string,
+    baseImage: string,
+    copies: readonly { path: string; into: string }[],
+    ref: { repo: string; tag: string },
+    labels: Record<string, string>,
   ): Promise<string> {
     const config = { Labels: this.labels(labels), WorkingDir: '/app', Cmd: ['rack-launch', 'true'] };
-    const target = await this.docker.createContainer({ Image: runImage, ...config });
+    const target = await this.docker.createContainer({ Image: baseImage, ...config });
     try {
-      for (const path of paths) {
+      for (const { path, into } of copies) {
         const tar = (await this.docker.getContainer(buildContainerId).getArchive({ path })) as NodeJS.ReadableStream;
-        await target.putArchive(tar, { path: posix.dirname(path) });
+        await target.putArchive(tar, { path: into });
       }
       await target.commit({ _query: { container: target.id, repo: ref.repo, tag: ref.tag }, _body: config });
     } catch (err) {
@@ -317,6 +339,16 @@ export class DockerTasks {
     // behind by a crash, it carries rack's labels and goes in the clean-up at the next start.
     removeContainer(this.docker, target.id).catch(() => undefined);
     return `${ref.repo}:${ref.tag}`;
+  }
+
+  private async imageExists(ref: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(ref).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw err;
+    }
   }
 
   removeContainer(id: string): Promise<void> {
