@@ -40,6 +40,15 @@ test.serial('a Node app with a real npm dependency builds, and a cached rebuild 
   const again = await rack.ssh(['builds:create', '--deploy', '-a', 'b-node']);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /Released v2/);
+  t.regex((await rack.get('b-node')).body, /ms\(1h\) = 3600000/, 'node_modules is in the image');
+  // Unchanged node_modules is one layer both images stand on, kept through pruning; /app is theirs.
+  const inspect = async (ref: string) => JSON.parse((await exec('docker', ['image', 'inspect', ref])).stdout)[0] as { Parent: string; RepoTags: string[] };
+  const id = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const [i1, i2] = [await inspect(`rack/b-node:b1-${id}`), await inspect(`rack/b-node:b2-${id}`)];
+  t.is(i1.Parent, i2.Parent);
+  t.regex((await inspect(i1.Parent)).RepoTags.join(' '), new RegExp(`^rack/b-node:deps-[0-9a-f]{16}-${id}$`));
+  const layers = await exec('docker', ['run', '--rm', '--entrypoint', 'ls', i1.Parent, '-A', '/app']);
+  t.is(layers.stdout.trim(), 'node_modules', 'the layer holds node_modules only');
   const cold = await rack.ssh(['builds:create', '--no-cache', '-a', 'b-node']);
   t.is(cold.code, 0, cold.stderr);
   t.regex(cold.stdout, /Built b3; release it with/);
