@@ -124,14 +124,17 @@ export class Rackd {
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
     const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, this.pushLock, log.child({ mod: 'deploy' }));
-    // Add-ons first: adoption removes the networks of apps that are gone, which an add-on may still be on.
+    // Add-ons first: adoption removes the networks of apps that are gone, which an add-on may still
+    // be on. They read each app's attachments, so interrupted releases are settled before.
     const addons = new Addons(store, runtime, pipeline, new AddonImages(runtime, config.installDir, log.child({ mod: 'addons' })), log.child({ mod: 'addons' }));
+    await supervisor.failInterruptedReleases();
     await addons.reconcile();
     await supervisor.adopt();
     const backups = new AddonBackups(store, runtime, addons, { dir: config.backupDir, intervalMs: config.backupIntervalMs, keep: config.backupKeep }, log.child({ mod: 'addons' }));
     backups.start();
-    this.stops.push(async () => backups.stop());
+    // Stopped in reverse: no new scheduled backup, then the add-on work under way finishes.
     this.stops.push(() => addons.lock.idle());
+    this.stops.push(async () => backups.stop());
     this.stops.push(() => this.lock.idle());
     this.stops.push(() => this.pushLock.idle());
 

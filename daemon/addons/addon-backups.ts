@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough, Writable, type Readable } from 'node:stream';
@@ -53,8 +53,17 @@ export class AddonBackups {
     const errors = new Tail();
     try {
       const sink = createWriteStream(partial, { mode: 0o600 });
-      const code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { stdout: sink, stderr: errors });
-      await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      // From its creation: a folder it cannot write to fails this backup, not the daemon.
+      let sinkError: Error | undefined;
+      sink.on('error', (err) => (sinkError ??= err));
+      let code: number;
+      try {
+        code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { stdout: sink, stderr: errors });
+      } finally {
+        await new Promise<void>((resolve) => sink.end(() => resolve()));
+        sink.destroy();
+      }
+      if (sinkError) throw new RackError('addon_failed', `the backup of ${addon.name} could not be written: ${sinkError.message}`);
       if (code !== 0) throw new RackError('addon_failed', `the backup of ${addon.name} failed: ${errors.text() || `status ${code}`}`);
       await assertMagic(partial, kind.backupMagic, `the backup of ${addon.name} is not a ${addon.kind} backup`);
       const handle = await open(partial, 'r');
@@ -96,12 +105,20 @@ export class AddonBackups {
       if (backup.kind !== addon.kind) {
         throw new RackError('bad_argument', `${backup.addon}:${backup.id} is a ${backup.kind} backup; ${name} is ${addon.kind}`);
       }
-      const safety = await this.safetyBackup(addon, createdBy, out);
-      out.header(`Restoring ${backup.addon}:${backup.id} (${formatBytes(backup.bytes)}) into ${name}`);
-      const started = Date.now();
-      await this.restoreFrom(addon, createReadStream(this.path(backup)));
-      out.detail(`restored in ${seconds(started)}`);
-      return { safety };
+      // Opened before anything changes: a backup whose file is gone is refused here.
+      const file = await open(this.path(backup), 'r').catch((err: Error) => {
+        throw new RackError('bad_argument', `the file of ${backup.addon}:${backup.id} cannot be read (${err.message.split(':')[0]}); ${name} is unchanged`);
+      });
+      try {
+        const safety = await this.safetyBackup(addon, createdBy, out);
+        out.header(`Restoring ${backup.addon}:${backup.id} (${formatBytes(backup.bytes)}) into ${name}`);
+        const started = Date.now();
+        await this.restoreFrom(addon, file.createReadStream({ autoClose: false }));
+        out.detail(`restored in ${seconds(started)}`);
+        return { safety };
+      } finally {
+        await file.close();
+      }
     });
   }
 
@@ -119,6 +136,7 @@ export class AddonBackups {
       const safety = await this.safetyBackup(addon, createdBy, out);
       const whole = new PassThrough();
       whole.write(head);
+      input.once('error', (err: Error) => whole.destroy(err));
       input.pipe(whole);
       out.header(`Importing into ${name}`);
       await this.restoreFrom(addon, whole);
@@ -229,7 +247,7 @@ function readHead(input: Readable, n: number): Promise<Buffer> {
     const done = () => {
       input.off('data', onData);
       input.off('end', done);
-      input.off('error', reject);
+      input.off('error', failed);
       input.pause();
       const rest = head.subarray(n);
       if (rest.length > 0) input.unshift(rest);
@@ -239,9 +257,14 @@ function readHead(input: Readable, n: number): Promise<Buffer> {
       head = Buffer.concat([head, chunk]);
       if (head.length >= n) done();
     };
+    const failed = (err: Error) => {
+      input.off('data', onData);
+      input.off('end', done);
+      reject(err);
+    };
     input.on('data', onData);
     input.once('end', done);
-    input.once('error', reject);
+    input.once('error', failed);
   });
 }
 

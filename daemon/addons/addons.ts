@@ -88,11 +88,14 @@ export class Addons {
         record.version = await this.serverVersion(name, kind);
         await this.store.addons.update(name, (r) => ({ ...r, version: record.version }));
       } catch (err) {
-        // Nothing was attached and the volume is new and empty: the creation is undone whole.
-        await this.runtime.services.removeService(name).catch(() => undefined);
+        // Nothing was attached and the volume is new and empty: the creation is undone whole. A
+        // volume found there before (addon_exists) is not this creation's to remove.
+        const foundVolume = err instanceof RackError && err.code === 'addon_exists';
+        await this.runtime.services.removeService(name, { volume: !foundVolume }).catch(() => undefined);
         await this.store.addons.remove(name);
         throw err;
       }
+      await this.store.addons.update(name, (r) => ({ ...r, ready: true }));
       try {
         await this.attachLocked(record, req.app, alias, req.createdBy, out);
       } catch (err) {
@@ -137,7 +140,7 @@ export class Addons {
       );
       await this.tellRelease(app, release, `Attached ${addon.name} as ${alias}`, out);
     } finally {
-      await this.syncNetworks(addon.name);
+      await this.syncNetworksLogged(addon.name);
     }
   }
 
@@ -169,9 +172,14 @@ export class Addons {
         );
         await this.tellRelease(req.app, release, `Detached ${addon.name}`, out);
       } finally {
-        await this.syncNetworks(addon.name);
+        await this.syncNetworksLogged(addon.name);
       }
     });
+  }
+
+  /** After a change, whatever its outcome: a failure here is logged, never put in the change's place. */
+  private async syncNetworksLogged(name: string): Promise<void> {
+    await this.syncNetworks(name).catch((err: unknown) => this.log.error({ addon: name, err: String(err) }, 'could not match the add-on networks to its attachments'));
   }
 
   /**
@@ -189,7 +197,7 @@ export class Addons {
       await finalBackup(addon);
       await this.store.addons.update(name, (r) => ({ ...r, destroying: true }));
       out.header(`Removing ${name}'s container and volume ${this.runtime.services.volumeName(name)}`);
-      await this.runtime.services.removeService(name);
+      await this.runtime.services.removeService(name, { volume: true });
       await this.store.addons.remove(name);
     });
   }
@@ -198,12 +206,18 @@ export class Addons {
    * Before an app is destroyed: its add-ons leave its network and are kept, detached (the app's
    * releases, which held the attachments, go with it). Returns the add-ons it had.
    */
-  async forgetApp(app: string): Promise<string[]> {
+  async forgetApp(app: string): Promise<{ name: string; stillAttached: string[] }[]> {
     const mine = (await this.pipeline.currentAttachments(app)).map((a) => a.addon);
+    // No add-on locks here: the caller holds the app's deploy lock, which an attach or detach
+    // takes inside its add-on's lock. Leaving a network is harmless to repeat.
     for (const addon of await this.list()) {
-      await this.lock.run(addon.name, () => this.runtime.services.disconnect(addon.name, this.runtime.networks.name(app)));
+      await this.runtime.services.disconnect(addon.name, this.runtime.networks.name(app));
+      // A later app of the same name is someone else's: the add-on is no longer its to take.
+      if (addon.createdFor === app) await this.store.addons.update(addon.name, (r) => ({ ...r, createdFor: '' }));
     }
-    return mine;
+    const out: { name: string; stillAttached: string[] }[] = [];
+    for (const name of mine) out.push({ name, stillAttached: (await this.attachedApps(name)).map((a) => a.app).filter((a) => a !== app) });
+    return out;
   }
 
   /**
@@ -215,16 +229,22 @@ export class Addons {
     for (const addon of await this.list()) {
       try {
         await this.lock.run(addon.name, async () => {
-          if (addon.destroying) {
-            await this.runtime.services.removeService(addon.name);
+          // A destroy cut short is finished; a creation cut short (never ready, so never attached)
+          // is undone, its volume new and empty.
+          if (addon.destroying || !addon.ready) {
+            await this.runtime.services.removeService(addon.name, { volume: true });
             await this.store.addons.remove(addon.name);
+            this.log.warn({ addon: addon.name }, addon.destroying ? 'finished a destroy cut short' : 'undid a creation cut short');
             return;
           }
           const state = await this.runtime.services.state(addon.name);
           if (!state) {
             const attached = await this.attachedApps(addon.name);
+            const app = attached[0]?.app ?? (addon.createdFor || undefined);
+            if (app === undefined) throw new RackError('addon_unavailable', `${addon.name}'s container is gone and no app is there to run it on`);
+            // On its kept volume only: a volume gone too is reported, never replaced by an empty one.
             this.log.warn({ addon: addon.name }, 'add-on container missing: making it again on its volume');
-            await this.startService(addon, attached[0]?.app ?? addon.createdFor, 'existing', undefined);
+            await this.startService(addon, app, 'existing', undefined);
           } else if (!state.running) {
             await this.runtime.services.ensureRunning(addon.name);
           }
@@ -288,12 +308,12 @@ export class Addons {
     assertNoClash(await this.pipeline.currentConfig(app), attached, keys, addon ?? 'the new add-on', alias);
   }
 
-  /** `APP-postgres`, or `APP-postgres-2`, ... when taken. */
+  /** `APP-postgres`, or `APP-postgres-2`, ... when taken; always a valid name. */
   private async freeName(base: string): Promise<string> {
-    const trimmed = base.slice(0, 27);
+    const trimmed = base.slice(0, 27).replace(/-+$/, '');
     for (let n = 1; n < 100; n++) {
       const name = n === 1 ? trimmed : `${trimmed}-${n}`;
-      if (!(await this.store.addons.get(name))) return name;
+      if (isAppName(name) && !(await this.store.addons.get(name))) return name;
     }
     throw new RackError('addon_exists', `no free add-on name like ${trimmed}; name it with --as NAME`);
   }

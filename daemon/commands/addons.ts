@@ -18,7 +18,8 @@ async function authorizeAddon(ctx: CommandContext, name: string, action: string)
   const addon = await ctx.services.addons.require(name);
   if (ctx.principal.role === 'admin') return addon;
   const attached = (await ctx.services.addons.attachedApps(addon.name)).map((a) => a.app);
-  const owners = attached.length > 0 ? attached : [addon.createdFor];
+  // Attached to nothing: its app's members, while that app exists (a later app of the name is not it).
+  const owners = attached.length > 0 ? attached : addon.createdFor ? [addon.createdFor] : [];
   if (!owners.some((app) => ctx.principal.apps.includes(app))) {
     throw new RackError('forbidden', `${ctx.principal.kind} "${ctx.principal.name}" may not run ${action} on add-on ${addon.name}: it is attached to none of its apps`);
   }
@@ -82,7 +83,7 @@ export const addonsCommands: Command[] = [
       const rows: { name: string; type: string; version: string; attached: { app: string; alias: string }[] }[] = [];
       for (const addon of await addons.list()) {
         const attached = (await addons.attachedApps(addon.name)).map(({ app, alias }) => ({ app, alias }));
-        const owners = attached.length > 0 ? attached.map((a) => a.app) : [addon.createdFor];
+        const owners = attached.length > 0 ? attached.map((a) => a.app) : addon.createdFor ? [addon.createdFor] : [];
         if (ctx.principal.role !== 'admin' && !owners.some((a) => ctx.principal.apps.includes(a))) continue;
         rows.push({ name: addon.name, type: addon.kind, version: addon.version, attached });
       }
@@ -149,7 +150,7 @@ export const addonsCommands: Command[] = [
         ['size:', info.size === null ? '-' : formatBytes(info.size)],
         ['volume:', info.volume],
         ['attached:', attached.map((a) => `${a.app} as ${a.alias}`).join(', ') || '(detached)'],
-        ['created:', `${timestamp(info.createdAt)} for ${info.createdFor}`],
+        ['created:', `${timestamp(info.createdAt)}${info.createdFor ? ` for ${info.createdFor}` : ''}`],
         ['backups:', `${info.backups}${info.lastBackup ? `, last ${info.lastBackup.id} at ${timestamp(info.lastBackup.at)}` : ''}; next scheduled ${timestamp(info.nextScheduledBackup)}`],
       ];
       for (const line of table(rows)) ctx.print(line);
@@ -301,12 +302,26 @@ export const addonsCommands: Command[] = [
     async run(ctx) {
       const addon = await authorizeAddon(ctx, addonName(ctx.args[0]!), 'addons:connect');
       const session = requireSession(ctx, 'addons:connect');
-      // Words go to the client as an argument list inside the service's container; no shell sees them.
-      const code = await ctx.services.runtime.services.exec(addon.name, ['rack-addon-connect', ...ctx.args.slice(1)], {
+      // On the network of an attached app the caller is a member of: where the client lands is
+      // where the caller could already run code.
+      const attached = (await ctx.services.addons.attachedApps(addon.name)).map((a) => a.app);
+      const app = attached.find((a) => ctx.principal.role === 'admin' || ctx.principal.apps.includes(a));
+      if (app === undefined) throw new RackError('bad_argument', `${addon.name} is attached to no app; attach it to connect (the client runs on that app's network)`);
+      const env: Record<string, string> = { RACK_ADDON_HOST: addon.name, RACK_ADDON_PASSWORD: addon.password };
+      if (addon.user) env['RACK_ADDON_USER'] = addon.user;
+      if (addon.database) env['RACK_ADDON_DATABASE'] = addon.database;
+      // Words go to the client as an argument list; no shell sees them.
+      const code = await ctx.services.runtime.services.runClient({
+        addon: addon.name,
+        image: addon.image,
+        app,
+        network: await ctx.services.runtime.networks.ensure(app),
+        env,
+        args: ctx.args.slice(1),
+        tty: session.pty,
         stdin: session.stdin,
         stdout: session.stdout,
         stderr: session.stderr,
-        tty: session.pty,
         abort: session.abort,
       });
       if (code !== 0) throw new RackError('addon_failed', `${KINDS[addon.kind].client} exited with status ${code}`, { exitCode: code });

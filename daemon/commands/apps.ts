@@ -73,7 +73,8 @@ export const appsCommands: Command[] = [
         await supervisor.unpublish(name);
         // Add-ons are data: they leave the app's network and are kept, detached.
         for (const addon of await addons.forgetApp(name)) {
-          ctx.print(`-----> Kept add-on ${addon}, now detached; addons:destroy ${addon} --confirm ${addon} removes it`);
+          if (addon.stillAttached.length > 0) ctx.print(`-----> Kept add-on ${addon.name}, still attached to ${addon.stillAttached.join(', ')}`);
+          else ctx.print(`-----> Kept add-on ${addon.name}, now detached (an admin may attach it elsewhere, or addons:destroy ${addon.name} --confirm ${addon.name})`);
         }
         await runtime.removeApp(name);
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import type Docker from 'dockerode';
-import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { RackError } from '../rack-error.js';
 import { hostConfinement } from './isolation.js';
 import { LABEL } from './labels.js';
@@ -79,6 +79,9 @@ export class DockerServices {
     if (volume === 'new' && exists) {
       throw new RackError('addon_exists', `a volume ${this.volumeName(spec.name)} is left from an earlier add-on; the operator may remove it with docker volume rm, or choose another name`);
     }
+    if (volume === 'existing' && !exists) {
+      throw new RackError('addon_unavailable', `the volume ${this.volumeName(spec.name)} of ${spec.name} is gone; rack makes no empty one in its place (restore a backup into a new add-on)`);
+    }
     if (!exists) await this.docker.createVolume({ Name: this.volumeName(spec.name), Labels: labels });
     const container = await this.docker.createContainer({
       name: this.containerName(spec.name),
@@ -116,6 +119,11 @@ export class DockerServices {
     }
   }
 
+  /** `addons:connect`'s client, apart from the service (see runClient). */
+  runClient(spec: ClientSpec): Promise<number> {
+    return runClient(this.docker, this.owner, spec);
+  }
+
   /** Starts a stopped service (after `docker stop` by hand, say); a running one is left alone. */
   async ensureRunning(name: string): Promise<void> {
     try {
@@ -143,13 +151,17 @@ export class DockerServices {
     }
   }
 
-  /** The container and its volume, data included. Only addons:destroy calls this. */
-  async removeService(name: string): Promise<void> {
+  /**
+   * The container and (with `volume`) its volume, data included: only addons:destroy, and the
+   * undoing of a creation that never finished, take the volume.
+   */
+  async removeService(name: string, opts: { volume: boolean }): Promise<void> {
     try {
       await this.docker.getContainer(this.containerName(name)).remove({ force: true });
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
     }
+    if (!opts.volume) return;
     try {
       await this.docker.getVolume(this.volumeName(name)).remove();
     } catch (err) {
@@ -160,9 +172,11 @@ export class DockerServices {
   /**
    * Runs a command inside the service (backup, restore, a client), as the image's user. Without a
    * TTY the output is demultiplexed into stdout and stderr with back-pressure. Resolves with the
-   * exit status.
+   * exit status; rejects when a stream fails (a vanished file, a client gone, Docker restarting),
+   * and in every case closes the exec's connection, so the command inside never waits on a reader.
    */
   async exec(name: string, cmd: string[], io: ExecStreams): Promise<number> {
+    if (io.abort?.aborted) throw new RackError('addon_failed', 'the client went away');
     const container = this.docker.getContainer(this.containerName(name));
     const tty = io.tty ?? null;
     let exec: Docker.Exec;
@@ -173,31 +187,106 @@ export class DockerServices {
       if (code === 404 || code === 409) throw new RackError('addon_unavailable', `add-on ${name} is not running (addons:info ${name} tells why)`, { cause: err });
       throw err;
     }
-    const stream = (await exec.start({ hijack: true, stdin: io.stdin !== undefined, Tty: tty !== null })) as unknown as NodeJS.ReadWriteStream & { destroy(): void };
-    const stop = () => stream.destroy();
+    const raw = (await exec.start({ hijack: true, stdin: io.stdin !== undefined, Tty: tty !== null })) as unknown as Duplex;
+    let failure: Error | undefined;
+    const fail = (err: Error) => {
+      failure ??= err;
+      raw.destroy();
+    };
+    raw.on('error', (err: Error) => (failure ??= err));
+    const stop = () => raw.destroy();
     io.abort?.addEventListener('abort', stop, { once: true });
+    io.stdout.on('error', fail);
     try {
       if (tty) await exec.resize({ h: tty.rows, w: tty.cols }).catch(() => undefined);
       if (io.stdin) {
         const stdin = io.stdin;
+        stdin.on('error', fail);
         stdin.on('data', (c: Buffer) => {
-          if (!stream.write(c)) {
+          if (raw.destroyed) return;
+          if (!raw.write(c)) {
             stdin.pause();
-            stream.once('drain', () => stdin.resume());
+            raw.once('drain', () => stdin.resume());
           }
         });
         // EOF from the client closes the command's stdin; a terminal has none (Ctrl-D is a byte).
-        if (!tty) stdin.once('end', () => stream.end());
+        if (!tty) stdin.once('end', () => raw.destroyed || raw.end());
       }
-      const output = tty ? (stream as unknown as Readable) : (stream as unknown as Readable).pipe(new Demux(io.stderr));
-      await pipeline(output, io.stdout, { end: false }).catch((err: unknown) => {
-        if (!io.abort?.aborted) throw err;
-      });
+      const output: Readable = tty ? raw : raw.pipe(new Demux(io.stderr));
+      // A connection cut short ends nothing by itself: the demultiplexer is ended with an error.
+      if (!tty) raw.once('close', () => output.destroyed || (output as Demux).writableEnded || output.destroy(failure ?? new Error('the exec stream closed early')));
+      await new Promise<void>((resolve, reject) => {
+        output.once('error', reject);
+        output.once('end', resolve);
+        output.once('close', resolve);
+        output.pipe(io.stdout, { end: false });
+      }).catch((err: Error) => (failure ??= err));
+      if (failure && !io.abort?.aborted) throw new RackError('addon_failed', `${cmd[0]} in ${name}: ${failure.message}`, { cause: failure });
       const result = await exec.inspect();
       return result.ExitCode ?? 1;
     } finally {
       io.abort?.removeEventListener('abort', stop);
+      io.stdout.off('error', fail);
+      raw.destroy();
     }
+  }
+}
+
+/** `addons:connect`: the service's client in a one-off container of its image, on an app's network. */
+export interface ClientSpec {
+  addon: string;
+  image: string;
+  /** The attached app whose network the client joins: it reaches what that app reaches. */
+  app: string;
+  network: string;
+  env: Record<string, string>;
+  args: string[];
+  tty: { cols: number; rows: number } | null;
+  stdin: Readable;
+  stdout: Writable;
+  stderr: Writable;
+  abort: AbortSignal;
+}
+
+/**
+ * The client runs apart from the service: a shell escape in it (psql's \!) lands in a container
+ * on one app's network, which the caller may reach anyway (`run`), not in the service, which sits
+ * on every attached app's network. Unprivileged, no capabilities, removed afterwards in every case.
+ */
+export async function runClient(docker: Docker, owner: Owner, spec: ClientSpec): Promise<number> {
+  if (spec.abort.aborted) throw new RackError('addon_failed', 'the client went away');
+  const container = await docker.createContainer({
+    name: `rack.${spec.app}.addon-${spec.addon}.connect.${randomBytes(3).toString('hex')}`,
+    Image: spec.image,
+    Cmd: ['rack-addon-connect', ...spec.args],
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    Tty: spec.tty !== null,
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Labels: owner.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app }),
+    HostConfig: { Init: true, NetworkMode: spec.network, ...hostConfinement({ memoryBytes: 256 * 1024 * 1024, pids: 64, cpuShares: 1024 }) },
+  });
+  const kill = () => void container.kill().catch(() => undefined);
+  try {
+    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    stream.on('error', () => undefined);
+    const ended = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    if (spec.tty) stream.on('data', (c: Buffer) => spec.stdout.write(c));
+    else container.modem.demuxStream(stream, spec.stdout, spec.stderr);
+    spec.stdin.on('data', (c: Buffer) => stream.destroyed || stream.write(c));
+    if (!spec.tty) spec.stdin.once('end', () => stream.destroyed || stream.end());
+    spec.abort.addEventListener('abort', kill, { once: true });
+    await container.start();
+    if (spec.tty) await container.resize({ h: spec.tty.rows, w: spec.tty.cols }).catch(() => undefined);
+    const result = (await container.wait()) as { StatusCode: number };
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
+    return result.StatusCode;
+  } finally {
+    spec.abort.removeEventListener('abort', kill);
+    await container.remove({ force: true }).catch(() => undefined);
   }
 }
 

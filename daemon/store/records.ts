@@ -55,7 +55,7 @@ export interface AddonRecord {
   /** The server's version when it was made (`15.14`); the major is pinned by the image tag. */
   version: string;
   image: string;
-  /** The app it was created for; the one whose members may destroy it once nothing is attached. */
+  /** The app it was created for, whose members may act on it while nothing is attached; '' once that app is destroyed. */
   createdFor: string;
   createdBy: string;
   createdAt: string;
@@ -68,6 +68,8 @@ export interface AddonRecord {
   lastDailyBackupAt?: string;
   /** Set once addons:destroy has taken its final backup: a restarted rackd finishes the removal. */
   destroying?: boolean;
+  /** Set once its service first took connections; one never ready is undone at start. */
+  ready?: boolean;
 }
 
 export type BackupTrigger = 'manual' | 'daily' | 'before-restore' | 'before-destroy';

@@ -293,6 +293,7 @@ export class Supervisor {
    * release with nothing running (after a reboot, say) is started again, without its release phase.
    */
   async adopt(): Promise<void> {
+    await this.failInterruptedReleases();
     const apps = await this.store.listApps();
     const known = new Set(apps.map((a) => a.name));
     for (const route of await this.router.routes()) {
@@ -318,11 +319,19 @@ export class Supervisor {
     }
   }
 
-  private async adoptApp(app: AppRecord, mine: ProcessInfo[]): Promise<void> {
-    // A rollout cut short by a crash never finished: record it as failed, whole.
-    for (const r of await this.store.listReleases(app.name)) {
-      if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
+  /**
+   * At start, before anything reads what an app has: a rollout cut short by a crash never
+   * finished, so its release is recorded as failed, whole (config and add-ons as they were).
+   */
+  async failInterruptedReleases(): Promise<void> {
+    for (const app of await this.store.listApps()) {
+      for (const r of await this.store.listReleases(app.name)) {
+        if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
+      }
     }
+  }
+
+  private async adoptApp(app: AppRecord, mine: ProcessInfo[]): Promise<void> {
     const wanted = app.serving !== undefined ? new Set(app.serving) : undefined;
     // Restarting counts as ours too: Docker brings it back, and its port stays the same.
     const current = mine.filter(
