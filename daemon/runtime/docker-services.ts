@@ -286,7 +286,8 @@ export async function runClient(docker: Docker, owner: Owner, spec: ClientSpec):
     return result.StatusCode;
   } finally {
     spec.abort.removeEventListener('abort', kill);
-    await container.remove({ force: true }).catch(() => undefined);
+    // v: the image declares /data a volume; the client's empty one goes with it.
+    await container.remove({ force: true, v: true }).catch(() => undefined);
   }
 }
 
