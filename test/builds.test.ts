@@ -58,6 +58,16 @@ test.serial('a Node app with a real npm dependency builds, and a cached rebuild 
   t.deepEqual((await builds('b-node')).map((b) => b.status), ['succeeded', 'succeeded', 'succeeded']);
 });
 
+test.serial('apps:destroy removes the dependency layer with the images standing on it', async (t) => {
+  await deploy(t, 'node-dep', 'b-gone');
+  const id = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const mine = async () => (await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${id}`, '--filter', 'reference=rack/b-gone'])).stdout.trim();
+  t.not(await mine(), '');
+  const destroy = await rack.ssh(['apps:destroy', 'b-gone', '--confirm', 'b-gone']);
+  t.is(destroy.code, 0, destroy.stderr);
+  t.is(await mine(), '');
+});
+
 test.serial('engines.node picks the node that builds and runs the app (18 and 22 from the registry, cached per version)', async (t) => {
   const app = 'b-engines';
   const out = await deploy(t, 'node-engines', app);

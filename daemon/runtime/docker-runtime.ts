@@ -110,7 +110,11 @@ export class DockerRuntime {
    */
   async removeApp(app: string): Promise<void> {
     for (const c of await this.ownedContainers({ app })) await this.removeContainer(c.id);
-    for (const image of await this.images.list(app)) await this.images.remove(image, true);
+    // Children first: a dependency layer goes once no app image stands on it any more.
+    const images = await this.images.listWithParents(app);
+    const parents = new Set(images.map((i) => i.parent));
+    const ordered = [...images.filter((i) => !parents.has(i.id)), ...images.filter((i) => parents.has(i.id))];
+    for (const image of ordered) await this.images.remove(image.tag, true);
     await this.networks.remove(app);
   }
 

@@ -144,9 +144,13 @@ export class RackDaemon {
       const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${id}`]);
       const ids = stdout.split('\n').filter(Boolean);
       if (ids.length) await exec('docker', ['rm', '-f', ...ids]);
-      const images = await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${id}`]);
-      const imageIds = [...new Set(images.stdout.split('\n').filter(Boolean))];
-      if (imageIds.length) await exec('docker', ['rmi', '-f', ...imageIds]);
+      // Rounds: an image another one stands on (a dependency layer) goes once its children have.
+      for (let round = 0; round < 3; round++) {
+        const images = await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${id}`]);
+        const imageIds = [...new Set(images.stdout.split('\n').filter(Boolean))];
+        if (imageIds.length === 0) break;
+        await exec('docker', ['rmi', '-f', ...imageIds]);
+      }
       const networks = await exec('docker', ['network', 'ls', '-q', '--filter', `label=rack.instance=${id}`]);
       const networkIds = networks.stdout.split('\n').filter(Boolean);
       if (networkIds.length) await exec('docker', ['network', 'rm', ...networkIds]);
