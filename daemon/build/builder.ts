@@ -221,14 +221,16 @@ export class Builder {
         if (defaults.length > 0) say.detail(`Default types for buildpack -> ${defaults.join(', ')}`);
         // The slug (/app) and the launcher go onto the run image; the build image's tools do not.
         // Dependencies the runner set aside go first, as a layer reused while they are unchanged.
+        // The launcher is part of the layer's key (stack/build), so it goes in with the layer.
         const layer = /^node_modules ([0-9a-f]{64})$/.exec(out.get('layer')?.toString().trim() ?? '');
+        const launcher = { path: '/usr/local/bin/rack-launch', into: '/usr/local/bin' };
         const image = await this.runtime.commitOnto(
           run.container,
           STACK_RUN_IMAGE,
-          ['/app', '/usr/local/bin/rack-launch'],
+          layer ? ['/app'] : ['/app', launcher.path],
           this.runtime.imageName(req.app, build.id),
           { [LABEL.app]: req.app, [LABEL.build]: String(build.id) },
-          layer ? { from: '/rack-layers/node_modules', into: '/app', ref: this.runtime.layerImageName(req.app, layer[1]!) } : undefined,
+          layer ? { copies: [{ path: '/rack-layers/node_modules', into: '/app' }, launcher], ref: this.runtime.layerImageName(req.app, layer[1]!) } : undefined,
         );
         say.header(`Built image ${image}`);
         made = true;

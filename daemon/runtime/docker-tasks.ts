@@ -294,9 +294,10 @@ export class DockerTasks {
    * copied onto a fresh container of the run image, then committed. Compilers, caches and
    * whatever else the build left outside those paths stay behind. The copy keeps owners and modes.
    *
-   * With a `layer` (the dependencies the runner moved aside, stack/build), the app goes on top of
-   * an image of the run image plus those dependencies, made once per key and reused while the key
-   * holds: a rebuild with unchanged node_modules copies only the app's own files.
+   * With a `layer` (the dependencies the runner moved aside, and the launcher: stack/build), the
+   * app goes on top of an image of the run image plus those, made once per key and reused while
+   * the key holds: a rebuild with unchanged node_modules copies only the app's own files (each
+   * archive call on a stopped container mounts it, about 80 ms even for one small file).
    */
   async commitOnto(
     buildContainerId: string,
@@ -304,14 +305,12 @@ export class DockerTasks {
     paths: readonly string[],
     ref: { repo: string; tag: string },
     labels: Record<string, string>,
-    layer?: { from: string; into: string; ref: { repo: string; tag: string } },
+    layer?: { copies: readonly { path: string; into: string }[]; ref: { repo: string; tag: string } },
   ): Promise<string> {
     let base = runImage;
     if (layer) {
       base = `${layer.ref.repo}:${layer.ref.tag}`;
-      if (!(await this.imageExists(base))) {
-        await this.copyOnto(buildContainerId, runImage, [{ path: layer.from, into: layer.into }], layer.ref, { ...labels, [LABEL.role]: 'layer' });
-      }
+      if (!(await this.imageExists(base))) await this.copyOnto(buildContainerId, runImage, layer.copies, layer.ref, { ...labels, [LABEL.role]: 'layer' });
     }
     return this.copyOnto(buildContainerId, base, paths.map((path) => ({ path, into: posix.dirname(path) })), ref, labels);
   }
