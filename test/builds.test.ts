@@ -58,6 +58,33 @@ test.serial('a Node app with a real npm dependency builds, and a cached rebuild 
   t.deepEqual((await builds('b-node')).map((b) => b.status), ['succeeded', 'succeeded', 'succeeded']);
 });
 
+test.serial('devDependencies are pruned; a rebuild that leaves node_modules as installed reuses the pruned tree', async (t) => {
+  const dir = await rack.appRepo('node-dep', 'b-prune');
+  // A second copy of the vendored package as a devDependency, and its lockfile: no registry needed.
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as Record<string, unknown>;
+  pkg['devDependencies'] = { 'ms-dev': 'file:vendor/ms-2.1.3.tgz' };
+  await writeFile(join(dir, 'package.json'), JSON.stringify(pkg, null, 2));
+  const lock = await exec('npm', ['install', '--package-lock-only', '--offline', '--no-audit', '--no-fund'], { cwd: dir });
+  t.is(lock.code, 0, lock.stderr);
+  await commitFile(dir, 'README', 'with a devDependency\n', 'dev dependency');
+  const first = await rack.push(dir);
+  t.is(first.code, 0, first.stderr);
+  t.regex(first.stderr, /-----> Pruning devDependencies *\n/);
+  const again = await rack.ssh(['builds:create', '--deploy', '-a', 'b-prune']);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /Pruning devDependencies \(as last time: node_modules is as installed\)/);
+  t.regex((await rack.get('b-prune')).body, /ms\(1h\) = 3600000/);
+  const id = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const modules = await exec('docker', ['run', '--rm', '--entrypoint', 'ls', `rack/b-prune:b2-${id}`, '/app/node_modules']);
+  t.deepEqual(modules.stdout.split('\n').filter((l) => l !== '' && !l.startsWith('.')), ['ms'], 'the devDependency is gone');
+  // A build script that writes into node_modules: npm prune runs again.
+  const scripts = { ...(pkg['scripts'] as Record<string, string>), build: 'node -e "require(\'fs\').mkdirSync(\'node_modules/.cache\', { recursive: true })"' };
+  await commitFile(dir, 'package.json', JSON.stringify({ ...pkg, scripts }, null, 2), 'a build writing a cache');
+  const touched = await rack.push(dir);
+  t.is(touched.code, 0, touched.stderr);
+  t.regex(touched.stderr, /-----> Pruning devDependencies *\n/);
+});
+
 test.serial('apps:destroy removes the dependency layer with the images standing on it', async (t) => {
   await deploy(t, 'node-dep', 'b-gone');
   const id = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
