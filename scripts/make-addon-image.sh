@@ -17,10 +17,8 @@
 set -euo pipefail
 
 KIND="${1:-}"
-BASE_IMAGE=rack/stack-run:latest
-START=$SECONDS
-step() { echo "-----> $* ($((SECONDS - START))s)"; }
-fail() { echo " !     $*" >&2; exit 1; }
+# shellcheck source=lib/service-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/service-image.sh"
 
 case "$KIND" in
   postgres) MAJOR=15 ;;
@@ -28,44 +26,13 @@ case "$KIND" in
   *) fail "usage: make-addon-image.sh postgres|redis" ;;
 esac
 IMAGE="rack/addon-$KIND:$MAJOR"
-CONTEXT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/stack/addons/$KIND"
-
-command -v docker >/dev/null || fail "docker is not installed"
-[[ -f "$CONTEXT/Dockerfile" ]] || fail "$CONTEXT/Dockerfile is missing"
-docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine"
-docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
-  fail "$BASE_IMAGE is missing: make it first with scripts/make-stack.sh (as root)"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/rack-addon-image.XXXXXX")"
-BASE_ID=""
-TAGGED=""
-cleanup() {
-  # Unlabelled, the first build is kept only as the labelled image's parent.
-  if [[ -n "$BASE_ID" && -z "$TAGGED" ]]; then docker image rm "$BASE_ID" >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BUILD_ARGS=()
-for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
-  if [[ -n "${!v:-}" ]]; then BUILD_ARGS+=(--build-arg "$v=${!v}"); fi
-done
-
-quietly() { # run "$@" with output to a log; show the log's tail on failure
-  local log="$WORK/step.log"
-  if ! "$@" >"$log" 2>&1; then tail -n 40 "$log" >&2; fail "failed: $*"; fi
-}
+service_image_start addon-image "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/stack/addons/$KIND"
 
 # --- 1. the image ----------------------------------------------------------------------------
-step "Building $IMAGE from $BASE_IMAGE and Debian's $KIND packages"
-OLD_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-# No layer cache: every run installs the mirror's current packages (security updates included).
-quietly docker build --no-cache --iidfile "$WORK/iid" "${BUILD_ARGS[@]}" "$CONTEXT"
-BASE_ID="$(cat "$WORK/iid")"
+service_image_build "Debian's $KIND packages"
 
 # --- 2. the version --------------------------------------------------------------------------
-VERSION="$(docker run --rm --network none "$BASE_ID" rack-addon-version 2>"$WORK/version.log" || true)"
+VERSION="$(docker run --rm --network none "$NEW_ID" rack-addon-version 2>"$WORK/version.log" || true)"
 [[ -n "$VERSION" ]] || { cat "$WORK/version.log" >&2; fail "rack-addon-version gave nothing in the new image"; }
 [[ "$VERSION" =~ ^[0-9]+(\.[0-9]+)+$ ]] || fail "rack-addon-version gave '$VERSION', not a version number"
 [[ "${VERSION%%.*}" == "$MAJOR" ]] ||
@@ -74,13 +41,6 @@ step "Installed $KIND $VERSION"
 
 # --- 3. the label and the tag ----------------------------------------------------------------
 mkdir "$WORK/label"
-printf 'FROM %s\nLABEL rack.addon.version=%s\n' "$BASE_ID" "$VERSION" >"$WORK/label/Dockerfile"
-quietly docker build -t "$IMAGE" "$WORK/label"
-TAGGED=1
-NEW_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE")"
-if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then
-  # Add-on containers still on the previous image keep it; otherwise it goes.
-  docker image rm "$OLD_ID" >/dev/null 2>&1 || true
-fi
-SIZE="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
-step "Done: $IMAGE ${NEW_ID:7:12}, $KIND $VERSION, $((SIZE / 1000000)) MB"
+printf 'FROM %s\nLABEL rack.addon.version=%s\n' "$NEW_ID" "$VERSION" >"$WORK/label/Dockerfile"
+quietly docker build --iidfile "$WORK/label-iid" "$WORK/label"
+service_image_tag "$(cat "$WORK/label-iid")"

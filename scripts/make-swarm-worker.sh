@@ -19,50 +19,18 @@
 set -euo pipefail
 
 IMAGE=rack/swarm-worker:latest
-BASE_IMAGE=rack/stack-run:latest
 RUN_FLAGS=(--cap-add SYS_ADMIN --cap-add NET_ADMIN --cap-add MKNOD
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
   --security-opt systempaths=unconfined -v /sys/fs/cgroup:/sys/fs/cgroup:rw
   --tmpfs /run --tmpfs /var/lib/docker:exec)
-START=$SECONDS
-step() { echo "-----> $* ($((SECONDS - START))s)"; }
-fail() { echo " !     $*" >&2; exit 1; }
-
-CONTEXT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/stack/swarm-worker"
-command -v docker >/dev/null || fail "docker is not installed"
-[[ -f "$CONTEXT/Dockerfile" ]] || fail "$CONTEXT/Dockerfile is missing"
-docker info >/dev/null 2>&1 || fail "cannot reach the Docker engine"
-docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 ||
-  fail "$BASE_IMAGE is missing: make it first with scripts/make-stack.sh (as root)"
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/rack-swarm-worker.XXXXXX")"
-NEW_ID=""
-TAGGED=""
+# shellcheck source=lib/service-image.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/service-image.sh"
 PROBE=""
-cleanup() {
-  if [[ -n "$PROBE" ]]; then docker rm -f "$PROBE" >/dev/null 2>&1 || true; fi
-  if [[ -n "$NEW_ID" && -z "$TAGGED" ]]; then docker image rm "$NEW_ID" >/dev/null 2>&1 || true; fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-BUILD_ARGS=()
-for v in http_proxy https_proxy no_proxy HTTP_PROXY HTTPS_PROXY NO_PROXY; do
-  if [[ -n "${!v:-}" ]]; then BUILD_ARGS+=(--build-arg "$v=${!v}"); fi
-done
-
-quietly() { # run "$@" with output to a log; show the log's tail on failure
-  local log="$WORK/step.log"
-  if ! "$@" >"$log" 2>&1; then tail -n 40 "$log" >&2; fail "failed: $*"; fi
-}
+on_cleanup() { if [[ -n "$PROBE" ]]; then docker rm -f "$PROBE" >/dev/null 2>&1 || true; fi; }
+service_image_start swarm-worker "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/stack/swarm-worker"
 
 # --- 1. the image ----------------------------------------------------------------------------
-step "Building $IMAGE from $BASE_IMAGE and Debian's docker.io"
-OLD_ID="$(docker image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
-# No layer cache: every run installs the mirror's current packages (security updates included).
-quietly docker build --no-cache --iidfile "$WORK/iid" "${BUILD_ARGS[@]}" "$CONTEXT"
-NEW_ID="$(cat "$WORK/iid")"
+service_image_build "Debian's docker.io"
 
 # --- 2. a trial start ------------------------------------------------------------------------
 step "Starting it once: its dockerd on the vfs storage driver"
@@ -85,11 +53,4 @@ PROBE=""
 step "Its dockerd ${driver#vfs } answered (vfs, iptables ${backend:-?})"
 
 # --- 3. the tag ------------------------------------------------------------------------------
-quietly docker tag "$NEW_ID" "$IMAGE"
-TAGGED=1
-if [[ -n "$OLD_ID" && "$OLD_ID" != "$NEW_ID" ]]; then
-  # Workers still on the previous image keep it; otherwise it goes.
-  docker image rm "$OLD_ID" >/dev/null 2>&1 || true
-fi
-SIZE="$(docker image inspect --format '{{.Size}}' "$IMAGE")"
-step "Done: $IMAGE ${NEW_ID:7:12}, $((SIZE / 1000000)) MB"
+service_image_tag
