@@ -1,4 +1,5 @@
 import type Docker from 'dockerode';
+import type { Duplex } from 'node:stream';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
@@ -34,4 +35,42 @@ export async function ownedContainers(docker: Docker, owner: Owner, opts: { app?
       role: (c.Labels?.[LABEL.role] ?? 'process') as ContainerRole,
     }))
     .filter((c) => !opts.roles || opts.roles.includes(c.role));
+}
+
+/** A one-off's client ends: `run`, `addons:connect`. */
+export interface AttachedIo {
+  /** Terminal size when the client asked for one (`ssh -t`), else null. */
+  tty: { cols: number; rows: number } | null;
+  stdin: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  /** Kills the container when fired (the client went away). */
+  abort: AbortSignal;
+}
+
+/**
+ * Starts a created container (OpenStdin, StdinOnce) with the client's streams attached and waits
+ * for it to exit; resolves with its exit status. The caller removes the container.
+ */
+export async function runAttached(container: Docker.Container, io: AttachedIo): Promise<number> {
+  const kill = () => void container.kill().catch(() => undefined);
+  try {
+    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    stream.on('error', () => undefined);
+    const ended = new Promise<void>((resolve) => stream.once('close', () => resolve()));
+    if (io.tty) stream.on('data', (c: Buffer) => io.stdout.write(c));
+    else container.modem.demuxStream(stream, io.stdout, io.stderr);
+    io.stdin.on('data', (c: Buffer) => stream.destroyed || stream.write(c));
+    // EOF from the client closes the process's stdin (StdinOnce), as `docker run -i` does. A
+    // terminal has no EOF (Ctrl-D is a byte), and half-closing a TTY attach cuts its output.
+    if (!io.tty) io.stdin.once('end', () => stream.destroyed || stream.end());
+    io.abort.addEventListener('abort', kill, { once: true });
+    await container.start();
+    if (io.tty) await container.resize({ h: io.tty.rows, w: io.tty.cols }).catch(() => undefined);
+    const result = (await container.wait()) as { StatusCode: number };
+    await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
+    return result.StatusCode;
+  } finally {
+    io.abort.removeEventListener('abort', kill);
+  }
 }

@@ -9,14 +9,8 @@ export class DockerImages {
     private readonly owner: Owner,
   ) {}
 
-  async exists(ref: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(ref).inspect();
-      return true;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return false;
-      throw err;
-    }
+  exists(ref: string): Promise<boolean> {
+    return imageExists(this.docker, ref);
   }
 
   /** Tags of the app images this rack made. */
@@ -41,5 +35,16 @@ export class DockerImages {
       if (code === 409) return false;
       throw err;
     }
+  }
+}
+
+/** Whether the engine has the image (a tag or an ID). */
+export async function imageExists(docker: Docker, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    throw err;
   }
 }

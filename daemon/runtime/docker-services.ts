@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { RackError } from '../rack-error.js';
+import { runAttached } from './containers.js';
 import { hostConfinement } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
@@ -269,23 +270,9 @@ export async function runClient(docker: Docker, owner: Owner, spec: ClientSpec):
     Labels: owner.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app }),
     HostConfig: { Init: true, NetworkMode: spec.network, ...hostConfinement({ memoryBytes: 256 * 1024 * 1024, pids: 64, cpuShares: 1024 }) },
   });
-  const kill = () => void container.kill().catch(() => undefined);
   try {
-    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
-    stream.on('error', () => undefined);
-    const ended = new Promise<void>((resolve) => stream.once('close', () => resolve()));
-    if (spec.tty) stream.on('data', (c: Buffer) => spec.stdout.write(c));
-    else container.modem.demuxStream(stream, spec.stdout, spec.stderr);
-    spec.stdin.on('data', (c: Buffer) => stream.destroyed || stream.write(c));
-    if (!spec.tty) spec.stdin.once('end', () => stream.destroyed || stream.end());
-    spec.abort.addEventListener('abort', kill, { once: true });
-    await container.start();
-    if (spec.tty) await container.resize({ h: spec.tty.rows, w: spec.tty.cols }).catch(() => undefined);
-    const result = (await container.wait()) as { StatusCode: number };
-    await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
-    return result.StatusCode;
+    return await runAttached(container, spec);
   } finally {
-    spec.abort.removeEventListener('abort', kill);
     // v: the image declares /data a volume; the client's empty one goes with it.
     await container.remove({ force: true, v: true }).catch(() => undefined);
   }

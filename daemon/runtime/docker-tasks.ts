@@ -5,7 +5,8 @@ import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
-import { removeContainer } from './containers.js';
+import { removeContainer, runAttached } from './containers.js';
+import { imageExists } from './docker-images.js';
 import { envList, processEnv } from './docker-processes.js';
 import { APP_USER, confinement, hostConfinement, type Confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
@@ -168,25 +169,9 @@ export class DockerTasks {
       Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release) }),
       HostConfig: { Init: true, NetworkMode: spec.network, ...confinement(spec.limits) },
     });
-    const kill = () => void container.kill().catch(() => undefined);
     try {
-      const stream = await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
-      stream.on('error', () => undefined);
-      const ended = new Promise<void>((resolve) => stream.on('end', resolve));
-      if (spec.tty) stream.on('data', (c: Buffer) => spec.stdout.write(c));
-      else container.modem.demuxStream(stream, spec.stdout, spec.stderr);
-      spec.stdin.on('data', (c: Buffer) => stream.write(c));
-      // EOF from the client closes the process's stdin (StdinOnce), as `docker run -i` does. A
-      // terminal has no EOF (Ctrl-D is a byte), and half-closing a TTY attach cuts its output.
-      if (!spec.tty) spec.stdin.once('end', () => (stream as unknown as { end(): void }).end());
-      spec.abort.addEventListener('abort', kill, { once: true });
-      await container.start();
-      if (spec.tty) await container.resize({ h: spec.tty.rows, w: spec.tty.cols }).catch(() => undefined);
-      const result = (await container.wait()) as { StatusCode: number };
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 1000))]);
-      return result.StatusCode;
+      return await runAttached(container, spec);
     } finally {
-      spec.abort.removeEventListener('abort', kill);
       await this.removeContainer(container.id);
     }
   }
@@ -310,7 +295,7 @@ export class DockerTasks {
     let base = runImage;
     if (layer) {
       base = `${layer.ref.repo}:${layer.ref.tag}`;
-      if (!(await this.imageExists(base))) await this.copyOnto(buildContainerId, runImage, layer.copies, layer.ref, { ...labels, [LABEL.role]: 'layer' });
+      if (!(await imageExists(this.docker, base))) await this.copyOnto(buildContainerId, runImage, layer.copies, layer.ref, { ...labels, [LABEL.role]: 'layer' });
     }
     return this.copyOnto(buildContainerId, base, paths.map((path) => ({ path, into: posix.dirname(path) })), ref, labels);
   }
@@ -338,16 +323,6 @@ export class DockerTasks {
     // behind by a crash, it carries rack's labels and goes in the clean-up at the next start.
     removeContainer(this.docker, target.id).catch(() => undefined);
     return `${ref.repo}:${ref.tag}`;
-  }
-
-  private async imageExists(ref: string): Promise<boolean> {
-    try {
-      await this.docker.getImage(ref).inspect();
-      return true;
-    } catch (err) {
-      if ((err as { statusCode?: number }).statusCode === 404) return false;
-      throw err;
-    }
   }
 
   removeContainer(id: string): Promise<void> {
