@@ -174,6 +174,7 @@ test.serial("Heroku's build hooks run in order and cacheDirectories survive betw
   t.regex(out, /Running heroku-postbuild \(npm run heroku-postbuild\)/);
   t.regex(out, /kept\/between-builds is not cached yet/);
   t.is((await rack.get(app)).body, 'hooks prebuild,postbuild builds 1\n', 'heroku-postbuild runs in place of build');
+  t.is((await rack.get(app, '/npm-env')).body, 'heroku-postbuild node-hooks@1.0.0 hi true true\n', "the build script sees npm's variables");
   const again = await rack.ssh(['builds:create', '--deploy', '-a', app]);
   t.is(again.code, 0, again.stderr);
   t.regex(again.stdout, /kept\/between-builds restored/);
