@@ -80,3 +80,22 @@ export function medianPhases(rounds: readonly PhaseFigures[]): string {
   }
   return parts.length > 0 ? parts.join(' · ') : 'no timings printed';
 }
+
+/** A one-line Node server answering `marker`: each push deploys a new one. */
+export const markerServer = (marker: string) => `require('http').createServer((q, s) => s.end('${marker}')).listen(process.env.PORT);\n`;
+
+/**
+ * Commits a server answering `marker`, pushes it, and polls the app through the router until the
+ * new release answers: ms from the push to then, and the phases rack printed.
+ */
+export async function pushToAnswering(rack: RackDaemon, dir: string, app: string, marker: string, timeoutMs = 120_000): Promise<{ ms: number; phases: PhaseFigures }> {
+  await commitFile(dir, 'server.js', markerServer(marker), marker);
+  const t0 = performance.now();
+  const result = await rack.push(dir);
+  if (result.code !== 0) throw new Error(`push failed:\n${result.stderr}`);
+  for (;;) {
+    const res = await rack.get(app).catch(() => ({ status: 0, body: '' }));
+    if (res.body === marker) return { ms: performance.now() - t0, phases: parseTimings(result.stdout + result.stderr) };
+    if (performance.now() - t0 > timeoutMs) throw new Error('the new release never answered');
+  }
+}

@@ -6,25 +6,14 @@
  * have no off switch); the ratios isolate the cgroup limits.
  *   npm run build && node dist/scripts/bench-limits.js [rounds] [seconds]
  */
-import { commitFile, RackDaemon } from '../test/support/rack-daemon.js';
+import { RackDaemon } from '../test/support/rack-daemon.js';
+import { pushToAnswering as pushAndWait } from './bench-host.js';
 import { ms, runLoad } from './load-generator.js';
 
 const rounds = Number(process.argv[2] ?? 5);
 const seconds = Number(process.argv[3] ?? 5);
 const app = 'bench-limits';
-const server = (marker: string) => `require('http').createServer((q, s) => s.end('${marker}')).listen(process.env.PORT);\n`;
-
-async function pushToAnswering(rack: RackDaemon, dir: string, marker: string): Promise<number> {
-  await commitFile(dir, 'server.js', server(marker), marker);
-  const t0 = performance.now();
-  const result = await rack.push(dir);
-  if (result.code !== 0) throw new Error(`push failed:\n${result.stderr}`);
-  for (;;) {
-    const res = await rack.get(app).catch(() => ({ status: 0, body: '' }));
-    if (res.body === marker) return performance.now() - t0;
-    if (performance.now() - t0 > 120_000) throw new Error('new release never answered');
-  }
-}
+const pushToAnswering = async (rack: RackDaemon, dir: string, marker: string): Promise<number> => (await pushAndWait(rack, dir, app, marker)).ms;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

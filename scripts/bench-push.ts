@@ -5,28 +5,17 @@
  * rack itself timed.
  *   npm run build && node dist/scripts/bench-push.js [redeploys] [--others N]
  */
-import { commitFile, RackDaemon } from '../test/support/rack-daemon.js';
-import { median, medianPhases, othersArg, parseTimings, positional, runOtherApps, secs, type PhaseFigures } from './bench-host.js';
+import { RackDaemon } from '../test/support/rack-daemon.js';
+import { median, medianPhases, othersArg, positional, pushToAnswering, runOtherApps, secs, type PhaseFigures } from './bench-host.js';
 
 const argv = process.argv.slice(2);
 const redeploys = Number(positional(argv)[0] ?? 5);
 const others = othersArg(argv);
 const FIRST_GOAL_MS = 3_000;
 const REDEPLOY_GOAL_MS = 2_000;
-const server = (marker: string) =>
-  `require('http').createServer((q, s) => s.end('${marker}')).listen(process.env.PORT);\n`;
-
 async function timePush(rack: RackDaemon, dir: string, app: string, marker: string): Promise<{ answering: number; phases: PhaseFigures }> {
-  await commitFile(dir, 'server.js', server(marker), marker);
-  const t0 = performance.now();
-  const result = await rack.push(dir);
-  if (result.code !== 0) throw new Error(`push failed:\n${result.stderr}`);
-  for (;;) {
-    const res = await rack.get(app).catch(() => ({ status: 0, body: '' }));
-    if (res.body === marker) break;
-    if (performance.now() - t0 > 120_000) throw new Error('new release never answered');
-  }
-  return { answering: performance.now() - t0, phases: parseTimings(result.stdout + result.stderr) };
+  const r = await pushToAnswering(rack, dir, app, marker);
+  return { answering: r.ms, phases: r.phases };
 }
 
 const verdict = (ms: number, goal: number) => `${(ms / goal).toFixed(2)} of the goal ${ms <= goal ? 'ok' : 'MISSED'}`;
