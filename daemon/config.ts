@@ -56,9 +56,22 @@ export interface RackConfig {
   backupIntervalMs: number;
   /** RACK_BACKUP_KEEP: scheduled backups kept per add-on (the rest are the user's to remove). */
   backupKeep: number;
+  /**
+   * RACK_RUNTIME: `docker` (one machine, the default) or `swarm` (app processes as services on the
+   * workers of the Swarm that rackd's engine manages; docs/SWARM.md).
+   */
+  runtime: 'docker' | 'swarm';
+  /** RACK_REGISTRY_PORT: where the swarm runtime's image registry listens on the manager (default 5000). */
+  registryPort: number;
 }
 
 type Env = Record<string, string | undefined>;
+
+function runtimeKind(raw: string | undefined): RackConfig['runtime'] {
+  if (raw === undefined || raw === '' || raw === 'docker') return 'docker';
+  if (raw === 'swarm') return 'swarm';
+  throw new RackError('bad_config', `RACK_RUNTIME must be docker or swarm, got "${raw.slice(0, 40)}"`);
+}
 
 const LETS_ENCRYPT = 'https://acme-v02.api.letsencrypt.org/directory';
 
@@ -211,6 +224,8 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     backupDir: env['RACK_BACKUP_DIR'] ? resolve(env['RACK_BACKUP_DIR']) : join(isAbsolute(home) ? home : resolve(home), 'backups'),
     backupIntervalMs: positiveInt(env, 'RACK_BACKUP_INTERVAL', 24 * 3600) * 1000,
     backupKeep: positiveInt(env, 'RACK_BACKUP_KEEP', 7),
+    runtime: runtimeKind(env['RACK_RUNTIME']),
+    registryPort: port(env, 'RACK_REGISTRY_PORT', 5000),
   };
 }
 
@@ -225,6 +240,8 @@ export const paths = {
   controlSocket: (c: RackConfig) => join(c.home, 'control.sock'),
   apiSocket: (c: RackConfig) => join(c.home, 'api.sock'),
   ports: (c: RackConfig) => join(c.home, 'ports.json'),
+  /** The swarm runtime's registry: its CA and its TLS certificate and key. */
+  registry: (c: RackConfig) => join(c.home, 'registry'),
   /** `HOST.pem`: chain then key, mode 0600, read by the router process. */
   certs: (c: RackConfig) => join(c.home, 'certs'),
   /** The ACME account key, one per directory URL. */

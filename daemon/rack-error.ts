@@ -29,6 +29,9 @@ export type RackErrorCode =
   | 'docker_unavailable'
   | 'stack_failed'
   | 'router_failed'
+  | 'not_a_swarm'
+  | 'no_such_node'
+  | 'timed_out'
   | 'internal';
 
 export class RackError extends Error {

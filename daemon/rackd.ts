@@ -73,8 +73,10 @@ export class Rackd {
     for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config), paths.tmp(config)]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
-    const runtime = new DockerRuntime(await instanceId(config), config.appSubnets);
+    const swarm = config.runtime === 'swarm' ? { dir: paths.registry(config), port: config.registryPort, installDir: config.installDir, log: log.child({ mod: 'registry' }) } : undefined;
+    const runtime = new DockerRuntime(await instanceId(config), config.appSubnets, swarm);
     await runtime.ping();
+    await runtime.startSwarm();
     if (config.hostGuard) await installHostGuard();
     else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');
     await ensureStackImage(runtime, config.installDir, log);

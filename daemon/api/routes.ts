@@ -258,6 +258,24 @@ export const ROUTES: ApiRoute[] = [
       flags: { ...(query.get('app') !== null ? { app: query.get('app')! } : {}), ...(query.get('limit') !== null ? { num: query.get('limit')! } : {}) },
     }),
   },
+  // nodes
+  { method: 'GET', path: '/nodes', command: 'nodes', summary: 'The machines processes run on', response: S.list(S.node), mode: 'json', words: none },
+  {
+    method: 'GET', path: '/nodes/join-command', command: 'nodes:join-command', summary: 'The command a new machine runs to join', mode: 'json',
+    response: S.object({ command: S.text }, ['command']), words: none,
+  },
+  {
+    method: 'POST', path: '/nodes/{name}/drain', command: 'nodes:drain', summary: 'Place no more processes on a machine; wait until its processes run elsewhere', mode: 'stream',
+    response: S.node, words: ({ params }) => ({ args: [params['name']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/nodes/{name}/activate', command: 'nodes:activate', summary: 'Place processes on a drained machine again', mode: 'json',
+    response: S.node, words: ({ params }) => ({ args: [params['name']!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/nodes/{name}', command: 'nodes:remove', summary: 'Drain a machine, then take it out of this rack', mode: 'stream',
+    response: S.node, words: ({ params }) => ({ args: [params['name']!], flags: {} }),
+  },
 ];
 
 export interface RouteMatch {

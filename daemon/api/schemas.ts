@@ -149,6 +149,11 @@ export const addonInfo = shape(
 );
 export const backup = shape({ addon: text, id: text, kind: text, bytes: int, trigger: text, createdAt: time, createdBy: text }, ['addon', 'id', 'bytes', 'createdAt']);
 
+export const node = shape(
+  { id: text, name: text, address: text, state: text, availability: text, role: text, processes: int, memoryBytes: int, self: bool },
+  ['id', 'name', 'state', 'availability', 'role', 'processes'],
+);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */

@@ -16,6 +16,7 @@ import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
 import { tokensCommands } from './tokens.js';
 import { auditCommands } from './audit.js';
+import { nodesCommands } from './nodes.js';
 import { certsCommands } from './certs.js';
 import { addonsCommands } from './addons.js';
 
@@ -50,7 +51,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

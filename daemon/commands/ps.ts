@@ -38,7 +38,7 @@ export const psCommands: Command[] = [
       await ctx.services.store.requireApp(ctx.app);
       const processes = (await ctx.services.runtime.listProcesses(ctx.app)).sort((a, b) => a.type.localeCompare(b.type));
       const rows = processes.map((p) => ({
-        name: `${p.type}.${p.name.split('.').pop()}`,
+        name: `${p.type}.${p.name.split(/[.-]/).pop()}`,
         type: p.type,
         release: p.release,
         state: state(p, ctx.services.supervisor.isDraining(p.id)),
@@ -46,11 +46,15 @@ export const psCommands: Command[] = [
         limits: formatLimits(p.limits),
         startedAt: p.startedAt,
         uptime: uptime(p.startedAt, p.running),
+        ...(p.node !== undefined ? { node: p.node } : {}),
       }));
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
-      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts), r.limits]);
-      for (const line of table([['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS', 'LIMITS'], ...lines])) ctx.print(line);
+      // On a Swarm, where each process runs.
+      const nodes = rows.some((r) => r.node !== undefined);
+      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts), ...(nodes ? [r.node || '-'] : []), r.limits]);
+      const head = ['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS', ...(nodes ? ['NODE'] : []), 'LIMITS'];
+      for (const line of table([head, ...lines])) ctx.print(line);
     },
   },
 ];

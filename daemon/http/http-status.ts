@@ -28,5 +28,8 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   docker_unavailable: 503,
   stack_failed: 500,
   router_failed: 502,
+  not_a_swarm: 409,
+  no_such_node: 404,
+  timed_out: 504,
   internal: 500,
 };

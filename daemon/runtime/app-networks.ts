@@ -79,12 +79,52 @@ export class AppNetworks {
     }) as Promise<string>;
   }
 
-  /** Removes the app's network (after its containers are gone). */
-  async remove(app: string): Promise<void> {
+  /**
+   * On a Swarm, the app's processes share a swarm-scoped overlay network of their own instead:
+   * tasks of two apps on one node are on different networks, and the node's docker_gwbridge they
+   * also sit on (for egress and host-mode ports) has inter-container traffic off. rack never routes
+   * through the overlay itself: the router reaches each task at its node's address.
+   */
+  ensureSwarm(app: string): Promise<string> {
+    const key = `swarm:${app}`;
+    let made = this.pending.get(key);
+    if (!made) {
+      made = this.createSwarm(app).finally(() => this.pending.delete(key));
+      this.pending.set(key, made);
+    }
+    return made;
+  }
+
+  private async createSwarm(app: string): Promise<string> {
+    const name = `${this.name(app)}-swarm`;
     try {
-      await this.docker.getNetwork(this.name(app)).remove();
+      await this.docker.getNetwork(name).inspect();
+      return name;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    try {
+      await this.docker.createNetwork({
+        Name: name,
+        Driver: 'overlay',
+        CheckDuplicate: true,
+        Attachable: false,
+        Labels: this.owner.labels({ [LABEL.app]: app, [LABEL.role]: 'network' }),
+      });
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+    }
+    return name;
+  }
+
+  /** Removes the app's networks (after its containers and services are gone). */
+  async remove(app: string): Promise<void> {
+    for (const name of [this.name(app), `${this.name(app)}-swarm`]) {
+      try {
+        await this.docker.getNetwork(name).remove();
+      } catch (err) {
+        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      }
     }
   }
 
@@ -93,6 +133,6 @@ export class AppNetworks {
     const list = await this.docker.listNetworks({
       filters: { label: [`${LABEL.managed}=true`, `${LABEL.instance}=${this.owner.instance}`, `${LABEL.role}=network`] },
     });
-    return list.map((n) => n.Labels?.[LABEL.app] ?? '').filter((a) => a !== '');
+    return [...new Set(list.map((n) => n.Labels?.[LABEL.app] ?? '').filter((a) => a !== ''))];
   }
 }

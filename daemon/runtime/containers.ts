@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
-export type ContainerRole = 'build' | 'release' | 'run' | 'process' | 'addon';
+export type ContainerRole = 'build' | 'release' | 'run' | 'process' | 'addon' | 'registry';
 
 export interface OwnedContainer {
   id: string;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { lineSplitter } from '../line-splitter.js';
+import { removeContainer } from './containers.js';
 import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
@@ -43,6 +44,8 @@ export interface ProcessInfo {
   startedAt: string;
   /** The limits it runs under, read back from Docker. */
   limits: ProcessLimits;
+  /** The Swarm node it runs on; absent on one machine. */
+  node?: string;
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -66,14 +69,50 @@ export function processEnv(builder: Builder | undefined, env: Record<string, str
   return builder === 'dockerfile' || Object.hasOwn(env, 'HOME') ? { ...env } : { HOME: '/app', ...env };
 }
 
+/**
+ * Where app processes run: containers on this engine (DockerProcesses), or services on a Swarm's
+ * workers (SwarmProcesses). The supervisor speaks only this.
+ */
+export interface ProcessDriver {
+  /**
+   * Starts these processes (of one release) and resolves once each runs; on any failure, removes
+   * every one it started and rejects.
+   */
+  startAll(specs: ProcessSpec[]): Promise<ProcessInfo[]>;
+  inspect(id: string): Promise<ProcessInfo>;
+  /** Every process of this rack (of one app), running or not. */
+  list(app?: string): Promise<ProcessInfo[]>;
+  /** SIGTERM, SIGKILL after `graceSeconds`, then gone. */
+  stop(id: string, graceSeconds: number): Promise<void>;
+  /** Gone at once (a process never switched to). */
+  remove(id: string): Promise<void>;
+  followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void>;
+  events(onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void>;
+  logs(id: string, tail: number): Promise<string>;
+  /**
+   * Where web processes answer now, for a driver whose processes move (a Swarm task replaced on
+   * another node); absent when an address holds for the process's life.
+   */
+  endpoints?(ids: string[]): Promise<Map<string, { host: string; port: number } | null>>;
+}
+
 /** The Docker driver's long-running part: app processes, their state and their output. */
-export class DockerProcesses {
+export class DockerProcesses implements ProcessDriver {
   constructor(
     private readonly docker: Docker,
     private readonly owner: Owner,
     /** A client without the call timeout, for log streams that may stay quiet for hours. */
     private readonly streams: Docker,
   ) {}
+
+  async startAll(specs: ProcessSpec[]): Promise<ProcessInfo[]> {
+    const results = await Promise.allSettled(specs.map((spec) => this.start(spec)));
+    const started = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed === undefined) return started;
+    for (const p of started) await this.remove(p.id).catch(() => undefined);
+    throw failed.reason;
+  }
 
   async start(spec: ProcessSpec): Promise<ProcessInfo> {
     const name = `rack.${spec.app}.v${spec.release}.${spec.type}.${randomBytes(3).toString('hex')}`;
@@ -184,6 +223,10 @@ export class DockerProcesses {
     }
   }
 
+  async remove(id: string): Promise<void> {
+    await removeContainer(this.docker, id);
+  }
+
   /**
    * Follows a container's output from `tail` lines back until it stops or `signal` fires, one
    * callback per line with Docker's timestamp.
@@ -197,22 +240,7 @@ export class DockerProcesses {
       tail,
       abortSignal: signal,
     })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-    const out = new PassThrough();
-    const lines = lineSplitter((line) => {
-      const space = line.indexOf(' ');
-      if (space > 0) onLine(line.slice(0, space), line.slice(space + 1));
-    });
-    out.on('data', (chunk: Buffer) => lines.push(chunk));
-    stream.on('error', () => undefined);
-    this.streams.modem.demuxStream(stream, out, out);
-    await new Promise<void>((resolve) => {
-      stream.on('end', resolve);
-      stream.on('close', resolve);
-      signal.addEventListener('abort', () => {
-        stream.destroy();
-        resolve();
-      });
-    });
+    await followTimestampedLines(this.streams, stream, onLine, signal);
   }
 
   /**
@@ -277,7 +305,7 @@ function freePort(): Promise<number> {
 }
 
 /** Docker multiplexes stdout/stderr in 8-byte-framed chunks when there is no TTY. */
-function demuxToText(buf: Buffer): string {
+export function demuxToText(buf: Buffer): string {
   if (!Buffer.isBuffer(buf)) return String(buf);
   const parts: Buffer[] = [];
   let i = 0;
@@ -287,4 +315,32 @@ function demuxToText(buf: Buffer): string {
     i += 8 + size;
   }
   return Buffer.concat(parts).toString('utf8');
+}
+
+/**
+ * Reads a Docker log stream (multiplexed, each line led by its timestamp) line by line until it
+ * ends or `signal` fires: a container's logs here, a service's on a Swarm.
+ */
+export async function followTimestampedLines(
+  docker: Docker,
+  stream: NodeJS.ReadableStream & { destroy(): void },
+  onLine: (time: string, text: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const out = new PassThrough();
+  const lines = lineSplitter((line) => {
+    const space = line.indexOf(' ');
+    if (space > 0) onLine(line.slice(0, space), line.slice(space + 1));
+  });
+  out.on('data', (chunk: Buffer) => lines.push(chunk));
+  stream.on('error', () => undefined);
+  docker.modem.demuxStream(stream, out, out);
+  await new Promise<void>((resolve) => {
+    stream.on('end', resolve);
+    stream.on('close', resolve);
+    signal.addEventListener('abort', () => {
+      stream.destroy();
+      resolve();
+    });
+  });
 }

@@ -3,10 +3,13 @@ import { RackError } from '../rack-error.js';
 import { AppNetworks } from './app-networks.js';
 import { ownedContainers, removeContainer, type ContainerRole, type OwnedContainer } from './containers.js';
 import { DockerImages } from './docker-images.js';
-import { DockerProcesses, type ProcessInfo, type ProcessSpec } from './docker-processes.js';
+import { DockerProcesses, type ProcessDriver, type ProcessInfo, type ProcessSpec } from './docker-processes.js';
 import { DockerServices } from './docker-services.js';
 import { DockerTasks } from './docker-tasks.js';
 import { owner, type Owner } from './owner.js';
+import { RegistryImages, type RegistryOptions } from './registry-images.js';
+import { SwarmNodes } from './swarm-nodes.js';
+import { SwarmProcesses } from './swarm-processes.js';
 
 export type { ProcessInfo, ProcessSpec } from './docker-processes.js';
 
@@ -20,38 +23,63 @@ const PING_TIMEOUT_MS = 10_000;
 export const DEFAULT_APP_SUBNETS = '10.213.0.0/16';
 
 /**
- * The Docker driver, composed of its parts: processes, one-off tasks, images, app networks and
- * add-on services.
+ * The Docker driver, composed of its parts: processes, one-off tasks, images, app networks,
+ * add-on services and the Swarm's nodes.
  * It is the only code that imports dockerode; everything above speaks in processes, builds and
  * images, so a Swarm driver can slot in behind the same methods.
  */
 export class DockerRuntime {
   private readonly calls: Docker;
   private readonly owner: Owner;
-  readonly processes: DockerProcesses;
+  readonly processes: ProcessDriver;
   readonly tasks: DockerTasks;
   readonly images: DockerImages;
   readonly networks: AppNetworks;
   readonly services: DockerServices;
+  readonly nodes: SwarmNodes;
+  /** The swarm runtime's registry; absent on one machine. */
+  readonly registry: RegistryImages | undefined;
 
   /**
    * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
    * adopt or remove each other's containers.
    */
-  constructor(instance: string, subnets = DEFAULT_APP_SUBNETS) {
+  constructor(instance: string, subnets = DEFAULT_APP_SUBNETS, swarm?: RegistryOptions) {
     this.owner = owner(instance);
     this.calls = new Docker({ timeout: CALL_TIMEOUT_MS });
     const streams = new Docker();
-    this.processes = new DockerProcesses(this.calls, this.owner, streams);
+    this.registry = swarm ? new RegistryImages(this.calls, streams, this.owner, swarm) : undefined;
+    this.processes = this.registry
+      ? new SwarmProcesses(this.calls, this.owner, streams, this.registry)
+      : new DockerProcesses(this.calls, this.owner, streams);
     this.tasks = new DockerTasks(streams, this.owner);
     this.images = new DockerImages(this.calls, this.owner);
     this.networks = new AppNetworks(this.calls, this.owner, subnets);
     // Execs stream (backups), so they go through the client without the call timeout.
     this.services = new DockerServices(streams, this.owner);
+    this.nodes = new SwarmNodes(this.calls, this.owner, this.registry);
   }
 
   get instance(): string {
     return this.owner.instance;
+  }
+
+  /** Whether app processes run as services on a Swarm's workers (RACK_RUNTIME=swarm). */
+  get swarm(): boolean {
+    return this.registry !== undefined;
+  }
+
+  /**
+   * RACK_RUNTIME=swarm: the engine must manage an active Swarm; the registry its nodes pull from
+   * is started (made on first use) at the manager's Swarm address.
+   */
+  async startSwarm(): Promise<void> {
+    if (!this.registry) return;
+    const info = (await this.calls.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeAddr?: string } };
+    if (info.Swarm?.LocalNodeState !== 'active' || info.Swarm.ControlAvailable !== true || !info.Swarm.NodeAddr) {
+      throw new RackError('bad_config', 'RACK_RUNTIME=swarm needs a Docker engine that manages a Swarm: run `docker swarm init --advertise-addr ADDRESS` first (docs/SWARM.md)');
+    }
+    await this.registry.start(info.Swarm.NodeAddr);
   }
 
   /**
@@ -88,10 +116,14 @@ export class DockerRuntime {
   listAppImages = (app: string) => this.images.listWithParents(app);
   removeImage = (ref: string, force?: boolean) => this.images.remove(ref, force);
 
-  startProcess = (spec: ProcessSpec) => this.processes.start(spec);
+  startProcesses = (specs: ProcessSpec[]) => this.processes.startAll(specs);
   inspectProcess = (id: string) => this.processes.inspect(id);
   listProcesses = (app?: string): Promise<ProcessInfo[]> => this.processes.list(app);
   stopProcess = (id: string, graceSeconds: number) => this.processes.stop(id, graceSeconds);
+  removeProcess = (id: string) => this.processes.remove(id);
+  /** The network an app's processes join: its bridge here, its overlay on a Swarm. */
+  processNetwork = (app: string) => (this.swarm ? this.networks.ensureSwarm(app) : this.networks.ensure(app));
+  endpoints = (ids: string[]) => this.processes.endpoints?.(ids);
   followLogs: DockerProcesses['followLogs'] = (...args) => this.processes.followLogs(...args);
   processLogs = (id: string, tail: number) => this.processes.logs(id, tail);
 
@@ -109,6 +141,7 @@ export class DockerRuntime {
    * network. A recreated app of the same name then starts from nothing of the old one's.
    */
   async removeApp(app: string): Promise<void> {
+    for (const p of await this.processes.list(app)) await this.processes.remove(p.id);
     for (const c of await this.ownedContainers({ app })) await this.removeContainer(c.id);
     // Children first: a dependency layer goes once no app image stands on it any more.
     const images = await this.images.listWithParents(app);

@@ -14,6 +14,7 @@ import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import { type UserOutput } from '../user-output.js';
 import { Drainer } from './drainer.js';
+import { EndpointWatch, sameUpstreams } from './endpoint-watch.js';
 import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
 import { ProcessEvents } from './process-events.js';
@@ -59,6 +60,10 @@ export class Supervisor {
   private readonly drainer: Drainer;
   /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
   private readonly serving = new Map<string, Upstream[]>();
+  /** The web processes (IDs) behind `serving`, for a runtime whose endpoints move (endpoint-watch.ts). */
+  private readonly servingIds = new Map<string, string[]>();
+  /** One router change at a time per app, in the order asked. */
+  private readonly publishing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly config: RackConfig,
@@ -71,20 +76,37 @@ export class Supervisor {
     this.follower = new LogFollower(runtime, logs, log);
     this.drainer = new Drainer(runtime, router, this.follower, log);
     this.events = new ProcessEvents(runtime, logs, log);
+    this.endpointWatch = new EndpointWatch(
+      () => this.servingIds,
+      (ids) => this.runtime.endpoints(ids),
+      (app, ids, upstreams) =>
+        this.serialized(app, async () => {
+          // A rollout switched meanwhile: its set wins.
+          if (this.servingIds.get(app) !== ids || sameUpstreams(this.serving.get(app) ?? [], upstreams)) return;
+          this.log.info({ app, upstreams }, 'web processes moved or were lost: router updated');
+          await this.publishNow(app, upstreams);
+        }),
+      this.log,
+    );
   }
 
   private readonly events: ProcessEvents;
+  /** On a Swarm: the router follows web processes that Swarm moved, and drops those on lost nodes. */
+  private readonly endpointWatch: EndpointWatch;
 
   /** Starts telling apps' logs about their processes' exits and memory kills. */
   start(): void {
     this.events.start();
+    this.endpointWatch.start();
   }
 
   /** Stops following every process's output (daemon stop); the processes keep running. */
   stop(): void {
     this.follower.stop();
     this.events.stop();
+    this.endpointWatch.stop();
   }
+
 
   defaultHost(app: string): string {
     return `${app}.${this.config.domain}`;
@@ -95,7 +117,19 @@ export class Supervisor {
    * now when omitted (after a domain change). Known apps with nothing healthy answer 503, not 404.
    * Resolves once the router has saved and applied the change; throws when it could not.
    */
-  async publish(app: string, upstreams?: Upstream[]): Promise<void> {
+  publish(app: string, upstreams?: Upstream[]): Promise<void> {
+    return this.serialized(app, () => this.publishNow(app, upstreams));
+  }
+
+  private serialized(app: string, task: () => Promise<void>): Promise<void> {
+    const next = (this.publishing.get(app) ?? Promise.resolve()).then(task);
+    const settled = next.catch(() => undefined);
+    this.publishing.set(app, settled);
+    void settled.then(() => this.publishing.get(app) === settled && this.publishing.delete(app));
+    return next;
+  }
+
+  private async publishNow(app: string, upstreams?: Upstream[]): Promise<void> {
     const record = await this.store.getApp(app);
     const next = upstreams ?? this.serving.get(app) ?? [];
     const https = { redirect: record?.https?.redirect === true, hsts: record?.https?.hsts === true };
@@ -105,6 +139,7 @@ export class Supervisor {
 
   async unpublish(app: string): Promise<void> {
     this.serving.delete(app);
+    this.servingIds.delete(app);
     await this.router.removeApp(app);
     this.logs.forget(app);
   }
@@ -136,6 +171,7 @@ export class Supervisor {
     const old = all.filter((p) => inScope(p.type));
     const untouched = all.filter((p) => !inScope(p.type));
     const before = this.serving.get(app) ?? [];
+    const beforeIds = this.servingIds.get(app) ?? [];
     const health = { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck };
     const started: ProcessInfo[] = [];
     let switchTried = false;
@@ -149,25 +185,26 @@ export class Supervisor {
         },
         starting: async () => {
           out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
-          const network = await this.runtime.networks.ensure(app);
-          for (const type of types) {
-            for (let i = 0; i < (formation[type] ?? 0); i++) {
-              const p = await this.runtime.startProcess({
-                app,
-                release: release.version,
-                type,
-                image: release.image,
-                builder: release.builder,
-                command: release.processTypes[type]!,
-                // As on Heroku: the process's type and number (web.1), set by the platform.
-                env: { ...release.config, DYNO: `${type}.${i + 1}` },
-                port: type === 'web' ? WEB_PORT : undefined,
-                network,
-                limits: limitsFor(type, req.limits ?? record.limits),
-              });
-              started.push(p);
-              this.follower.watch(p, 1000);
-            }
+          const network = await this.runtime.processNetwork(app);
+          const specs = types.flatMap((type) =>
+            Array.from({ length: formation[type] ?? 0 }, (_, i) => ({
+              app,
+              release: release.version,
+              type,
+              image: release.image,
+              builder: release.builder,
+              command: release.processTypes[type]!,
+              // As on Heroku: the process's type and number (web.1), set by the platform.
+              env: { ...release.config, DYNO: `${type}.${i + 1}` },
+              port: type === 'web' ? WEB_PORT : undefined,
+              network,
+              limits: limitsFor(type, req.limits ?? record.limits),
+            })),
+          );
+          // All at once (a Swarm takes seconds to place them); the driver removes them all if one fails.
+          for (const p of await this.runtime.startProcesses(specs)) {
+            started.push(p);
+            this.follower.watch(p, 1000);
           }
           return 'started';
         },
@@ -178,7 +215,9 @@ export class Supervisor {
         switching: async () => {
           if (inScope('web')) {
             switchTried = true;
-            await this.publish(app, started.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
+            const web = started.filter((p) => p.type === 'web' && p.upstream);
+            this.servingIds.set(app, web.map((p) => p.id));
+            await this.publish(app, web.map((p) => p.upstream!));
           }
           // Recorded before the drain: a crash from here on leaves the new processes current and serving.
           await req.record([...untouched, ...started].map((p) => p.id));
@@ -192,10 +231,13 @@ export class Supervisor {
         rolling_back: async () => {
           for (const p of started) {
             this.follower.unwatch(p.id);
-            await this.runtime.removeContainer(p.id);
+            await this.runtime.removeProcess(p.id);
           }
           // The router may already point at the processes just removed: point it back.
-          if (switchTried) await this.publish(app, before);
+          if (switchTried) {
+            this.servingIds.set(app, beforeIds);
+            await this.publish(app, before);
+          }
           return 'cleaned_up';
         },
       },
@@ -300,7 +342,10 @@ export class Supervisor {
       if (!known.has(route.app) && route.app !== CONTROL_PLANE_APP) await this.router.removeApp(route.app);
     }
     for (const c of await this.runtime.ownedContainers()) {
-      if (c.role === 'process' && known.has(c.app)) continue;
+      // On a Swarm, app processes are services: a process container here is from one machine's days.
+      if (c.role === 'process' && known.has(c.app) && !this.runtime.swarm) continue;
+      // The swarm runtime's registry runs as long as rackd's engine manages the Swarm.
+      if (c.role === 'registry') continue;
       // Add-ons outlive apps and restarts: only addons:destroy removes one.
       if (c.role === 'addon') continue;
       this.log.info({ container: c.name, role: c.role }, 'removing a container left from before the restart');
@@ -340,7 +385,9 @@ export class Supervisor {
     const leftovers = mine.filter((p) => !current.includes(p));
     if (current.length > 0) {
       // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
-      await this.publish(app.name, current.filter((p) => p.type === 'web' && p.upstream).map((p) => p.upstream!));
+      const web = current.filter((p) => p.type === 'web' && p.upstream);
+      this.servingIds.set(app.name, web.map((p) => p.id));
+      await this.publish(app.name, web.map((p) => p.upstream!));
       await this.removeAll(app.name, leftovers);
       for (const p of current) this.follower.watch(p, 100);
       this.log.info({ app: app.name, release: app.currentRelease, processes: current.length }, 're-adopted running processes');
@@ -365,7 +412,7 @@ export class Supervisor {
   private async removeAll(app: string, processes: ProcessInfo[]): Promise<void> {
     for (const p of processes) {
       this.log.info({ app, container: p.name }, 'removing process that was never switched to');
-      await this.runtime.removeContainer(p.id);
+      await this.runtime.removeProcess(p.id);
     }
   }
 }

@@ -141,6 +141,10 @@ export class RackDaemon {
     await this.stopRouter();
     const id = (await readFile(join(this.home, 'instance-id'), 'utf8').catch(() => '')).trim();
     if (id) {
+      // On a Swarm, app processes are services; their tasks stop with them.
+      const services = await exec('docker', ['service', 'ls', '-q', '--filter', `label=rack.instance=${id}`]);
+      const serviceIds = services.code === 0 ? services.stdout.split('\n').filter(Boolean) : [];
+      if (serviceIds.length) await exec('docker', ['service', 'rm', ...serviceIds]);
       const { stdout } = await exec('docker', ['ps', '-aq', '--filter', `label=rack.instance=${id}`]);
       const ids = stdout.split('\n').filter(Boolean);
       if (ids.length) await exec('docker', ['rm', '-f', ...ids]);

@@ -1,0 +1,179 @@
+import type Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Agent } from 'undici';
+import type { Logger } from '../log.js';
+import { RackError } from '../rack-error.js';
+import { runScript } from '../run-script.js';
+import { LABEL } from './labels.js';
+import type { Owner } from './owner.js';
+
+const run = promisify(execFile);
+const REGISTRY_IMAGE = 'rack/registry:latest';
+const LOOPBACK = '127.0.0.1';
+
+export interface RegistryOptions {
+  /** RACK_HOME/registry: the CA, the registry's certificate and key. */
+  dir: string;
+  port: number;
+  installDir: string;
+  log: Logger;
+}
+
+/**
+ * The swarm runtime's image registry: rack/registry (Debian's docker-registry, made on first use)
+ * on the manager, with TLS from a CA rack makes, so that nodes pull app images by digest and every
+ * node runs the same bytes. The manager's engine pushes over loopback (Docker allows a loopback
+ * registry without trusting its certificate); nodes pull at the manager's Swarm address, trusting
+ * the CA in /etc/docker/certs.d (nodes:join-command installs it).
+ */
+export class RegistryImages {
+  #address = '';
+  readonly #pushed = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly streams: Docker,
+    private readonly owner: Owner,
+    private readonly opts: RegistryOptions,
+  ) {}
+
+  /** `ADDRESS:PORT`, as nodes reach the registry. */
+  get host(): string {
+    return `${this.#address}:${this.opts.port}`;
+  }
+
+  /** Makes the CA, the certificate and the image when missing, and runs the registry. */
+  async start(address: string): Promise<void> {
+    this.#address = address;
+    await this.#certificates(address);
+    if (!(await exists(this.docker, REGISTRY_IMAGE))) {
+      this.opts.log.info('making the rack/registry image (first use of the swarm runtime)');
+      const code = await runScript(join(this.opts.installDir, 'scripts', 'make-registry-image.sh'), [], (line) => this.opts.log.info({ line }, 'make-registry-image'));
+      if (code !== 0) throw new RackError('internal', `making ${REGISTRY_IMAGE} failed (status ${code}); the log has its output`);
+    }
+    const name = `rack-registry-${this.owner.instance}`;
+    const container = this.docker.getContainer(name);
+    try {
+      const info = await container.inspect();
+      if (!info.State.Running) await container.start();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      // The images live on (labelled) when the container is made again.
+      await this.docker.createVolume({ Name: name, Labels: this.owner.labels({ [LABEL.role]: 'registry' }) });
+      const made = await this.docker.createContainer({
+        name,
+        Image: REGISTRY_IMAGE,
+        Labels: this.owner.labels({ [LABEL.role]: 'registry' }),
+        ExposedPorts: { '5000/tcp': {} },
+        HostConfig: {
+          Binds: [`${join(this.opts.dir, 'registry.crt')}:/certs/registry.crt:ro`, `${join(this.opts.dir, 'registry.key')}:/certs/registry.key:ro`, `${name}:/var/lib/registry`],
+          PortBindings: { '5000/tcp': [{ HostIp: address, HostPort: String(this.opts.port) }, { HostIp: LOOPBACK, HostPort: String(this.opts.port) }] },
+          RestartPolicy: { Name: 'unless-stopped' },
+        },
+      });
+      await made.start();
+    }
+    await this.#waitAnswering();
+  }
+
+  /** The CA nodes must trust, PEM. */
+  ca(): Promise<string> {
+    return readFile(join(this.opts.dir, 'ca.crt'), 'utf8');
+  }
+
+  /**
+   * Pushes a local image (once) and names it by digest at the registry's node-facing address:
+   * what a service runs, so a tag moved later changes nothing that runs.
+   */
+  publish(image: string): Promise<string> {
+    let pushed = this.#pushed.get(image);
+    if (!pushed) {
+      pushed = this.#push(image);
+      pushed.catch(() => this.#pushed.delete(image));
+      this.#pushed.set(image, pushed);
+    }
+    return pushed;
+  }
+
+  async #push(image: string): Promise<string> {
+    const colon = image.lastIndexOf(':');
+    const [repo, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+    const local = `${LOOPBACK}:${this.opts.port}/${repo}`;
+    await this.docker.getImage(image).tag({ repo: local, tag });
+    const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { serveraddress: `${LOOPBACK}:${this.opts.port}` } } as object);
+    const digest = await new Promise<string>((resolve, reject) => {
+      let found = '';
+      this.streams.modem.followProgress(
+        stream,
+        (err: Error | null) => {
+          if (err) reject(err);
+          else if (!found) reject(new Error(`pushing ${image} gave no digest`));
+          else resolve(found);
+        },
+        (event: { error?: string; aux?: { Digest?: string } }) => {
+          if (event.error) reject(new Error(event.error));
+          if (event.aux?.Digest) found = event.aux.Digest;
+        },
+      );
+    });
+    return `${this.host}/${repo}@${digest}`;
+  }
+
+  async #certificates(address: string): Promise<void> {
+    const dir = this.opts.dir;
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const file = (name: string) => join(dir, name);
+    if (!(await present(file('ca.crt')))) {
+      await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '3650',
+        '-subj', `/CN=rack registry CA ${this.owner.instance}`, '-keyout', file('ca.key'), '-out', file('ca.crt')]);
+    }
+    // The certificate names the address; a new address (the manager moved) gets a new one.
+    const named = await readFile(file('registry.address'), 'utf8').catch(() => '');
+    if (named === address && (await present(file('registry.crt')))) return;
+    await writeFile(file('registry.ext'), `subjectAltName=IP:${address},IP:${LOOPBACK}\nextendedKeyUsage=serverAuth\n`);
+    await run('openssl', ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', '/CN=rack registry',
+      '-keyout', file('registry.key'), '-out', file('registry.csr')]);
+    await run('openssl', ['x509', '-req', '-in', file('registry.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'), '-CAcreateserial',
+      '-days', '825', '-extfile', file('registry.ext'), '-out', file('registry.crt')]);
+    // Read by the registry's own user inside its container; the folder keeps it from anyone else here.
+    await chmod(file('registry.key'), 0o644);
+    await writeFile(file('registry.address'), address);
+  }
+
+  async #waitAnswering(): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    const dispatcher = new Agent({ connect: { ca: await this.ca() } });
+    for (;;) {
+      try {
+        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/`, { signal: AbortSignal.timeout(2000), dispatcher } as RequestInit);
+        await res.body?.cancel();
+        if (res.status === 200) return void (await dispatcher.close());
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > deadline) throw new RackError('internal', `the image registry did not answer on ${LOOPBACK}:${this.opts.port} within 30 s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+async function exists(docker: Docker, image: string): Promise<boolean> {
+  try {
+    await docker.getImage(image).inspect();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function present(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
