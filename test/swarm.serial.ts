@@ -117,6 +117,33 @@ test.serial('nodes:drain moves processes off a worker with no failed request; ac
   t.is(activate.code, 0, activate.stderr);
 });
 
+test.serial('a release whose processes fail their health check never takes traffic; the old one serves throughout', async (t) => {
+  const dir = `${rack.work}/${APP}`;
+  const before = (await ps()).map((p) => p.name).sort();
+  const run = load();
+  await commitFile(dir, 'server.js', "console.error('no listening today'); process.exit(3);\n", 'a release that cannot start');
+  const push = await rack.push(dir);
+  const report = await run.stop();
+  t.not(push.code, 0);
+  t.regex(push.stderr, /failed its health check|Swarm could not run it/);
+  t.is(report.failed, 0, failures(report));
+  t.deepEqual((await ps()).map((p) => p.name).sort(), before, 'the failed release left no process behind');
+  await exec('git', ['-C', dir, 'reset', '-q', '--hard', 'HEAD~1']);
+});
+
+test.serial('a rackd restart re-adopts the running services: the same processes, no failed request', async (t) => {
+  const before = (await ps()).map((p) => p.name).sort();
+  const run = load();
+  await rack.stop();
+  await rack.start({ RACK_RUNTIME: 'swarm' });
+  await new Promise((r) => setTimeout(r, 1500));
+  const report = await run.stop();
+  t.is(report.failed, 0, failures(report));
+  t.true(report.served > 100);
+  t.deepEqual((await ps()).map((p) => p.name).sort(), before);
+  t.regex(rack.output, /re-adopted running processes/);
+});
+
 test.serial('a worker that dies under load: Swarm replaces its processes and the router follows them', async (t) => {
   // A restart spreads the processes over both workers again.
   await ok(['ps:restart']);
@@ -145,4 +172,39 @@ test.serial('a worker that dies under load: Swarm replaces its processes and the
   t.true(report.served > servedBefore.served, 'answers keep coming after the move');
   // Nothing failed in the last 2 s: every request reached a live process.
   t.false(report.failures.some((f) => f.at > run.now() - 2000), 'no failure once the processes moved');
+});
+
+test.serial('an add-on stays on the machine that holds its volume, and apps on the workers use it', async (t) => {
+  const dir = await rack.appRepo('addon-app', 'shop');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  const created = await rack.ssh(['addons:create', 'postgres', '-a', 'shop']);
+  t.is(created.code, 0, created.stderr);
+  t.regex(created.stdout, /published on 10\.214\.0\.1:\d+ for the Swarm's workers, password required/);
+  const shop = JSON.parse((await rack.ssh(['ps', '--json', '-a', 'shop'])).stdout) as Ps[];
+  t.true(shop.length > 0 && shop.every((p) => p.node?.startsWith('rack-swarm-w')), 'the app runs on a worker');
+  t.is((await rack.post('shop', '/rows?n=10')).body, 'added 10\n');
+  t.is((await rack.get('shop', '/rows')).body, '10\n');
+  const manager = (JSON.parse((await rack.ssh(['nodes', '--json'])).stdout) as { name: string; self: boolean }[]).find((n) => n.self)!;
+  const info = JSON.parse((await rack.ssh(['addons:info', 'shop-postgres', '--json'])).stdout) as { node: string; plan: string };
+  t.is(info.node, manager.name);
+  t.regex(info.plan, /on the Swarm's manager/);
+  // Its data is on the manager's volume, not in a worker: a redeploy keeps the rows.
+  await commitFile(dir, 'VERSION', 'two\n', 'redeploy');
+  t.is((await rack.push(dir)).code, 0);
+  t.is((await rack.get('shop', '/rows')).body, '10\n');
+});
+
+test.serial("apps:destroy takes the app's images out of the registry: no node can pull them any more", async (t) => {
+  const images = (await exec('docker', ['service', 'ls', '--format', '{{.Image}}', '--filter', 'label=rack.app=shop'])).stdout.trim().split('\n');
+  t.true(images.length > 0 && images.every((i) => /@sha256:/.test(i)));
+  const manifest = (image: string) => {
+    const [name, digest] = image.replace(/^[^/]+\//, '').split('@') as [string, string];
+    return exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', `${rack.home}/registry/ca.crt`,
+      '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json', `https://127.0.0.1:5000/v2/${name}/manifests/${digest}`]);
+  };
+  t.is((await manifest(images[0]!)).stdout, '200');
+  const destroyed = await rack.ssh(['apps:destroy', 'shop', '--confirm', 'shop']);
+  t.is(destroyed.code, 0, destroyed.stderr);
+  for (const image of images) t.is((await manifest(image)).stdout, '404', image);
 });

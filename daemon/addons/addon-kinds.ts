@@ -64,8 +64,8 @@ export function parseAlias(word: string): string {
  */
 export function attachmentVars(addon: AddonRecord, alias: string): Record<string, string> {
   const spec = KINDS[addon.kind];
-  const host = addon.name;
-  const port = String(spec.port);
+  const host = addon.published?.host ?? addon.name;
+  const port = String(addon.published?.port ?? spec.port);
   const password = encodeURIComponent(addon.password);
   if (addon.kind === 'postgres') {
     return {

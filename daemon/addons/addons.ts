@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Pipeline } from '../pipeline.js';
 import { RackError } from '../rack-error.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import { freePort } from '../runtime/docker-processes.js';
 import { execOutput } from '../runtime/docker-services.js';
 import type { AddonRecord, Attachment, ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -79,6 +80,9 @@ export class Addons {
       ...(kind.kind === 'postgres' ? { user: 'app', database: 'app' } : {}),
       password: randomBytes(24).toString('hex'),
     };
+    const swarm = this.runtime.swarmManager;
+    // On a Swarm, processes on the workers reach it over the machines' network, with its password.
+    if (swarm) record.published = { node: swarm.name, host: swarm.address, port: await freePort(swarm.address) };
     if (!(await this.store.addons.create(record))) throw new RackError('addon_exists', `an add-on named ${name} already exists; choose another with --as NAME`);
     return this.lock.run(name, async () => {
       try {
@@ -273,8 +277,12 @@ export class Addons {
     if (addon.user) env['RACK_ADDON_USER'] = addon.user;
     if (addon.database) env['RACK_ADDON_DATABASE'] = addon.database;
     const started = Date.now();
-    out?.header(`Starting ${addon.kind} on volume ${this.runtime.services.volumeName(addon.name)} (never published on the host)`);
-    await this.runtime.services.create({ name: addon.name, image: addon.image, env, network, healthCommand: ['rack-addon-health'] }, volume);
+    const where = addon.published
+      ? `published on ${addon.published.host}:${addon.published.port} for the Swarm's workers, password required`
+      : 'never published on the host';
+    out?.header(`Starting ${addon.kind} on volume ${this.runtime.services.volumeName(addon.name)} (${where})`);
+    const publish = addon.published ? { host: addon.published.host, port: addon.published.port, target: KINDS[addon.kind].port } : undefined;
+    await this.runtime.services.create({ name: addon.name, image: addon.image, env, network, healthCommand: ['rack-addon-health'], ...(publish ? { publish } : {}) }, volume);
     await this.waitReady(addon.name);
     out?.detail(`accepting connections after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }

@@ -142,7 +142,7 @@ const attachment = shape({ app: text, alias: text }, ['app', 'alias']);
 export const addon = shape({ name: text, type: text, version: text, attached: list(attachment) }, ['name', 'type', 'version', 'attached']);
 export const addonInfo = shape(
   {
-    name: text, type: text, version: text, plan: text, status: text, size: { type: ['integer', 'null'] }, volume: text,
+    name: text, type: text, version: text, plan: text, status: text, size: { type: ['integer', 'null'] }, volume: text, node: text,
     attached: list(attachment), createdFor: text, createdAt: time, backups: int, nextScheduledBackup: time,
   },
   ['name', 'type', 'version', 'status', 'attached'],

@@ -130,7 +130,11 @@ export const addonsCommands: Command[] = [
         name: addon.name,
         type: addon.kind,
         version: addon.version,
-        plan: `local: one container, ${KINDS[addon.kind].port}/tcp on attached apps' networks only`,
+        plan: addon.published
+          ? `one container on the Swarm's manager, ${KINDS[addon.kind].port}/tcp on attached apps' networks there and at ${addon.published.host}:${addon.published.port} for the workers`
+          : `local: one container, ${KINDS[addon.kind].port}/tcp on attached apps' networks only`,
+        // The machine that holds its volume: the add-on always runs there.
+        node: addon.published?.node ?? 'local',
         status: await status(ctx, addon.name),
         size: await size(ctx, addon.name),
         volume: runtime.services.volumeName(addon.name),
@@ -149,6 +153,7 @@ export const addonsCommands: Command[] = [
         ['status:', info.status],
         ['size:', info.size === null ? '-' : formatBytes(info.size)],
         ['volume:', info.volume],
+        ['node:', info.node],
         ['attached:', attached.map((a) => `${a.app} as ${a.alias}`).join(', ') || '(detached)'],
         ['created:', `${timestamp(info.createdAt)}${info.createdFor ? ` for ${info.createdFor}` : ''}`],
         ['backups:', `${info.backups}${info.lastBackup ? `, last ${info.lastBackup.id} at ${timestamp(info.lastBackup.at)}` : ''}; next scheduled ${timestamp(info.nextScheduledBackup)}`],

@@ -117,13 +117,24 @@ export class AppNetworks {
     return name;
   }
 
-  /** Removes the app's networks (after its containers and services are gone). */
+  /**
+   * Removes the app's networks (after its containers and services are gone). Swarm stops a removed
+   * service's tasks in the background: its overlay is in use until they have, so that one is tried
+   * again for a while.
+   */
   async remove(app: string): Promise<void> {
     for (const name of [this.name(app), `${this.name(app)}-swarm`]) {
-      try {
-        await this.docker.getNetwork(name).remove();
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        try {
+          await this.docker.getNetwork(name).remove();
+          break;
+        } catch (err) {
+          const { statusCode, message } = err as { statusCode?: number; message?: string };
+          if (statusCode === 404) break;
+          if (!/in use|active endpoints/i.test(message ?? '') || Date.now() > deadline) throw err;
+          await new Promise((r) => setTimeout(r, 250));
+        }
       }
     }
   }

@@ -21,7 +21,8 @@ export class DockerImages {
   /** The same, with each image's ID and its parent's (an app image's parent is its dependency layer). */
   async listWithParents(app: string): Promise<{ tag: string; id: string; parent: string }[]> {
     const images = await this.docker.listImages({ filters: { label: this.owner.filter(`${LABEL.app}=${app}`) } });
-    return images.flatMap((i) => (i.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>').map((tag) => ({ tag, id: i.Id, parent: i.ParentId })));
+    // Only rack's own names: on a Swarm the same image also has a tag in the registry, which goes with it.
+    return images.flatMap((i) => (i.RepoTags ?? []).filter((tag) => tag.startsWith(`rack/${app}:`)).map((tag) => ({ tag, id: i.Id, parent: i.ParentId })));
   }
 
   /** False when the image is still used by a container (it is kept then), unless `force`. */

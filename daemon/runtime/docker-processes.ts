@@ -291,12 +291,12 @@ export class DockerProcesses implements ProcessDriver {
   }
 }
 
-/** A port free on loopback now; the kernel hands out ephemeral ports in sequence, so reuse is unlikely. */
-function freePort(): Promise<number> {
+/** A port free on `host` now; the kernel hands out ephemeral ports in sequence, so reuse is unlikely. */
+export function freePort(host = LOOPBACK): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
-    server.listen(0, LOOPBACK, () => {
+    server.listen(0, host, () => {
       const address = server.address();
       const port = typeof address === 'object' && address ? address.port : 0;
       server.close(() => resolve(port));

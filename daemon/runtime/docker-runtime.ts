@@ -64,6 +64,9 @@ export class DockerRuntime {
     return this.owner.instance;
   }
 
+  /** On a Swarm: the manager's (this engine's) host name and its address on the machines' network. */
+  swarmManager: { name: string; address: string } | undefined;
+
   /** Whether app processes run as services on a Swarm's workers (RACK_RUNTIME=swarm). */
   get swarm(): boolean {
     return this.registry !== undefined;
@@ -75,11 +78,12 @@ export class DockerRuntime {
    */
   async startSwarm(): Promise<void> {
     if (!this.registry) return;
-    const info = (await this.calls.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeAddr?: string } };
+    const info = (await this.calls.info()) as { Name?: string; Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeAddr?: string } };
     if (info.Swarm?.LocalNodeState !== 'active' || info.Swarm.ControlAvailable !== true || !info.Swarm.NodeAddr) {
       throw new RackError('bad_config', 'RACK_RUNTIME=swarm needs a Docker engine that manages a Swarm: run `docker swarm init --advertise-addr ADDRESS` first (docs/SWARM.md)');
     }
     await this.registry.start(info.Swarm.NodeAddr);
+    this.swarmManager = { name: info.Name ?? 'manager', address: info.Swarm.NodeAddr };
   }
 
   /**
@@ -114,7 +118,10 @@ export class DockerRuntime {
   // The methods the rest of rack calls, each handed to the part that holds it.
   imageExists = (ref: string) => this.images.exists(ref);
   listAppImages = (app: string) => this.images.listWithParents(app);
-  removeImage = (ref: string, force?: boolean) => this.images.remove(ref, force);
+  removeImage = async (ref: string, force?: boolean) => {
+    await this.registry?.forget(ref);
+    return this.images.remove(ref, force);
+  };
 
   startProcesses = (specs: ProcessSpec[]) => this.processes.startAll(specs);
   inspectProcess = (id: string) => this.processes.inspect(id);
@@ -147,7 +154,10 @@ export class DockerRuntime {
     const images = await this.images.listWithParents(app);
     const parents = new Set(images.map((i) => i.parent));
     const ordered = [...images.filter((i) => !parents.has(i.id)), ...images.filter((i) => parents.has(i.id))];
-    for (const image of ordered) await this.images.remove(image.tag, true);
+    for (const image of ordered) {
+      await this.registry?.forget(image.tag);
+      await this.images.remove(image.tag, true);
+    }
     await this.networks.remove(app);
   }
 

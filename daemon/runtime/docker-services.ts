@@ -16,6 +16,8 @@ export interface ServiceSpec {
   network: string;
   /** Inside the container: answers 0 when the service takes connections. */
   healthCommand: string[];
+  /** On a Swarm: `target` (the service's port) published at host:port for the workers' processes. */
+  publish?: { host: string; port: number; target: number };
 }
 
 export interface ServiceState {
@@ -90,7 +92,9 @@ export class DockerServices {
       Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
       Labels: labels,
       Healthcheck: { Test: ['CMD', ...spec.healthCommand], Interval: 5e9, Timeout: 5e9, Retries: 3, StartPeriod: 120e9 },
+      ...(spec.publish ? { ExposedPorts: { [`${spec.publish.target}/tcp`]: {} } } : {}),
       HostConfig: {
+        ...(spec.publish ? { PortBindings: { [`${spec.publish.target}/tcp`]: [{ HostIp: spec.publish.host, HostPort: String(spec.publish.port) }] } } : {}),
         Mounts: [{ Type: 'volume', Source: this.volumeName(spec.name), Target: '/data' }],
         RestartPolicy: { Name: 'unless-stopped' },
         ...hostConfinement({ memoryBytes: SERVICE_MEMORY, pids: SERVICE_PIDS, cpuShares: 1024 }),

@@ -122,6 +122,37 @@ export class RegistryImages {
     return `${this.host}/${repo}@${digest}`;
   }
 
+  /**
+   * An image retention or apps:destroy removes: its manifests leave the registry (no node can
+   * pull it any more) and its loopback tag goes, so the local image can go too. The registry's
+   * blobs stay until `docker-registry garbage-collect` runs (docs/SWARM.md).
+   */
+  async forget(image: string): Promise<void> {
+    this.#pushed.delete(image);
+    let digests: string[];
+    try {
+      const info = await this.docker.getImage(image).inspect();
+      digests = (info.RepoDigests ?? []).filter((d) => d.startsWith(`${LOOPBACK}:${this.opts.port}/`));
+      for (const tag of info.RepoTags ?? []) {
+        if (tag.startsWith(`${LOOPBACK}:${this.opts.port}/`)) await this.docker.getImage(tag).remove().catch(() => undefined);
+      }
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return;
+      throw err;
+    }
+    const dispatcher = new Agent({ connect: { ca: await this.ca() } });
+    try {
+      for (const ref of digests) {
+        const [name, digest] = ref.slice(`${LOOPBACK}:${this.opts.port}/`.length).split('@') as [string, string];
+        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/${name}/manifests/${digest}`, { method: 'DELETE', dispatcher } as RequestInit);
+        await res.body?.cancel();
+        if (res.status !== 202 && res.status !== 404) throw new Error(`the registry answered ${res.status} to deleting ${ref}`);
+      }
+    } finally {
+      await dispatcher.close();
+    }
+  }
+
   async #certificates(address: string): Promise<void> {
     const dir = this.opts.dir;
     await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -70,6 +70,12 @@ export interface AddonRecord {
   destroying?: boolean;
   /** Set once its service first took connections; one never ready is undone at start. */
   ready?: boolean;
+  /**
+   * On a Swarm: where apps on the workers reach it, its port published on the manager's Swarm
+   * address (the machine that holds its volume). Absent on one machine: only attached apps'
+   * networks reach it there.
+   */
+  published?: { node: string; host: string; port: number };
 }
 
 export type BackupTrigger = 'manual' | 'daily' | 'before-restore' | 'before-destroy';
