@@ -9,7 +9,7 @@ import { Console } from './console/console-handler.js';
 import { TokenAuth } from './http/token-auth.js';
 import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
-import { ensureStackImage } from './build/stack-image.js';
+import { ensureStackImage, STACK_RUN_IMAGE } from './build/stack-image.js';
 import { AddonBackups } from './addons/addon-backups.js';
 import { AddonImages } from './addons/addon-images.js';
 import { Addons } from './addons/addons.js';
@@ -80,6 +80,7 @@ export class Rackd {
     if (config.hostGuard) await installHostGuard();
     else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');
     await ensureStackImage(runtime, config.installDir, log);
+    runtime.registry?.warm(STACK_RUN_IMAGE);
 
     const store = new Store(paths.db(config), join(paths.logs(config), 'builds'));
     await store.start();

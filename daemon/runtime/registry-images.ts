@@ -79,6 +79,18 @@ export class RegistryImages {
     await this.#waitAnswering();
   }
 
+  /**
+   * Pushes an image ahead of need, in the background: the run stack's layers are under every app
+   * image, so the first deploy then pushes only the app's own (seconds instead of tens of seconds).
+   */
+  warm(image: string): void {
+    const started = Date.now();
+    this.publish(image).then(
+      () => this.opts.log.info({ image, ms: Date.now() - started }, 'pushed to the registry ahead of the first deploy'),
+      (err: unknown) => this.opts.log.warn({ image, err: String(err) }, 'could not push to the registry ahead of time'),
+    );
+  }
+
   /** The CA nodes must trust, PEM. */
   ca(): Promise<string> {
     return readFile(join(this.opts.dir, 'ca.crt'), 'utf8');

@@ -108,6 +108,9 @@ export class TestSwarm {
     await exec('docker', ['swarm', 'leave', '--force']);
     const workers = (await exec('docker', ['ps', '-aq', '--filter', `label=${LABEL}`])).stdout.split('\n').filter((s) => s !== '');
     if (workers.length > 0) await exec('docker', ['rm', '-f', '-v', ...workers]);
+    // Tags of the registry's loopback name (the stack's among them) outlive the test's rackd.
+    const tags = (await exec('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}'])).stdout.split('\n').filter((t) => t.startsWith('127.0.0.1:5000/'));
+    if (tags.length > 0) await exec('docker', ['rmi', ...tags]);
     for (const net of [SWARM_NET, 'docker_gwbridge']) {
       if ((await exec('docker', ['network', 'inspect', net])).code === 0) await exec('docker', ['network', 'rm', net]);
     }
