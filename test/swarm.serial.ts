@@ -1,4 +1,5 @@
 import test from 'ava';
+import { readFile } from 'node:fs/promises';
 import { startLoad, type LoadReport } from '../scripts/load-generator.js';
 import { commitFile, exec, RackDaemon } from './support/rack-daemon.js';
 import { TestSwarm } from './support/test-swarm.js';
@@ -195,14 +196,22 @@ test.serial('an add-on stays on the machine that holds its volume, and apps on t
   t.is((await rack.get('shop', '/rows')).body, '10\n');
 });
 
-test.serial("apps:destroy takes the app's images out of the registry: no node can pull them any more", async (t) => {
+test.serial("the registry answers rack's account only; apps:destroy takes the app's images out of it", async (t) => {
   const images = (await exec('docker', ['service', 'ls', '--format', '{{.Image}}', '--filter', 'label=rack.app=shop'])).stdout.trim().split('\n');
   t.true(images.length > 0 && images.every((i) => /@sha256:/.test(i)));
-  const manifest = (image: string) => {
+  const account = JSON.parse(await readFile(`${rack.home}/registry/account.json`, 'utf8')) as { username: string; password: string };
+  const curl = (path: string, extra: string[] = []) =>
+    exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', `${rack.home}/registry/ca.crt`, ...extra, `https://10.214.0.1:5000/v2/${path}`]);
+  const login = ['-u', `${account.username}:${account.password}`];
+  const manifest = (image: string, auth = login, method = 'GET') => {
     const [name, digest] = image.replace(/^[^/]+\//, '').split('@') as [string, string];
-    return exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', `${rack.home}/registry/ca.crt`,
-      '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json', `https://127.0.0.1:5000/v2/${name}/manifests/${digest}`]);
+    return curl(`${name}/manifests/${digest}`, [...auth, '-X', method, '-H', 'Accept: application/vnd.docker.distribution.manifest.v2+json']);
   };
+  // Where the workers (and so tenants' processes) reach it, nobody without the password reads or deletes.
+  t.is((await curl('_catalog')).stdout, '401');
+  t.is((await manifest(images[0]!, [])).stdout, '401');
+  t.is((await manifest(images[0]!, [], 'DELETE')).stdout, '401');
+  t.is((await manifest(images[0]!, ['-u', 'rack:wrong'])).stdout, '401');
   t.is((await manifest(images[0]!)).stdout, '200');
   const destroyed = await rack.ssh(['apps:destroy', 'shop', '--confirm', 'shop']);
   t.is(destroyed.code, 0, destroyed.stderr);

@@ -1,5 +1,7 @@
+import bcrypt from 'bcryptjs';
 import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { access, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,15 +24,27 @@ export interface RegistryOptions {
   log: Logger;
 }
 
+/** The registry's one account: rackd pushes and deletes with it, Swarm pulls with it for the nodes. */
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
 /**
  * The swarm runtime's image registry: rack/registry (Debian's docker-registry, made on first use)
  * on the manager, with TLS from a CA rack makes, so that nodes pull app images by digest and every
  * node runs the same bytes. The manager's engine pushes over loopback (Docker allows a loopback
  * registry without trusting its certificate); nodes pull at the manager's Swarm address, trusting
  * the CA in /etc/docker/certs.d (nodes:join-command installs it).
+ *
+ * Every request needs rack's password (htpasswd, bcrypt): the address is reachable from the
+ * workers, so from tenants' processes too, which must neither read another app's image nor delete
+ * one. Swarm hands the password to a node only to pull a service's image (`X-Registry-Auth`).
  */
 export class RegistryImages {
   #address = '';
+  #login: { username: string; password: string } | undefined;
   readonly #pushed = new Map<string, Promise<string>>();
 
   constructor(
@@ -49,6 +63,7 @@ export class RegistryImages {
   async start(address: string): Promise<void> {
     this.#address = address;
     await this.#certificates(address);
+    await this.#credentials();
     if (!(await exists(this.docker, REGISTRY_IMAGE))) {
       this.opts.log.info('making the rack/registry image (first use of the swarm runtime)');
       const code = await runScript(join(this.opts.installDir, 'scripts', 'make-registry-image.sh'), [], (line) => this.opts.log.info({ line }, 'make-registry-image'));
@@ -68,8 +83,14 @@ export class RegistryImages {
         Image: REGISTRY_IMAGE,
         Labels: this.owner.labels({ [LABEL.role]: 'registry' }),
         ExposedPorts: { '5000/tcp': {} },
+        Env: ['REGISTRY_AUTH=htpasswd', 'REGISTRY_AUTH_HTPASSWD_REALM=rack', 'REGISTRY_AUTH_HTPASSWD_PATH=/auth/htpasswd'],
         HostConfig: {
-          Binds: [`${join(this.opts.dir, 'registry.crt')}:/certs/registry.crt:ro`, `${join(this.opts.dir, 'registry.key')}:/certs/registry.key:ro`, `${name}:/var/lib/registry`],
+          Binds: [
+            `${join(this.opts.dir, 'registry.crt')}:/certs/registry.crt:ro`,
+            `${join(this.opts.dir, 'registry.key')}:/certs/registry.key:ro`,
+            `${join(this.opts.dir, 'htpasswd')}:/auth/htpasswd:ro`,
+            `${name}:/var/lib/registry`,
+          ],
           PortBindings: { '5000/tcp': [{ HostIp: address, HostPort: String(this.opts.port) }, { HostIp: LOOPBACK, HostPort: String(this.opts.port) }] },
           RestartPolicy: { Name: 'unless-stopped' },
         },
@@ -89,6 +110,36 @@ export class RegistryImages {
       () => this.opts.log.info({ image, ms: Date.now() - started }, 'pushed to the registry ahead of the first deploy'),
       (err: unknown) => this.opts.log.warn({ image, err: String(err) }, 'could not push to the registry ahead of time'),
     );
+  }
+
+  /** The account, as the nodes' engines name the registry (`X-Registry-Auth` of a service). */
+  get auth(): RegistryAuth {
+    return { ...this.#account(), serveraddress: this.host };
+  }
+
+  #account(): { username: string; password: string } {
+    if (this.#login === undefined) throw new Error('the registry has not started');
+    return this.#login;
+  }
+
+  #basic(): string {
+    const { username, password } = this.#account();
+    return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+  }
+
+  /** rack's account, made once: the password in a 0600 file, its bcrypt hash in the registry's htpasswd. */
+  async #credentials(): Promise<void> {
+    const file = join(this.opts.dir, 'account.json');
+    try {
+      this.#login = JSON.parse(await readFile(file, 'utf8')) as { username: string; password: string };
+      return;
+    } catch {
+      // made below
+    }
+    const login = { username: 'rack', password: randomBytes(24).toString('hex') };
+    await writeFile(join(this.opts.dir, 'htpasswd'), `${login.username}:${await bcrypt.hash(login.password, 10)}\n`, { mode: 0o644 });
+    await writeFile(file, JSON.stringify(login), { mode: 0o600 });
+    this.#login = login;
   }
 
   /** The CA nodes must trust, PEM. */
@@ -115,7 +166,7 @@ export class RegistryImages {
     const [repo, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
     const local = `${LOOPBACK}:${this.opts.port}/${repo}`;
     await this.docker.getImage(image).tag({ repo: local, tag });
-    const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { serveraddress: `${LOOPBACK}:${this.opts.port}` } } as object);
+    const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { ...this.#account(), serveraddress: `${LOOPBACK}:${this.opts.port}` } } as object);
     const digest = await new Promise<string>((resolve, reject) => {
       let found = '';
       this.streams.modem.followProgress(
@@ -156,7 +207,11 @@ export class RegistryImages {
     try {
       for (const ref of digests) {
         const [name, digest] = ref.slice(`${LOOPBACK}:${this.opts.port}/`.length).split('@') as [string, string];
-        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/${name}/manifests/${digest}`, { method: 'DELETE', dispatcher } as RequestInit);
+        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/${name}/manifests/${digest}`, {
+          method: 'DELETE',
+          headers: { authorization: this.#basic() },
+          dispatcher,
+        } as RequestInit);
         await res.body?.cancel();
         if (res.status !== 202 && res.status !== 404) throw new Error(`the registry answered ${res.status} to deleting ${ref}`);
       }
@@ -191,7 +246,7 @@ export class RegistryImages {
     const dispatcher = new Agent({ connect: { ca: await this.ca() } });
     for (;;) {
       try {
-        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/`, { signal: AbortSignal.timeout(2000), dispatcher } as RequestInit);
+        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/`, { signal: AbortSignal.timeout(2000), headers: { authorization: this.#basic() }, dispatcher } as RequestInit);
         await res.body?.cancel();
         if (res.status === 200) return void (await dispatcher.close());
       } catch {

@@ -104,7 +104,8 @@ export class SwarmProcesses implements ProcessDriver {
       [LABEL.type]: spec.type,
     });
     const limits = spec.limits;
-    const created = (await this.docker.createService({
+    // The registry's account goes with the service: Swarm gives it to the node that pulls the image.
+    const created = (await this.docker.createService(this.registry.auth, {
       Name: `rack-${spec.app}-v${spec.release}-${spec.type}-${randomBytes(3).toString('hex')}`,
       Labels: labels,
       TaskTemplate: {
@@ -139,7 +140,7 @@ export class SwarmProcesses implements ProcessDriver {
         Mode: 'dnsrr',
         Ports: spec.port !== undefined ? [{ Protocol: 'tcp', TargetPort: spec.port, PublishMode: 'host' }] : [],
       },
-    } as object)) as { id?: string; ID?: string };
+    } as Docker.CreateServiceOptions)) as { id?: string; ID?: string };
     return created.id ?? created.ID ?? '';
   }
 
