@@ -71,11 +71,21 @@ export class RegistryImages {
     }
     const name = `rack-registry-${this.owner.instance}`;
     const container = this.docker.getContainer(name);
+    let running = false;
     try {
       const info = await container.inspect();
-      if (!info.State.Running) await container.start();
+      const bound = (info.HostConfig.PortBindings as Record<string, { HostIp?: string }[]> | undefined)?.['5000/tcp'] ?? [];
+      if (bound.some((b) => b.HostIp === address)) {
+        if (!info.State.Running) await container.start();
+        running = true;
+      } else {
+        // The manager's address changed: the registry is published again at the new one.
+        await container.remove({ force: true });
+      }
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode !== 404) throw err;
+    }
+    if (!running) {
       // The images live on (labelled) when the container is made again.
       await this.docker.createVolume({ Name: name, Labels: this.owner.labels({ [LABEL.role]: 'registry' }) });
       const made = await this.docker.createContainer({
