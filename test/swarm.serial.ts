@@ -17,6 +17,7 @@ interface Ps {
   name: string;
   release: number;
   state: string;
+  restarts: number;
   node?: string;
 }
 
@@ -143,6 +144,22 @@ test.serial('a rackd restart re-adopts the running services: the same processes,
   t.true(report.served > 100);
   t.deepEqual((await ps()).map((p) => p.name).sort(), before);
   t.regex(rack.output, /re-adopted running processes/);
+});
+
+test.serial("a process that dies is restarted by Swarm in its slot, and the app's logs say so", async (t) => {
+  const [victim] = await ps();
+  const node = victim!.node!;
+  const containers = await exec('docker', ['exec', node, 'docker', 'ps', '-q', '--filter', `label=rack.app=${APP}`]);
+  const id = containers.stdout.trim().split('\n')[0]!;
+  t.truthy(id);
+  await exec('docker', ['exec', node, 'docker', 'kill', id]);
+  await eventually('the logs to tell the exit', async () => /rack\[web\.\d\]: Process exited with status 137/.test((await rack.ssh(['logs', '-n', '300', '-a', APP])).stdout));
+  await eventually('every slot to run again', async () => {
+    const now = await ps();
+    return now.length === 3 && now.every((p) => p.state === 'up');
+  });
+  t.true((await ps()).some((p) => p.restarts >= 1));
+  t.is((await rack.get(APP)).status, 200);
 });
 
 test.serial('a worker that dies under load: Swarm replaces its processes and the router follows them', async (t) => {

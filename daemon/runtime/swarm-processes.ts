@@ -10,6 +10,8 @@ import type { RegistryImages } from './registry-images.js';
 /** How long startAll() waits for Swarm to place the tasks and their containers to run. */
 const START_TIMEOUT_MS = 120_000;
 const POLL_MS = 200;
+/** How often ended tasks are looked for (crash notices in the app's logs). */
+const EVENT_POLL_MS = 1000;
 /** SIGTERM to SIGKILL when a service goes: the drain has already waited for its requests. */
 const STOP_GRACE_NS = 10e9;
 
@@ -235,9 +237,46 @@ export class SwarmProcesses implements ProcessDriver {
     await followTimestampedLines(this.streams, stream, onLine, signal);
   }
 
-  /** Task exits are not engine events on the manager; `ps` shows restarts instead. */
-  async events(_onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void> {
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  /**
+   * A task's exit is no engine event on the manager, so the tasks are read every second and each
+   * one newly ended on its own (failed or complete: a crash or an exit, not rack's own stop) is
+   * told once. Tasks that had ended before the first read are history, not news. An exit by
+   * SIGKILL (137) may be a memory kill; Swarm does not say which, so it is told as an exit.
+   */
+  async events(onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void> {
+    const told = new Set<string>();
+    let first = true;
+    while (!signal.aborted) {
+      const [tasks, services] = await Promise.all([
+        this.#tasks({ label: this.owner.filter(`${LABEL.role}=process`) }),
+        this.docker.listServices({ filters: JSON.stringify({ label: this.owner.filter(`${LABEL.role}=process`) }) }) as Promise<Service[]>,
+      ]);
+      const byId = new Map(services.map((s) => [s.ID, s]));
+      for (const task of tasks) {
+        const state = task.Status?.State;
+        if ((state !== 'failed' && state !== 'complete') || told.has(task.ID)) continue;
+        told.add(task.ID);
+        const service = byId.get(task.ServiceID);
+        if (first || !service) continue;
+        const labels = service.Spec?.Labels ?? {};
+        onEvent({
+          kind: 'die',
+          id: processId(service.ID, task.Slot ?? 1),
+          name: `${service.Spec?.Name ?? service.ID}.${task.Slot ?? 1}`,
+          app: labels[LABEL.app] ?? '',
+          type: labels[LABEL.type] ?? '',
+          exitCode: task.Status?.ContainerStatus?.ExitCode ?? 0,
+        });
+      }
+      first = false;
+      // Only tasks Swarm still lists can come back: the rest are forgotten, so this stays small.
+      const listed = new Set(tasks.map((t) => t.ID));
+      for (const id of told) if (!listed.has(id)) told.delete(id);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, EVENT_POLL_MS);
+        signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
   }
 
   async logs(id: string, tail: number): Promise<string> {
