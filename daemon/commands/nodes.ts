@@ -20,21 +20,6 @@ async function moveOff(services: Services, name: string, out: UserOutput): Promi
   return nodes.drain(node.name, (line) => out.detail(line));
 }
 
-/** What the JSON and the change's result carry of a node. */
-function nodeJson(n: NodeInfo) {
-  return {
-    id: n.id,
-    name: n.name,
-    address: n.address,
-    state: n.state,
-    availability: n.availability,
-    role: n.role,
-    processes: n.processes,
-    memoryBytes: n.memoryBytes,
-    self: n.self,
-  };
-}
-
 /** An admin's change to one node, audited, answered with the node as it is after. */
 function nodeChange(name: string, summary: string, change: (ctx: CommandContext, out: UserOutput) => Promise<NodeInfo>): Command {
   return {
@@ -46,7 +31,7 @@ function nodeChange(name: string, summary: string, change: (ctx: CommandContext,
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
-      ctx.result(nodeJson(await change(ctx, textOutput(ctx.print))));
+      ctx.result(await change(ctx, textOutput(ctx.print)));
     },
   };
 }
@@ -63,7 +48,7 @@ export const nodesCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       const nodes = await ctx.services.runtime.nodes.list();
-      if (ctx.flags['json']) return ctx.printJson(nodes.map(nodeJson));
+      if (ctx.flags['json']) return ctx.printJson(nodes);
       const rows = nodes.map((n) => [
         n.self ? `${n.name} *` : n.name,
         n.role,

@@ -31,10 +31,15 @@ export class AppNetworks {
 
   /** The app's network, made on first use. Concurrent callers share one creation. */
   ensure(app: string): Promise<string> {
-    let made = this.pending.get(app);
+    return this.once(app, () => this.create(app));
+  }
+
+  /** One making of a network at a time per key; concurrent callers share it. */
+  private once(key: string, make: () => Promise<string>): Promise<string> {
+    let made = this.pending.get(key);
     if (!made) {
-      made = this.create(app).finally(() => this.pending.delete(app));
-      this.pending.set(app, made);
+      made = make().finally(() => this.pending.delete(key));
+      this.pending.set(key, made);
     }
     return made;
   }
@@ -86,13 +91,7 @@ export class AppNetworks {
    * through the overlay itself: the router reaches each task at its node's address.
    */
   ensureSwarm(app: string): Promise<string> {
-    const key = `swarm:${app}`;
-    let made = this.pending.get(key);
-    if (!made) {
-      made = this.createSwarm(app).finally(() => this.pending.delete(key));
-      this.pending.set(key, made);
-    }
-    return made;
+    return this.once(`swarm:${app}`, () => this.createSwarm(app));
   }
 
   private async createSwarm(app: string): Promise<string> {

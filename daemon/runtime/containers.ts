@@ -48,8 +48,13 @@ export interface AttachedIo {
   abort: AbortSignal;
 }
 
+/** The create options of a container runAttached drives: stdin kept open until the client's EOF, a TTY when asked. */
+export function attachedOptions(tty: AttachedIo['tty']) {
+  return { Tty: tty !== null, OpenStdin: true, StdinOnce: true, AttachStdin: true, AttachStdout: true, AttachStderr: true };
+}
+
 /**
- * Starts a created container (OpenStdin, StdinOnce) with the client's streams attached and waits
+ * Starts a created container (attachedOptions) with the client's streams attached and waits
  * for it to exit; resolves with its exit status. The caller removes the container.
  */
 export async function runAttached(container: Docker.Container, io: AttachedIo): Promise<number> {

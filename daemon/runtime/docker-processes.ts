@@ -232,15 +232,7 @@ export class DockerProcesses implements ProcessDriver {
    * callback per line with Docker's timestamp.
    */
   async followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void> {
-    const stream = (await this.streams.getContainer(id).logs({
-      follow: true,
-      stdout: true,
-      stderr: true,
-      timestamps: true,
-      tail,
-      abortSignal: signal,
-    })) as unknown as NodeJS.ReadableStream & { destroy(): void };
-    await followTimestampedLines(this.streams, stream, onLine, signal);
+    await followTimestampedLines(this.streams, (opts) => this.streams.getContainer(id).logs(opts), tail, onLine, signal);
   }
 
   /**
@@ -317,16 +309,21 @@ export function demuxToText(buf: Buffer): string {
   return Buffer.concat(parts).toString('utf8');
 }
 
+type LogStream = NodeJS.ReadableStream & { destroy(): void };
+
 /**
- * Reads a Docker log stream (multiplexed, each line led by its timestamp) line by line until it
- * ends or `signal` fires: a container's logs here, a service's on a Swarm.
+ * Follows Docker logs (multiplexed, each line led by its timestamp) from `tail` lines back, line by
+ * line, until they end or `signal` fires: `open` asks for a container's logs here, a service's on
+ * a Swarm, with the same options.
  */
 export async function followTimestampedLines(
   docker: Docker,
-  stream: NodeJS.ReadableStream & { destroy(): void },
+  open: (opts: { follow: true; stdout: true; stderr: true; timestamps: true; tail: number; abortSignal: AbortSignal }) => Promise<unknown>,
+  tail: number,
   onLine: (time: string, text: string) => void,
   signal: AbortSignal,
 ): Promise<void> {
+  const stream = (await open({ follow: true, stdout: true, stderr: true, timestamps: true, tail, abortSignal: signal })) as LogStream;
   const out = new PassThrough();
   const lines = lineSplitter((line) => {
     const space = line.indexOf(' ');

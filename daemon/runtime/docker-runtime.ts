@@ -130,7 +130,11 @@ export class DockerRuntime {
   removeProcess = (id: string) => this.processes.remove(id);
   /** The network an app's processes join: its bridge here, its overlay on a Swarm. */
   processNetwork = (app: string) => (this.swarm ? this.networks.ensureSwarm(app) : this.networks.ensure(app));
-  endpoints = (ids: string[]) => this.processes.endpoints?.(ids);
+  /** Where web processes answer now, for a driver whose processes move (a Swarm's); absent here. */
+  get endpoints(): ((ids: string[]) => Promise<Map<string, { host: string; port: number } | null>>) | undefined {
+    const driver = this.processes;
+    return driver.endpoints ? (ids) => driver.endpoints!(ids) : undefined;
+  }
   followLogs: DockerProcesses['followLogs'] = (...args) => this.processes.followLogs(...args);
   processLogs = (id: string, tail: number) => this.processes.logs(id, tail);
 

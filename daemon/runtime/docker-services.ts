@@ -2,7 +2,7 @@ import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { RackError } from '../rack-error.js';
-import { runAttached } from './containers.js';
+import { attachedOptions, runAttached } from './containers.js';
 import { hostConfinement } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
@@ -265,12 +265,7 @@ export async function runClient(docker: Docker, owner: Owner, spec: ClientSpec):
     Image: spec.image,
     Cmd: ['rack-addon-connect', ...spec.args],
     Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-    Tty: spec.tty !== null,
-    OpenStdin: true,
-    StdinOnce: true,
-    AttachStdin: true,
-    AttachStdout: true,
-    AttachStderr: true,
+    ...attachedOptions(spec.tty),
     Labels: owner.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app }),
     HostConfig: { Init: true, NetworkMode: spec.network, ...hostConfinement({ memoryBytes: 256 * 1024 * 1024, pids: 64, cpuShares: 1024 }) },
   });

@@ -5,7 +5,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
-import { removeContainer, runAttached } from './containers.js';
+import { attachedOptions, removeContainer, runAttached } from './containers.js';
 import { imageExists } from './docker-images.js';
 import { envList, processEnv } from './docker-processes.js';
 import { APP_USER, confinement, hostConfinement, type Confinement, type ProcessLimits } from './isolation.js';
@@ -160,12 +160,7 @@ export class DockerTasks {
       Cmd: containerCommand(spec.builder, spec.command),
       Env: envList(processEnv(spec.builder, spec.env)),
       User: APP_USER,
-      Tty: spec.tty !== null,
-      OpenStdin: true,
-      StdinOnce: true,
-      AttachStdin: true,
-      AttachStdout: true,
-      AttachStderr: true,
+      ...attachedOptions(spec.tty),
       Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release) }),
       HostConfig: { Init: true, NetworkMode: spec.network, ...confinement(spec.limits) },
     });

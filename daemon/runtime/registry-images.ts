@@ -9,6 +9,7 @@ import { Agent } from 'undici';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { runScript } from '../run-script.js';
+import { imageExists } from './docker-images.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
@@ -45,6 +46,8 @@ export interface RegistryAuth {
 export class RegistryImages {
   #address = '';
   #login: { username: string; password: string } | undefined;
+  /** Trusts rack's CA; made on the first request, kept for every later one. */
+  #dispatcher: Agent | undefined;
   readonly #pushed = new Map<string, Promise<string>>();
 
   constructor(
@@ -64,7 +67,7 @@ export class RegistryImages {
     this.#address = address;
     await this.#certificates(address);
     await this.#credentials();
-    if (!(await exists(this.docker, REGISTRY_IMAGE))) {
+    if (!(await imageExists(this.docker, REGISTRY_IMAGE))) {
       this.opts.log.info('making the rack/registry image (first use of the swarm runtime)');
       const code = await runScript(join(this.opts.installDir, 'scripts', 'make-registry-image.sh'), [], (line) => this.opts.log.info({ line }, 'make-registry-image'));
       if (code !== 0) throw new RackError('internal', `making ${REGISTRY_IMAGE} failed (status ${code}); the log has its output`);
@@ -174,9 +177,9 @@ export class RegistryImages {
   async #push(image: string): Promise<string> {
     const colon = image.lastIndexOf(':');
     const [repo, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
-    const local = `${LOOPBACK}:${this.opts.port}/${repo}`;
+    const local = `${this.#local}/${repo}`;
     await this.docker.getImage(image).tag({ repo: local, tag });
-    const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { ...this.#account(), serveraddress: `${LOOPBACK}:${this.opts.port}` } } as object);
+    const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { ...this.#account(), serveraddress: this.#local } } as object);
     const digest = await new Promise<string>((resolve, reject) => {
       let found = '';
       this.streams.modem.followProgress(
@@ -205,29 +208,37 @@ export class RegistryImages {
     let digests: string[];
     try {
       const info = await this.docker.getImage(image).inspect();
-      digests = (info.RepoDigests ?? []).filter((d) => d.startsWith(`${LOOPBACK}:${this.opts.port}/`));
+      digests = (info.RepoDigests ?? []).filter((d) => d.startsWith(`${this.#local}/`));
       for (const tag of info.RepoTags ?? []) {
-        if (tag.startsWith(`${LOOPBACK}:${this.opts.port}/`)) await this.docker.getImage(tag).remove().catch(() => undefined);
+        if (tag.startsWith(`${this.#local}/`)) await this.docker.getImage(tag).remove().catch(() => undefined);
       }
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return;
       throw err;
     }
-    const dispatcher = new Agent({ connect: { ca: await this.ca() } });
-    try {
-      for (const ref of digests) {
-        const [name, digest] = ref.slice(`${LOOPBACK}:${this.opts.port}/`.length).split('@') as [string, string];
-        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/${name}/manifests/${digest}`, {
-          method: 'DELETE',
-          headers: { authorization: this.#basic() },
-          dispatcher,
-        } as RequestInit);
-        await res.body?.cancel();
-        if (res.status !== 202 && res.status !== 404) throw new Error(`the registry answered ${res.status} to deleting ${ref}`);
-      }
-    } finally {
-      await dispatcher.close();
+    for (const ref of digests) {
+      const [name, digest] = ref.slice(`${this.#local}/`.length).split('@') as [string, string];
+      const status = await this.#request(`${name}/manifests/${digest}`, 'DELETE');
+      if (status !== 202 && status !== 404) throw new Error(`the registry answered ${status} to deleting ${ref}`);
     }
+  }
+
+  /** The registry's loopback name, as the manager's engine pushes to it. */
+  get #local(): string {
+    return `${LOOPBACK}:${this.opts.port}`;
+  }
+
+  /** One request to the registry API over loopback, with rack's account; its status. */
+  async #request(path: string, method: 'GET' | 'DELETE', timeoutMs = 10_000): Promise<number> {
+    this.#dispatcher ??= new Agent({ connect: { ca: await this.ca() } });
+    const res = await fetch(`https://${this.#local}/v2/${path}`, {
+      method,
+      headers: { authorization: this.#basic() },
+      dispatcher: this.#dispatcher,
+      signal: AbortSignal.timeout(timeoutMs),
+    } as RequestInit);
+    await res.body?.cancel();
+    return res.status;
   }
 
   async #certificates(address: string): Promise<void> {
@@ -253,27 +264,15 @@ export class RegistryImages {
 
   async #waitAnswering(): Promise<void> {
     const deadline = Date.now() + 30_000;
-    const dispatcher = new Agent({ connect: { ca: await this.ca() } });
     for (;;) {
       try {
-        const res = await fetch(`https://${LOOPBACK}:${this.opts.port}/v2/`, { signal: AbortSignal.timeout(2000), headers: { authorization: this.#basic() }, dispatcher } as RequestInit);
-        await res.body?.cancel();
-        if (res.status === 200) return void (await dispatcher.close());
+        if ((await this.#request('', 'GET', 2000)) === 200) return;
       } catch {
         // not up yet
       }
-      if (Date.now() > deadline) throw new RackError('internal', `the image registry did not answer on ${LOOPBACK}:${this.opts.port} within 30 s`);
+      if (Date.now() > deadline) throw new RackError('internal', `the image registry did not answer on ${this.#local} within 30 s`);
       await new Promise((r) => setTimeout(r, 250));
     }
-  }
-}
-
-async function exists(docker: Docker, image: string): Promise<boolean> {
-  try {
-    await docker.getImage(image).inspect();
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -47,7 +47,7 @@ export class SwarmNodes {
     private readonly registry: RegistryImages | undefined,
   ) {}
 
-  async swarm(): Promise<SwarmState> {
+  async #swarm(): Promise<SwarmState> {
     if (this.registry === undefined) return { active: false, manager: false, nodeId: '' };
     const info = (await this.docker.info()) as { Swarm?: { LocalNodeState?: string; ControlAvailable?: boolean; NodeID?: string } };
     const swarm = info.Swarm ?? {};
@@ -55,18 +55,13 @@ export class SwarmNodes {
   }
 
   async list(): Promise<NodeInfo[]> {
-    const swarm = await this.swarm();
+    return this.#list(await this.#swarm());
+  }
+
+  async #list(swarm: SwarmState): Promise<NodeInfo[]> {
     if (!swarm.active) return [await this.#localNode()];
     this.#mustManage(swarm);
-    const [nodes, tasks] = await Promise.all([
-      this.docker.listNodes() as Promise<SwarmNode[]>,
-      this.docker.listTasks({ filters: JSON.stringify({ 'desired-state': ['running'] }) }) as Promise<SwarmTask[]>,
-    ]);
-    const running = new Map<string, number>();
-    for (const task of tasks) {
-      if (task.Status?.State !== 'running' || task.Spec?.ContainerSpec?.Labels?.[LABEL.instance] !== this.owner.instance) continue;
-      running.set(task.NodeID ?? '', (running.get(task.NodeID ?? '') ?? 0) + 1);
-    }
+    const [nodes, running] = await Promise.all([this.docker.listNodes() as Promise<SwarmNode[]>, this.#running()]);
     return nodes
       .map((n) => ({
         id: n.ID,
@@ -84,7 +79,7 @@ export class SwarmNodes {
 
   /** The command a new machine runs to join: `docker swarm join --token ... ADDR:PORT`. */
   async joinCommand(): Promise<string> {
-    const swarm = await this.swarm();
+    const swarm = await this.#swarm();
     if (!swarm.active) {
       throw new RackError(
         'not_a_swarm',
@@ -116,8 +111,7 @@ export class SwarmNodes {
     const deadline = Date.now() + MOVE_TIMEOUT_MS;
     let shown = -1;
     for (;;) {
-      const now = (await this.list()).find((n) => n.id === node.id);
-      const left = now?.processes ?? 0;
+      const left = (await this.#running(node.id)).get(node.id) ?? 0;
       if (left === 0) return { ...node, availability: 'drain', processes: 0 };
       if (left !== shown) say(`${left} process${left === 1 ? '' : 'es'} still on ${node.name}`);
       shown = left;
@@ -151,11 +145,24 @@ export class SwarmNodes {
     await this.docker.getNode(node.id).remove({ force: true });
   }
 
+  /** This rack's running processes per node ID (one node's when given). */
+  async #running(node?: string): Promise<Map<string, number>> {
+    const filters: Record<string, string[]> = { 'desired-state': ['running'] };
+    if (node !== undefined) filters['node'] = [node];
+    const tasks = (await this.docker.listTasks({ filters: JSON.stringify(filters) })) as SwarmTask[];
+    const running = new Map<string, number>();
+    for (const task of tasks) {
+      if (task.Status?.State !== 'running' || task.Spec?.ContainerSpec?.Labels?.[LABEL.instance] !== this.owner.instance) continue;
+      running.set(task.NodeID ?? '', (running.get(task.NodeID ?? '') ?? 0) + 1);
+    }
+    return running;
+  }
+
   async #find(name: string): Promise<NodeInfo> {
     if (!NODE_NAME.test(name)) throw new RackError('bad_argument', `invalid node name ${JSON.stringify(name.slice(0, 70))}: give a name or ID from \`nodes\``);
-    const swarm = await this.swarm();
+    const swarm = await this.#swarm();
     if (!swarm.active) throw new RackError('not_a_swarm', 'this rack runs on one machine: there is no other node to drain or remove');
-    const nodes = await this.list();
+    const nodes = await this.#list(swarm);
     const matches = nodes.filter((n) => n.name === name || n.id === name);
     if (matches.length === 0) throw new RackError('no_such_node', `no node ${name}: \`nodes\` lists them`);
     if (matches.length > 1) throw new RackError('bad_argument', `${matches.length} nodes are named ${name}: give the ID from \`nodes --json\``);

@@ -221,20 +221,8 @@ export class SwarmProcesses implements ProcessDriver {
   async followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void> {
     const { service, slot } = parseId(id);
     if (slot !== 1) return;
-    let stream: NodeJS.ReadableStream & { destroy(): void };
-    try {
-      stream = (await this.streams.getService(service).logs({
-        follow: true,
-        stdout: true,
-        stderr: true,
-        timestamps: true,
-        tail,
-        abortSignal: signal,
-      } as object)) as unknown as NodeJS.ReadableStream & { destroy(): void };
-    } catch {
-      return;
-    }
-    await followTimestampedLines(this.streams, stream, onLine, signal);
+    // A service removed meanwhile has no logs to follow: nothing to tell.
+    await followTimestampedLines(this.streams, (opts) => this.streams.getService(service).logs(opts), tail, onLine, signal).catch(() => undefined);
   }
 
   /**

@@ -23,13 +23,14 @@ export class EndpointWatch {
 
   constructor(
     private readonly serving: () => ReadonlyMap<string, string[]>,
-    private readonly read: (ids: string[]) => Promise<Endpoints> | undefined,
+    /** Absent when the runtime's addresses never move: then there is nothing to watch. */
+    private readonly read: ((ids: string[]) => Promise<Endpoints>) | undefined,
     private readonly apply: (app: string, ids: string[], upstreams: Upstream[]) => Promise<void>,
     private readonly log: Logger,
   ) {}
 
   start(): void {
-    if (this.#timer !== undefined || this.read([]) === undefined) return;
+    if (this.#timer !== undefined || this.read === undefined) return;
     this.#timer = setInterval(() => void this.#tick(), INTERVAL_MS);
     this.#timer.unref();
   }
@@ -46,8 +47,7 @@ export class EndpointWatch {
       const apps = [...this.serving()];
       const all = apps.flatMap(([, ids]) => ids);
       if (all.length === 0) return;
-      const endpoints = await this.read(all);
-      if (endpoints === undefined) return;
+      const endpoints = await this.read!(all);
       for (const [app, ids] of apps) {
         const upstreams: Upstream[] = [];
         for (const id of ids) {

@@ -78,7 +78,7 @@ export class Supervisor {
     this.events = new ProcessEvents(runtime, logs, log);
     this.endpointWatch = new EndpointWatch(
       () => this.servingIds,
-      (ids) => this.runtime.endpoints(ids),
+      runtime.endpoints,
       (app, ids, upstreams) =>
         this.serialized(app, async () => {
           // A rollout switched meanwhile: its set wins.
