@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { RackAnswer } from './rack-answers.js';
 
 export const CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 /** RFC 8555 §8.1: tokens are base64url; anything else in the path is not one of ours. */
@@ -20,22 +20,18 @@ export class AcmeChallenges {
     this.#byToken.delete(token);
   }
 
-  /** Answers and returns true when the request is a challenge rackd is waiting on for this host. */
-  answer(req: IncomingMessage, res: ServerResponse, host: string): boolean {
-    const url = req.url ?? '';
-    if (!url.startsWith(CHALLENGE_PREFIX) || (req.method !== 'GET' && req.method !== 'HEAD')) return false;
+  /** The answer when the request is a challenge rackd is waiting on for this host. */
+  answer(method: string, url: string, host: string): RackAnswer | undefined {
+    if (!url.startsWith(CHALLENGE_PREFIX) || (method !== 'GET' && method !== 'HEAD')) return undefined;
     const token = url.slice(CHALLENGE_PREFIX.length);
-    if (!TOKEN.test(token)) return false;
+    if (!TOKEN.test(token)) return undefined;
     const found = this.#byToken.get(token);
-    if (found === undefined || found.host !== host) return false;
-    const body = Buffer.from(found.keyAuthorization);
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': body.length, 'Cache-Control': 'no-store' });
-    res.end(req.method === 'HEAD' ? undefined : body);
-    return true;
+    if (found === undefined || found.host !== host) return undefined;
+    return { status: 200, headers: 'Content-Type: application/octet-stream\r\n', body: Buffer.from(found.keyAuthorization) };
   }
 }
 
 /** The acme-challenge path is answered on plain HTTP even when the app redirects to HTTPS. */
-export function isChallengePath(url: string | undefined): boolean {
-  return url !== undefined && url.startsWith(CHALLENGE_PREFIX);
+export function isChallengePath(url: string): boolean {
+  return url.startsWith(CHALLENGE_PREFIX);
 }

@@ -1,57 +1,43 @@
-import type { ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
-import type { Duplex } from 'node:stream';
 
 /**
- * The router's own answers (unknown host, nothing running, upstream failed): short plain text,
- * so they are told apart from an app's pages at a glance.
+ * The router's own answers (unknown host, nothing running, upstream failed, bad request): short
+ * plain text, so they are told apart from an app's pages at a glance, written whole in one go.
  */
-export function answerPlain(res: ServerResponse, status: number, text: string, close = false): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const body = Buffer.from(`${text}\n`);
-  const headers: Record<string, string | number> = {
-    'Content-Type': 'text/plain; charset=utf-8',
-    'Content-Length': body.length,
-    'Cache-Control': 'no-store',
-  };
-  // After a half-read upload the rest of the request is still on the socket; reusing it would
-  // parse body bytes as the next request.
-  if (close) headers['Connection'] = 'close';
-  res.writeHead(status, headers);
-  res.end(body);
+export interface RackAnswer {
+  status: number;
+  /** Header lines beyond the framing ones, each ending in CRLF. */
+  headers: string;
+  body: Buffer;
 }
 
-/** Same answer, for an upgrade request whose socket node has already handed over raw. */
-export function answerPlainRaw(socket: Duplex, status: number, text: string): void {
-  if (socket.destroyed) return;
-  const body = Buffer.from(`${text}\n`);
-  const head =
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n` +
-    'Content-Type: text/plain; charset=utf-8\r\n' +
-    `Content-Length: ${body.length}\r\n` +
-    'Connection: close\r\n\r\n';
-  socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]));
+export function plainAnswer(status: number, text: string): RackAnswer {
+  return { status, headers: 'Content-Type: text/plain; charset=utf-8\r\n', body: Buffer.from(`${text}\n`) };
 }
 
 /** rackd is down or restarting: its host answers in the API's own error shape, apps keep serving. */
-export function answerRackUnavailable(res: ServerResponse, close = false): void {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return;
-  }
-  const body = Buffer.from(
-    `${JSON.stringify({ error: { code: 'rack_unavailable', message: 'rack is not running right now (apps keep serving); try again shortly' } })}\n`,
-  );
-  const headers: Record<string, string | number> = {
-    'Content-Type': 'application/json; charset=utf-8',
-    'Content-Length': body.length,
-    'Cache-Control': 'no-store',
-    'Retry-After': 5,
+export function rackUnavailableAnswer(): RackAnswer {
+  const error = { code: 'rack_unavailable', message: 'rack is not running right now (apps keep serving); try again shortly' };
+  return {
+    status: 503,
+    headers: 'Content-Type: application/json; charset=utf-8\r\nRetry-After: 5\r\n',
+    body: Buffer.from(`${JSON.stringify({ error })}\n`),
   };
-  if (close) headers['Connection'] = 'close';
-  res.writeHead(503, headers);
-  res.end(body);
+}
+
+/** 308 keeps the method and body, so a form POST to http:// is not turned into a GET. */
+export function redirectAnswer(location: string): RackAnswer {
+  return { status: 308, headers: `Location: ${location}\r\n`, body: Buffer.alloc(0) };
+}
+
+/**
+ * The answer's bytes. `close` adds `Connection: close`: after a request whose body was not read
+ * the rest of it is still on the socket, and reading on would take body bytes for a request.
+ */
+export function answerBytes(answer: RackAnswer, opts: { close: boolean; head: boolean }): Buffer {
+  const head =
+    `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n${answer.headers}` +
+    `Content-Length: ${answer.body.length}\r\nCache-Control: no-store\r\n${opts.close ? 'Connection: close\r\n' : ''}\r\n`;
+  const bytes = Buffer.from(head, 'latin1');
+  return opts.head || answer.body.length === 0 ? bytes : Buffer.concat([bytes, answer.body]);
 }

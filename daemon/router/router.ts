@@ -1,16 +1,13 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createSecureServer } from 'node:https';
-import type { Duplex } from 'node:stream';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from '../log.js';
-import { AcmeChallenges, isChallengePath } from './acme-challenges.js';
+import { AcmeChallenges } from './acme-challenges.js';
 import { CertificateSet } from './certificate-set.js';
-import { forwardRequest, type ForwardDeps } from './http-forwarder.js';
+import { ClientConnection, type AccessEntry, type ConnectionDeps } from './client-connection.js';
 import { InFlight } from './in-flight.js';
-import { answerPlain, answerPlainRaw } from './rack-answers.js';
 import { normalizeHost, RouteTable, type HttpsPolicy, type Route } from './route-table.js';
-import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
+import { type Upstream } from './upstream.js';
 import { UpstreamPools } from './upstream-pools.js';
-import { tunnelUpgrade, type TunnelDeps } from './websocket-tunnel.js';
 
 export type { Upstream } from './upstream.js';
 export type { HttpsPolicy } from './route-table.js';
@@ -41,30 +38,23 @@ export function appRoute(r: Route): AppRoute {
   return route;
 }
 
-export interface AccessEntry {
-  app: string;
-  method: string;
-  path: string;
-  host: string;
-  status: number;
-  ms: number;
-  ip: string;
-}
+export type { AccessEntry } from './client-connection.js';
 
 /**
  * The HTTP front door: picks the app by Host header and relays to one of its web processes.
+ * It reads HTTP/1.1 itself (ClientConnection, HttpExchange) rather than through node's http
+ * server and an HTTP client: relaying bodies as bytes costs a third of the CPU per request.
  * The deploy code owns the table (setApp/removeApp) and asks waitIdle before stopping old ones.
  */
 export class Router {
   readonly #opts: RouterOptions;
   readonly #logger: Logger;
   readonly #table: RouteTable;
-  readonly #pools: UpstreamPools;
+  readonly #pools = new UpstreamPools();
   readonly #inFlight = new InFlight();
-  /** Upgraded sockets leave node's own connection tracking; stop() must still close them. */
-  readonly #tunnelSockets = new Set<Duplex>();
-  readonly #forwardDeps: ForwardDeps;
-  readonly #tunnelDeps: TunnelDeps;
+  /** Every open client connection, tunnels included, so stop() can close them. */
+  readonly #sockets = new Set<Socket>();
+  readonly #deps: ConnectionDeps;
   readonly #certificates: CertificateSet | undefined;
   readonly #challenges = new AcmeChallenges();
   #server: Server | undefined;
@@ -75,26 +65,24 @@ export class Router {
     this.#opts = opts;
     this.#logger = opts.logger;
     this.#table = new RouteTable(opts.logger);
-    this.#pools = new UpstreamPools(opts.logger);
     this.#certificates = opts.https === undefined ? undefined : new CertificateSet(opts.https.certDir, opts.logger);
-    const currentRoute = (app: string): Route | undefined => this.#table.route(app);
-    this.#forwardDeps = { pools: this.#pools, inFlight: this.#inFlight, logger: this.#logger, currentRoute };
-    this.#tunnelDeps = {
+    this.#deps = {
+      pools: this.#pools,
       inFlight: this.#inFlight,
       logger: this.#logger,
-      currentRoute,
-      track: (socket) => {
-        this.#tunnelSockets.add(socket);
-        socket.once('close', () => this.#tunnelSockets.delete(socket));
-      },
+      currentRoute: (app) => this.#table.route(app),
+      lookup: (host) => this.#table.lookup(host),
+      challenges: this.#challenges,
+      httpsLocation: (route, host, target) => this.#httpsLocation(route, host, target),
+      onAccess: opts.onAccess,
+      debug: (err, what) => this.#logger.debug({ err: err.message }, what),
     };
   }
 
   /** Opens the plain listener, and the TLS one when configured; resolves to the plain port. */
   async start(): Promise<number> {
     if (this.#server !== undefined) throw new Error('router already started');
-    const server = createServer((req, res) => this.#onRequest(req, res, false));
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head, false));
+    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket, false));
     this.#server = server;
     const port = await this.#listen(server, this.#opts.port, 'http').catch((err: unknown) => {
       this.#server = undefined;
@@ -104,7 +92,8 @@ export class Router {
     const certificates = this.#certificates;
     if (https !== undefined && certificates !== undefined) {
       await certificates.reload();
-      const secure = createSecureServer({
+      const secure = createTlsServer({
+        noDelay: true,
         minVersion: 'TLSv1.2',
         ALPNProtocols: ['http/1.1'],
         // Looked up per handshake, so a reloaded certificate serves the next connection.
@@ -114,8 +103,7 @@ export class Router {
           else cb(null, context);
         },
       });
-      secure.on('request', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, true));
-      secure.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head, true));
+      secure.on('secureConnection', (socket: TLSSocket) => this.#accept(socket, true));
       // A scanner's failed handshake is not worth a line each.
       secure.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'router: TLS handshake failed'));
       this.#secureServer = secure;
@@ -133,6 +121,12 @@ export class Router {
   /** The TLS listener's port; 0 when there is none. */
   get httpsPort(): number {
     return this.#httpsPort;
+  }
+
+  #accept(socket: Socket, secure: boolean): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    new ClientConnection(socket, secure, this.#deps);
   }
 
   #listen(server: Server, port: number, what: 'http' | 'https'): Promise<number> {
@@ -167,11 +161,11 @@ export class Router {
     this.#server = undefined;
     this.#secureServer = undefined;
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
-    for (const server of servers) server.closeAllConnections();
-    for (const socket of this.#tunnelSockets) socket.destroy();
-    this.#tunnelSockets.clear();
+    // Closing a client connection aborts its exchange, which closes the app's side too.
+    for (const socket of this.#sockets) socket.destroy();
+    this.#sockets.clear();
     await Promise.all(closed);
-    await this.#pools.destroyAll();
+    this.#pools.destroyAll();
   }
 
   setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy): void {
@@ -199,63 +193,11 @@ export class Router {
     return this.#inFlight.count(upstream);
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse, secure: boolean): void {
-    // A client that vanishes mid-upload makes the request stream error; that is not the router's fault.
-    req.on('error', (err) => this.#logger.debug({ err: err.message }, 'router: client request error'));
-    res.on('error', (err) => this.#logger.debug({ err: err.message }, 'router: client response error'));
-    const host = normalizeHost(req.headers.host);
-    const route = this.#table.lookup(host);
-    if (route === undefined) {
-      answerPlain(res, 404, `No app is served at ${host === '' ? 'this address' : host}`);
-      return;
-    }
-    if (!secure) {
-      if (this.#challenges.answer(req, res, host)) {
-        // The CA's visit is the one proof an order's validation happened; worth a line.
-        this.#logger.info({ host, ip: req.socket.remoteAddress }, 'router: answered an ACME http-01 challenge');
-        return;
-      }
-      if (route.https.redirect && this.#certificates?.has(host) === true && !isChallengePath(req.url)) {
-        this.#redirectToHttps(res, host, req.url ?? '/');
-        return;
-      }
-    }
-    const onAccess = this.#opts.onAccess;
-    // rack's own host is no app's: its requests are not any app's `logs`.
-    if (onAccess !== undefined && route.app !== CONTROL_PLANE_APP) {
-      const started = performance.now();
-      res.once('close', () =>
-        onAccess({
-          app: route.app,
-          method: req.method ?? '',
-          path: req.url ?? '',
-          host,
-          status: res.statusCode,
-          ms: Math.round(performance.now() - started),
-          ip: req.socket.remoteAddress ?? '',
-        }),
-      );
-    }
-    forwardRequest(this.#forwardDeps, req, res, route, secure);
-  }
-
-  /** 308 keeps the method and body, so a form POST to http:// is not turned into a GET. */
-  #redirectToHttps(res: ServerResponse, host: string, url: string): void {
+  /** HTTP → HTTPS where the app asks for it and a certificate for the host is there to serve. */
+  #httpsLocation(route: Route, host: string, target: string): string | undefined {
+    if (!route.https.redirect || this.#certificates?.has(host) !== true) return undefined;
     const port = this.#httpsPort === 443 || this.#httpsPort === 0 ? '' : `:${this.#httpsPort}`;
     const name = host.includes(':') ? `[${host}]` : host;
-    const location = `https://${name}${port}${url.startsWith('/') ? url : '/'}`;
-    res.writeHead(308, { Location: location, 'Content-Length': 0, 'Cache-Control': 'no-store' });
-    res.end();
-  }
-
-  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, secure: boolean): void {
-    const host = normalizeHost(req.headers.host);
-    const route = this.#table.lookup(host);
-    if (route === undefined) {
-      socket.on('error', () => {});
-      answerPlainRaw(socket, 404, `No app is served at ${host === '' ? 'this address' : host}`);
-      return;
-    }
-    tunnelUpgrade(this.#tunnelDeps, req, socket, head, route, secure);
+    return `https://${name}${port}${target.startsWith('/') ? target : '/'}`;
   }
 }

@@ -1,50 +1,195 @@
-import { Pool } from 'undici';
-import type { Logger } from '../log.js';
-import { upstreamKey, upstreamOrigin, type Upstream } from './upstream.js';
+import { connect, type Socket } from 'node:net';
+import { upstreamKey, type Upstream } from './upstream.js';
 
-/** A dead container's address would otherwise hang a request for undici's default 10 s. */
+/** A dead container's address would otherwise hang a request for the kernel's minutes. */
 const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * An idle connection is closed before the app's server would close it (node's default is 5 s),
+ * so the router seldom writes into a connection at the moment the app hangs it up.
+ */
+const IDLE_MS = 4_000;
+/** Idle connections kept per upstream; more are closed as they come back. */
+const MAX_IDLE = 64;
+/** An app silent this long in the middle of an answer is given up on. */
+const APP_SILENCE_MS = 300_000;
 
-/** One keep-alive undici Pool per upstream, made on first use and closed once no app routes there. */
-export class UpstreamPools {
-  readonly #pools = new Map<string, Pool>();
-  readonly #logger: Logger;
+/** Whoever holds a connection hears what happens on it; nobody holds an idle one. */
+export interface UpstreamUser {
+  onUpstreamConnect(): void;
+  onUpstreamData(chunk: Buffer): void;
+  onUpstreamError(err: Error): void;
+  onUpstreamClose(): void;
+}
 
-  constructor(logger: Logger) {
-    this.#logger = logger;
+/**
+ * One connection to an upstream. Its listeners are set once, when it is made, and call whoever
+ * holds it now: adding and removing listeners for every request cost more than the request.
+ */
+export class UpstreamConnection {
+  readonly socket: Socket;
+  user: UpstreamUser | undefined;
+  /** The connection served an earlier request: a close before any answer may be its idle timeout. */
+  reused = false;
+  idleSince = 0;
+  readonly #pool: Pool;
+
+  constructor(pool: Pool, socket: Socket) {
+    this.#pool = pool;
+    this.socket = socket;
+    socket.on('connect', this.#onConnect);
+    socket.on('data', this.#onData);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+    socket.on('timeout', this.#onTimeout);
   }
 
-  get(u: Upstream): Pool {
+  readonly #onConnect = (): void => {
+    // rackd's own answers stream for as long as a build or a rollout runs, silent for minutes.
+    this.socket.setTimeout('socketPath' in this.#pool.upstream ? 0 : APP_SILENCE_MS);
+    this.user?.onUpstreamConnect();
+  };
+
+  readonly #onTimeout = (): void => {
+    if (this.socket.connecting) return;
+    this.socket.destroy(Object.assign(new Error(`no answer for ${APP_SILENCE_MS / 1000} s`), { code: 'ETIMEDOUT' }));
+  };
+
+  readonly #onData = (chunk: Buffer): void => {
+    // An idle connection is owed nothing: bytes from it retire it.
+    if (this.user === undefined) this.socket.destroy();
+    else this.user.onUpstreamData(chunk);
+  };
+
+  readonly #onError = (err: Error): void => {
+    this.user?.onUpstreamError(err);
+  };
+
+  readonly #onClose = (): void => {
+    this.#pool.forget(this);
+    this.user?.onUpstreamClose();
+  };
+
+  /** Back to the pool, or closed when it cannot serve another request. */
+  release(reusable: boolean): void {
+    this.user = undefined;
+    if (reusable) this.#pool.give(this);
+    else this.socket.destroy();
+  }
+
+  /** The connection leaves rack's hands (a websocket tunnel): the listeners go, the socket stays. */
+  detach(): Socket {
+    this.user = undefined;
+    this.#pool.forget(this);
+    this.socket.off('connect', this.#onConnect);
+    this.socket.off('data', this.#onData);
+    this.socket.off('error', this.#onError);
+    this.socket.off('close', this.#onClose);
+    this.socket.off('timeout', this.#onTimeout);
+    this.socket.setTimeout(0);
+    return this.socket;
+  }
+}
+
+/** One upstream's idle keep-alive connections. */
+class Pool {
+  readonly upstream: Upstream;
+  readonly #idle: UpstreamConnection[] = [];
+  #sweeper: NodeJS.Timeout | undefined;
+  closed = false;
+
+  constructor(upstream: Upstream) {
+    this.upstream = upstream;
+  }
+
+  take(user: UpstreamUser): UpstreamConnection {
+    for (;;) {
+      const conn = this.#idle.pop();
+      if (conn === undefined) break;
+      if (conn.socket.destroyed || !conn.socket.writable) continue;
+      conn.user = user;
+      conn.reused = true;
+      return conn;
+    }
+    const conn = new UpstreamConnection(this, this.#dial());
+    conn.user = user;
+    return conn;
+  }
+
+  give(conn: UpstreamConnection): void {
+    if (this.closed || this.#idle.length >= MAX_IDLE || conn.socket.destroyed || !conn.socket.writable) {
+      conn.socket.destroy();
+      return;
+    }
+    conn.idleSince = Date.now();
+    this.#idle.push(conn);
+    // One timer per pool rather than one per connection: it closes what sat idle too long.
+    this.#sweeper ??= setInterval(() => this.#sweep(), IDLE_MS / 4).unref();
+  }
+
+  forget(conn: UpstreamConnection): void {
+    const at = this.#idle.indexOf(conn);
+    if (at !== -1) this.#idle.splice(at, 1);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.#stopSweeper();
+    for (const conn of this.#idle.splice(0)) conn.socket.destroy();
+  }
+
+  #sweep(): void {
+    const oldest = Date.now() - IDLE_MS;
+    // The idle list is a stack: the ones at the bottom have waited longest.
+    while (this.#idle.length > 0 && (this.#idle[0] as UpstreamConnection).idleSince < oldest) {
+      (this.#idle.shift() as UpstreamConnection).socket.destroy();
+    }
+    if (this.#idle.length === 0) this.#stopSweeper();
+  }
+
+  #stopSweeper(): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  #dial(): Socket {
+    const u = this.upstream;
+    const socket = 'socketPath' in u ? connect({ path: u.socketPath }) : connect({ host: u.host, port: u.port, noDelay: true });
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => {
+      if (socket.connecting) socket.destroy(Object.assign(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
+    });
+    return socket;
+  }
+}
+
+/**
+ * Keep-alive connections per upstream, made on demand. An upstream that leaves the route table
+ * has its idle connections closed; those still busy close when their request is done, which is
+ * what draining an old release needs.
+ */
+export class UpstreamPools {
+  readonly #pools = new Map<string, Pool>();
+
+  /** A connection to the upstream for `user`: an idle one when there is one, else a new one (maybe still connecting). */
+  lease(u: Upstream, user: UpstreamUser): UpstreamConnection {
     const key = upstreamKey(u);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool =
-        'socketPath' in u
-          ? // rackd's own answers stream for as long as a build or a rollout runs, silent for minutes at a time.
-            new Pool(upstreamOrigin(u), { connect: { socketPath: u.socketPath, timeout: CONNECT_TIMEOUT_MS }, headersTimeout: 0, bodyTimeout: 0 })
-          : new Pool(upstreamOrigin(u), { connect: { timeout: CONNECT_TIMEOUT_MS } });
-      // Pools emit connection errors as events too; the request handler already reports them.
-      pool.on('connectionError', () => {});
+      pool = new Pool(u);
       this.#pools.set(key, pool);
     }
-    return pool;
+    return pool.take(user);
   }
 
-  /**
-   * Close the pools of upstreams no longer routed to. close() lets their in-flight requests
-   * finish, which is what draining an old release needs.
-   */
   retain(live: ReadonlySet<string>): void {
     for (const [key, pool] of this.#pools) {
       if (live.has(key)) continue;
       this.#pools.delete(key);
-      pool.close().catch((err: unknown) => this.#logger.debug({ err, upstream: key }, 'router: pool close failed'));
+      pool.close();
     }
   }
 
-  async destroyAll(): Promise<void> {
-    const pools = [...this.#pools.values()];
+  destroyAll(): void {
+    for (const pool of this.#pools.values()) pool.close();
     this.#pools.clear();
-    await Promise.all(pools.map((p) => p.destroy().catch(() => {})));
   }
 }

@@ -1,0 +1,213 @@
+import type { Socket } from 'node:net';
+import { isChallengePath, type AcmeChallenges } from './acme-challenges.js';
+import { HttpExchange, type ExchangeDeps, type ExchangeEnd } from './http-exchange.js';
+import { headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
+import { answerBytes, plainAnswer, redirectAnswer, type RackAnswer } from './rack-answers.js';
+import { normalizeHost, type Route } from './route-table.js';
+import { CONTROL_PLANE_APP } from './upstream.js';
+
+export interface AccessEntry {
+  app: string;
+  method: string;
+  path: string;
+  host: string;
+  status: number;
+  ms: number;
+  ip: string;
+}
+
+export interface ConnectionDeps extends ExchangeDeps {
+  lookup: (host: string) => Route | undefined;
+  challenges: AcmeChallenges;
+  /** Where a plain-HTTP request for this host goes instead; undefined: it is served as it is. */
+  httpsLocation: (route: Route, host: string, target: string) => string | undefined;
+  onAccess: ((entry: AccessEntry) => void) | undefined;
+  debug: (err: Error, what: string) => void;
+}
+
+/**
+ * An idle keep-alive connection is closed after this long, and a request head must arrive whole
+ * within it (a client trickling one byte at a time cannot hold a connection for ever).
+ */
+const IDLE_MS = 60_000;
+
+/**
+ * One client connection, plain or TLS: read a request head → answer it or relay it through an
+ * HttpExchange → read the next one. Requests are taken one at a time; bytes of a pipelined next
+ * request wait, with the socket paused, until the answer before it is complete.
+ */
+export class ClientConnection {
+  readonly #socket: Socket;
+  readonly #secure: boolean;
+  readonly #deps: ConnectionDeps;
+  /** Bytes read and not yet used: part of a head, or requests pipelined behind the current one. */
+  #buf: Buffer | undefined;
+  #exchange: HttpExchange | undefined;
+  #headStarted = 0;
+  #closing = false;
+
+  constructor(socket: Socket, secure: boolean, deps: ConnectionDeps) {
+    this.#socket = socket;
+    this.#secure = secure;
+    this.#deps = deps;
+    socket.on('data', this.#onData);
+    socket.on('error', (err) => deps.debug(err, 'router: client connection error'));
+    socket.on('close', this.#onClose);
+    socket.on('timeout', this.#onTimeout);
+    socket.setTimeout(IDLE_MS);
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#exchange !== undefined) {
+      this.#exchange.clientData(chunk);
+      return;
+    }
+    if (this.#closing) return;
+    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#readHeads();
+  };
+
+  readonly #onClose = (): void => {
+    this.#closing = true;
+    this.#exchange?.abort();
+  };
+
+  readonly #onTimeout = (): void => {
+    // A request in progress is the app's to time out; the router only drops idle connections.
+    if (this.#exchange === undefined) this.#socket.destroy();
+  };
+
+  #readHeads(): void {
+    while (this.#exchange === undefined && !this.#closing && this.#buf !== undefined) {
+      const buf = this.#buf;
+      let req: RequestHead;
+      try {
+        const end = headEnd(buf, 431);
+        if (end === -1) {
+          if (this.#headStarted === 0) this.#headStarted = Date.now();
+          else if (Date.now() - this.#headStarted > IDLE_MS) throw new HeadError(408, 'request head took too long');
+          return;
+        }
+        this.#buf = end < buf.length ? buf.subarray(end) : undefined;
+        this.#headStarted = 0;
+        req = parseRequestHead(buf, end);
+      } catch (err) {
+        this.#refuse(err as HeadError);
+        return;
+      }
+      this.#onRequest(req);
+    }
+  }
+
+  #onRequest(req: RequestHead): void {
+    const host = normalizeHost(req.host);
+    const route = this.#deps.lookup(host);
+    if (route === undefined) {
+      this.#answer(req, plainAnswer(404, `No app is served at ${host === '' ? 'this address' : host}`));
+      return;
+    }
+    if (!this.#secure) {
+      const challenge = this.#deps.challenges.answer(req.method, req.target, host);
+      if (challenge !== undefined) {
+        // The CA's visit is the one proof an order's validation happened; worth a line.
+        this.#deps.logger.info({ host, ip: this.#socket.remoteAddress }, 'router: answered an ACME http-01 challenge');
+        this.#answer(req, challenge);
+        return;
+      }
+      const location = isChallengePath(req.target) ? undefined : this.#deps.httpsLocation(route, host, req.target);
+      if (location !== undefined) {
+        this.#answer(req, redirectAnswer(location));
+        return;
+      }
+    }
+    const started = performance.now();
+    const logged = (status: number): void => {
+      // rack's own host is no app's: its requests are not any app's `logs`.
+      if (this.#deps.onAccess === undefined || route.app === CONTROL_PLANE_APP) return;
+      this.#deps.onAccess({
+        app: route.app,
+        method: req.method,
+        path: req.target,
+        host,
+        status,
+        ms: Math.round(performance.now() - started),
+        ip: this.#socket.remoteAddress ?? '',
+      });
+    };
+    const upstream = route.next();
+    if (upstream === undefined) {
+      this.#answer(req, plainAnswer(503, `No web processes are running for app ${route.app}`));
+      logged(503);
+      return;
+    }
+    const exchange = new HttpExchange(
+      this.#deps,
+      this.#socket,
+      req,
+      route,
+      this.#secure,
+      (end) => {
+        logged(end.status);
+        this.#exchangeEnded(end);
+      },
+      (bytes) => this.#stash(bytes),
+    );
+    this.#exchange = exchange;
+    const rest = this.#buf;
+    this.#buf = undefined;
+    exchange.start(upstream, rest);
+  }
+
+  /** Bytes past the current request wait for its answer to be complete. */
+  #stash(bytes: Buffer): void {
+    this.#buf = this.#buf === undefined ? bytes : Buffer.concat([this.#buf, bytes]);
+    this.#socket.pause();
+  }
+
+  #exchangeEnded(end: ExchangeEnd): void {
+    this.#exchange = undefined;
+    const socket = this.#socket;
+    if (end.tunnel !== undefined) {
+      socket.off('data', this.#onData);
+      socket.off('timeout', this.#onTimeout);
+      socket.setTimeout(0);
+      const early = this.#buf;
+      this.#buf = undefined;
+      if (early !== undefined) end.tunnel.write(early);
+      return;
+    }
+    if (end.close || socket.destroyed) {
+      this.#close();
+      return;
+    }
+    socket.resume();
+    // Off this call stack: the exchange that ended may still be unwinding.
+    if (this.#buf !== undefined) process.nextTick(() => this.#readHeads());
+  }
+
+  /**
+   * The router's own answer. The connection goes on unless the request's body is left unread or
+   * the client meant to switch protocols on it.
+   */
+  #answer(req: RequestHead, answer: RackAnswer): void {
+    const unreadBody = !(req.framing.kind === 'length' && req.framing.length === 0);
+    const close = !req.keepAlive || unreadBody || req.upgrade !== undefined;
+    this.#socket.write(answerBytes(answer, { close, head: req.method === 'HEAD' }));
+    if (close) this.#close();
+  }
+
+  /** A head the router cannot read: say why and close, since where the next request starts is unknown. */
+  #refuse(err: HeadError): void {
+    if (!(err instanceof HeadError)) throw err;
+    this.#deps.debug(err, 'router: refused a request');
+    const text = err.status === 431 ? 'Request header fields too large' : err.status === 408 ? 'Request timeout' : `Bad request: ${err.message}`;
+    this.#socket.write(answerBytes(plainAnswer(err.status, text), { close: true, head: false }));
+    this.#close();
+  }
+
+  #close(): void {
+    this.#closing = true;
+    this.#buf = undefined;
+    this.#socket.end();
+  }
+}

@@ -1,0 +1,366 @@
+import type { Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import { BodyFramer } from './body-framer.js';
+import { requestHeadForUpstream, responseHeadForClient } from './forward-headers.js';
+import { headEnd, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import type { InFlight } from './in-flight.js';
+import { answerBytes, plainAnswer, rackUnavailableAnswer } from './rack-answers.js';
+import { mayRetry } from './retry-policy.js';
+import type { Route } from './route-table.js';
+import { CONTROL_PLANE_APP, upstreamKey, type Upstream } from './upstream.js';
+import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
+
+export interface ExchangeDeps {
+  pools: UpstreamPools;
+  inFlight: InFlight;
+  logger: Logger;
+  /** The app's route as it is now, so a retry follows a swap that happened meanwhile. */
+  currentRoute: (app: string) => Route | undefined;
+}
+
+/** What the client's connection learns when the exchange is over. */
+export interface ExchangeEnd {
+  /** The status the client was sent (0: none, the client left or the connection was cut). */
+  status: number;
+  /** The connection must close: the request or the answer could not be delimited, or it was cut. */
+  close: boolean;
+  /**
+   * The connection now carries another protocol, spliced to this app connection until either side
+   * closes; what the client sent past the upgrade request goes to it first.
+   */
+  tunnel?: Socket;
+}
+
+const MAX_ATTEMPTS = 2;
+/** A whole answer up to this size leaves in one write with its head, as one string. */
+const ONE_WRITE_MAX = 16 * 1024;
+/** Long-lived tunnels through NAT and container bridges die silently without TCP keep-alive. */
+const TUNNEL_KEEPALIVE_MS = 30_000;
+
+/**
+ * One client request relayed to an app and its answer relayed back, over at most two upstream
+ * attempts: write the head → relay the body → read the answer's head → relay its body → hand the
+ * upstream connection back. Bodies pass as the bytes they came in; BodyFramer only finds their
+ * ends. The in-flight count follows the upstream serving the request and is released once.
+ */
+export class HttpExchange implements UpstreamUser {
+  readonly #deps: ExchangeDeps;
+  readonly #client: Socket;
+  readonly #req: RequestHead;
+  readonly #app: string;
+  readonly #secure: boolean;
+  readonly #hsts: boolean;
+  readonly #onEnd: (end: ExchangeEnd) => void;
+  /** Hands bytes past this request (a pipelined next one) back to the connection. */
+  readonly #onSurplus: (bytes: Buffer) => void;
+  readonly #head: string;
+  readonly #requestBody: BodyFramer;
+  /** Body bytes held while the upstream connection is being made, so a refused one can be retried. */
+  #held: Buffer[] = [];
+  #attempts = 0;
+  #conn: UpstreamConnection | undefined;
+  #connected = false;
+  #inFlightKey: string | undefined;
+  #responseBuf: Buffer | undefined;
+  #response: ResponseHead | undefined;
+  #responseBody: BodyFramer | undefined;
+  /** The status sent to the client; nonzero once the client has bytes of an answer. */
+  #status = 0;
+  #finished = false;
+
+  constructor(
+    deps: ExchangeDeps,
+    client: Socket,
+    req: RequestHead,
+    route: Route,
+    secure: boolean,
+    onEnd: (end: ExchangeEnd) => void,
+    onSurplus: (bytes: Buffer) => void,
+  ) {
+    this.#deps = deps;
+    this.#client = client;
+    this.#req = req;
+    this.#app = route.app;
+    this.#secure = secure;
+    this.#hsts = secure && route.https.hsts;
+    this.#onEnd = onEnd;
+    this.#onSurplus = onSurplus;
+    this.#head = requestHeadForUpstream(req, { proto: secure ? 'https' : 'http', socket: client });
+    this.#requestBody = new BodyFramer(req.framing, 400);
+  }
+
+  get #hasBody(): boolean {
+    return !(this.#req.framing.kind === 'length' && this.#req.framing.length === 0);
+  }
+
+  /** Sends the request to the route's next upstream; `rest` are the bytes read after its head. */
+  start(upstream: Upstream, rest: Buffer | undefined): void {
+    this.#send(upstream);
+    if (rest !== undefined && rest.length > 0) this.clientData(rest);
+  }
+
+  /** Bytes from the client while this exchange runs: the request's body, then maybe the next request. */
+  clientData(chunk: Buffer): void {
+    if (this.#finished) {
+      this.#onSurplus(chunk);
+      return;
+    }
+    let n: number;
+    try {
+      n = this.#requestBody.take(chunk, 0);
+    } catch (err) {
+      this.#fail(err as Error, 'client');
+      return;
+    }
+    if (n > 0) this.#forwardBody(n === chunk.length ? chunk : chunk.subarray(0, n));
+    if (n < chunk.length) this.#onSurplus(chunk.subarray(n));
+  }
+
+  /** The client went away: cut the upstream request and free its in-flight slot. */
+  abort(): void {
+    if (this.#finished) return;
+    this.#finish({ status: this.#status, close: true}, false);
+  }
+
+  #send(upstream: Upstream): void {
+    this.#attempts += 1;
+    const key = upstreamKey(upstream);
+    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
+    this.#deps.inFlight.increment(key);
+    this.#inFlightKey = key;
+    const conn = this.#deps.pools.lease(upstream, this);
+    this.#conn = conn;
+    this.#connected = !conn.socket.connecting;
+    this.#responseBuf = undefined;
+    // The body waits for the connection, so a refused one leaves it whole for the next attempt.
+    if (!this.#connected && this.#hasBody) this.#client.pause();
+    conn.socket.write(this.#head, 'latin1');
+    if (this.#connected) this.#flushHeld();
+  }
+
+  onUpstreamConnect(): void {
+    this.#connected = true;
+    this.#flushHeld();
+    if (!this.#finished) this.#client.resume();
+  }
+
+  #flushHeld(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const chunk of held) this.#writeUpstream(chunk);
+  }
+
+  #forwardBody(chunk: Buffer): void {
+    if (!this.#connected) {
+      this.#held.push(chunk);
+      this.#client.pause();
+      return;
+    }
+    this.#writeUpstream(chunk);
+  }
+
+  #writeUpstream(chunk: Buffer): void {
+    const socket = this.#conn?.socket;
+    if (socket === undefined || socket.destroyed) return;
+    if (!socket.write(chunk)) {
+      this.#client.pause();
+      socket.once('drain', () => {
+        if (!this.#finished) this.#client.resume();
+      });
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.#finished) return;
+    try {
+      if (this.#responseBody === undefined) this.#readResponseHead(chunk);
+      else this.#relayResponseBody(chunk, 0);
+    } catch (err) {
+      this.#fail(err as Error, 'upstream');
+    }
+  }
+
+  #readResponseHead(chunk: Buffer): void {
+    let buf = this.#responseBuf === undefined ? chunk : Buffer.concat([this.#responseBuf, chunk]);
+    for (;;) {
+      const end = headEnd(buf, 502);
+      if (end === -1) {
+        this.#responseBuf = buf;
+        return;
+      }
+      this.#responseBuf = undefined;
+      const res = parseResponseHead(buf, end, this.#req.method);
+      if (res.status === 101 && this.#req.upgrade !== undefined) {
+        this.#tunnel(res, buf.subarray(end));
+        return;
+      }
+      if (res.status < 200) {
+        // Interim answers (100 Continue, 103 Early Hints) pass on; the final one follows.
+        if (res.status !== 101) this.#client.write(responseHeadForClient(res, { hsts: false, close: false, upgrade: undefined }), 'latin1');
+        buf = buf.subarray(end);
+        if (buf.length === 0) return;
+        continue;
+      }
+      this.#response = res;
+      this.#responseBody = new BodyFramer(res.framing, 502);
+      this.#status = res.status;
+      const close = this.#closesClient();
+      const head = responseHeadForClient(res, { hsts: this.#hsts, close, upgrade: undefined });
+      const framer = this.#responseBody;
+      const client = this.#client;
+      const rest = buf.length - end;
+      if (rest <= ONE_WRITE_MAX && framer.take(buf, end) === rest && framer.done) {
+        // The common case, a small answer read whole: one write, and no stream buffering.
+        client.write(rest === 0 ? head : head + buf.toString('latin1', end), 'latin1');
+        this.#complete(true);
+        return;
+      }
+      this.#responseBody = new BodyFramer(res.framing, 502);
+      client.cork();
+      client.write(head, 'latin1');
+      this.#relayResponseBody(buf, end);
+      client.uncork();
+      return;
+    }
+  }
+
+  /** The client's connection ends with this answer: it asked to, or the answer's end is the close. */
+  #closesClient(): boolean {
+    return !this.#req.keepAlive || this.#req.upgrade !== undefined || this.#response?.framing.kind === 'close';
+  }
+
+  #relayResponseBody(buf: Buffer, start: number): void {
+    const framer = this.#responseBody as BodyFramer;
+    const n = framer.take(buf, start);
+    if (n > 0) {
+      const client = this.#client;
+      if (!client.write(start === 0 && n === buf.length ? buf : buf.subarray(start, start + n))) {
+        const socket = (this.#conn as UpstreamConnection).socket;
+        socket.pause();
+        client.once('drain', () => socket.resume());
+      }
+    }
+    if (framer.done) {
+      // Bytes past the answer's end mean the app and the router disagree about it: never reuse.
+      this.#complete(start + n === buf.length);
+    }
+  }
+
+  #complete(clean: boolean): void {
+    const res = this.#response as ResponseHead;
+    const reusable = clean && this.#requestBody.done && res.keepAlive && this.#req.minor === 1 && this.#req.upgrade === undefined;
+    // An answer that came before the whole request body leaves the rest of it unread.
+    const close = this.#closesClient() || !this.#requestBody.done;
+    this.#finish({ status: this.#status, close}, reusable);
+  }
+
+  #tunnel(res: ResponseHead, early: Buffer): void {
+    const socket = (this.#conn as UpstreamConnection).detach();
+    this.#conn = undefined;
+    const client = this.#client;
+    this.#status = 101;
+    socket.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
+    client.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
+    client.write(responseHeadForClient(res, { hsts: this.#hsts, close: false, upgrade: this.#req.upgrade }), 'latin1');
+    if (early.length > 0) client.write(early);
+    const key = this.#inFlightKey;
+    this.#inFlightKey = undefined;
+    let closed = false;
+    const closeBoth = (): void => {
+      if (closed) return;
+      closed = true;
+      client.destroy();
+      socket.destroy();
+      if (key !== undefined) this.#deps.inFlight.decrement(key);
+    };
+    socket.on('error', (err) => this.#deps.logger.debug({ app: this.#app, err: err.message }, 'router: tunnel upstream error'));
+    socket.once('close', closeBoth);
+    client.once('close', closeBoth);
+    this.#finished = true;
+    // The connection hands over what it read past the upgrade request, then leaves the socket.
+    this.#onEnd({ status: 101, close: false, tunnel: socket });
+    socket.pipe(client);
+    client.pipe(socket);
+    client.resume();
+  }
+
+  onUpstreamError(err: Error): void {
+    this.#upstreamFailed(err);
+  }
+
+  onUpstreamClose(): void {
+    if (this.#finished) return;
+    const framing = this.#response?.framing;
+    if (framing?.kind === 'close') {
+      // The close is how this answer ends.
+      this.#finish({ status: this.#status, close: true}, false);
+      return;
+    }
+    this.#upstreamFailed(Object.assign(new Error('the app closed the connection'), { code: 'ECONNRESET' }));
+  }
+
+  #upstreamFailed(err: Error): void {
+    if (this.#finished) return;
+    const conn = this.#conn as UpstreamConnection;
+    this.#conn = undefined;
+    conn.release(false);
+    const { logger } = this.#deps;
+    const code = (err as NodeJS.ErrnoException).code;
+    const state = {
+      method: this.#req.method,
+      hasBody: this.#hasBody,
+      connected: this.#connected,
+      reused: conn.reused,
+      responseStarted: this.#response !== undefined || this.#responseBuf !== undefined,
+    };
+    if (this.#attempts < MAX_ATTEMPTS && mayRetry(state)) {
+      const next = this.#deps.currentRoute(this.#app)?.next();
+      if (next !== undefined) {
+        logger.info({ app: this.#app, upstream: this.#inFlightKey, next: upstreamKey(next), code }, 'router: retrying on next upstream');
+        // A connect failure wrote nothing upstream: the head and any held body go again whole.
+        this.#send(next);
+        return;
+      }
+    }
+    logger.warn({ app: this.#app, upstream: this.#inFlightKey, code, err: err.message }, 'router: upstream request failed');
+    this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
+  }
+
+  /** A malformed body from the client (400) or a malformed answer from the app (502). */
+  #fail(err: Error, side: 'client' | 'upstream'): void {
+    this.#conn?.release(false);
+    this.#conn = undefined;
+    this.#deps.logger.info({ app: this.#app, side, err: err.message }, 'router: refused a malformed message');
+    const status = err instanceof HeadError ? err.status : 502;
+    this.#answerFailure(plainAnswer(status, side === 'client' ? `Bad request: ${err.message}` : `Bad gateway: app ${this.#app} sent a malformed answer`));
+  }
+
+  /** Answers with the router's own status when the client has no byte of an answer yet; else cuts. */
+  #answerFailure(answer: ReturnType<typeof plainAnswer>): void {
+    if (this.#status !== 0) {
+      this.#client.destroy();
+      this.#finish({ status: this.#status, close: true}, false);
+      return;
+    }
+    this.#status = answer.status;
+    // The request's unread body, if any, is still on the connection: close it after the answer.
+    const close = !this.#req.keepAlive || !this.#requestBody.done;
+    this.#client.write(answerBytes(answer, { close, head: this.#req.method === 'HEAD' }));
+    this.#finish({ status: answer.status, close}, false);
+  }
+
+  #finish(end: ExchangeEnd, reusable: boolean): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#held = [];
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (conn !== undefined) {
+      conn.socket.resume();
+      conn.release(reusable);
+    }
+    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
+    this.#inFlightKey = undefined;
+    this.#onEnd(end);
+  }
+}

@@ -1,0 +1,214 @@
+/**
+ * The head of an HTTP/1.x message (RFC 9112), parsed strictly. The router reads heads itself
+ * and relays bodies as bytes, so it must agree with every app's server on where a message ends:
+ * anything two parsers could read two ways (Content-Length beside Transfer-Encoding, two
+ * different lengths, folded lines, bare CR or LF, a space before the colon) is refused rather
+ * than guessed at.
+ */
+
+/** As node's own default: a head above this is refused (431 for a request). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+
+/** How a message's body is delimited. `close`: by the end of the connection (responses only). */
+export type Framing = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
+
+export const NO_BODY: Framing = { kind: 'length', length: 0 };
+
+interface Head {
+  /** Flat `[name, value, ...]` in the original case and order, values without surrounding blanks. */
+  headers: string[];
+  /** Lower-cased tokens of every `Connection` header. */
+  connection: ReadonlySet<string>;
+  framing: Framing;
+}
+
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+export interface RequestHead extends Head {
+  method: string;
+  target: string;
+  /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
+  minor: 0 | 1;
+  /** The one Host header, as sent ('' when an HTTP/1.0 client sent none). */
+  host: string;
+  /** The `Upgrade` value when the client asks to switch protocols. */
+  upgrade: string | undefined;
+  /** The connection may carry another request after this one. */
+  keepAlive: boolean;
+}
+
+export interface ResponseHead extends Head {
+  status: number;
+  reason: string;
+  minor: 0 | 1;
+  keepAlive: boolean;
+}
+
+/** A head the router refuses, with the status to answer (requests) or to report (responses). */
+export class HeadError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.name = 'HeadError';
+    this.status = status;
+  }
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Visible ASCII and obs-text: no blanks, no controls. */
+const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
+/** Field values: visible characters, blanks and obs-text; never a control but HTAB. */
+const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+const DIGITS = /^[0-9]{1,15}$/;
+const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Where the head in `buf` ends (the index just past its blank line), -1 when more bytes are
+ * needed; throws when the head is already too large.
+ */
+export function headEnd(buf: Buffer, status: number): number {
+  const at = buf.indexOf(CRLF_CRLF);
+  if (at === -1) {
+    if (buf.length > MAX_HEAD_BYTES) throw new HeadError(status, 'header section too large');
+    return -1;
+  }
+  if (at + 4 > MAX_HEAD_BYTES) throw new HeadError(status, 'header section too large');
+  return at + 4;
+}
+
+/** The start line and the header fields of a head (without its blank line). */
+interface Fields {
+  start: string;
+  head: Head;
+  /** The message said how its body is delimited (Content-Length or Transfer-Encoding). */
+  delimited: boolean;
+  hosts: number;
+  host: string | undefined;
+  upgrade: string | undefined;
+}
+
+function fields(text: string, status: number): Fields {
+  const lines = text.split('\r\n');
+  const start = lines[0] ?? '';
+  if (start.includes('\n') || start.includes('\r')) throw new HeadError(status, 'bare CR or LF in the start line');
+  const headers: string[] = [];
+  let connection: Set<string> | undefined;
+  let lengths: string | undefined;
+  let encodings: string | undefined;
+  let hosts = 0;
+  let host: string | undefined;
+  let upgrade: string | undefined;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i] as string;
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new HeadError(status, line[0] === ' ' || line[0] === '\t' ? 'folded header line' : 'malformed header line');
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) throw new HeadError(status, 'invalid header name');
+    const value = withoutBlanks(line, colon + 1);
+    if (BAD_VALUE.test(value)) throw new HeadError(status, `invalid character in header ${name}`);
+    const lower = name.toLowerCase();
+    if (lower === 'content-length') {
+      for (const v of value.includes(',') ? value.split(',') : [value]) {
+        const n = v.trim();
+        if (!DIGITS.test(n)) throw new HeadError(status, 'invalid Content-Length');
+        if (lengths !== undefined && lengths !== n) throw new HeadError(status, 'conflicting Content-Length headers');
+        lengths = n;
+      }
+    } else if (lower === 'transfer-encoding') {
+      encodings = encodings === undefined ? value : `${encodings}, ${value}`;
+    } else if (lower === 'host') {
+      hosts += 1;
+      host = value;
+    } else if (lower === 'upgrade') {
+      upgrade ??= value;
+    } else if (lower === 'connection') {
+      connection ??= new Set();
+      for (const t of value.split(',')) {
+        const token = t.trim().toLowerCase();
+        if (token !== '') connection.add(token);
+      }
+    }
+    headers.push(name, value);
+  }
+  let framing: Framing = NO_BODY;
+  if (encodings !== undefined) {
+    // Both at once is the classic smuggling shape (RFC 9112 §6.1): refuse it instead of choosing.
+    if (lengths !== undefined) throw new HeadError(status, 'both Transfer-Encoding and Content-Length');
+    const codings = encodings.split(',').map((c) => c.trim().toLowerCase());
+    framing = codings[codings.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
+    if (codings.filter((c) => c === 'chunked').length > 1) throw new HeadError(status, 'chunked applied twice');
+  } else if (lengths !== undefined) {
+    framing = { kind: 'length', length: Number(lengths) };
+  }
+  const head = { headers, connection: connection ?? NO_TOKENS, framing };
+  return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade };
+}
+
+/** `line` from `from`, without the spaces and tabs around it (RFC 9110's OWS, and nothing else). */
+function withoutBlanks(line: string, from: number): string {
+  let start = from;
+  let end = line.length;
+  while (start < end && isBlank(line.charCodeAt(start))) start++;
+  while (end > start && isBlank(line.charCodeAt(end - 1))) end--;
+  return line.slice(start, end);
+}
+
+function isBlank(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+/** Parses `buf[0, end)`, a whole request head ending in its blank line. */
+export function parseRequestHead(buf: Buffer, end: number): RequestHead {
+  let text = buf.toString('latin1', 0, end - 4);
+  // RFC 9112 §2.2: a server should ignore blank lines before the request line.
+  while (text.startsWith('\r\n')) text = text.slice(2);
+  const { start, head, hosts, host, upgrade } = fields(text, 400);
+  const parts = start.split(' ');
+  if (parts.length !== 3) throw new HeadError(400, 'malformed request line');
+  const [method, target, version] = parts as [string, string, string];
+  if (!TOKEN.test(method)) throw new HeadError(400, 'invalid method');
+  if (!TARGET.test(target)) throw new HeadError(400, 'invalid request target');
+  if (version !== 'HTTP/1.1' && version !== 'HTTP/1.0') {
+    throw new HeadError(version.startsWith('HTTP/') ? 505 : 400, 'unsupported HTTP version');
+  }
+  const minor = version === 'HTTP/1.1' ? 1 : 0;
+  // Only a final `chunked` delimits a request (RFC 9112 §6.3); anything else cannot be read.
+  if (head.framing.kind === 'close') throw new HeadError(400, 'unsupported Transfer-Encoding');
+  if (head.framing.kind === 'chunked' && minor === 0) throw new HeadError(400, 'Transfer-Encoding in an HTTP/1.0 request');
+  if (hosts > 1) throw new HeadError(400, 'more than one Host header');
+  if (host === undefined && minor === 1) throw new HeadError(400, 'missing Host header');
+  return {
+    headers: head.headers,
+    connection: head.connection,
+    framing: head.framing,
+    method,
+    target,
+    minor,
+    host: host ?? '',
+    upgrade: upgrade !== undefined && head.connection.has('upgrade') ? upgrade : undefined,
+    keepAlive: minor === 1 ? !head.connection.has('close') : head.connection.has('keep-alive'),
+  };
+}
+
+/** Parses `buf[0, end)`, a whole response head; its framing follows the request it answers. */
+export function parseResponseHead(buf: Buffer, end: number, method: string): ResponseHead {
+  const { start, head, delimited } = fields(buf.toString('latin1', 0, end - 4), 502);
+  const match = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/.exec(start);
+  if (match === null) throw new HeadError(502, 'malformed status line');
+  const minor = match[1] === '1' ? 1 : 0;
+  const status = Number(match[2]);
+  const reason = match[3] ?? '';
+  if (BAD_VALUE.test(reason)) throw new HeadError(502, 'invalid reason phrase');
+  // RFC 9112 §6.3: these never have a body, whatever their headers say.
+  const bodiless = method === 'HEAD' || status < 200 || status === 204 || status === 304;
+  const framing: Framing = bodiless ? NO_BODY : delimited ? head.framing : { kind: 'close' };
+  return {
+    headers: head.headers,
+    connection: head.connection,
+    framing,
+    status,
+    reason,
+    minor,
+    keepAlive: framing.kind !== 'close' && (minor === 1 ? !head.connection.has('close') : head.connection.has('keep-alive')),
+  };
+}
