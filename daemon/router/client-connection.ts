@@ -82,7 +82,7 @@ export class ClientConnection {
       const buf = this.#buf;
       let req: RequestHead;
       try {
-        const end = headEnd(buf, 431);
+        const end = headEnd(buf, 'request');
         if (end === -1) {
           if (this.#headStarted === 0) this.#headStarted = Date.now();
           else if (Date.now() - this.#headStarted > IDLE_MS) throw new HeadError(408, 'request head took too long');

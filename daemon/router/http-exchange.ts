@@ -183,7 +183,7 @@ export class HttpExchange implements UpstreamUser {
   #readResponseHead(chunk: Buffer): void {
     let buf = this.#responseBuf === undefined ? chunk : Buffer.concat([this.#responseBuf, chunk]);
     for (;;) {
-      const end = headEnd(buf, 502);
+      const end = headEnd(buf, 'response');
       if (end === -1) {
         this.#responseBuf = buf;
         return;

@@ -61,15 +61,19 @@ const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^[0-9]{1,15}$/;
 const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
+const LF_LF = Buffer.from('\n\n', 'latin1');
 
 /**
  * Where the head in `buf` ends (the index just past its blank line), -1 when more bytes are
- * needed; throws when the head is already too large.
+ * needed; throws when the head is already too large or cannot end.
  */
-export function headEnd(buf: Buffer, status: number): number {
+export function headEnd(buf: Buffer, side: 'request' | 'response'): number {
+  const status = side === 'request' ? 431 : 502;
   const at = buf.indexOf(CRLF_CRLF);
   if (at === -1) {
     if (buf.length > MAX_HEAD_BYTES) throw new HeadError(status, 'header section too large');
+    // A head whose lines end in bare LF would otherwise be waited on until the timeout.
+    if (buf.includes(LF_LF)) throw new HeadError(side === 'request' ? 400 : 502, 'bare LF line ends');
     return -1;
   }
   if (at + 4 > MAX_HEAD_BYTES) throw new HeadError(status, 'header section too large');
