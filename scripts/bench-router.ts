@@ -6,6 +6,8 @@
  * in their own process, so the load generator here shares no event loop with them. nginx is used
  * when installed (`apt-get install -y nginx`); this script installs nothing. Every child is killed
  * on exit, also on error or Ctrl-C.
+ * The router's resident memory is sampled each second of its plain-HTTP run; the memory target
+ * is for a 60 s run: `npm run bench:router -- 60`.
  *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -210,10 +212,31 @@ http {
   }
 }
 
-async function measure(port: number, tls?: { ca: string; servername: string }): Promise<LoadReport> {
+/** Resident memory of a process in MB, read from /proc (Linux). */
+async function rssMb(pid: number | undefined): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) / 1024;
+}
+
+/** The router's resident memory once a second while it is measured: after warm-up, the last, and the highest. */
+interface RssTrace {
+  first: number;
+  last: number;
+  max: number;
+}
+
+async function measure(port: number, tls?: { ca: string; servername: string }, watchPid?: number): Promise<{ report: LoadReport; rss?: RssTrace }> {
   const target = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`, host: HOST, connections: clients, ...(tls ? { tls } : {}) };
   await startLoad({ ...target, durationMs: WARMUP_MS }).done;
-  return startLoad({ ...target, durationMs: seconds * 1000 }).done;
+  const load = startLoad({ ...target, durationMs: seconds * 1000 });
+  if (watchPid === undefined) return { report: await load.done };
+  const samples = [await rssMb(watchPid)];
+  const timer = setInterval(() => void rssMb(watchPid).then((mb) => samples.push(mb)), 1_000);
+  const report = await load.done;
+  clearInterval(timer);
+  samples.push(await rssMb(watchPid));
+  return { report, rss: { first: samples[0] as number, last: samples[samples.length - 1] as number, max: Math.max(...samples) } };
 }
 
 const row = (name: string, r: LoadReport | undefined) =>
@@ -240,11 +263,12 @@ try {
   const ng = bin === undefined ? undefined : await nginx(bin, dir, up.port);
 
   console.log(`${clients} keep-alive clients, ${WARMUP_MS / 1000} s warm-up + ${seconds} s per target, ${cpus().length} CPUs shared by the load generator, the upstream and the proxy`);
-  const direct = await measure(up.port);
-  const viaRouter = await measure(rt.port);
-  const viaNginx = ng === undefined ? undefined : await measure(ng.port);
-  const viaRouterTls = await measure(rt.httpsPort, tls);
-  const viaNginxTls = ng === undefined ? undefined : await measure(ng.httpsPort, tls);
+  const direct = (await measure(up.port)).report;
+  const routed = await measure(rt.port, undefined, rt.child.pid);
+  const viaRouter = routed.report;
+  const viaNginx = ng === undefined ? undefined : (await measure(ng.port)).report;
+  const viaRouterTls = (await measure(rt.httpsPort, tls)).report;
+  const viaNginxTls = ng === undefined ? undefined : (await measure(ng.httpsPort, tls)).report;
 
   const rows = [['direct', direct], ['router', viaRouter], ['nginx', viaNginx], ['router-tls', viaRouterTls], ['nginx-tls', viaNginxTls]] as const;
   console.log(`\n${'target'.padEnd(10)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)}`);
@@ -265,6 +289,13 @@ try {
   const added = viaRouter.latency.p99 - direct.latency.p99;
   console.log(`router p99 − direct p99:         ${ms(added)} (goal ≤ 1 ms) ${added <= 1 ? 'ok' : 'MISSED'}`);
   console.log(`router/direct throughput:        ${(viaRouter.rps / direct.rps).toFixed(2)}`);
+  const rss = routed.rss;
+  if (rss !== undefined) {
+    const growth = (rss.last - rss.first) / rss.first;
+    console.log(
+      `router resident memory:          ${rss.first.toFixed(1)} MB after warm-up → ${rss.last.toFixed(1)} MB after ${seconds} s (max ${rss.max.toFixed(1)}), ${(growth * 100).toFixed(1)} % (goal: flat within 10 % over 60 s) ${Math.abs(growth) <= 0.1 ? 'ok' : 'MISSED'}`,
+    );
+  }
 
   await Promise.all([...children].map((c) => stopChild(c)));
 } finally {

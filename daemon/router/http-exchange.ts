@@ -357,7 +357,7 @@ export class HttpExchange implements UpstreamUser {
     this.#conn = undefined;
     if (conn !== undefined) {
       conn.socket.resume();
-      conn.release(reusable);
+      conn.release(reusable, this.#response?.idleTimeoutMs);
     }
     if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
     this.#inFlightKey = undefined;

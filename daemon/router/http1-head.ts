@@ -42,6 +42,8 @@ export interface ResponseHead extends Head {
   reason: string;
   minor: 0 | 1;
   keepAlive: boolean;
+  /** How long the app keeps an idle connection open, when it says (`Keep-Alive: timeout=N`). */
+  idleTimeoutMs: number | undefined;
 }
 
 /** A head the router refuses, with the status to answer (requests) or to report (responses). */
@@ -89,6 +91,7 @@ interface Fields {
   hosts: number;
   host: string | undefined;
   upgrade: string | undefined;
+  keepAlive: string | undefined;
 }
 
 function fields(text: string, status: number): Fields {
@@ -102,6 +105,7 @@ function fields(text: string, status: number): Fields {
   let hosts = 0;
   let host: string | undefined;
   let upgrade: string | undefined;
+  let keepAlive: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -125,6 +129,8 @@ function fields(text: string, status: number): Fields {
       host = value;
     } else if (lower === 'upgrade') {
       upgrade ??= value;
+    } else if (lower === 'keep-alive') {
+      keepAlive = value;
     } else if (lower === 'connection') {
       connection ??= new Set();
       for (const t of value.split(',')) {
@@ -145,7 +151,7 @@ function fields(text: string, status: number): Fields {
     framing = { kind: 'length', length: Number(lengths) };
   }
   const head = { headers, connection: connection ?? NO_TOKENS, framing };
-  return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade };
+  return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade, keepAlive };
 }
 
 /** `line` from `from`, without the spaces and tabs around it (RFC 9110's OWS, and nothing else). */
@@ -196,7 +202,7 @@ export function parseRequestHead(buf: Buffer, end: number): RequestHead {
 
 /** Parses `buf[0, end)`, a whole response head; its framing follows the request it answers. */
 export function parseResponseHead(buf: Buffer, end: number, method: string): ResponseHead {
-  const { start, head, delimited } = fields(buf.toString('latin1', 0, end - 4), 502);
+  const { start, head, delimited, keepAlive } = fields(buf.toString('latin1', 0, end - 4), 502);
   const match = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/.exec(start);
   if (match === null) throw new HeadError(502, 'malformed status line');
   const minor = match[1] === '1' ? 1 : 0;
@@ -214,5 +220,12 @@ export function parseResponseHead(buf: Buffer, end: number, method: string): Res
     reason,
     minor,
     keepAlive: framing.kind !== 'close' && (minor === 1 ? !head.connection.has('close') : head.connection.has('keep-alive')),
+    idleTimeoutMs: keepAlive === undefined ? undefined : idleTimeout(keepAlive),
   };
+}
+
+/** `timeout=N` of a Keep-Alive header, in ms. */
+function idleTimeout(value: string): number | undefined {
+  const seconds = /(?:^|[,;\s])timeout=(\d{1,6})/i.exec(value)?.[1];
+  return seconds === undefined ? undefined : Number(seconds) * 1000;
 }

@@ -4,10 +4,14 @@ import { upstreamKey, type Upstream } from './upstream.js';
 /** A dead container's address would otherwise hang a request for the kernel's minutes. */
 const CONNECT_TIMEOUT_MS = 5_000;
 /**
- * An idle connection is closed before the app's server would close it (node's default is 5 s),
- * so the router seldom writes into a connection at the moment the app hangs it up.
+ * An idle connection is closed before the app's server would close it, so the router seldom
+ * writes into a connection just as the app hangs it up (a request with a body cannot be sent
+ * again). Apps that say their timeout (`Keep-Alive: timeout=5` from node) get it less a second;
+ * others get 2 s, within gunicorn's default of 2 s and node's of 5 s.
  */
-const IDLE_MS = 4_000;
+const IDLE_MS = 2_000;
+const IDLE_MAX_MS = 4_000;
+const IDLE_MARGIN_MS = 1_000;
 /** Idle connections kept per upstream; more are closed as they come back. */
 const MAX_IDLE = 64;
 /** An app silent this long in the middle of an answer is given up on. */
@@ -30,7 +34,8 @@ export class UpstreamConnection {
   user: UpstreamUser | undefined;
   /** The connection served an earlier request: a close before any answer may be its idle timeout. */
   reused = false;
-  idleSince = 0;
+  /** When this connection, now idle, must not be used any more. */
+  idleUntil = 0;
   readonly #pool: Pool;
 
   constructor(pool: Pool, socket: Socket) {
@@ -69,10 +74,19 @@ export class UpstreamConnection {
     this.user?.onUpstreamClose();
   };
 
-  /** Back to the pool, or closed when it cannot serve another request. */
-  release(reusable: boolean): void {
+  /**
+   * Back to the pool, or closed when it cannot serve another request. `appIdleMs`: how long the
+   * app said it keeps an idle connection.
+   */
+  release(reusable: boolean, appIdleMs?: number): void {
     this.user = undefined;
-    if (reusable) this.#pool.give(this);
+    if (!reusable) {
+      this.socket.destroy();
+      return;
+    }
+    const idleMs = appIdleMs === undefined ? IDLE_MS : Math.min(IDLE_MAX_MS, appIdleMs - IDLE_MARGIN_MS);
+    this.idleUntil = Date.now() + idleMs;
+    if (idleMs > 0) this.#pool.give(this);
     else this.socket.destroy();
   }
 
@@ -105,7 +119,11 @@ class Pool {
     for (;;) {
       const conn = this.#idle.pop();
       if (conn === undefined) break;
-      if (conn.socket.destroyed || !conn.socket.writable) continue;
+      // Timers run late on a busy machine: the deadline is checked here, not only by the sweeper.
+      if (conn.socket.destroyed || !conn.socket.writable || conn.idleUntil <= Date.now()) {
+        conn.socket.destroy();
+        continue;
+      }
       conn.user = user;
       conn.reused = true;
       return conn;
@@ -120,7 +138,6 @@ class Pool {
       conn.socket.destroy();
       return;
     }
-    conn.idleSince = Date.now();
     this.#idle.push(conn);
     // One timer per pool rather than one per connection: it closes what sat idle too long.
     this.#sweeper ??= setInterval(() => this.#sweep(), IDLE_MS / 4).unref();
@@ -138,10 +155,11 @@ class Pool {
   }
 
   #sweep(): void {
-    const oldest = Date.now() - IDLE_MS;
-    // The idle list is a stack: the ones at the bottom have waited longest.
-    while (this.#idle.length > 0 && (this.#idle[0] as UpstreamConnection).idleSince < oldest) {
-      (this.#idle.shift() as UpstreamConnection).socket.destroy();
+    const now = Date.now();
+    const keep = this.#idle.filter((conn) => conn.idleUntil > now);
+    if (keep.length < this.#idle.length) {
+      for (const conn of this.#idle) if (conn.idleUntil <= now) conn.socket.destroy();
+      this.#idle.splice(0, this.#idle.length, ...keep);
     }
     if (this.#idle.length === 0) this.#stopSweeper();
   }

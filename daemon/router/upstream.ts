@@ -9,13 +9,6 @@ export function upstreamKey(u: Upstream): string {
   return 'socketPath' in u ? `unix:${u.socketPath}` : `${u.host}:${u.port}`;
 }
 
-/** The origin undici wants; IPv6 literals need brackets there. A socket's origin is nominal. */
-export function upstreamOrigin(u: Upstream): string {
-  if ('socketPath' in u) return 'http://localhost';
-  const host = u.host.includes(':') && !u.host.startsWith('[') ? `[${u.host}]` : u.host;
-  return `http://${host}:${u.port}`;
-}
-
 /** A copy holding only an upstream's own fields. */
 export function copyUpstream(u: Upstream): Upstream {
   return 'socketPath' in u ? { socketPath: u.socketPath } : { host: u.host, port: u.port };
