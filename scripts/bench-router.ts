@@ -11,7 +11,7 @@
  *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -213,10 +213,25 @@ http {
 }
 
 /** Resident memory of a process in MB, read from /proc (Linux). */
-async function rssMb(pid: number | undefined): Promise<number> {
+async function rssMb(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
   return kb === undefined ? Number.NaN : Number(kb) / 1024;
+}
+
+/** CPU time (user + system, ms) of every process in a process group (nginx's master and worker), from /proc. */
+async function groupCpuMs(pgid: number): Promise<number> {
+  const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux
+  let ticks = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // Fields after the command name (which may hold spaces): state is field 3, pgrp 5, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) !== pgid) continue;
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / ticksPerMs;
 }
 
 /** The router's resident memory once a second while it is measured: after warm-up, the last, and the highest. */
@@ -226,23 +241,36 @@ interface RssTrace {
   max: number;
 }
 
-async function measure(port: number, tls?: { ca: string; servername: string }, watchPid?: number): Promise<{ report: LoadReport; rss?: RssTrace }> {
-  const target = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`, host: HOST, connections: clients, ...(tls ? { tls } : {}) };
-  await startLoad({ ...target, durationMs: WARMUP_MS }).done;
-  const load = startLoad({ ...target, durationMs: seconds * 1000 });
-  if (watchPid === undefined) return { report: await load.done };
-  const samples = [await rssMb(watchPid)];
-  const timer = setInterval(() => void rssMb(watchPid).then((mb) => samples.push(mb)), 1_000);
-  const report = await load.done;
-  clearInterval(timer);
-  samples.push(await rssMb(watchPid));
-  return { report, rss: { first: samples[0] as number, last: samples[samples.length - 1] as number, max: Math.max(...samples) } };
+interface Measured {
+  report: LoadReport;
+  /** The proxy's CPU time per served request, µs (all of its processes). */
+  cpuUs?: number;
+  rss?: RssTrace;
 }
 
-const row = (name: string, r: LoadReport | undefined) =>
-  r === undefined
-    ? `${name.padEnd(10)} ${'skipped'.padStart(9)}`
-    : `${name.padEnd(10)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)}`;
+/** Load on `port`; with `proxy`, that proxy's CPU per request and (`watchRss`) its memory over the run. */
+async function measure(port: number, tls?: { ca: string; servername: string }, proxy?: { pgid: number; watchRss: boolean }): Promise<Measured> {
+  const target = { url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}/`, host: HOST, connections: clients, ...(tls ? { tls } : {}) };
+  await startLoad({ ...target, durationMs: WARMUP_MS }).done;
+  if (proxy === undefined) return { report: await startLoad({ ...target, durationMs: seconds * 1000 }).done };
+  const cpuBefore = await groupCpuMs(proxy.pgid);
+  const samples = [await rssMb(proxy.pgid)];
+  const load = startLoad({ ...target, durationMs: seconds * 1000 });
+  const timer = proxy.watchRss ? setInterval(() => void rssMb(proxy.pgid).then((mb) => samples.push(mb)), 1_000) : undefined;
+  const report = await load.done;
+  clearInterval(timer);
+  const cpuUs = ((await groupCpuMs(proxy.pgid)) - cpuBefore) * 1000 / Math.max(1, report.served);
+  if (!proxy.watchRss) return { report, cpuUs };
+  samples.push(await rssMb(proxy.pgid));
+  return { report, cpuUs, rss: { first: samples[0] as number, last: samples[samples.length - 1] as number, max: Math.max(...samples) } };
+}
+
+const row = (name: string, m: Measured | undefined) => {
+  if (m === undefined) return `${name.padEnd(10)} ${'skipped'.padStart(9)}`;
+  const r = m.report;
+  const cpu = m.cpuUs === undefined ? '' : `${m.cpuUs.toFixed(1)} µs`;
+  return `${name.padEnd(10)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)} ${cpu.padStart(12)}`;
+};
 
 const dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
 tempDir = dir;
@@ -263,17 +291,28 @@ try {
   const ng = bin === undefined ? undefined : await nginx(bin, dir, up.port);
 
   console.log(`${clients} keep-alive clients, ${WARMUP_MS / 1000} s warm-up + ${seconds} s per target, ${cpus().length} CPUs shared by the load generator, the upstream and the proxy`);
-  const direct = (await measure(up.port)).report;
-  const routed = await measure(rt.port, undefined, rt.child.pid);
-  const viaRouter = routed.report;
-  const viaNginx = ng === undefined ? undefined : (await measure(ng.port)).report;
-  const viaRouterTls = (await measure(rt.httpsPort, tls)).report;
-  const viaNginxTls = ng === undefined ? undefined : (await measure(ng.httpsPort, tls)).report;
+  // Each proxy is a process group of its own (spawned detached): its CPU is summed over the group.
+  const routerGroup = rt.child.pid as number;
+  const nginxGroup = ng?.child.pid;
+  const measured = {
+    direct: await measure(up.port),
+    router: await measure(rt.port, undefined, { pgid: routerGroup, watchRss: true }),
+    nginx: ng === undefined || nginxGroup === undefined ? undefined : await measure(ng.port, undefined, { pgid: nginxGroup, watchRss: false }),
+    'router-tls': await measure(rt.httpsPort, tls, { pgid: routerGroup, watchRss: false }),
+    'nginx-tls': ng === undefined || nginxGroup === undefined ? undefined : await measure(ng.httpsPort, tls, { pgid: nginxGroup, watchRss: false }),
+  };
+  const direct = measured.direct.report;
+  const viaRouter = measured.router.report;
+  const viaNginx = measured.nginx?.report;
+  const viaRouterTls = measured['router-tls'].report;
+  const viaNginxTls = measured['nginx-tls']?.report;
 
-  const rows = [['direct', direct], ['router', viaRouter], ['nginx', viaNginx], ['router-tls', viaRouterTls], ['nginx-tls', viaNginxTls]] as const;
-  console.log(`\n${'target'.padEnd(10)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)}`);
-  for (const [name, r] of rows) console.log(row(name, r));
-  for (const [name, r] of rows) {
+  console.log(
+    `\n${'target'.padEnd(10)} ${'req/s'.padStart(9)} ${'p50'.padStart(10)} ${'p90'.padStart(10)} ${'p99'.padStart(10)} ${'max'.padStart(10)} ${'failed'.padStart(7)} ${'proxy CPU/req'.padStart(12)}`,
+  );
+  for (const [name, m] of Object.entries(measured)) console.log(row(name, m));
+  for (const [name, m] of Object.entries(measured)) {
+    const r = m?.report;
     if (r && (r.failed || r.clientErrors)) console.log(`${name} failures: ${JSON.stringify(r.reasons)}`);
   }
   console.log('');
@@ -289,7 +328,7 @@ try {
   const added = viaRouter.latency.p99 - direct.latency.p99;
   console.log(`router p99 − direct p99:         ${ms(added)} (goal ≤ 1 ms) ${added <= 1 ? 'ok' : 'MISSED'}`);
   console.log(`router/direct throughput:        ${(viaRouter.rps / direct.rps).toFixed(2)}`);
-  const rss = routed.rss;
+  const rss = measured.router.rss;
   if (rss !== undefined) {
     const growth = (rss.last - rss.first) / rss.first;
     console.log(

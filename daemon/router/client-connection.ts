@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { isChallengePath, type AcmeChallenges } from './acme-challenges.js';
-import { HttpExchange, type ExchangeDeps, type ExchangeEnd } from './http-exchange.js';
+import { HttpExchange, type ExchangeDeps, type ExchangeEnd, type ExchangeOwner } from './http-exchange.js';
 import { headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
 import { answerBytes, plainAnswer, redirectAnswer, type RackAnswer } from './rack-answers.js';
 import { normalizeHost, type Route } from './route-table.js';
@@ -36,13 +36,15 @@ const IDLE_MS = 60_000;
  * HttpExchange → read the next one. Requests are taken one at a time; bytes of a pipelined next
  * request wait, with the socket paused, until the answer before it is complete.
  */
-export class ClientConnection {
+export class ClientConnection implements ExchangeOwner {
   readonly #socket: Socket;
   readonly #secure: boolean;
   readonly #deps: ConnectionDeps;
   /** Bytes read and not yet used: part of a head, or requests pipelined behind the current one. */
   #buf: Buffer | undefined;
   #exchange: HttpExchange | undefined;
+  /** What the access entry of the exchange running now needs. */
+  #current: { req: RequestHead; app: string; host: string; started: number } | undefined;
   #headStarted = 0;
   #closing = false;
 
@@ -120,52 +122,44 @@ export class ClientConnection {
         return;
       }
     }
-    const started = performance.now();
-    const logged = (status: number): void => {
-      // rack's own host is no app's: its requests are not any app's `logs`.
-      if (this.#deps.onAccess === undefined || route.app === CONTROL_PLANE_APP) return;
-      this.#deps.onAccess({
-        app: route.app,
-        method: req.method,
-        path: req.target,
-        host,
-        status,
-        ms: Math.round(performance.now() - started),
-        ip: this.#socket.remoteAddress ?? '',
-      });
-    };
     const upstream = route.next();
     if (upstream === undefined) {
       this.#answer(req, plainAnswer(503, `No web processes are running for app ${route.app}`));
-      logged(503);
+      this.#logAccess({ req, app: route.app, host, started: performance.now() }, 503);
       return;
     }
-    const exchange = new HttpExchange(
-      this.#deps,
-      this.#socket,
-      req,
-      route,
-      this.#secure,
-      (end) => {
-        logged(end.status);
-        this.#exchangeEnded(end);
-      },
-      (bytes) => this.#stash(bytes),
-    );
+    const exchange = new HttpExchange(this.#deps, this.#socket, req, route, this.#secure, this);
     this.#exchange = exchange;
+    this.#current = { req, app: route.app, host, started: performance.now() };
     const rest = this.#buf;
     this.#buf = undefined;
     exchange.start(upstream, rest);
   }
 
+  #logAccess(current: { req: RequestHead; app: string; host: string; started: number }, status: number): void {
+    // rack's own host is no app's: its requests are not any app's `logs`.
+    if (this.#deps.onAccess === undefined || current.app === CONTROL_PLANE_APP) return;
+    this.#deps.onAccess({
+      app: current.app,
+      method: current.req.method,
+      path: current.req.target,
+      host: current.host,
+      status,
+      ms: Math.round(performance.now() - current.started),
+      ip: this.#socket.remoteAddress ?? '',
+    });
+  }
+
   /** Bytes past the current request wait for its answer to be complete. */
-  #stash(bytes: Buffer): void {
+  surplus(bytes: Buffer): void {
     this.#buf = this.#buf === undefined ? bytes : Buffer.concat([this.#buf, bytes]);
     this.#socket.pause();
   }
 
-  #exchangeEnded(end: ExchangeEnd): void {
+  exchangeEnded(end: ExchangeEnd): void {
     this.#exchange = undefined;
+    if (this.#current !== undefined) this.#logAccess(this.#current, end.status);
+    this.#current = undefined;
     const socket = this.#socket;
     if (end.tunnel !== undefined) {
       socket.off('data', this.#onData);

@@ -1,14 +1,36 @@
 import type { Socket } from 'node:net';
 import type { RequestHead, ResponseHead } from './http1-head.js';
 
-/**
- * Headers that describe one connection, not the message (RFC 9110 §7.6.1). A proxy must not pass
- * them on; the router writes its own framing and Connection headers.
- */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+/** What the router does with a header of a given name, where it does not just pass it on. */
+const enum Role {
+  /** Describes one connection, not the message (RFC 9110 §7.6.1): never passed on. */
+  HopByHop = 1,
+  /** Replaced by the router's own value, so a client cannot forge where it came from or when. */
+  Replaced,
+  /** Extended with the client's address. */
+  ForwardedFor,
+  Length,
+  Encoding,
+  Hsts,
+}
 
-/** Replaced by the router's own values, so a client cannot forge where it came from or when. */
-const FORWARDED_REPLACED = new Set(['x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-request-start']);
+/** One lookup per header: each name is hashed once. */
+const ROLES = new Map<string, Role>([
+  ['connection', Role.HopByHop],
+  ['keep-alive', Role.HopByHop],
+  ['proxy-connection', Role.HopByHop],
+  ['upgrade', Role.HopByHop],
+  ['te', Role.HopByHop],
+  ['trailer', Role.HopByHop],
+  ['transfer-encoding', Role.Encoding],
+  ['content-length', Role.Length],
+  ['x-forwarded-proto', Role.Replaced],
+  ['x-forwarded-host', Role.Replaced],
+  ['x-forwarded-port', Role.Replaced],
+  ['x-request-start', Role.Replaced],
+  ['x-forwarded-for', Role.ForwardedFor],
+  ['strict-transport-security', Role.Hsts],
+]);
 
 /** Loopback and bridge peers arrive as IPv4-mapped IPv6; apps expect the dotted form. */
 export function clientAddress(socket: Socket): string | undefined {
@@ -31,21 +53,21 @@ export interface RequestHeadOptions {
  */
 export function requestHeadForUpstream(req: RequestHead, opts: RequestHeadOptions): string {
   const raw = req.headers;
+  const names = req.names;
+  const named = req.connection.size > 0;
   let head = `${req.method} ${req.target} HTTP/1.${req.minor}\r\n`;
   const forwardedFor: string[] = [];
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || FORWARDED_REPLACED.has(lower) || lower === 'content-length' || req.connection.has(lower)) continue;
-    if (lower === 'x-forwarded-for') {
-      forwardedFor.push(raw[i + 1] as string);
-      continue;
-    }
-    head += `${name}: ${raw[i + 1] as string}\r\n`;
+  let saidLength = false;
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i] as string;
+    const role = ROLES.get(lower);
+    if (role === Role.ForwardedFor) forwardedFor.push(raw[2 * i + 1] as string);
+    else if (role === Role.Length) saidLength = true;
+    else if ((role === undefined || role === Role.Hsts) && !(named && req.connection.has(lower))) head += `${raw[2 * i] as string}: ${raw[2 * i + 1] as string}\r\n`;
   }
   const framing = req.framing;
   if (framing.kind === 'chunked') head += 'Transfer-Encoding: chunked\r\n';
-  else if (framing.kind === 'length' && (framing.length > 0 || hasHeader(raw, 'content-length'))) head += `Content-Length: ${framing.length}\r\n`;
+  else if (framing.kind === 'length' && (framing.length > 0 || saidLength)) head += `Content-Length: ${framing.length}\r\n`;
   if (req.upgrade !== undefined) head += `Connection: Upgrade\r\nUpgrade: ${req.upgrade}\r\n`;
   const client = clientAddress(opts.socket);
   if (client !== undefined) forwardedFor.push(client);
@@ -78,35 +100,34 @@ const HSTS = 'Strict-Transport-Security: max-age=31536000\r\n';
  */
 export function responseHeadForClient(res: ResponseHead, opts: ResponseHeadOptions): string {
   const raw = res.headers;
+  const names = res.names;
+  const named = res.connection.size > 0;
   let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
   let hasHsts = false;
   let seenLength = false;
   let encodings: string | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i] as string;
-    const lower = name.toLowerCase();
-    if (lower === 'transfer-encoding') {
-      encodings = encodings === undefined ? (raw[i + 1] as string) : `${encodings}, ${raw[i + 1] as string}`;
+  for (let i = 0; i < names.length; i++) {
+    const lower = names[i] as string;
+    const value = raw[2 * i + 1] as string;
+    const role = ROLES.get(lower);
+    if (role === Role.Encoding) {
+      encodings = encodings === undefined ? value : `${encodings}, ${value}`;
       continue;
     }
-    if (HOP_BY_HOP.has(lower) || res.connection.has(lower)) continue;
-    if (lower === 'content-length') {
+    if (role === Role.HopByHop || (named && res.connection.has(lower))) continue;
+    if (role === Role.Length) {
       // Duplicates were checked equal; most clients refuse two of them all the same.
       if (seenLength) continue;
       seenLength = true;
     }
-    if (lower === 'strict-transport-security') hasHsts = true;
-    head += `${name}: ${raw[i + 1] as string}\r\n`;
+    if (role === Role.Hsts) hasHsts = true;
+    head += `${raw[2 * i] as string}: ${value}\r\n`;
   }
   if (encodings !== undefined) head += `Transfer-Encoding: ${encodings}\r\n`;
   if (opts.hsts && !hasHsts) head += HSTS;
   if (res.status === 101 && opts.upgrade !== undefined) head += `Connection: Upgrade\r\nUpgrade: ${headerValue(raw, 'upgrade') ?? opts.upgrade}\r\n`;
   else if (opts.close) head += 'Connection: close\r\n';
   return `${head}\r\n`;
-}
-
-function hasHeader(raw: readonly string[], lower: string): boolean {
-  return headerValue(raw, lower) !== undefined;
 }
 
 function headerValue(raw: readonly string[], lower: string): string | undefined {

@@ -31,6 +31,13 @@ export interface ExchangeEnd {
   tunnel?: Socket;
 }
 
+/** The client connection an exchange runs on. */
+export interface ExchangeOwner {
+  /** Bytes past this request (a pipelined next one), handed back. */
+  surplus(bytes: Buffer): void;
+  exchangeEnded(end: ExchangeEnd): void;
+}
+
 const MAX_ATTEMPTS = 2;
 /** A whole answer up to this size leaves in one write with its head, as one string. */
 const ONE_WRITE_MAX = 16 * 1024;
@@ -50,9 +57,7 @@ export class HttpExchange implements UpstreamUser {
   readonly #app: string;
   readonly #secure: boolean;
   readonly #hsts: boolean;
-  readonly #onEnd: (end: ExchangeEnd) => void;
-  /** Hands bytes past this request (a pipelined next one) back to the connection. */
-  readonly #onSurplus: (bytes: Buffer) => void;
+  readonly #owner: ExchangeOwner;
   readonly #head: string;
   readonly #requestBody: BodyFramer;
   /** Body bytes held while the upstream connection is being made, so a refused one can be retried. */
@@ -74,8 +79,7 @@ export class HttpExchange implements UpstreamUser {
     req: RequestHead,
     route: Route,
     secure: boolean,
-    onEnd: (end: ExchangeEnd) => void,
-    onSurplus: (bytes: Buffer) => void,
+    owner: ExchangeOwner,
   ) {
     this.#deps = deps;
     this.#client = client;
@@ -83,8 +87,7 @@ export class HttpExchange implements UpstreamUser {
     this.#app = route.app;
     this.#secure = secure;
     this.#hsts = secure && route.https.hsts;
-    this.#onEnd = onEnd;
-    this.#onSurplus = onSurplus;
+    this.#owner = owner;
     this.#head = requestHeadForUpstream(req, { proto: secure ? 'https' : 'http', socket: client });
     this.#requestBody = new BodyFramer(req.framing, 400);
   }
@@ -102,7 +105,7 @@ export class HttpExchange implements UpstreamUser {
   /** Bytes from the client while this exchange runs: the request's body, then maybe the next request. */
   clientData(chunk: Buffer): void {
     if (this.#finished) {
-      this.#onSurplus(chunk);
+      this.#owner.surplus(chunk);
       return;
     }
     let n: number;
@@ -113,7 +116,7 @@ export class HttpExchange implements UpstreamUser {
       return;
     }
     if (n > 0) this.#forwardBody(n === chunk.length ? chunk : chunk.subarray(0, n));
-    if (n < chunk.length) this.#onSurplus(chunk.subarray(n));
+    if (n < chunk.length) this.#owner.surplus(chunk.subarray(n));
   }
 
   /** The client went away: cut the upstream request and free its in-flight slot. */
@@ -128,7 +131,7 @@ export class HttpExchange implements UpstreamUser {
     if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
     this.#deps.inFlight.increment(key);
     this.#inFlightKey = key;
-    const conn = this.#deps.pools.lease(upstream, this);
+    const conn = this.#deps.pools.lease(upstream, key, this);
     this.#conn = conn;
     this.#connected = !conn.socket.connecting;
     this.#responseBuf = undefined;
@@ -278,7 +281,7 @@ export class HttpExchange implements UpstreamUser {
     client.once('close', closeBoth);
     this.#finished = true;
     // The connection hands over what it read past the upgrade request, then leaves the socket.
-    this.#onEnd({ status: 101, close: false, tunnel: socket });
+    this.#owner.exchangeEnded({ status: 101, close: false, tunnel: socket });
     socket.pipe(client);
     client.pipe(socket);
     client.resume();
@@ -361,6 +364,6 @@ export class HttpExchange implements UpstreamUser {
     }
     if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
     this.#inFlightKey = undefined;
-    this.#onEnd(end);
+    this.#owner.exchangeEnded(end);
   }
 }

@@ -17,6 +17,8 @@ export const NO_BODY: Framing = { kind: 'length', length: 0 };
 interface Head {
   /** Flat `[name, value, ...]` in the original case and order, values without surrounding blanks. */
   headers: string[];
+  /** Each header's name in lower case, in the same order (`names[i]` is `headers[2 * i]`). */
+  names: string[];
   /** Lower-cased tokens of every `Connection` header. */
   connection: ReadonlySet<string>;
   framing: Framing;
@@ -99,6 +101,7 @@ function fields(text: string, status: number): Fields {
   const start = lines[0] ?? '';
   if (start.includes('\n') || start.includes('\r')) throw new HeadError(status, 'bare CR or LF in the start line');
   const headers: string[] = [];
+  const names: string[] = [];
   let connection: Set<string> | undefined;
   let lengths: string | undefined;
   let encodings: string | undefined;
@@ -139,6 +142,7 @@ function fields(text: string, status: number): Fields {
       }
     }
     headers.push(name, value);
+    names.push(lower);
   }
   let framing: Framing = NO_BODY;
   if (encodings !== undefined) {
@@ -150,7 +154,7 @@ function fields(text: string, status: number): Fields {
   } else if (lengths !== undefined) {
     framing = { kind: 'length', length: Number(lengths) };
   }
-  const head = { headers, connection: connection ?? NO_TOKENS, framing };
+  const head = { headers, names, connection: connection ?? NO_TOKENS, framing };
   return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade, keepAlive };
 }
 
@@ -189,6 +193,7 @@ export function parseRequestHead(buf: Buffer, end: number): RequestHead {
   if (host === undefined && minor === 1) throw new HeadError(400, 'missing Host header');
   return {
     headers: head.headers,
+    names: head.names,
     connection: head.connection,
     framing: head.framing,
     method,
@@ -214,6 +219,7 @@ export function parseResponseHead(buf: Buffer, end: number, method: string): Res
   const framing: Framing = bodiless ? NO_BODY : delimited ? head.framing : { kind: 'close' };
   return {
     headers: head.headers,
+    names: head.names,
     connection: head.connection,
     framing,
     status,

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { upstreamKey, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 
 /** A dead container's address would otherwise hang a request for the kernel's minutes. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -187,9 +187,11 @@ class Pool {
 export class UpstreamPools {
   readonly #pools = new Map<string, Pool>();
 
-  /** A connection to the upstream for `user`: an idle one when there is one, else a new one (maybe still connecting). */
-  lease(u: Upstream, user: UpstreamUser): UpstreamConnection {
-    const key = upstreamKey(u);
+  /**
+   * A connection to the upstream (`key`: its upstreamKey) for `user`: an idle one when there is
+   * one, else a new one (maybe still connecting).
+   */
+  lease(u: Upstream, key: string, user: UpstreamUser): UpstreamConnection {
     let pool = this.#pools.get(key);
     if (pool === undefined) {
       pool = new Pool(u);
