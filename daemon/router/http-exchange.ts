@@ -71,6 +71,8 @@ export class HttpExchange implements UpstreamUser {
   #responseBody: BodyFramer | undefined;
   /** The status sent to the client; nonzero once the client has bytes of an answer. */
   #status = 0;
+  /** The client was told `Connection: close` with the answer. */
+  #closeAfter = false;
   #finished = false;
 
   constructor(
@@ -122,7 +124,7 @@ export class HttpExchange implements UpstreamUser {
   /** The client went away: cut the upstream request and free its in-flight slot. */
   abort(): void {
     if (this.#finished) return;
-    this.#finish({ status: this.#status, close: true}, false);
+    this.#finish({ status: this.#status, close: true }, false);
   }
 
   #send(upstream: Upstream): void {
@@ -207,8 +209,9 @@ export class HttpExchange implements UpstreamUser {
       this.#response = res;
       this.#responseBody = new BodyFramer(res.framing, 502);
       this.#status = res.status;
-      const close = this.#closesClient();
-      const head = responseHeadForClient(res, { hsts: this.#hsts, close, upgrade: undefined });
+      // An answer that comes before the whole request body leaves the rest of it unread.
+      this.#closeAfter = this.#closesClient() || !this.#requestBody.done;
+      const head = responseHeadForClient(res, { hsts: this.#hsts, close: this.#closeAfter, upgrade: undefined });
       const framer = this.#responseBody;
       const client = this.#client;
       const rest = buf.length - end;
@@ -252,9 +255,7 @@ export class HttpExchange implements UpstreamUser {
   #complete(clean: boolean): void {
     const res = this.#response as ResponseHead;
     const reusable = clean && this.#requestBody.done && res.keepAlive && this.#req.minor === 1 && this.#req.upgrade === undefined;
-    // An answer that came before the whole request body leaves the rest of it unread.
-    const close = this.#closesClient() || !this.#requestBody.done;
-    this.#finish({ status: this.#status, close}, reusable);
+    this.#finish({ status: this.#status, close: this.#closeAfter || !this.#requestBody.done }, reusable);
   }
 
   #tunnel(res: ResponseHead, early: Buffer): void {
@@ -296,7 +297,7 @@ export class HttpExchange implements UpstreamUser {
     const framing = this.#response?.framing;
     if (framing?.kind === 'close') {
       // The close is how this answer ends.
-      this.#finish({ status: this.#status, close: true}, false);
+      this.#finish({ status: this.#status, close: true }, false);
       return;
     }
     this.#upstreamFailed(Object.assign(new Error('the app closed the connection'), { code: 'ECONNRESET' }));
@@ -342,14 +343,14 @@ export class HttpExchange implements UpstreamUser {
   #answerFailure(answer: ReturnType<typeof plainAnswer>): void {
     if (this.#status !== 0) {
       this.#client.destroy();
-      this.#finish({ status: this.#status, close: true}, false);
+      this.#finish({ status: this.#status, close: true }, false);
       return;
     }
     this.#status = answer.status;
     // The request's unread body, if any, is still on the connection: close it after the answer.
     const close = !this.#req.keepAlive || !this.#requestBody.done;
     this.#client.write(answerBytes(answer, { close, head: this.#req.method === 'HEAD' }));
-    this.#finish({ status: answer.status, close}, false);
+    this.#finish({ status: answer.status, close }, false);
   }
 
   #finish(end: ExchangeEnd, reusable: boolean): void {

@@ -208,11 +208,15 @@ export function parseRequestHead(buf: Buffer, end: number): RequestHead {
 /** Parses `buf[0, end)`, a whole response head; its framing follows the request it answers. */
 export function parseResponseHead(buf: Buffer, end: number, method: string): ResponseHead {
   const { start, head, delimited, keepAlive } = fields(buf.toString('latin1', 0, end - 4), 502);
-  const match = /^HTTP\/1\.([01]) ([0-9]{3})(?: (.*))?$/.exec(start);
-  if (match === null) throw new HeadError(502, 'malformed status line');
-  const minor = match[1] === '1' ? 1 : 0;
-  const status = Number(match[2]);
-  const reason = match[3] ?? '';
+  // `HTTP/1.x NNN[ reason]`, read by hand: a regex with captures cost a fifth of the parse.
+  const minorCode = start.charCodeAt(7);
+  const status = threeDigits(start);
+  if (!start.startsWith('HTTP/1.') || (minorCode !== 0x30 && minorCode !== 0x31) || start.charCodeAt(8) !== 0x20 || status === -1) {
+    throw new HeadError(502, 'malformed status line');
+  }
+  if (start.length > 12 && start.charCodeAt(12) !== 0x20) throw new HeadError(502, 'malformed status line');
+  const minor = minorCode === 0x31 ? 1 : 0;
+  const reason = start.length > 13 ? start.slice(13) : '';
   if (BAD_VALUE.test(reason)) throw new HeadError(502, 'invalid reason phrase');
   // RFC 9112 §6.3: these never have a body, whatever their headers say.
   const bodiless = method === 'HEAD' || status < 200 || status === 204 || status === 304;
@@ -230,8 +234,21 @@ export function parseResponseHead(buf: Buffer, end: number, method: string): Res
   };
 }
 
-/** `timeout=N` of a Keep-Alive header, in ms. */
+/** The status code at offset 9 of a status line, -1 when there are not three digits there. */
+function threeDigits(line: string): number {
+  let code = 0;
+  for (let i = 9; i < 12; i++) {
+    const c = line.charCodeAt(i);
+    if (!(c >= 0x30 && c <= 0x39)) return -1;
+    code = code * 10 + (c - 0x30);
+  }
+  return code;
+}
+
+/** `timeout=N` of a Keep-Alive header (`timeout=5, max=100`), in ms. */
 function idleTimeout(value: string): number | undefined {
-  const seconds = /(?:^|[,;\s])timeout=(\d{1,6})/i.exec(value)?.[1];
-  return seconds === undefined ? undefined : Number(seconds) * 1000;
+  const at = value.toLowerCase().indexOf('timeout=');
+  if (at === -1) return undefined;
+  const seconds = Number.parseInt(value.slice(at + 8, at + 14), 10);
+  return Number.isNaN(seconds) || seconds < 0 ? undefined : seconds * 1000;
 }
