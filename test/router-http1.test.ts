@@ -207,3 +207,53 @@ test('HEAD and 204 answers end at their heads, and the connection carries the ne
   t.true(text.endsWith('\r\n\r\nbody'));
   t.is(text.split('body').length - 1, 1, 'the HEAD answer carried no body');
 });
+
+test('a small body is read whole before the request goes upstream; a large one streams', async (t) => {
+  const firstReads: string[] = [];
+  const server = createTcpServer((s) => {
+    let seen = '';
+    s.on('data', (c: Buffer) => {
+      if (seen === '') firstReads.push(c.toString('latin1'));
+      seen += c.toString('latin1');
+      const end = seen.indexOf('\r\n\r\n');
+      const length = Number(/content-length: (\d+)/i.exec(seen)?.[1] ?? 0);
+      if (end !== -1 && seen.length >= end + 4 + length) {
+        s.write('HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope');
+        s.end();
+      }
+      // A large upload is refused as soon as its head is read, as rackd refuses one without a token.
+      if (end !== -1 && length > 64 * 1024 && seen.length < end + 4 + length) {
+        s.end('HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope');
+      }
+    });
+    s.on('error', () => {});
+  });
+  const port = await routerFor('buffered', await listening(server));
+
+  const client = connect(port, '127.0.0.1');
+  await once(client, 'connect');
+  client.write('POST /small HTTP/1.1\r\nHost: buffered.test\r\nContent-Length: 5\r\n\r\n');
+  await new Promise((r) => setTimeout(r, 100));
+  client.write('hello');
+  let text = '';
+  for await (const c of client as AsyncIterable<Buffer>) {
+    text += c.toString('latin1');
+    if (text.endsWith('nope')) break;
+  }
+  client.destroy();
+  t.regex(text, /^HTTP\/1\.1 401 Unauthorized\r\n[\s\S]*\r\n\r\nnope$/);
+  t.is(firstReads.length, 1);
+  t.regex(firstReads[0] ?? '', /^POST \/small HTTP\/1\.1\r\n[\s\S]*\r\n\r\nhello$/, 'head and body reached the app in one read');
+
+  const big = connect(port, '127.0.0.1');
+  big.on('error', () => {});
+  await once(big, 'connect');
+  big.write(`POST /big HTTP/1.1\r\nHost: buffered.test\r\nContent-Length: ${1024 * 1024}\r\n\r\n`);
+  let answer = '';
+  big.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+  // The app answers while most of the body is still with the client: it got the head first.
+  while (!answer.includes('nope')) await new Promise((r) => setTimeout(r, 10));
+  t.regex(answer, /^HTTP\/1\.1 401 /);
+  t.regex(firstReads[1] ?? '', /^POST \/big HTTP\/1\.1\r\n/);
+  big.destroy();
+});

@@ -75,8 +75,9 @@ export class ClientConnection implements ExchangeOwner {
   };
 
   readonly #onTimeout = (): void => {
-    // A request in progress is the app's to time out; the router only drops idle connections.
-    if (this.#exchange === undefined) this.#socket.destroy();
+    // A request in progress is the app's to time out; the router drops idle connections, and
+    // clients silent in the middle of a body it reads before sending.
+    if (this.#exchange === undefined || this.#exchange.readingBody) this.#socket.destroy();
   };
 
   #readHeads(): void {

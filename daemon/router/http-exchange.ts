@@ -39,6 +39,14 @@ export interface ExchangeOwner {
 }
 
 const MAX_ATTEMPTS = 2;
+/**
+ * A request body up to this size is read whole before the request goes upstream, as nginx does
+ * by default. The app then gets the request in one piece, and a slow client does not hold an app
+ * connection. It also closes a race: an app that answers early and closes (rackd refusing an
+ * unauthenticated upload) would otherwise make the next body write fail, and the answer
+ * already on its way would be lost with the connection.
+ */
+const BUFFERED_BODY_MAX = 64 * 1024;
 /** A whole answer up to this size leaves in one write with its head, as one string. */
 const ONE_WRITE_MAX = 16 * 1024;
 /** Long-lived tunnels through NAT and container bridges die silently without TCP keep-alive. */
@@ -62,6 +70,10 @@ export class HttpExchange implements UpstreamUser {
   readonly #requestBody: BodyFramer;
   /** Body bytes held while the upstream connection is being made, so a refused one can be retried. */
   #held: Buffer[] = [];
+  /** A small body read whole before sending; kept so a refused connection can be retried with it. */
+  #whole: Buffer | undefined;
+  /** Where the request goes once its small body is read whole. */
+  #pending: Upstream | undefined;
   #attempts = 0;
   #conn: UpstreamConnection | undefined;
   #connected = false;
@@ -100,8 +112,15 @@ export class HttpExchange implements UpstreamUser {
 
   /** Sends the request to the route's next upstream; `rest` are the bytes read after its head. */
   start(upstream: Upstream, rest: Buffer | undefined): void {
-    this.#send(upstream);
+    const framing = this.#req.framing;
+    if (framing.kind === 'length' && framing.length > 0 && framing.length <= BUFFERED_BODY_MAX) this.#pending = upstream;
+    else this.#send(upstream);
     if (rest !== undefined && rest.length > 0) this.clientData(rest);
+  }
+
+  /** The client owes the rest of a small body the router reads before sending anything upstream. */
+  get readingBody(): boolean {
+    return this.#pending !== undefined;
   }
 
   /** Bytes from the client while this exchange runs: the request's body, then maybe the next request. */
@@ -119,6 +138,13 @@ export class HttpExchange implements UpstreamUser {
     }
     if (n > 0) this.#forwardBody(n === chunk.length ? chunk : chunk.subarray(0, n));
     if (n < chunk.length) this.#owner.surplus(chunk.subarray(n));
+    const pending = this.#pending;
+    if (pending !== undefined && this.#requestBody.done) {
+      this.#pending = undefined;
+      this.#whole = Buffer.concat(this.#held);
+      this.#held = [];
+      this.#send(pending);
+    }
   }
 
   /** The client went away: cut the upstream request and free its in-flight slot. */
@@ -137,6 +163,10 @@ export class HttpExchange implements UpstreamUser {
     this.#conn = conn;
     this.#connected = !conn.socket.connecting;
     this.#responseBuf = undefined;
+    if (this.#whole !== undefined) {
+      conn.socket.write(Buffer.concat([Buffer.from(this.#head, 'latin1'), this.#whole]));
+      return;
+    }
     // The body waits for the connection, so a refused one leaves it whole for the next attempt.
     if (!this.#connected && this.#hasBody) this.#client.pause();
     conn.socket.write(this.#head, 'latin1');
@@ -145,6 +175,7 @@ export class HttpExchange implements UpstreamUser {
 
   onUpstreamConnect(): void {
     this.#connected = true;
+    if (this.#whole !== undefined) return;
     this.#flushHeld();
     if (!this.#finished) this.#client.resume();
   }
@@ -156,6 +187,10 @@ export class HttpExchange implements UpstreamUser {
   }
 
   #forwardBody(chunk: Buffer): void {
+    if (this.#pending !== undefined) {
+      this.#held.push(chunk);
+      return;
+    }
     if (!this.#connected) {
       this.#held.push(chunk);
       this.#client.pause();
