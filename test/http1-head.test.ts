@@ -38,6 +38,8 @@ test('a request head: method, target, Host, framing and keep-alive', (t) => {
   t.deepEqual(request('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n').framing, { kind: 'length', length: 3 });
   t.is(request('GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n').upgrade, 'websocket');
   t.is(request('GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n').upgrade, undefined);
+  t.true(request('PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: 100-Continue\r\n\r\n').expectsContinue);
+  t.false(request('PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\n').expectsContinue);
 });
 
 test('request heads two parsers could read two ways are refused', (t) => {

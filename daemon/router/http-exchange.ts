@@ -113,7 +113,9 @@ export class HttpExchange implements UpstreamUser {
   /** Sends the request to the route's next upstream; `rest` are the bytes read after its head. */
   start(upstream: Upstream, rest: Buffer | undefined): void {
     const framing = this.#req.framing;
-    if (framing.kind === 'length' && framing.length > 0 && framing.length <= BUFFERED_BODY_MAX) this.#pending = upstream;
+    // A client waiting for 100 Continue sends no body until the app has seen the head.
+    const small = framing.kind === 'length' && framing.length > 0 && framing.length <= BUFFERED_BODY_MAX;
+    if (small && !this.#req.expectsContinue) this.#pending = upstream;
     else this.#send(upstream);
     if (rest !== undefined && rest.length > 0) this.clientData(rest);
   }

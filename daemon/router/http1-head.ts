@@ -35,6 +35,8 @@ export interface RequestHead extends Head {
   host: string;
   /** The `Upgrade` value when the client asks to switch protocols. */
   upgrade: string | undefined;
+  /** The client waits for `100 Continue` before it sends the body. */
+  expectsContinue: boolean;
   /** The connection may carry another request after this one. */
   keepAlive: boolean;
 }
@@ -94,6 +96,7 @@ interface Fields {
   host: string | undefined;
   upgrade: string | undefined;
   keepAlive: string | undefined;
+  expect: string | undefined;
 }
 
 function fields(text: string, status: number): Fields {
@@ -109,6 +112,7 @@ function fields(text: string, status: number): Fields {
   let host: string | undefined;
   let upgrade: string | undefined;
   let keepAlive: string | undefined;
+  let expect: string | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i] as string;
     const colon = line.indexOf(':');
@@ -134,6 +138,8 @@ function fields(text: string, status: number): Fields {
       upgrade ??= value;
     } else if (lower === 'keep-alive') {
       keepAlive = value;
+    } else if (lower === 'expect') {
+      expect = value;
     } else if (lower === 'connection') {
       connection ??= new Set();
       for (const t of value.split(',')) {
@@ -155,7 +161,7 @@ function fields(text: string, status: number): Fields {
     framing = { kind: 'length', length: Number(lengths) };
   }
   const head = { headers, names, connection: connection ?? NO_TOKENS, framing };
-  return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade, keepAlive };
+  return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade, keepAlive, expect };
 }
 
 /** `line` from `from`, without the spaces and tabs around it (RFC 9110's OWS, and nothing else). */
@@ -176,7 +182,7 @@ export function parseRequestHead(buf: Buffer, end: number): RequestHead {
   let text = buf.toString('latin1', 0, end - 4);
   // RFC 9112 §2.2: a server should ignore blank lines before the request line.
   while (text.startsWith('\r\n')) text = text.slice(2);
-  const { start, head, hosts, host, upgrade } = fields(text, 400);
+  const { start, head, hosts, host, upgrade, expect } = fields(text, 400);
   const parts = start.split(' ');
   if (parts.length !== 3) throw new HeadError(400, 'malformed request line');
   const [method, target, version] = parts as [string, string, string];
@@ -201,6 +207,7 @@ export function parseRequestHead(buf: Buffer, end: number): RequestHead {
     minor,
     host: host ?? '',
     upgrade: upgrade !== undefined && head.connection.has('upgrade') ? upgrade : undefined,
+    expectsContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
     keepAlive: minor === 1 ? !head.connection.has('close') : head.connection.has('keep-alive'),
   };
 }
