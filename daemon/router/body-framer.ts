@@ -1,4 +1,4 @@
-import { HeadError, type Framing } from './http1-head.js';
+import { carriesBody, HeadError, type Framing } from './http1-head.js';
 
 const enum Chunk {
   Size,
@@ -36,7 +36,7 @@ export class BodyFramer {
   constructor(framing: Framing, status: number) {
     this.#kind = framing.kind;
     this.#remaining = framing.kind === 'length' ? framing.length : 0;
-    this.#done = framing.kind === 'length' && framing.length === 0;
+    this.#done = !carriesBody(framing);
     this.#status = status;
   }
 

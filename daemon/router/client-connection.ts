@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { isChallengePath, type AcmeChallenges } from './acme-challenges.js';
 import { HttpExchange, type ExchangeDeps, type ExchangeEnd, type ExchangeOwner } from './http-exchange.js';
-import { headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
+import { carriesBody, headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
 import { answerBytes, plainAnswer, redirectAnswer, type RackAnswer } from './rack-answers.js';
 import { normalizeHost, type Route } from './route-table.js';
 import { CONTROL_PLANE_APP } from './upstream.js';
@@ -65,7 +65,7 @@ export class ClientConnection implements ExchangeOwner {
       return;
     }
     if (this.#closing) return;
-    this.#buf = this.#buf === undefined ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#append(chunk);
     this.#readHeads();
   };
 
@@ -153,8 +153,12 @@ export class ClientConnection implements ExchangeOwner {
 
   /** Bytes past the current request wait for its answer to be complete. */
   surplus(bytes: Buffer): void {
-    this.#buf = this.#buf === undefined ? bytes : Buffer.concat([this.#buf, bytes]);
+    this.#append(bytes);
     this.#socket.pause();
+  }
+
+  #append(bytes: Buffer): void {
+    this.#buf = this.#buf === undefined ? bytes : Buffer.concat([this.#buf, bytes]);
   }
 
   exchangeEnded(end: ExchangeEnd): void {
@@ -185,8 +189,7 @@ export class ClientConnection implements ExchangeOwner {
    * the client meant to switch protocols on it.
    */
   #answer(req: RequestHead, answer: RackAnswer): void {
-    const unreadBody = !(req.framing.kind === 'length' && req.framing.length === 0);
-    const close = !req.keepAlive || unreadBody || req.upgrade !== undefined;
+    const close = !req.keepAlive || carriesBody(req.framing) || req.upgrade !== undefined;
     this.#socket.write(answerBytes(answer, { close, head: req.method === 'HEAD' }));
     if (close) this.#close();
   }

@@ -2,9 +2,9 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { BodyFramer } from './body-framer.js';
 import { requestHeadForUpstream, responseHeadForClient } from './forward-headers.js';
-import { headEnd, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
+import { carriesBody, headEnd, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import type { InFlight } from './in-flight.js';
-import { answerBytes, plainAnswer, rackUnavailableAnswer } from './rack-answers.js';
+import { answerBytes, plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
 import { mayRetry } from './retry-policy.js';
 import type { Route } from './route-table.js';
 import { CONTROL_PLANE_APP, upstreamKey, type Upstream } from './upstream.js';
@@ -63,7 +63,6 @@ export class HttpExchange implements UpstreamUser {
   readonly #client: Socket;
   readonly #req: RequestHead;
   readonly #app: string;
-  readonly #secure: boolean;
   readonly #hsts: boolean;
   readonly #owner: ExchangeOwner;
   readonly #head: string;
@@ -99,15 +98,10 @@ export class HttpExchange implements UpstreamUser {
     this.#client = client;
     this.#req = req;
     this.#app = route.app;
-    this.#secure = secure;
     this.#hsts = secure && route.https.hsts;
     this.#owner = owner;
     this.#head = requestHeadForUpstream(req, { proto: secure ? 'https' : 'http', socket: client });
     this.#requestBody = new BodyFramer(req.framing, 400);
-  }
-
-  get #hasBody(): boolean {
-    return !(this.#req.framing.kind === 'length' && this.#req.framing.length === 0);
   }
 
   /** Sends the request to the route's next upstream; `rest` are the bytes read after its head. */
@@ -170,7 +164,7 @@ export class HttpExchange implements UpstreamUser {
       return;
     }
     // The body waits for the connection, so a refused one leaves it whole for the next attempt.
-    if (!this.#connected && this.#hasBody) this.#client.pause();
+    if (!this.#connected && carriesBody(this.#req.framing)) this.#client.pause();
     conn.socket.write(this.#head, 'latin1');
     if (this.#connected) this.#flushHeld();
   }
@@ -244,24 +238,24 @@ export class HttpExchange implements UpstreamUser {
         continue;
       }
       this.#response = res;
-      this.#responseBody = new BodyFramer(res.framing, 502);
+      const framer = new BodyFramer(res.framing, 502);
+      this.#responseBody = framer;
       this.#status = res.status;
       // An answer that comes before the whole request body leaves the rest of it unread.
       this.#closeAfter = this.#closesClient() || !this.#requestBody.done;
       const head = responseHeadForClient(res, { hsts: this.#hsts, close: this.#closeAfter, upgrade: undefined });
-      const framer = this.#responseBody;
       const client = this.#client;
       const rest = buf.length - end;
-      if (rest <= ONE_WRITE_MAX && framer.take(buf, end) === rest && framer.done) {
+      const n = framer.take(buf, end);
+      if (framer.done && n === rest && rest <= ONE_WRITE_MAX) {
         // The common case, a small answer read whole: one write, and no stream buffering.
         client.write(rest === 0 ? head : head + buf.toString('latin1', end), 'latin1');
         this.#complete(true);
         return;
       }
-      this.#responseBody = new BodyFramer(res.framing, 502);
       client.cork();
       client.write(head, 'latin1');
-      this.#relayResponseBody(buf, end);
+      this.#relayTaken(buf, end, n);
       client.uncork();
       return;
     }
@@ -273,8 +267,11 @@ export class HttpExchange implements UpstreamUser {
   }
 
   #relayResponseBody(buf: Buffer, start: number): void {
-    const framer = this.#responseBody as BodyFramer;
-    const n = framer.take(buf, start);
+    this.#relayTaken(buf, start, (this.#responseBody as BodyFramer).take(buf, start));
+  }
+
+  /** Sends the client the `n` bytes of `buf` from `start` that the answer's framer took. */
+  #relayTaken(buf: Buffer, start: number, n: number): void {
     if (n > 0) {
       const client = this.#client;
       if (!client.write(start === 0 && n === buf.length ? buf : buf.subarray(start, start + n))) {
@@ -283,7 +280,7 @@ export class HttpExchange implements UpstreamUser {
         client.once('drain', () => socket.resume());
       }
     }
-    if (framer.done) {
+    if ((this.#responseBody as BodyFramer).done) {
       // Bytes past the answer's end mean the app and the router disagree about it: never reuse.
       this.#complete(start + n === buf.length);
     }
@@ -349,7 +346,7 @@ export class HttpExchange implements UpstreamUser {
     const code = (err as NodeJS.ErrnoException).code;
     const state = {
       method: this.#req.method,
-      hasBody: this.#hasBody,
+      hasBody: carriesBody(this.#req.framing),
       connected: this.#connected,
       reused: conn.reused,
       responseStarted: this.#response !== undefined || this.#responseBuf !== undefined,
@@ -377,7 +374,7 @@ export class HttpExchange implements UpstreamUser {
   }
 
   /** Answers with the router's own status when the client has no byte of an answer yet; else cuts. */
-  #answerFailure(answer: ReturnType<typeof plainAnswer>): void {
+  #answerFailure(answer: RackAnswer): void {
     if (this.#status !== 0) {
       this.#client.destroy();
       this.#finish({ status: this.#status, close: true }, false);

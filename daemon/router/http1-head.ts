@@ -12,7 +12,12 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 /** How a message's body is delimited. `close`: by the end of the connection (responses only). */
 export type Framing = { kind: 'length'; length: number } | { kind: 'chunked' } | { kind: 'close' };
 
-export const NO_BODY: Framing = { kind: 'length', length: 0 };
+const NO_BODY: Framing = { kind: 'length', length: 0 };
+
+/** The message has body bytes to read (or to leave unread). */
+export function carriesBody(framing: Framing): boolean {
+  return !(framing.kind === 'length' && framing.length === 0);
+}
 
 interface Head {
   /** Flat `[name, value, ...]` in the original case and order, values without surrounding blanks. */

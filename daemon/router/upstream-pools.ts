@@ -156,10 +156,9 @@ class Pool {
 
   #sweep(): void {
     const now = Date.now();
-    const keep = this.#idle.filter((conn) => conn.idleUntil > now);
-    if (keep.length < this.#idle.length) {
-      for (const conn of this.#idle) if (conn.idleUntil <= now) conn.socket.destroy();
-      this.#idle.splice(0, this.#idle.length, ...keep);
+    for (const conn of this.#idle.filter((c) => c.idleUntil <= now)) {
+      this.forget(conn);
+      conn.socket.destroy();
     }
     if (this.#idle.length === 0) this.#stopSweeper();
   }
