@@ -9,6 +9,8 @@ export type RackErrorCode =
   | 'bad_app_name'
   | 'app_required'
   | 'app_exists'
+  | 'domain_taken'
+  | 'domain_reserved'
   | 'no_such_app'
   | 'no_such_build'
   | 'no_such_release'

@@ -163,6 +163,7 @@ export class Rackd {
       controlSocket: paths.controlSocket(config),
       maxPushBytes: config.maxPushBytes,
       store,
+      hosts: { domain: config.domain, consoleHost: config.consoleHost },
       sessions,
       pushLock: this.pushLock,
       check: pushCheck,

@@ -4,6 +4,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { assertAppName, assertNewAppName } from '../app-name.js';
 import { paths } from '../config.js';
+import { assertDefaultHostFree } from '../domain-ownership.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
@@ -45,6 +46,8 @@ export const appsCommands: Command[] = [
     audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
     async run(ctx) {
       const name = assertNewAppName(ctx.args[0]!);
+      const { domain, consoleHost } = ctx.services.config;
+      assertDefaultHostFree(name, { domain, consoleHost, apps: await ctx.services.store.listApps() });
       await ctx.services.store.createApp(name);
       await ctx.services.supervisor.publish(name, []);
       ctx.result({ name, url: ctx.services.supervisor.url(name) });

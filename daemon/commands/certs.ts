@@ -2,11 +2,11 @@ import { assertAppName } from '../app-name.js';
 import { authorize, keyHasApp } from '../access/access-policy.js';
 import { renewalTime } from '../certs/auto-certificates.js';
 import { checkBundle, MAX_BUNDLE_BYTES } from '../certs/certificate-check.js';
+import { parseHostName } from '../host-name.js';
 import { RackError } from '../rack-error.js';
 import { CONTROL_PLANE_APP } from '../router/upstream.js';
 import type { AppHttps, CertRecord } from '../store/records.js';
 import { table, timestamp, type Command, type CommandContext } from './command.js';
-import { parseHostName } from './domains.js';
 
 /** How long certs:auto on waits for its orders before it leaves them to the background. */
 const AUTO_WAIT_MS = 90_000;

@@ -1,34 +1,6 @@
-import { isAppName } from '../app-name.js';
-import { RackError } from '../rack-error.js';
-import type { Command, CommandContext } from './command.js';
-
-const LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** A DNS name of at least two labels, lower-cased, without the absolute-name dot. */
-export function parseHostName(raw: string): string {
-  const host = raw.toLowerCase().replace(/\.$/, '');
-  const labels = host.split('.');
-  if (host.length > 253 || labels.length < 2 || !labels.every((l) => LABEL.test(l))) {
-    throw new RackError('bad_argument', `invalid host name ${JSON.stringify(raw.slice(0, 60))}: expected something like www.example.com`);
-  }
-  return host;
-}
-
-/** A host name a user may point at an app: lower-case DNS labels, at least two of them. */
-export function assertHostName(raw: string, ctx: CommandContext): string {
-  const host = parseHostName(raw);
-  if (host === ctx.services.config.consoleHost) throw new RackError('bad_argument', `${host} is rack's own host name (RACK_CONSOLE_HOST)`);
-  // APP.RACK_DOMAIN names are every app's default hosts; handing one to another app would steal it.
-  const suffix = `.${ctx.services.config.domain}`;
-  if (host.endsWith(suffix)) {
-    const first = host.slice(0, -suffix.length);
-    if (isAppName(first) && first !== ctx.app) {
-      throw new RackError('bad_argument', `${host} is the default host of app ${first} (or may become one)`);
-    }
-    if (first === ctx.app) throw new RackError('bad_argument', `${host} is already ${ctx.app}'s default host`);
-  }
-  return host;
-}
+import { assertDomainClaim } from '../domain-ownership.js';
+import { parseHostName } from '../host-name.js';
+import type { Command } from './command.js';
 
 export const domainsCommands: Command[] = [
   {
@@ -56,8 +28,9 @@ export const domainsCommands: Command[] = [
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
-      const host = assertHostName(ctx.args[0]!, ctx);
-      await ctx.services.store.addDomain(ctx.app, host);
+      const host = parseHostName(ctx.args[0]!);
+      const { domain, consoleHost } = ctx.services.config;
+      await ctx.services.store.addDomain(ctx.app, host, (apps) => assertDomainClaim(host, ctx.app, { domain, consoleHost, apps }));
       await ctx.services.supervisor.publish(ctx.app);
       ctx.result({ host });
       ctx.print(`-----> Added ${host} to ${ctx.app}`);

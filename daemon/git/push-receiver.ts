@@ -4,6 +4,7 @@ import { authorize } from '../access/access-policy.js';
 import { createdBy, type Caller } from '../access/principal.js';
 import { assertNewAppName } from '../app-name.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { assertDefaultHostFree } from '../domain-ownership.js';
 import { formatSize } from '../config.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
@@ -42,6 +43,8 @@ export interface PushReceiverOptions {
   controlSocket: string;
   maxPushBytes: number;
   store: Store;
+  /** RACK_DOMAIN and RACK_CONSOLE_HOST: a push creating an app must not give it a host another holds. */
+  hosts: { domain: string; consoleHost: string };
   sessions: PushSessions;
   pushLock: PushLock;
   check: PushCheck;
@@ -77,6 +80,7 @@ export class PushReceiver {
     else {
       authorize(caller.principal, 'admin', `git push creating ${app}`, undefined);
       assertNewAppName(app);
+      assertDefaultHostFree(app, { ...this.opts.hosts, apps: await this.opts.store.listApps() });
     }
     return exists;
   }

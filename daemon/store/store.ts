@@ -153,10 +153,15 @@ export class Store {
     });
   }
 
-  /** A domain belongs to one app at a time: the index entry and the app record change together. */
-  addDomain(name: string, host: string): Promise<void> {
+  /**
+   * A domain belongs to one app at a time: the index entry and the app record change together.
+   * `vet` sees every app in the same turn of the write queue, so two apps adding hosts that share
+   * cookies at once cannot both pass it.
+   */
+  addDomain(name: string, host: string, vet: (apps: AppRecord[]) => void = () => undefined): Promise<void> {
     return this.write(async () => {
       const app = await this.requireApp(name);
+      vet(await this.listApps());
       const owner = await this.get<string>(k.domain(host));
       if (owner === name) throw new RackError('bad_argument', `${host} is already a domain of ${name}`);
       if (owner !== undefined) throw new RackError('bad_argument', `${host} already belongs to another app (${owner})`);
