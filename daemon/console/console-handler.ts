@@ -13,10 +13,10 @@ import { auditTable } from './audit-view.js';
 import { CommitSubjects } from './commit-subjects.js';
 import { ConsoleCommands } from './console-commands.js';
 import { ConsoleEvents } from './console-events.js';
-import { clearedCookie, ConsoleSessions, cookieValue, SESSION_COOKIE, sessionCookie } from './console-sessions.js';
+import { clearedCookies, ConsoleSessions, cookieValues, sessionCookie, sessionCookieFor } from './console-sessions.js';
 import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
 import { html } from './html-template.js';
-import { ASSETS, page } from './layout-view.js';
+import { ASSETS, errorBox, page } from './layout-view.js';
 
 const ASSET_FILES: Record<string, { file: (root: string) => string; type: string }> = {
   'console.css': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.css'), type: 'text/css; charset=utf-8' },
@@ -72,11 +72,20 @@ export class Console {
       const method = req.method ?? 'GET';
       if (method !== 'GET' && method !== 'POST') throw new RackError('method_not_allowed', `${method} is not answered here`);
       if (method === 'POST' && !sameOrigin(req)) throw new RackError('forbidden', 'refused: this request did not come from the console’s own pages');
+      const origin = publicOrigin(req);
+      const cookie = sessionCookieFor(origin);
+      const sessionIds = cookieValues(req.headers.cookie, cookie.name);
+      if (sessionIds.length > 1) {
+        // Another site under this host's domain set one of them, and which is which cannot be
+        // told: picking either could sign this browser in as someone else (session fixation).
+        for (const id of sessionIds) this.sessions.end(id);
+        return twoSessions(res, partial, clearedCookies(cookie, origin.hostname));
+      }
+      const sessionId = sessionIds[0];
       if (path === '/console/sign-in') return method === 'POST' ? await this.signIn(req, res) : sendHtml(res, 200, page({ title: 'Sign in', body: signInPage() }));
-      const sessionId = cookieValue(req.headers.cookie, SESSION_COOKIE);
       if (path === '/console/sign-out' && method === 'POST') {
         this.sessions.end(sessionId);
-        return redirect(res, '/console/sign-in', { 'Set-Cookie': clearedCookie(publicOrigin(req).secure) });
+        return redirect(res, '/console/sign-in', { 'Set-Cookie': clearedCookies(cookie, origin.hostname) });
       }
       caller = await this.caller(req, sessionId);
       if (!caller) {
@@ -122,7 +131,7 @@ export class Console {
     }
     const record = await this.services.store.tokens.get(caller.principal.name);
     const id = this.sessions.create(caller.principal.name, record?.hash ?? '');
-    redirect(res, '/console/', { 'Set-Cookie': sessionCookie(id, publicOrigin(req).secure) });
+    redirect(res, '/console/', { 'Set-Cookie': sessionCookie(id, sessionCookieFor(publicOrigin(req))) });
   }
 
   /** The session's caller, its token read again: a revoked or expired token ends the session at once. */
@@ -200,6 +209,13 @@ export class Console {
       }),
     );
   }
+}
+
+/** Two session cookies in one request: signed out, told why, both cookies cleared where rack can. */
+function twoSessions(res: ServerResponse, partial: boolean, cleared: string[]): void {
+  const message = 'This browser sent two rack session cookies, so rack used neither and signed it out. Another site under this host name may have set one: sign in again, and if this repeats, clear the cookies of this site.';
+  if (partial) return sendHtml(res, 400, errorBox(message), { 'Set-Cookie': cleared, 'HX-Redirect': '/console/sign-in' });
+  sendHtml(res, 400, page({ title: 'Signed out', body: html`<h1>400</h1>${errorBox(message)}<p><a href="/console/sign-in">Sign in</a></p>` }), { 'Set-Cookie': cleared });
 }
 
 function signedOutStream(res: ServerResponse): void {

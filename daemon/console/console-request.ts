@@ -27,7 +27,7 @@ export const SECURITY_HEADERS: Record<string, string> = {
   'X-Frame-Options': 'DENY',
 };
 
-export function sendHtml(res: ServerResponse, status: number, body: SafeHtml | string, headers: Record<string, string> = {}): void {
+export function sendHtml(res: ServerResponse, status: number, body: SafeHtml | string, headers: Record<string, string | string[]> = {}): void {
   if (res.headersSent) {
     res.destroy();
     return;
@@ -37,7 +37,7 @@ export function sendHtml(res: ServerResponse, status: number, body: SafeHtml | s
   res.end(data);
 }
 
-export function redirect(res: ServerResponse, location: string, headers: Record<string, string> = {}): void {
+export function redirect(res: ServerResponse, location: string, headers: Record<string, string | string[]> = {}): void {
   res.writeHead(303, { ...SECURITY_HEADERS, Location: location, 'Cache-Control': 'no-store', ...headers });
   res.end();
 }
@@ -65,12 +65,13 @@ export async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
 }
 
-/** The scheme and host the browser used, as the router forwarded them. */
-export function publicOrigin(req: IncomingMessage): { origin: string; secure: boolean } {
+/** The scheme and host the browser used, as the router forwarded them; `hostname` is the host without its port. */
+export function publicOrigin(req: IncomingMessage): { origin: string; secure: boolean; hostname: string } {
   const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim();
   const proto = first(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http';
   const host = first(req.headers['x-forwarded-host']) ?? req.headers.host ?? 'rack';
-  return { origin: `${proto}://${host}`, secure: proto === 'https' };
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':')[0]!;
+  return { origin: `${proto}://${host}`, secure: proto === 'https', hostname };
 }
 
 /**

@@ -104,19 +104,51 @@ export class ConsoleSessions {
   }
 }
 
-/** The value of one cookie in a Cookie header. */
-export function cookieValue(header: string | undefined, name: string): string | undefined {
+/** Every value a Cookie header gives `name`: a browser sends one per matching domain and path. */
+export function cookieValues(header: string | undefined, name: string): string[] {
+  const values: string[] = [];
   for (const part of (header ?? '').split(';')) {
     const eq = part.indexOf('=');
-    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+    if (eq !== -1 && part.slice(0, eq).trim() === name) values.push(part.slice(eq + 1).trim());
   }
-  return undefined;
+  return values;
 }
 
-export function sessionCookie(id: string, secure: boolean): string {
-  return `${SESSION_COOKIE}=${id}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+/** The session cookie a console origin can hold: its name, and whether it is sent over https only. */
+export interface SessionCookie {
+  name: string;
+  secure: boolean;
 }
 
-export function clearedCookie(secure: boolean): string {
-  return `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}; Max-Age=0`;
+/**
+ * `__Host-rack_session` wherever the browser takes it: a browser keeps a `__Host-` cookie only if
+ * this very host set it with Secure, Path=/ and no Domain, so no app on a neighbouring or parent
+ * host can plant one for the console (session fixation). Browsers take Secure cookies only in a
+ * secure context: https, and plain http to `localhost`, `*.localhost` and loopback addresses.
+ * Over plain http to any other host a sibling's `Domain=` cookie cannot be kept out by any
+ * attribute, so the name stays `rack_session`: rack then refuses two session cookies in one
+ * request and keeps apps off the console's host and RACK_DOMAIN, but only https closes it.
+ */
+export function sessionCookieFor(origin: { secure: boolean; hostname: string }): SessionCookie {
+  const h = origin.hostname.toLowerCase();
+  const loopback = h === 'localhost' || h.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '[::1]';
+  return origin.secure || loopback ? { name: `__Host-${SESSION_COOKIE}`, secure: true } : { name: SESSION_COOKIE, secure: false };
+}
+
+export function sessionCookie(id: string, cookie: SessionCookie): string {
+  return `${cookie.name}=${id}; Path=/; HttpOnly; SameSite=Strict${cookie.secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Set-Cookie lines that end the session cookie: the console's own, and (for a plain `rack_session`)
+ * any a neighbour set with `Domain=` this host or one of its parents, with Path=/, which this host
+ * may overwrite.
+ */
+export function clearedCookies(cookie: SessionCookie, hostname: string): string[] {
+  const end = (domain: string) => `${cookie.name}=; Path=/; HttpOnly; SameSite=Strict${cookie.secure ? '; Secure' : ''}${domain}; Max-Age=0`;
+  const lines = [end('')];
+  if (cookie.name.startsWith('__Host-')) return lines;
+  const labels = hostname.toLowerCase().split('.');
+  for (let i = 0; i < labels.length - 1; i++) lines.push(end(`; Domain=${labels.slice(i).join('.')}`));
+  return lines;
 }
