@@ -12,6 +12,8 @@ const CHROMIUM = '/usr/bin/chromium';
 const XSS = '<img src=x onerror=alert(1)>';
 const SHOTS = join(ROOT, 'test', 'screenshots');
 const LONG = 120_000;
+/** The session cookie: `__Host-` holds at http://rack.localhost too (a secure context to the browser). */
+const SESSION = '__Host-rack_session';
 
 let rack: RackDaemon;
 let browser: Browser;
@@ -105,10 +107,11 @@ test.serial('sign in with a token: the apps list shows the apps', async (t) => {
   await page.waitForSelector('a.app-name');
   const names = await page.locator('a.app-name').allTextContents();
   t.deepEqual(names.sort(), ['other', 'shop']);
-  const cookie = (await admin.cookies()).find((c) => c.name === 'rack_session');
+  const cookie = (await admin.cookies()).find((c) => c.name === SESSION);
   t.truthy(cookie);
   t.true(cookie!.httpOnly);
   t.is(cookie!.sameSite, 'Strict');
+  t.true(cookie!.secure);
   // A browser at rack's root lands in the console; API clients still get the JSON index there.
   await page.goto(`${base}/`);
   t.is(new URL(page.url()).pathname, '/console/');
@@ -343,7 +346,7 @@ test.serial('a session of an app token for shop cannot see or act on other, also
 });
 
 test.serial('a cross-origin POST is refused', async (t) => {
-  const cookie = (await admin.cookies()).find((c) => c.name === 'rack_session')!;
+  const cookie = (await admin.cookies()).find((c) => c.name === SESSION)!;
   const before = (await releases('shop')).length;
   // Straight to the router's port, as another site's page (or a script) would send it.
   const agent = new Agent();
@@ -352,7 +355,7 @@ test.serial('a cross-origin POST is refused', async (t) => {
       request(`http://127.0.0.1:${rack.httpPort}/console/apps/shop/releases/1/rollback`, {
         method: 'POST',
         dispatcher: agent,
-        headers: { host: new URL(base).host, origin, cookie: `rack_session=${cookie.value}`, 'content-type': 'application/x-www-form-urlencoded' },
+        headers: { host: new URL(base).host, origin, cookie: `${SESSION}=${cookie.value}`, 'content-type': 'application/x-www-form-urlencoded' },
         body: '',
       });
     const evil = await post('http://evil.example');
@@ -361,7 +364,7 @@ test.serial('a cross-origin POST is refused', async (t) => {
     const none = await request(`http://127.0.0.1:${rack.httpPort}/console/apps/shop/releases/1/rollback`, {
       method: 'POST',
       dispatcher: agent,
-      headers: { host: new URL(base).host, cookie: `rack_session=${cookie.value}` },
+      headers: { host: new URL(base).host, cookie: `${SESSION}=${cookie.value}` },
     });
     t.is(none.statusCode, 403);
     await none.body.text();
@@ -379,7 +382,7 @@ test.serial('sign-out ends the session', async (t) => {
   const ctx = await browser.newContext();
   try {
     const p = await signIn(ctx, shopToken);
-    const cookie = (await ctx.cookies()).find((c) => c.name === 'rack_session')!;
+    const cookie = (await ctx.cookies()).find((c) => c.name === SESSION)!;
     await Promise.all([p.waitForURL(`${base}/console/sign-in`), p.click('.sign-out button')]);
     // The old cookie is worth nothing now, even presented again.
     await ctx.addCookies([{ ...cookie }]);
