@@ -1,3 +1,4 @@
+import { parseHostName } from './host-name.js';
 import { RackError } from './rack-error.js';
 
 /**
@@ -87,4 +88,23 @@ export function assertDefaultHostFree(app: string, holders: HostHolders): void {
     const held = (other.domains ?? []).find((d) => relation(host, d) !== undefined);
     if (held !== undefined) throw new RackError('domain_taken', `an app called ${app} would answer on ${host}, which shares cookies with ${held}, a domain of app ${other.name}; choose another name`);
   }
+}
+
+/**
+ * Domains held against the rule, added before it: each with the refusal it would get today. They
+ * keep serving (removing them is their owner's or the operator's call); rackd names them at start.
+ */
+export function domainsAgainstRule(holders: HostHolders): { app: string; host: string; reason: string }[] {
+  const found: { app: string; host: string; reason: string }[] = [];
+  for (const app of holders.apps) {
+    for (const host of app.domains ?? []) {
+      const others = holders.apps.map((a) => (a.name === app.name ? { ...a, domains: (a.domains ?? []).filter((d) => d !== host) } : a));
+      try {
+        assertDomainClaim(parseHostName(host), app.name, { ...holders, apps: others });
+      } catch (err) {
+        found.push({ app: app.name, host, reason: err instanceof Error ? err.message : String(err) });
+      }
+    }
+  }
+  return found;
 }

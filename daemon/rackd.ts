@@ -18,6 +18,7 @@ import type { Services } from './commands/command.js';
 import { tokenize } from './commands/command-line.js';
 import { parseRunLine, runOneOff } from './commands/run.js';
 import { paths, type RackConfig } from './config.js';
+import { domainsAgainstRule } from './domain-ownership.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './pipeline.js';
 import { ImageRetention } from './release/image-retention.js';
@@ -133,6 +134,9 @@ export class Rackd {
     await supervisor.failInterruptedReleases();
     await addons.reconcile();
     await supervisor.adopt();
+    for (const held of domainsAgainstRule({ domain: config.domain, consoleHost: config.consoleHost, apps: await store.listApps() })) {
+      log.warn({ app: held.app, host: held.host, reason: held.reason }, 'a domain added before domains:add refused such hosts still serves; remove it');
+    }
     const backups = new AddonBackups(store, runtime, addons, { dir: config.backupDir, intervalMs: config.backupIntervalMs, keep: config.backupKeep }, log.child({ mod: 'addons' }));
     backups.start();
     // Stopped in reverse: no new scheduled backup, then the add-on work under way finishes.

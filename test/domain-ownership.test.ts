@@ -1,5 +1,5 @@
 import test from 'ava';
-import { assertDefaultHostFree, assertDomainClaim, type HostHolders } from '../daemon/domain-ownership.js';
+import { assertDefaultHostFree, assertDomainClaim, domainsAgainstRule, type HostHolders } from '../daemon/domain-ownership.js';
 import { isIpLiteral, parseHostName } from '../daemon/host-name.js';
 import { RackError } from '../daemon/rack-error.js';
 
@@ -87,4 +87,17 @@ test("a new app's default host may not share cookies with the console's or anoth
   const legacy = { ...holders(), apps: [{ name: 'evil', domains: ['x.newapp.localhost'] }] };
   t.throws(() => assertDefaultHostFree('newapp', legacy), { message: /shares cookies with x\.newapp\.localhost, a domain of app evil/ });
   t.notThrows(() => assertDefaultHostFree('shop', holders()));
+});
+
+test('domains added before the rule are found, each with its refusal; lawful ones are not', (t) => {
+  const found = domainsAgainstRule({
+    domain: 'localhost',
+    consoleHost: 'rack.localhost',
+    apps: [
+      { name: 'victim', domains: ['www.victim.test', 'admin.www.victim.test'] },
+      { name: 'evil', domains: ['x.rack.localhost', 'x.victim.localhost', 'a.www.victim.test', '127.0.0.1', 'api.evil.localhost', 'evil.test'] },
+    ],
+  });
+  t.deepEqual(found.map((f) => `${f.app} ${f.host}`), ['victim www.victim.test', 'evil x.rack.localhost', 'evil x.victim.localhost', 'evil a.www.victim.test', 'evil 127.0.0.1']);
+  t.regex(found.find((f) => f.host === 'x.rack.localhost')!.reason, /under rack's own host name/);
 });
