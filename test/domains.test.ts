@@ -190,17 +190,20 @@ test.serial('a request with two session cookies is refused and neither session i
   t.is((await get(`${admin.name}=${admin.value}`)).headers.location, '/console/sign-in');
 });
 
-test.serial('a console on a custom host over plain http: rack_session (no Secure cookie there), and a sibling\'s second cookie is refused and cleared', async (t) => {
-  const other = await RackDaemon.create({ RACK_CONSOLE_HOST: 'rack.example.test' });
+test.serial("a console on a custom host over plain http: rack_session (no Secure cookie there), a sibling's second cookie is refused and cleared, no app may be named for its host", async (t) => {
+  const other = await RackDaemon.create({ RACK_DOMAIN: 'example.test', RACK_CONSOLE_HOST: 'console.example.test' });
   const ctx = await browser.newContext();
   try {
     const token = await other.createToken('admin-console');
-    const base = `http://rack.example.test:${other.httpPort}`;
+    const named = await other.ssh(['apps:create', 'console']);
+    t.is(named.code, 1);
+    t.regex(named.stderr, /an app called console would answer on console\.example\.test, which is rack's own host name/);
+    const base = `http://console.example.test:${other.httpPort}`;
     await signIn(ctx, base, token);
     const own = (await ctx.cookies()).find((c) => c.name === 'rack_session');
-    t.like(own, { domain: 'rack.example.test', secure: false, httpOnly: true });
-    // x.example.test may be any app's domain: it shares example.test with the console's host.
-    const evil = await consoleSession(other, 'rack.example.test', await other.createToken('evil-console'));
+    t.like(own, { domain: 'console.example.test', secure: false, httpOnly: true });
+    // x.example.test is app x's default host: every app is a sibling of the console here.
+    const evil = await consoleSession(other, 'console.example.test', await other.createToken('evil-console'));
     plant = [`rack_session=${evil.value}; Domain=example.test; Path=/`];
     await visitNeighbour(ctx, 'x.example.test');
     t.is((await ctx.cookies()).filter((c) => c.name === 'rack_session').length, 2);
