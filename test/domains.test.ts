@@ -198,6 +198,10 @@ test.serial("a console on a custom host over plain http: rack_session (no Secure
     const named = await other.ssh(['apps:create', 'console']);
     t.is(named.code, 1);
     t.regex(named.stderr, /an app called console would answer on console\.example\.test, which is rack's own host name/);
+    const pushed = await other.push(await other.appRepo('node-hello', 'console'));
+    t.not(pushed.code, 0);
+    t.regex(pushed.stderr, /an app called console would answer on console\.example\.test/);
+    t.is((await other.ssh(['apps', '--json'])).stdout.trim(), '[]');
     const base = `http://console.example.test:${other.httpPort}`;
     await signIn(ctx, base, token);
     const own = (await ctx.cookies()).find((c) => c.name === 'rack_session');
