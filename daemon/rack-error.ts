@@ -34,6 +34,7 @@ export type RackErrorCode =
   | 'not_a_swarm'
   | 'no_such_node'
   | 'timed_out'
+  | 'store_failed'
   | 'internal';
 
 export class RackError extends Error {

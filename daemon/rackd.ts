@@ -83,7 +83,7 @@ export class Rackd {
     await ensureStackImage(runtime, config.installDir, log);
     runtime.registry?.warm(STACK_RUN_IMAGE);
 
-    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'));
+    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'), undefined, log.child({ mod: 'store' }));
     await store.start();
     this.stops.push(() => store.stop());
     // A build cut short by a crash: nothing will finish it or read its container.

@@ -1,4 +1,5 @@
-import type { Sublevel } from './store.js';
+import type { Sublevel, Value } from './store.js';
+import type { Writes } from './store-writer.js';
 import type { AddonRecord, BackupRecord } from './records.js';
 
 // Backups sort by add-on then zero-padded number, so a range read lists one add-on's in order.
@@ -14,7 +15,7 @@ const k = {
 export class AddonStore {
   constructor(
     readonly db: Sublevel,
-    private readonly write: <T>(task: () => Promise<T>) => Promise<T>,
+    private readonly writes: Writes<Value>,
   ) {}
 
   async get(name: string): Promise<AddonRecord | undefined> {
@@ -27,44 +28,44 @@ export class AddonStore {
 
   /** Adds a new add-on; false when the name is taken (checked in the store's queue, so two creations cannot both win). */
   create(record: AddonRecord): Promise<boolean> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       if (await this.get(record.name)) return false;
-      await this.db.put(k.addon(record.name), record);
+      await this.writes.put(k.addon(record.name), record);
       return true;
     });
   }
 
   update(name: string, change: (current: AddonRecord) => AddonRecord): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const current = await this.get(name);
-      if (current) await this.db.put(k.addon(name), change(current));
+      if (current) await this.writes.put(k.addon(name), change(current));
     });
   }
 
   /** The add-on and its backup records go in one batch; the backup files are the caller's. */
   remove(name: string): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const ops: { type: 'del'; key: string }[] = [{ type: 'del', key: k.addon(name) }];
       for await (const key of this.db.keys({ gte: k.backups(name), lt: `${k.backups(name)}\xff` })) ops.push({ type: 'del', key });
-      await this.db.batch(ops);
+      await this.writes.batch(ops);
     });
   }
 
   /** The next backup number of an add-on, taken now: a crash before the record is written skips a number. */
   nextBackupNumber(addon: string): Promise<number> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const n = (((await this.db.get(k.counter(addon))) as number | undefined) ?? 0) + 1;
-      await this.db.put(k.counter(addon), n);
+      await this.writes.put(k.counter(addon), n);
       return n;
     });
   }
 
   putBackup(record: BackupRecord): Promise<void> {
-    return this.write(() => this.db.put(k.backup(record.addon, Number(record.id.slice(1))), record));
+    return this.writes.run(() => this.writes.put(k.backup(record.addon, Number(record.id.slice(1))), record));
   }
 
   removeBackup(record: BackupRecord): Promise<void> {
-    return this.write(() => this.db.del(k.backup(record.addon, Number(record.id.slice(1)))));
+    return this.writes.run(() => this.writes.del(k.backup(record.addon, Number(record.id.slice(1)))));
   }
 
   /** Newest first. */

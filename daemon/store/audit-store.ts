@@ -1,4 +1,5 @@
-import type { Sublevel } from './store.js';
+import type { Sublevel, Value } from './store.js';
+import type { Writes } from './store-writer.js';
 import type { AuditEntry } from './records.js';
 
 const pad = (n: number) => String(n).padStart(12, '0');
@@ -13,7 +14,7 @@ export class AuditStore {
   constructor(
     private readonly db: Sublevel,
     private readonly keep: number,
-    private readonly write: <T>(task: () => Promise<T>) => Promise<T>,
+    private readonly writes: Writes<Value>,
   ) {}
 
   async start(): Promise<void> {
@@ -21,10 +22,10 @@ export class AuditStore {
   }
 
   append(entry: Omit<AuditEntry, 'id'>): Promise<AuditEntry> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const id = this.last + 1;
       const full: AuditEntry = { id, ...entry };
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'put', key: pad(id), value: full },
         ...(id > this.keep ? [{ type: 'del' as const, key: pad(id - this.keep) }] : []),
       ]);

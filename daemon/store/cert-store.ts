@@ -1,11 +1,12 @@
-import type { Sublevel } from './store.js';
+import type { Sublevel, Value } from './store.js';
+import type { Writes } from './store-writer.js';
 import type { CertRecord } from './records.js';
 
 /** What rack knows of each host's certificate, by host name. */
 export class CertStore {
   constructor(
     readonly db: Sublevel,
-    private readonly write: <T>(task: () => Promise<T>) => Promise<T>,
+    private readonly writes: Writes<Value>,
   ) {}
 
   async get(host: string): Promise<CertRecord | undefined> {
@@ -19,20 +20,20 @@ export class CertStore {
   }
 
   put(record: CertRecord): Promise<void> {
-    return this.write(() => this.db.put(record.host, record));
+    return this.writes.run(() => this.writes.put(record.host, record));
   }
 
   /** Changes a record in the store's queue, so two updates of one host never interleave. */
   update(host: string, change: (current: CertRecord | undefined) => CertRecord | undefined): Promise<CertRecord | undefined> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const next = change(await this.get(host));
-      if (next === undefined) await this.db.del(host);
-      else await this.db.put(host, next);
+      if (next === undefined) await this.writes.del(host);
+      else await this.writes.put(host, next);
       return next;
     });
   }
 
   remove(host: string): Promise<void> {
-    return this.write(() => this.db.del(host));
+    return this.writes.run(() => this.writes.del(host));
   }
 }

@@ -2,15 +2,17 @@ import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AbstractSublevel } from 'abstract-level';
 import { Level } from 'level';
-import PQueue from 'p-queue';
+import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
+import { storeOpenFailed } from './store-failure.js';
+import { StoreWriter, type Writes } from './store-writer.js';
 import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { TokenStore } from './token-store.js';
 
-type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -38,11 +40,13 @@ const now = () => new Date().toISOString();
 /**
  * The only handle on rack's LevelDB. Writes go through one queue so that reading a counter and
  * writing the record that uses it cannot interleave; each new record and its counter bump are one
- * atomic batch, so a crash leaves either both or neither.
+ * atomic batch, so a crash leaves either both or neither. Each batch is synced before the change is
+ * confirmed, and once one fails every later change is refused (see StoreWriter).
  */
 export class Store {
   private readonly db: Level<string, Value>;
-  private readonly writes = new PQueue({ concurrency: 1 });
+  private readonly writer: StoreWriter;
+  private readonly writes: Writes<Value>;
   readonly tokens: TokenStore;
   readonly audit: AuditStore;
   readonly certs: CertStore;
@@ -51,28 +55,49 @@ export class Store {
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
    * a 10 MB log is no value to copy through LevelDB.
+   * @param log where the first failed write is said, once, for the operator.
    */
   constructor(
-    path: string,
+    private readonly path: string,
     private readonly buildLogs: string,
     auditKeep = 10_000,
+    log?: Logger,
   ) {
     this.db = new Level<string, Value>(path, { valueEncoding: 'json' });
-    const write = <T>(task: () => Promise<T>) => this.write(task);
-    this.tokens = new TokenStore(this.db.sublevel<string, Value>('token', { valueEncoding: 'json' }), write);
-    this.audit = new AuditStore(this.db.sublevel<string, Value>('audit', { valueEncoding: 'json' }), auditKeep, write);
-    this.certs = new CertStore(this.db.sublevel<string, Value>('cert', { valueEncoding: 'json' }), write);
-    this.addons = new AddonStore(this.db.sublevel<string, Value>('addon', { valueEncoding: 'json' }), write);
+    this.writer = new StoreWriter(log);
+    this.writes = this.writer.on(this.db);
+    const part = (name: string) => {
+      const db = this.db.sublevel<string, Value>(name, { valueEncoding: 'json' });
+      return { db, writes: this.writer.on<Value>(db) };
+    };
+    const tokens = part('token');
+    this.tokens = new TokenStore(tokens.db, tokens.writes);
+    const audit = part('audit');
+    this.audit = new AuditStore(audit.db, auditKeep, audit.writes);
+    const certs = part('cert');
+    this.certs = new CertStore(certs.db, certs.writes);
+    const addons = part('addon');
+    this.addons = new AddonStore(addons.db, addons.writes);
   }
 
+  /** Fails with one line naming the cause (a full disk, another process holding the database). */
   async start(): Promise<void> {
-    await this.db.open();
+    try {
+      await this.db.open();
+    } catch (err) {
+      throw storeOpenFailed(this.path, err);
+    }
     await this.audit.start();
   }
 
   async stop(): Promise<void> {
-    await this.writes.onIdle();
+    await this.writer.idle();
     await this.db.close();
+  }
+
+  /** Why changes are refused, once a write has failed (rackd then answers reads only). */
+  get failure(): RackError | undefined {
+    return this.writer.failure;
   }
 
   private async get<T extends Value>(key: string): Promise<T | undefined> {
@@ -102,27 +127,27 @@ export class Store {
   }
 
   createApp(name: string): Promise<AppRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       if (await this.getApp(name)) throw new RackError('app_exists', `app "${name}" already exists`);
       const app: AppRecord = { name, createdAt: now(), currentRelease: 0 };
-      await this.db.put(k.app(name), app);
+      await this.writes.put(k.app(name), app);
       return app;
     });
   }
 
   /** Config kept on the app record until it has a first release to carry it. */
   setAppConfig(name: string, config: Record<string, string>, addons?: Attachment[]): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
-      await this.db.put(k.app(name), { ...app, config, ...(addons ? { addons } : {}) });
+      await this.writes.put(k.app(name), { ...app, config, ...(addons ? { addons } : {}) });
     });
   }
 
   /** A scale or limit change and the processes now serving it, in one write. */
   setFormation(name: string, changes: Pick<AppRecord, 'formation' | 'limits' | 'serving'>): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
-      await this.db.put(k.app(name), { ...app, ...changes });
+      await this.writes.put(k.app(name), { ...app, ...changes });
     });
   }
 
@@ -133,10 +158,10 @@ export class Store {
 
   /** certs:auto / certs:redirect / certs:hsts: the named switches change, the others stay. */
   setAppHttps(name: string, change: AppHttps): Promise<AppRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
       const next = { ...app, https: { ...app.https, ...change } };
-      await this.db.put(k.app(name), next);
+      await this.writes.put(k.app(name), next);
       return next;
     });
   }
@@ -147,9 +172,9 @@ export class Store {
   }
 
   setAppBranch(name: string, branch: DeployBranch): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
-      await this.db.put(k.app(name), { ...app, branch });
+      await this.writes.put(k.app(name), { ...app, branch });
     });
   }
 
@@ -159,13 +184,13 @@ export class Store {
    * cookies at once cannot both pass it.
    */
   addDomain(name: string, host: string, vet: (apps: AppRecord[]) => void = () => undefined): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
       vet(await this.listApps());
       const owner = await this.get<string>(k.domain(host));
       if (owner === name) throw new RackError('bad_argument', `${host} is already a domain of ${name}`);
       if (owner !== undefined) throw new RackError('bad_argument', `${host} already belongs to another app (${owner})`);
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'put', key: k.domain(host), value: name },
         { type: 'put', key: k.app(name), value: { ...app, domains: [...(app.domains ?? []), host] } },
       ]);
@@ -173,10 +198,10 @@ export class Store {
   }
 
   removeDomain(name: string, host: string): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
       if (!(app.domains ?? []).includes(host)) throw new RackError('bad_argument', `${host} is not a domain of ${name}`);
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'del', key: k.domain(host) },
         { type: 'put', key: k.app(name), value: { ...app, domains: (app.domains ?? []).filter((d) => d !== host) } },
       ]);
@@ -185,7 +210,7 @@ export class Store {
 
   /** Every record of the app, its counters, domains and the keys' rights on it, in one batch. */
   destroyApp(name: string): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
       const ops: Op[] = [{ type: 'del', key: k.app(name) }];
       for (const prefix of [k.builds(name), `buildlog!${name}!`, k.releases(name), `timings!${name}!`]) {
@@ -201,7 +226,7 @@ export class Store {
       const tokenOps = (await this.tokens.list())
         .filter((t) => t.apps.includes(name))
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
-      await this.db.batch([...ops, ...tokenOps] as Op[]);
+      await this.writes.batch([...ops, ...tokenOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
@@ -209,7 +234,7 @@ export class Store {
   // ---- builds
 
   createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy'>): Promise<BuildRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const id = ((await this.get<number>(k.counter('build', app))) ?? 0) + 1;
       const build: BuildRecord = {
         app,
@@ -225,7 +250,7 @@ export class Store {
         durationMs: null,
         error: null,
       };
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'put', key: k.build(app, id), value: build },
         { type: 'put', key: k.counter('build', app), value: id },
       ]);
@@ -235,10 +260,10 @@ export class Store {
 
   /** The one rewrite a build gets: from `building` to its final state, with its output kept beside it. */
   finishBuild(build: BuildRecord, log: Buffer[]): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       // The log goes to a file beside the database, page by page: up to 10 MB, never copied whole.
       await this.writeBuildLog(build.app, build.id, log);
-      await this.db.put(k.build(build.app, build.id), build);
+      await this.writes.put(k.build(build.app, build.id), build);
     });
   }
 
@@ -265,7 +290,7 @@ export class Store {
    * finish them, so they are marked failed (with a log line saying so). Returns how many.
    */
   failInterruptedBuilds(error = 'interrupted: rackd stopped during the build'): Promise<BuildRecord[]> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const failed: BuildRecord[] = [];
       const ops: Op[] = [];
       for await (const [key, value] of this.db.iterator({ gte: 'build!', lt: 'build!\xff' })) {
@@ -277,7 +302,7 @@ export class Store {
         const log = (await this.getBuildLog(build.app, build.id)) ?? '';
         await this.writeBuildLog(build.app, build.id, [Buffer.from(`${log}${log === '' ? '' : '\n'} !     ${error}`)]);
       }
-      if (ops.length > 0) await this.db.batch(ops);
+      if (ops.length > 0) await this.writes.batch(ops);
       return failed;
     });
   }
@@ -306,10 +331,10 @@ export class Store {
     app: string,
     fields: Omit<ReleaseRecord, 'app' | 'version' | 'createdAt' | 'status' | 'error'>,
   ): Promise<ReleaseRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const version = ((await this.get<number>(k.counter('release', app))) ?? 0) + 1;
       const release: ReleaseRecord = { ...fields, app, version, createdAt: now(), status: 'pending', error: null };
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'put', key: k.release(app, version), value: release },
         { type: 'put', key: k.counter('release', app), value: version },
       ]);
@@ -327,7 +352,7 @@ export class Store {
     error: string | null,
     serving?: string[],
   ): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const done: ReleaseRecord = { ...release, status, error };
       const ops: Op[] = [
         { type: 'put', key: k.release(release.app, release.version), value: done },
@@ -336,13 +361,13 @@ export class Store {
         const app = await this.requireApp(release.app);
         ops.push({ type: 'put', key: k.app(app.name), value: { ...app, currentRelease: release.version, ...(serving ? { serving } : {}) } });
       }
-      await this.db.batch(ops);
+      await this.writes.batch(ops);
     });
   }
 
   /** Where a release's rollout spent its time; written after the drain, so kept beside the release. */
   setReleaseTimings(app: string, version: number, timings: Timings): Promise<void> {
-    return this.write(() => this.db.put(k.timings(app, version), timings));
+    return this.writes.run(() => this.writes.put(k.timings(app, version), timings));
   }
 
   getReleaseTimings(app: string, version: number): Promise<Timings | undefined> {
@@ -369,11 +394,11 @@ export class Store {
   // ---- pushes in flight (pushes to one app are serialised, so one marker per app)
 
   putPushMarker(marker: PushMarker): Promise<void> {
-    return this.write(() => this.db.put(k.push(marker.app), marker));
+    return this.writes.run(() => this.writes.put(k.push(marker.app), marker));
   }
 
   clearPushMarker(app: string): Promise<void> {
-    return this.write(() => this.db.del(k.push(app)));
+    return this.writes.run(() => this.writes.del(k.push(app)));
   }
 
   listPushMarkers(): Promise<PushMarker[]> {
@@ -384,23 +409,23 @@ export class Store {
 
   /** Adds a key; a name or a public key already registered is refused. */
   addKey(key: KeyRecord): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       if (await this.get(k.key(key.name))) throw new RackError('bad_argument', `a key named "${key.name}" already exists`);
       const same = (await this.listKeys()).find((x) => x.publicKey === key.publicKey);
       if (same) throw new RackError('bad_argument', `that public key is already registered as "${same.name}"`);
-      await this.db.put(k.key(key.name), key);
+      await this.writes.put(k.key(key.name), key);
     });
   }
 
   /** Refuses to remove the last admin key: rack would have no one left to manage it. */
   removeKey(name: string): Promise<KeyRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const key = await this.get<KeyRecord>(k.key(name));
       if (!key) throw new RackError('bad_argument', `no key named "${name}"`);
       if (key.role === 'admin' && (await this.listKeys()).filter((x) => x.role === 'admin').length === 1) {
         throw new RackError('forbidden', `"${name}" is the last admin key and cannot be removed`);
       }
-      await this.db.del(k.key(name));
+      await this.writes.del(k.key(name));
       return key;
     });
   }
@@ -414,7 +439,4 @@ export class Store {
     return (await this.range<KeyRecord>('key!')).map((key) => ({ ...key, apps: key.apps ?? [] }));
   }
 
-  private write<T>(task: () => Promise<T>): Promise<T> {
-    return this.writes.add(task) as Promise<T>;
-  }
 }

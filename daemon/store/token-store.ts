@@ -1,4 +1,5 @@
-import type { Sublevel } from './store.js';
+import type { Sublevel, Value } from './store.js';
+import type { Writes } from './store-writer.js';
 import { RackError } from '../rack-error.js';
 import type { TokenRecord } from './records.js';
 
@@ -8,18 +9,18 @@ import type { TokenRecord } from './records.js';
  */
 export class TokenStore {
   /**
-   * @param write the store's one write queue: a token's rights change in the same queue (and, when
+   * @param writes the store's one write queue: a token's rights change in the same queue (and, when
    * an app is destroyed, the same batch) as the app itself.
    */
   constructor(
     readonly db: Sublevel,
-    private readonly write: <T>(task: () => Promise<T>) => Promise<T>,
+    private readonly writes: Writes<Value>,
   ) {}
 
   add(token: TokenRecord): Promise<void> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       if (await this.get(token.name)) throw new RackError('bad_argument', `a token named "${token.name}" already exists`);
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'put', key: `name!${token.name}`, value: token },
         { type: 'put', key: `hash!${token.hash}`, value: token.name },
       ]);
@@ -27,10 +28,10 @@ export class TokenStore {
   }
 
   revoke(name: string): Promise<TokenRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const token = await this.get(name);
       if (!token) throw new RackError('bad_argument', `no token named "${name}"`);
-      await this.db.batch([
+      await this.writes.batch([
         { type: 'del', key: `name!${name}` },
         { type: 'del', key: `hash!${token.hash}` },
       ]);
@@ -53,11 +54,16 @@ export class TokenStore {
     return out;
   }
 
-  /** Marks a use; a token revoked meanwhile stays revoked. */
+  /**
+   * Marks a use; a token revoked meanwhile stays revoked. Not synced: nobody is told it was saved,
+   * and a sync for every API request would cost more than the mark is worth. Nothing to do once the
+   * store refuses changes: a request that only reads must still be answered, without a warning each.
+   */
   touch(name: string, at: string): Promise<void> {
-    return this.write(async () => {
+    if (this.writes.failure()) return Promise.resolve();
+    return this.writes.run(async () => {
       const token = await this.get(name);
-      if (token) await this.db.put(`name!${name}`, { ...token, lastUsedAt: at });
+      if (token) await this.writes.put(`name!${name}`, { ...token, lastUsedAt: at }, { sync: false });
     });
   }
 }
