@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,37 +10,11 @@ import { RackError } from '../daemon/rack-error.js';
 import { Store } from '../daemon/store/store.js';
 import { storeErrorReason } from '../daemon/store/store-failure.js';
 import { ROOT } from './support/rack-daemon.js';
+import { fillDisk, smallDisk } from './support/small-disk.js';
 
 const run = promisify(execFile);
 
-// A real Store (LevelDB) on a small tmpfs that really fills up. Mounting needs root, as CI has: a
-// test here fails, not skips, without it.
-
-/** A fresh tmpfs of `size` (mount's words: `8m`), unmounted when the test ends. */
-export async function smallDisk(t: ExecutionContext, size: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'rack-disk-'));
-  await run('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0700`, 'tmpfs', dir]);
-  t.teardown(async () => {
-    await run('umount', ['-l', dir]);
-    await rm(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Writes a file until the disk is full to the last byte; returns its path (remove it to free the space). */
-export async function fillDisk(dir: string): Promise<string> {
-  const path = join(dir, 'filler');
-  const fh = await open(path, 'w');
-  const chunk = Buffer.alloc(256 * 1024, 0x61);
-  try {
-    for (;;) await fh.write(chunk);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-  } finally {
-    await fh.close();
-  }
-  return path;
-}
+// A real Store (LevelDB) on a small tmpfs that really fills up (see support/small-disk.ts).
 
 /** An operator log whose lines the test can read. */
 function capturedLog(): { log: Logger; lines: Record<string, unknown>[] } {

@@ -1,5 +1,6 @@
 import type { Caller } from '../access/principal.js';
 import type { Logger } from '../log.js';
+import { RackError } from '../rack-error.js';
 import type { AuditEntry } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
@@ -28,6 +29,8 @@ export class AuditLog {
         detail: change.detail.slice(0, 500),
       });
     } catch (err) {
+      // A store that refuses changes was said once already; not again for each change it refuses.
+      if (err instanceof RackError && err.code === 'store_failed') return;
       this.log.error({ err: String(err), action: change.action, app: change.app }, 'audit entry not written');
     }
   }

@@ -51,19 +51,21 @@ export class RackDaemon {
   output = '';
 
   private constructor(
+    private readonly base: string,
     readonly home: string,
     readonly work: string,
     readonly adminKey: { priv: string; pub: string },
   ) {}
 
-  static async create(extraEnv: Record<string, string> = {}): Promise<RackDaemon> {
+  /** @param opts.home RACK_HOME somewhere of the test's own (a small disk it mounted), left there by destroy(). */
+  static async create(extraEnv: Record<string, string> = {}, opts: { home?: string } = {}): Promise<RackDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'rack-test-'));
     const work = join(base, 'work');
     await run('mkdir', ['-p', work]);
     const key = await keypair(base, 'admin');
     const adminKeys = join(base, 'admin_keys');
     await writeFile(adminKeys, await readFile(key.pub));
-    const daemon = new RackDaemon(join(base, 'home'), work, key);
+    const daemon = new RackDaemon(base, opts.home ?? join(base, 'home'), work, key);
     await daemon.start({ RACK_ADMIN_KEYS: adminKeys, ...extraEnv });
     return daemon;
   }
@@ -163,7 +165,7 @@ export class RackDaemon {
       const volumeNames = volumes.stdout.split('\n').filter(Boolean);
       if (volumeNames.length) await exec('docker', ['volume', 'rm', '-f', ...volumeNames]);
     }
-    await rm(dirname(this.home), { recursive: true, force: true });
+    await rm(this.base, { recursive: true, force: true });
   }
 
   sshArgs(key = this.adminKey.priv, user = 'git'): string[] {
