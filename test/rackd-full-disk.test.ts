@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { commitFile, exec, RackDaemon, ROOT } from './support/rack-daemon.js';
+import { commitFile, exec, headOf, RackDaemon, ROOT } from './support/rack-daemon.js';
 import { fillDisk, smallDisk } from './support/small-disk.js';
 
 // A real rackd (Docker, the stack images, ssh and git) whose RACK_HOME is a small tmpfs that fills
@@ -19,8 +19,9 @@ test('once a store write failed on a full disk, rackd refuses every change until
   const disk = await smallDisk(t, '64m');
   const rack = await RackDaemon.create({}, { home: join(disk, 'home') });
   t.teardown(() => rack.destroy());
-  t.is((await rack.ssh(['apps:create', 'before'])).code, 0);
   const dir = await rack.appRepo('procfile-app', 'before');
+  const first = await rack.push(dir);
+  t.is(first.code, 0, first.stderr);
 
   const filler = await fillDisk(disk);
   const full = await rack.ssh(['config:set', BIG, '--no-deploy', '-a', 'before']);
@@ -32,7 +33,9 @@ test('once a store write failed on a full disk, rackd refuses every change until
   const token = await rack.ssh(['tokens:create', 'ci']);
   await commitFile(dir, 'CHANGE', 'after the disk was full\n', 'after');
   const push = await rack.push(dir);
+  const scale = await rack.ssh(['ps:scale', 'web=2', '-a', 'before']);
   const apps = await rack.ssh(['apps']);
+  const ps = await rack.ssh(['ps', '--json', '-a', 'before']);
   const operatorLog = rack.output.split('\n').filter((l) => /store_failed|cannot save/.test(l));
 
   await rack.stop();
@@ -40,14 +43,15 @@ test('once a store write failed on a full disk, rackd refuses every change until
   if (created.code === 0) t.regex((await rack.ssh(['apps'])).stdout, /\bafter\b/, 'apps:create after was confirmed, and is lost');
   if (set.code === 0) t.is((await rack.ssh(['config:get', 'A', '-a', 'before'])).stdout, '1', 'config:set A=1 was confirmed, and is lost');
   if (token.code === 0) t.regex((await rack.ssh(['tokens'])).stdout, /\bci\b/, 'tokens:create ci was confirmed, and is lost');
-  const head = await exec('git', ['ls-remote', 'rack', 'refs/heads/main'], { cwd: dir, env: rack.gitEnv() });
-  if (push.code === 0) t.regex((await rack.ssh(['releases', '-a', 'before'])).stdout, /v1\b/, 'the push was released, and is lost');
-  else t.is(head.stdout, '', 'a refused push does not move the branch');
+  // The restarted rackd has a new ssh port: the working copy's remote is out of date.
+  const head = await exec('git', ['ls-remote', rack.remote('before'), 'refs/heads/main'], { env: rack.gitEnv() });
+  if (push.code === 0) t.regex((await rack.ssh(['releases', '-a', 'before'])).stdout, /v2\b/, 'the push was released, and is lost');
+  else t.is(head.stdout.split('\t')[0], await headOf(dir, 'HEAD~1'), `a refused push does not move the branch ${head.stderr}`);
 
   // What each was told: one line, and a non-zero exit.
   t.is(full.stderr, `${MESSAGE}\n`, 'the change the disk could not take');
   t.not(full.code, 0);
-  for (const [name, r] of Object.entries({ created, set, token })) {
+  for (const [name, r] of Object.entries({ created, set, token, scale })) {
     t.is(r.code, 1, `${name}: ${r.stdout}`);
     t.is(r.stderr, `${MESSAGE}\n`, name);
   }
@@ -57,6 +61,7 @@ test('once a store write failed on a full disk, rackd refuses every change until
   // Reads went on.
   t.is(apps.code, 0, apps.stderr);
   t.regex(apps.stdout, /before/);
+  t.is((JSON.parse(ps.stdout) as unknown[]).length, 1, 'a refused scale started nothing');
   // The restarted rackd takes changes again.
   t.is((await rack.ssh(['apps:create', 'later'])).code, 0);
 });

@@ -136,6 +136,8 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
   let outcome = 'ok';
   try {
     authorize(caller.principal, command.access, command.name, command.app ? app : undefined);
+    // Refused before it starts anything: a scale would otherwise run processes it cannot record.
+    if (command.audit && services.store.failure) throw services.store.failure;
     await command.run(ctx);
   } catch (err) {
     outcome = RackError.from(err).code;
