@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { RackError } from '../daemon/rack-error.js';
 import { Store } from '../daemon/store/store.js';
-import { storeErrorReason } from '../daemon/store/store-failure.js';
+import { storeErrorReason, storeWriteFailed } from '../daemon/store/store-failure.js';
 import { ROOT } from './support/rack-daemon.js';
 import { fillDisk, smallDisk } from './support/small-disk.js';
 
@@ -136,4 +136,6 @@ test('a LevelDB error is told by its errno where it names one', (t) => {
   const locked = Object.assign(new Error('IO error: lock /x/LOCK: Resource temporarily unavailable'), { code: 'LEVEL_LOCKED' });
   t.deepEqual(storeErrorReason(new Error('Database failed to open', { cause: locked })), { errno: undefined, text: 'another process has it open' });
   t.deepEqual(storeErrorReason(new Error('Corruption: bad record length')), { errno: undefined, text: 'Corruption: bad record length' });
+  t.is(storeWriteFailed(new Error('IO error: /x/000003.log: Disk quota exceeded')).message, 'rack cannot save changes: its store failed to write (EDQUOT: disk quota exceeded); free space and restart rackd');
+  t.is(storeWriteFailed(new Error('IO error: /x/000003.log: Input/output error')).message, 'rack cannot save changes: its store failed to write (EIO: input/output error); restart rackd once that is fixed');
 });

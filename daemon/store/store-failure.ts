@@ -15,7 +15,12 @@ export function storeErrorReason(err: unknown): { errno: string | undefined; tex
   const message = inner instanceof Error ? inner.message : String(inner);
   if ((inner as { code?: unknown }).code === 'LEVEL_LOCKED') return { errno: undefined, text: 'another process has it open' };
   const last = message.slice(message.lastIndexOf(': ') + 2).trim();
-  errnoNames ??= new Map([...getSystemErrorMap().values()].map(([name, text]) => [text.toLowerCase(), name]));
+  errnoNames ??= new Map([
+    ...[...getSystemErrorMap().values()].map(([name, text]): [string, string] => [text.toLowerCase(), name]),
+    // glibc's words where libuv has other ones or none.
+    ['input/output error', 'EIO'],
+    ['disk quota exceeded', 'EDQUOT'],
+  ]);
   const errno = errnoNames.get(last.toLowerCase());
   return errno === undefined ? { errno: undefined, text: message } : { errno, text: last.toLowerCase() };
 }
@@ -24,7 +29,8 @@ export function storeErrorReason(err: unknown): { errno: string | undefined; tex
 export function storeWriteFailed(err: unknown): RackError {
   const { errno, text } = storeErrorReason(err);
   const cause = errno === undefined ? text : `${errno}: ${text}`;
-  return new RackError('store_failed', `rack cannot save changes: its store failed to write (${cause}); free space and restart rackd`, { cause: err });
+  const fix = errno === 'ENOSPC' || errno === 'EDQUOT' ? 'free space and restart rackd' : 'restart rackd once that is fixed';
+  return new RackError('store_failed', `rack cannot save changes: its store failed to write (${cause}); ${fix}`, { cause: err });
 }
 
 export function storeOpenFailed(path: string, err: unknown): RackError {
