@@ -19,6 +19,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 # Let's Encrypt's test CA and its DNS stand-in: the certificate tests order from it, for real.
 command -v pebble >/dev/null || need+=(pebble)
 command -v openssl >/dev/null || need+=(openssl)
+# The store's durability test counts its fsyncs with strace.
+command -v strace >/dev/null || need+=(strace)
 # bench:router compares against nginx (the light build has the proxy and TLS modules).
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ "${#need[@]}" -gt 0 ]; then
