@@ -51,13 +51,16 @@ export interface ProcessInfo {
 const LOOPBACK = '127.0.0.1';
 
 export interface ProcessEvent {
-  kind: 'oom' | 'die';
+  /** `start` and `destroy` let the supervisor follow which web processes can take requests. */
+  kind: 'oom' | 'die' | 'start' | 'destroy';
   id: string;
   name: string;
   app: string;
   type: string;
   exitCode: number;
 }
+
+const EVENT_KINDS = ['oom', 'die', 'start', 'destroy'] as const;
 
 export const envList = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `${k}=${v}`);
 
@@ -236,21 +239,22 @@ export class DockerProcesses implements ProcessDriver {
   }
 
   /**
-   * Streams the engine's `oom` and `die` events of this rack's processes until `signal` fires;
+   * Streams the engine's `oom`, `die`, `start` and `destroy` events of this rack's processes until `signal` fires;
    * resolves when the stream ends (the caller decides whether to follow again).
    */
   async events(onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void> {
     const stream = (await this.streams.getEvents({
-      filters: { type: ['container'], event: ['oom', 'die'], label: this.owner.filter(`${LABEL.role}=process`) },
+      filters: { type: ['container'], event: [...EVENT_KINDS], label: this.owner.filter(`${LABEL.role}=process`) },
       abortSignal: signal,
     } as object)) as unknown as NodeJS.ReadableStream & { destroy(): void };
     const lines = lineSplitter((line) => {
       try {
         const e = JSON.parse(line) as { Action?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
         const attrs = e.Actor?.Attributes ?? {};
-        if (e.Action !== 'oom' && e.Action !== 'die') return;
+        const kind = EVENT_KINDS.find((k) => k === e.Action);
+        if (kind === undefined) return;
         onEvent({
-          kind: e.Action,
+          kind,
           id: e.Actor?.ID ?? '',
           name: attrs['name'] ?? '',
           app: attrs[LABEL.app] ?? '',

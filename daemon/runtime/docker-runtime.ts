@@ -8,6 +8,7 @@ import { DockerServices } from './docker-services.js';
 import { DockerTasks } from './docker-tasks.js';
 import { owner, type Owner } from './owner.js';
 import { RegistryImages, type RegistryOptions } from './registry-images.js';
+import type { Runtime } from './runtime.js';
 import { SwarmNodes } from './swarm-nodes.js';
 import { SwarmProcesses } from './swarm-processes.js';
 
@@ -28,7 +29,7 @@ export const DEFAULT_APP_SUBNETS = '10.213.0.0/16';
  * It is the only code that imports dockerode; everything above speaks in processes, builds and
  * images, so a Swarm driver can slot in behind the same methods.
  */
-export class DockerRuntime {
+export class DockerRuntime implements Runtime {
   private readonly calls: Docker;
   private readonly owner: Owner;
   readonly processes: ProcessDriver;
