@@ -121,7 +121,7 @@ export class Rackd {
     const certs = new Certificates(config, store, router, logs, log.child({ mod: 'certs' }), paths.certs(config));
     await certs.start();
 
-    const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }));
+    const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }), this.lock);
     supervisor.start();
     this.stops.push(async () => supervisor.stop());
 

@@ -80,6 +80,29 @@ test.serial('a crashed process is restarted and serves again', async (t) => {
   t.true(after!.restarts >= 1);
 });
 
+test.serial('a web process killed outside rack (docker kill) is replaced and the app answers again', async (t) => {
+  await rack.drained(app);
+  const web = async () => (await exec('docker', ['ps', '-q', '--no-trunc', '--filter', `label=rack.app=${app}`, '--filter', 'label=rack.type=web'])).stdout.split('\n').filter(Boolean);
+  const [killed] = await web();
+  t.truthy(killed);
+  const killedAt = Date.now();
+  const kill = await exec('docker', ['kill', killed!]);
+  t.is(kill.code, 0, kill.stderr);
+  // Bounded overall, generously; how fast it comes back is logged, not asserted.
+  let status = 0;
+  for (const deadline = Date.now() + 30_000; status !== 200 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await rack.get(app).catch(() => ({ status: 0, body: '' }))).status;
+  }
+  t.is(status, 200, 'answering again');
+  t.log(`answering again ${Date.now() - killedAt} ms after docker kill`);
+  const procs = (await ps()).filter((p) => p.type === 'web');
+  t.deepEqual(procs.map((p) => p.state), ['up']);
+  t.notDeepEqual(await web(), [killed]);
+  const logs = await rack.ssh(['logs', '-a', app]);
+  t.regex(logs.stdout, /rack\[supervisor\]: Process web\.\w+ is gone/);
+});
+
 test.serial('a request in flight during a swap completes; the command returns at the switch and the old process drains in the background', async (t) => {
   const slow = rack.get(app, '/slow?ms=4000');
   await new Promise((r) => setTimeout(r, 300));

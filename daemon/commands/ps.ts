@@ -37,17 +37,25 @@ export const psCommands: Command[] = [
     async run(ctx) {
       await ctx.services.store.requireApp(ctx.app);
       const processes = (await ctx.services.runtime.listProcesses(ctx.app)).sort((a, b) => a.type.localeCompare(b.type));
+      // Stopped or removed outside rack: the supervisor is replacing them, maybe after a backoff.
+      const replacing = new Map(ctx.services.supervisor.replacing(ctx.app).map((r) => [r.id, r]));
       const rows = processes.map((p) => ({
         name: `${p.type}.${p.name.split(/[.-]/).pop()}`,
         type: p.type,
         release: p.release,
-        state: state(p, ctx.services.supervisor.isDraining(p.id)),
+        state: replacing.get(p.id)?.state ?? state(p, ctx.services.supervisor.isDraining(p.id)),
         restarts: p.restarts,
         limits: formatLimits(p.limits),
         startedAt: p.startedAt,
         uptime: uptime(p.startedAt, p.running),
         ...(p.node !== undefined ? { node: p.node } : {}),
       }));
+      // Removed outside rack: nothing lists it any more, but it is still being replaced.
+      const listed = new Set(processes.map((p) => p.id));
+      for (const r of replacing.values()) {
+        if (listed.has(r.id)) continue;
+        rows.push({ name: `${r.type}.${r.name.split(/[.-]/).pop()}`, type: r.type, release: r.release, state: r.state, restarts: 0, limits: '-', startedAt: '', uptime: '-' });
+      }
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
       // On a Swarm, where each process runs.

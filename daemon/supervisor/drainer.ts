@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
-import type { RouterClient } from '../router/router-client.js';
-import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
+import type { ProcessDriver, ProcessInfo } from '../runtime/runtime.js';
+import type { RouterTable } from './router-publisher.js';
 import type { LogFollower } from './log-follower.js';
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -20,8 +20,8 @@ export class Drainer {
   readonly #draining = new Set<string>();
 
   constructor(
-    private readonly runtime: DockerRuntime,
-    private readonly router: RouterClient,
+    private readonly processes: Pick<ProcessDriver, 'stop'>,
+    private readonly router: Pick<RouterTable, 'waitIdle'>,
     private readonly follower: LogFollower,
     private readonly log: Logger,
   ) {}
@@ -42,7 +42,7 @@ export class Drainer {
   async #drainOne(p: ProcessInfo): Promise<void> {
     try {
       if (p.upstream !== null) await this.router.waitIdle([p.upstream], DRAIN_TIMEOUT_MS);
-      await this.runtime.stopProcess(p.id, STOP_GRACE_SECONDS);
+      await this.processes.stop(p.id, STOP_GRACE_SECONDS);
       this.follower.unwatch(p.id);
     } catch (err) {
       this.log.warn({ container: p.name, err: String(err) }, 'could not drain an old process');

@@ -1,21 +1,16 @@
 import type { Logger } from '../log.js';
-import { upstreamKey, type Upstream } from '../router/upstream.js';
 
 /** How often the web processes' addresses are read again: about the time Swarm takes to notice a lost node. */
 const INTERVAL_MS = 1000;
 
-type Endpoints = Map<string, { host: string; port: number } | null>;
-
-export function sameUpstreams(a: readonly Upstream[], b: readonly Upstream[]): boolean {
-  return a.length === b.length && a.every((u, i) => upstreamKey(u) === upstreamKey(b[i]!));
-}
+export type Endpoints = Map<string, { host: string; port: number } | null>;
 
 /**
  * On a Swarm, a web process's address is its task's node and the port Swarm picked, and both
  * change when Swarm replaces the task (a crash, a lost or drained node). Every second this reads
- * where the serving processes answer now, with one call for all apps, and hands an app's new set
- * to `apply` when it differs: a process on a node that is not ready leaves the router, and its
- * replacement joins it once running. A runtime whose addresses never move has no endpoints.
+ * where the serving processes answer now, with one call for all apps, and hands each app's to
+ * `apply` (the router publisher acts only on a change): a process on a node that is not ready
+ * (no endpoint) leaves the router, and its replacement joins it once running. A runtime whose addresses never move has no endpoints.
  */
 export class EndpointWatch {
   #timer: NodeJS.Timeout | undefined;
@@ -25,7 +20,7 @@ export class EndpointWatch {
     private readonly serving: () => ReadonlyMap<string, string[]>,
     /** Absent when the runtime's addresses never move: then there is nothing to watch. */
     private readonly read: ((ids: string[]) => Promise<Endpoints>) | undefined,
-    private readonly apply: (app: string, ids: string[], upstreams: Upstream[]) => Promise<void>,
+    private readonly apply: (app: string, ids: string[], endpoints: Endpoints) => Promise<void>,
     private readonly log: Logger,
   ) {}
 
@@ -48,14 +43,7 @@ export class EndpointWatch {
       const all = apps.flatMap(([, ids]) => ids);
       if (all.length === 0) return;
       const endpoints = await this.read!(all);
-      for (const [app, ids] of apps) {
-        const upstreams: Upstream[] = [];
-        for (const id of ids) {
-          const at = endpoints.get(id);
-          if (at) upstreams.push(at);
-        }
-        await this.apply(app, ids, upstreams);
-      }
+      for (const [app, ids] of apps) await this.apply(app, ids, endpoints);
     } catch (err) {
       this.log.warn({ err: String(err) }, 'could not read where web processes answer');
     } finally {

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import type { ProcessDriver, ProcessInfo } from '../runtime/runtime.js';
 
 export interface HealthCheckOptions {
   path: string;
@@ -69,4 +70,39 @@ export async function waitHealthy(
     await new Promise((r) => setTimeout(r, fast ? Math.min(FAST_INTERVAL_MS, opts.intervalMs) : opts.intervalMs));
   }
   return `no HTTP answer on PORT within ${Math.round(opts.deadlineMs / 1000)} s`;
+}
+
+/** How long a non-web process must stay up to count as healthy. */
+const SETTLE_MS = 2000;
+
+/** web: answers HTTP on PORT; other types: stay up through the settle period. Null when healthy, else why not. */
+export async function checkProcess(processes: Pick<ProcessDriver, 'inspect'>, p: ProcessInfo, health: HealthCheckOptions): Promise<string | null> {
+  const alive = async () => {
+    const now = await processes.inspect(p.id);
+    return now.running && now.restarts === 0;
+  };
+  if (p.type === 'web' && p.upstream) return waitHealthy(p.upstream.host, p.upstream.port, alive, health);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  return (await alive()) ? null : 'the process exited within the settle period';
+}
+
+/**
+ * Every process healthy, and still up and never restarted at the end (healthy once is not enough):
+ * null, else the first culprit and why.
+ */
+export async function firstUnhealthy(
+  processes: Pick<ProcessDriver, 'inspect'>,
+  started: readonly ProcessInfo[],
+  health: HealthCheckOptions,
+): Promise<{ process: ProcessInfo; reason: string } | null> {
+  const failures = await Promise.all(started.map((p) => checkProcess(processes, p, health)));
+  const index = failures.findIndex((f) => f !== null);
+  if (index !== -1) return { process: started[index]!, reason: failures[index]! };
+  for (const p of started) {
+    const now = await processes.inspect(p.id);
+    if (!now.running || now.restarts > 0) {
+      return { process: p, reason: now.oomKilled ? 'it went over its memory limit' : 'the process died after passing its check' };
+    }
+  }
+  return null;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
-import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
+import type { ProcessDriver, ProcessInfo } from '../runtime/runtime.js';
 
 const REATTACH_MS = 1000;
 
@@ -12,7 +12,7 @@ export class LogFollower {
   private readonly followers = new Map<string, AbortController>();
 
   constructor(
-    private readonly runtime: DockerRuntime,
+    private readonly processes: Pick<ProcessDriver, 'followLogs' | 'inspect'>,
     private readonly hub: LogHub,
     private readonly log: Logger,
   ) {}
@@ -24,7 +24,7 @@ export class LogFollower {
     const source = `app[${p.type}.${p.name.split('.').pop()}]`;
     const push = (time: string, text: string) =>
       this.hub.push({ time: `${time.slice(0, 23)}Z`, app: p.app, source, type: p.type, text });
-    this.runtime
+    this.processes
       .followLogs(p.id, tail, push, abort.signal)
       .catch((err: unknown) => this.log.debug({ container: p.name, err: String(err) }, 'log follow failed'))
       .finally(() => {
@@ -33,8 +33,8 @@ export class LogFollower {
         if (abort.signal.aborted) return;
         // The stream ended without us asking: the process died. Follow it again once Docker restarts it.
         setTimeout(() => {
-          void this.runtime
-            .inspectProcess(p.id)
+          void this.processes
+            .inspect(p.id)
             .then(() => this.watch(p, 0))
             .catch(() => undefined); // removed meanwhile
         }, REATTACH_MS).unref();

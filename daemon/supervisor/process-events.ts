@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
-import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import type { ProcessDriver, ProcessEvent } from '../runtime/runtime.js';
 
 const RESUBSCRIBE_MS = 2000;
 
@@ -13,9 +13,11 @@ export class ProcessEvents {
   private abort: AbortController | undefined;
 
   constructor(
-    private readonly runtime: DockerRuntime,
+    private readonly processes: Pick<ProcessDriver, 'events'>,
     private readonly hub: LogHub,
     private readonly log: Logger,
+    /** Every event, for the supervisor: the router drops a dead web process at once, a gone one is replaced. */
+    private readonly onEvent: (e: ProcessEvent) => void = () => {},
   ) {}
 
   start(): void {
@@ -24,7 +26,9 @@ export class ProcessEvents {
     const follow = async (): Promise<void> => {
       while (!abort.signal.aborted) {
         try {
-          await this.runtime.processes.events((e) => {
+          await this.processes.events((e) => {
+            this.onEvent(e);
+            if (e.kind !== 'oom' && e.kind !== 'die') return;
             const source = `rack[${e.type}.${e.name.split('.').pop() ?? ''}]`;
             const text =
               e.kind === 'oom'

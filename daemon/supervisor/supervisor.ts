@@ -1,30 +1,26 @@
+import type { AppLock } from '../app-lock.js';
 import type { RackConfig } from '../config.js';
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { PhaseTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
 import { resolveFormation } from '../release/formation.js';
-import type { RouterClient } from '../router/router-client.js';
-import { CONTROL_PLANE_APP, type Upstream } from '../router/upstream.js';
-import type { DockerRuntime, ProcessInfo } from '../runtime/docker-runtime.js';
-import { forProcess, limitsFor } from '../runtime/isolation.js';
-import { containerCommand } from '../runtime/process-command.js';
+import { limitsFor } from '../runtime/isolation.js';
+import type { ProcessInfo, ProcessSpec, Runtime } from '../runtime/runtime.js';
 import type { AppRecord, ReleaseRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
-import { lineSplitter } from '../line-splitter.js';
 import { type UserOutput } from '../user-output.js';
+import { Adoption } from './adoption.js';
 import { Drainer } from './drainer.js';
-import { EndpointWatch, sameUpstreams } from './endpoint-watch.js';
-import { DEFAULT_HEALTH_CHECK, waitHealthy, type HealthCheckOptions } from './health-check.js';
+import { EndpointWatch } from './endpoint-watch.js';
+import { DEFAULT_HEALTH_CHECK, firstUnhealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
 import { ProcessEvents } from './process-events.js';
+import { processSpec } from './process-spec.js';
+import { Reconciler, type Replacing } from './reconciler.js';
+import { runReleasePhase } from './release-phase.js';
+import { RouterPublisher, webOf, type RouterTable, type WebProcess } from './router-publisher.js';
 import { PHASE_OF, runRollout } from './rollout.js';
-
-/** The port every web process listens on inside its container. */
-const WEB_PORT = 5000;
-const RELEASE_PHASE_TIMEOUT_MS = 10 * 60_000;
-/** How long a non-web process must stay up to count as healthy. */
-const SETTLE_MS = 2000;
 
 export type Formation = Record<string, number>;
 
@@ -51,48 +47,50 @@ export interface RolloutRequest {
 const SILENT: UserOutput = { header: () => {}, detail: () => {}, error: () => {}, raw: () => {} };
 
 /**
- * Runs releases as containers (every process type of the formation) and keeps the router pointed
- * at the healthy web ones. Crash restarts are Docker's restart policy; this class decides what
- * runs, checks it, switches and drains.
+ * Runs releases as processes (every type of the formation) and keeps the router pointed at the
+ * healthy web ones: it rolls releases out (rollout.ts's table) and composes the parts that keep
+ * them running: adoption at start, the router publisher, the drainer, the reconciler that replaces
+ * processes gone outside rack. Crash restarts in place are the runtime's (Docker's restart policy).
  */
 export class Supervisor {
   private readonly follower: LogFollower;
   private readonly drainer: Drainer;
-  /** The web processes serving each app now: the supervisor is the one writer of the router's table. */
-  private readonly serving = new Map<string, Upstream[]>();
-  /** The web processes (IDs) behind `serving`, for a runtime whose endpoints move (endpoint-watch.ts). */
-  private readonly servingIds = new Map<string, string[]>();
-  /** One router change at a time per app, in the order asked. */
-  private readonly publishing = new Map<string, Promise<void>>();
-
-  constructor(
-    private readonly config: RackConfig,
-    private readonly store: Store,
-    private readonly runtime: DockerRuntime,
-    private readonly router: RouterClient,
-    private readonly logs: LogHub,
-    private readonly log: Logger,
-  ) {
-    this.follower = new LogFollower(runtime, logs, log);
-    this.drainer = new Drainer(runtime, router, this.follower, log);
-    this.events = new ProcessEvents(runtime, logs, log);
-    this.endpointWatch = new EndpointWatch(
-      () => this.servingIds,
-      runtime.endpoints,
-      (app, ids, upstreams) =>
-        this.serialized(app, async () => {
-          // A rollout switched meanwhile: its set wins.
-          if (this.servingIds.get(app) !== ids || sameUpstreams(this.serving.get(app) ?? [], upstreams)) return;
-          this.log.info({ app, upstreams }, 'web processes moved or were lost: router updated');
-          await this.publishNow(app, upstreams);
-        }),
-      this.log,
-    );
-  }
-
+  private readonly publisher: RouterPublisher;
   private readonly events: ProcessEvents;
   /** On a Swarm: the router follows web processes that Swarm moved, and drops those on lost nodes. */
   private readonly endpointWatch: EndpointWatch;
+  private readonly adoption: Adoption;
+  private readonly reconciler: Reconciler;
+  /** `DYNO` of the processes started here (web.1), so a replacement takes the number of the one it replaces. */
+  private readonly dynos = new Map<string, { type: string; index: number }>();
+
+  constructor(
+    private readonly config: Pick<RackConfig, 'domain' | 'httpPort'>,
+    private readonly store: Store,
+    private readonly runtime: Runtime,
+    router: RouterTable,
+    private readonly logs: LogHub,
+    private readonly log: Logger,
+    /** The apps' deploy lock: a replacement waits its turn behind rollouts. */
+    lock: Pick<AppLock, 'run'>,
+  ) {
+    this.follower = new LogFollower(runtime.processes, logs, log);
+    this.publisher = new RouterPublisher(config.domain, store, router, logs);
+    this.drainer = new Drainer(runtime.processes, router, this.follower, log);
+    this.reconciler = new Reconciler(store, runtime, this.publisher, lock, logs, (...args) => this.launch(...args), log);
+    this.events = new ProcessEvents(runtime.processes, logs, log, (e) => this.reconciler.onEvent(e));
+    const endpoints = runtime.processes.endpoints?.bind(runtime.processes);
+    this.endpointWatch = new EndpointWatch(() => this.publisher.webIds(), endpoints, (app, ids, at) => this.publisher.placed(app, ids, at), log);
+    this.adoption = new Adoption(
+      store,
+      runtime,
+      router,
+      this.publisher,
+      this.follower,
+      (release) => this.rollout({ release, out: SILENT, record: (serving) => this.store.setServing(release.app, serving) }),
+      log,
+    );
+  }
 
   /** Starts telling apps' logs about their processes' exits and memory kills. */
   start(): void {
@@ -105,43 +103,24 @@ export class Supervisor {
     this.follower.stop();
     this.events.stop();
     this.endpointWatch.stop();
+    this.reconciler.stop();
   }
 
-
   defaultHost(app: string): string {
-    return `${app}.${this.config.domain}`;
+    return this.publisher.defaultHost(app);
   }
 
   /**
-   * Points the app's host names (default and added domains) at `upstreams`, or at the ones serving
-   * now when omitted (after a domain change). Known apps with nothing healthy answer 503, not 404.
-   * Resolves once the router has saved and applied the change; throws when it could not.
+   * Points the app's host names (default and added domains) at these web processes, or at the
+   * ones serving now when omitted (after a domain change). Known apps with nothing healthy answer
+   * 503, not 404. Resolves once the router has saved and applied the change; throws when it could not.
    */
-  publish(app: string, upstreams?: Upstream[]): Promise<void> {
-    return this.serialized(app, () => this.publishNow(app, upstreams));
+  publish(app: string, web?: WebProcess[]): Promise<void> {
+    return web === undefined ? this.publisher.refresh(app) : this.publisher.switchTo(app, web);
   }
 
-  private serialized(app: string, task: () => Promise<void>): Promise<void> {
-    const next = (this.publishing.get(app) ?? Promise.resolve()).then(task);
-    const settled = next.catch(() => undefined);
-    this.publishing.set(app, settled);
-    void settled.then(() => this.publishing.get(app) === settled && this.publishing.delete(app));
-    return next;
-  }
-
-  private async publishNow(app: string, upstreams?: Upstream[]): Promise<void> {
-    const record = await this.store.getApp(app);
-    const next = upstreams ?? this.serving.get(app) ?? [];
-    const https = { redirect: record?.https?.redirect === true, hsts: record?.https?.hsts === true };
-    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https);
-    this.serving.set(app, next);
-  }
-
-  async unpublish(app: string): Promise<void> {
-    this.serving.delete(app);
-    this.servingIds.delete(app);
-    await this.router.removeApp(app);
-    this.logs.forget(app);
+  unpublish(app: string): Promise<void> {
+    return this.publisher.unpublish(app);
   }
 
   url(app: string): string {
@@ -167,11 +146,10 @@ export class Supervisor {
     }
     const record = await this.store.requireApp(app);
     // Processes already draining from an earlier rollout are on their way out: neither old nor kept.
-    const all = (await this.runtime.listProcesses(app)).filter((p) => !this.drainer.isDraining(p.id));
+    const all = (await this.runtime.processes.list(app)).filter((p) => !this.drainer.isDraining(p.id));
     const old = all.filter((p) => inScope(p.type));
     const untouched = all.filter((p) => !inScope(p.type));
-    const before = this.serving.get(app) ?? [];
-    const beforeIds = this.servingIds.get(app) ?? [];
+    const before = this.publisher.web(app);
     const health = { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck };
     const started: ProcessInfo[] = [];
     let switchTried = false;
@@ -180,32 +158,17 @@ export class Supervisor {
       {
         release_phase: async () => {
           const command = Object.hasOwn(release.processTypes, 'release') ? release.processTypes['release'] : undefined;
-          if (req.releasePhase && command !== undefined) await this.releasePhase(release, command, record, out);
+          if (req.releasePhase && command !== undefined) await runReleasePhase(this.runtime, this.logs, release, command, record, out);
           return 'released';
         },
         starting: async () => {
           out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
           const network = await this.runtime.processNetwork(app);
+          const limits = req.limits ?? record.limits;
           const specs = types.flatMap((type) =>
-            Array.from({ length: formation[type] ?? 0 }, (_, i) => ({
-              app,
-              release: release.version,
-              type,
-              image: release.image,
-              builder: release.builder,
-              command: release.processTypes[type]!,
-              // As on Heroku: the process's type and number (web.1), set by the platform.
-              env: { ...release.config, DYNO: `${type}.${i + 1}` },
-              port: type === 'web' ? WEB_PORT : undefined,
-              network,
-              limits: limitsFor(type, req.limits ?? record.limits),
-            })),
+            Array.from({ length: formation[type] ?? 0 }, (_, i) => processSpec(release, type, i + 1, network, limitsFor(type, limits))),
           );
-          // All at once (a Swarm takes seconds to place them); the driver removes them all if one fails.
-          for (const p of await this.runtime.startProcesses(specs)) {
-            started.push(p);
-            this.follower.watch(p, 1000);
-          }
+          started.push(...(await this.startAll(specs, 1000)));
           return 'started';
         },
         waiting_healthy: async () => {
@@ -215,9 +178,7 @@ export class Supervisor {
         switching: async () => {
           if (inScope('web')) {
             switchTried = true;
-            const web = started.filter((p) => p.type === 'web' && p.upstream);
-            this.servingIds.set(app, web.map((p) => p.id));
-            await this.publish(app, web.map((p) => p.upstream!));
+            await this.publisher.switchTo(app, webOf(started));
           }
           // Recorded before the drain: a crash from here on leaves the new processes current and serving.
           await req.record([...untouched, ...started].map((p) => p.id));
@@ -225,19 +186,14 @@ export class Supervisor {
           return 'switched';
         },
         draining: async () => {
+          for (const p of old) this.dynos.delete(p.id);
           this.drainer.drain(old);
           return 'drained';
         },
         rolling_back: async () => {
-          for (const p of started) {
-            this.follower.unwatch(p.id);
-            await this.runtime.removeProcess(p.id);
-          }
-          // The router may already point at the processes just removed: point it back.
-          if (switchTried) {
-            this.servingIds.set(app, beforeIds);
-            await this.publish(app, before);
-          }
+          // The router first: removing processes it still sends requests to would answer them with 502s.
+          if (switchTried) await this.publisher.switchTo(app, before);
+          await this.removeEach(app, started);
           return 'cleaned_up';
         },
       },
@@ -256,30 +212,57 @@ export class Supervisor {
     });
   }
 
-  /** The Procfile's `release:` command (migrations) runs once before anything starts; failing it fails the release. */
-  private async releasePhase(release: ReleaseRecord, command: string, app: AppRecord, out: UserOutput): Promise<void> {
-    out.header(`Running release command: ${command}`);
-    const lines = lineSplitter((line) => {
-      out.detail(line);
-      this.logs.push({ time: new Date().toISOString(), app: release.app, source: 'rack[release]', type: 'release', text: line });
-    });
-    const run = await this.runtime.runTask({
-      app: release.app,
-      role: 'release',
-      id: release.version,
-      image: release.image,
-      cmd: containerCommand(release.builder, command),
-      env: release.config,
-      network: await this.runtime.networks.ensure(release.app),
-      confine: forProcess(limitsFor('web', app.limits)),
-      onOutput: (chunk) => lines.push(chunk),
-      timeoutMs: RELEASE_PHASE_TIMEOUT_MS,
-    });
-    lines.end();
-    await this.runtime.removeContainer(run.container);
-    if (run.exitCode !== 0) {
-      throw new RackError('deploy_failed', `the release command failed (exit status ${run.exitCode})`);
+  /** All at once (a Swarm takes seconds to place them); the driver removes them all if one fails. */
+  private async startAll(specs: ProcessSpec[], tail: number): Promise<ProcessInfo[]> {
+    const started = await this.runtime.processes.startAll(specs);
+    for (const [i, p] of started.entries()) {
+      const dyno = /^(.*)\.(\d+)$/.exec(specs[i]?.env['DYNO'] ?? '');
+      if (dyno) this.dynos.set(p.id, { type: dyno[1]!, index: Number(dyno[2]) });
+      this.follower.watch(p, tail);
     }
+    return started;
+  }
+
+  /**
+   * Each in its own try, so one that will not go leaves the others going; what is left is removed
+   * by the clean-up at the next start (it was never recorded as serving).
+   */
+  private async removeEach(app: string, processes: readonly ProcessInfo[]): Promise<void> {
+    for (const p of processes) {
+      this.follower.unwatch(p.id);
+      this.dynos.delete(p.id);
+      try {
+        await this.runtime.processes.remove(p.id);
+      } catch (err) {
+        this.log.warn({ app, container: p.name, err: String(err) }, 'could not remove a process of a failed rollout; the next start removes it');
+      }
+    }
+  }
+
+  /**
+   * For the reconciler: new processes of the release in place of gone ones (each type's lowest
+   * free numbers), checked as a rollout checks them; removed again if any fails.
+   */
+  private async launch(release: ReleaseRecord, missing: Record<string, number>, app: AppRecord, live: ProcessInfo[]): Promise<ProcessInfo[]> {
+    const network = await this.runtime.processNetwork(release.app);
+    const specs: ProcessSpec[] = [];
+    for (const [type, count] of Object.entries(missing)) {
+      const taken = new Set(live.flatMap((p) => { const d = this.dynos.get(p.id); return d?.type === type ? [d.index] : []; }));
+      for (let index = 1, n = 0; n < count; index++) {
+        if (taken.has(index)) continue;
+        specs.push(processSpec(release, type, index, network, limitsFor(type, app.limits)));
+        n++;
+      }
+    }
+    if (specs.length === 0) return [];
+    const started = await this.startAll(specs, 1000);
+    const unhealthy = await firstUnhealthy(this.runtime.processes, started, { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck }).catch((err: unknown) => ({
+      process: started[0]!,
+      reason: String(err),
+    }));
+    if (unhealthy === null) return started;
+    await this.removeEach(release.app, started);
+    throw new RackError('deploy_failed', `${unhealthy.process.type} failed its health check: ${unhealthy.reason}`);
   }
 
   /** The app's scaled formation, for the types this release has; new types get the defaults. */
@@ -290,36 +273,11 @@ export class Supervisor {
 
   /** Every new process healthy, and still up and never restarted at the end; else throws with the culprit's last lines. */
   private async allHealthy(release: ReleaseRecord, started: ProcessInfo[], health: HealthCheckOptions, out: UserOutput): Promise<void> {
-    const failures = await Promise.all(started.map((p) => this.checkHealthy(p, health)));
-    let index = failures.findIndex((f) => f !== null);
-    let reason = index === -1 ? null : failures[index]!;
-    if (index === -1) {
-      // Healthy once is not enough: every new process must still be up, never restarted, at the switch.
-      for (const [i, p] of started.entries()) {
-        const now = await this.runtime.inspectProcess(p.id);
-        if (!now.running || now.restarts > 0) {
-          index = i;
-          reason = now.oomKilled ? 'it went over its memory limit' : 'the process died after passing its check';
-          break;
-        }
-      }
-    }
-    if (index === -1) return;
-    const culprit = started[index]!;
-    const logs = await this.runtime.processLogs(culprit.id, 20);
+    const unhealthy = await firstUnhealthy(this.runtime.processes, started, health);
+    if (unhealthy === null) return;
+    const logs = await this.runtime.processes.logs(unhealthy.process.id, 20);
     for (const line of logs.split('\n').filter((l) => l !== '')) out.detail(line);
-    throw new RackError('deploy_failed', `v${release.version} failed its health check: ${culprit.type}: ${reason}`);
-  }
-
-  /** web: answers HTTP on PORT; other types: stay up through the settle period. */
-  private async checkHealthy(p: ProcessInfo, health: HealthCheckOptions): Promise<string | null> {
-    const alive = async () => {
-      const now = await this.runtime.inspectProcess(p.id);
-      return now.running && now.restarts === 0;
-    };
-    if (p.type === 'web' && p.upstream) return waitHealthy(p.upstream.host, p.upstream.port, alive, health);
-    await new Promise((r) => setTimeout(r, SETTLE_MS));
-    return (await alive()) ? null : 'the process exited within the settle period';
+    throw new RackError('deploy_failed', `v${release.version} failed its health check: ${unhealthy.process.type}: ${unhealthy.reason}`);
   }
 
   /** An old process still finishing its requests before it stops (`ps` says so). */
@@ -327,92 +285,28 @@ export class Supervisor {
     return this.drainer.isDraining(id);
   }
 
+  /** Processes of the app gone outside rack and being replaced, with their state for `ps`. */
+  replacing(app: string): Replacing[] {
+    return this.reconciler.replacing(app);
+  }
+
   /**
-   * At start: find what already runs by its labels and keep exactly the processes that were
-   * checked and switched to (recorded by instance, not by release number); route to them first,
-   * then remove everything else rack made that nothing uses now: processes of interrupted
-   * rollouts, build, release-phase and `run` containers, what is left of destroyed apps. A current
-   * release with nothing running (after a reboot, say) is started again, without its release phase.
+   * At start: keeps what was switched to, removes every leftover (adoption.ts), then starts
+   * replacing serving processes that are gone.
    */
   async adopt(): Promise<void> {
-    await this.failInterruptedReleases();
-    const apps = await this.store.listApps();
-    const known = new Set(apps.map((a) => a.name));
-    for (const route of await this.router.routes()) {
-      if (!known.has(route.app) && route.app !== CONTROL_PLANE_APP) await this.router.removeApp(route.app);
-    }
-    for (const c of await this.runtime.ownedContainers()) {
-      // On a Swarm, app processes are services: a process container here is from one machine's days.
-      if (c.role === 'process' && known.has(c.app) && !this.runtime.swarm) continue;
-      // The swarm runtime's registry runs as long as rackd's engine manages the Swarm.
-      if (c.role === 'registry') continue;
-      // Add-ons outlive apps and restarts: only addons:destroy removes one.
-      if (c.role === 'addon') continue;
-      this.log.info({ container: c.name, role: c.role }, 'removing a container left from before the restart');
-      await this.runtime.removeContainer(c.id);
-    }
-    for (const gone of (await this.runtime.networks.apps()).filter((a) => !known.has(a))) {
-      await this.runtime.networks.remove(gone).catch((err: unknown) => this.log.warn({ app: gone, err: String(err) }, 'could not remove the network of a destroyed app'));
-    }
-    const running = await this.runtime.listProcesses();
-    for (const app of apps) {
-      try {
-        await this.adoptApp(app, running.filter((p) => p.app === app.name));
-      } catch (err) {
-        this.log.error({ app: app.name, err: String(err) }, 'could not re-adopt the app');
-      }
-    }
+    await this.adoption.adopt();
+    this.reconciler.start();
+    await this.reconciler.sweep();
   }
 
-  /**
-   * At start, before anything reads what an app has: a rollout cut short by a crash never
-   * finished, so its release is recorded as failed, whole (config and add-ons as they were).
-   */
-  async failInterruptedReleases(): Promise<void> {
-    for (const app of await this.store.listApps()) {
-      for (const r of await this.store.listReleases(app.name)) {
-        if (r.status === 'pending') await this.store.finishRelease(r, 'failed', 'interrupted: rackd stopped during the rollout');
-      }
-    }
+  /** Compares every app's serving processes with what runs now, as the periodic sweep does. */
+  sweep(): Promise<void> {
+    return this.reconciler.sweep();
   }
 
-  private async adoptApp(app: AppRecord, mine: ProcessInfo[]): Promise<void> {
-    const wanted = app.serving !== undefined ? new Set(app.serving) : undefined;
-    // Restarting counts as ours too: Docker brings it back, and its port stays the same.
-    const current = mine.filter(
-      (p) => (wanted ? wanted.has(p.id) : p.release === app.currentRelease) && (p.running || p.restarting),
-    );
-    const leftovers = mine.filter((p) => !current.includes(p));
-    if (current.length > 0) {
-      // Route to what is current first (the router may still point at an interrupted rollout), then clean up.
-      const web = current.filter((p) => p.type === 'web' && p.upstream);
-      this.servingIds.set(app.name, web.map((p) => p.id));
-      await this.publish(app.name, web.map((p) => p.upstream!));
-      await this.removeAll(app.name, leftovers);
-      for (const p of current) this.follower.watch(p, 100);
-      this.log.info({ app: app.name, release: app.currentRelease, processes: current.length }, 're-adopted running processes');
-      return;
-    }
-    const release = app.currentRelease ? await this.store.getRelease(app.name, app.currentRelease) : undefined;
-    if (!release) {
-      await this.removeAll(app.name, leftovers);
-      // Known apps answer 503 rather than 404 until something of theirs is healthy.
-      await this.publish(app.name, []);
-      return;
-    }
-    try {
-      await this.rollout({ release, out: SILENT, record: (serving) => this.store.setServing(app.name, serving) });
-      this.log.info({ app: app.name, release: release.version }, 'restarted current release');
-    } catch (err) {
-      await this.publish(app.name, []);
-      this.log.error({ app: app.name, err: String(err) }, 'could not restart current release');
-    }
-  }
-
-  private async removeAll(app: string, processes: ProcessInfo[]): Promise<void> {
-    for (const p of processes) {
-      this.log.info({ app, container: p.name }, 'removing process that was never switched to');
-      await this.runtime.removeProcess(p.id);
-    }
+  /** At start, before anything reads what an app has: interrupted rollouts' releases are failed. */
+  failInterruptedReleases(): Promise<void> {
+    return this.adoption.failInterruptedReleases();
   }
 }
