@@ -43,6 +43,8 @@ export class Reconciler {
   #sweeping = false;
   readonly #waiting = new Map<string, Waiting>();
   readonly #history = new Map<string, ReplacementHistory>();
+  /** Apps being checked now; true when another check was asked for meanwhile. */
+  readonly #checking = new Map<string, boolean>();
   /** Processes last seen per ID, so one removed since can still be named. */
   readonly #seen = new Map<string, ProcessInfo>();
 
@@ -109,13 +111,26 @@ export class Reconciler {
     }
   }
 
-  /** One app compared with what runs now. */
+  /**
+   * One app compared with what runs now. A drain or rollback sends an event per process stopped:
+   * checks asked for while one runs make one more after it, not one each.
+   */
   async check(app: string): Promise<void> {
+    if (this.#checking.has(app)) {
+      this.#checking.set(app, true);
+      return;
+    }
+    this.#checking.set(app, false);
     try {
-      const record = await this.store.getApp(app);
-      if (record) await this.#compare(record, await this.runtime.processes.list(app));
+      do {
+        this.#checking.set(app, false);
+        const record = await this.store.getApp(app);
+        if (record) await this.#compare(record, await this.runtime.processes.list(app));
+      } while (this.#checking.get(app) === true);
     } catch (err) {
       this.log.warn({ app, err: String(err) }, 'reconcile: check failed');
+    } finally {
+      this.#checking.delete(app);
     }
   }
 
