@@ -2,7 +2,8 @@
  * A rollout as an explicit state machine: release phase → start → wait healthy → switch → drain.
  * The table is what drives a rollout (runRollout walks it, one step per state), so a step can only
  * happen where the table allows it. Any failure before the drain goes to `rolling_back`, which
- * removes the new processes and points the router back at the old ones. Once the switch is recorded
+ * points the router back at the old processes first (removing what it still routes to would
+ * answer requests with 502s) and then removes the new ones. Once the switch is recorded
  * nothing can fail the release: draining is best effort, and happens in the background.
  */
 export type RolloutState =

@@ -247,7 +247,7 @@ export class Supervisor {
     const network = await this.runtime.processNetwork(release.app);
     const specs: ProcessSpec[] = [];
     for (const [type, count] of Object.entries(missing)) {
-      const taken = new Set(live.flatMap((p) => { const d = this.dynos.get(p.id); return d?.type === type ? [d.index] : []; }));
+      const taken = new Set(live.map((p) => this.dynos.get(p.id)).flatMap((d) => (d?.type === type ? [d.index] : [])));
       for (let index = 1, n = 0; n < count; index++) {
         if (taken.has(index)) continue;
         specs.push(processSpec(release, type, index, network, limitsFor(type, app.limits)));
