@@ -97,12 +97,14 @@ export class Reconciler {
     if (this.#sweeping) return;
     this.#sweeping = true;
     try {
+      const apps = await this.store.listApps();
+      const epochs = new Map(apps.map((a) => [a.name, this.publisher.epoch(a.name)]));
       const found = await this.runtime.processes.list();
       // Forget what is gone and no longer waited on, so this stays the size of what runs.
       const waited = new Set([...this.#waiting.values()].flatMap((w) => w.gone));
       for (const id of this.#seen.keys()) if (!waited.has(id)) this.#seen.delete(id);
-      for (const app of await this.store.listApps()) {
-        await this.#compare(app, found.filter((p) => p.app === app.name));
+      for (const app of apps) {
+        await this.#compare(app, found.filter((p) => p.app === app.name), epochs.get(app.name) ?? 0);
       }
     } catch (err) {
       this.log.warn({ err: String(err) }, 'reconcile: sweep failed');
@@ -125,7 +127,8 @@ export class Reconciler {
       do {
         this.#checking.set(app, false);
         const record = await this.store.getApp(app);
-        if (record) await this.#compare(record, await this.runtime.processes.list(app));
+        const epoch = this.publisher.epoch(app);
+        if (record) await this.#compare(record, await this.runtime.processes.list(app), epoch);
       } while (this.#checking.get(app) === true);
     } catch (err) {
       this.log.warn({ app, err: String(err) }, 'reconcile: check failed');
@@ -134,9 +137,9 @@ export class Reconciler {
     }
   }
 
-  async #compare(app: AppRecord, found: ProcessInfo[]): Promise<void> {
+  async #compare(app: AppRecord, found: ProcessInfo[], epoch: number): Promise<void> {
     for (const p of found) this.#seen.set(p.id, p);
-    await this.publisher.observe(app.name, found).catch((err: unknown) => this.log.warn({ app: app.name, err: String(err) }, 'reconcile: router update failed'));
+    await this.publisher.observe(app.name, found, epoch).catch((err: unknown) => this.log.warn({ app: app.name, err: String(err) }, 'reconcile: router update failed'));
     // Behind a rollout under way, the replacement looks again under the lock: what that rollout
     // stopped was no longer serving by then, and nothing is done.
     if (app.serving === undefined || this.#waiting.has(app.name)) return;

@@ -37,6 +37,8 @@ export class RouterPublisher {
   /** What the router was last told, per app. */
   readonly #published = new Map<string, Upstream[]>();
   readonly #queue = new Map<string, Promise<void>>();
+  /** Bumped at each switch: a listing made before it knows nothing of the processes switched to. */
+  readonly #epochs = new Map<string, number>();
 
   constructor(
     private readonly domain: string,
@@ -68,6 +70,7 @@ export class RouterPublisher {
     return this.serialized(app, async () => {
       for (const old of this.#web.get(app) ?? []) this.#down.delete(old.id);
       this.#web.set(app, [...web]);
+      this.#epochs.set(app, this.epoch(app) + 1);
       await this.#apply(app, true);
     });
   }
@@ -90,14 +93,21 @@ export class RouterPublisher {
     });
   }
 
+  /** The app's switch count, read before listing what runs: see observe(). */
+  epoch(app: string): number {
+    return this.#epochs.get(app) ?? 0;
+  }
+
   /**
-   * What the runtime lists now (the sweep): each switched-to web process is in the router exactly
+   * What the runtime listed (the sweep): each switched-to web process is in the router exactly
    * when it runs, at the address it has now. A router change that failed earlier is tried again.
+   * A listing begun before a switch (`epoch` read before it) is stale and ignored: it would find
+   * the processes just switched to missing.
    */
-  observe(app: string, found: readonly ProcessInfo[]): Promise<void> {
+  observe(app: string, found: readonly ProcessInfo[], epoch: number): Promise<void> {
     return this.serialized(app, async () => {
       const web = this.#web.get(app);
-      if (!web) return;
+      if (!web || epoch !== this.epoch(app)) return;
       const byId = new Map(found.map((p) => [p.id, p]));
       this.#web.set(
         app,
