@@ -103,6 +103,21 @@ test.serial('a web process killed outside rack (docker kill) is replaced and the
   t.regex(logs.stdout, /rack\[supervisor\]: Process web\.\w+ is gone/);
 });
 
+test.serial('a web process removed outside rack (docker rm -f) is replaced too', async (t) => {
+  await rack.drained(app);
+  const web = async () => (await exec('docker', ['ps', '-aq', '--no-trunc', '--filter', `label=rack.app=${app}`, '--filter', 'label=rack.type=web'])).stdout.split('\n').filter(Boolean);
+  const [removed] = await web();
+  t.is((await exec('docker', ['rm', '-f', removed!])).code, 0);
+  let status = 0;
+  for (const deadline = Date.now() + 30_000; status !== 200 && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, 100));
+    status = (await rack.get(app).catch(() => ({ status: 0, body: '' }))).status;
+  }
+  t.is(status, 200, 'answering again');
+  t.deepEqual((await ps()).filter((p) => p.type === 'web').map((p) => p.state), ['up']);
+  t.is((await web()).length, 1);
+});
+
 test.serial('a request in flight during a swap completes; the command returns at the switch and the old process drains in the background', async (t) => {
   const slow = rack.get(app, '/slow?ms=4000');
   await new Promise((r) => setTimeout(r, 300));
