@@ -11,7 +11,7 @@ import { resolveFormation, totalProcesses } from './release/formation.js';
 import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
-import type { DockerRuntime } from './runtime/docker-runtime.js';
+import type { Runtime } from './runtime/runtime.js';
 import type { Attachment, BuildRecord, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
@@ -50,7 +50,7 @@ export class Pipeline {
     private readonly store: Store,
     private readonly builder: Builder,
     private readonly supervisor: Supervisor,
-    private readonly runtime: DockerRuntime,
+    private readonly runtime: Pick<Runtime, 'images'>,
     private readonly retention: ImageRetention,
     private readonly lock: DeployLock,
     private readonly pushLock: PushLock,
@@ -122,7 +122,7 @@ export class Pipeline {
       if (!target) {
         throw new RackError('no_such_release', `v${req.release} serves ${req.commit.slice(0, 7)}, which never reached ${req.branch}, and there is no earlier release to go back to`);
       }
-      if (!(await this.runtime.imageExists(target.image))) {
+      if (!(await this.runtime.images.exists(target.image))) {
         throw new RackError('no_such_build', `the image of v${target.version} (${target.image}) was pruned; cannot roll back`);
       }
       const release = await this.newRelease(app.name, target, {
@@ -201,7 +201,7 @@ export class Pipeline {
     return this.lock.run(req.app, async () => {
       const app = await this.store.requireApp(req.app);
       const target = await this.targetRelease(app.name, app.currentRelease, req.target, req.kind);
-      if (!(await this.runtime.imageExists(target.image))) {
+      if (!(await this.runtime.images.exists(target.image))) {
         throw new RackError(
           'no_such_build',
           `the image of v${target.version} (${target.image}) was pruned; push the commit again to rebuild it`,

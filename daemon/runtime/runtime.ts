@@ -17,8 +17,13 @@ export interface NetworkPlan {
   remove(app: string): Promise<void>;
 }
 
+/** Images the runtime holds (a release's image may have been pruned). */
+export interface ImageStore {
+  exists(ref: string): Promise<boolean>;
+}
+
 /**
- * What the supervisor needs of a runtime, as parts (Convox's provider interface is the model):
+ * What the supervisor (and the pipeline) needs of a runtime, as parts (Convox's provider interface is the model):
  * DockerRuntime is the real one, test/support/fake-runtime.ts keeps processes in memory so the
  * supervisor's failure paths are tested without an engine.
  */
@@ -26,6 +31,7 @@ export interface Runtime {
   readonly processes: ProcessDriver;
   readonly tasks: TaskRunner;
   readonly networks: NetworkPlan;
+  readonly images: ImageStore;
   /** App processes run as services on a Swarm's workers: Swarm restarts and moves them. */
   readonly swarm: boolean;
   /** The network an app's processes join: its bridge on one machine, its overlay on a Swarm. */

@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { OwnedContainer } from '../../daemon/runtime/containers.js';
 import type { TaskSpec } from '../../daemon/runtime/docker-tasks.js';
 import { DEFAULT_LIMITS } from '../../daemon/runtime/isolation.js';
-import type { NetworkPlan, ProcessDriver, ProcessEvent, ProcessInfo, ProcessSpec, Runtime, TaskRunner } from '../../daemon/runtime/runtime.js';
+import type { ImageStore, NetworkPlan, ProcessDriver, ProcessEvent, ProcessInfo, ProcessSpec, Runtime, TaskRunner } from '../../daemon/runtime/runtime.js';
 
 interface FakeProcess {
   info: ProcessInfo;
@@ -226,6 +226,15 @@ export class FakeNetworks implements NetworkPlan {
   }
 }
 
+/** Images by reference: every one exists unless a test removes it (a pruned release). */
+export class FakeImages implements ImageStore {
+  readonly missing = new Set<string>();
+
+  async exists(ref: string): Promise<boolean> {
+    return !this.missing.has(ref);
+  }
+}
+
 /**
  * The whole runtime in memory (Convox's mock provider is the model): the supervisor's failure
  * paths (a start that fails, a removal that throws, a process that dies, health that never comes)
@@ -235,6 +244,7 @@ export class FakeRuntime implements Runtime {
   readonly processes: FakeProcesses;
   readonly tasks = new FakeTasks();
   readonly networks = new FakeNetworks();
+  readonly images = new FakeImages();
   readonly swarm = false;
 
   constructor(readonly journal: string[] = []) {
