@@ -164,6 +164,8 @@ export class Reconciler {
     try {
       await this.lock.run(app, async () => {
         const record = await this.store.getApp(app);
+        // Destroyed meanwhile: nothing of it is kept.
+        if (!record) this.#history.delete(app);
         if (!record?.serving || !record.currentRelease) return;
         const release = await this.store.getRelease(app, record.currentRelease);
         if (!release) return;
@@ -179,8 +181,15 @@ export class Reconciler {
         try {
           const started = await this.launch(release, plan.missing, record, plan.live);
           const serving = [...plan.live, ...started];
-          await this.store.setServing(app, serving.map((p) => p.id));
-          await this.publisher.switchTo(app, webOf(serving));
+          try {
+            await this.store.setServing(app, serving.map((p) => p.id));
+          } catch (err) {
+            // Unrecorded, they would never be adopted nor replaced: gone with the attempt.
+            for (const p of started) await this.runtime.processes.remove(p.id).catch(() => undefined);
+            throw err;
+          }
+          // Recorded first: a router that fails now is told again by the next sweep.
+          await this.publisher.switchTo(app, webOf(serving)).catch((err: unknown) => this.log.warn({ app, err: String(err) }, 'reconcile: the router did not take the replacement yet'));
           this.#note(app, `Started ${started.map(shortName).join(', ') || 'nothing'} of v${release.version} in place of what was gone`);
         } catch (err) {
           failed = true;
