@@ -110,17 +110,19 @@ test('routes by Host header, ignoring case and port', async (t) => {
   t.is(await text(port, 'Beta.TEST:1'), 'b');
 });
 
-test('unknown host is a 404 from rack; an app with no upstreams is a 503', async (t) => {
+test('unknown host is a 404 from rack that does not echo the Host, never sniffed; an app with no upstreams is a 503', async (t) => {
   const { router: r, port } = await router();
   r.setApp('empty', ['empty.test'], []);
   const missing = await request(port, 'Nope.Test:9');
   t.is(missing.status, 404);
   t.regex(String(missing.headers['content-type']), /^text\/plain/);
-  t.is(missing.body.toString().trim(), 'No app is served at nope.test');
+  t.is(missing.body.toString().trim(), 'No app is served at this address');
+  t.is(missing.headers['x-content-type-options'], 'nosniff');
   const empty = await request(port, 'empty.test');
   t.is(empty.status, 503);
   t.regex(String(empty.headers['content-type']), /^text\/plain/);
   t.regex(empty.body.toString(), /empty/);
+  t.is(empty.headers['x-content-type-options'], 'nosniff');
 });
 
 test('removeApp stops routing its hosts', async (t) => {
@@ -498,7 +500,8 @@ test('upgrade to an unknown host is a 404', async (t) => {
   socket.on('data', (d: string) => (received += d));
   await once(socket, 'close');
   t.regex(received, /^HTTP\/1\.1 404 /);
-  t.regex(received, /No app is served at nobody\.test/);
+  t.regex(received, /No app is served at this address/);
+  t.notRegex(received, /nobody/);
 });
 
 test('a keep-alive client makes 100 sequential requests over one connection', async (t) => {

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { isChallengePath, type AcmeChallenges } from './acme-challenges.js';
 import { HttpExchange, type ExchangeDeps, type ExchangeEnd, type ExchangeOwner } from './http-exchange.js';
 import { carriesBody, headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
@@ -21,6 +22,8 @@ export interface ConnectionDeps extends ExchangeDeps {
   challenges: AcmeChallenges;
   /** Where a plain-HTTP request for this host goes instead; undefined: it is served as it is. */
   httpsLocation: (route: Route, host: string, target: string) => string | undefined;
+  /** A TLS connection opened for `servername` may carry requests for `host` (one certificate serves both). */
+  sameCertificate: (servername: string, host: string) => boolean;
   onAccess: ((entry: AccessEntry) => void) | undefined;
   debug: (err: Error, what: string) => void;
 }
@@ -30,11 +33,19 @@ export interface ConnectionDeps extends ExchangeDeps {
  * within it (a client trickling one byte at a time cannot hold a connection for ever).
  */
 const IDLE_MS = 60_000;
+/**
+ * Bytes of pipelined requests held while the one before is answered, or while the client reads
+ * nothing of the answers already written. Past this the socket stays paused: the kernel's buffers
+ * and the client's TCP window hold the rest, not the router's heap.
+ */
+export const PIPELINED_MAX = 64 * 1024;
 
 /**
  * One client connection, plain or TLS: read a request head → answer it or relay it through an
  * HttpExchange → read the next one. Requests are taken one at a time; bytes of a pipelined next
- * request wait, with the socket paused, until the answer before it is complete.
+ * request wait, with the socket paused, until the answer before it is complete and the client has
+ * read enough of it that the socket's write buffer is below its high-water mark. A client that
+ * pipelines and never reads thus costs one answer's bytes, whoever writes them.
  */
 export class ClientConnection implements ExchangeOwner {
   readonly #socket: Socket;
@@ -47,6 +58,8 @@ export class ClientConnection implements ExchangeOwner {
   #current: { req: RequestHead; app: string; host: string; started: number } | undefined;
   #headStarted = 0;
   #closing = false;
+  /** Waiting for the client to read what it was sent before its next request is read. */
+  #awaitingDrain = false;
 
   constructor(socket: Socket, secure: boolean, deps: ConnectionDeps) {
     this.#socket = socket;
@@ -69,6 +82,13 @@ export class ClientConnection implements ExchangeOwner {
     this.#readHeads();
   };
 
+  readonly #onDrain = (): void => {
+    this.#awaitingDrain = false;
+    if (this.#closing || this.#exchange !== undefined) return;
+    this.#socket.resume();
+    this.#readHeads();
+  };
+
   readonly #onClose = (): void => {
     this.#closing = true;
     this.#exchange?.abort();
@@ -81,7 +101,14 @@ export class ClientConnection implements ExchangeOwner {
   };
 
   #readHeads(): void {
-    while (this.#exchange === undefined && !this.#closing && this.#buf !== undefined) {
+    while (this.#exchange === undefined && !this.#closing && !this.#awaitingDrain && this.#buf !== undefined) {
+      if (this.#socket.writableNeedDrain) {
+        // Answers the client has not read yet: the next request waits until it does.
+        this.#awaitingDrain = true;
+        this.#socket.pause();
+        this.#socket.once('drain', this.#onDrain);
+        return;
+      }
       const buf = this.#buf;
       let req: RequestHead;
       try {
@@ -89,7 +116,7 @@ export class ClientConnection implements ExchangeOwner {
         if (end === -1) {
           if (this.#headStarted === 0) this.#headStarted = Date.now();
           else if (Date.now() - this.#headStarted > IDLE_MS) throw new HeadError(408, 'request head took too long');
-          return;
+          break;
         }
         this.#buf = end < buf.length ? buf.subarray(end) : undefined;
         this.#headStarted = 0;
@@ -100,13 +127,20 @@ export class ClientConnection implements ExchangeOwner {
       }
       this.#onRequest(req);
     }
+    // Everything held was used, or it is part of a head: read on, unless something else waits.
+    if (this.#exchange === undefined && !this.#closing && !this.#awaitingDrain) this.#socket.resume();
   }
 
   #onRequest(req: RequestHead): void {
     const host = normalizeHost(req.host);
+    if (this.#misdirected(host)) {
+      this.#answer(req, plainAnswer(421, "Misdirected request: this connection's certificate is for another host"));
+      return;
+    }
     const route = this.#deps.lookup(host);
     if (route === undefined) {
-      this.#answer(req, plainAnswer(404, `No app is served at ${host === '' ? 'this address' : host}`));
+      // Never the Host itself: an answer that echoes what the client sent is a reflection vector.
+      this.#answer(req, plainAnswer(404, 'No app is served at this address'));
       return;
     }
     if (!this.#secure) {
@@ -137,6 +171,19 @@ export class ClientConnection implements ExchangeOwner {
     exchange.start(upstream, rest);
   }
 
+  /**
+   * A browser reuses a TLS connection for another host whose name its certificate also covers
+   * (RFC 9110 §7.4). rack picks a certificate per SNI name, so a request whose Host would have been
+   * given a different one (or none) is answered 421, and the client opens a connection for it.
+   */
+  #misdirected(host: string): boolean {
+    if (!this.#secure) return false;
+    const servername = (this.#socket as TLSSocket).servername;
+    if (typeof servername !== 'string' || servername === '') return false;
+    const sni = normalizeHost(servername);
+    return sni !== host && !this.#deps.sameCertificate(sni, host);
+  }
+
   #logAccess(current: { req: RequestHead; app: string; host: string; started: number }, status: number): void {
     // rack's own host is no app's: its requests are not any app's `logs`.
     if (this.#deps.onAccess === undefined || current.app === CONTROL_PLANE_APP) return;
@@ -159,6 +206,8 @@ export class ClientConnection implements ExchangeOwner {
 
   #append(bytes: Buffer): void {
     this.#buf = this.#buf === undefined ? bytes : Buffer.concat([this.#buf, bytes]);
+    // What is held is read only after the answers before it: hold no more until then.
+    if (this.#buf.length > PIPELINED_MAX) this.#socket.pause();
   }
 
   exchangeEnded(end: ExchangeEnd): void {
@@ -179,9 +228,23 @@ export class ClientConnection implements ExchangeOwner {
       this.#close();
       return;
     }
-    socket.resume();
-    // Off this call stack: the exchange that ended may still be unwinding.
-    if (this.#buf !== undefined) process.nextTick(() => this.#readHeads());
+    // Off this call stack: the exchange that ended may still be unwinding. Reading resumes there,
+    // unless the client has yet to read the answer just sent.
+    process.nextTick(() => {
+      if (this.#buf !== undefined) this.#readHeads();
+      else if (!this.#closing && this.#exchange === undefined) this.#resumeWhenDrained();
+    });
+  }
+
+  /** Reads on once the socket's write buffer is below its high-water mark. */
+  #resumeWhenDrained(): void {
+    if (this.#awaitingDrain) return;
+    if (!this.#socket.writableNeedDrain) {
+      this.#socket.resume();
+      return;
+    }
+    this.#awaitingDrain = true;
+    this.#socket.once('drain', this.#onDrain);
   }
 
   /**

@@ -5,6 +5,8 @@ import type { RequestHead, ResponseHead } from './http1-head.js';
 const enum Role {
   /** Describes one connection, not the message (RFC 9110 §7.6.1): never passed on. */
   HopByHop = 1,
+  /** Kept whatever the client's Connection header lists: the app needs to know the site asked for. */
+  Host,
   /** Replaced by the router's own value, so a client cannot forge where it came from or when. */
   Replaced,
   /** Extended with the client's address. */
@@ -16,6 +18,7 @@ const enum Role {
 
 /** One lookup per header: each name is hashed once. */
 const ROLES = new Map<string, Role>([
+  ['host', Role.Host],
   ['connection', Role.HopByHop],
   ['keep-alive', Role.HopByHop],
   ['proxy-connection', Role.HopByHop],
@@ -49,7 +52,7 @@ export interface RequestHeadOptions {
 /**
  * The request head sent upstream: the client's headers in their original case and order (so
  * duplicates survive), minus hop-by-hop ones and those its Connection header names, with the
- * router's own framing header and X-Forwarded-*. Host is kept.
+ * router's own framing header and X-Forwarded-*. Host is kept, even when Connection names it.
  */
 export function requestHeadForUpstream(req: RequestHead, opts: RequestHeadOptions): string {
   const raw = req.headers;
@@ -63,7 +66,7 @@ export function requestHeadForUpstream(req: RequestHead, opts: RequestHeadOption
     const role = ROLES.get(lower);
     if (role === Role.ForwardedFor) forwardedFor.push(raw[2 * i + 1] as string);
     else if (role === Role.Length) saidLength = true;
-    else if ((role === undefined || role === Role.Hsts) && !(named && req.connection.has(lower))) head += `${raw[2 * i] as string}: ${raw[2 * i + 1] as string}\r\n`;
+    else if (role === Role.Host || ((role === undefined || role === Role.Hsts) && !(named && req.connection.has(lower)))) head += `${raw[2 * i] as string}: ${raw[2 * i + 1] as string}\r\n`;
   }
   const framing = req.framing;
   if (framing.kind === 'chunked') head += 'Transfer-Encoding: chunked\r\n';

@@ -51,6 +51,12 @@ const BUFFERED_BODY_MAX = 64 * 1024;
 const ONE_WRITE_MAX = 16 * 1024;
 /** Long-lived tunnels through NAT and container bridges die silently without TCP keep-alive. */
 const TUNNEL_KEEPALIVE_MS = 30_000;
+/**
+ * Interim (1xx) answers passed on per request; an app's further ones are dropped (they are hints,
+ * and the final answer still comes). An app sending them without end to a client that does not
+ * read would otherwise fill the router's memory.
+ */
+export const INTERIM_MAX = 8;
 
 /**
  * One client request relayed to an app and its answer relayed back, over at most two upstream
@@ -85,6 +91,10 @@ export class HttpExchange implements UpstreamUser {
   /** The client was told `Connection: close` with the answer. */
   #closeAfter = false;
   #finished = false;
+  #interims = 0;
+  /** How long the app has for the head of its answer once it has the whole request; 0: no limit. */
+  readonly #timeoutMs: number;
+  #answerTimer: NodeJS.Timeout | undefined;
 
   constructor(
     deps: ExchangeDeps,
@@ -100,6 +110,7 @@ export class HttpExchange implements UpstreamUser {
     this.#app = route.app;
     this.#hsts = secure && route.https.hsts;
     this.#owner = owner;
+    this.#timeoutMs = route.timeoutMs;
     this.#head = requestHeadForUpstream(req, { proto: secure ? 'https' : 'http', socket: client });
     this.#requestBody = new BodyFramer(req.framing, 400);
   }
@@ -140,8 +151,33 @@ export class HttpExchange implements UpstreamUser {
       this.#whole = Buffer.concat(this.#held);
       this.#held = [];
       this.#send(pending);
+    } else if (n > 0 && this.#requestBody.done) {
+      this.#startAnswerTimer();
     }
   }
+
+  /** The app has the whole request (or it is on its way): its answer's head is now due. */
+  #startAnswerTimer(): void {
+    if (this.#timeoutMs === 0 || this.#answerTimer !== undefined || this.#finished || this.#response !== undefined) return;
+    this.#answerTimer = setTimeout(this.#onAnswerTimeout, this.#timeoutMs);
+  }
+
+  #stopAnswerTimer(): void {
+    if (this.#answerTimer === undefined) return;
+    clearTimeout(this.#answerTimer);
+    this.#answerTimer = undefined;
+  }
+
+  /** As Heroku's H12: the app held the request too long without answering; its connection goes. */
+  readonly #onAnswerTimeout = (): void => {
+    this.#answerTimer = undefined;
+    if (this.#finished || this.#response !== undefined) return;
+    const seconds = this.#timeoutMs / 1000;
+    this.#deps.logger.warn({ app: this.#app, upstream: this.#inFlightKey, timeoutMs: this.#timeoutMs }, 'router: app did not answer in time');
+    this.#conn?.release(false);
+    this.#conn = undefined;
+    this.#answerFailure(plainAnswer(504, `Gateway timeout: app ${this.#app} did not answer in ${seconds} s`));
+  };
 
   /** The client went away: cut the upstream request and free its in-flight slot. */
   abort(): void {
@@ -161,8 +197,10 @@ export class HttpExchange implements UpstreamUser {
     this.#responseBuf = undefined;
     if (this.#whole !== undefined) {
       conn.socket.write(Buffer.concat([Buffer.from(this.#head, 'latin1'), this.#whole]));
+      this.#startAnswerTimer();
       return;
     }
+    if (this.#requestBody.done) this.#startAnswerTimer();
     // The body waits for the connection, so a refused one leaves it whole for the next attempt.
     if (!this.#connected && carriesBody(this.#req.framing)) this.#client.pause();
     conn.socket.write(this.#head, 'latin1');
@@ -231,13 +269,13 @@ export class HttpExchange implements UpstreamUser {
         return;
       }
       if (res.status < 200) {
-        // Interim answers (100 Continue, 103 Early Hints) pass on; the final one follows.
-        if (res.status !== 101) this.#client.write(responseHeadForClient(res, { hsts: false, close: false, upgrade: undefined }), 'latin1');
+        this.#interim(res);
         buf = buf.subarray(end);
         if (buf.length === 0) return;
         continue;
       }
       this.#response = res;
+      this.#stopAnswerTimer();
       const framer = new BodyFramer(res.framing, 502);
       this.#responseBody = framer;
       this.#status = res.status;
@@ -261,6 +299,29 @@ export class HttpExchange implements UpstreamUser {
     }
   }
 
+  /**
+   * Interim answers (100 Continue, 103 Early Hints) pass on, the final one follows; a few per
+   * request, and none to an HTTP/1.0 client, which has no idea of them (RFC 9110 §15.2).
+   */
+  #interim(res: ResponseHead): void {
+    if (res.status === 101 || this.#req.minor === 0) return;
+    this.#interims += 1;
+    if (this.#interims > INTERIM_MAX) {
+      if (this.#interims === INTERIM_MAX + 1) this.#deps.logger.info({ app: this.#app, max: INTERIM_MAX }, 'router: dropping further interim answers');
+      return;
+    }
+    const ok = this.#client.write(responseHeadForClient(res, { hsts: false, close: false, upgrade: undefined }), 'latin1');
+    if (!ok) this.#pauseUpstreamUntilDrain();
+  }
+
+  /** The client reads slower than the app writes: the app waits, not the router's memory. */
+  #pauseUpstreamUntilDrain(): void {
+    const socket = this.#conn?.socket;
+    if (socket === undefined || socket.isPaused()) return;
+    socket.pause();
+    this.#client.once('drain', () => socket.resume());
+  }
+
   /** The client's connection ends with this answer: it asked to, or the answer's end is the close. */
   #closesClient(): boolean {
     return !this.#req.keepAlive || this.#req.upgrade !== undefined || this.#response?.framing.kind === 'close';
@@ -272,13 +333,8 @@ export class HttpExchange implements UpstreamUser {
 
   /** Sends the client the `n` bytes of `buf` from `start` that the answer's framer took. */
   #relayTaken(buf: Buffer, start: number, n: number): void {
-    if (n > 0) {
-      const client = this.#client;
-      if (!client.write(start === 0 && n === buf.length ? buf : buf.subarray(start, start + n))) {
-        const socket = (this.#conn as UpstreamConnection).socket;
-        socket.pause();
-        client.once('drain', () => socket.resume());
-      }
+    if (n > 0 && !this.#client.write(start === 0 && n === buf.length ? buf : buf.subarray(start, start + n))) {
+      this.#pauseUpstreamUntilDrain();
     }
     if ((this.#responseBody as BodyFramer).done) {
       // Bytes past the answer's end mean the app and the router disagree about it: never reuse.
@@ -293,6 +349,7 @@ export class HttpExchange implements UpstreamUser {
   }
 
   #tunnel(res: ResponseHead, early: Buffer): void {
+    this.#stopAnswerTimer();
     const socket = (this.#conn as UpstreamConnection).detach();
     this.#conn = undefined;
     const client = this.#client;
@@ -390,6 +447,7 @@ export class HttpExchange implements UpstreamUser {
   #finish(end: ExchangeEnd, reusable: boolean): void {
     if (this.#finished) return;
     this.#finished = true;
+    this.#stopAnswerTimer();
     this.#held = [];
     const conn = this.#conn;
     this.#conn = undefined;

@@ -2,7 +2,8 @@ import { STATUS_CODES } from 'node:http';
 
 /**
  * The router's own answers (unknown host, nothing running, upstream failed, bad request): short
- * plain text, so they are told apart from an app's pages at a glance, written whole in one go.
+ * plain text, so they are told apart from an app's pages at a glance, written whole in one go,
+ * never sniffed by a browser as anything else.
  */
 export interface RackAnswer {
   status: number;
@@ -37,7 +38,7 @@ export function redirectAnswer(location: string): RackAnswer {
 export function answerBytes(answer: RackAnswer, opts: { close: boolean; head: boolean }): Buffer {
   const head =
     `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n${answer.headers}` +
-    `Content-Length: ${answer.body.length}\r\nCache-Control: no-store\r\n${opts.close ? 'Connection: close\r\n' : ''}\r\n`;
+    `Content-Length: ${answer.body.length}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n${opts.close ? 'Connection: close\r\n' : ''}\r\n`;
   const bytes = Buffer.from(head, 'latin1');
   return opts.head || answer.body.length === 0 ? bytes : Buffer.concat([bytes, answer.body]);
 }

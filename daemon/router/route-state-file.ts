@@ -45,7 +45,12 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
 
 export function serializeRoutes(routes: readonly AppRoute[]): string {
   const apps: Record<string, Omit<AppRoute, 'app'>> = {};
-  for (const r of routes) apps[r.app] = r.https === undefined ? { hosts: r.hosts, upstreams: r.upstreams } : { hosts: r.hosts, upstreams: r.upstreams, https: r.https };
+  for (const r of routes) {
+    const entry: Omit<AppRoute, 'app'> = { hosts: r.hosts, upstreams: r.upstreams };
+    if (r.https !== undefined) entry.https = r.https;
+    if (r.timeoutMs !== undefined) entry.timeoutMs = r.timeoutMs;
+    apps[r.app] = entry;
+  }
   return `${JSON.stringify({ version: VERSION, apps }, null, 1)}\n`;
 }
 

@@ -13,19 +13,33 @@ export interface HttpsPolicy {
 
 export const PLAIN_POLICY: HttpsPolicy = Object.freeze({ redirect: false, hsts: false });
 
+/** How long an app has to send the head of its answer once it has the request: Heroku's H12. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+export const MIN_TIMEOUT_MS = 1_000;
+export const MAX_TIMEOUT_MS = 3_600_000;
+
 /** What the router knows about one app: where its web processes answer. */
 export class Route {
   readonly app: string;
   readonly hosts: readonly string[];
   readonly upstreams: readonly Upstream[];
   readonly https: HttpsPolicy;
+  /** What the app set with `router:timeout`; undefined: the default. */
+  readonly timeoutSetting: number | undefined;
+  /**
+   * The answer timeout in force; 0 for rack's own host, whose answers (a git push over HTTP, a
+   * build's output) may start only after minutes.
+   */
+  readonly timeoutMs: number;
   #next = 0;
 
-  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY) {
+  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number) {
     this.app = app;
     this.hosts = hosts;
     this.upstreams = upstreams;
     this.https = https;
+    this.timeoutSetting = timeoutMs;
+    this.timeoutMs = app === CONTROL_PLANE_APP ? 0 : (timeoutMs ?? DEFAULT_TIMEOUT_MS);
   }
 
   /** Round robin; undefined when the app has nothing running. */
@@ -86,21 +100,21 @@ export class RouteTable {
     return this.#byApp.get(app);
   }
 
-  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY): void {
+  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number): void {
     const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))].filter((host) => {
       // rack's own host name is never an app's, whatever domains an app was given.
       const taken = app !== CONTROL_PLANE_APP && this.#byHost.get(host)?.app === CONTROL_PLANE_APP;
       if (taken) this.#logger.warn({ host, app }, "router: an app may not take rack's own host name");
       return !taken;
     });
-    const route = new Route(app, names, dedupe(upstreams), { redirect: https.redirect, hsts: https.hsts });
+    const route = new Route(app, names, dedupe(upstreams), { redirect: https.redirect, hsts: https.hsts }, timeoutMs);
     this.#unlinkHosts(app);
     for (const host of names) {
       const owner = this.#byHost.get(host);
       if (owner !== undefined && owner.app !== app) {
         // Last writer wins so a domain can move between apps; the loser keeps its other names.
         this.#logger.warn({ host, from: owner.app, to: app }, 'router: host moved to another app');
-        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams, owner.https));
+        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams, owner.https, owner.timeoutSetting));
       }
       this.#byHost.set(host, route);
     }

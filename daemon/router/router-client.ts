@@ -145,9 +145,10 @@ export class RouterClient implements RouteControl {
    * answers that it could not, or gives no answer within CHANGE_TIMEOUT_MS. After a timeout the
    * change may still land later, if it was sent; a change made after it is applied after it.
    */
-  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy): Promise<void> {
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number): Promise<void> {
     const route: AppRoute = { app, hosts: [...hosts], upstreams: upstreams.map(copyUpstream) };
     if (https !== undefined && (https.redirect || https.hsts)) route.https = { redirect: https.redirect, hsts: https.hsts };
+    if (timeoutMs !== undefined) route.timeoutMs = timeoutMs;
     return this.#change('setApp', route);
   }
 

@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     logger,
     onAccess: (entry) => control?.broadcast(entry),
   });
-  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https);
+  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs);
   let httpPort: number;
   try {
     httpPort = await router.start();

@@ -1,4 +1,5 @@
 import type { AccessEntry, AppRoute } from './router.js';
+import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS } from './route-table.js';
 import type { Upstream } from './upstream.js';
 
 /**
@@ -123,6 +124,13 @@ export function checkAppRoute(v: unknown): AppRoute {
       throw new ProtocolError('https must be {redirect: boolean, hsts: boolean}');
     }
     route.https = { redirect: https['redirect'], hsts: https['hsts'] };
+  }
+  const timeoutMs = field(v, 'timeoutMs');
+  if (timeoutMs !== undefined) {
+    if (typeof timeoutMs !== 'number' || !Number.isInteger(timeoutMs) || timeoutMs < MIN_TIMEOUT_MS || timeoutMs > MAX_TIMEOUT_MS) {
+      throw new ProtocolError(`timeoutMs must be an integer ${MIN_TIMEOUT_MS}-${MAX_TIMEOUT_MS}`);
+    }
+    route.timeoutMs = timeoutMs;
   }
   return route;
 }

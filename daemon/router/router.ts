@@ -4,7 +4,9 @@ import type { Logger } from '../log.js';
 import { AcmeChallenges } from './acme-challenges.js';
 import { CertificateSet } from './certificate-set.js';
 import { ClientConnection, type AccessEntry, type ConnectionDeps } from './client-connection.js';
+import { ConnectionCaps, PER_ADDRESS_MAX, TOTAL_MAX } from './connection-caps.js';
 import { InFlight } from './in-flight.js';
+import { answerBytes, plainAnswer } from './rack-answers.js';
 import { normalizeHost, RouteTable, type HttpsPolicy, type Route } from './route-table.js';
 import { type Upstream } from './upstream.js';
 import { UpstreamPools } from './upstream-pools.js';
@@ -20,7 +22,15 @@ export interface RouterOptions {
   logger: Logger;
   /** Called once per finished request of a known app (the app's `logs` show these). */
   onAccess?: (entry: AccessEntry) => void;
+  /** Open connections allowed from one client address (default PER_ADDRESS_MAX, 256). */
+  maxConnectionsPerAddress?: number;
+  /** Open client connections allowed in all (default TOTAL_MAX, 10,000). */
+  maxConnections?: number;
 }
+
+/** A connection refused over a cap is given this long to take its 503 and close. */
+const REFUSED_LINGER_MS = 5_000;
+const OVER_CAP = answerBytes(plainAnswer(503, 'Too many connections from this address; try again shortly'), { close: true, head: false });
 
 /** One app's entry in the table: the host names it answers and the processes serving it. */
 export interface AppRoute {
@@ -29,12 +39,15 @@ export interface AppRoute {
   upstreams: Upstream[];
   /** Absent: plain HTTP as before (no redirect, no HSTS). */
   https?: HttpsPolicy;
+  /** How long the app has to start its answer (ms); absent: DEFAULT_TIMEOUT_MS. */
+  timeoutMs?: number;
 }
 
 /** A plain copy of a live route, as the protocol and the state file carry it. */
 export function appRoute(r: Route): AppRoute {
   const route: AppRoute = { app: r.app, hosts: [...r.hosts], upstreams: r.upstreams.map((u) => ({ ...u })) };
   if (r.https.redirect || r.https.hsts) route.https = { ...r.https };
+  if (r.timeoutSetting !== undefined) route.timeoutMs = r.timeoutSetting;
   return route;
 }
 
@@ -57,6 +70,7 @@ export class Router {
   readonly #deps: ConnectionDeps;
   readonly #certificates: CertificateSet | undefined;
   readonly #challenges = new AcmeChallenges();
+  readonly #caps: ConnectionCaps;
   #server: Server | undefined;
   #secureServer: Server | undefined;
   #httpsPort = 0;
@@ -66,6 +80,7 @@ export class Router {
     this.#logger = opts.logger;
     this.#table = new RouteTable(opts.logger);
     this.#certificates = opts.https === undefined ? undefined : new CertificateSet(opts.https.certDir, opts.logger);
+    this.#caps = new ConnectionCaps({ perAddress: opts.maxConnectionsPerAddress ?? PER_ADDRESS_MAX, total: opts.maxConnections ?? TOTAL_MAX }, opts.logger);
     this.#deps = {
       pools: this.#pools,
       inFlight: this.#inFlight,
@@ -74,6 +89,7 @@ export class Router {
       lookup: (host) => this.#table.lookup(host),
       challenges: this.#challenges,
       httpsLocation: (route, host, target) => this.#httpsLocation(route, host, target),
+      sameCertificate: (servername, host) => this.#certificates?.sameCertificate(servername, host) === true,
       onAccess: opts.onAccess,
       debug: (err, what) => this.#logger.debug({ err: err.message }, what),
     };
@@ -82,7 +98,10 @@ export class Router {
   /** Opens the plain listener, and the TLS one when configured; resolves to the plain port. */
   async start(): Promise<number> {
     if (this.#server !== undefined) throw new Error('router already started');
-    const server = createServer({ noDelay: true }, (socket) => this.#accept(socket, false));
+    const server = createServer({ noDelay: true }, (socket) => {
+      if (this.#admit(socket)) this.#accept(socket, false);
+      else this.#refuse(socket);
+    });
     this.#server = server;
     const port = await this.#listen(server, this.#opts.port, 'http').catch((err: unknown) => {
       this.#server = undefined;
@@ -103,6 +122,10 @@ export class Router {
           else cb(null, context);
         },
       });
+      // Counted before the handshake, which costs the most; one over a cap is closed unread.
+      secure.on('connection', (socket: Socket) => {
+        if (!this.#admit(socket)) socket.destroy();
+      });
       secure.on('secureConnection', (socket: TLSSocket) => this.#accept(socket, true));
       // A scanner's failed handshake is not worth a line each.
       secure.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'router: TLS handshake failed'));
@@ -121,6 +144,24 @@ export class Router {
   /** The TLS listener's port; 0 when there is none. */
   get httpsPort(): number {
     return this.#httpsPort;
+  }
+
+  /** Counts a new connection in until it closes; false when it is over a cap. */
+  #admit(socket: Socket): boolean {
+    const address = socket.remoteAddress ?? '';
+    if (!this.#caps.admit(address)) return false;
+    socket.once('close', () => this.#caps.release(address));
+    return true;
+  }
+
+  /** Over a cap on the plain listener: a short 503, its request drained unread so the close is no reset. */
+  #refuse(socket: Socket): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy());
+    socket.resume();
+    socket.end(OVER_CAP);
   }
 
   #accept(socket: Socket, secure: boolean): void {
@@ -168,8 +209,8 @@ export class Router {
     this.#pools.destroyAll();
   }
 
-  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy): void {
-    this.#table.set(app, hosts, upstreams, https);
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number): void {
+    this.#table.set(app, hosts, upstreams, https, timeoutMs);
     this.#pools.retain(this.#table.liveUpstreamKeys());
     this.#logger.debug({ app, hosts, upstreams }, 'router: app routes set');
   }

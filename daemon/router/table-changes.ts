@@ -21,9 +21,9 @@ interface Waiting {
 export function tableAfter(routes: readonly AppRoute[], changes: readonly TableChange[]): AppRoute[] {
   const table = new RouteTable(quiet);
   // Replaying the current entries rebuilds the live table exactly (see RouteTable.entries()).
-  for (const r of routes) table.set(r.app, r.hosts, r.upstreams, r.https);
+  for (const r of routes) table.set(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs);
   for (const c of changes) {
-    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams, c.route.https);
+    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs);
     else table.remove(c.app);
   }
   return table.entries().map(appRoute);
@@ -96,7 +96,7 @@ export class TableChanges {
           continue;
         }
         for (const c of changes) {
-          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams, c.route.https);
+          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs);
           else this.#router.removeApp(c.app);
         }
         for (const w of batch) w.resolve();
