@@ -257,3 +257,13 @@ test('a small body is read whole before the request goes upstream; a large one s
   t.regex(firstReads[1] ?? '', /^POST \/big HTTP\/1\.1\r\n/);
   big.destroy();
 });
+
+test('a client listing Host in its Connection header does not take Host from the app', async (t) => {
+  const { upstream, seen } = await echoApp();
+  const port = await routerFor('keep', upstream);
+  const { text } = await raw(port, 'GET /h HTTP/1.1\r\nHost: keep.test\r\nConnection: Host, X-Drop\r\nX-Drop: 1\r\n\r\n', (s) => s.includes('GET /h'));
+  t.regex(text, /^HTTP\/1\.1 200 /);
+  t.is(seen.length, 1);
+  t.is(seen[0]?.headers.host, 'keep.test');
+  t.is(seen[0]?.headers['x-drop'], undefined, 'other headers it names still go');
+});

@@ -193,3 +193,49 @@ test('websockets (any Upgrade) tunnel over TLS with X-Forwarded-Proto https', as
   t.regex(received, /X-Proto: https/);
   socket.destroy();
 });
+
+/** One request written on an open TLS connection; resolves with what came back before `until` matched. */
+async function ask(socket: TLSSocket, host: string): Promise<string> {
+  socket.write(`GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+  let text = '';
+  return new Promise((resolve, reject) => {
+    const onData = (c: Buffer): void => {
+      text += c.toString('latin1');
+      const end = text.indexOf('\r\n\r\n');
+      const length = /content-length: (\d+)/i.exec(text);
+      if (end !== -1 && length !== null && text.length >= end + 4 + Number(length[1])) {
+        socket.off('data', onData);
+        resolve(text);
+      }
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+  });
+}
+
+test('a request for a host another certificate serves is 421 on that connection; hosts sharing a certificate share it', async (t) => {
+  const { router: r, https, dir } = await router(t);
+  r.setApp('shop', ['shop.test', 'www.shop.test'], [await echo(t)]);
+  r.setApp('blog', ['blog.test'], [await echo(t)]);
+  const shop = await ca.leaf({ names: ['shop.test', 'www.shop.test'] });
+  await install(dir, 'shop.test', shop);
+  await install(dir, 'www.shop.test', shop);
+  await install(dir, 'blog.test', await ca.leaf({ names: ['blog.test'] }));
+  await r.reloadCertificates();
+
+  const socket = await tlsConnect(https, 'shop.test');
+  t.teardown(() => socket.destroy());
+  t.regex(await ask(socket, 'shop.test'), /^HTTP\/1\.1 200 /);
+  t.regex(await ask(socket, 'www.shop.test:443'), /^HTTP\/1\.1 200 /);
+  const misdirected = await ask(socket, 'blog.test');
+  t.regex(misdirected, /^HTTP\/1\.1 421 /);
+  t.regex(misdirected, /\r\nX-Content-Type-Options: nosniff\r\n/);
+  t.notRegex(misdirected, /blog/);
+  // A host with no certificate at all is no more this connection's.
+  t.regex(await ask(socket, 'nocert.test'), /^HTTP\/1\.1 421 /);
+  // The connection goes on: 421 asks the client to retry elsewhere, not to drop this one.
+  t.regex(await ask(socket, 'shop.test'), /^HTTP\/1\.1 200 /);
+  const blog = await tlsConnect(https, 'blog.test');
+  t.teardown(() => blog.destroy());
+  t.regex(await ask(blog, 'blog.test'), /^HTTP\/1\.1 200 /);
+});
