@@ -209,6 +209,13 @@ export const ROUTES: ApiRoute[] = [
       words: ({ body }) => ({ args: [body['on'] === true ? 'on' : 'off'], flags: name === 'auto' ? { 'no-wait': true } : {} }),
     }),
   ),
+  {
+    method: 'PATCH', path: '/apps/{app}/router/timeout', command: 'router:timeout', mode: 'json',
+    summary: 'How long the app has to start an answer before the client gets a 504: whole seconds 1-3600, or null for the default (30 s)',
+    body: S.object({ seconds: { type: ['integer', 'null'], minimum: 1, maximum: 3600 } }, ['seconds']),
+    response: S.object({ app: S.text, timeoutSeconds: S.int, default: S.bool }, ['app', 'timeoutSeconds', 'default']),
+    words: ({ body }) => ({ args: [typeof body['seconds'] === 'number' ? String(body['seconds']) : 'default'], flags: {} }),
+  },
   // logs
   {
     method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Recent process and router lines; follow=true streams them (NDJSON) until you hang up", mode: 'lines',

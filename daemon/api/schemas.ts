@@ -33,7 +33,7 @@ export const version: JsonSchema = { type: 'integer', minimum: 1 };
 export const credentialName: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' };
 const role: JsonSchema = { type: 'string', enum: ['admin', 'app', 'deploy'] };
 
-export const app = shape({ name: text, currentRelease: { type: ['integer', 'string', 'null'] }, url: text, createdAt: time }, ['name', 'url']);
+export const app = shape({ name: text, currentRelease: { type: ['integer', 'string', 'null'] }, url: text, createdAt: time, routerTimeout: text }, ['name', 'url']);
 
 export const build = shape(
   {

@@ -8,6 +8,7 @@ import { assertDefaultHostFree } from '../domain-ownership.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
+import { describeRouterTimeout } from './router.js';
 
 /** The app's git remote as users write it: RACK_SSH_HOST (RACK_DOMAIN unless set) and the ssh port. */
 function gitRemote(config: { sshHost: string; sshPort: number }, app: string): string {
@@ -105,6 +106,7 @@ export const appsCommands: Command[] = [
         currentRelease: app.currentRelease ? `v${app.currentRelease}` : null,
         url: ctx.services.supervisor.url(app.name),
         gitRemote: gitRemote(ctx.services.config, app.name),
+        routerTimeout: describeRouterTimeout(app.routerTimeoutMs),
       };
       if (ctx.flags['json']) return ctx.printJson(info);
       for (const line of table(Object.entries(info).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);

@@ -18,6 +18,7 @@ import { tokensCommands } from './tokens.js';
 import { auditCommands } from './audit.js';
 import { nodesCommands } from './nodes.js';
 import { certsCommands } from './certs.js';
+import { routerCommands } from './router.js';
 import { addonsCommands } from './addons.js';
 
 const metaCommands: Command[] = [
@@ -51,7 +52,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -30,6 +30,8 @@ export interface AppRecord {
   branch?: DeployBranch;
   /** certs:auto, certs:redirect and certs:hsts; absent means all off. */
   https?: AppHttps;
+  /** router:timeout: how long the app has to start an answer, in ms; absent: the router's 30 s. */
+  routerTimeoutMs?: number;
   /** Add-ons attached before the app's first release (its config carries their variables). */
   addons?: Attachment[];
 }

@@ -166,6 +166,16 @@ export class Store {
     });
   }
 
+  /** router:timeout; undefined goes back to the router's default. */
+  setRouterTimeout(name: string, timeoutMs: number | undefined): Promise<AppRecord> {
+    return this.write(async () => {
+      const { routerTimeoutMs: _old, ...app } = await this.requireApp(name);
+      const next: AppRecord = timeoutMs === undefined ? app : { ...app, routerTimeoutMs: timeoutMs };
+      await this.db.put(k.app(name), next);
+      return next;
+    });
+  }
+
   /** The app a domains:add host belongs to. */
   domainOwner(host: string): Promise<string | undefined> {
     return this.get<string>(k.domain(host));

@@ -169,7 +169,7 @@ export class RouterPublisher {
     const https = { redirect: record?.https?.redirect === true, hsts: record?.https?.hsts === true };
     // Forgotten first: if the router fails, the next observe() tries again.
     this.#published.delete(app);
-    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https);
+    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https, record?.routerTimeoutMs);
     this.#published.set(app, next);
   }
 }
