@@ -52,9 +52,10 @@ const ONE_WRITE_MAX = 16 * 1024;
 /** Long-lived tunnels through NAT and container bridges die silently without TCP keep-alive. */
 const TUNNEL_KEEPALIVE_MS = 30_000;
 /**
- * Interim (1xx) answers passed on per request; an app's further ones are dropped (they are hints,
- * and the final answer still comes). An app sending them without end to a client that does not
- * read would otherwise fill the router's memory.
+ * Interim (1xx) answers allowed per request (100 Continue and a few 103 Early Hints are plenty).
+ * One more is a broken app: the exchange fails with 502 and the app's connection is closed, since
+ * an app sending them without end would otherwise hold the router's memory (to a client that does
+ * not read) or its CPU (reading and dropping them) for as long as it liked.
  */
 export const INTERIM_MAX = 8;
 
@@ -300,16 +301,13 @@ export class HttpExchange implements UpstreamUser {
   }
 
   /**
-   * Interim answers (100 Continue, 103 Early Hints) pass on, the final one follows; a few per
-   * request, and none to an HTTP/1.0 client, which has no idea of them (RFC 9110 §15.2).
+   * Interim answers (100 Continue, 103 Early Hints) pass on, the final one follows; at most
+   * INTERIM_MAX per request, and none to an HTTP/1.0 client, which has no idea of them (RFC 9110 §15.2).
    */
   #interim(res: ResponseHead): void {
-    if (res.status === 101 || this.#req.minor === 0) return;
     this.#interims += 1;
-    if (this.#interims > INTERIM_MAX) {
-      if (this.#interims === INTERIM_MAX + 1) this.#deps.logger.info({ app: this.#app, max: INTERIM_MAX }, 'router: dropping further interim answers');
-      return;
-    }
+    if (this.#interims > INTERIM_MAX) throw new Error(`more than ${INTERIM_MAX} interim answers`);
+    if (res.status === 101 || this.#req.minor === 0) return;
     const ok = this.#client.write(responseHeadForClient(res, { hsts: false, close: false, upgrade: undefined }), 'latin1');
     if (!ok) this.#pauseUpstreamUntilDrain();
   }
