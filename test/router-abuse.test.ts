@@ -3,7 +3,10 @@ import { once } from 'node:events';
 import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { request } from 'undici';
-import { INTERIM_MAX } from '../daemon/router/http-exchange.js';
+import { headEnd, parseRequestHead } from '../daemon/router/http1-head.js';
+import { HttpExchange, INTERIM_MAX } from '../daemon/router/http-exchange.js';
+import { InFlight } from '../daemon/router/in-flight.js';
+import { UpstreamPools } from '../daemon/router/upstream-pools.js';
 import { DEFAULT_TIMEOUT_MS, Route } from '../daemon/router/route-table.js';
 import { checkAppRoute, ProtocolError } from '../daemon/router/router-protocol.js';
 import { Router, type AccessEntry, type RouterOptions, type Upstream } from '../daemon/router/router.js';
@@ -106,6 +109,45 @@ test('a client that pipelines requests and never reads is read no further than t
   socket.resume();
   await until(() => answers === total, `every answer (${answers} of ${total})`, 120_000);
   t.is(served, toApp);
+});
+
+test('an exchange whose request is all read leaves the client paused when its app connection opens', async (t) => {
+  // The pipelined bytes behind a request are the connection's to hold back; an exchange that
+  // resumed the client on each new app connection let them in without bound (an app closing
+  // after every answer, or failing every one, makes a new connection per request).
+  let heard = false;
+  const app = createTcpServer((s) => {
+    s.on('error', () => {});
+    s.once('data', () => (heard = true));
+  });
+  app.listen(0, '127.0.0.1');
+  await once(app, 'listening');
+  t.teardown(() => app.close());
+  const front = createTcpServer();
+  front.listen(0, '127.0.0.1');
+  await once(front, 'listening');
+  t.teardown(() => front.close());
+  const accepted = once(front, 'connection') as Promise<[Socket]>;
+  const client = connect((front.address() as AddressInfo).port, '127.0.0.1');
+  client.on('error', () => {});
+  t.teardown(() => client.destroy());
+  const [routerSide] = await accepted;
+  routerSide.on('error', () => {});
+  t.teardown(() => routerSide.destroy());
+
+  const upstreamApp = { host: '127.0.0.1', port: (app.address() as AddressInfo).port };
+  const route = new Route('app', ['app.test'], [upstreamApp]);
+  const pools = new UpstreamPools();
+  t.teardown(() => pools.destroyAll());
+  const bytes = Buffer.from('GET / HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  const req = parseRequestHead(bytes, headEnd(bytes, 'request'));
+  const owner = { surplus: () => {}, exchangeEnded: () => {} };
+  const exchange = new HttpExchange({ pools, inFlight: new InFlight(), logger: silent, currentRoute: () => route }, routerSide, req, route, false, owner);
+  t.teardown(() => exchange.abort());
+  routerSide.pause();
+  exchange.start(upstreamApp, undefined);
+  await until(() => heard, 'the app to get the request');
+  t.true(routerSide.isPaused());
 });
 
 /** A raw app: for each request head it reads, `answer` writes what it likes. */

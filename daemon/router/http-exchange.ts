@@ -212,7 +212,16 @@ export class HttpExchange implements UpstreamUser {
     this.#connected = true;
     if (this.#whole !== undefined) return;
     this.#flushHeld();
-    if (!this.#finished) this.#client.resume();
+    this.#resumeClientForBody();
+  }
+
+  /**
+   * Reads on from the client where the exchange paused it for the request's body. Once the body is
+   * all read, what the client sends is the next request: the connection holds it back, paused, until
+   * this answer has been read, and the exchange must not undo that.
+   */
+  #resumeClientForBody(): void {
+    if (!this.#finished && !this.#requestBody.done) this.#client.resume();
   }
 
   #flushHeld(): void {
@@ -239,9 +248,7 @@ export class HttpExchange implements UpstreamUser {
     if (socket === undefined || socket.destroyed) return;
     if (!socket.write(chunk)) {
       this.#client.pause();
-      socket.once('drain', () => {
-        if (!this.#finished) this.#client.resume();
-      });
+      socket.once('drain', () => this.#resumeClientForBody());
     }
   }
 
