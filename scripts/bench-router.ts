@@ -18,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { ROOT } from '../test/support/rack-daemon.js';
 import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
+import { children, killChildrenOnExit, nodeChild, rssMb, stopChild, track } from './bench-children.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -27,90 +28,9 @@ const HOST = 'bench.localhost';
 
 const sleep = (t: number) => new Promise<void>((r) => setTimeout(r, t));
 
-// --- children: each leads its own process group, so a kill reaches nginx's worker too -----------
-const children = new Set<ChildProcess>();
-
-/** Signals the child's whole process group (it was spawned detached, as its leader). */
-function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
-  if (child.pid === undefined) return;
-  try {
-    process.kill(-child.pid, signal);
-  } catch {
-    /* the group is gone */
-  }
-}
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null) {
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    killGroup(child, signal);
-    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  // Whatever of the group outlived its leader (an nginx worker whose master was killed).
-  killGroup(child, 'SIGKILL');
-  children.delete(child);
-}
-
-process.on('exit', () => {
-  for (const child of children) killGroup(child, 'SIGKILL');
-});
 /** Set once the temp dir exists, so an interrupted run removes it too. */
 let tempDir: string | undefined;
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.once(sig, () => {
-    console.error(`\n${sig}: stopping the children`);
-    // SIGTERM first so nginx's master reaps its worker; stopChild escalates to SIGKILL after 3 s.
-    void Promise.all([...children].map((c) => stopChild(c)))
-      .then(() => (tempDir ? rm(tempDir, { recursive: true, force: true }) : undefined))
-      .finally(() => process.exit(130));
-  });
-}
-
-function track(child: ChildProcess, name: string): ChildProcess {
-  children.add(child);
-  child.on('exit', () => children.delete(child));
-  child.on('error', (err) => console.error(`${name}: ${err.message}`));
-  return child;
-}
-
-/**
- * A node child running an inline ES module that prints `{"port": N}` as its first stdout line.
- * It exits when its stdin closes, i.e. when this process goes away however it goes.
- */
-function nodeChild(name: string, source: string): Promise<{ child: ChildProcess; port: number; [key: string]: unknown }> {
-  const script = `${source}\nprocess.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n`;
-  const child = track(
-    spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'], detached: true }),
-    name,
-  );
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  return new Promise((resolve, reject) => {
-    let started = false;
-    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${err}`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      if (started) return; // later output (router warnings) is read and dropped, so the pipe never fills
-      out += c.toString();
-      const nl = out.indexOf('\n');
-      if (nl === -1) return;
-      started = true;
-      clearTimeout(timer);
-      try {
-        const said = JSON.parse(out.slice(0, nl)) as { port: number };
-        resolve({ ...said, child });
-      } catch {
-        reject(new Error(`${name} said ${out.slice(0, nl)}`));
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code}:\n${err}`));
-    });
-  });
-}
+killChildrenOnExit(() => (tempDir ? rm(tempDir, { recursive: true, force: true }) : Promise.resolve()));
 
 function upstream(): Promise<{ child: ChildProcess; port: number }> {
   return nodeChild(
@@ -210,13 +130,6 @@ http {
     if (Date.now() > deadline) throw new Error(`nginx did not answer on ${port}:\n${err}`);
     await sleep(100);
   }
-}
-
-/** Resident memory of a process in MB, read from /proc (Linux). */
-async function rssMb(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  return kb === undefined ? Number.NaN : Number(kb) / 1024;
 }
 
 /** CPU time (user + system, ms) of every process in a process group (nginx's master and worker), from /proc. */

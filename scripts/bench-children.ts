@@ -1,0 +1,105 @@
+/**
+ * The child processes a benchmark runs (upstreams, the router, nginx, abusive clients): each leads
+ * its own process group, so a kill reaches its workers too, and all are killed when the bench
+ * exits, also on error or Ctrl-C.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+
+export const children = new Set<ChildProcess>();
+
+/** Signals the child's whole process group (it was spawned detached, as its leader). */
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    /* the group is gone */
+  }
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    killGroup(child, signal);
+    const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  // Whatever of the group outlived its leader (an nginx worker whose master was killed).
+  killGroup(child, 'SIGKILL');
+  children.delete(child);
+}
+
+export function stopChildren(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  return Promise.all([...children].map((c) => stopChild(c, signal))).then(() => undefined);
+}
+
+/** Kills every child at exit, and on a signal stops them, runs `cleanup`, and exits 130. */
+export function killChildrenOnExit(cleanup: () => Promise<void> = () => Promise.resolve()): void {
+  process.on('exit', () => {
+    for (const child of children) killGroup(child, 'SIGKILL');
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      console.error(`\n${sig}: stopping the children`);
+      // SIGTERM first so nginx's master reaps its worker; stopChild escalates to SIGKILL after 3 s.
+      void stopChildren()
+        .then(cleanup)
+        .finally(() => process.exit(130));
+    });
+  }
+}
+
+export function track(child: ChildProcess, name: string): ChildProcess {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  child.on('error', (err) => console.error(`${name}: ${err.message}`));
+  return child;
+}
+
+/**
+ * A node child running an inline ES module that prints `{"port": N, ...}` as its first stdout line.
+ * It exits when its stdin closes, i.e. when this process goes away however it goes. Later lines go
+ * to `onLine`, or are read and dropped, so the pipe never fills.
+ */
+export function nodeChild(name: string, source: string, onLine?: (line: string) => void): Promise<{ child: ChildProcess; port: number; [key: string]: unknown }> {
+  const script = `${source}\nprocess.stdin.on('end', () => process.exit(0)); process.stdin.resume();\n`;
+  const child = track(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'], detached: true }), name);
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  return new Promise((resolve, reject) => {
+    let started = false;
+    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${err}`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      for (let nl = out.indexOf('\n'); nl !== -1; nl = out.indexOf('\n')) {
+        const line = out.slice(0, nl);
+        out = out.slice(nl + 1);
+        if (started) {
+          onLine?.(line);
+          continue;
+        }
+        started = true;
+        clearTimeout(timer);
+        try {
+          resolve({ ...(JSON.parse(line) as { port: number }), child });
+        } catch {
+          reject(new Error(`${name} said ${line}`));
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code}:\n${err}`));
+    });
+  });
+}
+
+/** Resident memory of a process in MB, read from /proc (Linux). */
+export async function rssMb(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+  return kb === undefined ? Number.NaN : Number(kb) / 1024;
+}
