@@ -9,10 +9,11 @@
  * loop) runs in this one. All traffic goes to 127.0.0.1, and every child is killed on exit.
  *   npm run bench:abuse [-- SECONDS]     (default 30 s per run)
  */
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../test/support/rack-daemon.js';
-import { killChildrenOnExit, nodeChild, rssMb, stopChildren } from './bench-children.js';
+import { groupCpuMs, killChildrenOnExit, nodeChild, rssMb, stopChildren } from './bench-children.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 30);
@@ -25,7 +26,7 @@ const RSS_TARGET_MB = 150;
 killChildrenOnExit();
 
 /** Apps A and B, answering `ok` at once, in one process. */
-async function healthyApps(): Promise<{ port: number; b: number }> {
+async function healthyApps(): Promise<{ port: number; b: number; pid: number }> {
   const apps = await nodeChild(
     'apps',
     `import { createServer } from 'node:http';
@@ -33,12 +34,12 @@ const listen = (server) => new Promise((r) => server.listen(0, '127.0.0.1', () =
 const app = () => { const s = createServer((req, res) => { res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' }); res.end('ok'); }); s.keepAliveTimeout = 120000; return s; };
 console.log(JSON.stringify({ port: await listen(app()), b: await listen(app()) }));`,
   );
-  return { port: apps.port, b: Number(apps['b']) };
+  return { port: apps.port, b: Number(apps['b']), pid: apps.child.pid as number };
 }
 
 /** An app that answers every request with 103 Early Hints for as long as its connection lasts. */
-function floodingApp(): Promise<{ port: number }> {
-  return nodeChild(
+async function floodingApp(): Promise<{ port: number; pid: number }> {
+  const app = await nodeChild(
     'flooding app',
     `import { createServer } from 'node:net';
 const hints = Buffer.from('HTTP/1.1 103 Early Hints\\r\\nLink: </style.css>; rel=preload\\r\\n\\r\\n'.repeat(64));
@@ -50,6 +51,7 @@ const server = createServer((socket) => {
 });
 server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));`,
   );
+  return { port: app.port, pid: app.child.pid as number };
 }
 
 function router(a: number, b: number, flooder: number): Promise<{ port: number; child: import('node:child_process').ChildProcess }> {
@@ -73,8 +75,8 @@ console.log(JSON.stringify({ port }));`,
  * host nobody serves (the router's own 404s), 3 to app A, 2 to the flooding app. Each second they
  * print how many bytes of requests the router has taken from them.
  */
-function abusers(port: number, onSent: (bytes: number) => void): Promise<unknown> {
-  return nodeChild(
+async function abusers(port: number, onSent: (bytes: number) => void): Promise<{ pid: number }> {
+  const child = await nodeChild(
     'abusers',
     `import { connect } from 'node:net';
 const requests = (host) => Buffer.from(\`GET / HTTP/1.1\\r\\nHost: \${host}\\r\\n\\r\\n\`.repeat(1000));
@@ -100,17 +102,25 @@ console.log(JSON.stringify({ port: 0 }));`,
       }
     },
   );
+  return { pid: child.child.pid as number };
 }
 
-/** The steady load on A and B together for `seconds`; with `pid`, the router's RSS sampled meanwhile. */
-async function load(port: number, pid?: number): Promise<{ a: LoadReport; b: LoadReport; rssMax: number }> {
+/** The steady load on A and B together for `seconds`, the router's RSS sampled meanwhile, and each child's CPU share. */
+async function load(port: number, pid: number, groups: Record<string, number>): Promise<{ a: LoadReport; b: LoadReport; rssMax: number; cpu: Record<string, number> }> {
   const target = (host: string, durationMs: number) => startLoad({ url: `http://127.0.0.1:${port}/`, host, connections: CLIENTS, durationMs });
   await Promise.all([target('a.localhost', WARMUP_MS).done, target('b.localhost', WARMUP_MS).done]);
-  let rssMax = pid === undefined ? Number.NaN : await rssMb(pid);
-  const timer = pid === undefined ? undefined : setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))), 250);
+  let rssMax = await rssMb(pid);
+  const timer = setInterval(() => void rssMb(pid).then((mb) => (rssMax = Math.max(rssMax, mb))), 250);
+  const cpuTimes = async () => Object.fromEntries(await Promise.all(Object.entries(groups).map(async ([name, g]) => [name, await groupCpuMs(g)] as const)));
   try {
+    const before = await cpuTimes();
+    const started = performance.now();
     const [a, b] = await Promise.all([target('a.localhost', seconds * 1000).done, target('b.localhost', seconds * 1000).done]);
-    return { a, b, rssMax };
+    const wall = performance.now() - started;
+    const after = await cpuTimes();
+    // Share of one core over the run.
+    const cpu = Object.fromEntries(Object.keys(groups).map((name) => [name, ((after[name] ?? 0) - (before[name] ?? 0)) / wall]));
+    return { a, b, rssMax, cpu };
   } finally {
     clearInterval(timer);
   }
@@ -125,11 +135,12 @@ try {
   const pid = rt.child.pid as number;
   console.log(`load: scripts/load-generator.ts, ${CLIENTS} keep-alive clients on each of apps A and B, ${WARMUP_MS / 1000} s warm-up + ${seconds} s per run`);
 
-  const quiet = await load(rt.port, pid);
+  const groups: Record<string, number> = { router: pid, apps: apps.pid, 'flooding app': flooder.pid };
+  const quiet = await load(rt.port, pid, groups);
   const rssQuiet = await rssMb(pid);
   let sent = 0;
-  await abusers(rt.port, (bytes) => (sent = bytes));
-  const abused = await load(rt.port, pid);
+  const bad = await abusers(rt.port, (bytes) => (sent = bytes));
+  const abused = await load(rt.port, pid, { ...groups, abusers: bad.pid });
   const rssAfter = await rssMb(pid);
 
   const row = (name: string, r: LoadReport) =>
@@ -143,6 +154,8 @@ try {
     if (r.failed > 0) console.log(`${name} failures: ${JSON.stringify(r.reasons)}`);
   }
   console.log(`\nthe abusers wrote ${(sent / 1e6).toFixed(1)} MB of pipelined requests and read no answer`);
+  const share = (cpu: Record<string, number>) => Object.entries(cpu).map(([name, s]) => `${name} ${(s * 100).toFixed(0)} %`).join(', ');
+  console.log(`CPU (share of one core; ${cpus().length} cores, shared with whatever else runs here): quiet: ${share(quiet.cpu)}; abused: ${share(abused.cpu)}`);
   console.log(`router RSS: ${quiet.rssMax.toFixed(1)} MB max in the quiet run (${rssQuiet.toFixed(1)} MB after it), ${rssAfter.toFixed(1)} MB after the abuse`);
 
   const failed = abused.a.failed + abused.b.failed;

@@ -11,14 +11,14 @@
  *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../test/support/rack-daemon.js';
 import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
-import { children, killChildrenOnExit, nodeChild, rssMb, stopChild, track } from './bench-children.js';
+import { children, groupCpuMs, killChildrenOnExit, nodeChild, rssMb, stopChild, track } from './bench-children.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -130,21 +130,6 @@ http {
     if (Date.now() > deadline) throw new Error(`nginx did not answer on ${port}:\n${err}`);
     await sleep(100);
   }
-}
-
-/** CPU time (user + system, ms) of every process in a process group (nginx's master and worker), from /proc. */
-async function groupCpuMs(pgid: number): Promise<number> {
-  const ticksPerMs = 100 / 1000; // USER_HZ is 100 on Linux
-  let ticks = 0;
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // Fields after the command name (which may hold spaces): state is field 3, pgrp 5, utime 14, stime 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) !== pgid) continue;
-    ticks += Number(fields[11]) + Number(fields[12]);
-  }
-  return ticks / ticksPerMs;
 }
 
 /** The router's resident memory once a second while it is measured: after warm-up, the last, and the highest. */

@@ -239,3 +239,21 @@ test('a request for a host another certificate serves is 421 on that connection;
   t.teardown(() => blog.destroy());
   t.regex(await ask(blog, 'blog.test'), /^HTTP\/1\.1 200 /);
 });
+
+test('a TLS connection over the cap per address is closed before its handshake', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rack-router-certs-'));
+  const r = new Router({ bind: '127.0.0.1', port: 0, https: { port: 0, certDir: dir }, logger, maxConnectionsPerAddress: 1 });
+  await r.start();
+  t.teardown(async () => {
+    await r.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  r.setApp('shop', ['shop.test'], [await echo(t)]);
+  await install(dir, 'shop.test', await ca.leaf({ names: ['shop.test'] }));
+  await r.reloadCertificates();
+  const first = await tlsConnect(r.httpsPort, 'shop.test');
+  t.teardown(() => first.destroy());
+  t.regex(await ask(first, 'shop.test'), /^HTTP\/1\.1 200 /);
+  await t.throwsAsync(tlsConnect(r.httpsPort, 'shop.test'));
+  first.destroy();
+});

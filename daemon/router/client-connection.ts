@@ -177,7 +177,8 @@ export class ClientConnection implements ExchangeOwner {
    * given a different one (or none) is answered 421, and the client opens a connection for it.
    */
   #misdirected(host: string): boolean {
-    if (!this.#secure) return false;
+    // No Host (HTTP/1.0) names no other site: it gets what any request for an unknown host gets.
+    if (!this.#secure || host === '') return false;
     const servername = (this.#socket as TLSSocket).servername;
     if (typeof servername !== 'string' || servername === '') return false;
     const sni = normalizeHost(servername);
@@ -244,6 +245,7 @@ export class ClientConnection implements ExchangeOwner {
       return;
     }
     this.#awaitingDrain = true;
+    this.#socket.pause();
     this.#socket.once('drain', this.#onDrain);
   }
 
