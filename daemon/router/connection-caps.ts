@@ -17,7 +17,7 @@ export class ConnectionCaps {
   readonly #logger: Logger;
   readonly #open = new Map<string, number>();
   #count = 0;
-  /** When each refused address was last logged; swept as it is written, so it stays small. */
+  /** When each refused address ('' for the total cap) was last logged; swept as it is written, so it stays small. */
   readonly #logged = new Map<string, number>();
 
   constructor(limits: { perAddress: number; total: number }, logger: Logger) {
@@ -48,12 +48,14 @@ export class ConnectionCaps {
 
   #logRefusal(address: string, which: 'total' | 'address'): void {
     const now = Date.now();
-    const last = this.#logged.get(address);
+    // Over the total cap, a flood from many addresses is still one line an interval.
+    const key = which === 'total' ? '' : address;
+    const last = this.#logged.get(key);
     if (last !== undefined && now - last < LOG_INTERVAL_MS) return;
     if (this.#logged.size > 1000) {
       for (const [a, at] of this.#logged) if (now - at >= LOG_INTERVAL_MS) this.#logged.delete(a);
     }
-    this.#logged.set(address, now);
+    this.#logged.set(key, now);
     const limit = which === 'total' ? this.#total : this.#perAddress;
     this.#logger.warn({ address, open: this.#open.get(address) ?? 0, total: this.#count, limit, cap: which }, 'router: refusing connections over the cap');
   }
