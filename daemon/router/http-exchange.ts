@@ -324,7 +324,10 @@ export class HttpExchange implements UpstreamUser {
     const socket = this.#conn?.socket;
     if (socket === undefined || socket.isPaused()) return;
     socket.pause();
-    this.#client.once('drain', () => socket.resume());
+    // By the drain the connection may be back in the pool, or serving another exchange that paused it.
+    this.#client.once('drain', () => {
+      if (this.#conn?.socket === socket) socket.resume();
+    });
   }
 
   /** The client's connection ends with this answer: it asked to, or the answer's end is the close. */
