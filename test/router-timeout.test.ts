@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseRouterTimeout } from '../daemon/commands/router.js';
 import { RackError } from '../daemon/rack-error.js';
+import { api } from './support/api-client.js';
 import { RackDaemon } from './support/rack-daemon.js';
 
 // router:timeout end to end: the command, the app record, apps:info and the route the router
@@ -48,4 +49,17 @@ test('router:timeout sets the app route the router serves by, apps:info shows it
   t.is((await rack.ssh(['router:timeout', 'default', '-a', 'slowpoke'])).code, 0);
   t.is((await savedRoute('slowpoke'))?.timeoutMs, undefined);
   t.regex((await rack.ssh(['apps:info', '-a', 'slowpoke'])).stdout, /routerTimeout:\s+30 s \(default\)/);
+});
+
+test('the API sets the timeout as the command does', async (t) => {
+  t.is((await rack.ssh(['apps:create', 'patient'])).code, 0);
+  const token = await rack.createToken('timeouts');
+  const set = await api(rack, 'PATCH', '/api/v1/apps/patient/router/timeout', { token, body: { seconds: 120 } });
+  t.is(set.status, 200, set.text);
+  t.deepEqual(set.json, { app: 'patient', timeoutSeconds: 120, default: false });
+  t.is((await savedRoute('patient'))?.timeoutMs, 120_000);
+  t.is((await api(rack, 'PATCH', '/api/v1/apps/patient/router/timeout', { token, body: { seconds: 0 } })).status, 400);
+  const back = await api(rack, 'PATCH', '/api/v1/apps/patient/router/timeout', { token, body: { seconds: null } });
+  t.deepEqual(back.json, { app: 'patient', timeoutSeconds: 30, default: true });
+  t.is((await savedRoute('patient'))?.timeoutMs, undefined);
 });
