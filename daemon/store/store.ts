@@ -168,10 +168,10 @@ export class Store {
 
   /** router:timeout; undefined goes back to the router's default. */
   setRouterTimeout(name: string, timeoutMs: number | undefined): Promise<AppRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const { routerTimeoutMs: _old, ...app } = await this.requireApp(name);
       const next: AppRecord = timeoutMs === undefined ? app : { ...app, routerTimeoutMs: timeoutMs };
-      await this.db.put(k.app(name), next);
+      await this.writes.put(k.app(name), next);
       return next;
     });
   }
