@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { assertAppName, assertNewAppName } from '../app-name.js';
 import { paths } from '../config.js';
 import { assertDefaultHostFree } from '../domain-ownership.js';
+import { describePendingCheck } from '../git/push-check.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
@@ -100,6 +101,7 @@ export const appsCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       const app = await ctx.services.store.requireApp(ctx.app);
+      const marker = (await ctx.services.store.listPushMarkers()).find((m) => m.app === app.name);
       const info = {
         name: app.name,
         createdAt: app.createdAt,
@@ -107,6 +109,8 @@ export const appsCommands: Command[] = [
         url: ctx.services.supervisor.url(app.name),
         gitRemote: gitRemote(ctx.services.config, app.name),
         routerTimeout: describeRouterTimeout(app.routerTimeoutMs),
+        // Only while a push's branch check is pending: a wedged state shows here instead of in a log.
+        ...(marker ? { pushCheck: describePendingCheck(marker) } : {}),
       };
       if (ctx.flags['json']) return ctx.printJson(info);
       for (const line of table(Object.entries(info).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);

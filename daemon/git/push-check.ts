@@ -25,23 +25,47 @@ export class PushCheck {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Compares and mends; the marker goes only once that has worked. A repair that failed (the branch
+   * could not move and the rollback failed) keeps it, with the error, so it is tried again: at the
+   * next start, and before the app's next push.
+   */
   async settle(marker: PushMarker, out: UserOutput = quiet): Promise<PushOutcome> {
+    let outcome: PushOutcome;
     try {
-      return await this.compare(marker, out);
-    } finally {
-      await this.store.clearPushMarker(marker.app);
+      outcome = await this.compare(marker, out);
+    } catch (err) {
+      await this.store
+        .putPushMarker({ ...marker, lastError: RackError.from(err).message, failedAt: new Date().toISOString() })
+        .catch((storeErr: unknown) => this.log.error({ app: marker.app, err: String(storeErr) }, 'could not record the failed push check'));
+      throw err;
     }
+    await this.store.clearPushMarker(marker.app);
+    return outcome;
   }
 
-  /** At start: markers left by a rackd that died between a push's rollout and its check. */
+  /** At start: markers left by a rackd that died between a push's rollout and its check, or kept by a failed repair. */
   async recover(): Promise<void> {
-    for (const marker of await this.store.listPushMarkers()) {
-      try {
-        const outcome = await this.settle(marker);
-        this.log.info({ app: marker.app, release: marker.release, commit: marker.commit, outcome }, 'push left in flight checked');
-      } catch (err) {
-        this.log.error({ app: marker.app, release: marker.release, err: RackError.from(err).message }, 'push left in flight could not be mended');
-      }
+    for (const marker of await this.store.listPushMarkers()) await this.retry(marker);
+  }
+
+  /** Under the app's push lock, before a push: a marker still there is checked again first. */
+  async retryPending(app: string): Promise<void> {
+    const marker = await this.pending(app);
+    if (marker) await this.retry(marker);
+  }
+
+  /** The app's marker, if a push has not been checked (in flight, or its repair failed). */
+  async pending(app: string): Promise<PushMarker | undefined> {
+    return (await this.store.listPushMarkers()).find((m) => m.app === app);
+  }
+
+  private async retry(marker: PushMarker): Promise<void> {
+    try {
+      const outcome = await this.settle(marker);
+      this.log.info({ app: marker.app, release: marker.release, commit: marker.commit, outcome }, 'push left in flight checked');
+    } catch (err) {
+      this.log.error({ app: marker.app, release: marker.release, err: RackError.from(err).message }, 'push left in flight could not be mended');
     }
   }
 
@@ -65,4 +89,11 @@ export class PushCheck {
     const release = await this.pipeline.revertPush({ app: marker.app, release: marker.release, commit: marker.commit, branch: marker.branch }, out);
     return release ? 'rolled-back' : 'not-serving';
   }
+}
+
+/** `apps:info`'s line for a marker: a push released whose branch check has not succeeded yet. */
+export function describePendingCheck(marker: PushMarker): string {
+  const what = `v${marker.release} (${marker.commit.slice(0, 7)} on ${marker.branch})`;
+  if (marker.lastError === undefined) return `pending since ${marker.createdAt}: ${what} is being checked against its branch`;
+  return `pending since ${marker.createdAt}: ${what} could not be mended (last try ${marker.failedAt ?? '?'}: ${marker.lastError}); retried at the next push or start`;
 }

@@ -143,6 +143,9 @@ export interface PushMarker {
   /** The branch head the push started from (all zeros when it created the branch). */
   oldRev: string;
   createdAt: string;
+  /** Set when mending the branch or what serves failed: the marker stays to be tried again. */
+  lastError?: string;
+  failedAt?: string;
 }
 
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
