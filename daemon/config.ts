@@ -42,6 +42,10 @@ export interface RackConfig {
   appSubnets: string;
   /** RACK_MAX_PUSH: the largest pack a push may send, in bytes (git's receive.maxInputSize). */
   maxPushBytes: number;
+  /** RACK_PUSH_IDLE_TIMEOUT: a push whose client sends nothing this long while git waits for its pack is ended. */
+  pushIdleTimeoutMs: number;
+  /** RACK_STOP_GRACE: on SIGTERM, how long pushes and rollouts under way may take to finish before rackd stops anyway. */
+  stopGraceMs: number;
   /** Images a Dockerfile may start FROM besides the stack image (RACK_DOCKER_BASES). */
   dockerBases: string[];
   /** Memory limit of a build container or `docker build`, in bytes (RACK_BUILD_MEMORY). */
@@ -217,6 +221,8 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),
     appSubnets: parseSubnetRange(env['RACK_APP_SUBNETS'] || '10.213.0.0/16'),
     maxPushBytes: env['RACK_MAX_PUSH'] === undefined || env['RACK_MAX_PUSH'] === '' ? 512 * 1024 ** 2 : parseSize('RACK_MAX_PUSH', env['RACK_MAX_PUSH']),
+    pushIdleTimeoutMs: positiveInt(env, 'RACK_PUSH_IDLE_TIMEOUT', 60) * 1000,
+    stopGraceMs: positiveInt(env, 'RACK_STOP_GRACE', 60) * 1000,
     dockerBases: parseDockerBases(env['RACK_DOCKER_BASES']),
     buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
     buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),

@@ -6,6 +6,7 @@ import { createLogger } from './log.js';
 import { RackError } from './rack-error.js';
 import { Rackd } from './rackd.js';
 
+/** On top of RACK_STOP_GRACE (the time pushes and rollouts get): the components' own stops. */
 const STOP_DEADLINE_MS = 20_000;
 
 // dist/daemon/main.js → the install dir two levels up holds buildpacks/, stack/, hooks/, scripts/.
@@ -25,7 +26,7 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => {
       log.error('stop deadline passed; exiting');
       process.exit(1);
-    }, STOP_DEADLINE_MS);
+    }, config.stopGraceMs + STOP_DEADLINE_MS);
     deadline.unref();
     void rackd.stop().then(() => process.exit(0));
   };

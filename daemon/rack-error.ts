@@ -35,6 +35,7 @@ export type RackErrorCode =
   | 'no_such_node'
   | 'timed_out'
   | 'store_failed'
+  | 'restarting'
   | 'internal';
 
 export class RackError extends Error {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoginThrottle } from './access/login-throttle.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -28,7 +28,7 @@ import { PushCheck } from './git/push-check.js';
 import { preReceiveHandler } from './git/push-hook.js';
 import { PushLock } from './git/push-lock.js';
 import { PushReceiver } from './git/push-receiver.js';
-import { repoDir } from './git/repo.js';
+import { removeQuarantines, repoDir } from './git/repo.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
@@ -61,6 +61,11 @@ export class Rackd {
   private readonly stops: (() => Promise<void>)[] = [];
   private readonly lock = new DeployLock();
   private readonly pushLock = new PushLock();
+  /** Set by stop(): new pushes and commands are refused while those under way finish. */
+  private stopping = false;
+  private receiver: PushReceiver | undefined;
+  /** Settles when the stop's grace (RACK_STOP_GRACE) is over: waits for work under way end there. */
+  private graceOver: Promise<void> = new Promise(() => {});
 
   constructor(
     private readonly config: RackConfig,
@@ -142,12 +147,14 @@ export class Rackd {
     // Stopped in reverse: no new scheduled backup, then the add-on work under way finishes.
     this.stops.push(() => addons.lock.idle());
     this.stops.push(async () => backups.stop());
-    this.stops.push(() => this.lock.idle());
-    this.stops.push(() => this.pushLock.idle());
+    this.stops.push(() => this.withinGrace(this.lock.idle()));
+    this.stops.push(() => this.withinGrace(this.pushLock.idle()));
 
     // Pushes a killed rackd left between rollout and ref update: the branch and what serves agree again.
     const pushCheck = new PushCheck(store, pipeline, (app) => repoDir(paths.repos(config), app), log.child({ mod: 'git' }));
     await pushCheck.recover();
+    // No receive-pack runs yet: whatever is in quarantine was left by pushes a killed rackd cut off.
+    await sweepQuarantines(paths.repos(config), log);
 
     const audit = new AuditLog(store, log.child({ mod: 'audit' }));
     const issuer = new AcmeIssuer({ directoryUrl: config.acmeDirectory, email: config.acmeEmail, dir: paths.acme(config) });
@@ -166,6 +173,7 @@ export class Rackd {
       hooksDir: HOOKS_DIR(config.installDir),
       controlSocket: paths.controlSocket(config),
       maxPushBytes: config.maxPushBytes,
+      idleTimeoutMs: config.pushIdleTimeoutMs,
       store,
       hosts: { domain: config.domain, consoleHost: config.consoleHost },
       sessions,
@@ -175,6 +183,7 @@ export class Rackd {
       audit,
       log: log.child({ mod: 'git' }),
     });
+    this.receiver = receiver;
     const git = new GitService({ reposRoot: paths.repos(config), store, receiver });
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
@@ -230,7 +239,23 @@ export class Rackd {
     return ports;
   }
 
+  /**
+   * First the work under way: new pushes and commands are refused (` !     rack is restarting`),
+   * pushes and rollouts get RACK_STOP_GRACE to finish (a push that went live reports it to git), then
+   * the components stop in reverse order, ssh telling the sessions still open why they end.
+   */
   async stop(): Promise<void> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.receiver?.refuseNew();
+      let timer: NodeJS.Timeout | undefined;
+      this.graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.stopGraceMs)));
+      timer?.unref();
+      // Pushes first: a push takes the deploy lock inside its own, so rollouts are waited for after.
+      const done = await this.withinGrace(this.pushLock.idle().then(() => this.lock.idle()).then(() => true));
+      if (done !== true) this.log.warn({ graceMs: this.config.stopGraceMs }, 'pushes or rollouts still under way at the end of the stop grace; stopping anyway');
+      clearTimeout(timer);
+    }
     for (const stop of this.stops.reverse()) {
       try {
         await stop();
@@ -241,9 +266,15 @@ export class Rackd {
     this.stops.length = 0;
   }
 
+  /** `work`, or undefined once the stop's grace is over. */
+  private withinGrace<T>(work: Promise<T>): Promise<T | undefined> {
+    return Promise.race([work, this.graceOver.then(() => undefined)]);
+  }
+
   private async exec(req: ExecRequest, git: GitService, services: Services): Promise<number> {
     const { channel } = req;
     try {
+      if (this.stopping) throw new RackError('restarting', 'rack is restarting; try again in a moment');
       const run = parseRunLine(req.command);
       if (run) return await runOneOff(services, req, run);
       const argv = tokenize(req.command);
@@ -280,6 +311,19 @@ function readChannel(channel: ExecRequest['channel'], max: number): Promise<stri
     channel.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     channel.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
+}
+
+/** Removes what cut-off pushes left in each repo's quarantine (see `removeQuarantines`). */
+async function sweepQuarantines(reposRoot: string, log: Logger): Promise<void> {
+  for (const name of await readdir(reposRoot)) {
+    if (!name.endsWith('.git')) continue;
+    try {
+      const removed = await removeQuarantines(join(reposRoot, name));
+      if (removed.length > 0) log.info({ repo: name, removed }, 'quarantine left by a cut-off push removed');
+    } catch (err) {
+      log.warn({ repo: name, err: String(err) }, 'could not remove a quarantine');
+    }
+  }
 }
 
 /** A random ID made on first start and kept in RACK_HOME; it labels everything this daemon runs. */

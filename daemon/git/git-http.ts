@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdir, mkdtemp, realpath, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import type { Store } from '../store/store.js';
 import { cgiHeadEnd, MAX_CGI_HEAD, parseCgiHead } from './cgi-head.js';
 import { gitConfigEnv, type PushClient, type PushReceiver } from './push-receiver.js';
 import { repoDir } from './repo.js';
+import { spawnTiedGit } from './tied-git.js';
 
 const run = promisify(execFile);
 
@@ -170,6 +171,10 @@ export class GitHttp {
         goneListeners.add(listener);
         return () => goneListeners.delete(listener);
       },
+      onInput: (listener) => {
+        input.on('data', listener);
+        return () => input.off('data', listener);
+      },
       // Once git's answer has ended there is no place for more words: the operator's log gets them.
       say: (line) => log.info({ app, line }, 'push note not shown over HTTP'),
       start: (git, repo) => {
@@ -184,6 +189,18 @@ export class GitHttp {
         relay?.detach();
         input.unpipe(child.stdin);
         child.stdin.end();
+      },
+      // http-backend answers its head before it reads the body, so the line has no place but the log
+      // unless nothing was answered yet; the request's body was not read, so the connection goes.
+      drop: (child, line) => {
+        relay?.detach();
+        input.unpipe(child.stdin);
+        child.stdin.end();
+        log.info({ app, line }, 'push ended by rack');
+        if (res.headersSent) return void res.destroy();
+        const body = `${line.replace(/^ !\s+/, '')}\n`;
+        res.writeHead(408, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+        res.end(body);
       },
     };
     await receiver.push(client, app);
@@ -201,7 +218,7 @@ export class GitHttp {
       REMOTE_ADDR: caller.address,
       ...cgi.env,
     };
-    const child = spawn('git', ['http-backend'], { env });
+    const child = spawnTiedGit(['http-backend'], env);
     child.stdin.on('error', () => undefined);
     return child;
   }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { authorize } from '../access/access-policy.js';
 import { appFromRepoPath } from '../app-name.js';
@@ -7,6 +7,7 @@ import type { ExecRequest } from '../ssh/ssh-server.js';
 import type { Store } from '../store/store.js';
 import { gitConfigEnv, type PushClient, type PushReceiver } from './push-receiver.js';
 import { repoDir } from './repo.js';
+import { spawnTiedGit } from './tied-git.js';
 
 const GIT_COMMANDS = new Set(['git-receive-pack', 'git-upload-pack']);
 
@@ -63,6 +64,14 @@ function sshPushClient(req: ExecRequest): PushClient {
   const { channel } = req;
   let gone = false;
   channel.once('close', () => (gone = true));
+  const detach = (child: ChildProcessWithoutNullStreams) => {
+    channel.unpipe(child.stdin);
+    child.stdout.unpipe();
+    child.stderr.unpipe();
+    child.stdout.resume();
+    child.stderr.resume();
+    child.stdin.end();
+  };
   return {
     caller: req.caller,
     gone: () => gone,
@@ -70,25 +79,27 @@ function sshPushClient(req: ExecRequest): PushClient {
       channel.once('close', listener);
       return () => channel.off('close', listener);
     },
+    onInput: (listener) => {
+      channel.on('data', listener);
+      return () => channel.off('data', listener);
+    },
     say: (line) => {
       if (!gone) channel.stderr.write(`${line}\n`);
     },
     start: (git, repo) => {
       const env = { PATH: process.env['PATH'], HOME: process.env['HOME'], ...gitConfigEnv(git.config), ...git.env };
-      const child = spawn('git', ['receive-pack', repo], { env });
+      const child = spawnTiedGit(['receive-pack', repo], env);
       channel.pipe(child.stdin);
       child.stdout.pipe(channel, { end: false });
       child.stderr.pipe(channel.stderr, { end: false });
       child.stdin.on('error', () => undefined);
       return child;
     },
-    detach: (child) => {
-      channel.unpipe(child.stdin);
-      child.stdout.unpipe();
-      child.stderr.unpipe();
-      child.stdout.resume();
-      child.stderr.resume();
-      child.stdin.end();
+    detach,
+    // The exit status follows when the push returns.
+    drop: (child, line) => {
+      detach(child);
+      if (!gone) channel.stderr.write(`${line}\n`);
     },
   };
 }

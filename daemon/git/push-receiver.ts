@@ -7,12 +7,14 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { assertDefaultHostFree } from '../domain-ownership.js';
 import { formatSize } from '../config.js';
 import type { Logger } from '../log.js';
+import { RackError } from '../rack-error.js';
 import type { Store } from '../store/store.js';
 import { textOutput } from '../user-output.js';
 import type { PushCheck, PushOutcome } from './push-check.js';
+import { PushIdleDeadline } from './push-idle-deadline.js';
 import type { PushLock } from './push-lock.js';
 import type { PushSession, PushSessions } from './push-sessions.js';
-import { ensureBareRepo } from './repo.js';
+import { ensureBareRepo, removeQuarantines } from './repo.js';
 
 /** After the hook has returned, git only has the ref update and its report left to do. */
 const FINISH_GRACE_MS = 60_000;
@@ -29,12 +31,16 @@ export interface PushClient {
   gone(): boolean;
   /** Calls `listener` once when the client goes away; returns the way to stop listening. */
   onGone(listener: () => void): () => void;
+  /** Calls `listener` for each chunk the client sends git; returns the way to stop listening. */
+  onInput(listener: () => void): () => void;
   /** A line for the user outside git's own output; a transport with no place for it drops it. */
   say(line: string): void;
   /** Starts git for the push in `repo` with git's config and `env` (the hook's socket and token) added, and wires it to the client. */
   start(git: { config: Record<string, string>; env: Record<string, string> }, repo: string): ChildProcessWithoutNullStreams;
   /** The client is gone: stop relaying, end git's input and drain its output so it never blocks. */
   detach(child: ChildProcessWithoutNullStreams): void;
+  /** rack ends the push: as `detach`, after telling the client `line` where the transport has a place for it. */
+  drop(child: ChildProcessWithoutNullStreams, line: string): void;
 }
 
 export interface PushReceiverOptions {
@@ -42,6 +48,8 @@ export interface PushReceiverOptions {
   hooksDir: string;
   controlSocket: string;
   maxPushBytes: number;
+  /** A push whose client sends nothing this long while git waits for it is ended. */
+  idleTimeoutMs: number;
   store: Store;
   /** RACK_DOMAIN and RACK_CONSOLE_HOST: a push creating an app must not give it a host another holds. */
   hosts: { domain: string; consoleHost: string };
@@ -71,7 +79,17 @@ export function gitConfigEnv(config: Record<string, string>): Record<string, str
  * the handling of a client that goes away, and the audit record.
  */
 export class PushReceiver {
+  private stopping = false;
+
   constructor(private readonly opts: PushReceiverOptions) {}
+
+  /**
+   * rackd is stopping: pushes not yet started (waiting for the push lock included) are refused;
+   * those under way go on, and the push lock's `idle()` says when they are done.
+   */
+  refuseNew(): void {
+    this.stopping = true;
+  }
 
   /** True when the app exists; throws when the caller may not push to it (or create it by pushing). */
   async authorize(caller: Caller, app: string): Promise<boolean> {
@@ -93,12 +111,14 @@ export class PushReceiver {
   /** A whole push: `app` must already be a checked name. Resolves with git's exit status. */
   async push(client: PushClient, app: string): Promise<number> {
     const { store, pushLock, log } = this.opts;
+    this.assertOpen();
     // Rights are checked before git reads a byte (and before waiting): a refused push changes nothing.
     await this.authorize(client.caller, app);
     return pushLock.run(
       app,
       async () => {
         if (client.gone()) return 1;
+        this.assertOpen();
         if (!(await this.authorize(client.caller, app))) {
           await store.createApp(assertNewAppName(app));
           await this.opts.onAppCreated(app);
@@ -107,6 +127,8 @@ export class PushReceiver {
         }
         // Git reports quarantine paths under the real path; compare like with like.
         const repo = await realpath(await ensureBareRepo(this.opts.reposRoot, app));
+        // A marker kept because its repair failed is tried again before this push can replace it.
+        await this.opts.check.retryPending(app);
         return client.gone() ? 1 : this.receive(client, app, repo);
       },
       () => client.say(`-----> Waiting for another push to ${app} to finish`),
@@ -121,7 +143,10 @@ export class PushReceiver {
     let outcome: PushOutcome | 'none' = 'none';
     let code = 1;
     let gone = false;
+    let idle = false;
     let stopListening = () => {};
+    let stopInput = () => {};
+    let deadline: PushIdleDeadline | undefined;
     try {
       const child = client.start({ config: this.gitConfig(), env: { RACK_CONTROL_SOCKET: controlSocket, RACK_PUSH_TOKEN: token } }, repo);
       const tooBig = watchFor(child, TOO_BIG);
@@ -131,10 +156,27 @@ export class PushReceiver {
         client.detach(child);
         this.clientGone(child, session);
       });
+      const silence = new PushIdleDeadline(this.opts.idleTimeoutMs, () => {
+        // Once the hook has called in, git is never killed (the release is rolling out).
+        if (session.stage !== 'receiving' || gone) return true;
+        // git has not taken what the client sent: rack is behind, not the client.
+        if (child.stdin.writableLength > 0) return false;
+        idle = true;
+        interrupted.abort();
+        client.drop(child, ` !     No data from your push for ${Math.round(this.opts.idleTimeoutMs / 1000)} s: rack ended it`);
+        child.kill('SIGTERM');
+        return true;
+      });
+      deadline = silence;
+      stopInput = client.onInput(() => silence.touch());
+      child.stdout.on('data', () => silence.touch());
+      child.stderr.on('data', () => silence.touch());
+      silence.start();
       code = await new Promise<number>((resolve, reject) => {
         child.on('error', reject);
         child.on('close', (c) => resolve(c ?? 1));
       });
+      silence.stop();
       stopListening();
       sessions.close(token);
       // git may die while the hook's handler still rolls out: the check waits for it.
@@ -146,16 +188,33 @@ export class PushReceiver {
       if (tooBig() && !gone) client.say(` !     push refused: it is over rack's limit of ${formatSize(maxPushBytes)} (RACK_MAX_PUSH)`);
       return code;
     } finally {
+      deadline?.stop();
+      stopInput();
       stopListening();
       sessions.close(token);
-      log.info({ app, code, gone, via: client.caller.via, release: session.released?.release, outcome }, 'push finished');
+      // Still under the push lock, git done and the hook returned: what a failed push left in quarantine can go.
+      if (code !== 0) await this.removeQuarantines(app, repo);
+      log.info({ app, code, gone, idle, via: client.caller.via, release: session.released?.release, outcome }, 'push finished');
       const released = session.released;
       await this.opts.audit.record(client.caller, {
         app,
         action: 'git push',
         detail: released ? `v${released.release} ${released.commit.slice(0, 7)}` : '',
-        outcome: !released ? (gone ? 'interrupted' : 'rejected') : outcome === 'rolled-back' ? 'rolled_back' : 'ok',
+        outcome: !released ? (gone || idle ? 'interrupted' : 'rejected') : outcome === 'rolled-back' ? 'rolled_back' : 'ok',
       });
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.stopping) throw new RackError('restarting', 'rack is restarting; try again in a moment');
+  }
+
+  private async removeQuarantines(app: string, repo: string): Promise<void> {
+    try {
+      const removed = await removeQuarantines(repo);
+      if (removed.length > 0) this.opts.log.info({ app, removed }, 'quarantine of a failed push removed');
+    } catch (err) {
+      this.opts.log.warn({ app, err: String(err) }, 'could not remove the quarantine of a failed push');
     }
   }
 

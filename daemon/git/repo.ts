@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { link, mkdir, readdir, stat } from 'node:fs/promises';
+import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -34,6 +34,27 @@ export async function ensureBareRepo(reposRoot: string, app: string): Promise<st
     await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', dir]);
     return dir;
   }
+}
+
+/** The quarantine of a push in `objects/`: git-receive-pack's `tmp_objdir-incoming-XXXXXX` (older git: `incoming-XXXXXX`). */
+const QUARANTINE = /^(tmp_objdir-)?incoming-[A-Za-z0-9_]+$/;
+
+/**
+ * Removes what pushes that never finished left in quarantine (git deletes its own on any exit it
+ * lives through, not after a SIGKILL): each is a whole pack, and each retry of a killed push adds
+ * another. Only while no git-receive-pack runs for the repo: under the app's push lock, or at start.
+ * Returns the names removed.
+ */
+export async function removeQuarantines(dir: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(join(dir, 'objects'));
+  } catch {
+    return []; // no repo yet
+  }
+  const left = entries.filter((name) => QUARANTINE.test(name));
+  for (const name of left) await rm(join(dir, 'objects', name), { recursive: true, force: true });
+  return left;
 }
 
 function gitEnv(objects: GitObjectEnv): NodeJS.ProcessEnv {

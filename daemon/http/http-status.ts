@@ -35,5 +35,6 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   timed_out: 504,
   // The store refuses changes until rackd restarts; reads still work.
   store_failed: 503,
+  restarting: 503,
   internal: 500,
 };

@@ -40,6 +40,8 @@ export class SshServer {
   private readonly listener: NetServer;
   private readonly gate: LoginGate;
   private readonly clients = new Set<Connection>();
+  /** Exec channels not yet answered with an exit status. */
+  private readonly open = new Set<ServerChannel>();
 
   constructor(private readonly opts: SshServerOptions) {
     this.gate = new LoginGate({ graceMs: opts.loginGraceMs, maxStartups: opts.maxStartups, throttle: opts.throttle, logger: opts.logger });
@@ -64,11 +66,28 @@ export class SshServer {
     });
   }
 
+  /**
+   * Sessions still open are told why they end (an ssh disconnect carries no reason a client
+   * shows), with a failed exit status, before their connections close.
+   */
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     this.gate.closeAll();
+    for (const channel of this.open) this.finish(channel, 1, ' !     rack is restarting; try again in a moment\n');
     for (const client of this.clients) client.end();
     await closed;
+  }
+
+  /** Ends an exec channel once: its last words on stderr, the exit status, then the close. */
+  private finish(channel: ServerChannel, code: number, words?: string): void {
+    if (!this.open.delete(channel)) return;
+    try {
+      if (words) channel.stderr.write(words);
+      channel.exit(code);
+      channel.end();
+    } catch {
+      // The client closed the channel meanwhile: nobody is left to tell.
+    }
   }
 
   private onClient(client: Connection, info: ssh2.ClientInfo): void {
@@ -135,13 +154,12 @@ export class SshServer {
         session.on('exec', (accept, _reject, info) => {
           const channel = accept();
           channel.on('error', () => undefined);
+          this.open.add(channel);
+          channel.once('close', () => this.open.delete(channel));
           void this.opts
             .exec({ caller: { principal: keyPrincipal(key!), via: 'ssh', address }, login, env: { ...env }, command: info.command, pty, channel })
             .catch(() => 1)
-            .then((code) => {
-              channel.exit(code);
-              channel.end();
-            });
+            .then((code) => this.finish(channel, code));
         });
       });
     });

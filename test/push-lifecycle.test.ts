@@ -1,0 +1,198 @@
+import test from 'ava';
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { commitFile, exec, headOf, RackDaemon, type Result } from './support/rack-daemon.js';
+
+// How a push begins and ends around the client and rackd: a client that goes silent, a rackd
+// killed in the middle of a pack, a rackd told to stop while a push builds. One rackd for the file.
+const SHORT_IDLE = { RACK_PUSH_IDLE_TIMEOUT: '3' };
+let rack: RackDaemon;
+test.before(async () => {
+  rack = await RackDaemon.create(SHORT_IDLE);
+});
+test.after.always(async () => {
+  await rack?.destroy();
+});
+
+/** `promise`, or a failure naming `what` after a generous bound (a hang is a failure, not a stuck run). */
+async function bounded<T>(what: string, promise: Promise<T>, ms = 120_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 120_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** rackd's log lines about the end of the app's pushes. */
+function pushesFinished(app: string): Record<string, unknown>[] {
+  return rack.output
+    .split('\n')
+    .filter((l) => l.includes('"push finished"') && l.includes(`"app":"${app}"`))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+interface RawPush {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves once git-receive-pack has advertised the refs: the push holds the app's push lock. */
+  advertised: Promise<void>;
+  done: Promise<Result>;
+}
+
+/** `ssh rack git-receive-pack 'APP'` driven by the test: the client writes only what it is given. */
+function rawPush(app: string): RawPush {
+  const child = spawn('ssh', [...rack.sshArgs(), '--', `git-receive-pack '${app}'`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdin.on('error', () => undefined);
+  const advertised = new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      stdout += c.toString('latin1');
+      resolve();
+    });
+    child.once('close', () => reject(new Error(`the push ended before git advertised:\n${stderr}`)));
+  });
+  advertised.catch(() => undefined);
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+  return { child, advertised, done };
+}
+
+/** One pkt-line of git's protocol. */
+function pktLine(text: string): Buffer {
+  return Buffer.from(`${(text.length + 4).toString(16).padStart(4, '0')}${text}`, 'latin1');
+}
+
+function updateCommand(oldRev: string, newRev: string): Buffer {
+  return Buffer.concat([pktLine(`${oldRev} ${newRev} refs/heads/main\0report-status side-band-64k\n`), Buffer.from('0000')]);
+}
+
+const server = (label: string) => `require('http').createServer((req, res) => res.end('${label}\\n')).listen(process.env.PORT);\n`;
+
+test.serial('a push that sends nothing is ended after RACK_PUSH_IDLE_TIMEOUT, told why, and the next push goes through', async (t) => {
+  const app = 'stall';
+  const dir = await rack.appRepo('node-hello', app);
+  const first = await rack.push(dir);
+  t.is(first.code, 0, first.stderr);
+
+  const stalled = rawPush(app);
+  await bounded('the advertisement', stalled.advertised);
+  await commitFile(dir, 'server.js', server('after the stall'), 'after the stall');
+  const next = rack.push(dir);
+  const ended = await bounded('rack to end the silent push', stalled.done);
+  t.not(ended.code, 0);
+  t.regex(ended.stderr, /^ !     No data from your push for 3 s: rack ended it$/m);
+  const pushed = await bounded('the next push', next);
+  t.is(pushed.code, 0, pushed.stderr);
+  t.deepEqual(await rack.get(app), { status: 200, body: 'after the stall\n' });
+  t.true(pushesFinished(app).some((l) => l['idle'] === true));
+});
+
+test.serial('an HTTP push whose body stops coming is ended too, and frees the app', async (t) => {
+  const app = 'stall';
+  const token = await rack.createToken('stall-pusher', ['--app', app]);
+  const head = await headOf(join(rack.work, app));
+  const idleBefore = pushesFinished(app).filter((l) => l['idle'] === true).length;
+  // Straight to rackd's socket: what is measured is rackd's deadline, not the router's.
+  const answered = new Promise<string>((resolve) => {
+    const req = request(
+      {
+        socketPath: join(rack.home, 'api.sock'),
+        method: 'POST',
+        path: `/${app}.git/git-receive-pack`,
+        headers: {
+          Host: 'rack.localhost',
+          Authorization: `Bearer ${token}`,
+          'User-Agent': 'git/2.39.5',
+          'Content-Type': 'application/x-git-receive-pack-request',
+          'Content-Length': '100000',
+        },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(`${res.statusCode} ${body}`));
+        res.on('aborted', () => resolve(`${res.statusCode} cut`));
+        res.on('error', () => resolve(`${res.statusCode} cut`));
+      },
+    );
+    req.on('error', () => resolve('connection closed'));
+    req.write(updateCommand(head, 'b'.repeat(40)));
+  });
+  const outcome = await bounded('rack to end the silent HTTP push', answered);
+  t.log(outcome);
+  await until('the push to be logged as ended', () => pushesFinished(app).filter((l) => l['idle'] === true && l['via'] === 'http').length > 0);
+  t.true(pushesFinished(app).filter((l) => l['idle'] === true).length > idleBefore);
+
+  const dir = join(rack.work, app);
+  await commitFile(dir, 'server.js', server('after the HTTP stall'), 'after the HTTP stall');
+  const pushed = await bounded('the next push', rack.push(dir));
+  t.is(pushed.code, 0, pushed.stderr);
+  t.notRegex(pushed.stderr, /Waiting for another push/);
+});
+
+/** The processes working in `dir` (git-receive-pack, index-pack and the hook all run in the repo). */
+async function processesIn(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cwd = await readlink(join('/proc', entry, 'cwd')).catch(() => '');
+    if (cwd === dir || cwd.startsWith(`${dir}/`)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+async function quarantines(app: string): Promise<string[]> {
+  return (await readdir(join(rack.home, 'repos', `${app}.git`, 'objects'))).filter((n) => n.includes('incoming-'));
+}
+
+test.serial('rackd killed in the middle of a pack: its receive-pack dies with it, and the quarantine goes at the next start', async (t) => {
+  await rack.stop();
+  await rack.start();
+  const app = 'cut-off';
+  const dir = await rack.appRepo('node-hello', app);
+  t.is((await rack.push(dir)).code, 0);
+  const oldRev = await headOf(dir);
+  await writeFile(join(dir, 'blob.bin'), randomBytes(4 * 1024 * 1024));
+  await commitFile(dir, 'server.js', server('big'), 'big');
+  const newRev = await headOf(dir);
+  const pack = spawnSync('git', ['pack-objects', '--revs', '--stdout', '-q'], { cwd: dir, maxBuffer: 64 * 1024 * 1024, input: `${newRev}\n^${oldRev}\n` });
+  t.is(pack.status, 0, pack.stderr.toString());
+
+  const push = rawPush(app);
+  await bounded('the advertisement', push.advertised);
+  push.child.stdin.write(Buffer.concat([updateCommand(oldRev, newRev), pack.stdout.subarray(0, pack.stdout.length >> 1)]));
+  await until('the pack to be in quarantine', async () => (await quarantines(app)).length > 0);
+  const repo = await realpath(join(rack.home, 'repos', `${app}.git`));
+  t.true((await processesIn(repo)).length > 0, 'git-receive-pack runs');
+
+  await rack.stop('SIGKILL');
+  await until('git to stop with rackd', async () => (await processesIn(repo)).length === 0, 30_000);
+  push.child.kill();
+  t.log('left in quarantine once git stopped:', await quarantines(app));
+  // What a git killed outright (or on a host without setpriv) leaves: the next start removes it.
+  await mkdir(join(repo, 'objects', 'tmp_objdir-incoming-Left01', 'pack'), { recursive: true });
+  await writeFile(join(repo, 'objects', 'tmp_objdir-incoming-Left01', 'pack', 'tmp_pack_x'), randomBytes(1024));
+
+  await rack.start();
+  t.deepEqual(await quarantines(app), [], 'removed at start');
+  await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
+  const again = await rack.push(dir);
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(await rack.get(app), { status: 200, body: 'big\n' });
+});
