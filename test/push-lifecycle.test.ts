@@ -1,10 +1,10 @@
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import { commitFile, exec, headOf, RackDaemon, type Result } from './support/rack-daemon.js';
+import { commitFile, exec, FIXTURES, headOf, RackDaemon, type Result } from './support/rack-daemon.js';
 
 // How a push begins and ends around the client and rackd: a client that goes silent, a rackd
 // killed in the middle of a pack, a rackd told to stop while a push builds. One rackd for the file.
@@ -195,4 +195,98 @@ test.serial('rackd killed in the middle of a pack: its receive-pack dies with it
   const again = await rack.push(dir);
   t.is(again.code, 0, again.stderr);
   t.deepEqual(await rack.get(app), { status: 200, body: 'big\n' });
+});
+
+/** The commit of the release serving now, from rack's own records. */
+async function servingCommit(app: string): Promise<string> {
+  const releases = JSON.parse((await rack.ssh(['releases', '-a', app, '--json'])).stdout) as { build: number; current: boolean }[];
+  const current = releases.find((r) => r.current);
+  if (!current) throw new Error(`${app} has no current release`);
+  const builds = JSON.parse((await rack.ssh(['builds', '-a', app, '--json'])).stdout) as { id: number; commit: string }[];
+  return builds.find((b) => b.id === current.build)!.commit;
+}
+
+/** A program whose output is kept as it comes. */
+function watched(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.on('data', (c: Buffer) => (out.stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out.stderr += c.toString()));
+  const done = new Promise<Result>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, ...out }));
+  });
+  return { child, out, done };
+}
+
+test.serial('SIGTERM while a push builds: new commands are refused, the push finishes, open sessions are told why they end, and the branch serves', async (t) => {
+  await rack.stop();
+  await rack.start({ RACK_STOP_GRACE: '240' });
+  const app = 'term';
+  const dir = await rack.appRepo('node-hello', app);
+  t.is((await rack.push(dir)).code, 0);
+  await commitFile(dir, 'server.js', server('pushed while stopping'), 'pushed while stopping');
+  const commit = await headOf(dir);
+
+  // A session that would never end on its own.
+  const follower = watched('ssh', [...rack.sshArgs(), '--', 'logs', '-f', '-a', app]);
+  await until('logs -f to follow', async () => {
+    await rack.get(app); // a router line in the app's log
+    return follower.out.stdout.includes('rack[router]');
+  });
+
+  const push = watched('git', ['push', 'rack', 'main'], { cwd: dir, env: rack.gitEnv() });
+  await until('the build to start', () => /remote: -----> /.test(push.out.stderr));
+  const rackd = rack.child!;
+  const exited = new Promise<number | null>((resolve) => rackd.once('exit', (code) => resolve(code)));
+  rackd.kill('SIGTERM');
+  await until('rackd to begin stopping', () => rack.output.includes('"msg":"stopping"'));
+
+  const refused = await rack.ssh(['apps']);
+  t.not(refused.code, 0);
+  t.regex(refused.stderr, /^ !     rack is restarting; try again in a moment$/m);
+
+  const pushed = await bounded('the push', push.done, 240_000);
+  t.is(pushed.code, 0, pushed.stderr);
+  t.notRegex(pushed.stderr, /hung up/);
+  const followed = await bounded('logs -f to be ended', follower.done);
+  t.not(followed.code, 0);
+  t.regex(followed.stderr, /^ !     rack is restarting; try again in a moment$/m);
+  t.is(await bounded('rackd to exit', exited), 0);
+
+  await rack.start(SHORT_IDLE);
+  await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
+  const remote = await exec('git', ['ls-remote', 'rack', 'refs/heads/main'], { cwd: dir, env: rack.gitEnv() });
+  t.is(remote.stdout.split(/\s/)[0], commit, 'the branch has the push');
+  t.is(await servingCommit(app), commit, 'and it serves');
+  t.deepEqual(await rack.get(app), { status: 200, body: 'pushed while stopping\n' });
+});
+
+test.serial('SIGTERM while a build outlasts RACK_STOP_GRACE: the pusher is told rack is restarting, and nothing half-done serves', async (t) => {
+  await rack.stop();
+  await rack.start({ RACK_STOP_GRACE: '2' });
+  const app = 'term-slow';
+  const dir = await rack.appRepo('node-hello', app);
+  t.is((await rack.push(dir)).code, 0);
+  const before = await headOf(dir);
+  const slow = join(rack.home, 'buildpacks', 'slow');
+  await cp(join(FIXTURES, 'slow-buildpack'), slow, { recursive: true });
+  await commitFile(dir, '.buildpacks', `${slow}\n`, 'a build that never ends');
+
+  const push = watched('git', ['push', 'rack', 'main'], { cwd: dir, env: rack.gitEnv() });
+  await until('the slow build to start', () => /Compiling very slowly/.test(push.out.stderr));
+  const rackd = rack.child!;
+  const exited = new Promise<void>((resolve) => rackd.once('exit', () => resolve()));
+  rackd.kill('SIGTERM');
+  const pushed = await bounded('the push to be ended', push.done);
+  t.not(pushed.code, 0);
+  t.regex(pushed.stderr, /^ !     rack is restarting; try again in a moment$/m);
+  await bounded('rackd to exit', exited);
+
+  await rack.start(SHORT_IDLE);
+  await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
+  const remote = await exec('git', ['ls-remote', 'rack', 'refs/heads/main'], { cwd: dir, env: rack.gitEnv() });
+  t.is(remote.stdout.split(/\s/)[0], before, 'the branch did not move');
+  t.is(await servingCommit(app), before);
+  t.is((await rack.get(app)).status, 200);
 });
