@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
+import { loadConfig } from '../daemon/config.js';
 import { describePendingCheck, PushCheck } from '../daemon/git/push-check.js';
 import { PushIdleDeadline } from '../daemon/git/push-idle-deadline.js';
 import { removeQuarantines } from '../daemon/git/repo.js';
@@ -109,7 +110,7 @@ test('the quarantines of pushes that never finished are removed, and nothing els
   }
 });
 
-test('the idle deadline ends only silence: touches keep it off, and a busy rack puts it off again', async (t) => {
+test('the idle deadline: when rack itself is behind it runs again, and ends the push the next time', async (t) => {
   const ends: string[] = [];
   let busy = true;
   await new Promise<void>((resolve) => {
@@ -126,4 +127,19 @@ test('the idle deadline ends only silence: touches keep it off, and a busy rack 
     deadline.start();
   });
   t.deepEqual(ends, ['busy', 'ended']);
+});
+
+test('RACK_PUSH_IDLE_TIMEOUT and RACK_STOP_GRACE are seconds, 60 unless set, and bad ones are refused', (t) => {
+  const base = { RACK_HOME: '/tmp/rack-config-test' };
+  const plain = loadConfig(base, '/opt/rack');
+  t.is(plain.pushIdleTimeoutMs, 60_000);
+  t.is(plain.stopGraceMs, 60_000);
+  const set = loadConfig({ ...base, RACK_PUSH_IDLE_TIMEOUT: '5', RACK_STOP_GRACE: '120' }, '/opt/rack');
+  t.is(set.pushIdleTimeoutMs, 5_000);
+  t.is(set.stopGraceMs, 120_000);
+  for (const name of ['RACK_PUSH_IDLE_TIMEOUT', 'RACK_STOP_GRACE']) {
+    for (const bad of ['0', '-1', '1.5', '10s']) {
+      t.throws(() => loadConfig({ ...base, [name]: bad }, '/opt/rack'), { message: new RegExp(`^${name} must be a positive integer`) });
+    }
+  }
 });
