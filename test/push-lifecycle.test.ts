@@ -290,3 +290,43 @@ test.serial('SIGTERM while a build outlasts RACK_STOP_GRACE: the pusher is told 
   t.is(await servingCommit(app), before);
   t.is((await rack.get(app)).status, 200);
 });
+
+test.serial('a push check that cannot mend what serves stays pending, shows in apps:info, and the next push settles it', async (t) => {
+  await rack.stop();
+  await rack.start(SHORT_IDLE);
+  const app = 'unmendable';
+  const dir = await rack.appRepo('node-hello', app);
+  await commitFile(dir, 'server.js', server('stable'), 'stable');
+  t.is((await rack.push(dir)).code, 0);
+
+  // rackd dies right after the switch to v2, before git moves the branch.
+  await commitFile(dir, 'server.js', server('in flight'), 'in flight');
+  const push = watched('git', ['push', 'rack', 'main'], { cwd: dir, env: rack.gitEnv() });
+  const killed = rack.child!;
+  // At once, on the line itself: git moves the branch moments after the switch.
+  push.child.stderr.on('data', () => {
+    if (/router switched/.test(push.out.stderr)) killed.kill('SIGKILL');
+  });
+  const cut = await push.done;
+  t.not(cut.code, 0, 'the push outlived rackd');
+  if (killed.exitCode === null && killed.signalCode === null) await new Promise((r) => killed.once('exit', r));
+  // Neither repair can work now: the commit is pruned from the repo, v1's image is gone.
+  await exec('git', ['-C', join(rack.home, 'repos', `${app}.git`), 'gc', '--quiet', '--prune=now']);
+  const images = await exec('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}', `rack/${app}`]);
+  const v1 = images.stdout.split('\n').filter((i) => i.startsWith(`rack/${app}:b1-`));
+  t.is(v1.length, 1, images.stdout);
+  await exec('docker', ['rmi', '-f', ...v1]);
+
+  await rack.start(SHORT_IDLE);
+  t.log(rack.output.split('\n').filter((l) => l.includes('in flight')).slice(-1));
+  const info = await rack.ssh(['apps:info', '-a', app]);
+  t.is(info.code, 0, info.stderr);
+  t.regex(info.stdout, /pushCheck:\s+pending since \S+: v2 \(\w{7} on main\) could not be mended \(last try \S+: the image of v1 \(rack\/unmendable:b1-\w+\) was pruned; cannot roll back\)/);
+
+  await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
+  await commitFile(dir, 'server.js', server('mended'), 'mended');
+  const next = await rack.push(dir);
+  t.is(next.code, 0, next.stderr);
+  t.notRegex((await rack.ssh(['apps:info', '-a', app])).stdout, /pushCheck/);
+  t.deepEqual(await rack.get(app), { status: 200, body: 'mended\n' });
+});
