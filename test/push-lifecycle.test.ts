@@ -239,8 +239,10 @@ test.serial('SIGTERM while a push builds: new commands are refused, the push fin
   await until('the build to start', () => /remote: -----> /.test(push.out.stderr));
   const rackd = rack.child!;
   const exited = new Promise<number | null>((resolve) => rackd.once('exit', (code) => resolve(code)));
+  const stops = () => rack.output.split('"msg":"stopping"').length;
+  const before = stops();
   rackd.kill('SIGTERM');
-  await until('rackd to begin stopping', () => rack.output.includes('"msg":"stopping"'));
+  await until('rackd to begin stopping', () => stops() > before);
 
   const refused = await rack.ssh(['apps']);
   t.not(refused.code, 0);

@@ -32,6 +32,8 @@ export interface SshServerOptions {
 }
 
 const ACCEPTED_ENV = new Set(['RACK_APP']);
+/** On stop, how long sessions told that rack is restarting get to close their channels. */
+const TELL_CLOSE_MS = 3_000;
 
 /** Public-key-only SSH endpoint for `git push` and commands. Unknown keys never get a session. */
 export class SshServer {
@@ -73,7 +75,13 @@ export class SshServer {
   async stop(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     this.gate.closeAll();
-    for (const channel of this.open) this.finish(channel, 1, ' !     rack is restarting; try again in a moment\n');
+    // The words travel behind the channel's queued output, and a disconnect would overtake them:
+    // the connections end once the clients have closed their channels (or after a short wait).
+    const told = [...this.open].map((channel) => new Promise<void>((resolve) => channel.once('close', () => resolve())));
+    for (const channel of [...this.open]) this.finish(channel, 1, ' !     rack is restarting; try again in a moment\n');
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(told), new Promise<void>((resolve) => (timer = setTimeout(resolve, TELL_CLOSE_MS)))]);
+    clearTimeout(timer);
     for (const client of this.clients) client.end();
     await closed;
   }
