@@ -1,4 +1,4 @@
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { authorize } from '../access/access-policy.js';
 import { appFromRepoPath } from '../app-name.js';
@@ -42,10 +42,7 @@ export class GitService {
 
   private upload(req: ExecRequest, repo: string): Promise<number> {
     const { channel } = req;
-    const child = spawn('git', ['upload-pack', repo], {
-      env: { PATH: process.env['PATH'], HOME: process.env['HOME'] },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawnTiedGit(['upload-pack', repo], { PATH: process.env['PATH'], HOME: process.env['HOME'] });
     channel.pipe(child.stdin);
     child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
