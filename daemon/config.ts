@@ -48,6 +48,11 @@ export interface RackConfig {
   stopGraceMs: number;
   /** Images a Dockerfile may start FROM besides the stack image (RACK_DOCKER_BASES). */
   dockerBases: string[];
+  /**
+   * RACK_DISK_LIMIT: the writable space of each process, `run`, release phase and build container
+   * that names none (`ps:limit TYPE disk=`), in bytes (default 2g); undefined when set to `off`.
+   */
+  diskLimit: number | undefined;
   /** Memory limit of a build container or `docker build`, in bytes (RACK_BUILD_MEMORY). */
   buildMemory: number;
   /** Builds running at once over all apps (RACK_BUILD_CONCURRENCY), one per app at most. */
@@ -224,6 +229,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     pushIdleTimeoutMs: positiveInt(env, 'RACK_PUSH_IDLE_TIMEOUT', 60) * 1000,
     stopGraceMs: positiveInt(env, 'RACK_STOP_GRACE', 60) * 1000,
     dockerBases: parseDockerBases(env['RACK_DOCKER_BASES']),
+    diskLimit: env['RACK_DISK_LIMIT'] === 'off' ? undefined : byteSize(env, 'RACK_DISK_LIMIT', '2g', 16 * 1024 ** 2),
     buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
     buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),
     buildLongAfterMs: positiveInt(env, 'RACK_BUILD_LONG_AFTER', 20) * 1000,

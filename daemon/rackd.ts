@@ -35,6 +35,7 @@ import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
+import { DiskLimit } from './runtime/disk-limit.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
@@ -80,9 +81,12 @@ export class Rackd {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
     const swarm = config.runtime === 'swarm' ? { dir: paths.registry(config), port: config.registryPort, installDir: config.installDir, log: log.child({ mod: 'registry' }) } : undefined;
-    const runtime = new DockerRuntime(await instanceId(config), config.appSubnets, swarm);
+    const disk = config.diskLimit === undefined ? undefined : new DiskLimit(paths.tmp(config), config.diskLimit);
+    const runtime = new DockerRuntime(await instanceId(config), config.appSubnets, swarm, disk);
     await runtime.ping();
     await runtime.startSwarm();
+    if (disk) await runtime.checkDiskLimit();
+    else log.warn('RACK_DISK_LIMIT=off: app containers and builds may fill the host\'s disk');
     if (config.hostGuard) await installHostGuard();
     else log.warn('RACK_HOST_GUARD=off: app containers can reach every port this host listens on');
     await ensureStackImage(runtime, config.installDir, log);

@@ -124,11 +124,11 @@ export const ROUTES: ApiRoute[] = [
     words: ({ body }) => ({ args: body['type'] === undefined ? [] : [str(body['type'])!], flags: {} }),
   },
   {
-    method: 'PATCH', path: '/apps/{app}/limits', command: 'ps:limit', summary: 'Set the memory, CPU and process limits of a process type', mode: 'stream',
-    body: S.object({ type: S.processType, memory: S.text, cpu: S.text, pids: S.text }, ['type']),
+    method: 'PATCH', path: '/apps/{app}/limits', command: 'ps:limit', summary: 'Set the memory, CPU, process and disk limits of a process type', mode: 'stream',
+    body: S.object({ type: S.processType, memory: S.text, cpu: S.text, pids: S.text, disk: S.text }, ['type']),
     response: S.object({ type: S.text, limits: { type: 'object' } }, ['type', 'limits']),
     words: ({ body }) => ({
-      args: [str(body['type'])!, ...(['memory', 'cpu', 'pids'] as const).filter((k) => body[k] !== undefined).map((k) => `${k}=${str(body[k])!}`)],
+      args: [str(body['type'])!, ...(['memory', 'cpu', 'pids', 'disk'] as const).filter((k) => body[k] !== undefined).map((k) => `${k}=${str(body[k])!}`)],
       flags: {},
     }),
   },

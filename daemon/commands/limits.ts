@@ -6,15 +6,15 @@ import type { Command } from './command.js';
 
 const TYPE = /^[A-Za-z0-9_-]{1,30}$/;
 
-/** `ps:limit`: memory, CPU and process count per process type, kept with the formation. */
+/** `ps:limit`: memory, CPU, process count and disk per process type, kept with the formation. */
 export const limitCommands: Command[] = [
   {
     name: 'ps:limit',
     access: 'member',
-    usage: 'ps:limit TYPE memory=512m cpu=1|shared pids=256 [-a APP]',
-    summary: 'set the memory, CPU cap and process limits of a process type (rolled out without downtime)',
+    usage: 'ps:limit TYPE memory=512m cpu=1|shared pids=256 disk=2g [-a APP]',
+    summary: 'set the memory, CPU cap, process and disk limits of a process type (rolled out without downtime)',
     app: true,
-    args: { min: 2, max: 4 },
+    args: { min: 2, max: 5 },
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const [type, ...words] = ctx.args as [string, ...string[]];
@@ -26,7 +26,12 @@ export const limitCommands: Command[] = [
       }
       const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
       ctx.result({ type, limits: now });
-      ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits(now)}`);
+      const disk = now.diskMb ?? diskDefaultMb(ctx.services.config.diskLimit);
+      ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits({ ...now, ...(disk ? { diskMb: disk } : {}) })}`);
     },
   },
 ];
+
+function diskDefaultMb(bytes: number | undefined): number | undefined {
+  return bytes === undefined ? undefined : Math.round(bytes / 1024 ** 2);
+}

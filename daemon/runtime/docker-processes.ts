@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { lineSplitter } from '../line-splitter.js';
 import { removeContainer } from './containers.js';
+import type { DiskLimit } from './disk-limit.js';
 import { APP_USER, confinement, type ProcessLimits } from './isolation.js';
 import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
@@ -106,6 +107,8 @@ export class DockerProcesses implements ProcessDriver {
     private readonly owner: Owner,
     /** A client without the call timeout, for log streams that may stay quiet for hours. */
     private readonly streams: Docker,
+    /** Absent: RACK_DISK_LIMIT=off. */
+    private readonly disk: DiskLimit | undefined,
   ) {}
 
   async startAll(specs: ProcessSpec[]): Promise<ProcessInfo[]> {
@@ -129,6 +132,7 @@ export class DockerProcesses implements ProcessDriver {
       // chosen here, not by Docker, so a process restarted after a crash keeps its address.
       bindings[`${spec.port}/tcp`] = [{ HostIp: LOOPBACK, HostPort: String(await freePort()) }];
     }
+    const diskMb = this.disk ? (spec.limits.diskMb ?? Math.round(this.disk.defaultBytes / 1024 ** 2)) : undefined;
     const container = await this.docker.createContainer({
       name,
       Image: spec.image,
@@ -141,6 +145,7 @@ export class DockerProcesses implements ProcessDriver {
         [LABEL.app]: spec.app,
         [LABEL.release]: String(spec.release),
         [LABEL.type]: spec.type,
+        ...(diskMb === undefined ? {} : { [LABEL.disk]: String(diskMb) }),
       }),
       HostConfig: {
         Init: true,
@@ -154,6 +159,7 @@ export class DockerProcesses implements ProcessDriver {
       },
     });
     try {
+      if (this.disk && diskMb !== undefined) await this.disk.apply(container, diskMb * 1024 ** 2);
       await container.start();
       return await this.inspect(container.id);
     } catch (err) {
@@ -189,6 +195,7 @@ export class DockerProcesses implements ProcessDriver {
         memoryMb: Math.round((host.Memory ?? 0) / (1024 * 1024)),
         ...(host.NanoCpus ? { cpu: host.NanoCpus / 1e9 } : {}),
         pids: host.PidsLimit ?? 0,
+        ...(labels[LABEL.disk] ? { diskMb: Number(labels[LABEL.disk]) } : {}),
       },
     };
   }

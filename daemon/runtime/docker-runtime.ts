@@ -2,6 +2,7 @@ import Docker from 'dockerode';
 import { RackError } from '../rack-error.js';
 import { AppNetworks } from './app-networks.js';
 import { ownedContainers, removeContainer, type ContainerRole, type OwnedContainer } from './containers.js';
+import type { DiskLimit } from './disk-limit.js';
 import { DockerImages } from './docker-images.js';
 import { DockerProcesses, type ProcessDriver, type ProcessInfo, type ProcessSpec } from './docker-processes.js';
 import { DockerServices } from './docker-services.js';
@@ -44,16 +45,18 @@ export class DockerRuntime implements Runtime {
   /**
    * @param instance this daemon's ID (kept in RACK_HOME): two rackds on one engine never see,
    * adopt or remove each other's containers.
+   * @param disk the writable-space limit of every tenant container here (none when absent:
+   * RACK_DISK_LIMIT=off); a Swarm's workers are other engines, so its processes go without.
    */
-  constructor(instance: string, subnets = DEFAULT_APP_SUBNETS, swarm?: RegistryOptions) {
+  constructor(instance: string, subnets = DEFAULT_APP_SUBNETS, swarm?: RegistryOptions, readonly disk?: DiskLimit) {
     this.owner = owner(instance);
     this.calls = new Docker({ timeout: CALL_TIMEOUT_MS });
     const streams = new Docker();
     this.registry = swarm ? new RegistryImages(this.calls, streams, this.owner, swarm) : undefined;
     this.processes = this.registry
       ? new SwarmProcesses(this.calls, this.owner, streams, this.registry)
-      : new DockerProcesses(this.calls, this.owner, streams);
-    this.tasks = new DockerTasks(streams, this.owner);
+      : new DockerProcesses(this.calls, this.owner, streams, disk);
+    this.tasks = new DockerTasks(streams, this.owner, disk);
     this.images = new DockerImages(this.calls, this.owner);
     this.networks = new AppNetworks(this.calls, this.owner, subnets);
     // Execs stream (backups), so they go through the client without the call timeout.
@@ -98,6 +101,11 @@ export class DockerRuntime implements Runtime {
   /** `rack/APP:deps-KEY-INSTANCE`: an app's dependencies on the run image, reused while KEY holds. */
   layerImageName(app: string, key: string): { repo: string; tag: string } {
     return { repo: `rack/${app}`, tag: `deps-${key.slice(0, 16)}-${this.owner.instance}` };
+  }
+
+  /** Fails when this engine's containers cannot get the disk limit (disk-limit.ts). */
+  async checkDiskLimit(): Promise<void> {
+    await this.disk?.check(this.calls);
   }
 
   async ping(): Promise<void> {

@@ -6,6 +6,7 @@ import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
 import { attachedOptions, removeContainer, runAttached } from './containers.js';
+import type { DiskLimit } from './disk-limit.js';
 import { imageExists } from './docker-images.js';
 import { envList, processEnv } from './docker-processes.js';
 import { APP_USER, confinement, hostConfinement, type Confinement, type ProcessLimits } from './isolation.js';
@@ -62,6 +63,8 @@ export class DockerTasks {
   constructor(
     private readonly docker: Docker,
     private readonly owner: Owner,
+    /** Absent: RACK_DISK_LIMIT=off. */
+    private readonly disk: DiskLimit | undefined,
   ) {}
 
   private labels(extra: Record<string, string>): Record<string, string> {
@@ -91,6 +94,8 @@ export class DockerTasks {
       },
     });
     try {
+      // Before anything is unpacked into it: the inputs count against the limit too.
+      await this.disk?.apply(container, spec.confine.diskBytes);
       for (const input of spec.inputs ?? []) {
         await container.putArchive(input.tar, { path: input.path });
         await input.ready;
@@ -165,6 +170,7 @@ export class DockerTasks {
       HostConfig: { Init: true, NetworkMode: spec.network, ...confinement(spec.limits) },
     });
     try {
+      await this.disk?.apply(container, spec.limits.diskMb === undefined ? undefined : spec.limits.diskMb * 1024 ** 2);
       return await runAttached(container, spec);
     } finally {
       await this.removeContainer(container.id);

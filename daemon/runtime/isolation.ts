@@ -15,24 +15,35 @@ export interface ProcessLimits {
   cpu?: number;
   /** Process (thread) count inside the container. */
   pids: number;
+  /**
+   * Writable space in MiB: what the process may write anywhere in its container (`disk-limit.ts`).
+   * Absent: the rack's RACK_DISK_LIMIT, which the runtime applies.
+   */
+  diskMb?: number;
 }
 
 export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, cpu: 1, pids: 256 };
 
-const MAX = { memoryMb: 16 * 1024, cpu: 16, pids: 4096 };
-const MIN = { memoryMb: 32, cpu: 0.05, pids: 16 };
+type LimitKey = keyof ProcessLimits;
+const MAX: Record<LimitKey, number> = { memoryMb: 16 * 1024, cpu: 16, pids: 4096, diskMb: 1024 * 1024 };
+const MIN: Record<LimitKey, number> = { memoryMb: 32, cpu: 0.05, pids: 16, diskMb: 16 };
+const WORD: Record<LimitKey, string> = { memoryMb: 'memory', cpu: 'cpu', pids: 'pids', diskMb: 'disk' };
 
 /** The user app processes run as: not root, not in the image's passwd (none is needed). */
 export const APP_USER = '1000:1000';
 
-/** Parses `memory=512m cpu=0.5 pids=128` words (ps:limit); refuses anything else with one line. */
+/**
+ * Parses `memory=512m cpu=0.5 pids=128 disk=1g` words (ps:limit); refuses anything
+ * else with one line.
+ */
 export function parseLimitWords(words: string[]): Partial<ProcessLimits> {
   const out: Partial<ProcessLimits> = {};
   for (const word of words) {
-    const m = /^(memory|cpu|pids)=(.{1,20})$/.exec(word);
-    if (!m) throw new RackError('bad_argument', `expected memory=SIZE, cpu=N or pids=N, got ${JSON.stringify(word.slice(0, 40))}`);
-    const [, name, value] = m as unknown as [string, 'memory' | 'cpu' | 'pids', string];
-    if (name === 'memory') out.memoryMb = checked('memoryMb', parseMemory(value), value);
+    const m = /^(memory|cpu|pids|disk)=(.{1,20})$/.exec(word);
+    if (!m) throw new RackError('bad_argument', `expected memory=SIZE, cpu=N, pids=N or disk=SIZE, got ${JSON.stringify(word.slice(0, 40))}`);
+    const [, name, value] = m as unknown as [string, 'memory' | 'cpu' | 'pids' | 'disk', string];
+    if (name === 'memory') out.memoryMb = checked('memoryMb', parseMegabytes(value), value);
+    else if (name === 'disk') out.diskMb = checked('diskMb', parseMegabytes(value), value);
     // `cpu=shared` takes a cap off again (0: no quota, only the equal weight).
     else if (name === 'cpu') out.cpu = value === 'shared' ? 0 : checked('cpu', /^\d{1,2}(\.\d{1,2})?$/.test(value) ? Number(value) : NaN, value);
     else out.pids = checked('pids', /^\d{1,5}$/.test(value) ? Number(value) : NaN, value);
@@ -40,18 +51,23 @@ export function parseLimitWords(words: string[]): Partial<ProcessLimits> {
   return out;
 }
 
-function parseMemory(value: string): number {
-  const m = /^(\d{1,6})([mg])?b?$/i.exec(value);
+function parseMegabytes(value: string): number {
+  const m = /^(\d{1,7})([mg])?b?$/i.exec(value);
   if (!m) return NaN;
   return Number(m[1]) * (m[2]?.toLowerCase() === 'g' ? 1024 : 1);
 }
 
-function checked(key: keyof ProcessLimits, n: number, raw: string): number {
+function checked(key: LimitKey, n: number, raw: string): number {
   if (!Number.isFinite(n) || n < MIN[key] || n > MAX[key]) {
-    const unit = key === 'memoryMb' ? ' MiB' : '';
-    throw new RackError('bad_argument', `${key === 'memoryMb' ? 'memory' : key}=${raw.slice(0, 20)} is out of range (${MIN[key]}${unit} to ${MAX[key]}${unit})`);
+    const unit = key === 'memoryMb' || key === 'diskMb' ? ' MiB' : '';
+    throw new RackError('bad_argument', `${WORD[key]}=${raw.slice(0, 20)} is out of range (${MIN[key]}${unit} to ${MAX[key]}${unit})`);
   }
   return n;
+}
+
+function formatValue(key: LimitKey, n: number): string {
+  if (key !== 'memoryMb' && key !== 'diskMb') return String(n);
+  return n % 1024 === 0 ? `${n / 1024}g` : `${n}m`;
 }
 
 /** The app's limits for one process type: what ps:limit set for it over the defaults. */
@@ -61,8 +77,8 @@ export function limitsFor(type: string, set: Record<string, Partial<ProcessLimit
 }
 
 export function formatLimits(l: ProcessLimits): string {
-  const memory = l.memoryMb % 1024 === 0 ? `${l.memoryMb / 1024}g` : `${l.memoryMb}m`;
-  return `memory=${memory} cpu=${l.cpu || 'shared'} pids=${l.pids}`;
+  const disk = l.diskMb === undefined ? '' : ` disk=${formatValue('diskMb', l.diskMb)}`;
+  return `memory=${formatValue('memoryMb', l.memoryMb)} cpu=${l.cpu || 'shared'} pids=${l.pids}${disk}`;
 }
 
 /**
@@ -80,11 +96,20 @@ export interface Confinement {
   capabilities?: string[];
   /** The user it runs as; the image's when absent. */
   user?: string;
+  /** Writable space in bytes (`disk-limit.ts`); the rack's RACK_DISK_LIMIT when absent. */
+  diskBytes?: number;
 }
 
 /** App processes, one-off runs and release phases: the app user, no capabilities, the type's limits. */
 export function forProcess(l: ProcessLimits): Confinement {
-  return { memoryBytes: l.memoryMb * 1024 * 1024, pids: l.pids, cpuShares: 1024, ...(l.cpu ? { cpu: l.cpu } : {}), user: APP_USER };
+  return {
+    memoryBytes: l.memoryMb * 1024 * 1024,
+    pids: l.pids,
+    cpuShares: 1024,
+    ...(l.cpu ? { cpu: l.cpu } : {}),
+    user: APP_USER,
+    ...(l.diskMb ? { diskBytes: l.diskMb * 1024 * 1024 } : {}),
+  };
 }
 
 /** The part of Docker's HostConfig that enforces a confinement (no swap beyond the memory). */

@@ -10,6 +10,8 @@ export const LABEL = {
   build: 'rack.build',
   type: 'rack.type',
   role: 'rack.role',
+  /** The writable space a container was given, in MiB (disk-limit.ts); Docker keeps no record of it. */
+  disk: 'rack.disk',
 } as const;
 
 

@@ -1,0 +1,103 @@
+import type Docker from 'dockerode';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { RackError } from '../rack-error.js';
+
+const run = promisify(execFile);
+
+/**
+ * The writable space of a tenant's container (RACK_DISK_LIMIT, `ps:limit TYPE disk=1g`).
+ *
+ * Docker's own switch, `--storage-opt size=`, needs overlay2 on XFS with project quotas; on ext4
+ * (this kind of host) it is refused. So each container's own overlay layer (the folder holding its
+ * upper and work dirs, which overlayfs wants on one mount) gets a file system of its own between
+ * create and start: a sparse file of the limit's size, made ext4 with the layer's few files copied
+ * in (`mkfs.ext4 -d`), loop-mounted over that folder. The kernel then refuses a write past the
+ * limit with ENOSPC, to the byte, wherever in the container it lands (/app, /tmp, HOME), and `df /`
+ * inside shows the limit, not the host's disk. Nothing is sampled, so nothing overshoots.
+ *
+ * The file is unlinked as soon as it is mounted: removing the container (Docker unmounts the
+ * layer before deleting it) detaches the loop device and frees the space, so nothing is left to
+ * clean up after a crash of rackd either. Deleted files give their blocks back to the host
+ * (`discard`). It costs about 10 ms per container (mkfs and mount of a sparse file).
+ *
+ * Needs what a rackd on dockerd's host has: root, loop devices, and dockerd's mount namespace.
+ * A container restarted by Docker after a crash keeps the mount; one restarted after a reboot of
+ * the host (before rackd runs again) would run on the plain layer, without the limit.
+ */
+export class DiskLimit {
+  constructor(
+    /** Where the sparse files are made (RACK_HOME/tmp: same host, emptied at start). */
+    private readonly dir: string,
+    /** The limit of a container that names none (RACK_DISK_LIMIT), in bytes. */
+    readonly defaultBytes: number,
+  ) {}
+
+  /**
+   * Fails rackd's start with one line when this host cannot enforce the limit, instead of running
+   * tenants without one: the engine must use overlay2 with its layers on this machine, and a
+   * trial file system must mount.
+   */
+  async check(docker: Docker): Promise<void> {
+    const info = (await docker.info()) as { Driver?: string; DockerRootDir?: string };
+    const off = 'or set RACK_DISK_LIMIT=off to run without disk limits';
+    if (info.Driver !== 'overlay2') {
+      throw new RackError('bad_config', `the disk limit needs Docker's overlay2 storage driver, this engine uses ${info.Driver ?? 'an unknown one'}; ${off}`);
+    }
+    try {
+      await stat(join(info.DockerRootDir ?? '/var/lib/docker', 'overlay2'));
+    } catch (err) {
+      throw new RackError('bad_config', `the disk limit needs Docker's layers on this host, and ${info.DockerRootDir ?? '/var/lib/docker'}/overlay2 is not here (a remote engine?); ${off}`, { cause: err });
+    }
+    await mkdir(this.dir, { recursive: true });
+    const target = join(this.dir, `disk-check-${randomBytes(4).toString('hex')}`);
+    await mkdir(target);
+    try {
+      await this.mountOver(target, 16 * 1024 * 1024, undefined);
+      await run('umount', [target]);
+    } catch (err) {
+      const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0];
+      throw new RackError('bad_config', `cannot loop-mount a file system for the disk limit (${detail}); run rackd as root on the Docker host, ${off}`, { cause: err });
+    } finally {
+      await rm(target, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Limits a created (not yet started) container's writable space to `bytes` (the default when
+   * absent). Anything Docker put in the layer at create (the working directory) is carried over.
+   */
+  async apply(container: Docker.Container, bytes: number | undefined): Promise<void> {
+    const info = await container.inspect();
+    const data = info.GraphDriver?.Data as { UpperDir?: string; WorkDir?: string } | undefined;
+    const layer = data?.UpperDir ? dirname(data.UpperDir) : undefined;
+    if (info.GraphDriver?.Name !== 'overlay2' || !layer || !data?.WorkDir || dirname(data.WorkDir) !== layer) {
+      throw new RackError('internal', `cannot limit the disk of container ${info.Id.slice(0, 12)}: its layer is not an overlay2 one`);
+    }
+    await this.mountOver(layer, bytes ?? this.defaultBytes, layer);
+    // Docker's own mode for a layer folder, which mkfs does not copy.
+    await chmod(layer, 0o710);
+  }
+
+  /** A fresh ext4 of `bytes` (holding a copy of `content`) mounted at `target`; its file already unlinked. */
+  private async mountOver(target: string, bytes: number, content: string | undefined): Promise<void> {
+    const file = join(this.dir, `disk-${randomBytes(6).toString('hex')}.img`);
+    const handle = await open(file, 'wx', 0o600);
+    try {
+      await handle.truncate(bytes);
+    } finally {
+      await handle.close();
+    }
+    try {
+      // No journal: what a container writes is thrown away with it, crash or not. No reserved
+      // blocks: the limit is the tenant's to the last one.
+      await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-m', '0', '-E', 'nodiscard', ...(content ? ['-d', content] : []), file]);
+      await run('mount', ['-o', 'loop,discard', file, target]);
+    } finally {
+      await rm(file, { force: true });
+    }
+  }
+}
