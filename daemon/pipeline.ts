@@ -224,16 +224,19 @@ export class Pipeline {
 
   /**
    * `ps:scale`: the current release rolled out again with new instance counts; no new release.
-   * Refused before anything changes when the app would run more than `maxProcesses` in all.
+   * Refused before anything changes when the app would run more than `maxProcesses` in all, its
+   * `oneOffs` (`run` processes now) counted.
    */
-  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number }, out: UserOutput): Promise<Record<string, number>> {
+  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number; oneOffs?: number }, out: UserOutput): Promise<Record<string, number>> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
       for (const type of Object.keys(req.changes)) this.requireType(release, type);
       const formation = { ...(await this.supervisor.formationOf(release)), ...req.changes };
-      if (totalProcesses(formation) > req.maxProcesses) {
+      const oneOffs = req.oneOffs ?? 0;
+      if (totalProcesses(formation) + oneOffs > req.maxProcesses) {
         const wanted = Object.entries(formation).map(([t, n]) => `${t}=${n}`).join(' ');
-        throw new RackError('bad_argument', `${wanted} is ${totalProcesses(formation)} processes; an app may run at most ${req.maxProcesses} in all`);
+        const besides = oneOffs > 0 ? ` besides ${oneOffs} one-off ones running` : '';
+        throw new RackError('bad_argument', `${wanted} is ${totalProcesses(formation)} processes${besides}; an app may run at most ${req.maxProcesses} in all`);
       }
       const app = await this.store.requireApp(req.app);
       const timings = new PhaseTimings();

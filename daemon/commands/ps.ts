@@ -90,7 +90,12 @@ psCommands.push(
         changes.set(m[1]!, Number(m[2]));
       }
       const formation = await ctx.services.pipeline.scale(
-        { app: ctx.app, changes: Object.fromEntries(changes), maxProcesses: ctx.services.config.maxProcesses },
+        {
+          app: ctx.app,
+          changes: Object.fromEntries(changes),
+          maxProcesses: ctx.services.config.maxProcesses,
+          oneOffs: ctx.services.runtime.tasks.oneOffCount(ctx.app),
+        },
         textOutput(ctx.print),
       );
       ctx.result({ formation });

@@ -1,5 +1,6 @@
 import { authorize } from '../access/access-policy.js';
 import { RackError } from '../rack-error.js';
+import { resolveFormation, totalProcesses } from '../release/formation.js';
 import { limitsFor } from '../runtime/isolation.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { selectApp } from './app-selection.js';
@@ -46,6 +47,15 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
   const record = await services.store.requireApp(app);
   const release = record.currentRelease ? await services.store.getRelease(app, record.currentRelease) : undefined;
   if (!release) throw new RackError('no_such_release', `${app} has no running release yet: push it first`);
+  const network = await services.runtime.networks.ensure(app);
+  // One-off processes count toward the app's RACK_MAX_PROCESSES with its formation. Nothing is
+  // awaited between this count and runInteractive's, so `run`s asked for at once cannot all pass.
+  const max = services.config.maxProcesses;
+  const formation = totalProcesses(resolveFormation(release.processTypes, record.formation));
+  const oneOffs = services.runtime.tasks.oneOffCount(app);
+  if (formation + oneOffs >= max) {
+    throw new RackError('forbidden', `${app} runs ${formation} processes and ${oneOffs} one-off ones; an app may run at most ${max} in all (RACK_MAX_PROCESSES)`);
+  }
   const abort = new AbortController();
   req.channel.once('close', () => abort.abort());
   return services.runtime.runInteractive({
@@ -56,7 +66,7 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
     command: line.command,
     env: release.config,
     // One-off processes join the app's network and run under its web processes' limits.
-    network: await services.runtime.networks.ensure(app),
+    network,
     limits: limitsFor('web', record.limits),
     tty: req.pty,
     stdin: req.channel,

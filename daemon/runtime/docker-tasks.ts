@@ -67,6 +67,14 @@ export class DockerTasks {
     private readonly disk: DiskLimit | undefined,
   ) {}
 
+  /** One-off processes (`run`) of each app running now; they count toward its process quota. */
+  private readonly oneOffs = new Map<string, number>();
+
+  /** How many `run` processes the app has now, counted from the moment each is asked for. */
+  oneOffCount(app: string): number {
+    return this.oneOffs.get(app) ?? 0;
+  }
+
   private labels(extra: Record<string, string>): Record<string, string> {
     return this.owner.labels(extra);
   }
@@ -159,6 +167,19 @@ export class DockerTasks {
    * when `abort` fires (the client went away).
    */
   async runInteractive(spec: InteractiveSpec): Promise<number> {
+    // Counted before the first await, so that a check of the count just before this call holds
+    // against any number of `run`s asked for at once.
+    this.oneOffs.set(spec.app, this.oneOffCount(spec.app) + 1);
+    try {
+      return await this.runOneOff(spec);
+    } finally {
+      const left = this.oneOffCount(spec.app) - 1;
+      if (left > 0) this.oneOffs.set(spec.app, left);
+      else this.oneOffs.delete(spec.app);
+    }
+  }
+
+  private async runOneOff(spec: InteractiveSpec): Promise<number> {
     const container = await this.docker.createContainer({
       name: `rack.${spec.app}.v${spec.release}.run.${randomBytes(3).toString('hex')}`,
       Image: spec.image,

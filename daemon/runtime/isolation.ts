@@ -29,11 +29,17 @@ const MAX: Record<LimitKey, number> = { memoryMb: 16 * 1024, cpu: 16, pids: 4096
 const MIN: Record<LimitKey, number> = { memoryMb: 32, cpu: 0.05, pids: 16, diskMb: 16 };
 const WORD: Record<LimitKey, string> = { memoryMb: 'memory', cpu: 'cpu', pids: 'pids', diskMb: 'disk' };
 
+/**
+ * How far a key that is not an admin's may raise a process's limits when an admin has set no
+ * ceiling for the app (`apps:limits`): one process of an app key must not take the machine.
+ */
+export const DEFAULT_CEILINGS: Required<ProcessLimits> = { memoryMb: 2048, cpu: 2, pids: 1024, diskMb: 4096 };
+
 /** The user app processes run as: not root, not in the image's passwd (none is needed). */
 export const APP_USER = '1000:1000';
 
 /**
- * Parses `memory=512m cpu=0.5 pids=128 disk=1g` words (ps:limit); refuses anything
+ * Parses `memory=512m cpu=0.5 pids=128 disk=1g` words (ps:limit, apps:limits); refuses anything
  * else with one line.
  */
 export function parseLimitWords(words: string[]): Partial<ProcessLimits> {
@@ -65,6 +71,23 @@ function checked(key: LimitKey, n: number, raw: string): number {
   return n;
 }
 
+/**
+ * Refuses limits past the app's ceilings (an admin's `apps:limits`, else DEFAULT_CEILINGS), for
+ * a key that is not an admin's. `cpu=shared` (no cap) is past any CPU ceiling.
+ */
+export function checkCeilings(limits: Partial<ProcessLimits>, ceilings: Partial<ProcessLimits> | undefined): void {
+  const ceiling = { ...DEFAULT_CEILINGS, ...ceilings };
+  for (const key of Object.keys(WORD) as LimitKey[]) {
+    const wanted = limits[key];
+    if (wanted === undefined) continue;
+    const over = key === 'cpu' && wanted === 0 ? true : wanted > ceiling[key];
+    if (over) {
+      const asked = key === 'cpu' && wanted === 0 ? 'cpu=shared' : `${WORD[key]}=${formatValue(key, wanted)}`;
+      throw new RackError('forbidden', `${asked} is over ${WORD[key]}=${formatValue(key, ceiling[key])}, this app's ceiling per process (an admin may raise it with apps:limits)`);
+    }
+  }
+}
+
 function formatValue(key: LimitKey, n: number): string {
   if (key !== 'memoryMb' && key !== 'diskMb') return String(n);
   return n % 1024 === 0 ? `${n / 1024}g` : `${n}m`;
@@ -79,6 +102,12 @@ export function limitsFor(type: string, set: Record<string, Partial<ProcessLimit
 export function formatLimits(l: ProcessLimits): string {
   const disk = l.diskMb === undefined ? '' : ` disk=${formatValue('diskMb', l.diskMb)}`;
   return `memory=${formatValue('memoryMb', l.memoryMb)} cpu=${l.cpu || 'shared'} pids=${l.pids}${disk}`;
+}
+
+/** An app's ceilings as `memory=2g cpu=2 pids=1024 disk=4g`, the defaults filled in. */
+export function formatCeilings(ceilings: Partial<ProcessLimits> | undefined): string {
+  const c = { ...DEFAULT_CEILINGS, ...ceilings };
+  return (Object.keys(WORD) as LimitKey[]).map((key) => `${WORD[key]}=${key === 'cpu' ? String(c.cpu) : formatValue(key, c[key])}`).join(' ');
 }
 
 /**

@@ -18,6 +18,8 @@ export interface AppRecord {
   formation?: Record<string, number>;
   /** Limits set with ps:limit, by process type; the rest run with the defaults. */
   limits?: Record<string, Partial<ProcessLimits>>;
+  /** apps:limits: how far keys that are not an admin's may raise one process's limits (isolation.ts's defaults where absent). */
+  ceilings?: Partial<ProcessLimits>;
   /**
    * The containers that were health-checked and switched to, by ID: what a restarted rackd
    * re-adopts. Anything else of the app's that runs was never checked and is removed.

@@ -4,6 +4,7 @@ import type { AbstractSublevel } from 'abstract-level';
 import { Level } from 'level';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
+import type { ProcessLimits } from '../runtime/isolation.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
@@ -148,6 +149,16 @@ export class Store {
     return this.writes.run(async () => {
       const app = await this.requireApp(name);
       await this.writes.put(k.app(name), { ...app, ...changes });
+    });
+  }
+
+  /** apps:limits: the ceilings named change, the others stay. */
+  setAppCeilings(name: string, change: Partial<ProcessLimits>): Promise<AppRecord> {
+    return this.write(async () => {
+      const app = await this.requireApp(name);
+      const next = { ...app, ceilings: { ...app.ceilings, ...change } };
+      await this.db.put(k.app(name), next);
+      return next;
     });
   }
 
