@@ -1,7 +1,7 @@
 import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
@@ -42,16 +42,24 @@ export class DiskLimit {
    * trial file system must mount.
    */
   async check(docker: Docker): Promise<void> {
+    // Three independent checks at once: they add to every start of rackd.
+    await Promise.all([this.checkEngine(docker), checkNamespace(), this.checkMount()]);
+  }
+
+  private async checkEngine(docker: Docker): Promise<void> {
     const info = (await docker.info()) as { Driver?: string; DockerRootDir?: string };
-    const off = 'or set RACK_DISK_LIMIT=off to run without disk limits';
     if (info.Driver !== 'overlay2') {
-      throw new RackError('bad_config', `the disk limit needs Docker's overlay2 storage driver, this engine uses ${info.Driver ?? 'an unknown one'}; ${off}`);
+      throw new RackError('bad_config', `the disk limit needs Docker's overlay2 storage driver, this engine uses ${info.Driver ?? 'an unknown one'}; ${OFF}`);
     }
+    const root = info.DockerRootDir ?? '/var/lib/docker';
     try {
-      await stat(join(info.DockerRootDir ?? '/var/lib/docker', 'overlay2'));
+      await stat(join(root, 'overlay2'));
     } catch (err) {
-      throw new RackError('bad_config', `the disk limit needs Docker's layers on this host, and ${info.DockerRootDir ?? '/var/lib/docker'}/overlay2 is not here (a remote engine?); ${off}`, { cause: err });
+      throw new RackError('bad_config', `the disk limit needs Docker's layers on this host, and ${root}/overlay2 is not here (a remote engine?); ${OFF}`, { cause: err });
     }
+  }
+
+  private async checkMount(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
     const target = join(this.dir, `disk-check-${randomBytes(4).toString('hex')}`);
     await mkdir(target);
@@ -60,7 +68,7 @@ export class DiskLimit {
       await run('umount', [target]);
     } catch (err) {
       const detail = ((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0];
-      throw new RackError('bad_config', `cannot loop-mount a file system for the disk limit (${detail}); run rackd as root on the Docker host, ${off}`, { cause: err });
+      throw new RackError('bad_config', `cannot loop-mount a file system for the disk limit (${detail}); run rackd as root on the Docker host, ${OFF}`, { cause: err });
     } finally {
       await rm(target, { recursive: true, force: true });
     }
@@ -100,4 +108,40 @@ export class DiskLimit {
       await rm(file, { force: true });
     }
   }
+}
+
+const OFF = 'or set RACK_DISK_LIMIT=off to run without disk limits';
+
+/**
+ * A mount made in another mount namespace (rackd under systemd's PrivateTmp, or in a container)
+ * is one dockerd never sees: the overlay would quietly use the unlimited layer beneath it.
+ */
+async function checkNamespace(): Promise<void> {
+  const ours = await readlink('/proc/self/ns/mnt');
+  const theirs = await dockerdMountNamespaces();
+  if (theirs.length === 0) throw new RackError('bad_config', `the disk limit needs dockerd on this host, and no dockerd process is here; ${OFF}`);
+  if (!theirs.includes(ours)) {
+    throw new RackError('bad_config', `the disk limit needs rackd in dockerd's mount namespace (no PrivateTmp, ProtectSystem or MountFlags in its unit); ${OFF}`);
+  }
+}
+
+/** The mount namespaces of the dockerd processes on this host (by their `comm`), as `mnt:[N]`. */
+async function dockerdMountNamespaces(): Promise<string[]> {
+  // Docker's pid file first; a look through /proc (tens of ms on a busy host) only without one.
+  try {
+    const pid = (await readFile('/var/run/docker.pid', 'utf8')).trim();
+    if ((await readFile(`/proc/${pid}/comm`, 'utf8')).trim() === 'dockerd') return [await readlink(`/proc/${pid}/ns/mnt`)];
+  } catch {
+    // no pid file, or a stale one
+  }
+  const out: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if ((await readFile(`/proc/${pid}/comm`, 'utf8')).trim() === 'dockerd') out.push(await readlink(`/proc/${pid}/ns/mnt`));
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return out;
 }
