@@ -35,7 +35,7 @@ import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
-import { DiskLimit } from './runtime/disk-limit.js';
+import { DiskLimit, unmountUnder } from './runtime/disk-limit.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
 import { installHostGuard } from './runtime/host-guard.js';
 import { registerAdminKeys } from './ssh/admin-keys.js';
@@ -75,7 +75,10 @@ export class Rackd {
 
   async start(): Promise<Ports> {
     const { config, log } = this;
-    // What a build in flight left in the scratch space when rackd stopped is of no use now.
+    // What a build in flight left in the scratch space when rackd stopped is of no use now (a
+    // --no-cache build's cache is a mount there under the disk limit).
+    await unmountUnder(paths.tmp(config));
+    await unmountUnder(paths.cache(config));
     await rm(paths.tmp(config), { recursive: true, force: true });
     for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config), paths.tmp(config)]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -69,7 +69,7 @@ test.serial('ps:limit TYPE disk= sets a type\'s writable space: its processes an
   t.true(Number(/^\S+\s+(\d+)/m.exec(other.stdout)?.[1] ?? 'NaN') > 400, other.stdout);
 });
 
-test.serial('a release phase and a build stop at the disk limit and fail with ENOSPC; the app keeps serving', async (t) => {
+test.serial('a release phase and a build (its layer and its cache) stop at the disk limit and fail with ENOSPC; the app keeps serving', async (t) => {
   const dir = join(rack.work, 'filler');
   await commitFile(dir, 'Procfile', 'web: node server.js\nrelease: dd if=/dev/zero of=/tmp/fill bs=1M count=200\n', 'a greedy release phase');
   const release = await rack.push(dir);
@@ -84,6 +84,15 @@ test.serial('a release phase and a build stop at the disk limit and fail with EN
   const build = await rack.push(app);
   t.not(build.code, 0);
   t.regex(build.stderr, /No space left on device/);
+  // The build cache (/cache, kept between builds on the host) is under the limit too.
+  await commitFile(app, 'FILL_TO', 'cache\n', 'a build filling its cache');
+  const cache = await rack.push(app);
+  t.not(cache.code, 0);
+  t.regex(cache.stderr, /No space left on device/);
+  const kept = await exec('du', ['-sm', '--apparent-size', join(rack.home, 'cache', 'greedy')]);
+  t.true(Number(kept.stdout.split('\t')[0]) <= 512, kept.stdout);
+  const clear = await rack.ssh(['builds:cache:clear', '-a', 'greedy']);
+  t.is(clear.code, 0, clear.stderr);
   await bothServe(t);
 });
 

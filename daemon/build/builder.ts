@@ -170,6 +170,14 @@ export class Builder {
       localRoot: join(this.config.home, 'buildpacks'),
       workDir: paths.tmp(this.config),
     });
+    // The build writes to /cache too, and the app's cache outlives it: under the disk limit as well.
+    let unmountCache: () => Promise<void>;
+    try {
+      unmountCache = await this.runtime.mountBuildCache(cacheDir, cacheDir === appCache);
+    } catch (err) {
+      await custom.cleanup();
+      throw err;
+    }
     try {
       const buildEnv = this.buildEnv();
       if (custom.list !== '') {
@@ -243,6 +251,7 @@ export class Builder {
         else await removed;
       }
     } finally {
+      await unmountCache();
       await custom.cleanup();
       if (cacheDir !== appCache) await rm(cacheDir, { recursive: true, force: true });
     }

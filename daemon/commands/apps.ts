@@ -8,6 +8,7 @@ import { assertDefaultHostFree } from '../domain-ownership.js';
 import { describePendingCheck } from '../git/push-check.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
+import { removeCache } from '../runtime/disk-limit.js';
 import { table, type Command } from './command.js';
 import { describeRouterTimeout } from './router.js';
 
@@ -83,7 +84,7 @@ export const appsCommands: Command[] = [
         }
         await runtime.removeApp(name);
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
-        await rm(join(paths.cache(config), name), { recursive: true, force: true });
+        await removeCache(join(paths.cache(config), name));
         await store.destroyApp(name);
         for (const host of hosts) await certs.remove(host, `app ${name} destroyed`);
       });

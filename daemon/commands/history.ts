@@ -1,9 +1,9 @@
 import { createdBy } from '../access/principal.js';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { paths } from '../config.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
+import { removeCache } from '../runtime/disk-limit.js';
 import { textOutput } from '../user-output.js';
 import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import type { BuildRecord } from '../store/records.js';
@@ -83,7 +83,7 @@ export const historyCommands: Command[] = [
     async run(ctx) {
       await ctx.services.store.requireApp(ctx.app);
       await ctx.services.lock.run(ctx.app, async () => {
-        await rm(join(paths.cache(ctx.services.config), ctx.app), { recursive: true, force: true });
+        await removeCache(join(paths.cache(ctx.services.config), ctx.app));
       });
       ctx.result({ cleared: true });
       ctx.print(`-----> Cleared the build cache of ${ctx.app}`);

@@ -32,7 +32,7 @@ export class DiskLimit {
   constructor(
     /** Where the sparse files are made (RACK_HOME/tmp: same host, emptied at start). */
     private readonly dir: string,
-    /** The limit of a container that names none (RACK_DISK_LIMIT), in bytes. */
+    /** The limit of a container that names none (RACK_DISK_LIMIT), in bytes; also each build cache's. */
     readonly defaultBytes: number,
   ) {}
 
@@ -90,24 +90,97 @@ export class DiskLimit {
     await chmod(layer, 0o710);
   }
 
+  /**
+   * A build's cache folder (bound at /cache) under the same limit as the build: a build writes
+   * there too, and the app's cache outlives the build. `keep`: the app's own cache, kept in an
+   * image file beside the folder (`APP.img`), made on first use; else a throwaway one
+   * (--no-cache). Mounted for the build only (resolves with the unmount), so that nothing of
+   * rack's stays mounted in RACK_HOME while no build runs.
+   */
+  async mountCache(dir: string, keep: boolean): Promise<() => Promise<void>> {
+    const unmount = async () => {
+      await run('umount', [dir]);
+    };
+    if (!keep) {
+      await this.mountOver(dir, this.defaultBytes, undefined);
+      return unmount;
+    }
+    if (!(await isMountPoint(dir))) {
+      const file = `${dir}.img`;
+      const size = await stat(file).then(
+        (s) => s.size,
+        () => -1,
+      );
+      // A cache may always be lost: one made under another limit, or from before there was one
+      // (a plain folder), starts again empty.
+      if (size !== this.defaultBytes) {
+        await rm(dir, { recursive: true, force: true });
+        await mkdir(dir, { recursive: true });
+        await rm(file, { force: true });
+        await makeFileSystem(file, this.defaultBytes, undefined);
+      }
+      await run('mount', ['-o', 'loop,discard', file, dir]);
+    }
+    return unmount;
+  }
+
   /** A fresh ext4 of `bytes` (holding a copy of `content`) mounted at `target`; its file already unlinked. */
   private async mountOver(target: string, bytes: number, content: string | undefined): Promise<void> {
     const file = join(this.dir, `disk-${randomBytes(6).toString('hex')}.img`);
-    const handle = await open(file, 'wx', 0o600);
     try {
-      await handle.truncate(bytes);
-    } finally {
-      await handle.close();
-    }
-    try {
-      // No journal: what a container writes is thrown away with it, crash or not. No reserved
-      // blocks: the limit is the tenant's to the last one.
-      await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-m', '0', '-E', 'nodiscard', ...(content ? ['-d', content] : []), file]);
+      await makeFileSystem(file, bytes, content);
       await run('mount', ['-o', 'loop,discard', file, target]);
     } finally {
       await rm(file, { force: true });
     }
   }
+}
+
+/** A sparse file of `bytes` made an ext4 (holding a copy of the folder `content`). */
+async function makeFileSystem(file: string, bytes: number, content: string | undefined): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.truncate(bytes);
+  } finally {
+    await handle.close();
+  }
+  // No journal: what a container writes is thrown away with it, crash or not (a cache may be
+  // lost). No reserved blocks: the limit is the tenant's to the last one.
+  await run('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-m', '0', '-E', 'nodiscard', ...(content ? ['-d', content] : []), file]);
+}
+
+/**
+ * An app's build cache gone: its folder, and its file system when it has one (unmounted first,
+ * as a mount point cannot be removed). Works whether or not the disk limit is on.
+ */
+export async function removeCache(dir: string): Promise<void> {
+  if (await isMountPoint(dir)) await run('umount', [dir]);
+  await rm(dir, { recursive: true, force: true });
+  await rm(`${dir}.img`, { force: true });
+}
+
+async function isMountPoint(dir: string): Promise<boolean> {
+  try {
+    const [own, parent] = await Promise.all([stat(dir), stat(dirname(dir))]);
+    return own.dev !== parent.dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Unmounts whatever is mounted below `root`: the build caches a crash of rackd left mounted, in
+ * RACK_HOME/cache and (--no-cache) in RACK_HOME/tmp, which is emptied at start.
+ */
+export async function unmountUnder(root: string): Promise<void> {
+  const prefix = `${root}/`;
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
+  // Field 5 is the mount point, with spaces and the like written as octal escapes.
+  const points = mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))))
+    .filter((p): p is string => p !== undefined && p.startsWith(prefix));
+  for (const point of points.reverse()) await run('umount', [point]);
 }
 
 const OFF = 'or set RACK_DISK_LIMIT=off to run without disk limits';

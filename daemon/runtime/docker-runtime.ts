@@ -103,6 +103,14 @@ export class DockerRuntime implements Runtime {
     return { repo: `rack/${app}`, tag: `deps-${key.slice(0, 16)}-${this.owner.instance}` };
   }
 
+  /**
+   * A build's cache folder under the disk limit, for the build's length (disk-limit.ts); as it is
+   * without one. Resolves with the unmount.
+   */
+  async mountBuildCache(dir: string, keep: boolean): Promise<() => Promise<void>> {
+    return this.disk ? this.disk.mountCache(dir, keep) : async () => undefined;
+  }
+
   /** Fails when this engine's containers cannot get the disk limit (disk-limit.ts). */
   async checkDiskLimit(): Promise<void> {
     await this.disk?.check(this.calls);
