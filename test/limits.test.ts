@@ -63,6 +63,8 @@ test.serial('ps:limit TYPE disk= sets a type\'s writable space: its processes an
   const inWeb = await exec('docker', ['exec', '-u', '1000:1000', web!, 'dd', 'if=/dev/zero', 'of=/tmp/fill', 'bs=1M', 'count=200']);
   t.not(inWeb.code, 0);
   t.regex(inWeb.stderr, /No space left on device/);
+  // It runs on with its disk full, and ps says so.
+  t.regex((await rack.ssh(['ps', '-a', 'filler'])).stdout, /web\.\w+\s+v\d+\s+up, disk full \(R16\)/);
   await bothServe(t);
   // The bystander's processes keep the default.
   const other = await run('bystander', 'df -m / | tail -n 1');

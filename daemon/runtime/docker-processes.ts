@@ -1,6 +1,8 @@
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { dirname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { lineSplitter } from '../line-splitter.js';
 import { removeContainer } from './containers.js';
@@ -39,6 +41,8 @@ export interface ProcessInfo {
   restarts: number;
   /** The last exit was the kernel's OOM killer: the process went over its memory limit. */
   oomKilled: boolean;
+  /** Its writable space (the disk limit) is used up: its writes fail with ENOSPC (Heroku's R16). */
+  diskFull?: boolean;
   exitCode: number;
   /** Loopback address of the published `PORT`, when the process has one. */
   upstream: { host: string; port: number } | null;
@@ -188,6 +192,7 @@ export class DockerProcesses implements ProcessDriver {
       restarting: info.State.Restarting,
       restarts: info.RestartCount,
       oomKilled: info.State.OOMKilled,
+      ...(labels[LABEL.disk] && info.State.Running ? { diskFull: await layerFull((info.GraphDriver?.Data as { UpperDir?: string } | undefined)?.UpperDir) } : {}),
       exitCode: info.State.ExitCode,
       upstream,
       startedAt: info.State.StartedAt,
@@ -291,6 +296,20 @@ export class DockerProcesses implements ProcessDriver {
     } catch {
       return '';
     }
+  }
+}
+
+/**
+ * Whether the file system of a process's writable layer (disk-limit.ts) has less than 1% left:
+ * what ext4 keeps back then is too little for any write of size.
+ */
+async function layerFull(upperDir: string | undefined): Promise<boolean> {
+  if (!upperDir) return false;
+  try {
+    const fs = await statfs(dirname(upperDir));
+    return fs.bavail < fs.blocks / 100;
+  } catch {
+    return false; // removed meanwhile, or the layer is not on this host
   }
 }
 
