@@ -22,7 +22,8 @@ const run = promisify(execFile);
  * The file is unlinked as soon as it is mounted: removing the container (Docker unmounts the
  * layer before deleting it) detaches the loop device and frees the space, so nothing is left to
  * clean up after a crash of rackd either. Deleted files give their blocks back to the host
- * (`discard`). It costs about 10 ms per container (mkfs and mount of a sparse file).
+ * (`discard`). It costs a mkfs and a mount of a sparse file per container: about 10 ms on an idle
+ * host, 50-130 ms on a loaded one (`npm run bench:limits`).
  *
  * Needs what a rackd on dockerd's host has: root, loop devices, and dockerd's mount namespace.
  * A container restarted by Docker after a crash keeps the mount; one restarted after a reboot of
