@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskLimit } from '../daemon/runtime/disk-limit.js';
 import { RackDaemon } from '../test/support/rack-daemon.js';
-import { median, pushToAnswering as pushAndWait } from './bench-host.js';
+import { median, medianPhases, pushToAnswering as pushAndWait, type PhaseFigures } from './bench-host.js';
 import { ms, runLoad } from './load-generator.js';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -57,17 +57,21 @@ try {
     [false, await open.appRepo('node-hello', app)],
   ]);
   const rackOf = (disk: boolean) => (disk ? limited : open);
-  const pushToAnswering = async (disk: boolean, marker: string): Promise<number> => (await pushAndWait(rackOf(disk), dirs.get(disk)!, app, marker)).ms;
+  const pushToAnswering = (disk: boolean, marker: string) => pushAndWait(rackOf(disk), dirs.get(disk)!, app, marker);
   await pushToAnswering(true, 'warm-up');
   await pushToAnswering(false, 'warm-up');
-  const results = new Map<string, { push: number[]; rps: number[]; p99: number[] }>(SETTINGS.map((s) => [s.label, { push: [], rps: [], p99: [] }]));
+  const results = new Map<string, { push: number[]; phases: PhaseFigures[]; rps: number[]; p99: number[] }>(
+    SETTINGS.map((s) => [s.label, { push: [], phases: [], rps: [], p99: [] }]),
+  );
   for (let round = 0; round < rounds; round++) {
     for (const { label, words, disk } of SETTINGS) {
       const rack = rackOf(disk);
       const set = await rack.ssh(['ps:limit', 'web', ...words, '-a', app]);
       if (set.code !== 0) throw new Error(set.stderr);
       const r = results.get(label)!;
-      r.push.push(await pushToAnswering(disk, `${label}-${round}`));
+      const pushed = await pushToAnswering(disk, `${label}-${round}`);
+      r.push.push(pushed.ms);
+      r.phases.push(pushed.phases);
       const load = await runLoad({ url: `http://127.0.0.1:${rack.httpPort}/`, host: `${app}.localhost`, connections: 16, durationMs: seconds * 1000 });
       if (load.failed > 0) throw new Error(`${load.failed} requests failed under load`);
       r.rps.push(load.rps);
@@ -85,6 +89,8 @@ try {
     console.log(
       `${label.padEnd(16)} push → answering median ${(median(r.push) / 1000).toFixed(2)} s; router ${median(r.rps).toFixed(0)} req/s, p99 ${ms(median(r.p99))} (medians of ${rounds})${ratios.length ? `; ${ratios.join('; ')}` : ''}`,
     );
+    // Where a push spends its time: the disk limit lands in build (its container and cache) and start.
+    console.log(`${''.padEnd(16)} ${medianPhases(r.phases)}`);
   }
 } finally {
   await limited.destroy();
