@@ -107,7 +107,7 @@ export function formatLimits(l: ProcessLimits): string {
 /** An app's ceilings as `memory=2g cpu=2 pids=1024 disk=4g`, the defaults filled in. */
 export function formatCeilings(ceilings: Partial<ProcessLimits> | undefined): string {
   const c = { ...DEFAULT_CEILINGS, ...ceilings };
-  return (Object.keys(WORD) as LimitKey[]).map((key) => `${WORD[key]}=${key === 'cpu' ? String(c.cpu) : formatValue(key, c[key])}`).join(' ');
+  return (Object.keys(WORD) as LimitKey[]).map((key) => `${WORD[key]}=${formatValue(key, c[key])}`).join(' ');
 }
 
 /**
