@@ -154,10 +154,10 @@ export class Store {
 
   /** apps:limits: the ceilings named change, the others stay. */
   setAppCeilings(name: string, change: Partial<ProcessLimits>): Promise<AppRecord> {
-    return this.write(async () => {
+    return this.writes.run(async () => {
       const app = await this.requireApp(name);
       const next = { ...app, ceilings: { ...app.ceilings, ...change } };
-      await this.db.put(k.app(name), next);
+      await this.writes.put(k.app(name), next);
       return next;
     });
   }
