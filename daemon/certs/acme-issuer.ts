@@ -2,7 +2,7 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import acme from 'acme-client';
-import { writeFileAtomic } from '../router/route-state-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 
 /** Where the CA fetches http-01 answers: the router's plain port, for the one host being ordered. */
 export interface ChallengeResponder {

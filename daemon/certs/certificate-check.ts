@@ -1,17 +1,9 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { RackError } from '../rack-error.js';
 import { splitPem } from './pem-bundle.js';
+import type { CertificateInfo } from '../store/records.js';
 
-/** What `certs` shows of a certificate; never the key. */
-export interface CertificateInfo {
-  /** The DNS names it covers (subjectAltName), as the certificate lists them. */
-  names: string[];
-  issuer: string;
-  notBefore: string;
-  notAfter: string;
-  /** SHA-256 of the leaf, hex: what a browser's certificate viewer shows. */
-  fingerprint: string;
-}
+export type { CertificateInfo };
 
 export interface CheckedBundle {
   /** Leaf first, each a PEM block. */

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
 import { RackError } from '../rack-error.js';
 import type { RouterClient } from '../router/router-client.js';
-import { writeFileAtomic } from '../router/route-state-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { CONTROL_PLANE_APP } from '../router/upstream.js';
 import type { CertRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';

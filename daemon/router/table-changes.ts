@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { RouteTable } from './route-table.js';
-import { serializeRoutes, writeFileAtomic } from './route-state-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
+import { serializeRoutes } from './route-state-file.js';
 import { appRoute, type AppRoute, type Router } from './router.js';
 
 /** One change to the router's table, as a control request asks for it. */

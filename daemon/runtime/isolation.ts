@@ -1,26 +1,7 @@
 import { RackError } from '../rack-error.js';
+import type { ProcessLimits } from '../store/records.js';
 
-/**
- * What a tenant's container may use and do. Every app process, one-off `run` and release phase
- * runs as an unprivileged user with no capabilities and `no-new-privileges`, inside limits: one
- * app must not be able to take the host down (Heroku's smallest dyno has 512 MB and 256 processes).
- */
-export interface ProcessLimits {
-  /** Hard memory limit in MiB; no swap beyond it. */
-  memoryMb: number;
-  /**
-   * A hard cap in CPU cores (fractions allowed), as a CFS quota, on top of an equal weight for
-   * every process. 0 or absent: no cap, the weight alone (`ps:limit web cpu=shared`).
-   */
-  cpu?: number;
-  /** Process (thread) count inside the container. */
-  pids: number;
-  /**
-   * Writable space in MiB: what the process may write anywhere in its container (`disk-limit.ts`).
-   * Absent: the rack's RACK_DISK_LIMIT, which the runtime applies.
-   */
-  diskMb?: number;
-}
+export type { ProcessLimits };
 
 export const DEFAULT_LIMITS: ProcessLimits = { memoryMb: 512, cpu: 1, pids: 256 };
 

@@ -1,9 +1,9 @@
 /** The records rack keeps in LevelDB. Finished builds and releases are never rewritten. */
-import type { CertificateInfo } from '../certs/certificate-check.js';
-import type { Builder } from '../runtime/process-command.js';
+/**
+ * The store owns the shapes it keeps: the modules that compute them (certificates, health checks,
+ * limits, builders) import these types from here, never the other way round.
+ */
 import type { Timings } from '../phase-timings.js';
-import type { ProcessLimits } from '../runtime/isolation.js';
-import type { HealthCheckOptions } from '../supervisor/health-check.js';
 
 export interface AppRecord {
   name: string;
@@ -247,3 +247,51 @@ export interface AuditEntry {
   /** `ok`, or the error code the change failed with. */
   outcome: string;
 }
+
+/** What `certs` shows of a certificate; never the key. */
+export interface CertificateInfo {
+  /** The DNS names it covers (subjectAltName), as the certificate lists them. */
+  names: string[];
+  issuer: string;
+  notBefore: string;
+  notAfter: string;
+  /** SHA-256 of the leaf, hex: what a browser's certificate viewer shows. */
+  fingerprint: string;
+}
+
+export interface HealthCheckOptions {
+  path: string;
+  /** One attempt's timeout. */
+  timeoutMs: number;
+  intervalMs: number;
+  /** Give up after this long in all (the deploy timeout). */
+  deadlineMs: number;
+  /** Give up after this many failed probes (app.json `attempts`); unlimited when absent. */
+  attempts?: number;
+  /** Wait before the first probe (app.json `initialDelay`). */
+  initialDelayMs?: number;
+}
+
+/**
+ * What a tenant's container may use and do. Every app process, one-off `run` and release phase
+ * runs as an unprivileged user with no capabilities and `no-new-privileges`, inside limits: one
+ * app must not be able to take the host down (Heroku's smallest dyno has 512 MB and 256 processes).
+ */
+export interface ProcessLimits {
+  /** Hard memory limit in MiB; no swap beyond it. */
+  memoryMb: number;
+  /**
+   * A hard cap in CPU cores (fractions allowed), as a CFS quota, on top of an equal weight for
+   * every process. 0 or absent: no cap, the weight alone (`ps:limit web cpu=shared`).
+   */
+  cpu?: number;
+  /** Process (thread) count inside the container. */
+  pids: number;
+  /**
+   * Writable space in MiB: what the process may write anywhere in its container (`disk-limit.ts`).
+   * Absent: the rack's RACK_DISK_LIMIT, which the runtime applies.
+   */
+  diskMb?: number;
+}
+
+export type Builder = 'buildpacks' | 'dockerfile';

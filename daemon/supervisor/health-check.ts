@@ -1,18 +1,8 @@
 import { request } from 'node:http';
 import type { ProcessDriver, ProcessInfo } from '../runtime/runtime.js';
+import type { HealthCheckOptions } from '../store/records.js';
 
-export interface HealthCheckOptions {
-  path: string;
-  /** One attempt's timeout. */
-  timeoutMs: number;
-  intervalMs: number;
-  /** Give up after this long in all (the deploy timeout). */
-  deadlineMs: number;
-  /** Give up after this many failed probes (app.json `attempts`); unlimited when absent. */
-  attempts?: number;
-  /** Wait before the first probe (app.json `initialDelay`). */
-  initialDelayMs?: number;
-}
+export type { HealthCheckOptions };
 
 export const DEFAULT_HEALTH_CHECK: HealthCheckOptions = { path: '/', timeoutMs: 2000, intervalMs: 200, deadlineMs: 60_000 };
 
