@@ -103,6 +103,42 @@ test.serial('a Dockerfile may not build on another app\'s image, copy from it, o
   }
 });
 
+test.serial('a Dockerfile read differently by rack and by Docker (directives, continuations, quotes, flag escapes) cannot reach another app\'s image or the host', async (t) => {
+  let requests = 0;
+  const server = createServer((_req, res) => (requests++, res.end('secret')));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const image = JSON.parse((await rack.ssh(['builds:info', 'b1', '--json', '-a', 'victim'])).stdout).image as string;
+  const url = `http://127.0.0.1:${port}/x`;
+  // What runs inside the victim's image prints LEAK42 (the Step line shows only the unexpanded text).
+  const leak = 'RUN test -f /srv/built.txt && echo LEAK$((6*7)) && head -c 60 /srv/server.js\n';
+  try {
+    const cases: [string, string, RegExp][] = [
+      ['an unknown directive ends the directives', `# foo=bar\n# escape=\`\nFROM rack/stack\nRUN true # \`\nFROM ${image}\n${leak}`, /Dockerfile line 5: FROM rack\/victim/],
+      ['an unknown directive, then ADD of a host URL', `# foo=bar\n# escape=\`\nFROM rack/stack\nRUN true # \`\nADD ${url} /p\n`, /Dockerfile line 5: ADD of a remote source/],
+      ['a blank line ends the directives', `\n# escape=\`\nFROM rack/stack\nRUN true # \`\nFROM ${image}\n${leak}`, /Dockerfile line 5: FROM rack\/victim/],
+      ['continuation lines are joined without a space', `FROM rack/stack\nADD http:/\\\n/127.0.0.1:${port}/x /p\n`, /Dockerfile line 2: ADD .*not allowed/],
+      ['a quoted URL', `FROM rack/stack\nADD "${url}" /p\n`, /Dockerfile line 2: ADD .*not allowed/],
+      ['JSON with trailing text', `FROM rack/stack\nADD ["${url}", "/p"] x\n`, /Dockerfile line 2: .*JSON/],
+      ['an escaped flag name', `FROM rack/stack\nCOPY --fr\\om=${image} /srv/server.js /x\n${leak.replace('/srv/server.js', '/x').replace('test -f /srv/built.txt', 'test -f /x')}`, /Dockerfile line 2: COPY --from=rack\/victim/],
+      ['a no-break space after the escape', `FROM rack/stack\nRUN true \\\u00a0\nFROM ${image}\n${leak}`, /Dockerfile line 2: .*U\+00A0/],
+    ];
+    for (const [what, dockerfile, message] of cases) {
+      const dir = await evilRepo('df2', 'dockerfile-app', 'Dockerfile', dockerfile);
+      const push = await pushEvil(dir);
+      t.not(push.code, 0, what);
+      t.notRegex(push.stderr, /LEAK42|secret/, what);
+      t.regex(push.stderr, message, `${what}: ${push.stderr.slice(-600)}`);
+    }
+    t.is(requests, 0, 'dockerd fetched nothing from the host');
+    const images = await exec('docker', ['images', '-q', 'rack/evil']);
+    t.is(images.stdout.trim(), '', 'no image was made for evil');
+    t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
+  } finally {
+    server.close();
+  }
+});
+
 test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {
   const dir = await evilRepo('ok', 'dockerfile-app', 'README', 'ok\n');
   const first = await pushEvil(dir);

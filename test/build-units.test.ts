@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { BuildLog, TRUNCATED } from '../daemon/build/build-log.js';
 import { BuildSlots } from '../daemon/build/build-slots.js';
 import { canonicalBuildpackPath, lexicalBuildpackPath } from '../daemon/build/buildpack-path.js';
-import { checkDockerfile, isAllowedBase, parseDockerfile } from '../daemon/build/dockerfile-policy.js';
+import { builderFlags, parseDockerfile } from '../daemon/build/dockerfile-parser.js';
+import { checkAncestry, stepCheck } from '../daemon/build/dockerfile-audit.js';
+import { checkDockerfile, isAllowedBase } from '../daemon/build/dockerfile-policy.js';
 import { healthCheckFromAppJson } from '../daemon/build/app-json.js';
 import { loadConfig, parseDockerBases } from '../daemon/config.js';
 import { lineSplitter } from '../daemon/line-splitter.js';
@@ -55,18 +57,78 @@ test('the Dockerfile policy refuses other images, variables, remote ADD and moun
 });
 
 test('the Dockerfile parser joins continuations, skips comments inside them and keeps start lines', (t) => {
-  const ins = parseDockerfile('# syntax=x\n\nFROM rack/stack\nRUN a \\\n# note\n  b \\\n\n  c\ncmd ["x"]\n');
+  const ins = parseDockerfile('# syntax=x\n\nFROM rack/stack\nRUN a \\\n# note\n  b \\\n\n  c\ncmd ["x"]\n').instructions;
   t.deepEqual(
     ins.map((i) => [i.line, i.keyword, i.args]),
     [
       [3, 'FROM', 'rack/stack'],
-      [4, 'RUN', 'a    b    c'],
+      [4, 'RUN', 'a   b   c'],
       [9, 'CMD', '["x"]'],
     ],
   );
   t.true(isAllowedBase('rack/stack:latest', []));
   t.false(isAllowedBase('rack/stack:b3', []));
   t.false(isAllowedBase('rack/other', ['debian']));
+});
+
+test('the Dockerfile parser reads directives, continuations and flags as Docker does (issue 27)', (t) => {
+  const read = (text: string) => parseDockerfile(text).instructions.map((i) => [i.keyword, ...i.flags, i.args].join(' ').trim());
+  // An unknown directive, a comment or a blank line ends the directives: the escape below is a comment.
+  t.is(parseDockerfile('# foo=bar\n# escape=`\nFROM rack/stack\n').escape, '\\');
+  t.is(parseDockerfile('\n# escape=`\nFROM rack/stack\n').escape, '\\');
+  t.is(parseDockerfile('# note\n# escape=`\nFROM rack/stack\n').escape, '\\');
+  t.is(parseDockerfile('  # SYNTAX = docker/dockerfile:1\n#Escape=`\nFROM rack/stack\n').escape, '`');
+  t.deepEqual(read('# foo=bar\n# escape=`\nFROM rack/stack\nRUN true # `\nFROM rack/victim\n'), ['FROM rack/stack', 'RUN true # `', 'FROM rack/victim']);
+  t.throws(() => parseDockerfile('# escape=`\n# escape=\\\nFROM x\n'), { message: /line 2: only one escape parser directive/ });
+  t.throws(() => parseDockerfile('# check=skip=all\n# escape=`\nFROM x\n'), { message: /line 2: put the check parser directive last/ });
+  // Continuation lines are joined with nothing between them; the escape may have spaces after it.
+  t.deepEqual(read('FROM rack/stack\nADD http:/\\ \t\n/host/x /p\n'), ['FROM rack/stack', 'ADD http://host/x /p']);
+  t.deepEqual(read('FROM rack/stack\r\nRUN a`\r\n  b\r\n'), ['FROM rack/stack', 'RUN a`', 'B']);
+  t.deepEqual(read('\ufeffFROM rack/stack\n'), ['FROM rack/stack']);
+  // Whitespace Go and JavaScript disagree on, and continuations Docker versions disagree on.
+  t.throws(() => parseDockerfile('FROM rack/stack\nRUN true \\\u00a0\nFROM x\n'), { message: /line 2: unusual whitespace .*U\+00A0/ });
+  t.throws(() => parseDockerfile('FROM rack/stack\nRUN a\rFROM x\n'), { message: /U\+000D/ });
+  t.throws(() => parseDockerfile('FROM rack/stack\nRUN echo \\\\\nFROM x\n'), { message: /line 2: a line ending in/ });
+  // Builder flags: quotes group, a backslash takes the next character, `--` ends the flags.
+  t.deepEqual(builderFlags('--fr\\om=rack/victim /a /b'), { flags: ['--from=rack/victim'], rest: '/a /b' });
+  t.deepEqual(builderFlags('--from="a b" --chown=1 x'), { flags: ['--from=a b', '--chown=1'], rest: 'x' });
+  t.deepEqual(builderFlags('-- --from=x y'), { flags: [], rest: ' --from=x y' });
+  t.deepEqual(builderFlags('--link'), { flags: ['--link'], rest: '' });
+});
+
+test('the Dockerfile policy refuses what Docker would read differently from its text (issue 27)', (t) => {
+  refused(t, '# foo=bar\n# escape=`\nFROM rack/stack\nRUN true # `\nFROM rack/victim:b1\n', /^Dockerfile line 5: FROM rack\/victim:b1 is not allowed/);
+  refused(t, 'FROM rack/stack\nADD http:/\\\n/127.0.0.1/x /p\n', /^Dockerfile line 2: ADD of a remote source \(http:\/\/127/);
+  refused(t, 'FROM rack/stack\nADD "http://127.0.0.1/x" /p\n', /line 2: ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nADD h\\ttp\\:/\\/127.0.0.1/x /p\n', /line 2: ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nADD github.com/moby/moby /p\n', /line 2: ADD of a remote source/);
+  refused(t, 'FROM rack/stack\nADD ["http://127.0.0.1/x", "/p"] x\n', /line 2: arguments starting with "\[" must be one JSON array/);
+  refused(t, 'FROM rack/stack\nCOPY --fr\\om=rack/victim:b1 /a /b\n', /line 2: COPY --from=rack\/victim:b1 is not an earlier build stage/);
+  t.notThrows(() => ok('FROM rack/stack\nCOPY --from="rack/stack" /a /b\n')); // Docker takes the quotes out too
+  refused(t, 'FROM "rack/victim:b1"\n', /line 1: FROM "rack\/victim:b1": name the image plainly/);
+  refused(t, 'FROM rack/st\\ack\n', /name the image plainly/);
+  refused(t, 'FROM rack/stack\nRUN <<EOF\nFROM x\nEOF\n', /line 2: here-documents/);
+  refused(t, 'FROM rack/stack\nONBUILD --x COPY a b\n', /line 2: ONBUILD takes no flags/);
+  t.notThrows(() => ok('FROM rack/stack AS a\nFROM rack/stack\nCOPY --chown=1:1 --from=a /a /b\nADD --chown=1 ["a b", "/c"]\n'));
+});
+
+test('a Dockerfile build is held to what rack checked: the engine\'s steps and the image\'s parents', (t) => {
+  const check = stepCheck(parseDockerfile('FROM rack/stack\nRUN true # `\nFROM rack/stack\n'));
+  t.is(check(1, 3, 'FROM rack/stack'), undefined);
+  t.is(check(2, 3, 'RUN true # `'), undefined);
+  t.is(check(3, 3, 'FROM rack/stack'), undefined);
+  t.regex(check(1, 4, 'FROM rack/stack') ?? '', /^Docker read the Dockerfile otherwise than rack's check \(step 1\/4: FROM rack\/stack\)/);
+  t.regex(check(3, 3, 'RUN cat /x') ?? '', /step 3\/3/);
+  const stack = { id: 'sha256:s', tags: ['rack/stack:latest'], labels: {} };
+  const step = (labels: Record<string, string> = {}) => ({ id: `sha256:${Math.random()}`, tags: [], labels });
+  const own = { id: 'sha256:own', tags: ['rack/evil:b2-x'], labels: { 'rack.app': 'evil' } };
+  t.notThrows(() => checkAncestry([own, step(), step(), stack], new Set(['sha256:s']), 'evil'));
+  t.notThrows(() => checkAncestry([own, step(), step()], new Set(['sha256:s']), 'evil')); // FROM scratch
+  const victim = { id: 'sha256:v', tags: ['rack/victim:b1-x'], labels: { 'rack.app': 'victim' } };
+  t.throws(() => checkAncestry([own, step({ 'rack.app': 'victim' }), victim, stack], new Set(['sha256:s']), 'evil'), {
+    message: /^the build started from an image of app victim, which is not an allowed base/,
+  });
+  t.throws(() => checkAncestry([own, victim, stack], new Set(['sha256:s']), 'evil'), { message: /started from rack\/victim:b1-x/ });
 });
 
 test('RACK_DOCKER_BASES and the build settings are parsed once and fail fast', (t) => {

@@ -18,6 +18,7 @@ import type { UserOutput } from '../user-output.js';
 import { healthCheckFromAppJson } from './app-json.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
+import { checkAncestry, stepCheck } from './dockerfile-audit.js';
 import { checkDockerfile } from './dockerfile-policy.js';
 import { parseBuildpackList, resolveBuildpacks } from './buildpack-sources.js';
 import { parseProcfile } from './procfile.js';
@@ -137,7 +138,7 @@ export class Builder {
     // Docker would follow a symlinked Dockerfile to text this check never saw.
     const mode = await fileMode(req.repo, req.commit, 'Dockerfile', req.objects);
     if (mode !== '100644' && mode !== '100755') throw new RackError('build_failed', 'the Dockerfile must be a regular file (not a symlink)');
-    checkDockerfile(dockerfile, this.config.dockerBases);
+    const parsed = checkDockerfile(dockerfile, this.config.dockerBases);
     const { repo, tag: buildTag } = this.runtime.imageName(req.app, build.id);
     const tag = `${repo}:${buildTag}`;
     const source = archive(req.repo, req.commit, '', req.objects);
@@ -151,8 +152,10 @@ export class Builder {
       onLine: (line) => say.output(`       ${line}`),
       timeoutMs: this.config.buildTimeoutMs,
       confine: this.confinement(),
+      checkStep: stepCheck(parsed),
     });
     await source.done;
+    await this.checkBase(req.app, tag);
     // Without a Procfile the image's own CMD is the web process.
     const processTypes = Object.keys(procfile).length > 0 ? procfile : { web: '' };
     say.header(`Built image ${tag}`);
@@ -271,6 +274,20 @@ export class Builder {
     }
     if (fromConfig.length > 0) say.header('Buildpacks from the BUILDPACK_URL config var');
     return fromConfig;
+  }
+
+  /** What the engine built on, from its own record (dockerfile-audit.ts); a foreign base loses the image. */
+  private async checkBase(app: string, tag: string): Promise<void> {
+    const allowed = new Set<string>();
+    for (const ref of [STACK_IMAGE, STACK_RUN_IMAGE, ...this.config.dockerBases]) {
+      for (const id of await this.runtime.imageIds(ref)) allowed.add(id);
+    }
+    try {
+      checkAncestry(await this.runtime.imageAncestry(tag), allowed, app);
+    } catch (err) {
+      await this.runtime.removeImage(tag, true);
+      throw err;
+    }
   }
 
   private confinement(): Confinement {

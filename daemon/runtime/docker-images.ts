@@ -25,6 +25,26 @@ export class DockerImages {
     return images.flatMap((i) => (i.RepoTags ?? []).filter((tag) => tag.startsWith(`rack/${app}:`)).map((tag) => ({ tag, id: i.Id, parent: i.ParentId })));
   }
 
+  /**
+   * The image and its parents, nearest first, as the engine recorded them: what a Dockerfile build
+   * actually started from, whatever its text said. Bounded, as a parent chain is a list rack did not write.
+   */
+  async ancestry(ref: string): Promise<{ id: string; tags: string[]; labels: Record<string, string> }[]> {
+    const chain: { id: string; tags: string[]; labels: Record<string, string> }[] = [];
+    for (let id: string = ref; id !== '' && chain.length < 1000; ) {
+      const info = (await this.docker.getImage(id).inspect()) as { Id: string; Parent?: string; RepoTags?: string[] | null; Config?: { Labels?: Record<string, string> | null } };
+      chain.push({ id: info.Id, tags: (info.RepoTags ?? []).filter((t) => t !== '<none>:<none>'), labels: info.Config?.Labels ?? {} });
+      id = info.Parent ?? '';
+    }
+    return chain;
+  }
+
+  /** The IDs of the images a reference names: one for `name:tag`, every tag's for a bare name. */
+  async idsOf(ref: string): Promise<string[]> {
+    const images = await this.docker.listImages({ filters: { reference: [ref] } });
+    return images.map((i) => i.Id);
+  }
+
   /** False when the image is still used by a container (it is kept then), unless `force`. */
   async remove(ref: string, force = false): Promise<boolean> {
     try {

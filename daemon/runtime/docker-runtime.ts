@@ -135,6 +135,8 @@ export class DockerRuntime implements Runtime {
   // The methods the rest of rack calls, each handed to the part that holds it.
   imageExists = (ref: string) => this.images.exists(ref);
   listAppImages = (app: string) => this.images.listWithParents(app);
+  imageAncestry = (ref: string) => this.images.ancestry(ref);
+  imageIds = (ref: string) => this.images.idsOf(ref);
   removeImage = async (ref: string, force?: boolean) => {
     await this.registry?.forget(ref);
     return this.images.remove(ref, force);

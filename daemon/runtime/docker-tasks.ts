@@ -214,15 +214,38 @@ export class DockerTasks {
     timeoutMs: number;
     /** Its memory and CPU weight apply to the RUN steps (the classic builder takes no more of it). */
     confine: Confinement;
+    /**
+     * Each `Step I/N : TEXT` the engine announces, before it runs that step: a reason returned
+     * stops the build there and fails it (the engine read the Dockerfile otherwise than rack did).
+     */
+    checkStep?: (index: number, total: number, text: string) => string | undefined;
   }): Promise<void> {
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(), spec.timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      abort.abort();
+    }, spec.timeoutMs);
     // A failed step does not fail the stream: it arrives as an event with `error`/`errorDetail`.
     let failure: string | undefined;
+    let refused: string | undefined;
+    const labels = this.labels(spec.labels);
+    // The classic builder adds one `LABEL` step per build label after the Dockerfile's own.
+    const added = Object.keys(labels).length;
+    const step = (line: string) => {
+      const m = /^Step (\d+)\/(\d+) : (.*)$/.exec(line);
+      if (!m || !spec.checkStep) return;
+      const [index, total, text] = [Number(m[1]), Number(m[2]) - added, m[3]!];
+      const why = index > total && /^LABEL /i.test(text) ? undefined : spec.checkStep(index, total, text);
+      if (why && refused === undefined) {
+        refused = why;
+        abort.abort();
+      }
+    };
     try {
       const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, {
         t: spec.tag,
-        labels: this.labels(spec.labels),
+        labels,
         buildargs: spec.buildArgs,
         nocache: spec.noCache,
         networkmode: spec.network,
@@ -238,7 +261,11 @@ export class DockerTasks {
           stream,
           (err: Error | null) => (err ? reject(err) : resolve()),
           (event: { stream?: string; error?: string; errorDetail?: { message?: string }; status?: string }) => {
-            for (const line of (event.stream ?? event.status ?? '').split('\n')) if (line.trim() !== '') spec.onLine(line);
+            for (const line of (event.stream ?? event.status ?? '').split('\n')) {
+              if (line.trim() === '') continue;
+              step(line);
+              if (refused === undefined) spec.onLine(line);
+            }
             const error = event.error ?? event.errorDetail?.message;
             if (error) {
               failure ??= error.trim();
@@ -248,13 +275,15 @@ export class DockerTasks {
         );
       });
     } catch (err) {
-      if (abort.signal.aborted) {
+      if (refused !== undefined) throw new RackError('build_failed', refused, { cause: err });
+      if (timedOut) {
         throw new RackError('build_failed', `build timed out after ${Math.round(spec.timeoutMs / 1000)} s`);
       }
       throw new RackError('build_failed', `docker build failed: ${(err as Error).message}`, { cause: err });
     } finally {
       clearTimeout(timer);
     }
+    if (refused !== undefined) throw new RackError('build_failed', refused);
     if (failure !== undefined) throw new RackError('build_failed', `docker build failed: ${failure.split('\n')[0]!.slice(0, 300)}`);
     try {
       await this.docker.getImage(spec.tag).inspect();
