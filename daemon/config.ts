@@ -55,6 +55,13 @@ export interface RackConfig {
   diskLimit: number | undefined;
   /** Memory limit of a build container or `docker build`, in bytes (RACK_BUILD_MEMORY). */
   buildMemory: number;
+  /** Processes a build may run at once: a buildpack build's container, all of a `docker build`'s steps (RACK_BUILD_PIDS). */
+  buildPids: number;
+  /**
+   * RACK_FETCH_ALLOW: host names a build may fetch buildpacks from although they resolve to a
+   * loopback, link-local or private address (lower-case); every other such address is refused.
+   */
+  fetchAllow: string[];
   /** Builds running at once over all apps (RACK_BUILD_CONCURRENCY), one per app at most. */
   buildConcurrency: number;
   /** After this long a build moves to the long-build slots, freeing its slot (RACK_BUILD_LONG_AFTER). */
@@ -231,6 +238,8 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     dockerBases: parseDockerBases(env['RACK_DOCKER_BASES']),
     diskLimit: env['RACK_DISK_LIMIT'] === 'off' ? undefined : byteSize(env, 'RACK_DISK_LIMIT', '2g', 16 * 1024 ** 2),
     buildMemory: byteSize(env, 'RACK_BUILD_MEMORY', '2g', 64 * 1024 ** 2),
+    buildPids: positiveInt(env, 'RACK_BUILD_PIDS', 4096),
+    fetchAllow: (env['RACK_FETCH_ALLOW'] ?? '').split(',').map((h) => h.trim().toLowerCase()).filter((h) => h !== ''),
     buildConcurrency: positiveInt(env, 'RACK_BUILD_CONCURRENCY', Math.max(2, cpus().length)),
     buildLongAfterMs: positiveInt(env, 'RACK_BUILD_LONG_AFTER', 20) * 1000,
     backupDir: env['RACK_BACKUP_DIR'] ? resolve(env['RACK_BACKUP_DIR']) : join(isAbsolute(home) ? home : resolve(home), 'backups'),

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { access, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-
 // builds end: a real rackd, real ssh/git clients and the real Docker engine.
 let rack: RackDaemon;
 let evil: string; // an app-scoped key for "evil"
-const START_ENV = { RACK_BUILD_CONCURRENCY: '2', RACK_BUILD_LONG_AFTER: '2' };
+const START_ENV = { RACK_BUILD_CONCURRENCY: '2', RACK_BUILD_LONG_AFTER: '2', RACK_BUILD_PIDS: '200' };
 
 interface Build {
   id: number;
@@ -137,6 +137,25 @@ test.serial('a Dockerfile read differently by rack and by Docker (directives, co
   } finally {
     server.close();
   }
+});
+
+test.serial('a Dockerfile build\'s RUN steps share the build\'s process limit and keep its memory limit', async (t) => {
+  // RACK_BUILD_PIDS=200: a step starting 400 processes gets fewer than 200 (the steps' shell included).
+  const fork = '(i=0; while [ $i -lt 400 ]; do sleep 60 & i=$((i+1)); echo $i > /tmp/n; done) 2>/dev/null; kill -9 -1; echo PIDS-$(cat /tmp/n)';
+  const dockerfile = (await readFile(join(FIXTURES, 'dockerfile-app', 'Dockerfile'), 'utf8')).replace(
+    /^CMD/m,
+    `RUN grep -E ":pids:" /proc/self/cgroup; echo MEM-$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\nRUN ${fork}\nCMD`,
+  );
+  const dir = await evilRepo('limits', 'dockerfile-app', 'Dockerfile', dockerfile);
+  const push = await pushEvil(dir);
+  t.is(push.code, 0, push.stderr.slice(-2000));
+  const forked = Number(/PIDS-(\d+)/.exec(push.stderr)?.[1]);
+  t.true(forked > 100 && forked < 200, `started ${forked} processes`);
+  t.regex(push.stderr, /MEM-2147483648/, 'RACK_BUILD_MEMORY (2g) holds in the step');
+  const cgroup = /:pids:(\/rack-build-[0-9a-f]+)\//.exec(push.stderr)?.[1];
+  t.truthy(cgroup, 'the step ran below the build\'s cgroup');
+  await t.throwsAsync(access(join('/sys/fs/cgroup/pids', cgroup ?? '/none')), undefined, 'the build\'s cgroup is gone afterwards');
+  t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
 });
 
 test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {

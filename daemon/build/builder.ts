@@ -60,7 +60,6 @@ const PROXY_VARS = ['HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'http_proxy', 'http
  * half an app's, so running apps stay responsive while something builds.
  */
 const BUILD_CAPABILITIES = ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID'];
-const BUILD_PIDS = 4096;
 const BUILD_CPU_SHARES = 512;
 
 /**
@@ -291,7 +290,7 @@ export class Builder {
   }
 
   private confinement(): Confinement {
-    return { memoryBytes: this.config.buildMemory, pids: BUILD_PIDS, cpuShares: BUILD_CPU_SHARES, capabilities: BUILD_CAPABILITIES };
+    return { memoryBytes: this.config.buildMemory, pids: this.config.buildPids, cpuShares: BUILD_CPU_SHARES, capabilities: BUILD_CAPABILITIES };
   }
 
   /** Operator settings the build needs but the app image must not keep. */

@@ -5,6 +5,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
+import { BuildCgroup } from './build-cgroup.js';
 import { attachedOptions, removeContainer, runAttached } from './containers.js';
 import type { DiskLimit } from './disk-limit.js';
 import { imageExists } from './docker-images.js';
@@ -60,6 +61,9 @@ export interface InteractiveSpec {
  * labels with this daemon's instance ID.
  */
 export class DockerTasks {
+  /** dockerd's cgroup driver, asked once: a build's cgroup parent is a path only with cgroupfs. */
+  private cgroupDriver: Promise<string> | undefined;
+
   constructor(
     private readonly docker: Docker,
     private readonly owner: Owner,
@@ -212,7 +216,11 @@ export class DockerTasks {
     network: string;
     onLine: (line: string) => void;
     timeoutMs: number;
-    /** Its memory and CPU weight apply to the RUN steps (the classic builder takes no more of it). */
+    /**
+     * Its memory and CPU weight apply to each RUN step, its process limit to all steps together (a
+     * cgroup parent). The classic builder takes nothing else of it: the steps run as the image's
+     * user with Docker's default capabilities.
+     */
     confine: Confinement;
     /**
      * Each `Step I/N : TEXT` the engine announces, before it runs that step: a reason returned
@@ -220,6 +228,16 @@ export class DockerTasks {
      */
     checkStep?: (index: number, total: number, text: string) => string | undefined;
   }): Promise<void> {
+    this.cgroupDriver ??= this.docker.info().then((i: { CgroupDriver?: string }) => i.CgroupDriver ?? 'unknown');
+    const cgroup = await BuildCgroup.open(await this.cgroupDriver, spec.confine.pids);
+    try {
+      await this.build(spec, cgroup.parent);
+    } finally {
+      await cgroup.close();
+    }
+  }
+
+  private async build(spec: Parameters<DockerTasks['buildImage']>[0], cgroupParent: string): Promise<void> {
     const abort = new AbortController();
     let timedOut = false;
     const timer = setTimeout(() => {
@@ -243,7 +261,8 @@ export class DockerTasks {
       }
     };
     try {
-      const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, {
+      // `cgroupparent` is a build option of the engine's API that dockerode's types leave out.
+      const options: Docker.ImageBuildOptions & { cgroupparent: string } = {
         t: spec.tag,
         labels,
         buildargs: spec.buildArgs,
@@ -255,7 +274,10 @@ export class DockerTasks {
         memory: spec.confine.memoryBytes,
         memswap: spec.confine.memoryBytes,
         cpushares: spec.confine.cpuShares,
-      });
+        ...(spec.confine.cpu ? { cpuperiod: 100_000, cpuquota: Math.round(spec.confine.cpu * 100_000) } : {}),
+        cgroupparent: cgroupParent,
+      };
+      const stream = await this.docker.buildImage(spec.context as unknown as NodeJS.ReadableStream, options);
       await new Promise<void>((resolve, reject) => {
         this.docker.modem.followProgress(
           stream,
