@@ -2,7 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { access, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-daemon.js';
 
@@ -10,7 +10,7 @@ import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-
 // builds end: a real rackd, real ssh/git clients and the real Docker engine.
 let rack: RackDaemon;
 let evil: string; // an app-scoped key for "evil"
-const START_ENV = { RACK_BUILD_CONCURRENCY: '2', RACK_BUILD_LONG_AFTER: '2', RACK_BUILD_PIDS: '200' };
+const START_ENV = { RACK_BUILD_CONCURRENCY: '2', RACK_BUILD_LONG_AFTER: '2', RACK_BUILD_PIDS: '200', RACK_FETCH_ALLOW: 'localhost' };
 
 interface Build {
   id: number;
@@ -156,6 +156,72 @@ test.serial('a Dockerfile build\'s RUN steps share the build\'s process limit an
   t.truthy(cgroup, 'the step ran below the build\'s cgroup');
   await t.throwsAsync(access(join('/sys/fs/cgroup/pids', cgroup ?? '/none')), undefined, 'the build\'s cgroup is gone afterwards');
   t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
+});
+
+/** `git daemon` serving a bare copy of `fixture` as /NAME.git on 127.0.0.1; stopped by `stop()`. */
+async function gitDaemon(fixture: string, name: string): Promise<{ port: number; stop(): Promise<void> }> {
+  const base = join(rack.work, `git-daemon-${name}`);
+  const src = join(base, 'src');
+  await cp(join(FIXTURES, fixture), src, { recursive: true });
+  for (const args of [['init', '-q', '-b', 'main'], ['add', '-A'], ['-c', 'user.email=a@b', '-c', 'user.name=a', 'commit', '-qm', 'bp']]) await exec('git', ['-C', src, ...args]);
+  await exec('git', ['clone', '-q', '--bare', src, join(base, `${name}.git`)]);
+  const free = createNetServer();
+  await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+  const port = (free.address() as AddressInfo).port;
+  await new Promise((r) => free.close(r));
+  const child = spawn('git', ['daemon', '--reuseaddr', '--export-all', `--base-path=${base}`, '--listen=127.0.0.1', `--port=${port}`, base], { stdio: 'ignore' });
+  child.on('error', () => undefined);
+  const exited = new Promise((r) => child.once('exit', r));
+  for (const deadline = Date.now() + 30_000; ; ) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => (s.end(), resolve(true)));
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (Date.now() > deadline) throw new Error('git daemon did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { port, stop: async () => (child.kill(), await exited, undefined) };
+}
+
+test.serial('buildpack URLs to the host\'s own addresses are refused with one error, whether the port is open or closed', async (t) => {
+  let connections = 0;
+  const open = createServer((_req, res) => res.end('not git'));
+  open.on('connection', () => connections++);
+  await new Promise<void>((r) => open.listen(0, '127.0.0.1', r));
+  const port = (open.address() as AddressInfo).port;
+  const daemon = await gitDaemon('custom-buildpack/buildpack', 'custom');
+  try {
+    const errors: string[] = [];
+    for (const url of [`http://127.0.0.1:1/p.git`, `http://127.0.0.1:${port}/p.git`, `git://127.0.0.1:${daemon.port}/custom.git`, `http://[::1]:${port}/p.git`, `http://2130706433:${port}/p.git`]) {
+      const dir = await evilRepo('fetch', 'custom-buildpack/app', '.buildpacks', `nodejs\n${url}\n`);
+      const push = await pushEvil(dir);
+      t.not(push.code, 0, url);
+      const line = /remote:  !     (cannot .*?)\s*$/m.exec(push.stderr)?.[1] ?? push.stderr.slice(-400);
+      errors.push(line.split(url).join('URL'));
+    }
+    t.log(errors[0]);
+    t.regex(errors[0]!, /^cannot fetch buildpack /);
+    t.is(new Set(errors).size, 1, errors.join('\n'));
+    t.is(connections, 0, 'nothing connected to the host\'s port');
+    t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
+  } finally {
+    open.close();
+    await daemon.stop();
+  }
+});
+
+test.serial('a buildpack from a host the operator allows (RACK_FETCH_ALLOW) is fetched, even on the host\'s loopback', async (t) => {
+  const daemon = await gitDaemon('custom-buildpack/buildpack', 'allowed');
+  try {
+    const dir = await rack.appRepo('custom-buildpack/app', 'fetch-allowed');
+    await commitFile(dir, '.buildpacks', `nodejs\ngit://localhost:${daemon.port}/allowed.git#main\n`, 'buildpacks');
+    const push = await rack.push(dir);
+    t.is(push.code, 0, push.stderr.slice(-2000));
+    t.regex((await rack.get('fetch-allowed')).body, /FROM_EXPORT=/);
+  } finally {
+    await daemon.stop();
+  }
 });
 
 test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {

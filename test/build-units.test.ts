@@ -7,6 +7,8 @@ import { BuildSlots } from '../daemon/build/build-slots.js';
 import { canonicalBuildpackPath, lexicalBuildpackPath } from '../daemon/build/buildpack-path.js';
 import { builderFlags, parseDockerfile } from '../daemon/build/dockerfile-parser.js';
 import { checkAncestry, stepCheck } from '../daemon/build/dockerfile-audit.js';
+import { isInternalAddress, pinFetch } from '../daemon/build/fetch-destination.js';
+import { RackError } from '../daemon/rack-error.js';
 import { checkDockerfile, isAllowedBase } from '../daemon/build/dockerfile-policy.js';
 import { healthCheckFromAppJson } from '../daemon/build/app-json.js';
 import { loadConfig, parseDockerBases } from '../daemon/config.js';
@@ -131,6 +133,23 @@ test('a Dockerfile build is held to what rack checked: the engine\'s steps and t
   t.throws(() => checkAncestry([own, victim, stack], new Set(['sha256:s']), 'evil'), { message: /started from rack\/victim:b1-x/ });
 });
 
+test('buildpack fetches go to public addresses only, pinned to the address checked, without redirects', async (t) => {
+  for (const a of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', '::', 'fe80::1', 'fd00::1', '::ffff:127.0.0.1', 'not-an-ip']) {
+    t.true(isInternalAddress(a), a);
+  }
+  for (const a of ['140.82.112.3', '8.8.8.8', '2606:4700::1111']) t.false(isInternalAddress(a), a);
+  const failed = () => new RackError('build_failed', 'cannot fetch');
+  for (const url of ['http://127.0.0.1:1/p.git', 'http://2130706433/p.git', 'http://0x7f.1/p.git', 'git://[::1]/p.git', 'https://169.254.169.254/x', 'http://localhost/x']) {
+    await t.throwsAsync(pinFetch(url, [], failed), { message: 'cannot fetch' }, url);
+  }
+  t.deepEqual(await pinFetch('https://140.82.112.3/a/b.git', [], failed), { url: 'https://140.82.112.3/a/b.git', gitConfig: ['-c', 'http.followRedirects=false'] });
+  const local = await pinFetch('git://localhost:9000/bp.git', ['localhost'], failed);
+  t.regex(local.url, /^git:\/\/(127\.0\.0\.1|\[::1\]):9000\/bp\.git$/);
+  const http = await pinFetch('http://LOCALHOST:81/bp.git', ['localhost'], failed);
+  t.is(http.url, 'http://localhost:81/bp.git');
+  t.regex(http.gitConfig.join(' '), /http\.curloptResolve=localhost:81:(127\.0\.0\.1|\[::1\])$/);
+});
+
 test('RACK_DOCKER_BASES and the build settings are parsed once and fail fast', (t) => {
   t.deepEqual(parseDockerBases(' debian:bookworm, node ,registry.local:5000/team/base:1 '), ['debian:bookworm', 'node', 'registry.local:5000/team/base:1']);
   t.deepEqual(parseDockerBases(''), []);
@@ -141,6 +160,9 @@ test('RACK_DOCKER_BASES and the build settings are parsed once and fail fast', (
   t.is(c.buildMemory, 512 * 1024 * 1024);
   t.is(c.buildConcurrency, 3);
   t.is(loadConfig({}, '/').buildMemory, 2 * 1024 ** 3);
+  t.is(loadConfig({}, '/').buildPids, 4096);
+  t.deepEqual(loadConfig({ RACK_BUILD_PIDS: '300', RACK_FETCH_ALLOW: ' Git.Example.com ,localhost' }, '/').fetchAllow, ['git.example.com', 'localhost']);
+  t.throws(() => loadConfig({ RACK_BUILD_PIDS: '0' }, '/'), { message: /RACK_BUILD_PIDS must be a positive integer/ });
   t.true(loadConfig({}, '/').buildConcurrency >= 2);
   t.throws(() => loadConfig({ RACK_BUILD_MEMORY: '2 GB' }, '/'), { message: /RACK_BUILD_MEMORY must be a size/ });
   t.throws(() => loadConfig({ RACK_BUILD_MEMORY: '1m' }, '/'), { message: /RACK_BUILD_MEMORY/ });

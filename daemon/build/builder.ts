@@ -112,7 +112,9 @@ export class Builder {
       const error = RackError.from(err);
       if (!SHOWN.has(error)) say.error(error.message);
       await finish({ status: 'failed', error: error.message });
-      this.log.warn({ app: req.app, build: build.id, err: error.message }, 'build failed');
+      // The cause stays with the operator: a fetch's real failure is kept from the user (buildpack-sources.ts).
+      const cause = error.cause instanceof Error ? error.cause.message.slice(0, 500) : undefined;
+      this.log.warn({ app: req.app, build: build.id, err: error.message, ...(cause ? { cause } : {}) }, 'build failed');
       throw new RackError('build_failed', `build b${build.id} failed: ${error.message}`, { cause: err });
     }
   }
@@ -171,6 +173,7 @@ export class Builder {
       builtInDir: join(this.config.installDir, 'buildpacks'),
       localRoot: join(this.config.home, 'buildpacks'),
       workDir: paths.tmp(this.config),
+      fetchAllow: this.config.fetchAllow,
     });
     // The build writes to /cache too, and the app's cache outlives it: under the disk limit as well.
     let unmountCache: () => Promise<void>;

@@ -4,6 +4,7 @@ import { isAbsolute, join } from 'node:path';
 import { promisify } from 'node:util';
 import { RackError } from '../rack-error.js';
 import { canonicalBuildpackPath } from './buildpack-path.js';
+import { pinFetch } from './fetch-destination.js';
 
 const run = promisify(execFile);
 const BUILT_IN = /^[a-z0-9][a-z0-9-]*$/;
@@ -43,13 +44,13 @@ export function parseBuildpackList(text: string): string[] {
 
 /**
  * Resolves the buildpacks a build asked for: built-in names stay names; a git URL (`URL#REF` pins a
- * ref) is cloned on the host; a path is used as it is. Paths and file:// URLs must lie under
+ * ref) is cloned on the host, from a public address only (fetch-destination.ts); a path is used as it is. Paths and file:// URLs must lie under
  * `localRoot` (RACK_HOME/buildpacks): a key for one app must not read the rest of the host through a
  * build. Each custom buildpack is mounted read-only at /rack/custom/N.
  */
 export async function resolveBuildpacks(
   entries: string[],
-  opts: { builtInDir: string; localRoot: string; workDir: string },
+  opts: { builtInDir: string; localRoot: string; workDir: string; fetchAllow: readonly string[] },
 ): Promise<BuildpackSet> {
   if (entries.length > MAX_BUILDPACKS) throw new RackError('build_failed', `at most ${MAX_BUILDPACKS} buildpacks`);
   const names: string[] = [];
@@ -75,11 +76,19 @@ export async function resolveBuildpacks(
         const [url, ref] = entry.split('#', 2) as [string, string | undefined];
         if (ref !== undefined && !REF.test(ref)) throw new RackError('build_failed', `invalid buildpack ref "${ref.slice(0, 40)}"`);
         const local = /^file:/i.test(url);
-        // git percent-decodes file:// URLs itself: it gets the canonical path, never the URL.
-        const source = local ? await canonicalBuildpackPath(url, opts.localRoot) : url;
         temp ??= await mkdtemp(join(opts.workDir, 'buildpacks-'));
         const dir = join(temp, String(i));
-        await git([...gitProtocols(local), 'clone', '--quiet', '--no-local', '--', source, dir], `cannot clone buildpack ${url}`);
+        if (local) {
+          // git percent-decodes file:// URLs itself: it gets the canonical path, never the URL.
+          const source = await canonicalBuildpackPath(url, opts.localRoot);
+          await git([...gitProtocols(true), 'clone', '--quiet', '--no-local', '--', source, dir], `cannot clone buildpack ${url}`);
+        } else {
+          // One text for every failure (refused address, closed port, no answer, no repository):
+          // a difference between them would tell a tenant what the host's network holds.
+          const failed = () => new RackError('build_failed', `cannot fetch buildpack ${displayName(url)}: it is not reachable from this host, or holds no git repository`);
+          const pinned = await pinFetch(url, opts.fetchAllow, failed);
+          await git([...gitProtocols(false), ...pinned.gitConfig, 'clone', '--quiet', '--', pinned.url, dir], failed);
+        }
         if (ref !== undefined) await git([...gitProtocols(true), '-C', dir, 'checkout', '--quiet', ref, '--'], `buildpack ${url} has no ref ${ref}`);
         binds.push(`${dir}:${mount}:ro`);
         names.push(mount);
@@ -119,10 +128,12 @@ async function isDir(path: string): Promise<boolean> {
   }
 }
 
-async function git(args: string[], failure: string): Promise<void> {
+/** Runs git; a failure is `failure` with git's last line, or exactly `failure()` (git's kept as the cause). */
+async function git(args: string[], failure: string | (() => RackError)): Promise<void> {
   try {
     await run('git', args, { env: { PATH: process.env['PATH'], HOME: process.env['HOME'], GIT_TERMINAL_PROMPT: '0' }, timeout: 120_000 });
   } catch (err) {
+    if (typeof failure === 'function') throw new RackError('build_failed', failure().message, { cause: err });
     const detail = ((err as { stderr?: string }).stderr ?? '').trim().split('\n').pop() ?? '';
     throw new RackError('build_failed', `${failure}${detail ? `: ${detail}` : ''}`, { cause: err });
   }
