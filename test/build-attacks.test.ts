@@ -4,6 +4,7 @@ import { access, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promise
 import { createServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { linkLocalService } from './support/link-local-service.js';
 import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-daemon.js';
 
 // What a key scoped to one app tries against the host and other apps through its builds, and how
@@ -222,6 +223,39 @@ test.serial('a buildpack from a host the operator allows (RACK_FETCH_ALLOW) is f
   } finally {
     await daemon.stop();
   }
+});
+
+test.serial('a Dockerfile RUN step cannot reach the host\'s ports or link-local addresses', async (t) => {
+  const host = createNetServer((s) => (s.on('error', () => undefined), s.end('host secret\n')));
+  await new Promise<void>((r) => host.listen(0, '0.0.0.0', r));
+  const port = (host.address() as AddressInfo).port;
+  const service = await linkLocalService();
+  try {
+    // A first build makes evil's network, whose gateway is the host's address the step would use.
+    const first = await pushEvil(await evilRepo('net-ok', 'dockerfile-app', 'README', 'ok\n'));
+    t.is(first.code, 0, first.stderr);
+    const instance = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+    const bridge = (await exec('docker', ['network', 'inspect', '--format', '{{index .Options "com.docker.network.bridge.name"}}', `rack-${instance}-evil`])).stdout.trim();
+    const address = await exec('ip', ['-4', '-o', 'addr', 'show', 'dev', bridge]);
+    const gateway = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(address.stdout)?.[1] ?? '';
+    t.regex(gateway, /^\d+\.\d+\.\d+\.\d+$/, address.stdout + address.stderr);
+    // Both are open from the host itself.
+    t.is((await exec('node', ['test/fixtures/tenant/probe.js', gateway, String(port)])).stdout.trim(), 'open');
+    t.is((await exec('node', ['test/fixtures/tenant/probe.js', '169.254.169.254', '80'])).stdout.trim(), 'open');
+    const probe = (h: string, p: number) =>
+      `node -e "const s=require('net').connect(${p},'${h}',()=>{console.log('PROBE ${h} open');process.exit()});s.on('error',(e)=>{console.log('PROBE ${h} '+e.code);process.exit()});s.setTimeout(3000,()=>{console.log('PROBE ${h} timeout');process.exit()})"`;
+    // The step fails at its end, so nothing is deployed whatever it reached.
+    const dockerfile = `FROM rack/stack\nRUN ${probe(gateway, port)} && ${probe('169.254.169.254', 80)} && false\n`;
+    const dir = await evilRepo('net', 'dockerfile-app', 'Dockerfile', dockerfile);
+    const push = await pushEvil(dir);
+    t.not(push.code, 0);
+    t.regex(push.stderr, new RegExp(`PROBE ${gateway.replace(/\./g, '\\.')} ECONNREFUSED`), push.stderr.slice(-1500));
+    t.regex(push.stderr, /PROBE 169\.254\.169\.254 ECONNREFUSED/);
+  } finally {
+    host.close();
+    await service.stop();
+  }
+  t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
 });
 
 test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {
