@@ -1,9 +1,14 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { access, cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import Docker from 'dockerode';
+import { checkAncestry } from '../daemon/build/dockerfile-audit.js';
+import { DockerImages } from '../daemon/runtime/docker-images.js';
+import { owner } from '../daemon/runtime/owner.js';
 import { linkLocalService } from './support/link-local-service.js';
 import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-daemon.js';
 
@@ -201,7 +206,6 @@ test.serial('buildpack URLs to the host\'s own addresses are refused with one er
       const line = /remote:  !     (cannot .*?)\s*$/m.exec(push.stderr)?.[1] ?? push.stderr.slice(-400);
       errors.push(line.split(url).join('URL'));
     }
-    t.log(errors[0]);
     t.regex(errors[0]!, /^cannot fetch buildpack /);
     t.is(new Set(errors).size, 1, errors.join('\n'));
     t.is(connections, 0, 'nothing connected to the host\'s port');
@@ -256,6 +260,30 @@ test.serial('a Dockerfile RUN step cannot reach the host\'s ports or link-local 
     await service.stop();
   }
   t.is((await rack.get('victim')).status, 200, 'the victim keeps serving');
+});
+
+test.serial('the engine\'s record of an image\'s parents shows a build that started from another app\'s image', async (t) => {
+  // As if a Dockerfile had got past the text check: built straight on the engine, outside rack.
+  const image = JSON.parse((await rack.ssh(['builds:info', 'b1', '--json', '-a', 'victim'])).stdout).image as string;
+  const instance = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const images = new DockerImages(new Docker(), owner(instance));
+  const allowed = new Set([...(await images.idsOf('rack/stack:latest')), ...(await images.idsOf('rack/stack-run:latest'))]);
+  const tags: string[] = [];
+  const build = async (from: string) => {
+    const tag = `rack-ancestry-test:${randomBytes(4).toString('hex')}`;
+    tags.push(tag);
+    const r = await exec('docker', ['build', '-q', '--label', 'rack.app=evil', '-t', tag, '-'], { input: `FROM ${from}\nRUN true\n`, env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+    if (r.code !== 0) throw new Error(r.stderr);
+    return images.ancestry(tag);
+  };
+  try {
+    const fromStack = await build('rack/stack:latest');
+    t.notThrows(() => checkAncestry(fromStack, allowed, 'evil'));
+    const fromVictim = await build(image);
+    t.throws(() => checkAncestry(fromVictim, allowed, 'evil'), { message: /^the build started from (rack\/victim|an image of app victim)/ });
+  } finally {
+    for (const tag of tags) await exec('docker', ['rmi', tag]);
+  }
 });
 
 test.serial('a failing Dockerfile RUN fails the build, and the running release keeps serving', async (t) => {
