@@ -38,11 +38,27 @@ export class BuildCgroup {
 
   /**
    * Removes the cgroup from every hierarchy the engine made it in (each v1 controller, the unified
-   * tree). The steps' own cgroups are gone by then: the builder removes each step's container.
+   * tree). After a finished build the steps' own cgroups are gone (the builder removes each step's
+   * container); after a stopped one the engine may still be removing the last step, so what is
+   * still busy is tried again in the background for a while. A cgroup is never removed while
+   * anything runs in it (the kernel refuses), so its limit holds to the end.
    */
   async close(): Promise<void> {
     const dirs = [join(ROOT, this.parent)];
     for (const entry of await readdir(ROOT).catch(() => [] as string[])) dirs.push(join(ROOT, entry, this.parent));
-    await Promise.all(dirs.map((d) => rmdir(d).catch(() => undefined)));
+    const busy = await removeAll(dirs);
+    if (busy.length > 0) retry(busy, Date.now() + 120_000).catch(() => undefined);
+  }
+}
+
+/** The directories that could not be removed yet (gone or never made count as removed). */
+async function removeAll(dirs: string[]): Promise<string[]> {
+  const left = await Promise.all(dirs.map((d) => rmdir(d).then(() => undefined, (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : d))));
+  return left.filter((d): d is string => d !== undefined);
+}
+
+async function retry(dirs: string[], until: number): Promise<void> {
+  for (let left = dirs; left.length > 0 && Date.now() < until; left = await removeAll(left)) {
+    await new Promise((r) => setTimeout(r, 1000).unref());
   }
 }
