@@ -111,7 +111,7 @@ test('the Dockerfile policy refuses what Docker would read differently from its 
   refused(t, 'FROM rack/st\\ack\n', /name the image plainly/);
   refused(t, 'FROM rack/stack\nRUN <<EOF\nFROM x\nEOF\n', /line 2: here-documents/);
   refused(t, 'FROM rack/stack\nONBUILD --x COPY a b\n', /line 2: ONBUILD takes no flags/);
-  t.notThrows(() => ok('FROM rack/stack AS a\nFROM rack/stack\nCOPY --chown=1:1 --from=a /a /b\nADD --chown=1 ["a b", "/c"]\n'));
+  t.notThrows(() => ok('FROM rack/stack AS a\nFROM rack/stack\nCOPY --chown=1:1 --from=a /a /b\nADD --chown=1 ["a b", "/c"]\nCOPY [a-z]*.txt /d/\n'));
 });
 
 test('a Dockerfile build is held to what rack checked: the engine\'s steps and the image\'s parents', (t) => {

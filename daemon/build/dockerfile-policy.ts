@@ -136,8 +136,6 @@ export function checkDockerfile(text: string, operatorBases: readonly string[]):
               throw refuse(line, `ADD of a remote source (${src.slice(0, 80)}) is not allowed: download it in a RUN step, or COPY it from the repository`);
             }
           }
-        } else {
-          words(line, ins.args);
         }
         return;
       }
