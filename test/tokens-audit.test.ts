@@ -139,6 +139,20 @@ test.serial('a revoked token is refused at once; unknown and missing tokens get 
   t.regex(String(git.headers['www-authenticate']), /^Basic realm="rack"/, 'git sends credentials after a Basic challenge');
 });
 
+test.serial('a good token between bad ones does not clear the address: the throttle still trips', async (t) => {
+  const good = await createToken(['interleaved']);
+  const guess = `rack_${'B'.repeat(43)}`;
+  const address = '198.51.100.20';
+  // A guesser who holds one valid token of its own tries it after every guess.
+  for (let i = 0; i < THROTTLE - 1; i++) {
+    t.is((await call('/api/v1/apps', guess, address)).status, 401);
+    t.is((await call('/api/v1/apps', good, address)).status, 200);
+  }
+  t.is((await call('/api/v1/apps', guess, address)).status, 401);
+  t.is((await call('/api/v1/apps', guess, address)).status, 429);
+  t.is((await call('/api/v1/apps', good, address)).status, 429);
+});
+
 test.serial('failed logins from one address are slowed down with 429, over HTTP and ssh alike', async (t) => {
   const good = await createToken(['throttle-check']);
   const guess = `rack_${'A'.repeat(43)}`;

@@ -10,8 +10,9 @@ const MAX_ADDRESSES = 10_000;
 /**
  * Slows down guessing: an address with `failures` failed logins within the last `windowMs` is
  * refused until its oldest failure ages out. Shared by every way in (ssh keys, HTTP tokens), keyed
- * by whatever the caller calls an address. A success clears the address: the limit is for
- * strangers, and someone holding a valid credential has nothing left to guess.
+ * by whatever the caller calls an address. A success clears nothing: a guesser who also holds one
+ * valid credential (any token, a key of its own) could otherwise interleave it with its guesses and
+ * never be slowed down. Failures only age out.
  */
 export class LoginThrottle {
   private readonly failed = new Map<string, number[]>();
@@ -38,10 +39,6 @@ export class LoginThrottle {
       if (!stalest.done) this.failed.delete(stalest.value);
     }
     return times.length === this.limit.failures;
-  }
-
-  succeed(address: string): void {
-    this.failed.delete(address);
   }
 
   /** Milliseconds until a blocked address may try again (0 when it is not blocked). */

@@ -45,7 +45,6 @@ export class TokenAuth {
       if (this.throttle.fail(address)) this.log.warn({ address }, 'too many failed token logins: address throttled');
       throw new RackError('unauthorized', refusal ?? 'invalid token');
     }
-    this.throttle.succeed(address);
     this.markUsed(token.name);
     return { principal: tokenPrincipal(token), via: 'http', address };
   }

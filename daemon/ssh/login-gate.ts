@@ -81,14 +81,13 @@ export class LoginGate {
     return login.refused < MAX_AUTH_TRIES;
   }
 
-  /** The connection proved a key: it is no longer counted, timed or throttled. */
+  /** The connection proved a key: it is no longer counted or timed (the address's failures stay). */
   authenticated(ip: string | undefined, port: number | undefined): void {
     const id = connectionId(ip ?? 'unknown', port);
     const login = this.pending.get(id);
     if (!login) return;
     clearTimeout(login.timer);
     this.pending.delete(id);
-    this.opts.throttle.succeed(login.address);
   }
 
   /** Closes every connection that has not logged in (at stop). */
