@@ -1,8 +1,8 @@
 import { parse } from 'shell-quote';
 import { RackError } from '../rack-error.js';
+import { MAX_COMMAND_BYTES } from '../ssh/oversized-request.js';
 
-/** Longest command line rack reads; config values have their own, smaller limits. */
-export const MAX_COMMAND_BYTES = 256 * 1024;
+export { MAX_COMMAND_BYTES };
 
 /**
  * Splits the command string ssh sends into words, honouring quotes as a shell would, but runs
@@ -10,7 +10,7 @@ export const MAX_COMMAND_BYTES = 256 * 1024;
  */
 export function tokenize(command: string): string[] {
   if (Buffer.byteLength(command) > MAX_COMMAND_BYTES) {
-    throw new RackError('bad_command', `command line too long (over ${MAX_COMMAND_BYTES / 1024} KiB)`);
+    throw new RackError('bad_command', `command line too long (max ${MAX_COMMAND_BYTES} bytes)`);
   }
   if (command.includes('\0')) throw new RackError('bad_command', 'command line contains a NUL byte');
   const words: string[] = [];

@@ -1,6 +1,6 @@
 import { createdBy } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
-import { assertConfigKey, configValue, diffConfig, parseAssignments } from '../release/config-vars.js';
+import { assertConfigFits, assertConfigKey, configValue, diffConfig, parseAssignments } from '../release/config-vars.js';
 import { textOutput } from '../user-output.js';
 import type { Command, CommandContext } from './command.js';
 
@@ -104,8 +104,9 @@ export const configCommands: Command[] = [
         ...(unset.length ? [`Unset ${unset.join(', ')}`] : []),
       ];
       await change(ctx, words.join('; '), (c) => {
+        const before = { ...c };
         for (const k of unset) delete c[k];
-        return { ...c, ...pairs };
+        return assertConfigFits(before, { ...c, ...pairs });
       });
     },
   },

@@ -4,6 +4,7 @@ import type { Caller } from '../access/principal.js';
 import { paths, type RackConfig } from '../config.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
+import { assertConfigValue } from '../release/config-vars.js';
 import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord } from '../store/records.js';
 import { auditTable } from './audit-view.js';
 import { buildLog, buildsList, buildsTab } from './builds-view.js';
@@ -166,6 +167,8 @@ export class AppRoutes {
       if (!CONFIG_KEY.test(k)) throw new RackError('bad_argument', `invalid config name ${JSON.stringify(k.slice(0, 40))}: use letters, digits and _, not starting with a digit`);
     }
     for (const k of unset) delete set[k];
+    // The command checks again; checked here too so the form is refused at once, not in the action's log.
+    for (const [k, v] of Object.entries(set)) assertConfigValue(k, v);
     if (Object.keys(set).length === 0 && unset.size === 0) throw new RackError('bad_argument', 'nothing to change: fill in a value, a new variable, or tick remove');
     const deploy = form.get('deploy') !== 'no';
     const c = r.caller;

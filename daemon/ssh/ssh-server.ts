@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { KeyRecord } from '../store/records.js';
 import { keyPrincipal, type Caller } from '../access/principal.js';
 import { LoginGate } from './login-gate.js';
+import { isOversizedPacket, tellOversized } from './oversized-request.js';
 
 /** One `ssh host COMMAND` as the rest of rack sees it. */
 export interface ExecRequest {
@@ -102,7 +103,10 @@ export class SshServer {
     const address = info.ip;
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
-    client.on('error', (err) => this.opts.logger.debug({ err: err.message }, 'ssh client error'));
+    client.on('error', (err) => {
+      if (isOversizedPacket(err)) tellOversized(client);
+      this.opts.logger.debug({ err: err.message }, 'ssh client error');
+    });
     let key: KeyRecord | undefined;
     let login = '';
 
