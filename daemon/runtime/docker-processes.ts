@@ -94,6 +94,7 @@ export interface ProcessDriver {
   stop(id: string, graceSeconds: number): Promise<void>;
   /** Gone at once (a process never switched to). */
   remove(id: string): Promise<void>;
+  /** Resolves when the process's output ends (it stopped; the follower follows it again once it runs) or `signal` fires. */
   followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void>;
   events(onEvent: (e: ProcessEvent) => void, signal: AbortSignal): Promise<void>;
   logs(id: string, tail: number): Promise<string>;

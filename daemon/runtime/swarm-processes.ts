@@ -48,6 +48,12 @@ interface NodeAddr {
   ready: boolean;
 }
 
+/** Resolves when the signal fires (at once if it has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
 /** A process is one slot of a service: `SERVICE_ID/SLOT`, the same across Swarm's restarts of it. */
 function processId(service: string, slot: number): string {
   return `${service}/${slot}`;
@@ -216,11 +222,13 @@ export class SwarmProcesses implements ProcessDriver {
 
   /**
    * The service's output, followed once for all its slots (from slot 1's process): Swarm merges
-   * the tasks' logs, so every line comes once.
+   * the tasks' logs, so every line comes once. The other slots' follows wait for their abort: one
+   * that returned at once would read as an ended stream (a died process) and be followed again
+   * every second, three engine calls each time, for as long as the process runs.
    */
   async followLogs(id: string, tail: number, onLine: (time: string, text: string) => void, signal: AbortSignal): Promise<void> {
     const { service, slot } = parseId(id);
-    if (slot !== 1) return;
+    if (slot !== 1) return aborted(signal);
     // A service removed meanwhile has no logs to follow: nothing to tell.
     await followTimestampedLines(this.streams, (opts) => this.streams.getService(service).logs(opts), tail, onLine, signal).catch(() => undefined);
   }
