@@ -1,6 +1,7 @@
 import { cpus, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ThrottleLimit } from './access/login-throttle.js';
+import type { MaxStartups } from './ssh/login-gate.js';
 import { RackError } from './rack-error.js';
 import { parseSubnetRange } from './runtime/subnets.js';
 
@@ -30,8 +31,12 @@ export interface RackConfig {
   keepReleases: number;
   /** An ssh connection not authenticated by then is closed (OpenSSH's LoginGraceTime). */
   sshLoginGraceMs: number;
-  /** Unauthenticated ssh connections open at once; new ones past it are dropped (OpenSSH's MaxStartups). */
-  sshMaxStartups: number;
+  /** Unauthenticated ssh connections open at once: random early drop past start, all dropped at full (OpenSSH's MaxStartups). */
+  sshMaxStartups: MaxStartups;
+  /** Unauthenticated ssh connections from one address (OpenSSH's PerSourceMaxStartups). */
+  sshPerSourceMaxStartups: number;
+  /** RACK_SSH_KEEPALIVE: seconds of silence before a logged-in ssh client is asked whether it is there. */
+  sshKeepaliveMs: number;
   /** Failed logins an address may have within a window before it is turned away for a while. */
   loginThrottle: ThrottleLimit;
   /** Processes an app may run in all, over every type (ps:scale refuses more). */
@@ -119,6 +124,19 @@ function throttleLimit(env: Env, name: string, fallback: ThrottleLimit): Throttl
     throw new RackError('bad_config', `${name} must be FAILURES/SECONDS like 10/60, got "${raw}"`);
   }
   return { failures: Number(m[1]), windowMs: Number(m[2]) * 1000 };
+}
+
+/** OpenSSH's MaxStartups: `N` (a hard cap) or `START:RATE:FULL`, e.g. `16:30:64`. */
+function maxStartups(env: Env, name: string, fallback: MaxStartups): MaxStartups {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (/^\d{1,6}$/.test(raw) && Number(raw) >= 1) return { start: Number(raw), rate: 100, full: Number(raw) };
+  const m = /^(\d{1,6}):(\d{1,3}):(\d{1,6})$/.exec(raw);
+  const [start, rate, full] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+  if (!m || start < 1 || rate > 100 || full < start) {
+    throw new RackError('bad_config', `${name} must be N or START:RATE:FULL like 16:30:64 (START <= FULL, RATE a percentage), got "${raw.slice(0, 40)}"`);
+  }
+  return { start, rate, full };
 }
 
 function onOff(env: Env, name: string, fallback: boolean): boolean {
@@ -226,8 +244,10 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     installDir,
     buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
     keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
-    sshLoginGraceMs: positiveInt(env, 'RACK_SSH_LOGIN_GRACE', 30) * 1000,
-    sshMaxStartups: positiveInt(env, 'RACK_SSH_MAX_STARTUPS', 64),
+    sshLoginGraceMs: positiveInt(env, 'RACK_SSH_LOGIN_GRACE', 20) * 1000,
+    sshMaxStartups: maxStartups(env, 'RACK_SSH_MAX_STARTUPS', { start: 16, rate: 30, full: 64 }),
+    sshPerSourceMaxStartups: positiveInt(env, 'RACK_SSH_PER_SOURCE_MAX_STARTUPS', 8),
+    sshKeepaliveMs: positiveInt(env, 'RACK_SSH_KEEPALIVE', 15) * 1000,
     loginThrottle: throttleLimit(env, 'RACK_LOGIN_THROTTLE', { failures: 10, windowMs: 60_000 }),
     maxProcesses: positiveInt(env, 'RACK_MAX_PROCESSES', 30),
     hostGuard: onOff(env, 'RACK_HOST_GUARD', true),

@@ -234,6 +234,8 @@ export class Rackd {
       logger: log.child({ mod: 'ssh' }),
       loginGraceMs: config.sshLoginGraceMs,
       maxStartups: config.sshMaxStartups,
+      perSourceMaxStartups: config.sshPerSourceMaxStartups,
+      keepaliveMs: config.sshKeepaliveMs,
       throttle,
     });
     const sshPort = await ssh.start(config.sshPort, config.bind);

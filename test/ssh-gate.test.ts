@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { exec, keypair, RackDaemon } from './support/rack-daemon.js';
 
@@ -9,6 +9,8 @@ import { exec, keypair, RackDaemon } from './support/rack-daemon.js';
 // the real ssh client against a real rackd.
 const GRACE_S = 5;
 const CAP = 4;
+const PER_SOURCE = 2;
+const KEEPALIVE_S = 1;
 const THROTTLE = { failures: 4, seconds: 20 };
 
 let rack: RackDaemon;
@@ -21,6 +23,8 @@ test.before(async () => {
   await rack.start({
     RACK_SSH_LOGIN_GRACE: String(GRACE_S),
     RACK_SSH_MAX_STARTUPS: String(CAP),
+    RACK_SSH_PER_SOURCE_MAX_STARTUPS: String(PER_SOURCE),
+    RACK_SSH_KEEPALIVE: String(KEEPALIVE_S),
     RACK_LOGIN_THROTTLE: `${THROTTLE.failures}/${THROTTLE.seconds}`,
   });
   stranger = (await keypair(rack.work, 'stranger')).priv;
@@ -36,9 +40,9 @@ interface RawConnection {
   closed: Promise<void>;
 }
 
-/** A TCP connection that says nothing, as an idle or hostile client would. */
-function rawConnection(): RawConnection {
-  const socket = connect(rack.sshPort, '127.0.0.1');
+/** A TCP connection that says nothing, as an idle or hostile client would (from any loopback address). */
+function rawConnection(from = '127.0.0.1'): RawConnection {
+  const socket = connect({ port: rack.sshPort, host: '127.0.0.1', localAddress: from });
   let data = '';
   socket.on('data', (c: Buffer) => (data += c.toString('latin1')));
   socket.on('error', () => undefined);
@@ -74,7 +78,7 @@ test.serial('a refused login leaves one short log line', async (t) => {
   t.false(added[0]!.includes('stack'));
 });
 
-test.serial('an idle connection that never logs in is closed after the grace time', async (t) => {
+test.serial('an idle connection that never logs in is closed (the key exchange has part of the grace time)', async (t) => {
   const idle = rawConnection();
   await until('the server banner', () => idle.received().startsWith('SSH-2.0-'));
   await idle.closed;
@@ -100,10 +104,11 @@ test.serial('a logged-in connection is not cut by the grace time', async (t) => 
 test.serial('past the cap new connections are dropped, logged once; a user gets in once they go', async (t) => {
   const dropLog = 'ssh: 4 connections are waiting to log in';
   t.is(logLines(dropLog).length, 0);
-  const held = Array.from({ length: CAP }, rawConnection);
+  // From as many addresses as it takes: one address may hold only PER_SOURCE of the slots.
+  const held = Array.from({ length: CAP }, (_, i) => rawConnection(`127.0.0.${10 + Math.floor(i / PER_SOURCE)}`));
   await until('the held connections to be served', () => held.every((c) => c.received().startsWith('SSH-2.0-')));
 
-  const extra = rawConnection();
+  const extra = rawConnection('127.0.0.20');
   await extra.closed;
   t.is(extra.received(), '', 'dropped before any ssh is spoken');
   const refused = await rack.ssh(['version']);
@@ -115,6 +120,71 @@ test.serial('past the cap new connections are dropped, logged once; a user gets 
   for (const c of held) t.true(await closedWithin(c, 60_000));
   const r = await rack.ssh(['version']);
   t.is(r.code, 0, r.stderr);
+});
+
+test.serial('one address holding idle connections cannot lock out the others', async (t) => {
+  const perSourceLog = 'ssh: 2 connections from 127.0.0.1 are waiting to log in';
+  // As many as would fill every slot, all from one address.
+  const flood = Array.from({ length: CAP }, () => rawConnection());
+  await until('every flood connection to be served or dropped', () => flood.every((c) => c.received().startsWith('SSH-2.0-') || c.socket.destroyed));
+  const served = flood.filter((c) => c.received().startsWith('SSH-2.0-'));
+  t.is(served.length, PER_SOURCE);
+  await until('the per-address drop to be logged', () => logLines(perSourceLog).length > 0);
+  // Someone else gets in while the flood still holds its connections.
+  const r = await rack.ssh(['version'], { extra: ['-o', 'BindAddress=127.0.0.30'] });
+  t.is(r.code, 0, r.stderr);
+  t.true(served.every((c) => !c.socket.destroyed), 'the flood was still waiting');
+  for (const c of flood) c.socket.destroy();
+  await Promise.all(flood.map((c) => c.closed));
+});
+
+/** A TCP relay to rackd's ssh port that can go silent, as a laptop does when its lid shuts. */
+async function sleepyRelay(): Promise<{ port: number; sleep: () => void; close: () => void }> {
+  const pairs: [Socket, Socket][] = [];
+  const server = createServer((client) => {
+    const upstream = connect(rack.sshPort, '127.0.0.1');
+    client.on('error', () => undefined);
+    upstream.on('error', () => undefined);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    pairs.push([client, upstream]);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const sleep = () => {
+    // Nothing goes either way and nothing is answered: no FIN, no RST, as with a machine asleep.
+    for (const [client, upstream] of pairs) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
+  };
+  const close = () => {
+    for (const pair of pairs) for (const socket of pair) socket.destroy();
+    server.close();
+  };
+  return { port: (server.address() as AddressInfo).port, sleep, close };
+}
+
+test.serial('a logged-in client that goes silent is noticed by keepalives and its connection closed', async (t) => {
+  const gone = 'ssh client stopped answering keepalives';
+  t.is(logLines(gone).length, 0);
+  const relay = await sleepyRelay();
+  const control = join(rack.work, 'sleepy.sock');
+  const ctl = ['-o', `ControlPath=${control}`];
+  const viaRelay = ['-p', String(relay.port), ...rack.sshArgs().slice(2)];
+  const master = spawn('ssh', ['-N', '-o', 'ControlMaster=yes', '-o', 'ServerAliveInterval=0', ...ctl, ...viaRelay], { stdio: 'ignore' });
+  try {
+    await until('the master connection', async () => (await exec('ssh', ['-O', 'check', ...ctl, ...viaRelay])).code === 0);
+    relay.sleep();
+    await until('rackd to give up on the silent client', () => logLines(gone).length > 0);
+    const line = JSON.parse(logLines(gone)[0]!) as Record<string, unknown>;
+    t.is(line['ip'], '127.0.0.1');
+    t.is(line['user'], 'git');
+  } finally {
+    master.kill();
+    relay.close();
+  }
 });
 
 test.serial('repeated failed logins from one address are refused for a while', async (t) => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { loadOrCreateHostKey } from '../daemon/ssh/host-key.js';
+import { dropsNewConnection } from '../daemon/ssh/login-gate.js';
 import { appFromRepoPath, isAppName } from '../daemon/app-name.js';
 import { parseProcfile } from '../daemon/build/procfile.js';
 import { tokenize } from '../daemon/commands/command-line.js';
@@ -84,15 +85,33 @@ test('config fails fast on bad values', (t) => {
 
 test('config: ssh login limits and the process cap', (t) => {
   const c = loadConfig({}, '/');
-  t.is(c.sshLoginGraceMs, 30_000);
-  t.is(c.sshMaxStartups, 64);
+  t.is(c.sshLoginGraceMs, 20_000);
+  t.deepEqual(c.sshMaxStartups, { start: 16, rate: 30, full: 64 });
+  t.is(c.sshPerSourceMaxStartups, 8);
+  t.is(c.sshKeepaliveMs, 15_000);
   t.deepEqual(c.loginThrottle, { failures: 10, windowMs: 60_000 });
   t.is(c.maxProcesses, 30);
   const set = loadConfig({ RACK_SSH_LOGIN_GRACE: '2', RACK_SSH_MAX_STARTUPS: '5', RACK_LOGIN_THROTTLE: '3/7', RACK_MAX_PROCESSES: '4' }, '/');
-  t.deepEqual([set.sshLoginGraceMs, set.sshMaxStartups, set.loginThrottle, set.maxProcesses], [2000, 5, { failures: 3, windowMs: 7000 }, 4]);
+  t.deepEqual([set.sshLoginGraceMs, set.sshMaxStartups, set.loginThrottle, set.maxProcesses], [2000, { start: 5, rate: 100, full: 5 }, { failures: 3, windowMs: 7000 }, 4]);
+  t.deepEqual(loadConfig({ RACK_SSH_MAX_STARTUPS: '10:30:100' }, '/').sshMaxStartups, { start: 10, rate: 30, full: 100 });
+  t.throws(() => loadConfig({ RACK_SSH_MAX_STARTUPS: '100:30:10' }, '/'), { message: /RACK_SSH_MAX_STARTUPS must be N or START:RATE:FULL/ });
+  t.throws(() => loadConfig({ RACK_SSH_MAX_STARTUPS: '10:130:100' }, '/'), { message: /RACK_SSH_MAX_STARTUPS/ });
   t.throws(() => loadConfig({ RACK_SSH_LOGIN_GRACE: '0' }, '/'), { message: /RACK_SSH_LOGIN_GRACE/ });
   t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '10' }, '/'), { message: /RACK_LOGIN_THROTTLE must be FAILURES\/SECONDS/ });
   t.throws(() => loadConfig({ RACK_LOGIN_THROTTLE: '0/60' }, '/'), { message: /RACK_LOGIN_THROTTLE/ });
+});
+
+test("ssh MaxStartups: random early drop from start, rising to every connection at full (OpenSSH's 10:30:100)", (t) => {
+  const limit = { start: 10, rate: 30, full: 100 };
+  t.false(dropsNewConnection(9, limit, 0), 'under start nothing is dropped');
+  t.true(dropsNewConnection(10, limit, 0.29), 'at start, 30 in 100');
+  t.false(dropsNewConnection(10, limit, 0.3));
+  t.true(dropsNewConnection(55, limit, 0.64), 'half way, 65 in 100');
+  t.false(dropsNewConnection(55, limit, 0.66));
+  t.true(dropsNewConnection(100, limit, 0.999), 'at full, all');
+  const hard = { start: 4, rate: 100, full: 4 };
+  t.false(dropsNewConnection(3, hard, 0.999));
+  t.true(dropsNewConnection(4, hard, 0));
 });
 
 test('login throttle: N failures in the window block an address until they age out', (t) => {

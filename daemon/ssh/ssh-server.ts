@@ -1,11 +1,11 @@
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type Server as NetServer } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import ssh2, { type Connection, type ServerChannel } from 'ssh2';
 import type { LoginThrottle } from '../access/login-throttle.js';
 import type { Logger } from '../log.js';
 import type { KeyRecord } from '../store/records.js';
 import { keyPrincipal, type Caller } from '../access/principal.js';
-import { LoginGate } from './login-gate.js';
+import { LoginGate, type MaxStartups } from './login-gate.js';
 import { isOversizedPacket, tellOversized } from './oversized-request.js';
 
 /** One `ssh host COMMAND` as the rest of rack sees it. */
@@ -28,9 +28,15 @@ export interface SshServerOptions {
   exec: (req: ExecRequest) => Promise<number>;
   logger: Logger;
   loginGraceMs: number;
-  maxStartups: number;
+  maxStartups: MaxStartups;
+  perSourceMaxStartups: number;
+  /** A logged-in client silent this long is asked whether it is there; three unanswered asks end it. */
+  keepaliveMs: number;
   throttle: LoginThrottle;
 }
+
+/** Keepalives a client may leave unanswered before its connection is closed (OpenSSH's ClientAliveCountMax). */
+const KEEPALIVE_COUNT_MAX = 3;
 
 const ACCEPTED_ENV = new Set(['RACK_APP']);
 /** On stop, how long sessions told that rack is restarting get to close their channels. */
@@ -45,15 +51,33 @@ export class SshServer {
   private readonly clients = new Set<Connection>();
   /** Exec channels not yet answered with an exit status. */
   private readonly open = new Set<ServerChannel>();
+  /** Each admitted socket by address and port, which is all ssh2 tells of a connection. */
+  private readonly sockets = new Map<string, Socket>();
 
   constructor(private readonly opts: SshServerOptions) {
-    this.gate = new LoginGate({ graceMs: opts.loginGraceMs, maxStartups: opts.maxStartups, throttle: opts.throttle, logger: opts.logger });
-    this.server = new ssh2.Server({ hostKeys: [opts.hostKey], ident: 'rack' }, (client, info) => this.onClient(client, info));
+    this.gate = new LoginGate({
+      graceMs: opts.loginGraceMs,
+      maxStartups: opts.maxStartups,
+      perSourceMaxStartups: opts.perSourceMaxStartups,
+      throttle: opts.throttle,
+      logger: opts.logger,
+    });
+    this.server = new ssh2.Server(
+      { hostKeys: [opts.hostKey], ident: 'rack', keepaliveInterval: opts.keepaliveMs, keepaliveCountMax: KEEPALIVE_COUNT_MAX },
+      (client, info) => this.onClient(client, info),
+    );
     this.server.on('error', (err: Error) => opts.logger.error({ err: err.message }, 'ssh server error'));
     // Without TCP_NODELAY a command's last small packets wait on the client's delayed ACK: 40 ms
     // added to about one command in two.
     this.listener = createServer({ noDelay: true }, (socket) => {
-      if (this.gate.admit(socket)) this.server.injectSocket(socket);
+      if (!this.gate.admit(socket)) return;
+      // The kernel's own probes, for a peer gone while nothing is being sent (ssh2's keepalives
+      // start only once a client has logged in).
+      socket.setKeepAlive(true, opts.keepaliveMs);
+      const id = `${socket.remoteAddress}|${socket.remotePort}`;
+      this.sockets.set(id, socket);
+      socket.once('close', () => this.sockets.delete(id));
+      this.server.injectSocket(socket);
     });
   }
 
@@ -103,10 +127,18 @@ export class SshServer {
     const address = info.ip;
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
-    client.on('error', (err) => {
+    client.on('error', (err: Error & { level?: string }) => {
       if (isOversizedPacket(err)) tellOversized(client);
+      if (err.level === 'client-timeout') {
+        // ssh2 only ends the socket, and a FIN to a laptop asleep waits out TCP's retries (many
+        // minutes) while its session holds what it holds: a push lock, a follow, a run.
+        this.opts.logger.info({ ip: address, user: login.slice(0, 64) }, 'ssh client stopped answering keepalives; closing its connection');
+        this.sockets.get(`${info.ip}|${info.port}`)?.destroy();
+        return;
+      }
       this.opts.logger.debug({ err: err.message }, 'ssh client error');
     });
+    client.once('handshake', () => this.gate.handshaken(info.ip, info.port));
     let key: KeyRecord | undefined;
     let login = '';
 
