@@ -77,6 +77,8 @@ export interface RackConfig {
   backupIntervalMs: number;
   /** RACK_BACKUP_KEEP: scheduled backups kept per add-on (the rest are the user's to remove). */
   backupKeep: number;
+  /** RACK_BACKUP_TIMEOUT: seconds one add-on backup, restore, import or export may run (default an hour). */
+  backupDeadlineMs: number;
   /**
    * RACK_RUNTIME: `docker` (one machine, the default) or `swarm` (app processes as services on the
    * workers of the Swarm that rackd's engine manages; docs/SWARM.md).
@@ -265,6 +267,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     backupDir: env['RACK_BACKUP_DIR'] ? resolve(env['RACK_BACKUP_DIR']) : join(isAbsolute(home) ? home : resolve(home), 'backups'),
     backupIntervalMs: positiveInt(env, 'RACK_BACKUP_INTERVAL', 24 * 3600) * 1000,
     backupKeep: positiveInt(env, 'RACK_BACKUP_KEEP', 7),
+    backupDeadlineMs: positiveInt(env, 'RACK_BACKUP_TIMEOUT', 3600) * 1000,
     runtime: runtimeKind(env['RACK_RUNTIME']),
     registryPort: port(env, 'RACK_REGISTRY_PORT', 5000),
   };

@@ -149,7 +149,7 @@ export class Rackd {
     for (const held of domainsAgainstRule({ domain: config.domain, consoleHost: config.consoleHost, apps: await store.listApps() })) {
       log.warn({ app: held.app, host: held.host, reason: held.reason }, 'a domain added before domains:add refused such hosts still serves; remove it');
     }
-    const backups = new AddonBackups(store, runtime, addons, { dir: config.backupDir, intervalMs: config.backupIntervalMs, keep: config.backupKeep }, log.child({ mod: 'addons' }));
+    const backups = new AddonBackups(store, runtime, addons, { dir: config.backupDir, intervalMs: config.backupIntervalMs, keep: config.backupKeep, deadlineMs: config.backupDeadlineMs }, log.child({ mod: 'addons' }));
     backups.start();
     // Stopped in reverse: no new scheduled backup, then the add-on work under way finishes.
     this.stops.push(() => addons.lock.idle());

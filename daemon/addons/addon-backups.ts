@@ -14,12 +14,20 @@ import type { Addons } from './addons.js';
 
 /** How often the schedule looks for add-ons due a backup; a day's interval is checked hourly. */
 const MAX_CHECK_MS = 3600_000;
+/** Copies taken before a restore or an import kept per add-on (the newest): enough to undo the last few. */
+const SAFETY_KEEP = 3;
 
 export interface BackupSettings {
   dir: string;
   intervalMs: number;
   /** Scheduled backups kept per add-on. */
   keep: number;
+  /**
+   * How long one backup, restore, import or export may run: then its tool is killed in the
+   * container and the add-on's lock is free again, so one stuck service costs the schedule this
+   * much at most and the other add-ons still get their backups.
+   */
+  deadlineMs: number;
 }
 
 /**
@@ -58,7 +66,7 @@ export class AddonBackups {
       sink.on('error', (err) => (sinkError ??= err));
       let code: number;
       try {
-        code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { stdout: sink, stderr: errors });
+        code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { stdout: sink, stderr: errors, deadlineMs: this.settings.deadlineMs });
       } finally {
         await new Promise<void>((resolve) => sink.end(() => resolve()));
         sink.destroy();
@@ -149,7 +157,17 @@ export class AddonBackups {
     const started = Date.now();
     const safety = await this.backupLocked(addon, 'before-restore', createdBy);
     out.header(`Backed up ${addon.name} as it was: ${safety.id} (${formatBytes(safety.bytes)}, ${seconds(started)})`);
+    await this.prune(addon.name, 'before-restore', SAFETY_KEEP);
     return safety;
+  }
+
+  /** Removes all but the newest `keep` backups rack took itself for one reason. */
+  private async prune(name: string, trigger: BackupTrigger, keep: number): Promise<void> {
+    const taken = (await this.list(name)).filter((b) => b.trigger === trigger);
+    for (const old of taken.slice(keep)) {
+      await rm(this.path(old), { force: true });
+      await this.store.addons.removeBackup(old);
+    }
   }
 
   /** `addons:export NAME > dump`: a backup streamed to the client, nothing kept. */
@@ -157,14 +175,14 @@ export class AddonBackups {
     return this.addons.lock.run(name, async () => {
       const addon = await this.addons.require(name);
       const errors = new Tail();
-      const code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { ...io, stderr: errors });
+      const code = await this.runtime.services.exec(addon.name, ['rack-addon-backup'], { ...io, stderr: errors, deadlineMs: this.settings.deadlineMs });
       if (code !== 0) throw new RackError('addon_failed', `the export of ${name} failed: ${errors.text() || `status ${code}`}`);
     });
   }
 
   private async restoreFrom(addon: AddonRecord, input: Readable): Promise<void> {
     const errors = new Tail();
-    const code = await this.runtime.services.exec(addon.name, ['rack-addon-restore'], { stdin: input, stdout: errors, stderr: errors });
+    const code = await this.runtime.services.exec(addon.name, ['rack-addon-restore'], { stdin: input, stdout: errors, stderr: errors, deadlineMs: this.settings.deadlineMs });
     if (code !== 0) throw new RackError('addon_failed', `the restore into ${addon.name} failed: ${errors.text() || `status ${code}`}`);
   }
 
@@ -200,17 +218,15 @@ export class AddonBackups {
   private async runSchedule(): Promise<void> {
     for (const addon of await this.addons.list()) {
       if (this.stopped || addon.destroying || this.nextScheduled(addon).getTime() > Date.now()) continue;
+      // Busy (a restore, an export): not waited for; its backup is taken at a later round.
+      if (this.addons.lock.busy(addon.name)) continue;
       try {
         await this.addons.lock.run(addon.name, async () => {
           const current = await this.store.addons.get(addon.name);
           if (!current || current.destroying) return;
           const record = await this.backupLocked(current, 'daily', 'rack');
           await this.store.addons.update(addon.name, (r) => ({ ...r, lastDailyBackupAt: record.createdAt }));
-          const daily = (await this.list(addon.name)).filter((b) => b.trigger === 'daily');
-          for (const old of daily.slice(this.settings.keep)) {
-            await rm(this.path(old), { force: true });
-            await this.store.addons.removeBackup(old);
-          }
+          await this.prune(addon.name, 'daily', this.settings.keep);
           this.log.info({ addon: addon.name, backup: record.id, bytes: record.bytes }, 'scheduled backup taken');
         });
       } catch (err) {

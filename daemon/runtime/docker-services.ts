@@ -40,7 +40,21 @@ export interface ExecStreams {
   tty?: { cols: number; rows: number } | null;
   /** Ends the command's output when fired (the client went away). */
   abort?: AbortSignal;
+  /**
+   * How long the command may run (default a minute; a terminal's has none): then it is killed
+   * inside the container, and the exec fails with `addon_failed`.
+   */
+  deadlineMs?: number;
 }
+
+/** What a short exec (health, size, version) may take. */
+const SHORT_EXEC_MS = 60_000;
+/** SIGTERM at the deadline, SIGKILL this much later for a command that ignores it. */
+const KILL_AFTER_S = 10;
+/** coreutils' timeout exits with this when it stopped the command (137 when it had to SIGKILL it). */
+const TIMED_OUT = new Set([124, 137]);
+/** Past the deadline and the kill, rackd stops waiting on an engine that does not end the exec. */
+const ENGINE_GRACE_MS = 30_000;
 
 const SERVICE_MEMORY = 1024 * 1024 * 1024;
 const SERVICE_PIDS = 512;
@@ -177,16 +191,27 @@ export class DockerServices {
   /**
    * Runs a command inside the service (backup, restore, a client), as the image's user. Without a
    * TTY the output is demultiplexed into stdout and stderr with back-pressure. Resolves with the
-   * exit status; rejects when a stream fails (a vanished file, a client gone, Docker restarting),
-   * and in every case closes the exec's connection, so the command inside never waits on a reader.
+   * exit status; rejects when a stream fails (a vanished file, a client gone, Docker restarting)
+   * or the deadline passes, and in every case closes the exec's connection, so the command inside
+   * never waits on a reader.
+   *
+   * The deadline is kept inside the container, by coreutils' `timeout` around the command: closing
+   * the exec's stream kills nothing there, and a pg_dump stuck on a lock would hold the add-on's
+   * lock (and every backup after it) for ever. `timeout` signals its whole process group, so a
+   * pipeline in a script goes with it.
    */
   async exec(name: string, cmd: string[], io: ExecStreams): Promise<number> {
     if (io.abort?.aborted) throw new RackError('addon_failed', 'the client went away');
     const container = this.docker.getContainer(this.containerName(name));
     const tty = io.tty ?? null;
+    const deadlineMs = tty ? undefined : (io.deadlineMs ?? SHORT_EXEC_MS);
+    const seconds = deadlineMs === undefined ? 0 : Math.max(1, Math.ceil(deadlineMs / 1000));
+    const timed = deadlineMs === undefined ? cmd : ['timeout', `--kill-after=${KILL_AFTER_S}`, String(seconds), ...cmd];
+    const started = Date.now();
+    const overdue = () => new RackError('addon_failed', `${cmd[0]} in ${name} did not finish within ${seconds} s and was stopped`);
     let exec: Docker.Exec;
     try {
-      exec = await container.exec({ Cmd: cmd, AttachStdin: io.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: tty !== null });
+      exec = await container.exec({ Cmd: timed, AttachStdin: io.stdin !== undefined, AttachStdout: true, AttachStderr: true, Tty: tty !== null });
     } catch (err) {
       const code = (err as { statusCode?: number }).statusCode;
       if (code === 404 || code === 409) throw new RackError('addon_unavailable', `add-on ${name} is not running (addons:info ${name} tells why)`, { cause: err });
@@ -201,6 +226,14 @@ export class DockerServices {
     raw.on('error', (err: Error) => (failure ??= err));
     const stop = () => raw.destroy();
     io.abort?.addEventListener('abort', stop, { once: true });
+    let late = false;
+    const backstop =
+      deadlineMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            late = true;
+            fail(overdue());
+          }, deadlineMs + KILL_AFTER_S * 1000 + ENGINE_GRACE_MS);
     io.stdout.on('error', fail);
     try {
       if (tty) await exec.resize({ h: tty.rows, w: tty.cols }).catch(() => undefined);
@@ -226,10 +259,15 @@ export class DockerServices {
         output.once('close', resolve);
         output.pipe(io.stdout, { end: false });
       }).catch((err: Error) => (failure ??= err));
+      if (late) throw overdue();
       if (failure && !io.abort?.aborted) throw new RackError('addon_failed', `${cmd[0]} in ${name}: ${failure.message}`, { cause: failure });
       const result = await exec.inspect();
-      return result.ExitCode ?? 1;
+      const code = result.ExitCode ?? 1;
+      // A tool's own 124, or a kill by the OOM killer (137), is not a deadline: the time says which.
+      if (deadlineMs !== undefined && TIMED_OUT.has(code) && Date.now() - started >= deadlineMs) throw overdue();
+      return code;
     } finally {
+      clearTimeout(backstop);
       io.abort?.removeEventListener('abort', stop);
       io.stdout.off('error', fail);
       raw.destroy();
