@@ -125,6 +125,8 @@ export class SshServer {
 
   private onClient(client: Connection, info: ssh2.ClientInfo): void {
     const address = info.ip;
+    let key: KeyRecord | undefined;
+    let login = '';
     this.clients.add(client);
     client.on('close', () => this.clients.delete(client));
     client.on('error', (err: Error & { level?: string }) => {
@@ -139,8 +141,6 @@ export class SshServer {
       this.opts.logger.debug({ err: err.message }, 'ssh client error');
     });
     client.once('handshake', () => this.gate.handshaken(info.ip, info.port));
-    let key: KeyRecord | undefined;
-    let login = '';
 
     client.on('authentication', (ctx) => {
       const refuse = () => {
