@@ -59,7 +59,7 @@ test('the log follower keeps one follow per Swarm process, not one a second', as
         follows += 1;
         return processes.followLogs(...args);
       },
-      inspectProcess: () => {
+      inspect: () => {
         inspections += 1;
         return Promise.reject(new Error('not asked in this test'));
       },
