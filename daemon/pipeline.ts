@@ -2,7 +2,8 @@ import type { Builder } from './build/builder.js';
 import type { DeployLock } from './deploy-lock.js';
 import { deployBranch } from './git/deploy-branch.js';
 import type { PushLock } from './git/push-lock.js';
-import { headCommit, type GitObjectEnv } from './git/repo.js';
+import type { PushPipeline, PushRequest } from './git/push-pipeline.js';
+import { headCommit } from './git/repo.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { assertAddonKeysKept, rebaseAttachments, sameAttachments } from './release/attachments.js';
@@ -17,15 +18,7 @@ import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
 
-export interface PushRequest {
-  app: string;
-  commit: string;
-  repo: string;
-  objects: GitObjectEnv;
-  keyName: string;
-  /** When git started receiving the push: the receive phase runs from then until the build. */
-  receivedAt?: number;
-}
+export type { PushRequest };
 
 export interface ConfigChange {
   app: string;
@@ -45,7 +38,7 @@ export interface ConfigChange {
  * The pipeline: receive → build → release → deploy, one app at a time. Config changes, rollbacks
  * and promotions enter at the release stage: they reuse a build's image and never rebuild.
  */
-export class Pipeline {
+export class Pipeline implements PushPipeline {
   constructor(
     private readonly store: Store,
     private readonly builder: Builder,

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { backoffMs, renewalTime } from '../daemon/certs/auto-certificates.js';
 import { checkBundle, nameCovers } from '../daemon/certs/certificate-check.js';
-import { joinPem, splitPem } from '../daemon/certs/pem-bundle.js';
+import { joinPem, splitPem } from '../daemon/pem-bundle.js';
 import { loadConfig } from '../daemon/config.js';
 import { TestCa } from './support/test-certs.js';
 

@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { RackError } from '../rack-error.js';
-import { splitPem } from './pem-bundle.js';
+import { splitPem } from '../pem-bundle.js';
 import type { CertificateInfo } from '../store/records.js';
 
 export type { CertificateInfo };

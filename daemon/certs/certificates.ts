@@ -11,7 +11,7 @@ import { CONTROL_PLANE_APP } from '../router/upstream.js';
 import type { CertRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { CheckedBundle } from './certificate-check.js';
-import { joinPem } from './pem-bundle.js';
+import { joinPem } from '../pem-bundle.js';
 
 /**
  * The certificates rack serves: one PEM file per host in RACK_HOME/certs (mode 0600, folder 0700,

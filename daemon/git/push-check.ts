@@ -1,9 +1,9 @@
-import type { Pipeline } from '../pipeline.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { PushMarker } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { UserOutput } from '../user-output.js';
+import type { PushPipeline } from './push-pipeline.js';
 import { hasCommit, headCommit, updateRef } from './repo.js';
 
 export type PushOutcome = 'consistent' | 'not-serving' | 'branch-moved' | 'rolled-back' | 'unresolved';
@@ -20,7 +20,7 @@ const quiet: UserOutput = { header: () => {}, detail: () => {}, error: () => {},
 export class PushCheck {
   constructor(
     private readonly store: Store,
-    private readonly pipeline: Pipeline,
+    private readonly pipeline: PushPipeline,
     private readonly repoOf: (app: string) => string,
     private readonly log: Logger,
   ) {}

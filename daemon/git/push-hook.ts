@@ -1,7 +1,7 @@
 import { resolve, sep } from 'node:path';
-import type { Pipeline } from '../pipeline.js';
 import { RackError } from '../rack-error.js';
 import { textOutput, type OutputFlow } from '../user-output.js';
+import type { PushPipeline } from './push-pipeline.js';
 import type { PushSessions } from './push-sessions.js';
 import type { Logger } from '../log.js';
 import type { DeployBranch, PushMarker } from '../store/records.js';
@@ -76,7 +76,7 @@ function objectEnv(raw: unknown, repo: string): GitObjectEnv {
 }
 
 /** The control-socket handler behind `hooks/pre-receive`. */
-export function preReceiveHandler(sessions: PushSessions, pipeline: Pipeline, store: Store, log: Logger) {
+export function preReceiveHandler(sessions: PushSessions, pipeline: PushPipeline, store: Store, log: Logger) {
   return async (request: Record<string, unknown>, say: (line: string) => void, flow: OutputFlow): Promise<number> => {
     const session = sessions.get(request['token']);
     if (!session || session.stage !== 'receiving') throw new RackError('forbidden', 'unknown push');

@@ -2,7 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Logger } from '../log.js';
-import { splitPem } from '../certs/pem-bundle.js';
+import { splitPem } from '../pem-bundle.js';
 
 /** `HOST.pem` in the certificate folder; rackd writes only names it has checked. */
 const FILE = /^([a-z0-9.-]{1,253})\.pem$/;

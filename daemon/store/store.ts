@@ -4,13 +4,12 @@ import type { AbstractSublevel } from 'abstract-level';
 import { Level } from 'level';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
-import type { ProcessLimits } from '../runtime/isolation.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, ProcessLimits, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { TokenStore } from './token-store.js';
 
 export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
