@@ -1,20 +1,10 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
-import { readLines } from './line-reader.js';
 import type { RouteControl } from './route-control.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
-import {
-  encode,
-  EXIT_LOCKED,
-  EXIT_PORT_IN_USE,
-  parseMessage,
-  PROTOCOL_VERSION,
-  type Method,
-  type MethodTypes,
-  type ResponseMessage,
-  type RouterIdentity,
-} from './router-protocol.js';
+import { NoAnswer, RouterCalls } from './router-calls.js';
+import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
 import { logTail, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
 import { copyUpstream, type Upstream } from './upstream.js';
 
@@ -33,15 +23,6 @@ export interface RouterClientOptions {
   onAccess?: (entry: AccessEntry) => void;
 }
 
-/** An error the router process answered with; `code` is `bad_request`, `save_failed` or `internal`. */
-export class RouterCallError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.code = code;
-  }
-}
-
 const START_TIMEOUT_MS = 15_000;
 const PING_TIMEOUT_MS = 3_000;
 const QUERY_TIMEOUT_MS = 10_000;
@@ -53,19 +34,6 @@ const STOP_FLUSH_MS = 5_000;
 const EXIT_WAIT_MS = 15_000;
 /** After losing a spawning race, give the winner this long to answer before trying again. */
 const RESPAWN_GAP_MS = 1000;
-const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
-
-interface Call {
-  line: string;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-  /** Set for a connection's own handshake (ping, subscribe): failed, not re-sent, when it drops. */
-  socket?: Socket;
-  timer: NodeJS.Timeout;
-}
-
-/** No answer came in time: the router process is stuck, or none could be reached or started. */
-class NoAnswer extends Error {}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const message = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -86,14 +54,14 @@ export class RouterClient implements RouteControl {
   /** The connection calls go out on, once its ping has been answered. */
   #socket: Socket | undefined;
   #identity: RouterIdentity | undefined;
-  readonly #calls = new Map<number, Call>();
-  #nextId = 1;
+  readonly #calls: RouterCalls;
   readonly #changes = new Set<Promise<unknown>>();
   #reconnecting = false;
 
   constructor(opts: RouterClientOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
+    this.#calls = new RouterCalls(opts.logger, opts.onAccess);
   }
 
   /** Connects to the running router process, or starts one; resolves to the port it serves HTTP on. */
@@ -239,17 +207,7 @@ export class RouterClient implements RouteControl {
   }
 
   #send(socket: Socket | undefined, method: Method, params: unknown, timeoutMs: number): Promise<unknown> {
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#calls.delete(id);
-        reject(new NoAnswer(`no answer from the router process within ${timeoutMs / 1000} s`));
-      }, timeoutMs);
-      const call: Call = { line: encode({ id, method, params }), resolve, reject, socket, timer };
-      this.#calls.set(id, call);
-      const target = socket ?? this.#socket;
-      if (target !== undefined && !target.destroyed) target.write(call.line);
-    });
+    return this.#calls.send(socket, this.#socket, method, params, timeoutMs);
   }
 
   /** Connects (spawning a router process when `spawn` and none answers) and makes it the connection. */
@@ -343,32 +301,7 @@ export class RouterClient implements RouteControl {
   }
 
   #attach(socket: Socket): void {
-    socket.on('error', (err) => this.#log.debug({ err: err.message }, 'router: control connection error'));
-    socket.on('close', () => this.#onClose(socket));
-    readLines(socket, MAX_RESPONSE_BYTES, (line) => this.#onLine(line), () => this.#log.error('router: answer too long, connection dropped'));
-  }
-
-  #onLine(line: string): void {
-    const msg = parseMessage(line);
-    if (msg === undefined || 'method' in msg) return;
-    if ('event' in msg) {
-      try {
-        this.#opts.onAccess?.(msg.data);
-      } catch (err) {
-        this.#log.error({ err }, 'router: onAccess threw');
-      }
-      return;
-    }
-    this.#settle(msg);
-  }
-
-  #settle(msg: ResponseMessage): void {
-    const call = this.#calls.get(msg.id);
-    if (call === undefined) return; // timed out already
-    this.#calls.delete(msg.id);
-    clearTimeout(call.timer);
-    if (msg.error !== undefined) call.reject(new RouterCallError(msg.error.code, msg.error.message));
-    else call.resolve(msg.result);
+    this.#calls.attach(socket, () => this.#onClose(socket));
   }
 
   /** Makes `socket` the connection: subscribes, then sends every call still unanswered, in order. */
@@ -379,18 +312,11 @@ export class RouterClient implements RouteControl {
     if (this.#opts.onAccess !== undefined) {
       this.#send(socket, 'subscribe', {}, PING_TIMEOUT_MS).catch((err: unknown) => this.#log.warn({ err: message(err) }, 'router: subscribe failed'));
     }
-    // Map order is id order, so changes reach the router in the order they were made.
-    for (const call of this.#calls.values()) if (call.socket === undefined) socket.write(call.line);
+    this.#calls.resend(socket);
     this.#log.info({ routerPid: identity.pid, httpPort: identity.httpPort }, first ? 'router: connected' : 'router: reconnected');
   }
 
   #onClose(socket: Socket): void {
-    for (const [id, call] of this.#calls) {
-      if (call.socket !== socket) continue;
-      this.#calls.delete(id);
-      clearTimeout(call.timer);
-      call.reject(new Error('the connection to the router process closed'));
-    }
     if (socket !== this.#socket) return;
     this.#socket = undefined;
     if (!this.#mayConnect()) return;
@@ -433,11 +359,7 @@ export class RouterClient implements RouteControl {
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
-    for (const call of this.#calls.values()) {
-      clearTimeout(call.timer);
-      call.reject(new Error('the router client is stopped'));
-    }
-    this.#calls.clear();
+    this.#calls.rejectAll('the router client is stopped');
   }
 }
 
