@@ -65,7 +65,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+/** Polls `check` until it holds; the bound only turns a hang into a message (machines here are shared and slow). */
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
@@ -159,7 +160,11 @@ test('a router killed with -9 is replaced by one that serves its persisted table
   await waitFor('the router to stop', () => !alive(now.pid));
   await t.throwsAsync(stat(dir.socketPath));
   await t.throwsAsync(stat(`${dir.statePath}.pid`));
-  t.regex(await readFile(dir.logPath, 'utf8'), /"why":"SIGTERM".*\n.*router: stopped/);
+  // In order, whatever else the router logged between them (a connection, a late table change).
+  const lines = (await readFile(dir.logPath, 'utf8')).split('\n');
+  const stopping = lines.findIndex((l) => l.includes('"why":"SIGTERM"') && l.includes('router: stopping'));
+  t.not(stopping, -1, 'the SIGTERM is logged');
+  t.true(lines.slice(stopping + 1).some((l) => l.includes('router: stopped')), 'and the clean stop after it');
 });
 
 test('access entries reach onAccess, again after the router process dies under a connected client', async (t) => {
