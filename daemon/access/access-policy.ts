@@ -4,12 +4,15 @@ import type { Principal } from './principal.js';
 
 /**
  * What a command needs of the key that runs it:
- * - `public`: anyone with a key (help, version, the app list filtered to the key's apps);
+ * - `public`: anyone with a key (help, version);
+ * - `checked-by-command`: anyone with a key reaches the command, which checks the rights itself
+ *   because the app comes from what it names, not from `-a`: an add-on's app, a host's app (it calls
+ *   `authorize()` with that app), or a list it filters to the key's apps;
  * - `deploy`: a key for this app, deploy-only keys included (push, reading releases/builds/logs);
  * - `member`: a full key for this app (config, rollback, run, domains, ...);
  * - `admin`: an admin key (creating and destroying apps, keys).
  */
-export type AccessLevel = 'public' | 'deploy' | 'member' | 'admin';
+export type AccessLevel = 'public' | 'checked-by-command' | 'deploy' | 'member' | 'admin';
 
 const ROLE_WORDS: Record<KeyRole, string> = {
   admin: 'an admin',
@@ -26,6 +29,7 @@ export function allowed(key: Principal, level: AccessLevel, app: string | undefi
   if (key.role === 'admin') return true;
   switch (level) {
     case 'public':
+    case 'checked-by-command':
       return true;
     case 'admin':
       return false;

@@ -71,7 +71,7 @@ const addonName = (word: string) => {
 export const addonsCommands: Command[] = [
   {
     name: 'addons',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons [--json]',
     summary: 'list the add-ons of your apps: type, version, attachments',
     app: false,
@@ -115,7 +115,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:info',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:info NAME [--json]',
     summary: "an add-on's type, version, status, size, attachments and backups",
     app: false,
@@ -194,7 +194,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:destroy',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:destroy NAME --confirm NAME',
     summary: 'remove a detached add-on and its data, after a final backup',
     app: false,
@@ -216,7 +216,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:backup',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:backup NAME',
     summary: 'take a backup of an add-on now',
     app: false,
@@ -232,7 +232,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:backups',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:backups NAME [--json]',
     summary: "list an add-on's backups, newest first",
     app: false,
@@ -249,7 +249,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:restore',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:restore NAME BACKUP',
     summary: "replace an add-on's data with a backup (b3, or OTHER:b3); a backup of it is taken first",
     app: false,
@@ -267,7 +267,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:export',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:export NAME > dump',
     summary: "stream an add-on's data to stdout (pg_dump -Fc, or an RDB file)",
     app: false,
@@ -282,7 +282,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:import',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:import NAME < dump',
     summary: "replace an add-on's data with a dump on stdin (as addons:export writes); a backup is taken first",
     app: false,
@@ -298,7 +298,7 @@ export const addonsCommands: Command[] = [
   },
   {
     name: 'addons:connect',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'addons:connect NAME [-- CLIENT-ARGS...]',
     summary: 'psql or redis-cli on an add-on (ssh -t for a terminal)',
     app: false,

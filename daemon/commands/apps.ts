@@ -21,7 +21,7 @@ function gitRemote(config: { sshHost: string; sshPort: number }, app: string): s
 export const appsCommands: Command[] = [
   {
     name: 'apps',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'apps [--json]',
     summary: 'list apps',
     app: false,

@@ -11,7 +11,7 @@ export const auditCommands: Command[] = [
   {
     name: 'audit',
     // An admin reads it all; an app key reads its own apps' entries (it asks with -a).
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'audit [-a APP] [-n COUNT] [--json]',
     summary: 'list recent changes: who, from where, what, when (newest first)',
     app: false,

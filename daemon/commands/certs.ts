@@ -52,7 +52,7 @@ interface HostRow {
 export const certsCommands: Command[] = [
   {
     name: 'certs',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'certs [-a APP] [--json]',
     summary: "list the certificates of your apps' hosts: source, expiry, renewal, errors",
     app: false,
@@ -92,7 +92,7 @@ export const certsCommands: Command[] = [
   },
   {
     name: 'certs:add',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'certs:add HOST < chain-and-key.pem',
     summary: 'serve HOST over HTTPS with your certificate (the chain, leaf first, then its key, on stdin)',
     app: false,
@@ -112,7 +112,7 @@ export const certsCommands: Command[] = [
   },
   {
     name: 'certs:remove',
-    access: 'public',
+    access: 'checked-by-command',
     usage: 'certs:remove HOST',
     summary: "stop serving HOST's certificate (with certs:auto on, a new one is ordered)",
     app: false,
