@@ -97,10 +97,11 @@ test.serial('a deploy-only key reads config key names, never values', async (t) 
   const set = await rack.ssh(['config:set', `SECRET_TOKEN=${secret}`, `BUILDPACK_URL=https://ci:${token}@127.0.0.1:1/bp.git`, '--no-deploy', '-a', 'shop']);
   t.is(set.code, 0, set.stderr);
   const release = /recorded (v\d+)/.exec(set.stdout)![1]!;
-  // A build whose error (and so its log) quotes the buildpack URL with its token.
+  // A build whose error (and so its log) names the buildpack URL: never with its credentials, to anyone.
   const build = await rack.ssh(['builds:create', '-a', 'shop']);
   t.not(build.code, 0);
-  t.regex(build.stdout + build.stderr, new RegExp(token));
+  t.regex(build.stdout + build.stderr, /cannot fetch buildpack https:\/\/127\.0\.0\.1:1\/bp\.git/);
+  t.false((build.stdout + build.stderr).includes(token));
   const builds = JSON.parse((await rack.ssh(['builds', '--json', '-a', 'shop'])).stdout) as { id: number }[];
   const failed = `b${builds[0]!.id}`;
 
@@ -121,7 +122,7 @@ test.serial('a deploy-only key reads config key names, never values', async (t) 
   const info = (await asCi('releases:info', release)).stdout;
   t.regex(info, /\+ SECRET_TOKEN=•••/);
   t.regex(info, /Config: +BUILDPACK_URL, SECRET_TOKEN, WHO/);
-  t.regex((await asCi('builds:logs', failed)).stdout, /cannot clone buildpack https:\/\/ci:•••@127\.0\.0\.1:1\/bp\.git|cannot clone buildpack •••/);
+  t.regex((await asCi('builds:logs', failed)).stdout, /cannot fetch buildpack https:\/\/127\.0\.0\.1:1\/bp\.git/);
   t.is((await asCi('config')).code, 1);
 
   // Admin and app keys read values as before.
@@ -129,7 +130,7 @@ test.serial('a deploy-only key reads config key names, never values', async (t) 
     const json = JSON.parse((await rack.ssh(['releases', '--json', '-a', 'shop'], { key })).stdout) as { config: Record<string, string> }[];
     t.is(json[0]!.config['SECRET_TOKEN'], secret);
     t.regex((await rack.ssh(['releases:info', release, '-a', 'shop'], { key })).stdout, /\+ SECRET_TOKEN=hunt\.\.\./);
-    t.regex((await rack.ssh(['builds:logs', failed, '-a', 'shop'], { key })).stdout, new RegExp(token));
+    t.false((await rack.ssh(['builds:logs', failed, '-a', 'shop'], { key })).stdout.includes(token));
   }
   const unset = await rack.ssh(['config:unset', 'BUILDPACK_URL', '--no-deploy', '-a', 'shop']);
   t.is(unset.code, 0, unset.stderr);

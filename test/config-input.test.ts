@@ -74,7 +74,7 @@ test.serial('the Console refuses a NUL byte in a config value with one line', as
     });
   const signIn = await post('/console/sign-in', `token=${encodeURIComponent(token)}`);
   const cookie = String(signIn.headers['set-cookie'] ?? '').split(';')[0]!;
-  t.regex(cookie, /^rack_session=/);
+  t.regex(cookie, /^__Host-rack_session=/);
   const r = await post('/console/apps/shop/environment', 'new-key=BAD&new-value=a%00b', cookie);
   t.is(r.status, 400, r.body);
   t.regex(r.body, /value of BAD contains a NUL byte/);
