@@ -100,6 +100,9 @@ export class DiskLimit {
    */
   async mountCache(dir: string, keep: boolean): Promise<() => Promise<void>> {
     const unmount = async () => {
+      // The build's container may still be being removed, its mount namespace holding this file
+      // system alive past the umount: what the build wrote must be in the image file now.
+      await run('sync', ['-f', dir]);
       await run('umount', [dir]);
     };
     if (!keep) {
