@@ -209,6 +209,7 @@ export class Rackd {
       addons,
       backups,
       version: await version(config),
+      stopping: () => this.stopping,
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
     const auth = new TokenAuth(store, throttle, log.child({ mod: 'http' }));

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdir, readdir, readlink, realpath, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { api } from './support/api-client.js';
 import { commitFile, exec, FIXTURES, headOf, RackDaemon, type Result } from './support/rack-daemon.js';
 
 // How a push begins and ends around the client and rackd: a client that goes silent, a rackd
@@ -227,6 +228,7 @@ test.serial('SIGTERM while a push builds: new commands are refused, the push fin
   t.is((await rack.push(dir)).code, 0);
   await commitFile(dir, 'server.js', server('pushed while stopping'), 'pushed while stopping');
   const commit = await headOf(dir);
+  const token = /rack_[A-Za-z0-9_-]+/.exec((await rack.ssh(['tokens:create', 'term-ci', '--app', app])).stdout)![0];
 
   // A session that would never end on its own.
   const follower = watched('ssh', [...rack.sshArgs(), '--', 'logs', '-f', '-a', app]);
@@ -247,6 +249,10 @@ test.serial('SIGTERM while a push builds: new commands are refused, the push fin
   const refused = await rack.ssh(['apps']);
   t.not(refused.code, 0);
   t.regex(refused.stderr, /^ !     rack is restarting; try again in a moment$/m);
+  // Over the API too: a change is refused, not started.
+  const change = await api(rack, 'PATCH', `/api/v1/apps/${app}/config`, { token, body: { set: { LATE: '1' } } });
+  t.is(change.status, 503, change.text);
+  t.regex(change.text, /rack is restarting/);
 
   const pushed = await bounded('the push', push.done, 240_000);
   t.is(pushed.code, 0, pushed.stderr);
@@ -262,6 +268,7 @@ test.serial('SIGTERM while a push builds: new commands are refused, the push fin
   t.is(remote.stdout.split(/\s/)[0], commit, 'the branch has the push');
   t.is(await servingCommit(app), commit, 'and it serves');
   t.deepEqual(await rack.get(app), { status: 200, body: 'pushed while stopping\n' });
+  t.false('LATE' in JSON.parse((await rack.ssh(['config', '--json', '-a', app])).stdout), 'the refused change was not made');
 });
 
 test.serial('SIGTERM while a build outlasts RACK_STOP_GRACE: the pusher is told rack is restarting, and nothing half-done serves', async (t) => {

@@ -139,6 +139,7 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
     authorize(caller.principal, command.access, command.name, command.app ? app : undefined);
     // Refused before it starts anything: a scale would otherwise run processes it cannot record.
     if (command.audit && services.store.failure) throw services.store.failure;
+    if (command.audit && services.stopping()) throw new RackError('restarting', 'rack is restarting; try again in a moment');
     await command.run(ctx);
   } catch (err) {
     outcome = RackError.from(err).code;

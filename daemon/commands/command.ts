@@ -32,6 +32,8 @@ export interface Services {
   addons: Addons;
   backups: AddonBackups;
   version: string;
+  /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
+  stopping: () => boolean;
 }
 
 /**
