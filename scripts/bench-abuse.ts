@@ -12,10 +12,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { ROOT } from '../test/support/rack-daemon.js';
-import { groupCpuMs, killChildrenOnExit, nodeChild, rssMb, stopChild, stopChildren } from './bench-children.js';
+import { groupCpuMs, killChildrenOnExit, nodeChild, routerChild, rssMb, stopChild, stopChildren } from './bench-children.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 30);
@@ -57,19 +54,12 @@ server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.ad
 }
 
 function router(a: number, b: number, flooder: number): Promise<{ port: number; child: ChildProcess }> {
-  const routerJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'router', 'router.js')).href;
-  const logJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'log.js')).href;
-  return nodeChild(
-    'router',
-    `const { Router } = await import(${JSON.stringify(routerJs)});
-const { createLogger } = await import(${JSON.stringify(logJs)});
-const router = new Router({ bind: '127.0.0.1', port: 0, logger: createLogger('error') });
-const port = await router.start();
-router.setApp('a', ['a.localhost'], [{ host: '127.0.0.1', port: ${a} }]);
-router.setApp('b', ['b.localhost'], [{ host: '127.0.0.1', port: ${b} }]);
-router.setApp('hints', ['hints.localhost'], [{ host: '127.0.0.1', port: ${flooder} }]);
-console.log(JSON.stringify({ port }));`,
-  ) as Promise<{ port: number; child: ChildProcess }>;
+  const apps = [
+    { app: 'a', host: 'a.localhost', port: a },
+    { app: 'b', host: 'b.localhost', port: b },
+    { app: 'hints', host: 'hints.localhost', port: flooder },
+  ];
+  return routerChild(apps, { level: 'error' });
 }
 
 /**

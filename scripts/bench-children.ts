@@ -5,6 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from '../test/support/rack-daemon.js';
 
 export const children = new Set<ChildProcess>();
 
@@ -117,4 +120,27 @@ export async function groupCpuMs(pgid: number): Promise<number> {
     ticks += Number(fields[11]) + Number(fields[12]);
   }
   return ticks / ticksPerMs;
+}
+
+/**
+ * The real Router class in a child process of its own (as the router process runs it), serving
+ * `apps` (name → host and upstream port) on a free port; `https` adds the TLS listener.
+ */
+export function routerChild(
+  apps: { app: string; host: string; port: number }[],
+  opts: { level: string; certDir?: string },
+): Promise<{ child: ChildProcess; port: number; httpsPort: number }> {
+  const routerJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'router', 'router.js')).href;
+  const logJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'log.js')).href;
+  const https = opts.certDir === undefined ? '' : `, https: { port: 0, certDir: ${JSON.stringify(opts.certDir)} }`;
+  const routes = apps.map((a) => `router.setApp(${JSON.stringify(a.app)}, [${JSON.stringify(a.host)}], [{ host: '127.0.0.1', port: ${a.port} }]);`).join('\n');
+  return nodeChild(
+    'router',
+    `const { Router } = await import(${JSON.stringify(routerJs)});
+const { createLogger } = await import(${JSON.stringify(logJs)});
+const router = new Router({ bind: '127.0.0.1', port: 0${https}, logger: createLogger(${JSON.stringify(opts.level)}) });
+const port = await router.start();
+${routes}
+console.log(JSON.stringify({ port, httpsPort: router.httpsPort }));`,
+  ) as Promise<{ child: ChildProcess; port: number; httpsPort: number }>;
 }

@@ -14,11 +14,9 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { ROOT } from '../test/support/rack-daemon.js';
 import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
-import { children, groupCpuMs, killChildrenOnExit, nodeChild, rssMb, stopChild, track } from './bench-children.js';
+import { children, groupCpuMs, killChildrenOnExit, nodeChild, routerChild, rssMb, stopChild, track } from './bench-children.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -46,17 +44,7 @@ server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.ad
 }
 
 function router(upstreamPort: number, certDir: string): Promise<{ child: ChildProcess; port: number; httpsPort: number }> {
-  const routerJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'router', 'router.js')).href;
-  const logJs = pathToFileURL(join(ROOT, 'dist', 'daemon', 'log.js')).href;
-  return nodeChild(
-    'router',
-    `const { Router } = await import(${JSON.stringify(routerJs)});
-const { createLogger } = await import(${JSON.stringify(logJs)});
-const router = new Router({ bind: '127.0.0.1', port: 0, https: { port: 0, certDir: ${JSON.stringify(certDir)} }, logger: createLogger('warn') });
-const port = await router.start();
-router.setApp('bench', [${JSON.stringify(HOST)}], [{ host: '127.0.0.1', port: ${upstreamPort} }]);
-console.log(JSON.stringify({ port, httpsPort: router.httpsPort }));`,
-  ) as Promise<{ child: ChildProcess; port: number; httpsPort: number }>;
+  return routerChild([{ app: 'bench', host: HOST, port: upstreamPort }], { level: 'warn', certDir });
 }
 
 

@@ -20,15 +20,6 @@ test.after.always(async () => {
 
 const server = (label: string) => `require('http').createServer((req, res) => res.end('${label}\\n')).listen(process.env.PORT);\n`;
 
-/** The commit of the release serving now, from rack's own records. */
-async function servingCommit(app: string): Promise<string> {
-  const releases = JSON.parse((await rack.ssh(['releases', '-a', app, '--json'])).stdout) as { build: number; current: boolean }[];
-  const current = releases.find((r) => r.current);
-  if (!current) throw new Error(`${app} has no current release`);
-  const builds = JSON.parse((await rack.ssh(['builds', '-a', app, '--json'])).stdout) as { id: number; commit: string }[];
-  return builds.find((b) => b.id === current.build)!.commit;
-}
-
 /** What the branch on rack points at, as `git ls-remote` sees it ('' when it does not exist). */
 async function remoteHead(dir: string, branch = 'main'): Promise<string> {
   const out = await exec('git', ['ls-remote', 'rack', `refs/heads/${branch}`], { cwd: dir, env: rack.gitEnv() });
@@ -84,7 +75,7 @@ async function commitServer(dir: string, label: string): Promise<string> {
 /** The invariant, checked from the outside: the branch head is what rack records and what answers. */
 async function assertConsistent(t: import('ava').ExecutionContext, app: string, dir: string): Promise<string> {
   const head = await remoteHead(dir);
-  t.is(await servingCommit(app), head, 'the serving release is the branch head');
+  t.is(await rack.servingCommit(app), head, 'the serving release is the branch head');
   t.deepEqual(await rack.get(app), { status: 200, body: `${labelOf.get(head)}\n` });
   return head;
 }

@@ -198,15 +198,6 @@ test.serial('rackd killed in the middle of a pack: its receive-pack dies with it
   t.deepEqual(await rack.get(app), { status: 200, body: 'big\n' });
 });
 
-/** The commit of the release serving now, from rack's own records. */
-async function servingCommit(app: string): Promise<string> {
-  const releases = JSON.parse((await rack.ssh(['releases', '-a', app, '--json'])).stdout) as { build: number; current: boolean }[];
-  const current = releases.find((r) => r.current);
-  if (!current) throw new Error(`${app} has no current release`);
-  const builds = JSON.parse((await rack.ssh(['builds', '-a', app, '--json'])).stdout) as { id: number; commit: string }[];
-  return builds.find((b) => b.id === current.build)!.commit;
-}
-
 /** A program whose output is kept as it comes. */
 function watched(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
   const child = spawn(cmd, args, { ...opts, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -266,7 +257,7 @@ test.serial('SIGTERM while a push builds: new commands are refused, the push fin
   await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
   const remote = await exec('git', ['ls-remote', 'rack', 'refs/heads/main'], { cwd: dir, env: rack.gitEnv() });
   t.is(remote.stdout.split(/\s/)[0], commit, 'the branch has the push');
-  t.is(await servingCommit(app), commit, 'and it serves');
+  t.is(await rack.servingCommit(app), commit, 'and it serves');
   t.deepEqual(await rack.get(app), { status: 200, body: 'pushed while stopping\n' });
   t.false('LATE' in JSON.parse((await rack.ssh(['config', '--json', '-a', app])).stdout), 'the refused change was not made');
 });
@@ -296,7 +287,7 @@ test.serial('SIGTERM while a build outlasts RACK_STOP_GRACE: the pusher is told 
   await exec('git', ['remote', 'set-url', 'rack', rack.remote(app)], { cwd: dir });
   const remote = await exec('git', ['ls-remote', 'rack', 'refs/heads/main'], { cwd: dir, env: rack.gitEnv() });
   t.is(remote.stdout.split(/\s/)[0], before, 'the branch did not move');
-  t.is(await servingCommit(app), before);
+  t.is(await rack.servingCommit(app), before);
   t.is((await rack.get(app)).status, 200);
 });
 

@@ -252,6 +252,15 @@ export class RackDaemon {
     }
   }
 
+  /** The commit of the release serving `app` now, from rack's own records. */
+  async servingCommit(app: string): Promise<string> {
+    const releases = JSON.parse((await this.ssh(['releases', '-a', app, '--json'])).stdout) as { build: number; current: boolean }[];
+    const current = releases.find((r) => r.current);
+    if (!current) throw new Error(`${app} has no current release`);
+    const builds = JSON.parse((await this.ssh(['builds', '-a', app, '--json'])).stdout) as { id: number; commit: string }[];
+    return builds.find((b) => b.id === current.build)!.commit;
+  }
+
   /** GET through the router with `Host: APP.localhost`. */
   get(app: string, path = '/'): Promise<{ status: number; body: string }> {
     return this.getHost(`${app}.localhost`, path);
