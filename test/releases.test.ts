@@ -67,7 +67,8 @@ test.serial('config:set keeps unusual values exact, in one release, and the app 
 test.serial('bad config input is refused with one line and makes no release', async (t) => {
   const before = await releases();
   const cases: [string[], RegExp][] = [
-    [['config:set', `BIG=${'x'.repeat(33 * 1024)}`], /value of BIG is over 32 KiB/],
+    // Over ssh a value past 32 KiB makes a command line past its limit; the API meets the value's own (config-input).
+    [['config:set', `BIG=${'x'.repeat(33 * 1024)}`], /command line too long \(max 32768 bytes\)/],
     [['config:set', 'NOEQUALS'], /expected KEY=VALUE/],
     [['config:set', '1BAD=x'], /invalid config key "1BAD"/],
     [['config:set', 'GOOD=1', 'BAD-KEY=2'], /invalid config key "BAD-KEY"/],
