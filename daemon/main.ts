@@ -5,6 +5,7 @@ import { loadConfig, paths } from './config.js';
 import { createLogger } from './log.js';
 import { RackError } from './rack-error.js';
 import { Rackd } from './rackd.js';
+import { migrateCommand } from './versions/migrate-command.js';
 
 /** On top of RACK_STOP_GRACE (the time pushes and rollouts get): the components' own stops. */
 const STOP_DEADLINE_MS = 20_000;
@@ -40,9 +41,17 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  const error = RackError.from(err);
-  log.fatal({ code: error.code, err }, error.message);
-  process.stderr.write(`rackd: ${error.message}\n`);
-  process.exit(1);
-});
+if (process.argv[2] === 'migrate') {
+  // Offline work on the store (versions/migrate-command.ts): no daemon starts.
+  void migrateCommand(process.argv.slice(3), installDir, {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+  }).then((code) => process.exit(code));
+} else {
+  main().catch((err: unknown) => {
+    const error = RackError.from(err);
+    log.fatal({ code: error.code, err }, error.message);
+    process.stderr.write(`rackd: ${error.message}\n`);
+    process.exit(1);
+  });
+}

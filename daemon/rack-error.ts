@@ -35,6 +35,7 @@ export type RackErrorCode =
   | 'no_such_node'
   | 'timed_out'
   | 'store_failed'
+  | 'store_too_new'
   | 'restarting'
   | 'internal';
 

@@ -35,6 +35,7 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   timed_out: 504,
   // The store refuses changes until rackd restarts; reads still work.
   store_failed: 503,
+  store_too_new: 500,
   restarting: 503,
   internal: 500,
 };

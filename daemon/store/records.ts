@@ -295,3 +295,58 @@ export interface ProcessLimits {
 }
 
 export type Builder = 'buildpacks' | 'dockerfile';
+
+/** Which rack: its package version and the git commit it was built from (`unknown` when not known). */
+export interface RackBuild {
+  version: string;
+  commit: string;
+}
+
+/**
+ * A step of the store's schema, as it was taken: which migration, which way, when, by which rack.
+ * Written in the same batch as the migration's own changes and the new schema number.
+ */
+export interface MigrationRecord {
+  /** Increasing; the order migrations ran in. */
+  id: number;
+  name: string;
+  from: number;
+  to: number;
+  direction: 'up' | 'down';
+  at: string;
+  by: RackBuild & { installDir: string };
+  /**
+   * For an `up`: whether this rack knows how to take it back down. An older rack reading the store
+   * cannot know the newer one's migrations; this tells it whether the way back exists.
+   */
+  reversible: boolean;
+}
+
+export type RackReleaseStatus = 'pending' | 'succeeded' | 'failed';
+
+/**
+ * One of rack's own releases, `rN`: what `rack:releases` lists. Written when rackd starts as a
+ * version/commit other than the last entry's (an install, or an update made by hand), and by
+ * `rack:update` / `rack:rollback`, which open it `pending` and finish it once.
+ */
+export interface RackReleaseRecord {
+  id: number;
+  version: string;
+  commit: string;
+  /** What ran before; null on the first install. */
+  from: RackBuild | null;
+  /** `install`, `update`, `rollback`, or `start` (rackd found itself changed under it). */
+  kind: 'install' | 'update' | 'rollback' | 'start';
+  description: string;
+  /** The key or token that asked; `rackd` for what rackd noticed at start. */
+  createdBy: string;
+  createdAt: string;
+  status: RackReleaseStatus;
+  finishedAt: string | null;
+  durationMs: number | null;
+  /** The step an update or rollback failed at (`fetch`, `build`, `migrate`, `handover`, ...). */
+  failedStep: string | null;
+  error: string | null;
+  /** The store's schema once this release was running. */
+  schema: number;
+}

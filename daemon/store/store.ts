@@ -9,10 +9,12 @@ import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, ProcessLimits, PushMarker, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import { RackReleaseStore } from './rack-release-store.js';
+import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -51,6 +53,9 @@ export class Store {
   readonly audit: AuditStore;
   readonly certs: CertStore;
   readonly addons: AddonStore;
+  readonly schema: SchemaStore;
+  /** The ledger of rack's own releases. */
+  readonly rackReleases: RackReleaseStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -78,15 +83,24 @@ export class Store {
     this.certs = new CertStore(certs.db, certs.writes);
     const addons = part('addon');
     this.addons = new AddonStore(addons.db, addons.writes);
+    const sublevel = (name: string) => this.db.sublevel<string, Value>(name, { valueEncoding: 'json' });
+    this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
+    const ledger = part('rackrelease');
+    this.rackReleases = new RackReleaseStore(ledger.db, ledger.writes);
   }
 
-  /** Fails with one line naming the cause (a full disk, another process holding the database). */
-  async start(): Promise<void> {
+  /**
+   * Fails with one line naming the cause (a full disk, another process holding the database).
+   * @param migrate runs before anything reads the store, to bring its data to the schema this rack
+   * reads (versions/), or to refuse a store newer than that.
+   */
+  async start(migrate?: (schema: SchemaStore) => Promise<unknown>): Promise<void> {
     try {
       await this.db.open();
     } catch (err) {
       throw storeOpenFailed(this.path, err);
     }
+    if (migrate) await migrate(this.schema);
     await this.audit.start();
   }
 

@@ -1,0 +1,45 @@
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, paths } from '../config.js';
+import { RackError } from '../rack-error.js';
+import { Store } from '../store/store.js';
+import { MIGRATIONS } from './migrations.js';
+import { rackBuildOf } from './rack-build.js';
+import { migrateDown } from './schema-migration.js';
+
+const USAGE = 'rackd migrate --to N';
+
+/**
+ * `rackd migrate --to N`: takes the store of RACK_HOME back down to schema N, for an older rack,
+ * with this rack's own down steps (only the rack that went up knows them). Run while rackd is
+ * stopped: LevelDB lets one process hold the database, so a running rackd makes it fail at once.
+ * @returns the exit status.
+ */
+export async function migrateCommand(argv: string[], installDir: string, io: { out(line: string): void; err(line: string): void }): Promise<number> {
+  try {
+    let to: number;
+    try {
+      const { values, positionals } = parseArgs({ args: argv, options: { to: { type: 'string' } }, strict: true, allowPositionals: true });
+      if (positionals.length > 0 || values.to === undefined || !/^v?[0-9]{1,6}$/.test(values.to)) throw new Error(`usage: ${USAGE}`);
+      to = Number(values.to.replace(/^v/, ''));
+    } catch (err) {
+      throw new RackError('bad_argument', `${(err as Error).message.split('\n')[0]} (usage: ${USAGE})`);
+    }
+    const config = loadConfig(process.env, installDir);
+    const build = await rackBuildOf(installDir);
+    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'));
+    await store.start();
+    try {
+      const steps = await migrateDown(store.schema, MIGRATIONS, to, { ...build, installDir });
+      for (const s of steps) io.out(`-----> Migrated the store down: v${s.from} → v${s.to} (${s.name})`);
+      io.out(`-----> The store is at schema v${to}`);
+    } finally {
+      await store.stop();
+    }
+    return 0;
+  } catch (err) {
+    const error = RackError.from(err);
+    io.err(` !     ${error.message}`);
+    return error.exitCode;
+  }
+}
