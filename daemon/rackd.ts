@@ -46,6 +46,14 @@ import { AutoCertificates } from './certs/auto-certificates.js';
 import { Certificates } from './certs/certificates.js';
 import { Store } from './store/store.js';
 import { Supervisor } from './supervisor/supervisor.js';
+import { FIRST_SCHEMA } from './store/schema-store.js';
+import { MIGRATIONS } from './versions/migrations.js';
+import { rackBuildOf } from './versions/rack-build.js';
+import { noteRunningRack } from './versions/rack-ledger.js';
+import { migrateUp } from './versions/schema-migration.js';
+
+/** When this process started: rackd's uptime, and how long its start took (the ledger). */
+const STARTED_AT = new Date(performance.timeOrigin);
 
 export interface Ports {
   ssh: number;
@@ -83,6 +91,12 @@ export class Rackd {
     for (const dir of [config.home, paths.repos(config), paths.cache(config), paths.logs(config), paths.tmp(config)]) {
       await mkdir(dir, { recursive: true, mode: 0o700 });
     }
+    const build = await rackBuildOf(config.installDir);
+    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'), undefined, log.child({ mod: 'store' }));
+    // First of all: the data brought to the shape this rack reads before anything reads it, or a
+    // store newer than this rack refused before anything else is touched.
+    await store.start((schema) => migrateUp(schema, MIGRATIONS, { ...build, installDir: config.installDir }, log.child({ mod: 'versions' })));
+    this.stops.push(() => store.stop());
     const swarm = config.runtime === 'swarm' ? { dir: paths.registry(config), port: config.registryPort, installDir: config.installDir, log: log.child({ mod: 'registry' }) } : undefined;
     const disk = config.diskLimit === undefined ? undefined : new DiskLimit(paths.tmp(config), config.diskLimit);
     const runtime = new DockerRuntime(await instanceId(config), config.appSubnets, swarm, disk);
@@ -95,9 +109,6 @@ export class Rackd {
     await ensureStackImage(runtime, config.installDir, log);
     runtime.registry?.warm(STACK_RUN_IMAGE);
 
-    const store = new Store(paths.db(config), join(paths.logs(config), 'builds'), undefined, log.child({ mod: 'store' }));
-    await store.start();
-    this.stops.push(() => store.stop());
     // A build cut short by a crash: nothing will finish it or read its container.
     for (const b of await store.failInterruptedBuilds()) log.warn({ app: b.app, build: b.id }, 'build interrupted by a stop: marked failed');
     // Their containers go in the supervisor's adoption, with every other leftover found by label.
@@ -208,7 +219,8 @@ export class Rackd {
       autoCerts,
       addons,
       backups,
-      version: await version(config),
+      version: build.version,
+      rack: { build, startedAt: STARTED_AT },
       stopping: () => this.stopping,
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
@@ -242,6 +254,10 @@ export class Rackd {
     const sshPort = await ssh.start(config.sshPort, config.bind);
     this.stops.push(() => ssh.stop());
     services.config.sshPort = sshPort;
+
+    // Ready: the ledger names what runs (an install, or an update made by hand, is recorded now).
+    const noted = await noteRunningRack(store.rackReleases, build, (await store.schema.version()) ?? FIRST_SCHEMA, STARTED_AT);
+    if (noted) log.info({ release: `r${noted.id}`, version: noted.version, commit: noted.commit, from: noted.from }, 'rack release recorded');
 
     const ports = { ssh: sshPort, http, https };
     await writeFile(paths.ports(config), `${JSON.stringify(ports)}\n`);
@@ -346,9 +362,4 @@ async function instanceId(config: RackConfig): Promise<string> {
     await writeFile(file, `${id}\n`, { flag: 'wx' });
     return id;
   }
-}
-
-async function version(config: RackConfig): Promise<string> {
-  const pkg = JSON.parse(await readFile(join(config.installDir, 'package.json'), 'utf8')) as { version: string };
-  return pkg.version;
 }

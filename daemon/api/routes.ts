@@ -265,6 +265,9 @@ export const ROUTES: ApiRoute[] = [
       flags: { ...(query.get('app') !== null ? { app: query.get('app')! } : {}), ...(query.get('limit') !== null ? { num: query.get('limit')! } : {}) },
     }),
   },
+  // rack itself
+  { method: 'GET', path: '/rack', command: 'rack', summary: 'Which rack runs: version, commit, schema, runtime, uptime, router', response: S.rackInfo, mode: 'json', words: none },
+  { method: 'GET', path: '/rack/releases', command: 'rack:releases', summary: "rack's own releases (installs, updates, rollbacks), newest first", response: S.list(S.rackRelease), mode: 'json', words: none },
   // nodes
   { method: 'GET', path: '/nodes', command: 'nodes', summary: 'The machines processes run on', response: S.list(S.node), mode: 'json', words: none },
   {

@@ -154,6 +154,29 @@ export const node = shape(
   ['id', 'name', 'state', 'availability', 'role', 'processes'],
 );
 
+const rackBuild = shape({ version: text, commit: text }, ['version', 'commit']);
+export const rackInfo = shape(
+  {
+    version: text, commit: text, schema: int, schemaLatest: int, runtime: { type: 'string', enum: ['docker', 'swarm'] }, startedAt: time, uptimeSeconds: int,
+    router: {
+      oneOf: [
+        shape({ pid: int, protocol: int, version: nullableText, startedAt: time, uptimeSeconds: int }, ['pid', 'protocol', 'version', 'startedAt', 'uptimeSeconds']),
+        { type: 'null' },
+      ],
+    },
+    routerError: text,
+  },
+  ['version', 'commit', 'schema', 'runtime', 'startedAt', 'uptimeSeconds', 'router'],
+);
+export const rackRelease = shape(
+  {
+    id: int, version: text, commit: text, from: { oneOf: [rackBuild, { type: 'null' }] }, kind: { type: 'string', enum: ['install', 'update', 'rollback', 'start'] },
+    description: text, createdBy: text, createdAt: time, status: { type: 'string', enum: ['pending', 'succeeded', 'failed'] },
+    finishedAt: nullableTime, durationMs: { type: ['integer', 'null'] }, failedStep: nullableText, error: nullableText, schema: int,
+  },
+  ['id', 'version', 'commit', 'from', 'kind', 'createdBy', 'createdAt', 'status', 'finishedAt', 'durationMs', 'failedStep', 'error', 'schema'],
+);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */

@@ -20,6 +20,7 @@ import { nodesCommands } from './nodes.js';
 import { certsCommands } from './certs.js';
 import { routerCommands } from './router.js';
 import { addonsCommands } from './addons.js';
+import { rackCommands } from './rack.js';
 
 const metaCommands: Command[] = [
   {
@@ -39,20 +40,9 @@ const metaCommands: Command[] = [
       ctx.print('Deploy with: git push rack main');
     },
   },
-  {
-    name: 'version',
-    access: 'public',
-    usage: 'version',
-    summary: "show rack's version",
-    app: false,
-    args: { min: 0, max: 0 },
-    async run(ctx) {
-      ctx.print(`rack ${ctx.services.version}`);
-    },
-  },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -1,0 +1,130 @@
+import type { RackBuild, RackReleaseRecord } from '../store/records.js';
+import { describeBuild } from '../versions/rack-build.js';
+import { latestSchema } from '../versions/schema-migration.js';
+import { MIGRATIONS } from '../versions/migrations.js';
+import { table, timestamp, type Command, type CommandContext, type Services } from './command.js';
+
+/** The router process as it answers `ping`; `version` once the router reports one. */
+export interface RouterInfo {
+  pid: number;
+  protocol: number;
+  version: string | null;
+  startedAt: string;
+  uptimeSeconds: number;
+}
+
+/** What `rack` shows: which rack runs, on which schema and runtime, since when, with which router. */
+export interface RackInfo extends RackBuild {
+  schema: number;
+  /** The newest schema this rack reads (and migrates to at start). */
+  schemaLatest: number;
+  runtime: 'docker' | 'swarm';
+  startedAt: string;
+  uptimeSeconds: number;
+  /** null when the router process does not answer (the reason in `routerError`). */
+  router: RouterInfo | null;
+  routerError?: string;
+}
+
+const secondsSince = (iso: string) => Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+
+/** `3d 4h`, `2h 5m`, `4m 10s`, `9s`: the two largest units. */
+export function formatUptime(seconds: number): string {
+  const units: [string, number][] = [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]];
+  const parts: string[] = [];
+  let left = seconds;
+  for (const [name, size] of units) {
+    if (left >= size || (parts.length === 0 && size === 1)) parts.push(`${Math.floor(left / size)}${name}`);
+    left %= size;
+    if (parts.length === 2) break;
+  }
+  // A zero in second place says nothing: `2h 0m` is `2h`.
+  return parts.filter((p, i) => i === 0 || !/^0\D/.test(p)).join(' ');
+}
+
+export async function rackInfo(services: Services): Promise<RackInfo> {
+  const { rack, store, router, config } = services;
+  const startedAt = rack.startedAt.toISOString();
+  const info: RackInfo = {
+    ...rack.build,
+    schema: (await store.schema.version()) ?? 1,
+    schemaLatest: latestSchema(MIGRATIONS),
+    runtime: config.runtime,
+    startedAt,
+    uptimeSeconds: secondsSince(startedAt),
+    router: null,
+  };
+  try {
+    // The router's own version is the other side's to add to its ping; shown once it is there.
+    const id: { pid: number; protocol: number; startedAt: string; version?: unknown } = await router.ping();
+    info.router = {
+      pid: id.pid,
+      protocol: id.protocol,
+      version: typeof id.version === 'string' ? id.version : null,
+      startedAt: id.startedAt,
+      uptimeSeconds: secondsSince(id.startedAt),
+    };
+  } catch (err) {
+    info.routerError = err instanceof Error ? err.message : String(err);
+  }
+  return info;
+}
+
+async function showRack(ctx: CommandContext): Promise<void> {
+  const info = await rackInfo(ctx.services);
+  if (ctx.flags['json']) return ctx.printJson(info);
+  const r = info.router;
+  const rows = [
+    ['Commit:', info.commit],
+    ['Schema:', `v${info.schema}${info.schema === info.schemaLatest ? '' : ` (this rack reads up to v${info.schemaLatest})`}`],
+    ['Runtime:', info.runtime],
+    ['Up:', `${formatUptime(info.uptimeSeconds)}, since ${timestamp(info.startedAt)}`],
+    r
+      ? ['Router:', `pid ${r.pid}, protocol ${r.protocol}, version ${r.version ?? 'not reported'}, up ${formatUptime(r.uptimeSeconds)}`]
+      : ['Router:', `not answering (${info.routerError ?? 'no reason given'})`],
+  ];
+  ctx.print(`rack ${info.version}`);
+  for (const line of table(rows)) ctx.print(line);
+}
+
+function showCommand(name: string, summary: string): Command {
+  return {
+    name,
+    access: 'public',
+    usage: `${name} [--json]`,
+    summary,
+    app: false,
+    json: true,
+    args: { min: 0, max: 0 },
+    run: showRack,
+  };
+}
+
+const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
+function releaseRow(r: RackReleaseRecord): string[] {
+  const result = r.status === 'failed' && r.failedStep ? `failed at ${r.failedStep}` : r.status;
+  return [`r${r.id}`, describeBuild(r), r.from ? describeBuild(r.from) : '-', result, timestamp(r.createdAt), took(r.durationMs), r.createdBy, r.description];
+}
+
+/** rack itself: what runs (anyone with a key may ask, as `version`), and its own releases (admin). */
+export const rackCommands: Command[] = [
+  showCommand('rack', "show which rack runs: version, commit, schema, runtime, uptime, router"),
+  showCommand('rack:info', 'the same as rack'),
+  showCommand('version', 'the same as rack'),
+  {
+    name: 'rack:releases',
+    access: 'admin',
+    usage: 'rack:releases [--json]',
+    summary: "list rack's own releases (installs, updates, rollbacks), newest first",
+    app: false,
+    json: true,
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      const releases = await ctx.services.store.rackReleases.list();
+      if (ctx.flags['json']) return ctx.printJson(releases);
+      if (releases.length === 0) return ctx.print('rack has no releases recorded yet');
+      for (const line of table([['ID', 'VERSION', 'FROM', 'RESULT', 'WHEN', 'TOOK', 'BY', 'DESCRIPTION'], ...releases.map(releaseRow)])) ctx.print(line);
+    },
+  },
+];
