@@ -31,8 +31,8 @@ export function newerSchemaRefusal(stored: number, latest: number, records: Migr
   for (const r of records) if (r.direction === 'up') ups.set(r.from, r);
   const steps = Array.from({ length: stored - latest }, (_, i) => ups.get(latest + i));
   const newest = ups.get(stored - 1);
-  const by = newest ? `rack ${describeBuild(newest.by)}` : 'a newer rack';
-  const head = `the store's schema is v${stored}; this rack reads up to v${latest}: roll forward to ${by} or newer`;
+  const forward = newest ? `rack ${describeBuild(newest.by)} or newer` : `a rack that reads v${stored}`;
+  const head = `the store's schema is v${stored}; this rack reads up to v${latest}: roll forward to ${forward}`;
   const reversible = steps.every((s) => s?.reversible === true);
   const how = reversible && newest
     ? `, or migrate down with \`node ${newest.by.installDir}/dist/daemon/main.js migrate --to ${latest}\` (that rack's own rackd, with this RACK_HOME, rackd stopped)`
