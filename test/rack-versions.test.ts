@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Level } from 'level';
 import { api } from './support/api-client.js';
-import { keypair, RackDaemon, ROOT } from './support/rack-daemon.js';
+import { exec, keypair, RackDaemon, ROOT } from './support/rack-daemon.js';
 
 // rack itself, against a real rackd over the real ssh client and through the router: which rack
 // runs, its own releases (admin only), and a store newer than it refused at start.
@@ -138,4 +138,26 @@ test.serial('a restart of the same build adds no release; a store newer than thi
   await fixed.close();
   await rack.start();
   t.is((await rack.ssh(['rack', '--json'])).code, 0);
+});
+
+test.serial('rackd migrate --to 1 takes the stopped store down; refused while rackd holds it; the next start goes up again', async (t) => {
+  const migrate = (args: string[]) => exec(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js'), 'migrate', ...args], { env: { ...process.env, RACK_HOME: rack.home } });
+  const busy = await migrate(['--to', '1']);
+  t.is(busy.code, 1);
+  t.regex(busy.stderr, /^ !     cannot open the store at .*: another process has it open\n$/);
+  const usage = await migrate([]);
+  t.is(usage.code, 1);
+  t.is(usage.stderr, ' !     expected --to and a schema number (usage: rackd migrate --to N)\n');
+
+  await rack.stop();
+  const down = await migrate(['--to', '1']);
+  t.is(down.code, 0, down.stderr);
+  t.is(down.stdout, '-----> Migrated the store down: v2 → v1 (keys-list-their-apps)\n-----> The store is at schema v1\n');
+  const again = await migrate(['--to', '1']);
+  t.is(again.code, 1);
+  t.is(again.stderr, " !     the store's schema is already v1; nothing to migrate down to v1\n");
+
+  await rack.start();
+  const info = JSON.parse((await rack.ssh(['rack', '--json'])).stdout) as Info;
+  t.is(info.schema, 2);
 });

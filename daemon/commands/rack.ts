@@ -1,4 +1,5 @@
 import type { RackBuild, RackReleaseRecord } from '../store/records.js';
+import { FIRST_SCHEMA } from '../store/schema-store.js';
 import { describeBuild } from '../versions/rack-build.js';
 import { latestSchema } from '../versions/schema-migration.js';
 import { MIGRATIONS } from '../versions/migrations.js';
@@ -47,7 +48,7 @@ export async function rackInfo(services: Services): Promise<RackInfo> {
   const startedAt = rack.startedAt.toISOString();
   const info: RackInfo = {
     ...rack.build,
-    schema: (await store.schema.version()) ?? 1,
+    schema: (await store.schema.version()) ?? FIRST_SCHEMA,
     schemaLatest: latestSchema(MIGRATIONS),
     runtime: config.runtime,
     startedAt,

@@ -20,7 +20,7 @@ export async function migrateCommand(argv: string[], installDir: string, io: { o
     let to: number;
     try {
       const { values, positionals } = parseArgs({ args: argv, options: { to: { type: 'string' } }, strict: true, allowPositionals: true });
-      if (positionals.length > 0 || values.to === undefined || !/^v?[0-9]{1,6}$/.test(values.to)) throw new Error(`usage: ${USAGE}`);
+      if (positionals.length > 0 || values.to === undefined || !/^v?[0-9]{1,6}$/.test(values.to)) throw new Error('expected --to and a schema number');
       to = Number(values.to.replace(/^v/, ''));
     } catch (err) {
       throw new RackError('bad_argument', `${(err as Error).message.split('\n')[0]} (usage: ${USAGE})`);
