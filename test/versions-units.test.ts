@@ -221,6 +221,26 @@ test('the ledger: an install, nothing for the same build, an entry when the buil
   t.deepEqual((await store.rackReleases.list()).map((r) => r.id), [2, 1]);
 });
 
+test('the ledger at start: nothing for this build pending (its update finishes it) or after a failed update away from it', async (t) => {
+  const dir = await tempDir(t);
+  const store = await openStore(t, dir);
+  const old = { version: '0.1.0', commit: 'b'.repeat(40) };
+  const next = { version: '0.2.0', commit: 'c'.repeat(40) };
+  await noteRunningRack(store.rackReleases, old, 2, new Date());
+  const update = (to: typeof next) => store.rackReleases.create({
+    ...to, from: old, kind: 'update', description: `Update to ${to.version}`, createdBy: 'key admin', createdAt: new Date().toISOString(),
+    status: 'pending', finishedAt: null, durationMs: null, failedStep: null, error: null, schema: 2,
+  });
+  // rack:update started 0.2.0, which starts before the update has finished its entry.
+  const pending = await update(next);
+  t.is(await noteRunningRack(store.rackReleases, next, 2, new Date()), undefined);
+  // It failed; 0.1.0 goes on running and restarting without an entry that says it changed.
+  await store.rackReleases.finish(pending.id, 'failed', { failedStep: 'health', error: 'no answer' });
+  t.is(await noteRunningRack(store.rackReleases, old, 2, new Date()), undefined);
+  // A hand-made update to 0.2.0 afterwards is noticed, from what ran before it.
+  t.like(await noteRunningRack(store.rackReleases, next, 2, new Date()), { id: 3, kind: 'start', from: old });
+});
+
 test('the ledger: an update opens pending and is finished once, with the step it failed at', async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, dir);

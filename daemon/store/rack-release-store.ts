@@ -54,8 +54,11 @@ export class RackReleaseStore {
     return (await this.db.get(releaseKey(id))) as RackReleaseRecord | undefined;
   }
 
-  async latest(): Promise<RackReleaseRecord | undefined> {
-    for await (const value of this.db.values({ gte: 'r!', lt: 'r!\xff', reverse: true, limit: 1 })) return value as RackReleaseRecord;
+  /** The newest entry (that passes `match`), read newest first without listing the ledger. */
+  async latest(match: (r: RackReleaseRecord) => boolean = () => true): Promise<RackReleaseRecord | undefined> {
+    for await (const value of this.db.values({ gte: 'r!', lt: 'r!\xff', reverse: true })) {
+      if (match(value as RackReleaseRecord)) return value as RackReleaseRecord;
+    }
     return undefined;
   }
 
