@@ -162,3 +162,20 @@ test('a replacement that fails its check backs off, and says so in the log and i
     await h.close();
   }
 });
+
+test('a replaced process whose removal failed (the engine was bringing it back) is removed by a later sweep', async (t) => {
+  const h = await SupervisorHarness.create();
+  try {
+    await h.deploy('app');
+    const [a] = (await h.store.requireApp('app')).serving!;
+    h.runtime.processes.failures.remove = new Set([a!]);
+    await h.runtime.processes.kill(a!);
+    await until(async () => !(await h.store.requireApp('app')).serving!.includes(a!), 'a replacement recorded');
+    t.true((await h.runtime.processes.list('app')).some((p) => p.id === a), 'the first removal failed');
+    h.runtime.processes.failures.remove = undefined;
+    await h.supervisor.sweep();
+    t.deepEqual((await h.runtime.processes.list('app')).map((p) => p.id), (await h.store.requireApp('app')).serving);
+  } finally {
+    await h.close();
+  }
+});

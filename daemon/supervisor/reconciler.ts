@@ -47,6 +47,12 @@ export class Reconciler {
   readonly #checking = new Map<string, boolean>();
   /** Processes last seen per ID, so one removed since can still be named. */
   readonly #seen = new Map<string, ProcessInfo>();
+  /**
+   * Gone processes replaced, until no listing shows them: a removal can lose to the engine
+   * bringing the container back (an engine restart restores it while it is being replaced), so
+   * each sweep removes again what is still listed.
+   */
+  readonly #replaced = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -103,6 +109,7 @@ export class Reconciler {
       // Forget what is gone and no longer waited on, so this stays the size of what runs.
       const waited = new Set([...this.#waiting.values()].flatMap((w) => w.gone));
       for (const id of this.#seen.keys()) if (!waited.has(id)) this.#seen.delete(id);
+      await this.#removeReplaced(found, apps);
       for (const app of apps) {
         await this.#compare(app, found.filter((p) => p.app === app.name), epochs.get(app.name) ?? 0);
       }
@@ -146,6 +153,20 @@ export class Reconciler {
     const plan = planReconcile(app.serving, {}, found);
     if (plan.gone.length === 0) return;
     this.#schedule(app.name, nextReplacement(this.#history.get(app.name), Date.now()), plan.gone);
+  }
+
+  /** Replaced processes that are listed again (or still) are removed; unlisted ones are forgotten. */
+  async #removeReplaced(found: readonly ProcessInfo[], apps: readonly AppRecord[]): Promise<void> {
+    if (this.#replaced.size === 0) return;
+    const serving = new Set(apps.flatMap((a) => a.serving ?? []));
+    const listed = new Set(found.map((p) => p.id));
+    for (const id of [...this.#replaced]) {
+      if (!listed.has(id) || serving.has(id)) {
+        this.#replaced.delete(id);
+        continue;
+      }
+      await this.runtime.processes.remove(id).catch((err: unknown) => this.log.warn({ id, err: String(err) }, 'reconcile: could not remove a replaced process'));
+    }
   }
 
   #schedule(app: string, next: { at: number; streak: number }, gone: string[]): void {
@@ -198,8 +219,8 @@ export class Reconciler {
         }
         for (const id of plan.gone) {
           this.#seen.delete(id);
-          // Each in its own try: one that will not go is left to the clean-up at the next start.
-          if (!found.some((p) => p.id === id)) continue;
+          this.#replaced.add(id);
+          // Each in its own try; one listed still is removed again by the next sweep.
           await this.runtime.processes.remove(id).catch((err: unknown) => this.log.warn({ app, id, err: String(err) }, 'reconcile: could not remove a gone process'));
         }
       });

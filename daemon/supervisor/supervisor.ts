@@ -296,6 +296,10 @@ export class Supervisor {
    */
   async adopt(): Promise<void> {
     await this.adoption.adopt();
+    // On a Swarm, Swarm itself starts a new task in the slot of one that died or was killed (its
+    // restart policy is `any`), and endpoint-watch.ts moves the router: a replacement here would
+    // race it and start a second process for the slot.
+    if (this.runtime.swarm) return;
     this.reconciler.start();
     await this.reconciler.sweep();
   }
