@@ -39,6 +39,12 @@ const IDLE_MS = 60_000;
  * and the client's TCP window hold the rest, not the router's heap.
  */
 export const PIPELINED_MAX = 64 * 1024;
+/**
+ * Once the router hands its listeners to a successor, a connection silent this long is closed. A
+ * client sending all the while is told `Connection: close` with its next answer instead, which it
+ * can never mistake for a failure; only one silent this long can race its next request with the close.
+ */
+const DRAIN_IDLE_MS = 2_000;
 
 /**
  * One client connection, plain or TLS: read a request head → answer it or relay it through an
@@ -60,6 +66,9 @@ export class ClientConnection implements ExchangeOwner {
   #closing = false;
   /** Waiting for the client to read what it was sent before its next request is read. */
   #awaitingDrain = false;
+  /** A successor serves the listeners: this connection ends after its current request. */
+  #handingOff = false;
+  #tunnelled = false;
 
   constructor(socket: Socket, secure: boolean, deps: ConnectionDeps) {
     this.#socket = socket;
@@ -97,8 +106,22 @@ export class ClientConnection implements ExchangeOwner {
   readonly #onTimeout = (): void => {
     // A request in progress is the app's to time out; the router drops idle connections, and
     // clients silent in the middle of a body it reads before sending.
-    if (this.#exchange === undefined || this.#exchange.readingBody) this.#socket.destroy();
+    if (this.#exchange === undefined) {
+      if (this.#handingOff) this.#close();
+      else this.#socket.destroy();
+    } else if (this.#exchange.readingBody && !this.#handingOff) this.#socket.destroy();
   };
+
+  /**
+   * The router stopped accepting (a successor took its listeners): the request under way finishes,
+   * its answer or the next one says `Connection: close`, and a connection left idle is closed.
+   * A tunnel is not this connection's any more; the router waits for it to close.
+   */
+  handOff(): void {
+    if (this.#handingOff || this.#closing || this.#tunnelled) return;
+    this.#handingOff = true;
+    this.#socket.setTimeout(DRAIN_IDLE_MS);
+  }
 
   #readHeads(): void {
     while (this.#exchange === undefined && !this.#closing && !this.#awaitingDrain && this.#buf !== undefined) {
@@ -131,7 +154,8 @@ export class ClientConnection implements ExchangeOwner {
     if (this.#exchange === undefined && !this.#closing && !this.#awaitingDrain) this.#socket.resume();
   }
 
-  #onRequest(req: RequestHead): void {
+  #onRequest(head: RequestHead): void {
+    const req = this.#handingOff ? { ...head, keepAlive: false } : head;
     const host = normalizeHost(req.host);
     if (this.#misdirected(host)) {
       this.#answer(req, plainAnswer(421, "Misdirected request: this connection's certificate is for another host"));
@@ -217,6 +241,7 @@ export class ClientConnection implements ExchangeOwner {
     this.#current = undefined;
     const socket = this.#socket;
     if (end.tunnel !== undefined) {
+      this.#tunnelled = true;
       socket.off('data', this.#onData);
       socket.off('timeout', this.#onTimeout);
       socket.setTimeout(0);

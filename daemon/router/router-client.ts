@@ -1,11 +1,12 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
+import { installedVersion } from './rack-version.js';
 import type { RouteControl } from './route-control.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import { NoAnswer, RouterCalls } from './router-calls.js';
-import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
-import { logTail, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
+import { EXIT_LOCKED, EXIT_PORT_IN_USE, HANDOFF_PROTOCOL, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
+import { logTail, ROUTER_PROCESS_SCRIPT, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
 import { copyUpstream, type Upstream } from './upstream.js';
 
 export interface RouterClientOptions {
@@ -32,6 +33,8 @@ export const CHANGE_TIMEOUT_MS = 10_000;
 const WAIT_IDLE_GRACE_MS = 10_000;
 const STOP_FLUSH_MS = 5_000;
 const EXIT_WAIT_MS = 15_000;
+/** A successor has HANDOFF_READY_MS (20 s) to start; the answer then follows at once. */
+const HANDOFF_TIMEOUT_MS = 30_000;
 /** After losing a spawning race, give the winner this long to answer before trying again. */
 const RESPAWN_GAP_MS = 1000;
 
@@ -57,6 +60,10 @@ export class RouterClient implements RouteControl {
   readonly #calls: RouterCalls;
   readonly #changes = new Set<Promise<unknown>>();
   #reconnecting = false;
+  /** Called on each new connection: replace() waits for the one to its successor. */
+  readonly #onActivate = new Set<(identity: RouterIdentity) => void>();
+  /** Read once: a router of another version (an update in place) is handed off from as well. */
+  readonly #version = installedVersion();
 
   constructor(opts: RouterClientOptions) {
     this.#opts = opts;
@@ -106,6 +113,37 @@ export class RouterClient implements RouteControl {
     } finally {
       this.#close();
     }
+  }
+
+  /**
+   * Has the running router hand its listening sockets to a new router process running `script`
+   * (by default this rack's own router-process.js), without a failed request, and connects to that
+   * one; resolves to its identity. On failure (`router_failed`) the old router serves on.
+   */
+  async replace(script: string = ROUTER_PROCESS_SCRIPT): Promise<RouterIdentity> {
+    if (!this.#mayConnect()) throw new RackError('router_failed', 'the router client is not running');
+    let successor: RouterIdentity;
+    try {
+      successor = await this.#call('handoff', { script }, HANDOFF_TIMEOUT_MS);
+    } catch (err) {
+      throw new RackError('router_failed', `the router could not hand off to ${script}: ${this.#reason(err)}`, { cause: err });
+    }
+    if (this.#identity?.pid === successor.pid && this.#socket !== undefined) return successor;
+    // The old router closes our connection once it has answered; we reconnect to the path, now the successor's.
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#onActivate.delete(activated);
+        reject(new RackError('router_failed', `the router handed off to pid ${successor.pid}, but no connection to it came up within ${START_TIMEOUT_MS / 1000} s`));
+      }, START_TIMEOUT_MS);
+      const activated = (identity: RouterIdentity): void => {
+        if (identity.pid !== successor.pid) return;
+        clearTimeout(timer);
+        this.#onActivate.delete(activated);
+        resolve();
+      };
+      this.#onActivate.add(activated);
+    });
+    return successor;
   }
 
   /**
@@ -227,14 +265,29 @@ export class RouterClient implements RouteControl {
           socket.destroy();
           throw new Error('the router client is stopped');
         }
-        if (!(checkSettings && this.#mismatch(identity))) {
+        const mismatch = checkSettings ? this.#mismatch(identity) : 'none';
+        if (mismatch === 'none') {
           this.#activate(socket, identity);
           return identity;
         }
-        // rackd was restarted with another port or bind (or a newer rack): that router must go.
+        checkSettings = false; // once: whatever answers next is the one we started or handed off to
+        if (mismatch === 'code') {
+          // Another rack's router on the right sockets: it hands them to ours, no request fails.
+          this.#log.info({ running: identity, script: ROUTER_PROCESS_SCRIPT }, 'router: handing off from a router process of another rack');
+          const handedOff = await this.#send(socket, 'handoff', { script: ROUTER_PROCESS_SCRIPT }, HANDOFF_TIMEOUT_MS).then(
+            () => true,
+            (err: unknown) => {
+              this.#log.error({ err: message(err), routerPid: identity.pid }, 'router: handoff refused or failed; shutting that router down instead');
+              return false;
+            },
+          );
+          if (!handedOff) await this.#askShutdown(socket, identity.pid);
+          socket.destroy();
+          continue;
+        }
+        // rackd was restarted with another port or bind: the sockets cannot be kept, that router must go.
         this.#log.warn({ running: identity, wanted: { port: this.#opts.port, bind: this.#opts.bind } }, 'router: replacing a router process with other settings');
         await this.#askShutdown(socket, identity.pid);
-        checkSettings = false; // once: whatever answers next is the one we started
         continue;
       }
       if (!spawn) throw lastError;
@@ -271,10 +324,17 @@ export class RouterClient implements RouteControl {
     return this.#phase === 'running' || this.#phase === 'flushing';
   }
 
-  #mismatch(identity: RouterIdentity): boolean {
+  /**
+   * How a router found at start differs from the one wanted: `sockets` (another port or bind, or
+   * a router too old to hand off: it is shut down and one is spawned), `code` (another rack's
+   * router on the right sockets: it hands off to ours), or `none`.
+   */
+  #mismatch(identity: RouterIdentity): 'sockets' | 'code' | 'none' {
     const { port, bind, https } = this.#opts;
     const httpsMismatch = https === undefined ? identity.httpsPort !== 0 : https.port === 0 ? identity.httpsPort === 0 : identity.httpsPort !== https.port;
-    return identity.protocol !== PROTOCOL_VERSION || identity.bind !== bind || (port !== 0 && identity.httpPort !== port) || httpsMismatch;
+    if (identity.protocol < HANDOFF_PROTOCOL || identity.bind !== bind || (port !== 0 && identity.httpPort !== port) || httpsMismatch) return 'sockets';
+    const ours = identity.protocol === PROTOCOL_VERSION && identity.script === ROUTER_PROCESS_SCRIPT && identity.version === this.#version;
+    return ours ? 'none' : 'code';
   }
 
   /** One connection, handshaken with a ping; not yet the one calls go out on. */
@@ -314,6 +374,7 @@ export class RouterClient implements RouteControl {
     }
     this.#calls.resend(socket);
     this.#log.info({ routerPid: identity.pid, httpPort: identity.httpPort }, first ? 'router: connected' : 'router: reconnected');
+    for (const activated of [...this.#onActivate]) activated(identity);
   }
 
   #onClose(socket: Socket): void {

@@ -3,11 +3,13 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log.js';
 import { readLines } from './line-reader.js';
+import { HandoffError } from './router-handoff.js';
 import type { AccessEntry, Router } from './router.js';
 import { SaveError, type TableChange } from './table-changes.js';
 import {
   checkAppRoute,
   checkChallenge,
+  checkHandoff,
   checkInFlight,
   checkToken,
   checkRemoveApp,
@@ -36,6 +38,13 @@ export interface ControlDeps {
   change: (change: TableChange) => Promise<void>;
   /** Asked for by a `shutdown` request, after its answer has been written. */
   shutdown: () => void;
+  /**
+   * Starts a successor and gives it the listeners (router-handoff.ts); resolves to its identity
+   * once it serves (and owns the socket path) and this router has stopped accepting.
+   */
+  handoff: (script: string) => Promise<RouterIdentity>;
+  /** After a handoff's answer has been written: this router's connections end and it exits. */
+  handedOff: () => void;
   logger: Logger;
 }
 
@@ -55,6 +64,7 @@ export class RouterControlServer {
   #listens = 0;
   #watch: NodeJS.Timeout | undefined;
   #relistening = false;
+  #handoff: Promise<RouterIdentity> | undefined;
 
   constructor(path: string, deps: ControlDeps) {
     this.#path = path;
@@ -71,6 +81,7 @@ export class RouterControlServer {
 
   async stop(): Promise<void> {
     clearInterval(this.#watch);
+    this.#watch = undefined;
     const server = this.#server;
     this.#server = undefined;
     for (const s of this.#sockets) s.destroy();
@@ -119,6 +130,23 @@ export class RouterControlServer {
     }
   }
 
+  /**
+   * The successor takes the socket path over (renaming its own socket onto it), so the path watch
+   * must not take it back; if the successor fails, the path is ours again at once.
+   */
+  async #handOff(script: string): Promise<RouterIdentity> {
+    clearInterval(this.#watch);
+    try {
+      return await this.#deps.handoff(script);
+    } catch (err) {
+      this.#handoff = undefined;
+      await this.#checkPath();
+      this.#watch = setInterval(() => void this.#checkPath(), PATH_CHECK_MS);
+      this.#watch.unref();
+      throw err;
+    }
+  }
+
   /** Streams one access entry to every subscribed connection. */
   broadcast(entry: AccessEntry): void {
     if (this.#subscribers.size === 0) return;
@@ -156,9 +184,9 @@ export class RouterControlServer {
       socket.write(encode({ id: msg.id, ...body }), then === undefined ? undefined : () => then());
     };
     this.#answer(socket, msg).then(
-      (result) => reply({ result }, msg.method === 'shutdown' ? this.#deps.shutdown : undefined),
+      (result) => reply({ result }, msg.method === 'shutdown' ? this.#deps.shutdown : msg.method === 'handoff' ? this.#deps.handedOff : undefined),
       (err: unknown) => {
-        const code = err instanceof ProtocolError || err instanceof SaveError ? err.code : 'internal';
+        const code = err instanceof ProtocolError || err instanceof SaveError || err instanceof HandoffError ? err.code : 'internal';
         if (code === 'internal') this.#deps.logger.error({ err, method: msg.method }, 'router: control request failed');
         reply({ error: { code, message: err instanceof Error ? err.message : String(err) } });
       },
@@ -210,6 +238,12 @@ export class RouterControlServer {
         case 'shutdown':
           this.#deps.logger.info('router: shutdown requested over the control socket');
           return Promise.resolve(true);
+        case 'handoff': {
+          const { script } = checkHandoff(msg.params);
+          if (this.#handoff !== undefined) throw new ProtocolError('a handoff is already under way');
+          this.#handoff = this.#handOff(script);
+          return this.#handoff;
+        }
         default:
           throw new ProtocolError(`unknown method ${JSON.stringify(msg.method)}`);
       }

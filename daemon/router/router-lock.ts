@@ -11,6 +11,8 @@ import { resolve } from 'node:path';
  */
 export interface RouterLock {
   release(): Promise<void>;
+  /** The abstract socket held (Linux only), which a handoff passes to the successor. */
+  readonly server?: Server;
 }
 
 function lockName(socketPath: string): string {
@@ -29,5 +31,13 @@ export async function acquireRouterLock(socketPath: string): Promise<RouterLock 
   if (!held) return undefined;
   // The lock is only ever closed on purpose; it must not keep a stopping process alive either.
   server.unref();
-  return { release: () => new Promise<void>((done) => server.close(() => done())) };
+  return { server, release: () => new Promise<void>((done) => server.close(() => done())) };
+}
+
+/** A lock handed over by the router this one succeeds: held while its socket stays open. */
+export function inheritedLock(server: Server): RouterLock {
+  server.on('connection', (socket) => socket.destroy());
+  server.on('error', () => {});
+  server.unref();
+  return { server, release: () => new Promise<void>((done) => server.close(() => done())) };
 }

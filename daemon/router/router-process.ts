@@ -1,13 +1,16 @@
 import { readFile, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { loadConfig } from '../config.js';
 import { RotatingLogFile } from '../rotating-log-file.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { installedVersion } from './rack-version.js';
 import { loadRoutes, pidFilePath } from './route-state-file.js';
 import { Router } from './router.js';
 import { RouterControlServer } from './router-control-server.js';
-import { acquireRouterLock } from './router-lock.js';
+import { announceReady, HandoffError, isSuccessor, receiveHandles, startSuccessor, type Inherited, type Successor } from './router-handoff.js';
+import { acquireRouterLock, inheritedLock } from './router-lock.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } from './router-protocol.js';
 import { TableChanges } from './table-changes.js';
 
@@ -30,11 +33,19 @@ import { TableChanges } from './table-changes.js';
  * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
  * for operators and scripts; clients ask `ping` instead.
  *
- * Exit codes: 0 stopped (SIGTERM, SIGINT or a `shutdown` request), 1 failed, 3 another router owns
- * this socket (a lost spawning race: the client connects to the winner), 4 the HTTP port is taken.
+ * Started by a router handing off (RACK_ROUTER_HANDOFF=1, with an IPC channel: router-handoff.ts), it
+ * takes that router's listening sockets and lock instead of binding its own, and its table from the
+ * state file, which the old router has flushed and stops writing.
+ *
+ * Exit codes: 0 stopped (SIGTERM, SIGINT, a `shutdown` request, or handed off), 1 failed, 3 another
+ * router owns this socket (a lost spawning race: the client connects to the winner), 4 the HTTP port is taken.
  */
 /** A stop that hangs (a stuck write) must still end the process, or the port stays taken. */
 const STOP_DEADLINE_MS = 10_000;
+/** After a handoff, open connections (tunnels, long requests) get this long to end on their own. */
+const HANDED_OFF_DRAIN_MS = 30_000;
+
+const SCRIPT = fileURLToPath(import.meta.url);
 
 function required(name: string): string {
   const v = process.env[name];
@@ -59,7 +70,9 @@ async function main(): Promise<void> {
     process.exit(1);
   });
 
-  const lock = await acquireRouterLock(socketPath);
+  // A successor is handed the lock with the listeners: the port and the lock are never free.
+  const inherited: Inherited | undefined = isSuccessor() ? await receiveHandles() : undefined;
+  const lock = inherited?.lock !== undefined ? inheritedLock(inherited.lock) : await acquireRouterLock(socketPath);
   if (lock === undefined) {
     logger.info({ socket: socketPath }, 'router: another router process owns this socket; exiting');
     process.exit(EXIT_LOCKED);
@@ -72,6 +85,7 @@ async function main(): Promise<void> {
     bind,
     port,
     https: httpsPort === undefined || certDir === undefined ? undefined : { port: httpsPort, certDir },
+    inherited: inherited?.listeners,
     logger,
     onAccess: (entry) => control?.broadcast(entry),
   });
@@ -92,6 +106,8 @@ async function main(): Promise<void> {
     bind,
     protocol: PROTOCOL_VERSION,
     startedAt: new Date().toISOString(),
+    version: installedVersion(),
+    script: SCRIPT,
   };
 
   const changes = new TableChanges(statePath, router);
@@ -116,11 +132,48 @@ async function main(): Promise<void> {
       }
     })());
 
+  let successor: Successor | undefined;
+  const handoff = async (script: string): Promise<RouterIdentity> => {
+    if (stopping !== undefined) throw new HandoffError('the router is stopping');
+    const listeners = router.listeners();
+    if (listeners === undefined) throw new HandoffError('the router is not listening');
+    await changes.hold();
+    try {
+      successor = await startSuccessor(script, { listeners, lock: lock.server }, logger);
+    } catch (err) {
+      logger.error({ err: String(err), script }, 'router: handoff failed; serving on');
+      changes.resume();
+      throw err;
+    }
+    // Stops accepting now; the wait for open connections is handedOff's.
+    drained = router.handOff(HANDED_OFF_DRAIN_MS);
+    return successor.identity;
+  };
+  let drained: Promise<void> | undefined;
+  const handedOff = (): void =>
+    void (stopping ??= (async () => {
+      logger.info({ successor: successor?.identity.pid }, 'router: handed off; finishing open connections');
+      setTimeout(() => process.exit(1), HANDED_OFF_DRAIN_MS + STOP_DEADLINE_MS).unref();
+      try {
+        // Clients reconnect to the successor and send again what this router left unanswered.
+        await control?.stop();
+        successor?.release();
+        await drained;
+        logger.info('router: handed off and stopped');
+        process.exit(0);
+      } catch (err) {
+        logger.error({ err }, 'router: error while stopping after a handoff');
+        process.exit(1);
+      }
+    })());
+
   control = new RouterControlServer(socketPath, {
     router,
     identity: () => identity,
     change: (c) => changes.apply(c),
     shutdown: () => void stop('shutdown request'),
+    handoff,
+    handedOff,
     logger,
   });
   await control.start();
@@ -130,7 +183,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
   // Detached from rackd's session, a hang-up is not ours to act on; without a handler it would kill us.
   process.on('SIGHUP', () => logger.info('router: SIGHUP ignored'));
-  logger.info({ httpPort, httpsPort: router.httpsPort, bind, socket: socketPath, apps: loaded.length }, 'router: process ready');
+  logger.info({ httpPort, httpsPort: router.httpsPort, bind, socket: socketPath, apps: loaded.length, inherited: inherited !== undefined, version: identity.version }, 'router: process ready');
+  if (inherited !== undefined) announceReady(identity);
 }
 
 main().catch((err: unknown) => {

@@ -12,11 +12,14 @@ import type { Upstream } from './upstream.js';
  * Responses may come out of order (a waitIdle can outlast later requests); table changes are
  * saved to the state file, then applied, in the order they arrive, and acknowledged once applied.
  * Error codes: `bad_request` (the request is wrong), `save_failed` (the state file could not be
- * written, say on a full disk: the change was not applied), `internal`.
+ * written, say on a full disk: the change was not applied), `handoff_failed`, `internal`.
  * Every request is idempotent, so a client may send again whatever was not answered before a
  * connection dropped.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
+
+/** The first protocol whose routers answer `handoff`: an older one can only be shut down and replaced. */
+export const HANDOFF_PROTOCOL = 3;
 
 /** router-process.js exits with this when another router owns the socket: it lost a spawning race. */
 export const EXIT_LOCKED = 3;
@@ -35,6 +38,10 @@ export interface RouterIdentity {
   bind: string;
   protocol: number;
   startedAt: string;
+  /** rack's version (package.json beside the dist folder it runs from; 'unknown' without one). */
+  version?: string;
+  /** The router-process.js it runs: a router of another install keeps its code until handed off. */
+  script?: string;
 }
 
 export interface MethodTypes {
@@ -50,6 +57,13 @@ export interface MethodTypes {
   setChallenge: { params: { token: string; host: string; keyAuthorization: string }; result: true };
   removeChallenge: { params: { token: string }; result: true };
   shutdown: { params: Record<string, never>; result: true };
+  /**
+   * Starts `script` (a router-process.js, maybe another version's) as this router's successor on
+   * the same listening sockets; answers the successor's identity once it serves and this router
+   * has stopped accepting. This router then closes its control connections, lets its client
+   * connections finish, and exits. Error code `handoff_failed`: this router serves on.
+   */
+  handoff: { params: { script: string }; result: RouterIdentity };
 }
 
 export type Method = keyof MethodTypes;
@@ -155,6 +169,12 @@ export function checkWaitIdle(v: unknown): { upstreams: Upstream[]; timeoutMs: n
     throw new ProtocolError('timeoutMs must be a number >= 0');
   }
   return { upstreams: upstreamList(field(v, 'upstreams')), timeoutMs };
+}
+
+export function checkHandoff(v: unknown): { script: string } {
+  const script = nonEmptyString(field(v, 'script'), 'script');
+  if (!script.startsWith('/') || !script.endsWith('.js')) throw new ProtocolError('script must be an absolute path to a .js file');
+  return { script };
 }
 
 export function checkInFlight(v: unknown): { upstream: Upstream } {

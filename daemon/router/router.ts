@@ -6,6 +6,7 @@ import { CertificateSet } from './certificate-set.js';
 import { ClientConnection, type AccessEntry, type ConnectionDeps } from './client-connection.js';
 import { ConnectionCaps, PER_ADDRESS_MAX, TOTAL_MAX } from './connection-caps.js';
 import { InFlight } from './in-flight.js';
+import { takeEarlyConnections } from './router-handoff.js';
 import { answerBytes, plainAnswer } from './rack-answers.js';
 import { normalizeHost, RouteTable, type HttpsPolicy, type Route } from './route-table.js';
 import { type Upstream } from './upstream.js';
@@ -26,6 +27,17 @@ export interface RouterOptions {
   maxConnectionsPerAddress?: number;
   /** Open client connections allowed in all (default TOTAL_MAX, 10,000). */
   maxConnections?: number;
+  /**
+   * Listening sockets handed over by the router process this one replaces (router-handoff.ts):
+   * served as they are instead of binding `port` and `https.port`.
+   */
+  inherited?: Listeners;
+}
+
+/** The router's listening servers, as one router process hands them to its successor. */
+export interface Listeners {
+  http: Server;
+  https?: Server;
 }
 
 /** A connection refused over a cap is given this long to take its 503 and close. */
@@ -65,8 +77,8 @@ export class Router {
   readonly #table: RouteTable;
   readonly #pools = new UpstreamPools();
   readonly #inFlight = new InFlight();
-  /** Every open client connection, tunnels included, so stop() can close them. */
-  readonly #sockets = new Set<Socket>();
+  /** Every open client connection, tunnels included, so stop() can close them (undefined: refused over a cap). */
+  readonly #sockets = new Map<Socket, ClientConnection | undefined>();
   readonly #deps: ConnectionDeps;
   readonly #certificates: CertificateSet | undefined;
   readonly #challenges = new AcmeChallenges();
@@ -74,6 +86,7 @@ export class Router {
   #server: Server | undefined;
   #secureServer: Server | undefined;
   #httpsPort = 0;
+  #handingOff = false;
 
   constructor(opts: RouterOptions) {
     this.#opts = opts;
@@ -103,7 +116,7 @@ export class Router {
       else this.#refuse(socket);
     });
     this.#server = server;
-    const port = await this.#listen(server, this.#opts.port, 'http').catch((err: unknown) => {
+    const port = await this.#listen(server, this.#opts.inherited?.http ?? this.#opts.port, 'http').catch((err: unknown) => {
       this.#server = undefined;
       throw err;
     });
@@ -131,7 +144,7 @@ export class Router {
       secure.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'router: TLS handshake failed'));
       this.#secureServer = secure;
       try {
-        this.#httpsPort = await this.#listen(secure, https.port, 'https');
+        this.#httpsPort = await this.#listen(secure, this.#opts.inherited?.https ?? https.port, 'https');
       } catch (err) {
         this.#secureServer = undefined;
         await this.stop();
@@ -156,7 +169,7 @@ export class Router {
 
   /** Over a cap on the plain listener: a short 503, its request drained unread so the close is no reset. */
   #refuse(socket: Socket): void {
-    this.#sockets.add(socket);
+    this.#sockets.set(socket, undefined);
     socket.once('close', () => this.#sockets.delete(socket));
     socket.on('error', () => {});
     socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy());
@@ -165,23 +178,68 @@ export class Router {
   }
 
   #accept(socket: Socket, secure: boolean): void {
-    this.#sockets.add(socket);
+    const connection = new ClientConnection(socket, secure, this.#deps);
+    this.#sockets.set(socket, connection);
     socket.once('close', () => this.#sockets.delete(socket));
-    new ClientConnection(socket, secure, this.#deps);
+    if (this.#handingOff) connection.handOff();
   }
 
-  #listen(server: Server, port: number, what: 'http' | 'https'): Promise<number> {
+  /** Listens on `port`, or on an inherited listening socket (which keeps its own port and address). */
+  #listen(server: Server, port: number | Server, what: 'http' | 'https'): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(port, this.#opts.bind, () => {
+      const listening = (): void => {
         server.off('error', reject);
+        // Accepted by the passed listener before this server took it over: served as if accepted here.
+        if (typeof port !== 'number') for (const socket of takeEarlyConnections(port)) server.emit('connection', socket);
         server.on('error', (err) => this.#logger.error({ err }, `router: ${what} server error`));
         const addr = server.address();
-        const bound = typeof addr === 'object' && addr !== null ? addr.port : port;
-        this.#logger.info({ bind: this.#opts.bind, port: bound }, `router: listening (${what})`);
+        const bound = typeof addr === 'object' && addr !== null ? addr.port : typeof port === 'number' ? port : 0;
+        this.#logger.info({ bind: this.#opts.bind, port: bound, inherited: typeof port !== 'number' }, `router: listening (${what})`);
         resolve(bound);
-      });
+      };
+      if (typeof port === 'number') server.listen(port, this.#opts.bind, listening);
+      else server.listen(port, listening);
     });
+  }
+
+  /** The listening servers, for handing to a successor; undefined before start or after stop. */
+  listeners(): Listeners | undefined {
+    if (this.#server === undefined) return undefined;
+    return this.#secureServer === undefined ? { http: this.#server } : { http: this.#server, https: this.#secureServer };
+  }
+
+  /**
+   * A successor serves the listening sockets now: this router stops accepting (the successor's
+   * copies of the sockets stay open) and its connections end as their requests finish. Resolves
+   * once every connection is closed, tunnels included, or after `boundMs`, when the rest are cut.
+   */
+  async handOff(boundMs: number): Promise<void> {
+    this.#handingOff = true;
+    for (const server of [this.#server, this.#secureServer]) server?.close();
+    this.#server = undefined;
+    this.#secureServer = undefined;
+    for (const connection of this.#sockets.values()) connection?.handOff();
+    const deadline = Date.now() + boundMs;
+    while (this.#sockets.size > 0 && Date.now() < deadline) {
+      const [socket] = this.#sockets.keys();
+      if (socket === undefined) break;
+      // One close at a time, each bounded by what is left of the whole wait.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        const done = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        if (socket.closed) done();
+        else socket.once('close', done);
+      });
+      this.#sockets.delete(socket);
+    }
+    if (this.#sockets.size > 0) this.#logger.warn({ connections: this.#sockets.size }, 'router: connections still open after the handoff bound; closing them');
+    for (const socket of this.#sockets.keys()) socket.destroy();
+    this.#sockets.clear();
+    this.#pools.destroyAll();
   }
 
   /** Serves the certificate folder as it is now; answers the hosts that have one. */
@@ -203,7 +261,7 @@ export class Router {
     this.#secureServer = undefined;
     const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     // Closing a client connection aborts its exchange, which closes the app's side too.
-    for (const socket of this.#sockets) socket.destroy();
+    for (const socket of this.#sockets.keys()) socket.destroy();
     this.#sockets.clear();
     await Promise.all(closed);
     this.#pools.destroyAll();

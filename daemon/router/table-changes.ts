@@ -53,6 +53,8 @@ export class TableChanges {
   #running: Promise<void> | undefined;
   /** What the file holds now; undefined after a failed write, so the next one always writes. */
   #saved: string | undefined;
+  /** Held during a handoff: changes queue unanswered, for the successor to be sent them again. */
+  #held = false;
 
   /** `router` already holds the table read from `path` at start. */
   constructor(path: string, router: Router) {
@@ -65,8 +67,24 @@ export class TableChanges {
   apply(change: TableChange): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ change, resolve, reject });
-      this.#running ??= this.#drain();
+      if (!this.#held) this.#running ??= this.#drain();
     });
+  }
+
+  /**
+   * Stops saving and applying, and resolves once the state file holds every change answered so far:
+   * the successor of a handoff reads it. Changes that arrive meanwhile wait, unanswered; clients
+   * send them again to the successor (every request is idempotent).
+   */
+  async hold(): Promise<void> {
+    this.#held = true;
+    await this.idle();
+  }
+
+  /** The handoff failed: the changes that waited are saved and applied, in order, here. */
+  resume(): void {
+    this.#held = false;
+    if (this.#queue.length > 0) this.#running ??= this.#drain();
   }
 
   /** Resolves once nothing is left to save (shutdown waits for this). */
@@ -79,7 +97,7 @@ export class TableChanges {
     // apply() stores this promise in #running, leaving it set for good and every later change queued.
     await Promise.resolve();
     try {
-      while (this.#queue.length > 0) {
+      while (this.#queue.length > 0 && !this.#held) {
         const batch = this.#queue;
         this.#queue = [];
         const changes = batch.map((w) => w.change);
