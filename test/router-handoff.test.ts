@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,6 +11,7 @@ import { pino } from 'pino';
 import { RackError } from '../daemon/rack-error.js';
 import { RouterClient } from '../daemon/router/router-client.js';
 import { ROUTER_PROCESS_SCRIPT } from '../daemon/router/router-spawner.js';
+import { TestCa } from './support/test-certs.js';
 import { named, upstream } from './support/upstreams.js';
 
 // Real router processes handing their listening sockets to real successors, under real HTTP load.
@@ -306,4 +308,59 @@ test('a successor that exits at once fails the handoff with a clear error; the o
   const successor = await c.replace();
   t.not(successor.pid, before.pid);
   t.is((await get(port, 'www.test', false)).body, 'a');
+});
+
+test('a router with a TLS listener hands both listeners over: HTTPS keeps answering through the handoff', async (t) => {
+  const dir = await routerDir(t);
+  const certDir = join(dir.base, 'certs');
+  await mkdir(certDir);
+  const ca = await TestCa.create();
+  const pem = await ca.leaf({ names: ['web.test'] });
+  await writeFile(join(certDir, 'web.test.pem'), pem.cert + ca.ca.cert + pem.key, { mode: 0o600 });
+  const a = await named(t, 'a');
+  const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, https: { port: 0, certDir }, logger });
+  t.teardown(() => c.stop());
+  await c.start();
+  await c.setApp('web', ['web.test'], [a]);
+  const before = await c.ping();
+  t.not(before.httpsPort, 0);
+
+  let running = true;
+  const failed: string[] = [];
+  let ok = 0;
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 2, ca: ca.ca.cert, servername: 'web.test' });
+  const one = (): Promise<void> =>
+    new Promise((resolve) => {
+      const req = https.get({ host: '127.0.0.1', port: before.httpsPort, path: '/', headers: { host: 'web.test' }, agent, servername: 'web.test' }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          if (res.statusCode === 200 && body === 'a') ok++;
+          else failed.push(`${res.statusCode}: ${body}`);
+          resolve();
+        });
+        res.on('error', (err) => {
+          failed.push(String(err));
+          resolve();
+        });
+      });
+      req.on('error', (err) => {
+        failed.push(String(err));
+        resolve();
+      });
+    });
+  const loops = [0, 1, 2].map(async () => {
+    while (running) await one();
+  });
+  await waitFor('HTTPS traffic', () => ok > 0);
+  const successor = await c.replace();
+  await waitFor('the old router to exit', () => !alive(before.pid));
+  const served = ok;
+  await waitFor('HTTPS answers from the successor', () => ok > served);
+  running = false;
+  await Promise.all(loops);
+  agent.destroy();
+  t.deepEqual(failed, []);
+  t.is(successor.httpsPort, before.httpsPort);
+  t.is((await c.ping()).pid, successor.pid);
 });
