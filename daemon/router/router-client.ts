@@ -62,6 +62,8 @@ export class RouterClient implements RouteControl {
   #reconnecting = false;
   /** Called on each new connection: replace() waits for the one to its successor. */
   readonly #onActivate = new Set<(identity: RouterIdentity) => void>();
+  /** The connection is expected to close: the router we asked to hand off is going. */
+  #handingOff = false;
   /** Read once: a router of another version (an update in place) is handed off from as well. */
   readonly #version = installedVersion();
 
@@ -124,8 +126,10 @@ export class RouterClient implements RouteControl {
     if (!this.#mayConnect()) throw new RackError('router_failed', 'the router client is not running');
     let successor: RouterIdentity;
     try {
+      this.#handingOff = true;
       successor = await this.#call('handoff', { script }, HANDOFF_TIMEOUT_MS);
     } catch (err) {
+      this.#handingOff = false;
       throw new RackError('router_failed', `the router could not hand off to ${script}: ${this.#reason(err)}`, { cause: err });
     }
     if (this.#identity?.pid === successor.pid && this.#socket !== undefined) return successor;
@@ -381,7 +385,9 @@ export class RouterClient implements RouteControl {
     if (socket !== this.#socket) return;
     this.#socket = undefined;
     if (!this.#mayConnect()) return;
-    this.#log.warn({ routerPid: this.#identity?.pid }, 'router: connection to the router process lost; reconnecting');
+    if (this.#handingOff) this.#log.info({ routerPid: this.#identity?.pid }, 'router: the router process handed off; connecting to its successor');
+    else this.#log.warn({ routerPid: this.#identity?.pid }, 'router: connection to the router process lost; reconnecting');
+    this.#handingOff = false;
     void this.#reconnect();
   }
 
