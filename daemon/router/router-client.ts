@@ -281,10 +281,15 @@ export class RouterClient implements RouteControl {
           const handedOff = await this.#send(socket, 'handoff', { script: ROUTER_PROCESS_SCRIPT }, HANDOFF_TIMEOUT_MS).then(
             () => true,
             (err: unknown) => {
-              this.#log.error({ err: message(err), routerPid: identity.pid }, 'router: handoff refused or failed; shutting that router down instead');
+              this.#log.error({ err: message(err), routerPid: identity.pid }, 'router: the running router could not hand off to ours');
               return false;
             },
           );
+          if (!handedOff && identity.protocol === PROTOCOL_VERSION && !socket.destroyed) {
+            // It speaks our protocol and serves: better its code than a gap (ours may fail the same way).
+            this.#activate(socket, identity);
+            return identity;
+          }
           if (!handedOff) await this.#askShutdown(socket, identity.pid);
           socket.destroy();
           continue;

@@ -137,7 +137,13 @@ export class Router {
       });
       // Counted before the handshake, which costs the most; one over a cap is closed unread.
       secure.on('connection', (socket: Socket) => {
-        if (!this.#admit(socket)) socket.destroy();
+        if (!this.#admit(socket)) {
+          socket.destroy();
+          return;
+        }
+        // Known from the first byte, so a handoff waits for a handshake under way too.
+        this.#sockets.set(socket, undefined);
+        socket.once('close', () => this.#sockets.delete(socket));
       });
       secure.on('secureConnection', (socket: TLSSocket) => this.#accept(socket, true));
       // A scanner's failed handshake is not worth a line each.
