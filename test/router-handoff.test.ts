@@ -364,3 +364,22 @@ test('a router with a TLS listener hands both listeners over: HTTPS keeps answer
   t.is(successor.httpsPort, before.httpsPort);
   t.is((await c.ping()).pid, successor.pid);
 });
+
+test('a handoff whose caller hung up before the answer still completes: the old router exits, the successor serves', async (t) => {
+  const dir = await routerDir(t);
+  const a = await named(t, 'a');
+  const c = client(t, dir);
+  const port = await c.start();
+  await c.setApp('web', ['web.test'], [a]);
+  const before = await c.ping();
+
+  const control = connect(dir.socketPath);
+  control.on('error', () => {});
+  await once(control, 'connect');
+  control.end(`${JSON.stringify({ id: 1, method: 'handoff', params: { script: ROUTER_PROCESS_SCRIPT } })}\n`);
+  control.destroy();
+  await waitFor('the old router to exit', () => !alive(before.pid));
+  await waitFor('the client to reach the successor', async () => (await c.ping()).pid !== before.pid);
+  t.is((await get(port, 'web.test', false)).body, 'a');
+  t.deepEqual(await routerPids(dir.socketPath), [(await c.ping()).pid]);
+});

@@ -180,7 +180,11 @@ export class RouterControlServer {
       return;
     }
     const reply = (body: { result: unknown } | { error: { code: string; message: string } }, then?: () => void): void => {
-      if (socket.destroyed) return;
+      if (socket.destroyed) {
+        // A handoff done is done whoever waited for it: this router no longer accepts, so it must go.
+        if (msg.method === 'handoff') then?.();
+        return;
+      }
       socket.write(encode({ id: msg.id, ...body }), then === undefined ? undefined : () => then());
     };
     this.#answer(socket, msg).then(
