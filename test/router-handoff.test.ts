@@ -208,7 +208,11 @@ test('a handoff to another install of the router runs that script and reports it
   // And back to this install's router: what rackd does when it finds another rack's router at start.
   const restarted = client(t, dir);
   await c.stop();
+  const traffic2 = load(port, 'web.test', 4, 1);
+  await waitFor('traffic', async () => (await get(port, 'web.test', false)).status === 200);
   t.is(await restarted.start(), port);
+  await waitFor('the other install\'s router to exit', () => !alive(successor.pid));
+  t.deepEqual((await traffic2.stop()).failed, []);
   const back = await restarted.ping();
   t.is(back.script, ROUTER_PROCESS_SCRIPT);
   t.not(back.pid, successor.pid);
@@ -295,7 +299,12 @@ test('a successor that exits at once fails the handoff with a clear error; the o
   const before = await c.ping();
 
   const traffic = load(port, 'web.test', 2, 1);
-  const err = await t.throwsAsync(c.replace(broken), { instanceOf: RackError });
+  const failing = c.replace(broken);
+  // Held while the handoff was under way; applied here once it failed.
+  const held = c.setApp('held', ['held.test'], [a]);
+  const err = await t.throwsAsync(failing, { instanceOf: RackError });
+  await held;
+  t.is((await get(port, 'held.test', false)).body, 'a');
   t.is((err as RackError | undefined)?.code, 'router_failed');
   t.regex(err?.message ?? '', /could not hand off to .*router-process\.js: the successor router process exited \(code 2\) before it was ready/);
   const { failed } = await traffic.stop();
