@@ -62,6 +62,8 @@ export async function startSuccessor(script: string, inherited: Inherited, logge
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, [HANDOFF_ENV]: '1' },
   });
+  // Past the handoff too: a send to a successor that has gone must not bring this router down.
+  child.on('error', (err) => logger.debug({ err: err.message }, 'router: successor process error'));
   logger.info({ successor: child.pid, script }, 'router: handing off to a successor');
   try {
     const identity = await handOver(child, inherited);
