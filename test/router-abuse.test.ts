@@ -172,8 +172,10 @@ async function rawApp(t: ExecutionContext, answer: (socket: Socket, head: string
 
 const EARLY_HINTS = 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n';
 
-test(`an app's interim answers pass on up to ${INTERIM_MAX} per request, one more is a 502; none go to an HTTP/1.0 client`, async (t) => {
+test(`an app's interim answers pass on up to ${INTERIM_MAX} per request, one more is a 502 that ends the client's connection; none go to an HTTP/1.0 client`, async (t) => {
+  const seen: string[] = [];
   const app = await rawApp(t, (socket, head) => {
+    seen.push(head.split(' ')[1]!);
     const hints = head.startsWith('GET /flood') ? 1000 : INTERIM_MAX;
     socket.write(EARLY_HINTS.repeat(hints));
     socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
@@ -183,14 +185,22 @@ test(`an app's interim answers pass on up to ${INTERIM_MAX} per request, one mor
 
   const socket = await open(port);
   t.teardown(() => socket.destroy());
-  const flooded = collect(socket, (s) => /\r\n\r\nBad gateway[^\n]*\n/.test(s));
-  socket.write('GET /flood HTTP/1.1\r\nHost: hints.test\r\n\r\n');
+  // A request pipelined behind the flooded one: the connection ends with the 502 instead, so a
+  // client cannot make the router open an app connection per request it pipelines.
+  const closed = once(socket, 'close');
+  const flooded = collect(socket, () => false);
+  socket.write('GET /flood HTTP/1.1\r\nHost: hints.test\r\n\r\nGET /after HTTP/1.1\r\nHost: hints.test\r\n\r\n');
   const text = await flooded;
+  await closed;
   t.is(statusLines(text, 103), INTERIM_MAX);
   t.is(statusLines(text, 502), 1);
-  // The connection goes on, and an app within the cap is relayed whole.
-  const fine = collect(socket, (s) => s.endsWith('ok'));
-  socket.write('GET /fine HTTP/1.1\r\nHost: hints.test\r\n\r\n');
+  t.regex(text, /\r\nConnection: close\r\n/i);
+  t.deepEqual(seen, ['/flood']);
+  // An app within the cap is relayed whole.
+  const next = await open(port);
+  t.teardown(() => next.destroy());
+  const fine = collect(next, (s) => s.endsWith('ok'));
+  next.write('GET /fine HTTP/1.1\r\nHost: hints.test\r\n\r\n');
   const fineText = await fine;
   t.is(statusLines(fineText, 103), INTERIM_MAX);
   t.is(statusLines(fineText, 200), 1);

@@ -435,11 +435,14 @@ export class HttpExchange implements UpstreamUser {
     this.#conn = undefined;
     this.#deps.logger.info({ app: this.#app, side, err: err.message }, 'router: refused a malformed message');
     const status = err instanceof HeadError ? err.status : 502;
-    this.#answerFailure(plainAnswer(status, side === 'client' ? `Bad request: ${err.message}` : `Bad gateway: app ${this.#app} sent a malformed answer`));
+    // After an app broke HTTP (a malformed answer, an interim flood) the client's connection ends
+    // with the 502: what it pipelined behind would each cost a new connection to the same app,
+    // and a client that reads nothing could keep the router doing that for megabytes of requests.
+    this.#answerFailure(plainAnswer(status, side === 'client' ? `Bad request: ${err.message}` : `Bad gateway: app ${this.#app} sent a malformed answer`), side === 'upstream');
   }
 
   /** Answers with the router's own status when the client has no byte of an answer yet; else cuts. */
-  #answerFailure(answer: RackAnswer): void {
+  #answerFailure(answer: RackAnswer, closeClient = false): void {
     if (this.#status !== 0) {
       this.#client.destroy();
       this.#finish({ status: this.#status, close: true }, false);
@@ -447,7 +450,7 @@ export class HttpExchange implements UpstreamUser {
     }
     this.#status = answer.status;
     // The request's unread body, if any, is still on the connection: close it after the answer.
-    const close = !this.#req.keepAlive || !this.#requestBody.done;
+    const close = closeClient || !this.#req.keepAlive || !this.#requestBody.done;
     this.#client.write(answerBytes(answer, { close, head: this.#req.method === 'HEAD' }));
     this.#finish({ status: answer.status, close }, false);
   }
