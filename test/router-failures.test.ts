@@ -12,6 +12,7 @@ import { RackError } from '../daemon/rack-error.js';
 import { RouterClient } from '../daemon/router/router-client.js';
 import type { Upstream } from '../daemon/router/upstream.js';
 import { named } from './support/upstreams.js';
+import { routerPids } from './support/router-processes.js';
 
 // Real router processes, real files, a real full disk (a small tmpfs): what a router does when a
 // table change cannot be made, and that one failed change fails only itself.
@@ -47,21 +48,6 @@ function client(t: ExecutionContext, dir: Dir): RouterClient {
   const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, logger });
   t.teardown(() => c.stop());
   return c;
-}
-
-async function routerPids(socketPath: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (!(await readFile(`/proc/${entry}/cmdline`, 'utf8')).includes('router-process.js')) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`RACK_ROUTER_SOCKET=${socketPath}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {

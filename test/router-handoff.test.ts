@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { connect, type AddressInfo } from 'node:net';
@@ -13,12 +13,12 @@ import { RouterClient } from '../daemon/router/router-client.js';
 import { ROUTER_PROCESS_SCRIPT } from '../daemon/router/router-spawner.js';
 import { TestCa } from './support/test-certs.js';
 import { named, upstream } from './support/upstreams.js';
+import { alive, routerPids, waitFor } from './support/router-processes.js';
 
 // Real router processes handing their listening sockets to real successors, under real HTTP load.
 // Each test has its own directory (so its own routers) and ends every router of it, whatever happened.
 
 const logger = pino({ level: 'silent' });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface Dir {
   base: string;
@@ -43,41 +43,6 @@ function client(t: ExecutionContext, dir: Dir): RouterClient {
   const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, logger });
   t.teardown(() => c.stop());
   return c;
-}
-
-/** Router processes serving this socket, found by their environment (they are detached, not our children). */
-async function routerPids(socketPath: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes('router-process.js')) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`RACK_ROUTER_SOCKET=${socketPath}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` until it holds; the bound only turns a hang into a message (machines here are shared and slow). */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function get(port: number, host: string, agent: http.Agent | false): Promise<{ status: number; body: string }> {

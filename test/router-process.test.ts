@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import type { AccessEntry } from '../daemon/router/router.js';
 import { RouterClient } from '../daemon/router/router-client.js';
 import { named, upstream } from './support/upstreams.js';
+import { alive, routerPids, waitFor } from './support/router-processes.js';
 
 // Real router processes on real sockets, loopback only. Each test has its own directory (so its
 // own router) and shuts that router down at the end, whatever happened.
@@ -38,42 +39,6 @@ async function routerDir(t: ExecutionContext): Promise<Dir> {
 function client(dir: Dir, more: { port?: number; onAccess?: (e: AccessEntry) => void } = {}): RouterClient {
   return new RouterClient({ ...dir, bind: '127.0.0.1', port: more.port ?? 0, logger, onAccess: more.onAccess });
 }
-
-/** Router processes serving this socket, found by their environment (they are detached, not our children). */
-async function routerPids(socketPath: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmdline.includes('router-process.js')) continue;
-      const environ = (await readFile(`/proc/${entry}/environ`, 'utf8')).split('\0');
-      if (environ.includes(`RACK_ROUTER_SOCKET=${socketPath}`)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls `check` until it holds; the bound only turns a hang into a message (machines here are shared and slow). */
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 
 interface Reply {
   status: number;
