@@ -6,6 +6,8 @@ import { createLogger } from './log.js';
 import { RackError } from './rack-error.js';
 import { Rackd } from './rackd.js';
 import { migrateCommand } from './versions/migrate-command.js';
+import { tellReady } from './versions/launcher-link.js';
+import { checkCommand } from './versions/startup-check.js';
 
 /** On top of RACK_STOP_GRACE (the time pushes and rollouts get): the components' own stops. */
 const STOP_DEADLINE_MS = 20_000;
@@ -33,20 +35,31 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // A rack:update handed over to another rackd: that one serves now, this process is done.
+  void rackd.handedOver.then(() => {
+    log.info('handed over to the new rackd; exiting');
+    process.exit(0);
+  });
   try {
     await rackd.start();
   } catch (err) {
     await rackd.stop();
     throw err;
   }
+  tellReady(Math.round(performance.now()));
 }
+
+const io = {
+  out: (line: string) => process.stdout.write(`${line}\n`),
+  err: (line: string) => process.stderr.write(`${line}\n`),
+};
 
 if (process.argv[2] === 'migrate') {
   // Offline work on the store (versions/migrate-command.ts): no daemon starts.
-  void migrateCommand(process.argv.slice(3), installDir, {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
-  }).then((code) => process.exit(code));
+  void migrateCommand(process.argv.slice(3), installDir, io).then((code) => process.exit(code));
+} else if (process.argv[2] === 'check') {
+  // The start-up checks a rack:update runs on this install before it switches to it.
+  void checkCommand(process.argv.slice(3), installDir, io).then((code) => process.exit(code));
 } else {
   main().catch((err: unknown) => {
     const error = RackError.from(err);

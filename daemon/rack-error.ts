@@ -37,6 +37,8 @@ export type RackErrorCode =
   | 'store_failed'
   | 'store_too_new'
   | 'restarting'
+  | 'update_failed'
+  | 'not_launched'
   | 'internal';
 
 export class RackError extends Error {

@@ -49,8 +49,12 @@ import { Supervisor } from './supervisor/supervisor.js';
 import { FIRST_SCHEMA } from './store/schema-store.js';
 import { MIGRATIONS } from './versions/migrations.js';
 import { rackBuildOf } from './versions/rack-build.js';
-import { noteRunningRack } from './versions/rack-ledger.js';
-import { migrateUp } from './versions/schema-migration.js';
+import { noteRunningRack, type SwitchFailure } from './versions/rack-ledger.js';
+import { askSwitch } from './versions/launcher-link.js';
+import { RackUpdates, type SwitchRequest } from './versions/rack-updates.js';
+import type { SwitchAnswer } from './launcher/launcher-protocol.js';
+import { runProgram } from './run-script.js';
+import { latestSchema, migrateUp } from './versions/schema-migration.js';
 
 /** When this process started: rackd's uptime, and how long its start took (the ledger). */
 const STARTED_AT = new Date(performance.timeOrigin);
@@ -75,6 +79,14 @@ export class Rackd {
   private receiver: PushReceiver | undefined;
   /** Settles when the stop's grace (RACK_STOP_GRACE) is over: waits for work under way end there. */
   private graceOver: Promise<void> = new Promise(() => {});
+  /** The ssh channel of a rack:update under way, kept open while the rest stops for the switch. */
+  private keep: unknown;
+  /** Why the last switch to another rackd failed, for the ledger when this one starts again. */
+  private switchFailure: SwitchFailure | undefined;
+  private handOver!: () => void;
+  /** Settles once a switch to another rackd succeeded and its client was told: this process may exit. */
+  readonly handedOver = new Promise<void>((resolve) => (this.handOver = resolve));
+  private switched = false;
 
   constructor(
     private readonly config: RackConfig,
@@ -83,6 +95,7 @@ export class Rackd {
 
   async start(): Promise<Ports> {
     const { config, log } = this;
+    this.stopping = false;
     // What a build in flight left in the scratch space when rackd stopped is of no use now (a
     // --no-cache build's cache is a mount there under the disk limit).
     await unmountUnder(paths.tmp(config));
@@ -220,7 +233,11 @@ export class Rackd {
       addons,
       backups,
       version: build.version,
-      rack: { build, startedAt: STARTED_AT },
+      rack: {
+        build,
+        startedAt: STARTED_AT,
+        updates: new RackUpdates({ home: config.home, installDir: config.installDir, build, store, audit, switcher: (req) => this.switchTo(req) }),
+      },
       stopping: () => this.stopping,
     };
     const gitHttp = new GitHttp({ reposRoot: paths.repos(config), tmpDir: paths.tmp(config), store, receiver, log: log.child({ mod: 'git' }) });
@@ -252,11 +269,12 @@ export class Rackd {
       throttle,
     });
     const sshPort = await ssh.start(config.sshPort, config.bind);
-    this.stops.push(() => ssh.stop());
+    this.stops.push(() => ssh.stop(this.keep));
     services.config.sshPort = sshPort;
 
     // Ready: the ledger names what runs (an install, or an update made by hand, is recorded now).
-    const noted = await noteRunningRack(store.rackReleases, build, (await store.schema.version()) ?? FIRST_SCHEMA, STARTED_AT);
+    const noted = await noteRunningRack(store.rackReleases, build, (await store.schema.version()) ?? FIRST_SCHEMA, STARTED_AT, config.installDir, this.switchFailure);
+    this.switchFailure = undefined;
     if (noted) log.info({ release: `r${noted.id}`, version: noted.version, commit: noted.commit, from: noted.from }, 'rack release recorded');
 
     const ports = { ssh: sshPort, http, https };
@@ -292,6 +310,42 @@ export class Rackd {
     this.stops.length = 0;
   }
 
+  /**
+   * rack:update's switch: this rackd stops as on SIGTERM (work under way finishes, the apps and the
+   * router run on), except the asking ssh channel; the launcher starts the rackd installed in
+   * `dir`. When that one is ready, this process is done once its client has been told. When it is
+   * not, this rackd starts again in the same process (after taking back any migration the other
+   * one made), and the ledger says why.
+   */
+  async switchTo(req: SwitchRequest): Promise<SwitchAnswer> {
+    const { config, log } = this;
+    this.keep = req.keep;
+    const schemaBefore = req.migrateDownTo;
+    try {
+      await this.stop();
+    } finally {
+      this.keep = undefined;
+    }
+    let answer: SwitchAnswer;
+    try {
+      if (schemaBefore !== undefined) await migrateWith(config.installDir, schemaBefore, log);
+      answer = await askSwitch(req.dir);
+    } catch (err) {
+      answer = { type: 'switched', ok: false, error: RackError.from(err).message };
+    }
+    if (answer.ok) {
+      this.switched = true;
+      if (req.keep === undefined) this.handOver();
+      return answer;
+    }
+    log.error({ dir: req.dir, error: answer.error }, 'the new rackd did not start; starting this one again');
+    // A store the other rack migrated up is taken back down by that rack's own steps.
+    await migrateWith(req.dir, latestSchema(MIGRATIONS), log).catch((err: unknown) => log.error({ err: String(err) }, 'could not take the store back down'));
+    this.switchFailure = { step: 'start', error: `the new rackd ${answer.error}` };
+    await this.start();
+    return answer;
+  }
+
   /** `work`, or undefined once the stop's grace is over. */
   private withinGrace<T>(work: Promise<T>): Promise<T | undefined> {
     return Promise.race([work, this.graceOver.then(() => undefined)]);
@@ -308,12 +362,17 @@ export class Rackd {
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
       const abort = new AbortController();
       void closed.then(() => abort.abort());
-      await runCommand(services, req, argv, {
-        stdout: (text) => channel.write(text),
-        readInput: (max) => readChannel(channel, max),
-        closed,
-        session: { stdin: channel, stdout: channel, stderr: channel.stderr, pty: req.pty, abort: abort.signal },
-      });
+      try {
+        await runCommand(services, req, argv, {
+          stdout: (text) => channel.write(text),
+          readInput: (max) => readChannel(channel, max),
+          closed,
+          session: { stdin: channel, stdout: channel, stderr: channel.stderr, pty: req.pty, abort: abort.signal },
+        });
+      } finally {
+        // The session that switched rack to another rackd ends; then so does this process.
+        if (this.switched) void Promise.race([closed, new Promise((r) => setTimeout(r, 3000))]).then(() => this.handOver());
+      }
       return 0;
     } catch (err) {
       const error = RackError.from(err);
@@ -322,6 +381,17 @@ export class Rackd {
       return error.exitCode;
     }
   }
+}
+
+/**
+ * Runs an install's own `rackd migrate --to N --if-newer` with this RACK_HOME, the store closed
+ * meanwhile: only the rack that took a store up knows the way back down.
+ */
+async function migrateWith(installDir: string, to: number, log: Logger): Promise<void> {
+  const lines: string[] = [];
+  const code = await runProgram(process.execPath, [join(installDir, 'dist', 'daemon', 'main.js'), 'migrate', '--to', String(to), '--if-newer'], {}, (l) => lines.push(l));
+  for (const line of lines) log.info({ migrate: line }, 'store migration');
+  if (code !== 0) throw new RackError('store_failed', `migrate --to ${to} with ${installDir} failed: ${lines.at(-1) ?? `status ${code}`}`);
 }
 
 /** Reads what the client sends on stdin until it closes it; refuses more than `max` bytes. */

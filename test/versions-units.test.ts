@@ -212,33 +212,42 @@ test('the ledger: an install, nothing for the same build, an entry when the buil
   const dir = await tempDir(t);
   const store = await openStore(t, dir);
   const started = new Date(Date.now() - 1500);
-  const first = await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'b'.repeat(40) }, 2, started);
+  const first = await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'b'.repeat(40) }, 2, started, '/opt/rack');
   t.like(first, { id: 1, kind: 'install', from: null, status: 'succeeded', createdBy: 'rackd', description: 'Install 0.1.0 (bbbbbbb)', schema: 2 });
   t.true(first!.durationMs! >= 1500);
-  t.is(await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'b'.repeat(40) }, 2, new Date()), undefined);
-  const second = await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'unknown' }, 2, new Date());
+  t.is(await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'b'.repeat(40) }, 2, new Date(), '/opt/rack'), undefined);
+  const second = await noteRunningRack(store.rackReleases, { version: '0.1.0', commit: 'unknown' }, 2, new Date(), '/opt/rack');
   t.like(second, { id: 2, kind: 'start', from: { version: '0.1.0', commit: 'b'.repeat(40) }, description: 'Started as 0.1.0, was 0.1.0 (bbbbbbb)' });
   t.deepEqual((await store.rackReleases.list()).map((r) => r.id), [2, 1]);
 });
 
-test('the ledger at start: nothing for this build pending (its update finishes it) or after a failed update away from it', async (t) => {
+test('the ledger at start: a pending update is finished by the rackd that starts next, succeeded or failed', async (t) => {
   const dir = await tempDir(t);
   const store = await openStore(t, dir);
   const old = { version: '0.1.0', commit: 'b'.repeat(40) };
   const next = { version: '0.2.0', commit: 'c'.repeat(40) };
-  await noteRunningRack(store.rackReleases, old, 2, new Date());
+  await noteRunningRack(store.rackReleases, old, 2, new Date(), '/opt/rack');
   const update = (to: typeof next) => store.rackReleases.create({
     ...to, from: old, kind: 'update', description: `Update to ${to.version}`, createdBy: 'key admin', createdAt: new Date().toISOString(),
     status: 'pending', finishedAt: null, durationMs: null, failedStep: null, error: null, schema: 2,
   });
-  // rack:update started 0.2.0, which starts before the update has finished its entry.
+  // rack:update switched to 0.2.0, which finishes the entry once it serves, with its start's time.
   const pending = await update(next);
-  t.is(await noteRunningRack(store.rackReleases, next, 2, new Date()), undefined);
-  // It failed; 0.1.0 goes on running and restarting without an entry that says it changed.
-  await store.rackReleases.finish(pending.id, 'failed', { failedStep: 'health', error: 'no answer' });
-  t.is(await noteRunningRack(store.rackReleases, old, 2, new Date()), undefined);
-  // A hand-made update to 0.2.0 afterwards is noticed, from what ran before it.
-  t.like(await noteRunningRack(store.rackReleases, next, 2, new Date()), { id: 3, kind: 'start', from: old });
+  await store.rackReleases.notePhases(pending.id, [{ name: 'build', ms: 900 }]);
+  const done = await noteRunningRack(store.rackReleases, next, 2, new Date(Date.now() - 700), '/opt/rack');
+  t.like(done, { id: pending.id, status: 'succeeded' });
+  t.deepEqual(done!.phases!.map((p) => p.name), ['build', 'start']);
+  t.true(done!.phases![1]!.ms >= 700);
+  // An update to 0.1.0 whose new rackd did not start: 0.2.0 comes back and says why; nothing else is added.
+  const back = await update(old);
+  t.is(await noteRunningRack(store.rackReleases, next, 2, new Date(), '/opt/rack', { step: 'start', error: 'it exited' }), undefined);
+  t.like(await store.rackReleases.get(back.id), { status: 'failed', failedStep: 'start', error: 'it exited' });
+  // A crash mid-update leaves it pending: the next start marks it interrupted.
+  const cut = await update(old);
+  t.is(await noteRunningRack(store.rackReleases, next, 2, new Date(), '/opt/rack'), undefined);
+  t.like(await store.rackReleases.get(cut.id), { status: 'failed', failedStep: 'interrupted' });
+  // A hand-made update to 0.1.0 afterwards is noticed, from what ran before it.
+  t.like(await noteRunningRack(store.rackReleases, old, 2, new Date(), '/opt/rack'), { kind: 'start', from: next, dir: '/opt/rack' });
 });
 
 test('the ledger: an update opens pending and is finished once, with the step it failed at', async (t) => {

@@ -15,6 +15,7 @@ import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { RouterClient } from '../router/router-client.js';
 import type { RackBuild } from '../store/records.js';
+import type { RackUpdates } from '../versions/rack-updates.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 
@@ -35,8 +36,8 @@ export interface Services {
   version: string;
   /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
   stopping: () => boolean;
-  /** Which rack this rackd is, and since when it runs (`rack`). */
-  rack: { build: RackBuild; startedAt: Date };
+  /** Which rack this rackd is, and since when it runs (`rack`); its own updates and rollbacks. */
+  rack: { build: RackBuild; startedAt: Date; updates: RackUpdates };
 }
 
 /**

@@ -4,6 +4,7 @@ import { describeBuild } from '../versions/rack-build.js';
 import { latestSchema } from '../versions/schema-migration.js';
 import { MIGRATIONS } from '../versions/migrations.js';
 import { table, timestamp, type Command, type CommandContext, type Services } from './command.js';
+import { RackError } from '../rack-error.js';
 
 /** The router process as it answers `ping`; `version` once the router reports one. */
 export interface RouterInfo {
@@ -108,6 +109,21 @@ function releaseRow(r: RackReleaseRecord): string[] {
   return [`r${r.id}`, describeBuild(r), r.from ? describeBuild(r.from) : '-', result, timestamp(r.createdAt), took(r.durationMs), r.createdBy, r.description];
 }
 
+/** `r3` or `3` → 3. */
+function parseRackRelease(word: string): number {
+  const m = /^r?([1-9][0-9]{0,8})$/.exec(word);
+  if (!m) throw new RackError('bad_argument', `expected a rack release like r3, got ${JSON.stringify(word.slice(0, 20))}`);
+  return Number(m[1]);
+}
+
+async function checkForUpdate(ctx: CommandContext, ref: string | undefined, from: string | undefined): Promise<void> {
+  const found = await ctx.services.rack.updates.check({ ...(ref === undefined ? {} : { ref }), ...(from === undefined ? {} : { from }) }, { print: () => undefined });
+  if (ctx.flags['json']) return ctx.printJson(found);
+  if (found.upToDate) return ctx.print(`rack ${describeBuild(found.running)} is up to date with ${found.as}`);
+  const ahead = found.ahead === null ? '' : `, ${found.ahead} commit${found.ahead === 1 ? '' : 's'} ahead of ${describeBuild(found.running)}`;
+  ctx.print(`rack ${describeBuild(found.available)} is available (${found.as}${ahead}); install it with: ssh rack rack:update${ref ? ` ${ref}` : ''}${from ? ` --from ${from}` : ''}`);
+}
+
 /** rack itself: what runs (anyone with a key may ask, as `version`), and its own releases (admin). */
 export const rackCommands: Command[] = [
   showCommand('rack', "show which rack runs: version, commit, schema, runtime, uptime, router"),
@@ -126,6 +142,43 @@ export const rackCommands: Command[] = [
       if (ctx.flags['json']) return ctx.printJson(releases);
       if (releases.length === 0) return ctx.print('rack has no releases recorded yet');
       for (const line of table([['ID', 'VERSION', 'FROM', 'RESULT', 'WHEN', 'TOOK', 'BY', 'DESCRIPTION'], ...releases.map(releaseRow)])) ctx.print(line);
+    },
+  },
+  {
+    name: 'rack:update',
+    access: 'admin',
+    usage: 'rack:update [REF] [--from URL] [--check] [--json]',
+    summary: "install REF (tag, branch or commit; default: the source's HEAD) beside the running rack, then switch to it; --check only says whether there is one",
+    app: false,
+    json: true,
+    options: { from: { type: 'string' }, check: { type: 'boolean' } },
+    args: { min: 0, max: 1 },
+    // Audited by the update itself as it switches (rack-updates.ts): by the time the runner would
+    // record it, this rackd has let go of the store. --check changes nothing and is not audited.
+    async run(ctx) {
+      const ref = ctx.args[0];
+      const from = typeof ctx.flags['from'] === 'string' ? ctx.flags['from'] : undefined;
+      if (ctx.flags['check']) return checkForUpdate(ctx, ref, from);
+      await ctx.services.rack.updates.update(
+        { ...(ref === undefined ? {} : { ref }), ...(from === undefined ? {} : { from }), caller: ctx.caller, ...(ctx.session ? { keep: ctx.session.stdout } : {}) },
+        { print: (line) => ctx.print(line) },
+      );
+    },
+  },
+  {
+    name: 'rack:rollback',
+    access: 'admin',
+    usage: 'rack:rollback [rN]',
+    summary: 'go back to rack release rN (default: the one before the running rack), the same way as an update',
+    app: false,
+    args: { min: 0, max: 1 },
+    // Audited by the rollback itself as it switches, as rack:update is.
+    async run(ctx) {
+      const release = ctx.args[0] === undefined ? undefined : parseRackRelease(ctx.args[0]);
+      await ctx.services.rack.updates.rollback(
+        { ...(release === undefined ? {} : { release }), caller: ctx.caller, ...(ctx.session ? { keep: ctx.session.stdout } : {}) },
+        { print: (line) => ctx.print(line) },
+      );
     },
   },
 ];

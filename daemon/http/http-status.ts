@@ -37,5 +37,7 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   store_failed: 503,
   store_too_new: 500,
   restarting: 503,
+  update_failed: 500,
+  not_launched: 409,
   internal: 500,
 };

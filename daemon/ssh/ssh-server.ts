@@ -51,6 +51,8 @@ export class SshServer {
   private readonly clients = new Set<Connection>();
   /** Exec channels not yet answered with an exit status. */
   private readonly open = new Set<ServerChannel>();
+  /** The connection each open exec channel is on. */
+  private readonly owners = new Map<ServerChannel, Connection>();
   /** Each admitted socket by address and port, which is all ssh2 tells of a connection. */
   private readonly sockets = new Map<string, Socket>();
 
@@ -95,20 +97,25 @@ export class SshServer {
 
   /**
    * Sessions still open are told why they end (an ssh disconnect carries no reason a client
-   * shows), with a failed exit status, before their connections close.
+   * shows), with a failed exit status, before their connections close. `keep` (the channel of a
+   * rack:update, which outlives this rackd's other parts to tell its client how the switch went)
+   * and its connection stay open; the port is free at once all the same.
    */
-  async stop(): Promise<void> {
+  async stop(keep?: unknown): Promise<void> {
     const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     this.gate.closeAll();
+    const others = [...this.open].filter((channel) => channel !== keep);
     // The words travel behind the channel's queued output, and a disconnect would overtake them:
     // the connections end once the clients have closed their channels (or after a short wait).
-    const told = [...this.open].map((channel) => new Promise<void>((resolve) => channel.once('close', () => resolve())));
-    for (const channel of [...this.open]) this.finish(channel, 1, ' !     rack is restarting; try again in a moment\n');
+    const told = others.map((channel) => new Promise<void>((resolve) => channel.once('close', () => resolve())));
+    for (const channel of others) this.finish(channel, 1, ' !     rack is restarting; try again in a moment\n');
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(told), new Promise<void>((resolve) => (timer = setTimeout(resolve, TELL_CLOSE_MS)))]);
     clearTimeout(timer);
-    for (const client of this.clients) client.end();
-    await closed;
+    const kept = this.owners.get(keep as ServerChannel);
+    for (const client of this.clients) if (client !== kept) client.end();
+    // The listener's close waits for its connections, the kept one among them.
+    if (kept === undefined) await closed;
   }
 
   /** Ends an exec channel once: its last words on stderr, the exit status, then the close. */
@@ -199,7 +206,11 @@ export class SshServer {
           const channel = accept();
           channel.on('error', () => undefined);
           this.open.add(channel);
-          channel.once('close', () => this.open.delete(channel));
+          this.owners.set(channel, client);
+          channel.once('close', () => {
+            this.open.delete(channel);
+            this.owners.delete(channel);
+          });
           void this.opts
             .exec({ caller: { principal: keyPrincipal(key!), via: 'ssh', address }, login, env: { ...env }, command: info.command, pty, channel })
             .catch(() => 1)

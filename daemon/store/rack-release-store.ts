@@ -1,5 +1,5 @@
 import { RackError } from '../rack-error.js';
-import type { RackReleaseRecord, RackReleaseStatus } from './records.js';
+import type { RackReleasePhase, RackReleaseRecord, RackReleaseStatus } from './records.js';
 import type { Sublevel, Value } from './store.js';
 import type { Writes } from './store-writer.js';
 
@@ -10,7 +10,8 @@ const COUNTER_KEY = 'counter';
 /**
  * The ledger of rack's own releases (r1, r2, ...), in its own key space: each new entry and its
  * counter in one batch through the store's write queue, as apps' releases are. An entry is opened
- * once and finished once (pending → succeeded or failed); nothing else rewrites it.
+ * once, gets the times of its steps before its rackd lets go of the store, and is finished once
+ * (pending → succeeded or failed, by whichever rackd runs then); nothing else rewrites it.
  */
 export class RackReleaseStore {
   constructor(
@@ -30,8 +31,20 @@ export class RackReleaseStore {
     });
   }
 
-  /** The one rewrite an entry gets: from pending to its outcome. */
-  finish(id: number, status: Exclude<RackReleaseStatus, 'pending'>, outcome: { failedStep?: string; error?: string } = {}): Promise<RackReleaseRecord> {
+  /** The steps a pending entry went through so far, kept before the switch that ends it. */
+  notePhases(id: number, phases: RackReleasePhase[]): Promise<RackReleaseRecord> {
+    return this.writes.run(async () => {
+      const release = await this.get(id);
+      if (!release) throw new RackError('bad_argument', `no rack release r${id}`);
+      if (release.status !== 'pending') throw new RackError('bad_argument', `rack release r${id} is already ${release.status}`);
+      const noted: RackReleaseRecord = { ...release, phases };
+      await this.writes.put(releaseKey(id), noted);
+      return noted;
+    });
+  }
+
+  /** From pending to its outcome, once; `phases` are added to those noted. */
+  finish(id: number, status: Exclude<RackReleaseStatus, 'pending'>, outcome: { failedStep?: string; error?: string; phases?: RackReleasePhase[] } = {}): Promise<RackReleaseRecord> {
     return this.writes.run(async () => {
       const release = await this.get(id);
       if (!release) throw new RackError('bad_argument', `no rack release r${id}`);
@@ -44,6 +57,7 @@ export class RackReleaseStore {
         durationMs: finishedAt.getTime() - Date.parse(release.createdAt),
         failedStep: outcome.failedStep ?? null,
         error: outcome.error ?? null,
+        ...(outcome.phases ? { phases: [...(release.phases ?? []), ...outcome.phases] } : {}),
       };
       await this.writes.put(releaseKey(id), done);
       return done;

@@ -349,4 +349,13 @@ export interface RackReleaseRecord {
   error: string | null;
   /** The store's schema once this release was running. */
   schema: number;
+  /** Where this release's install is (absent on entries from before rack:update). */
+  dir?: string;
+  /** How long each step of an update or rollback took, in order (`fetch`, `build`, ..., `start`). */
+  phases?: RackReleasePhase[];
+}
+
+export interface RackReleasePhase {
+  name: string;
+  ms: number;
 }
