@@ -14,6 +14,7 @@ import { ROUTER_PROCESS_SCRIPT } from '../daemon/router/router-spawner.js';
 import { TestCa } from './support/test-certs.js';
 import { named, upstream } from './support/upstreams.js';
 import { alive, routerPids, waitFor } from './support/router-processes.js';
+import { get, httpLoad as load } from './support/http-load.js';
 
 // Real router processes handing their listening sockets to real successors, under real HTTP load.
 // Each test has its own directory (so its own routers) and ends every router of it, whatever happened.
@@ -43,46 +44,6 @@ function client(t: ExecutionContext, dir: Dir): RouterClient {
   const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, logger });
   t.teardown(() => c.stop());
   return c;
-}
-
-function get(port: number, host: string, agent: http.Agent | false): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: '/', headers: { host }, agent }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('error', reject);
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-  });
-}
-
-/** Closed-loop clients: some on keep-alive connections, some opening a connection per request. */
-function load(port: number, host: string, keepAlive: number, fresh: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
-  let running = true;
-  let ok = 0;
-  const failed: string[] = [];
-  const loop = async (agent: http.Agent | false): Promise<void> => {
-    while (running) {
-      try {
-        const r = await get(port, host, agent);
-        if (r.status === 200) ok++;
-        else failed.push(`status ${r.status}: ${r.body}`);
-      } catch (err) {
-        failed.push(String(err));
-      }
-    }
-  };
-  const agents = Array.from({ length: keepAlive }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }));
-  const loops = [...agents.map((a) => loop(a)), ...Array.from({ length: fresh }, () => loop(false))];
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      for (const a of agents) a.destroy();
-      return { ok, failed };
-    },
-  };
 }
 
 /** A copy of the built router (dist/daemon) in its own install folder, of another version. */

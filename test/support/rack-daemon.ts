@@ -57,8 +57,14 @@ export class RackDaemon {
     readonly adminKey: { priv: string; pub: string },
   ) {}
 
-  /** @param opts.home RACK_HOME somewhere of the test's own (a small disk it mounted), left there by destroy(). */
-  static async create(extraEnv: Record<string, string> = {}, opts: { home?: string } = {}): Promise<RackDaemon> {
+  /** Started through `bin/rackd` (the launcher, which rack:update switches versions with) rather than rackd itself. */
+  launcher = false;
+
+  /**
+   * @param opts.home RACK_HOME somewhere of the test's own (a small disk it mounted), left there by destroy().
+   * @param opts.launcher run `bin/rackd`: `child` is then the launcher, and rackd its child.
+   */
+  static async create(extraEnv: Record<string, string> = {}, opts: { home?: string; launcher?: boolean } = {}): Promise<RackDaemon> {
     const base = await mkdtemp(join(tmpdir(), 'rack-test-'));
     const work = join(base, 'work');
     await run('mkdir', ['-p', work]);
@@ -66,13 +72,15 @@ export class RackDaemon {
     const adminKeys = join(base, 'admin_keys');
     await writeFile(adminKeys, await readFile(key.pub));
     const daemon = new RackDaemon(base, opts.home ?? join(base, 'home'), work, key);
+    daemon.launcher = opts.launcher === true;
     await daemon.start({ RACK_ADMIN_KEYS: adminKeys, ...extraEnv });
     return daemon;
   }
 
   async start(extraEnv: Record<string, string> = {}): Promise<void> {
     await rm(join(this.home, 'ports.json'), { force: true });
-    const child = spawn(process.execPath, [join(ROOT, 'dist', 'daemon', 'main.js')], {
+    const entry = this.launcher ? join(ROOT, 'bin', 'rackd') : join(ROOT, 'dist', 'daemon', 'main.js');
+    const child = spawn(process.execPath, [entry], {
       env: {
         ...process.env,
         RACK_HOME: this.home,
