@@ -34,7 +34,7 @@ interface LedgerEntry {
 let daemon: RackDaemon;
 let source: string;
 let installed: string;
-const commits: Record<string, string> = {};
+const commits = { next: '', 'no-build': '', 'no-start': '' };
 
 const git = (args: string[], cwd = source) => run('git', args, { cwd }).then((r) => r.stdout.trim());
 
@@ -171,7 +171,7 @@ test.serial('rack:update --check says whether the source has a newer rack, and c
 
 test.serial('rack:update and rack:rollback refuse bad input in one line, and are for admins only', async (t) => {
   for (const [args, expected] of [
-    [['rack:update', '--from', '-uhack'], /not a repository URL/],
+    [['rack:update', '--from=-uhack'], /not a repository URL/],
     [['rack:update', '--upload-pack=touch', '--from', source], /Unknown option|unknown option/i],
     [['rack:update', '../../etc', '--from', source], /not a tag, branch or commit/],
     [['rack:update', 'no-such-branch', '--from', source], /has no tag, branch or commit no-such-branch/],
