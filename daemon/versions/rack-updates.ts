@@ -67,6 +67,8 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
  */
 export class RackUpdates {
   #busy = false;
+  /** Set once a switch began in the background: this rackd is on its way out, or starts again anew. */
+  #switching = false;
 
   constructor(private readonly deps: UpdateDeps) {}
 
@@ -126,7 +128,7 @@ export class RackUpdates {
   }
 
   async #exclusive<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#busy) throw new RackError('update_failed', 'another rack:update or rack:rollback is under way');
+    if (this.#busy || this.#switching) throw new RackError('update_failed', 'another rack:update or rack:rollback is under way');
     this.#busy = true;
     try {
       return await work();
@@ -217,7 +219,16 @@ export class RackUpdates {
     const began = performance.now();
     const prepared = phases.reduce((sum, p) => sum + p.ms, 0);
     steps.line(`prepared in ${seconds(prepared)}; rackd ${describeBuild(build)} now hands over to ${describeBuild(entry)}`);
-    const answer = await this.deps.switcher({ dir, ...(opts.keep === undefined ? {} : { keep: opts.keep }), ...(migrateDownTo === undefined ? {} : { migrateDownTo }) });
+    const request = { dir, ...(opts.keep === undefined ? {} : { keep: opts.keep }), ...(migrateDownTo === undefined ? {} : { migrateDownTo }) };
+    if (opts.keep === undefined) {
+      // Over HTTP the answer cannot outlive this rackd's listener: it ends here, and the switch
+      // starts once it has left; the ledger entry (GET /api/v1/rack/releases) tells how it went.
+      out.print(`-----> r${entry.id} switches now; this answer ends here. The ledger (rack:releases) says how it went.`);
+      this.#switching = true;
+      setTimeout(() => void this.deps.switcher(request), HTTP_SWITCH_DELAY_MS).unref();
+      return;
+    }
+    const answer = await this.deps.switcher(request);
     if (!answer.ok) throw new RackError('update_failed', `r${entry.id} failed at start: the new rackd ${answer.error}; rack ${describeBuild(build)} serves again`);
     const switched = performance.now() - began;
     steps.line('');
@@ -267,6 +278,9 @@ export class RackUpdates {
     return best;
   }
 }
+
+/** Time for an HTTP answer to leave before its listener closes for the switch. */
+const HTTP_SWITCH_DELAY_MS = 500;
 
 const PHASE_NAMES = ['fetch', 'checkout', 'dependencies', 'build', 'stack', 'check'];
 
