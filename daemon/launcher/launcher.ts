@@ -131,7 +131,7 @@ export class Launcher {
         clearTimeout(timer);
         next.child.off('message', onMessage);
         const why = lastLine(next.tail);
-        resolve({ type: 'switched', ok: false, error: `it exited (${signal ?? `status ${code}`}) before it was ready${why ? `: ${why}` : ''}` });
+        resolve({ type: 'switched', ok: false, error: `exited (${signal ?? `status ${code}`}) before it was ready${why ? `: ${why}` : ''}` });
       };
       next.child.on('message', onMessage);
       next.child.once('exit', onExit);
