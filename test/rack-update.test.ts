@@ -23,6 +23,7 @@ interface RackJson {
 
 interface LedgerEntry {
   id: number;
+  schema: number;
   kind: string;
   commit: string;
   status: string;
@@ -34,7 +35,7 @@ interface LedgerEntry {
 let daemon: RackDaemon;
 let source: string;
 let installed: string;
-const commits = { next: '', 'no-build': '', 'no-start': '' };
+const commits = { next: '', 'no-build': '', 'no-start': '', 'old-schema': '' };
 
 const git = (args: string[], cwd = source) => run('git', args, { cwd }).then((r) => r.stdout.trim());
 
@@ -77,6 +78,11 @@ test.before(async () => {
     const text = await readFile(main, 'utf8');
     await writeFile(main, text.replace('async function main(): Promise<void> {', "async function main(): Promise<void> {\n  if (process.env['RACK_HOME'] !== undefined) throw new Error('this version does not start (a test)');"));
   }, 'a version whose rackd does not start');
+  commits['old-schema'] = await commitOn('old-schema', installed, async (dir) => {
+    const file = join(dir, 'daemon', 'versions', 'migrations.ts');
+    const text = await readFile(file, 'utf8');
+    await writeFile(file, text.replace(/export const MIGRATIONS: Migration\[\] = \[[\s\S]*\];\s*$/, 'export const MIGRATIONS: Migration[] = [];\n'));
+  }, 'a version from before the store had its first migration');
   await git(['checkout', '-q', 'next']);
   // A fixed ssh port: the rackd after a switch listens where the one before did.
   daemon = await RackDaemon.create({ RACK_SSH_PORT: String(await freePort()), RACK_HTTPS_PORT: 'off' }, { launcher: true });
@@ -193,4 +199,34 @@ test.serial('rack:update and rack:rollback refuse bad input in one line, and are
     t.regex(r.stderr, /admin/);
   }
   t.is((await rackJson()).commit, installed);
+});
+
+test.serial('an update to a rack that reads an older schema takes the store down first; the way back migrates it up again', async (t) => {
+  const down = await daemon.ssh(['rack:update', 'old-schema', '--from', source]);
+  t.is(down.code, 0, down.stderr);
+  t.regex(down.stdout, /the store goes down from schema v2 to v1 \(this rack's down steps\) before it starts/);
+  const old = JSON.parse((await daemon.ssh(['rack', '--json'])).stdout) as RackJson & { schema: number; schemaLatest: number };
+  t.like(old, { commit: commits['old-schema'], schema: 1, schemaLatest: 1 });
+  t.is((await daemon.get('hello')).status, 200);
+  const up = await daemon.ssh(['rack:rollback']);
+  t.is(up.code, 0, up.stderr);
+  t.regex(up.stdout, /it migrates the store from schema v1 to v2 as it starts/);
+  t.like(JSON.parse((await daemon.ssh(['rack', '--json'])).stdout), { commit: installed, schema: 2 });
+  const [back, went] = await ledger();
+  t.like(went, { commit: commits['old-schema'], status: 'succeeded', schema: 1 } as Partial<LedgerEntry>);
+  t.like(back, { commit: installed, kind: 'rollback', status: 'succeeded', schema: 2 } as Partial<LedgerEntry>);
+});
+
+test.serial('when rackd and the router both die, the launcher brings the router back from its table, then rackd', async (t) => {
+  const routerPid = (JSON.parse(await readFile(join(daemon.home, 'router.json.pid'), 'utf8')) as { pid: number }).pid;
+  const rackdPid = Number((await exec('pgrep', ['-P', String(daemon.child!.pid)])).stdout.trim().split('\n')[0]);
+  t.true(rackdPid > 0);
+  process.kill(routerPid, 'SIGKILL');
+  process.kill(rackdPid, 'SIGKILL');
+  await waitFor('the app to answer again', async () => (await daemon.get('hello').catch(() => ({ status: 0 }))).status === 200, 120_000);
+  t.regex(await readFile(join(daemon.home, 'logs', 'launcher.log'), 'utf8'), /the router was not running; started it/);
+  await waitFor('rackd to be back', async () => (await daemon.ssh(['rack', '--json'])).code === 0, 120_000);
+  const now = await rackJson();
+  t.not(now.router?.pid, routerPid);
+  t.is(now.commit, installed);
 });

@@ -12,6 +12,8 @@ import { Store } from '../daemon/store/store.js';
 import { MIGRATIONS, type Migration } from '../daemon/versions/migrations.js';
 import { installedCommit } from '../daemon/versions/rack-build.js';
 import { noteRunningRack } from '../daemon/versions/rack-ledger.js';
+import { checkWayDown } from '../daemon/versions/rack-updates.js';
+import { checkRef, checkSourceUrl } from '../daemon/versions/rack-source.js';
 import { migrateDown, migrateUp, type Migrator } from '../daemon/versions/schema-migration.js';
 
 // The store's schema and rack's own ledger on a real LevelDB in a temp dir; the commit read from
@@ -297,4 +299,28 @@ test('uptimes read in their two largest units', (t) => {
   t.is(formatUptime(3600), '1h');
   t.is(formatUptime(3 * 86_400 + 4 * 3600 + 59), '3d 4h');
   t.is(formatUptime(7260), '2h 1m');
+});
+
+test('a switch to a rack that reads an older schema: allowed when every step down has a way down, refused in one line otherwise', (t) => {
+  const step = (name: string, from: number, down: boolean): Migration => ({ name, from, async up() {}, ...(down ? { async down() {} } : {}) });
+  const list = [step('a', 1, true), step('b', 2, false), step('c', 3, true)];
+  t.notThrows(() => checkWayDown(4, 3, list));
+  t.notThrows(() => checkWayDown(3, 3, list));
+  const refused = t.throws(() => checkWayDown(4, 1, list), { instanceOf: RackError });
+  t.is(refused?.code, 'store_too_new');
+  t.is(refused?.message, 'that rack reads the store up to schema v1, and it is at v4: migration b (v2 → v3) has no way down');
+  t.regex(t.throws(() => checkWayDown(6, 1, list))?.message ?? '', /newer than this rack knows \(v4\)/);
+  // rack's own list today: its one migration can be taken back.
+  t.notThrows(() => checkWayDown(2, 1));
+});
+
+test('rack:update takes a ref and a source URL only in shapes git cannot mistake for options or paths out', (t) => {
+  for (const ok of ['main', 'v1.2.3', 'release/2026-12', 'abc1234', 'a'.repeat(40)]) t.is(checkRef(ok), ok);
+  for (const bad of ['-uhack', '--upload-pack=x', '../etc', 'a..b', 'refs//x', 'x.lock', 'x/', 'a b', '', 'x'.repeat(201)]) {
+    t.throws(() => checkRef(bad), { code: 'bad_argument' } as never, bad);
+  }
+  for (const ok of ['https://git.example.com/rack.git', 'ssh://git@example.com/rack.git', 'git@example.com:org/rack.git', '/srv/rack', 'file:///srv/rack']) t.is(checkSourceUrl(ok), ok);
+  for (const bad of ['-uhack', 'ext::sh -c touch% /tmp/x', 'fd::3', 'relative/path', 'https://a b', 'x'.repeat(1001), '']) {
+    t.throws(() => checkSourceUrl(bad), { code: 'bad_argument' } as never, bad);
+  }
 });

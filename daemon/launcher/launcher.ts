@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import type { Logger } from '../log.js';
 import { spawnRouterProcess, type SpawnOptions } from '../router/router-spawner.js';
 import { chooseInstall, rackdScript, setCurrent } from './current-version.js';
@@ -56,6 +56,8 @@ export class Launcher {
     process.on('SIGTERM', () => this.#stop('SIGTERM'));
     process.on('SIGINT', () => this.#stop('SIGINT'));
     process.on('SIGHUP', () => this.opts.log.info('launcher: SIGHUP ignored'));
+    // Started after a crash or a reboot: the apps answer again before rackd has even begun.
+    if (await exists(this.opts.router.statePath)) await this.#reviveRouter();
     await this.#startMain();
     return finished;
   }
@@ -188,4 +190,11 @@ async function lastPorts(file: string): Promise<{ http?: number; https?: number 
   } catch {
     return undefined;
   }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
 }

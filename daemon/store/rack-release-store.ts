@@ -43,8 +43,8 @@ export class RackReleaseStore {
     });
   }
 
-  /** From pending to its outcome, once; `phases` are added to those noted. */
-  finish(id: number, status: Exclude<RackReleaseStatus, 'pending'>, outcome: { failedStep?: string; error?: string; phases?: RackReleasePhase[] } = {}): Promise<RackReleaseRecord> {
+  /** From pending to its outcome, once; `phases` are added to those noted; `schema`, the one it runs on. */
+  finish(id: number, status: Exclude<RackReleaseStatus, 'pending'>, outcome: { failedStep?: string; error?: string; phases?: RackReleasePhase[]; schema?: number } = {}): Promise<RackReleaseRecord> {
     return this.writes.run(async () => {
       const release = await this.get(id);
       if (!release) throw new RackError('bad_argument', `no rack release r${id}`);
@@ -58,6 +58,7 @@ export class RackReleaseStore {
         failedStep: outcome.failedStep ?? null,
         error: outcome.error ?? null,
         ...(outcome.phases ? { phases: [...(release.phases ?? []), ...outcome.phases] } : {}),
+        ...(outcome.schema === undefined ? {} : { schema: outcome.schema }),
       };
       await this.writes.put(releaseKey(id), done);
       return done;

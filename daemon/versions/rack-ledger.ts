@@ -29,7 +29,7 @@ export async function noteRunningRack(
 ): Promise<RackReleaseRecord | undefined> {
   const newest = await ledger.latest();
   if (newest?.status === 'pending') {
-    if (sameBuild(newest, build)) return ledger.finish(newest.id, 'succeeded', { phases: [{ name: 'start', ms: Date.now() - startedAt.getTime() }] });
+    if (sameBuild(newest, build)) return ledger.finish(newest.id, 'succeeded', { phases: [{ name: 'start', ms: Date.now() - startedAt.getTime() }], schema });
     await ledger.finish(newest.id, 'failed', {
       failedStep: failure?.step ?? 'interrupted',
       error: failure?.error ?? `rackd stopped before ${describeBuild(newest)} was serving`,

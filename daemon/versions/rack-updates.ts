@@ -10,7 +10,7 @@ import { RackError } from '../rack-error.js';
 import type { RackBuild, RackReleasePhase, RackReleaseRecord } from '../store/records.js';
 import { FIRST_SCHEMA } from '../store/schema-store.js';
 import type { Store } from '../store/store.js';
-import { MIGRATIONS } from './migrations.js';
+import { MIGRATIONS, type Migration } from './migrations.js';
 import { describeBuild, rackBuildOf } from './rack-build.js';
 import { installVersion, isInstalled, makeStack, stackDigest, versionDir, type InstallSteps } from './rack-install.js';
 import { checkRef, checkSourceUrl, commitsAhead, defaultSource, fetchSource } from './rack-source.js';
@@ -205,7 +205,7 @@ export class RackUpdates {
             steps.line(reads > schema ? `it migrates the store from schema v${schema} to v${reads} as it starts` : `it reads the store's schema v${schema}`);
             return undefined;
           }
-          downPath(schema, reads);
+          checkWayDown(schema, reads);
           steps.line(`the store goes down from schema v${schema} to v${reads} (this rack's down steps) before it starts`);
           return reads;
         });
@@ -284,11 +284,14 @@ const HTTP_SWITCH_DELAY_MS = 500;
 
 const PHASE_NAMES = ['fetch', 'checkout', 'dependencies', 'build', 'stack', 'check'];
 
-/** Refuses, in one line, a way down the store cannot take with this rack's migrations. */
-function downPath(from: number, to: number): void {
-  const latest = latestSchema(MIGRATIONS);
+/**
+ * Refuses, in one line, a way down the store cannot take with this rack's migrations: a version
+ * that reads only an older schema is switched to only when every step down has a `down`.
+ */
+export function checkWayDown(from: number, to: number, list: Migration[] = MIGRATIONS): void {
+  const latest = latestSchema(list);
   if (from > latest) throw new RackError('store_too_new', `the store is at schema v${from}, newer than this rack knows (v${latest}): it cannot take it down to v${to}`);
-  const stuck = MIGRATIONS.slice(to - FIRST_SCHEMA, from - FIRST_SCHEMA).find((m) => m.down === undefined);
+  const stuck = list.slice(to - FIRST_SCHEMA, from - FIRST_SCHEMA).find((m) => m.down === undefined);
   if (stuck) throw new RackError('store_too_new', `that rack reads the store up to schema v${to}, and it is at v${from}: migration ${stuck.name} (v${stuck.from} → v${stuck.from + 1}) has no way down`);
 }
 
