@@ -34,6 +34,7 @@ import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { RouterClient } from './router/router-client.js';
+import { routerSettings } from './router/router-spawner.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
 import { DiskLimit, unmountUnder } from './runtime/disk-limit.js';
 import { DockerRuntime } from './runtime/docker-runtime.js';
@@ -130,12 +131,7 @@ export class Rackd {
     const logs = new LogHub();
     // The router is its own process with a persisted table: it keeps serving while rackd restarts.
     const router = new RouterClient({
-      socketPath: paths.routerSocket(config),
-      statePath: paths.routerState(config),
-      logPath: paths.routerLog(config),
-      bind: config.bind,
-      port: config.httpPort,
-      ...(config.httpsPort === undefined ? {} : { https: { port: config.httpsPort, certDir: paths.certs(config) } }),
+      ...routerSettings(config),
       logger: log.child({ mod: 'router' }),
       onAccess: (e) =>
         logs.push({

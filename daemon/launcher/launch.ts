@@ -5,6 +5,7 @@ import { loadConfig, paths } from '../config.js';
 import { createLogger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { Launcher } from './launcher.js';
+import { routerSettings } from '../router/router-spawner.js';
 
 // dist/daemon/launcher/launch.js → the install three levels up.
 const installDir = fileURLToPath(new URL('../../../', import.meta.url));
@@ -17,14 +18,7 @@ async function main(): Promise<number> {
   const launcher = new Launcher({
     home: config.home,
     installDir,
-    router: {
-      socketPath: paths.routerSocket(config),
-      statePath: paths.routerState(config),
-      logPath: paths.routerLog(config),
-      bind: config.bind,
-      port: config.httpPort,
-      ...(config.httpsPort === undefined ? {} : { https: { port: config.httpsPort, certDir: paths.certs(config) } }),
-    },
+    router: routerSettings(config),
     portsFile: paths.ports(config),
     log,
   });

@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { paths, type RackConfig } from '../config.js';
 
 /** The built entry point beside this file, wherever rack is installed and whatever the cwd. */
 export const ROUTER_PROCESS_SCRIPT = fileURLToPath(new URL('./router-process.js', import.meta.url));
@@ -14,6 +15,18 @@ export interface SpawnOptions {
   bind: string;
   port: number;
   https?: { port: number; certDir: string };
+}
+
+/** The router's settings as rack's configuration gives them: one place for rackd and the launcher. */
+export function routerSettings(config: RackConfig): SpawnOptions {
+  return {
+    socketPath: paths.routerSocket(config),
+    statePath: paths.routerState(config),
+    logPath: paths.routerLog(config),
+    bind: config.bind,
+    port: config.httpPort,
+    ...(config.httpsPort === undefined ? {} : { https: { port: config.httpsPort, certDir: paths.certs(config) } }),
+  };
 }
 
 /** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
