@@ -77,7 +77,7 @@ export function decodeLine(app: string, raw: string): LogLine | undefined {
   const typeEnd = raw.indexOf(' ', 25);
   const sourceEnd = typeEnd < 0 ? -1 : raw.indexOf(' ', typeEnd + 1);
   if (sourceEnd < 0) return undefined;
-  return { time: raw.slice(0, 24), app, type: raw.slice(25, typeEnd), source: raw.slice(typeEnd + 1, sourceEnd), text: raw.slice(sourceEnd + 1) };
+  return { time: raw.slice(0, 24), app, source: raw.slice(typeEnd + 1, sourceEnd), type: raw.slice(25, typeEnd), text: raw.slice(sourceEnd + 1) };
 }
 
 /**
