@@ -2,6 +2,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { api } from './support/api-client.js';
 import { RackDaemon } from './support/rack-daemon.js';
 
 // A real rackd and a real app printing known lines (`got PATH` for each request): its output is
@@ -96,6 +97,16 @@ test.serial('--grep, -p, --until, -n and --json filter the kept lines', async (t
   const last = await logs(['-n', '1', '--grep', 'got /after', '-p', 'web']);
   t.regex(last, /: got \/after-restart\n$/);
   t.is(last.split('\n').length, 2);
+});
+
+test.serial('the API takes since, until and grep as the command does', async (t) => {
+  const token = await rack.createToken('reader');
+  const res = await api(rack, 'GET', `/api/v1/apps/${APP}/logs?since=1h&grep=${encodeURIComponent('got /after-redeploy')}`, { token });
+  t.is(res.status, 200, res.text);
+  t.deepEqual((res.json as string[]).map((l) => l.split(': ')[1]), ['got /after-redeploy'], res.text);
+  const bad = await api(rack, 'GET', `/api/v1/apps/${APP}/logs?since=yesterday`, { token });
+  t.is(bad.status, 400);
+  t.regex(bad.text, /--since takes a duration/);
 });
 
 test.serial('-f shows the matching history, then new matching lines, each once', async (t) => {

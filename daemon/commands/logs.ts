@@ -14,8 +14,9 @@ export const logsCommands: Command[] = [
     usage: 'logs [-n N] [-p TYPE] [--since 2h|TIME] [--until TIME] [--grep TEXT] [--json] [-f] [-a APP]',
     summary: "show an app's kept process output and router access lines; -f follows until you quit",
     app: true,
-    json: true,
+    // Not `json: true`: that makes the API ask for JSON, and the API's answer stays text lines.
     options: {
+      json: { type: 'boolean' },
       num: { type: 'string', short: 'n' },
       ps: { type: 'string', short: 'p' },
       tail: { type: 'boolean', short: 'f' },
