@@ -82,10 +82,11 @@ export function decodeLine(app: string, raw: string): LogLine | undefined {
 
 /**
  * Reads the first `size` bytes of a segment from the end backwards, a chunk of whole lines at a
- * time (each chunk's lines in their own order), until `onChunk` returns true. A line is never
- * split between chunks; a torn last line (a crash mid-write) comes as it is.
+ * time (each chunk's lines in their own order, as bytes: a grep looks for its text before any of
+ * it is decoded), until `onChunk` returns true. A line is never split between chunks; a torn last
+ * line (a crash mid-write) comes as it is.
  */
-export async function readBackward(path: string, size: number, onChunk: (text: string) => boolean): Promise<void> {
+export async function readBackward(path: string, size: number, onChunk: (chunk: Buffer) => boolean): Promise<void> {
   const fh = await open(path, 'r');
   try {
     let end = size;
@@ -103,7 +104,7 @@ export async function readBackward(path: string, size: number, onChunk: (text: s
         continue;
       }
       carry = Buffer.from(data.subarray(0, from));
-      if (onChunk(data.toString('utf8', from))) return;
+      if (onChunk(data.subarray(from))) return;
     }
   } finally {
     await fh.close();
