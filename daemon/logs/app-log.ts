@@ -37,6 +37,7 @@ export class AppLog {
   #droppedTotal = 0;
   #timer: NodeJS.Timeout | undefined;
   #flushQueued = false;
+  #failing = false;
   #steps: Promise<void>;
   /**
    * After a restart, the newest stored line of each process: adoption reads a process's last lines
@@ -49,7 +50,10 @@ export class AppLog {
     private readonly dir: string,
     private readonly opts: AppLogOptions,
   ) {
-    this.#steps = this.#open().catch((err: unknown) => opts.log.warn({ app, err: String(err) }, 'could not open the app\'s log store'));
+    this.#steps = this.#open().catch((err: unknown) => {
+      opts.log.warn({ app, err: String(err) }, 'could not open the app\'s log store');
+      this.#failing = true;
+    });
   }
 
   /** Lines dropped because the disk was slower than the app's output, since rackd started. */
@@ -90,17 +94,22 @@ export class AppLog {
     for (const s of segments) {
       if (count >= q.limit || bytes >= MAX_ANSWER_BYTES) break;
       if (s.last === undefined || s.last < filter.since || (filter.until !== undefined && s.first !== undefined && s.first > filter.until)) continue;
-      try {
-        await readBackward(s.path, s.bytes >= 0 ? s.bytes : (await stat(s.path)).size, (chunk) => {
+      const read = (path: string, size: number) =>
+        readBackward(path, size, (chunk) => {
           const lines = matchingLines(this.app, chunk, filter);
           found.push(lines);
           count += lines.length;
           for (const l of lines) bytes += l.text.length;
           return count >= q.limit || bytes >= MAX_ANSWER_BYTES;
         });
+      try {
+        await read(s.path, s.bytes >= 0 ? s.bytes : (await stat(s.path)).size);
       } catch (err) {
-        // Removed by the age or size bound while it was read: its lines are past keeping anyway.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // The segment being written was closed (renamed) meanwhile: read it under its new name, as
+        // far as it was when the query began. Otherwise the age or size bound removed it.
+        const renamed = this.#closed.find((c) => c.seq === s.seq);
+        if (renamed) await read(renamed.path, s.bytes).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
       }
     }
     const lines = found.reverse().flat();
@@ -144,12 +153,18 @@ export class AppLog {
     void this.#step(async () => {
       this.#flushQueued = false;
       await this.#write();
+      if (this.#failing) this.opts.log.info({ app: this.app }, 'log store writes again');
+      this.#failing = false;
     });
   }
 
   /** Runs `work` after the steps before it; a failed step is logged, and the next ones still run. */
   #step(work: () => Promise<void>): Promise<void> {
-    this.#steps = this.#steps.then(work).catch((err: unknown) => this.opts.log.warn({ app: this.app, err: String(err) }, 'log store write failed'));
+    this.#steps = this.#steps.then(work).catch((err: unknown) => {
+      // Said once, not at every flush of a full disk; the lines lost meanwhile are counted.
+      if (!this.#failing) this.opts.log.warn({ app: this.app, err: String(err) }, 'log store write failed; the app\'s lines are dropped until a write succeeds');
+      this.#failing = true;
+    });
     return this.#steps;
   }
 

@@ -66,10 +66,12 @@ export class LogStore {
 
   /** Applies the age bound to every app's log, those not opened since rackd started included. */
   prune(): Promise<void> {
-    this.#pruning = this.#pruning.then(async () => {
-      const names = await readdir(this.opts.dir).catch(() => [] as string[]);
-      for (const name of names) if (isAppName(name)) await this.#of(name).prune();
-    });
+    this.#pruning = this.#pruning
+      .then(async () => {
+        const names = await readdir(this.opts.dir).catch(() => [] as string[]);
+        for (const name of names) if (isAppName(name)) await this.#of(name).prune();
+      })
+      .catch((err: unknown) => this.opts.log.warn({ err: String(err) }, 'log store prune failed'));
     return this.#pruning;
   }
 
