@@ -55,6 +55,21 @@ test('lines are found again after the store is stopped and opened on the same fo
   t.deepEqual(all.at(-1), { time: new Date(START + 1000 * 60_000).toISOString(), app: 'shop', source: 'rack[router]', type: 'router', text: 'method=GET path="/" status=200' });
 });
 
+test('a segment read back in 1 MiB chunks loses and repeats no line at the chunks\' edges', async (t) => {
+  const dir = await folder(t);
+  const store = new LogStore({ dir, keep: parseLogKeep('7d,64m'), log, now: () => START + DAY, segmentBytes: 8 * 1024 ** 2 });
+  t.teardown(() => store.stop());
+  const n = 40_000; // about 4 MB in one segment: three chunk edges, each in the middle of some line
+  for (let i = 0; i < n; i++) {
+    store.append(line(START + i, `line ${i} ${'é'.repeat(i % 50)}`));
+    if (i % 5000 === 4999) await store.query('shop', { limit: 0 });
+  }
+  const all = await store.query('shop', { limit: 99_999 });
+  t.is(all.length, n);
+  t.true(all.every((l, i) => l.text === `line ${i} ${'é'.repeat(i % 50)}`));
+  t.is((await store.query('shop', { limit: 99_999, grep: 'line 3999' })).length, 11);
+});
+
 test('writing past the size bound drops the oldest segments, and the newest lines stay', async (t) => {
   const dir = await folder(t);
   const keep = { maxAgeMs: 7 * DAY, maxBytes: 64 * 1024 };
