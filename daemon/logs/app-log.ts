@@ -122,7 +122,7 @@ export class AppLog {
     return lines.slice(start).sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
   }
 
-  /** Removes what is past the age bound (the size bound is kept at every segment closed). */
+  /** Removes what is past the age bound (the size bound is kept at every write). */
   prune(): Promise<void> {
     return this.#step(async () => {
       const oldest = new Date(this.opts.now() - this.opts.keep.maxAgeMs).toISOString();
