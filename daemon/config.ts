@@ -2,6 +2,7 @@ import { cpus, homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ThrottleLimit } from './access/login-throttle.js';
 import type { MaxStartups } from './ssh/login-gate.js';
+import { DEFAULT_LOG_KEEP, parseLogKeep, type LogKeep } from './logs/log-keep.js';
 import { RackError } from './rack-error.js';
 import { parseSubnetRange } from './runtime/subnets.js';
 
@@ -28,6 +29,8 @@ export interface RackConfig {
   /** Folder holding `buildpacks/`, `stack/`, `hooks/`, `scripts/` (the installed rack). */
   installDir: string;
   buildTimeoutMs: number;
+  /** RACK_LOG_KEEP (`7d,256m`): how long and how much of each app's output the log store keeps. */
+  logKeep: LogKeep;
   keepReleases: number;
   /** An ssh connection not authenticated by then is closed (OpenSSH's LoginGraceTime). */
   sshLoginGraceMs: number;
@@ -245,6 +248,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     adminKeysFile: keys === undefined || keys === '' ? undefined : resolve(keys),
     installDir,
     buildTimeoutMs: positiveInt(env, 'RACK_BUILD_TIMEOUT', 15 * 60) * 1000,
+    logKeep: parseLogKeep(env['RACK_LOG_KEEP'] || DEFAULT_LOG_KEEP),
     keepReleases: positiveInt(env, 'RACK_KEEP_RELEASES', 10),
     sshLoginGraceMs: positiveInt(env, 'RACK_SSH_LOGIN_GRACE', 20) * 1000,
     sshMaxStartups: maxStartups(env, 'RACK_SSH_MAX_STARTUPS', { start: 16, rate: 30, full: 64 }),
@@ -294,4 +298,6 @@ export const paths = {
   routerState: (c: RackConfig) => join(c.home, 'router.json'),
   routerLog: (c: RackConfig) => join(c.home, 'logs', 'router.log'),
   rackdLog: (c: RackConfig) => join(c.home, 'logs', 'rackd.log'),
+  /** The apps' kept output: a folder of segments per app. */
+  appLogs: (c: RackConfig) => join(c.home, 'logs', 'apps'),
 };

@@ -33,6 +33,7 @@ import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
+import { LogStore } from './logs/log-store.js';
 import { RouterClient } from './router/router-client.js';
 import { routerSettings } from './router/router-spawner.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
@@ -128,7 +129,11 @@ export class Rackd {
     // Their containers go in the supervisor's adoption, with every other leftover found by label.
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
-    const logs = new LogHub();
+    // Opened as it is: what apps wrote before this start stays readable (each app's folder is read when first used).
+    const logStore = new LogStore({ dir: paths.appLogs(config), keep: config.logKeep, log: log.child({ mod: 'logs' }) });
+    logStore.start();
+    this.stops.push(() => logStore.stop());
+    const logs = new LogHub(logStore);
     // The router is its own process with a persisted table: it keeps serving while rackd restarts.
     const router = new RouterClient({
       ...routerSettings(config),

@@ -283,6 +283,21 @@ test.serial('Logs: router lines arrive live, filter by type, pause and resume', 
   t.pass();
 });
 
+test.serial('Logs: the search shows kept lines since a time holding a text, and only such live lines', async (t) => {
+  await rack.get('shop', '/kept-needle');
+  await rack.get('shop', '/kept-other');
+  await page.goto(`${base}/console/apps/shop/logs?since=1h&grep=${encodeURIComponent('kept-needle')}`);
+  await page.waitForFunction(() => document.body.getAttribute('data-reconnecting') === null);
+  const shown = (await page.locator('#log-lines').textContent()) ?? '';
+  t.regex(shown, /path="\/kept-needle"/);
+  t.notRegex(shown, /kept-other/);
+  t.is(await page.inputValue('input[name="since"]'), '1h');
+  await rack.get('shop', '/live-other');
+  await rack.get('shop', '/live-kept-needle');
+  await page.waitForSelector('#log-lines span >> text=/live-kept-needle', { timeout: LONG });
+  t.notRegex((await page.locator('#log-lines').textContent()) ?? '', /live-other/);
+});
+
 test.serial('Access: a token made here is shown once, and revoked here', async (t) => {
   await page.goto(`${base}/console/access`);
   await page.fill('form[hx-post="/console/access/tokens"] input[name="name"]', 'made-in-console');

@@ -218,15 +218,23 @@ export const ROUTES: ApiRoute[] = [
   },
   // logs
   {
-    method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Recent process and router lines; follow=true streams them (NDJSON) until you hang up", mode: 'lines',
+    method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Kept process and router lines (since/until: 2h or an ISO time; grep: a plain substring); follow=true streams new ones (NDJSON) until you hang up", mode: 'lines',
     follows: ({ query }) => query.get('follow') === 'true',
-    query: { lines: { type: 'string', pattern: '^[0-9]{1,5}$' }, type: S.processType, follow: { type: 'string', enum: ['true', 'false'] } },
+    query: {
+      lines: { type: 'string', pattern: '^[0-9]{1,5}$' },
+      type: S.processType,
+      follow: { type: 'string', enum: ['true', 'false'] },
+      since: { type: 'string', maxLength: 40 },
+      until: { type: 'string', maxLength: 40 },
+      grep: { type: 'string', minLength: 1, maxLength: 200 },
+    },
     response: S.list(S.text),
     words: ({ query }) => ({
       args: [],
       flags: {
         ...(query.get('lines') !== null ? { num: query.get('lines')! } : {}),
         ...(query.get('type') !== null ? { ps: query.get('type')! } : {}),
+        ...Object.fromEntries(['since', 'until', 'grep'].flatMap((k) => (query.get(k) !== null ? [[k, query.get(k)!]] : []))),
         ...(query.get('follow') === 'true' ? { tail: true } : {}),
       },
     }),

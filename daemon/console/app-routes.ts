@@ -110,9 +110,12 @@ export class AppRoutes {
         return this.act(r, app, `Restarting ${type ?? 'all processes'}`, ['processes'], (sink) => commands.restart(c, app, type, sink));
       }
       case 'GET logs': {
-        const lines = (await commands.text(c, 'logs', app, [], { num: '300' })).split('\n').filter((l) => l !== '');
+        // The search fields go to `logs` as its flags, which check them as they check ssh's.
+        const search = { since: r.url.searchParams.get('since') ?? '', grep: r.url.searchParams.get('grep') ?? '' };
+        const flags = { num: '300', ...(search.since === '' ? {} : { since: search.since }), ...(search.grep === '' ? {} : { grep: search.grep }) };
+        const lines = (await commands.text(c, 'logs', app, [], flags)).split('\n').filter((l) => l !== '');
         const types = Object.keys((await this.current(c, app))?.processTypes ?? {});
-        return this.tab(r, app, 'logs', 'Logs', logsTab(lines, types));
+        return this.tab(r, app, 'logs', 'Logs', logsTab(lines, types, search));
       }
       case 'GET domains':
         return this.tab(r, app, 'domains', 'Domains', domainsPanel(app, await commands.query(c, 'domains', app), mayChange(c)));

@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events';
+import { matches, type LogQuery } from './log-query.js';
+import type { LogStore } from './log-store.js';
 
 export interface LogLine {
   /** ISO time the line was written. */
@@ -14,14 +16,15 @@ export interface LogLine {
 const KEEP_PER_APP = 2000;
 
 /**
- * The recent output of every app, merged: its processes' lines and the router's access lines.
- * A bounded buffer per app serves `logs -n`; subscribers serve `logs -f`.
+ * The output of every app, merged: its processes' lines and the router's access lines. Every line
+ * goes to the log store on disk (when there is one) for `logs`, and to subscribers for `logs -f`;
+ * a bounded buffer per app keeps the recent ones in memory.
  */
 export class LogHub {
   private readonly buffers = new Map<string, LogLine[]>();
   private readonly events = new EventEmitter();
 
-  constructor() {
+  constructor(private readonly store?: LogStore) {
     // One listener per `logs -f` client; many may watch one app.
     this.events.setMaxListeners(0);
   }
@@ -34,6 +37,7 @@ export class LogHub {
     }
     buffer.push(line);
     if (buffer.length > KEEP_PER_APP) buffer.splice(0, buffer.length - KEEP_PER_APP);
+    this.store?.append(line);
     this.events.emit(line.app, line);
   }
 
@@ -48,8 +52,20 @@ export class LogHub {
     return () => this.events.off(app, onLine);
   }
 
+  /** The last `q.limit` lines that pass the query: from the store, or without one the memory buffer. */
+  async history(app: string, q: LogQuery): Promise<LogLine[]> {
+    if (this.store) return this.store.query(app, q);
+    return q.limit === 0 ? [] : this.recent(app, KEEP_PER_APP).filter((l) => matches(l, q)).slice(-q.limit);
+  }
+
   forget(app: string): void {
     this.buffers.delete(app);
+  }
+
+  /** apps:destroy: the app's lines leave memory and disk. */
+  async remove(app: string): Promise<void> {
+    this.forget(app);
+    await this.store?.remove(app);
   }
 }
 

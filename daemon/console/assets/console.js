@@ -64,6 +64,8 @@
   });
   function addLog(line) {
     if (!logLines || paused) return;
+    var grep = logLines.getAttribute('data-grep');
+    if (grep && line.text.indexOf(grep) === -1) return;
     var span = document.createElement('span');
     span.setAttribute('data-type', line.type);
     span.textContent = line.time + ' ' + line.source + ': ' + line.text + '\n';
