@@ -51,6 +51,10 @@ import { MIGRATIONS } from './versions/migrations.js';
 import { rackBuildOf } from './versions/rack-build.js';
 import { noteRunningRack } from './versions/rack-ledger.js';
 import { migrateUp } from './versions/schema-migration.js';
+import { RepoDeploys } from './workflows/repo-deploys.js';
+import { fetchBranch } from './workflows/repo-fetch.js';
+import { RepoLinks } from './workflows/repo-links.js';
+import { WebhookReceiver } from './workflows/webhook-receiver.js';
 
 /** When this process started: rackd's uptime, and how long its start took (the ledger). */
 const STARTED_AT = new Date(performance.timeOrigin);
@@ -73,6 +77,7 @@ export class Rackd {
   /** Set by stop(): new pushes and commands are refused while those under way finish. */
   private stopping = false;
   private receiver: PushReceiver | undefined;
+  private repoDeploys: RepoDeploys | undefined;
   /** Settles when the stop's grace (RACK_STOP_GRACE) is over: waits for work under way end there. */
   private graceOver: Promise<void> = new Promise(() => {});
 
@@ -205,6 +210,23 @@ export class Rackd {
     const git = new GitService({ reposRoot: paths.repos(config), store, receiver });
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
+    const repoKeys = join(config.home, 'repo-keys');
+    const repoDeploys = new RepoDeploys({
+      store,
+      pipeline,
+      pushLock: this.pushLock,
+      check: pushCheck,
+      reposRoot: paths.repos(config),
+      fetch: async (app, repo) => {
+        const link = await store.repos.get(app);
+        if (!link) throw new RackError('not_found', `${app} has no connected repository`);
+        return fetchBranch(link, repo, { keysDir: repoKeys, hooksDir: HOOKS_DIR(config.installDir), fetchAllow: config.fetchAllow });
+      },
+      audit,
+      log: log.child({ mod: 'workflows' }),
+    });
+    this.repoDeploys = repoDeploys;
+    this.stops.push(() => this.withinGrace(repoDeploys.idle()));
     const services: Services = {
       config: { ...config, httpPort: http },
       store,
@@ -219,6 +241,7 @@ export class Rackd {
       autoCerts,
       addons,
       backups,
+      repos: new RepoLinks(store, { ...config, httpPort: http, httpsPort: https === 0 ? undefined : https }, repoKeys),
       version: build.version,
       rack: { build, startedAt: STARTED_AT },
       stopping: () => this.stopping,
@@ -234,6 +257,7 @@ export class Rackd {
       api: apiHandler(services),
       git: gitHttp.handle,
       public: publicPaths(services),
+      hooks: new WebhookReceiver(store, repoDeploys, () => this.stopping, log.child({ mod: 'workflows' })).handle,
       console: { owns: Console.owns, handle: webConsole.handle },
       logger: log.child({ mod: 'http' }),
     });
@@ -274,11 +298,17 @@ export class Rackd {
     if (!this.stopping) {
       this.stopping = true;
       this.receiver?.refuseNew();
+      this.repoDeploys?.refuseNew();
       let timer: NodeJS.Timeout | undefined;
       this.graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.stopGraceMs)));
       timer?.unref();
       // Pushes first: a push takes the deploy lock inside its own, so rollouts are waited for after.
-      const done = await this.withinGrace(this.pushLock.idle().then(() => this.lock.idle()).then(() => true));
+      const done = await this.withinGrace(
+        (this.repoDeploys?.idle() ?? Promise.resolve())
+          .then(() => this.pushLock.idle())
+          .then(() => this.lock.idle())
+          .then(() => true),
+      );
       if (done !== true) this.log.warn({ graceMs: this.config.stopGraceMs }, 'pushes or rollouts still under way at the end of the stop grace; stopping anyway');
       clearTimeout(timer);
     }

@@ -17,6 +17,7 @@ import type { RouterClient } from '../router/router-client.js';
 import type { RackBuild } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
+import type { RepoLinks } from '../workflows/repo-links.js';
 
 export interface Services {
   config: RackConfig;
@@ -32,6 +33,8 @@ export interface Services {
   autoCerts: AutoCertificates;
   addons: Addons;
   backups: AddonBackups;
+  /** Connected repositories (repo:connect). */
+  repos: RepoLinks;
   version: string;
   /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
   stopping: () => boolean;
