@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { utils } from 'ssh2';
+import ssh2 from 'ssh2';
 import { gitConfigEnv } from '../git/push-receiver.js';
 import { spawnTiedGit } from '../git/tied-git.js';
 import { RackError } from '../rack-error.js';
@@ -42,7 +42,7 @@ export async function ensureDeployKey(keysDir: string, app: string): Promise<str
     return (await readFile(join(dir, 'id_ed25519.pub'), 'utf8')).trim();
   } catch {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const pair = utils.generateKeyPairSync('ed25519', { comment: `rack-deploy-${app}` });
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `rack-deploy-${app}` });
     await writeFile(join(dir, 'id_ed25519'), pair.private, { mode: 0o600 });
     await chmod(join(dir, 'id_ed25519'), 0o600);
     await writeFile(join(dir, 'id_ed25519.pub'), `${pair.public.trim()}\n`);

@@ -1,0 +1,206 @@
+import test from 'ava';
+import { randomUUID } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { signDelivery, type RepoHost } from '../daemon/workflows/webhook-delivery.js';
+import { api, type ApiAnswer } from './support/api-client.js';
+import { GitHost } from './support/git-host.js';
+import { FIXTURES, headOf, RackDaemon } from './support/rack-daemon.js';
+
+const run = promisify(execFile);
+
+// Deploys from a connected repository: a real git host on loopback (git http-backend behind a
+// token check), a real rackd and Docker, and webhook deliveries shaped and signed as GitHub,
+// GitLab and Gitea send them. One app ("web"); each step builds on the last.
+const APP = 'web';
+const TOKEN = 'ghp_looPbackT0ken';
+let rack: RackDaemon;
+let host: GitHost;
+let work: string;
+let secret: string;
+
+interface Delivery {
+  id: string;
+  host: string;
+  event: string;
+  commit?: string;
+  result: string;
+}
+
+test.before(async () => {
+  host = await GitHost.start({ token: TOKEN });
+  rack = await RackDaemon.create({ RACK_FETCH_ALLOW: '127.0.0.1' });
+  const created = await rack.ssh(['apps:create', APP]);
+  if (created.code !== 0) throw new Error(created.stderr);
+  work = await host.createRepo(APP, join(FIXTURES, 'node-hello'));
+  // The token goes on stdin: never on a command line `ps` shows.
+  const r = await rack.ssh(['repo:connect', host.url(APP), '--token-stdin', '-a', APP], { input: `${TOKEN}\n` });
+  if (r.code !== 0) throw new Error(r.stderr);
+  secret = /Secret:\s+([0-9a-f]{64})/.exec(r.stdout)![1]!;
+});
+
+test.after.always(async () => {
+  await rack?.destroy();
+  await host?.stop();
+});
+
+/** A commit on the host's main whose app answers with `marker`. */
+async function commitMarker(marker: string): Promise<string> {
+  const file = join(work, 'server.js');
+  const source = (await readFile(file, 'utf8')).replace(/hello from rack [^`$]*\$\{greeting\}/, `hello from rack ${marker} \${greeting}`);
+  await writeFile(file, source);
+  await run('git', ['commit', '-qam', marker], { cwd: work });
+  return headOf(work);
+}
+
+function pushBody(hostKind: RepoHost, ref: string, after: string, before = '0'.repeat(40)): string {
+  const common = { ref, before, after, commits: [{ id: after, message: 'change' }] };
+  return JSON.stringify(hostKind === 'gitlab' ? { object_kind: 'push', event_name: 'push', checkout_sha: after, ...common } : { ...common, repository: { full_name: `dev/${APP}` } });
+}
+
+function deliver(hostKind: RepoHost, body: string, opts: { id?: string; event?: string; key?: string } = {}): Promise<ApiAnswer> {
+  const id = opts.id ?? randomUUID();
+  const event = opts.event ?? (hostKind === 'gitlab' ? 'Push Hook' : 'push');
+  const named: Record<RepoHost, Record<string, string>> = {
+    github: { 'X-GitHub-Event': event, 'X-GitHub-Delivery': id },
+    gitlab: { 'X-Gitlab-Event': event, 'X-Gitlab-Event-UUID': id },
+    gitea: { 'X-Gitea-Event': event, 'X-Gitea-Delivery': id, 'X-GitHub-Event': event, 'X-GitHub-Delivery': id },
+  };
+  return api(rack, 'POST', `/hooks/${APP}`, {
+    rawBody: body,
+    headers: { 'content-type': 'application/json', ...named[hostKind], ...signDelivery(hostKind, opts.key ?? secret, body) },
+  });
+}
+
+async function lastDelivery(app = APP): Promise<Delivery | null> {
+  const r = await rack.ssh(['repo:info', '--json', '-a', app]);
+  if (r.code !== 0) throw new Error(r.stderr);
+  return (JSON.parse(r.stdout) as { lastDelivery: Delivery | null }).lastDelivery;
+}
+
+/** Polls until the delivery `id` has an outcome other than queued; generous bound (a first build). */
+async function outcomeOf(id: string, app = APP): Promise<Delivery> {
+  const deadline = Date.now() + 5 * 60_000;
+  for (;;) {
+    const last = await lastDelivery(app);
+    if (last && last.id === id && last.result !== 'queued') return last;
+    if (Date.now() > deadline) throw new Error(`delivery ${id} has no outcome: ${JSON.stringify(last)}\n${rack.output.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function builds(): Promise<{ id: number; commit: string; createdBy: string }[]> {
+  return JSON.parse((await rack.ssh(['builds', '--json', '-a', APP])).stdout) as { id: number; commit: string; createdBy: string }[];
+}
+
+test.serial('a GitHub push of the branch deploys its commit: answered 202, fetched with the token, built and serving', async (t) => {
+  const commit = await commitMarker('gh-one');
+  await host.push(work);
+  const id = randomUUID();
+  const answer = await deliver('github', pushBody('github', 'refs/heads/main', commit), { id });
+  t.is(answer.status, 202, answer.text);
+  t.like(answer.json, { delivery: id, commit });
+  const outcome = await outcomeOf(id);
+  t.is(outcome.result, 'deployed v1', JSON.stringify(outcome));
+  t.regex((await rack.get(APP)).body, /hello from rack gh-one/);
+  t.is(await rack.servingCommit(APP), commit);
+  // The source is on the build and the release, and in the audit log.
+  t.is((await builds())[0]!.createdBy, `webhook github delivery ${id}`);
+  const releases = JSON.parse((await rack.ssh(['releases', '--json', '-a', APP])).stdout) as { description: string; createdBy: string }[];
+  t.like(releases[0], { description: `Deploy ${commit.slice(0, 7)}`, createdBy: `webhook github delivery ${id}` });
+  const audit = JSON.parse((await rack.ssh(['audit', '--json', '-a', APP])).stdout) as { actor: { kind: string; name: string }; action: string; detail: string; outcome: string }[];
+  t.like(audit.find((e) => e.action === 'repo:deploy'), { actor: { kind: 'webhook', name: `github delivery ${id}` }, detail: `v1 ${commit.slice(0, 7)}`, outcome: 'ok' });
+  // The host was asked with the token as Basic credentials, never without them past its challenge.
+  t.true(host.requests.some((r) => r.authorization === `Basic ${Buffer.from(`x-access-token:${TOKEN}`).toString('base64')}`));
+  // The app's own repo's branch follows: a clone from rack has the commit.
+  t.is((await rack.ssh(['repo:info', '-a', APP])).stdout.includes(TOKEN), false, 'repo:info never shows the token');
+  t.false(rack.output.includes(TOKEN), 'the operator log never holds the token');
+  t.false(rack.output.includes(secret), 'nor the secret');
+});
+
+test.serial('a bad signature is 401 and builds nothing; a repeated delivery ID is ignored', async (t) => {
+  const before = (await builds()).length;
+  const last = await lastDelivery();
+  const commit = await commitMarker('forged');
+  await host.push(work);
+  const forged = await deliver('github', pushBody('github', 'refs/heads/main', commit), { key: 'not-the-secret' });
+  t.is(forged.status, 401, forged.text);
+  const unsigned = await api(rack, 'POST', `/hooks/${APP}`, { rawBody: '{}', headers: { 'content-type': 'application/json', 'X-GitHub-Event': 'push', 'X-GitHub-Delivery': 'u1' } });
+  t.is(unsigned.status, 401);
+  // The same delivery again (GitHub's "Redeliver"): answered, not built.
+  const again = await deliver('github', pushBody('github', 'refs/heads/main', commit), { id: last!.id });
+  t.is(again.status, 200);
+  t.like(again.json, { status: 'duplicate delivery, ignored' });
+  t.deepEqual(await lastDelivery(), last);
+  t.is((await builds()).length, before);
+});
+
+test.serial('pings, tags and pushes of other branches are answered and ignored; Gitea signs its own way', async (t) => {
+  const before = (await builds()).length;
+  const head = await headOf(work);
+  const ping = await deliver('github', JSON.stringify({ zen: 'Design for failure.', hook_id: 1 }), { event: 'ping' });
+  t.is(ping.status, 200, ping.text);
+  t.regex(String((ping.json as { status: string }).status), /^ignored: ping is not a push/);
+  const other = await deliver('gitea', pushBody('gitea', 'refs/heads/feature', head));
+  t.is(other.status, 200, other.text);
+  t.regex(String((other.json as { status: string }).status), /^ignored: a push to feature, not main/);
+  t.like(await lastDelivery(), { host: 'gitea', result: 'ignored: a push to feature, not main' });
+  const tag = await deliver('gitlab', pushBody('gitlab', 'refs/tags/v1', head), { event: 'Tag Push Hook' });
+  t.is(tag.status, 200, tag.text);
+  const badGitea = await deliver('gitea', pushBody('gitea', 'refs/heads/main', head), { key: 'wrong' });
+  t.is(badGitea.status, 401);
+  t.is((await builds()).length, before);
+});
+
+test.serial('a push whose commit is no longer the head of its branch when its turn comes is skipped', async (t) => {
+  const before = (await builds()).length;
+  const stale = await commitMarker('stale');
+  await host.push(work);
+  const newer = await commitMarker('newer');
+  await host.push(work);
+  const id = randomUUID();
+  t.is((await deliver('github', pushBody('github', 'refs/heads/main', stale), { id })).status, 202);
+  const outcome = await outcomeOf(id);
+  t.is(outcome.result, `skipped: main is now at ${newer.slice(0, 7)}, not ${stale.slice(0, 7)}`);
+  t.is((await builds()).length, before);
+});
+
+test.serial('a GitLab push deploys too (X-Gitlab-Token), and the app serves its commit', async (t) => {
+  const commit = await commitMarker('gl-two');
+  await host.push(work);
+  const id = randomUUID();
+  const answer = await deliver('gitlab', pushBody('gitlab', 'refs/heads/main', commit), { id });
+  t.is(answer.status, 202, answer.text);
+  const outcome = await outcomeOf(id);
+  t.is(outcome.result, 'deployed v2', JSON.stringify(outcome));
+  t.regex((await rack.get(APP)).body, /hello from rack gl-two/);
+  t.is(await rack.servingCommit(APP), commit);
+});
+
+test.serial('an ssh repository is fetched with the app\'s deploy key, through the fixed GIT_SSH wrapper', async (t) => {
+  // rack's own ssh server is the git host here: the deploy key is added there as a deploy-only key of "web".
+  const created = await rack.ssh(['apps:create', 'mirror']);
+  t.is(created.code, 0, created.stderr);
+  const connected = await rack.ssh(['repo:connect', `ssh://git@127.0.0.1:${rack.sshPort}/${APP}`, '-a', 'mirror']);
+  t.is(connected.code, 0, connected.stderr);
+  const key = /(ssh-ed25519 [A-Za-z0-9+/=]+ rack-deploy-mirror)/.exec(connected.stdout)?.[1];
+  t.truthy(key, connected.stdout);
+  const mirrorSecret = /Secret:\s+([0-9a-f]{64})/.exec(connected.stdout)![1]!;
+  const added = await rack.ssh(['keys:add', 'mirror-deploy', '--app', APP, '--deploy-only'], { input: `${key!}\n` });
+  t.is(added.code, 0, added.stderr);
+  // A commit that is not the branch head: the fetch must succeed for rack to know and say so.
+  const body = pushBody('github', 'refs/heads/main', 'f'.repeat(40));
+  const id = randomUUID();
+  const answer = await api(rack, 'POST', '/hooks/mirror', {
+    rawBody: body,
+    headers: { 'content-type': 'application/json', 'X-GitHub-Event': 'push', 'X-GitHub-Delivery': id, ...signDelivery('github', mirrorSecret, body) },
+  });
+  t.is(answer.status, 202, answer.text);
+  const outcome = await outcomeOf(id, 'mirror');
+  const served = await rack.servingCommit(APP);
+  t.is(outcome.result, `skipped: main is now at ${served.slice(0, 7)}, not fffffff`);
+  // The host key was recorded under the host's name, in the app's own known_hosts.
+  t.regex(await readFile(join(rack.home, 'repo-keys', 'mirror', 'known_hosts'), 'utf8'), /127\.0\.0\.1/);
+});
