@@ -13,7 +13,7 @@ import { ensureStackImage, STACK_RUN_IMAGE } from './build/stack-image.js';
 import { AddonBackups } from './addons/addon-backups.js';
 import { AddonImages } from './addons/addon-images.js';
 import { Addons } from './addons/addons.js';
-import { runCommand } from './commands/command-runner.js';
+import { findCommand, invoke, runCommand } from './commands/command-runner.js';
 import type { Services } from './commands/command.js';
 import { tokenize } from './commands/command-line.js';
 import { parseRunLine, runOneOff } from './commands/run.js';
@@ -54,6 +54,7 @@ import { migrateUp } from './versions/schema-migration.js';
 import { RepoDeploys } from './workflows/repo-deploys.js';
 import { fetchBranch } from './workflows/repo-fetch.js';
 import { RepoLinks } from './workflows/repo-links.js';
+import { ReviewApps } from './workflows/review-apps.js';
 import { WebhookReceiver } from './workflows/webhook-receiver.js';
 
 /** When this process started: rackd's uptime, and how long its start took (the ledger). */
@@ -217,10 +218,26 @@ export class Rackd {
       pushLock: this.pushLock,
       check: pushCheck,
       reposRoot: paths.repos(config),
-      fetch: async (app, repo) => {
+      fetch: async (app, repo, ref) => {
         const link = await store.repos.get(app);
         if (!link) throw new RackError('not_found', `${app} has no connected repository`);
-        return fetchBranch(link, repo, { keysDir: repoKeys, hooksDir: HOOKS_DIR(config.installDir), fetchAllow: config.fetchAllow });
+        return fetchBranch(link, repo, { keysDir: repoKeys, hooksDir: HOOKS_DIR(config.installDir), fetchAllow: config.fetchAllow }, ref);
+      },
+      reviewApps: new ReviewApps({
+        store,
+        parent: pipeline,
+        publish: (app) => supervisor.publish(app, []),
+        hosts: { domain: config.domain, consoleHost: config.consoleHost },
+        log: log.child({ mod: 'workflows' }),
+      }),
+      // A closed pull request's review app goes as `apps:destroy` takes an app, recorded in the
+      // audit log under the delivery that asked; the admin role is this one command's.
+      destroyApp: async (name, caller) => {
+        await invoke(services, caller, { command: findCommand('apps:destroy')!, app: '', args: [name], flags: { confirm: name } }, {
+          stdout: () => undefined,
+          readInput: async () => '',
+          closed: new Promise<void>(() => undefined),
+        });
       },
       audit,
       log: log.child({ mod: 'workflows' }),

@@ -123,3 +123,16 @@ test('delivery IDs: a repeat is known, after a reopen too, and only the newest a
 function lower(headers: Record<string, string>): Record<string, string> {
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }
+
+test('pull requests: each host\'s actions read as open, update or close, with the head and the ref the host keeps it under', (t) => {
+  const sign = (host: 'github' | 'gitea', body: Buffer) => ({ ...lower(signDelivery(host, SECRET, body)), [`x-${host}-event`]: 'pull_request', [`x-${host}-delivery`]: 'p' });
+  const github = (action: string) => Buffer.from(JSON.stringify({ action, number: 12, pull_request: { head: { sha: SHA, ref: 'feature' } } }));
+  t.deepEqual(verifyDelivery(sign('github', github('synchronize')), github('synchronize'), SECRET).pullRequest, { number: 12, action: 'update', commit: SHA, ref: 'refs/pull/12/head' });
+  t.is(verifyDelivery(sign('github', github('reopened')), github('reopened'), SECRET).pullRequest?.action, 'open');
+  t.is(verifyDelivery(sign('github', github('labeled')), github('labeled'), SECRET).pullRequest, undefined);
+  t.is(verifyDelivery(sign('gitea', github('synchronized')), github('synchronized'), SECRET).pullRequest?.action, 'update');
+  const gitlab = (action: string) => Buffer.from(JSON.stringify({ object_kind: 'merge_request', object_attributes: { iid: 3, action, last_commit: { id: SHA } } }));
+  const headers = { 'x-gitlab-token': SECRET, 'x-gitlab-event': 'Merge Request Hook', 'x-gitlab-event-uuid': 'm' };
+  t.deepEqual(verifyDelivery(headers, gitlab('merge'), SECRET).pullRequest, { number: 3, action: 'close', commit: SHA, ref: 'refs/merge-requests/3/head' });
+  t.is(verifyDelivery(headers, gitlab('update'), SECRET).pullRequest?.action, 'update');
+});

@@ -179,6 +179,51 @@ test.serial('a GitLab push deploys too (X-Gitlab-Token), and the app serves its 
   t.is(await rack.servingCommit(APP), commit);
 });
 
+test.serial('review apps: a pull request opened makes APP-pr-N from its head with app.json review env, updated redeploys it, merged destroys it', async (t) => {
+  const prBody = (hostKind: RepoHost, action: string, sha: string) =>
+    JSON.stringify(
+      hostKind === 'gitlab'
+        ? { object_kind: 'merge_request', object_attributes: { iid: 7, action, source_branch: 'pr7', last_commit: { id: sha } } }
+        : { action, number: 7, pull_request: { number: 7, head: { ref: 'pr7', sha } } },
+    );
+  await run('git', ['checkout', '-q', '-b', 'pr7'], { cwd: work });
+  await writeFile(join(work, 'app.json'), JSON.stringify({ environments: { review: { env: { GREETING: 'review' } } } }));
+  await run('git', ['add', 'app.json'], { cwd: work });
+  const first = await commitMarker('pr-seven');
+  await host.push(work, 'HEAD', 'refs/pull/7/head');
+  // Off until enabled: the delivery is answered and nothing is made.
+  const off = await deliver('github', prBody('github', 'opened', first), { event: 'pull_request' });
+  t.is(off.status, 200, off.text);
+  t.regex(String((off.json as { status: string }).status), /review apps are off/);
+  t.is((await rack.ssh(['reviewapps:enable', '-a', APP])).code, 0);
+
+  const opened = randomUUID();
+  t.is((await deliver('github', prBody('github', 'opened', first), { id: opened, event: 'pull_request' })).status, 202);
+  t.is((await outcomeOf(opened)).result, 'deployed web-pr-7 v1');
+  t.is((await rack.get('web-pr-7')).body, 'hello from rack pr-seven review\n');
+  t.regex((await rack.get(APP)).body, /gl-two/, 'the parent is untouched');
+  const listed = JSON.parse((await rack.ssh(['reviewapps', '--json', '-a', APP])).stdout) as { name: string; release: string }[];
+  t.like(listed, [{ name: 'web-pr-7', pullRequest: 7, release: 'v1' }]);
+
+  // Gitea's "synchronized": the new head is deployed to the same app.
+  const second = await commitMarker('pr-seven-b');
+  await host.push(work, 'HEAD', 'refs/pull/7/head');
+  const updated = randomUUID();
+  t.is((await deliver('gitea', prBody('gitea', 'synchronized', second), { id: updated, event: 'pull_request' })).status, 202);
+  t.is((await outcomeOf(updated)).result, 'deployed web-pr-7 v2');
+  t.is((await rack.get('web-pr-7')).body, 'hello from rack pr-seven-b review\n');
+
+  // GitLab's merge: the review app goes, processes, records and all.
+  const merged = randomUUID();
+  t.is((await deliver('gitlab', prBody('gitlab', 'merge', second), { id: merged, event: 'Merge Request Hook' })).status, 202);
+  t.is((await outcomeOf(merged)).result, 'destroyed web-pr-7');
+  t.is((await rack.ssh(['apps:info', '-a', 'web-pr-7'])).code, 1);
+  t.deepEqual(JSON.parse((await rack.ssh(['reviewapps', '--json', '-a', APP])).stdout), []);
+  const audit = JSON.parse((await rack.ssh(['audit', '--json'])).stdout) as { actor: { kind: string }; action: string; app: string }[];
+  t.true(audit.some((e) => e.action === 'apps:destroy' && e.app === 'web-pr-7' && e.actor.kind === 'webhook'));
+  await run('git', ['checkout', '-q', 'main'], { cwd: work });
+});
+
 test.serial('an ssh repository is fetched with the app\'s deploy key, through the fixed GIT_SSH wrapper', async (t) => {
   // rack's own ssh server is the git host here: the deploy key is added there as a deploy-only key of "web".
   const created = await rack.ssh(['apps:create', 'mirror']);

@@ -232,6 +232,18 @@ export const ROUTES: ApiRoute[] = [
     method: 'DELETE', path: '/apps/{app}/repo', command: 'repo:disconnect', summary: 'Stop deploying from the connected repository', mode: 'json',
     response: S.object({ app: S.text, connected: S.bool }, ['app', 'connected']), words: none,
   },
+  {
+    method: 'GET', path: '/apps/{app}/review-apps', command: 'reviewapps', summary: "The app's review apps (APP-pr-N)", mode: 'json',
+    response: S.list(S.object({ name: S.text, pullRequest: S.int, release: { type: ['string', 'null'] }, url: S.text }, ['name', 'pullRequest', 'url'])), words: none,
+  },
+  {
+    method: 'PUT', path: '/apps/{app}/review-apps', command: 'reviewapps:enable', summary: 'Make APP-pr-N for each pull request opened or updated', mode: 'json',
+    response: S.object({ app: S.text, reviewApps: S.bool }, ['app', 'reviewApps']), words: none,
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/review-apps', command: 'reviewapps:disable', summary: 'Stop making review apps', mode: 'json',
+    response: S.object({ app: S.text, reviewApps: S.bool }, ['app', 'reviewApps']), words: none,
+  },
   // logs
   {
     method: 'GET', path: '/apps/{app}/logs', command: 'logs', summary: "Recent process and router lines; follow=true streams them (NDJSON) until you hang up", mode: 'lines',

@@ -1,7 +1,8 @@
 import { createdBy } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
 import type { RepoLink } from '../store/records.js';
-import { table, timestamp, type Command } from './command.js';
+import { isReviewAppOf } from '../workflows/review-apps.js';
+import { table, timestamp, type Command, type CommandContext } from './command.js';
 
 const MAX_TOKEN_INPUT = 4096;
 
@@ -16,6 +17,7 @@ function view(link: RepoLink, webhookUrl: string) {
     secret: 'set',
     token: link.token !== undefined,
     deployKey: link.deployKey ?? null,
+    reviewApps: link.reviewApps === true,
     createdAt: link.createdAt,
     createdBy: link.createdBy,
     lastDelivery: link.lastDelivery ?? null,
@@ -79,6 +81,7 @@ export const repoCommands: Command[] = [
         ['Secret:', 'set (shown once at repo:connect; connect again for a new one)'],
         ['Token:', link.token === undefined ? 'none' : 'set'],
         ...(link.deployKey ? [['Deploy key:', link.deployKey]] : []),
+        ['Review apps:', link.reviewApps === true ? 'on' : 'off'],
         ['Connected:', `${timestamp(link.createdAt)} by ${link.createdBy}`],
         ['Last delivery:', last ? `${timestamp(last.at)} ${last.host} ${last.event} ${last.id}${last.commit ? ` ${last.commit.slice(0, 7)}` : ''}: ${last.result}` : 'none yet'],
       ];
@@ -100,4 +103,54 @@ export const repoCommands: Command[] = [
       ctx.result({ app: ctx.app, connected: false });
     },
   },
+  ...(['enable', 'disable'] as const).map(
+    (word): Command => ({
+      name: `reviewapps:${word}`,
+      access: 'member',
+      usage: `reviewapps:${word} [-a APP]`,
+      summary:
+        word === 'enable'
+          ? 'make APP-pr-N for each pull request opened or updated at the connected repository (destroyed when it closes)'
+          : 'stop making review apps (those there stay until their pull request closes)',
+      app: true,
+      args: { min: 0, max: 0 },
+      audit: () => ({ detail: word }),
+      async run(ctx) {
+        await ctx.services.repos.require(ctx.app);
+        await ctx.services.store.repos.setReviewApps(ctx.app, word === 'enable');
+        ctx.print(`-----> Review apps ${word === 'enable' ? 'on' : 'off'} for ${ctx.app}`);
+        if (word === 'enable') ctx.print('       Send pull request (merge request) events to the same webhook as pushes.');
+        ctx.result({ app: ctx.app, reviewApps: word === 'enable' });
+      },
+    }),
+  ),
+  {
+    name: 'reviewapps',
+    access: 'deploy',
+    usage: 'reviewapps [-a APP] [--json]',
+    summary: "list the app's review apps (APP-pr-N): release and URL",
+    app: true,
+    json: true,
+    args: { min: 0, max: 0 },
+    async run(ctx) {
+      const link = await ctx.services.repos.require(ctx.app);
+      const rows = await reviewApps(ctx);
+      if (ctx.flags['json']) return ctx.printJson(rows);
+      ctx.print(`=== ${ctx.app} review apps (${link.reviewApps === true ? 'on' : 'off'})`);
+      if (rows.length === 0) return ctx.print('none');
+      for (const line of table(rows.map((r) => [r.name, r.release ?? '-', r.url]))) ctx.print(line);
+    },
+  },
 ];
+
+async function reviewApps(ctx: CommandContext): Promise<{ name: string; pullRequest: number; release: string | null; url: string }[]> {
+  const apps = (await ctx.services.store.listApps()).filter((a) => isReviewAppOf(ctx.app, a.name));
+  return apps
+    .map((a) => ({
+      name: a.name,
+      pullRequest: Number(a.name.slice(ctx.app.length + 4)),
+      release: a.currentRelease ? `v${a.currentRelease}` : null,
+      url: ctx.services.supervisor.url(a.name),
+    }))
+    .sort((a, b) => a.pullRequest - b.pullRequest);
+}

@@ -170,6 +170,8 @@ export interface RepoLink {
   deployKey?: string;
   createdAt: string;
   createdBy: string;
+  /** reviewapps:enable: pull requests opened or updated make or redeploy `APP-pr-N`; closed ones destroy it. */
+  reviewApps?: boolean;
   /** What the newest verified delivery was and what came of it (repo:info). */
   lastDelivery?: DeliveryOutcome;
 }

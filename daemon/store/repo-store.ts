@@ -69,6 +69,16 @@ export class RepoStore {
     });
   }
 
+  /** Turns review apps on or off; false when the app has no link. */
+  setReviewApps(app: string, on: boolean): Promise<boolean> {
+    return this.writes.run(async () => {
+      const link = await this.get(app);
+      if (!link) return false;
+      await this.writes.put(k.link(app), { ...link, reviewApps: on });
+      return true;
+    });
+  }
+
   /** Records what became of a delivery on the link, if the app still has one. */
   setOutcome(app: string, outcome: DeliveryOutcome): Promise<void> {
     return this.writes.run(async () => {

@@ -55,12 +55,12 @@ export async function removeDeployKey(keysDir: string, app: string): Promise<voi
 }
 
 /**
- * Fetches the link's branch into `repo` (the app's bare repo) as UPSTREAM_REF and returns the
- * commit it points at. git runs with an argument array; the token goes in git's config through
+ * Fetches the link's branch (or `ref`, a pull request's head) into `repo` (the app's bare repo)
+ * as UPSTREAM_REF and returns the commit it points at. git runs with an argument array; the token goes in git's config through
  * the environment (`http.extraHeader`), so it is in no URL, argument or log; ssh runs through
  * the fixed wrapper with the app's key and its own known_hosts.
  */
-export async function fetchBranch(link: RepoLink, repo: string, opts: RepoFetchOptions): Promise<string> {
+export async function fetchBranch(link: RepoLink, repo: string, opts: RepoFetchOptions, ref = `refs/heads/${link.branch}`): Promise<string> {
   const destination = await checkRepoUrl(parseRepoUrl(link.url), opts.fetchAllow);
   const env: NodeJS.ProcessEnv = {
     PATH: process.env['PATH'],
@@ -84,7 +84,7 @@ export async function fetchBranch(link: RepoLink, repo: string, opts: RepoFetchO
       RACK_SSH_HOST_ALIAS: destination.hostKeyAlias ?? '',
     });
   }
-  const args = [...PROTOCOLS, ...destination.gitConfig, '--git-dir', repo, 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules', '--no-write-fetch-head', '--', destination.url, `+refs/heads/${link.branch}:${UPSTREAM_REF}`];
+  const args = [...PROTOCOLS, ...destination.gitConfig, '--git-dir', repo, 'fetch', '--quiet', '--no-tags', '--no-recurse-submodules', '--no-write-fetch-head', '--', destination.url, `+${ref}:${UPSTREAM_REF}`];
   const child = spawnTiedGit(args, env);
   let stderr = '';
   child.stdout.resume();
@@ -101,7 +101,7 @@ export async function fetchBranch(link: RepoLink, repo: string, opts: RepoFetchO
     });
     if (code !== 0) {
       const why = stderr.trim().split('\n').filter((l) => l.trim() !== '').pop() ?? `git exited with ${code ?? 'a signal'}`;
-      throw new RackError('build_failed', `could not fetch ${link.branch} from ${link.url}: ${why.slice(0, 300)}`);
+      throw new RackError('build_failed', `could not fetch ${ref.replace(/^refs\/heads\//, '')} from ${link.url}: ${why.slice(0, 300)}`);
     }
   } finally {
     clearTimeout(timer);

@@ -12,6 +12,17 @@ export interface VerifiedDelivery {
   id: string;
   /** Present for a push of a branch (not a tag, not a deletion). */
   push?: { branch: string; commit: string };
+  /** Present for a pull (merge) request opened, updated or closed: what review apps act on. */
+  pullRequest?: PullRequestChange;
+}
+
+export interface PullRequestChange {
+  number: number;
+  action: 'open' | 'update' | 'close';
+  /** The head commit of the request. */
+  commit: string;
+  /** The ref the host keeps the request's head under (`refs/pull/N/head`, GitLab's `refs/merge-requests/N/head`). */
+  ref: string;
 }
 
 const DELIVERY_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -78,6 +89,10 @@ export function verifyDelivery(headers: IncomingHttpHeaders, body: Buffer, secre
     const push = pushOf(jsonOf(body, header(headers, 'content-type')));
     if (push) delivery.push = push;
   }
+  if (event === 'pull_request' || event === 'Merge Request Hook') {
+    const change = pullRequestOf(host, jsonOf(body, header(headers, 'content-type')));
+    if (change) delivery.pullRequest = change;
+  }
   return delivery;
 }
 
@@ -107,6 +122,44 @@ export function pushOf(body: Buffer): { branch: string; commit: string } | undef
   if (typeof ref !== 'string' || typeof after !== 'string') throw new RackError('bad_argument', 'the push body has no ref and after');
   if (!ref.startsWith('refs/heads/') || !SHA.test(after) || ZERO.test(after)) return undefined;
   return { branch: ref.slice('refs/heads/'.length), commit: after };
+}
+
+// The actions each host names, as review apps read them; any other (labeled, edited, ...) is ignored.
+const PR_ACTIONS: Record<RepoHost, Record<string, PullRequestChange['action']>> = {
+  github: { opened: 'open', reopened: 'open', synchronize: 'update', closed: 'close' },
+  gitea: { opened: 'open', reopened: 'open', synchronized: 'update', closed: 'close' },
+  gitlab: { open: 'open', reopen: 'open', update: 'update', close: 'close', merge: 'close' },
+};
+
+/**
+ * A pull request's number, action and head: GitHub and Gitea send `action`, `number` and
+ * `pull_request.head.sha`; GitLab `object_attributes.{action, iid, last_commit.id}`.
+ */
+export function pullRequestOf(host: RepoHost, body: Buffer): PullRequestChange | undefined {
+  let payload: Record<string, unknown>;
+  try {
+    payload = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+  } catch (err) {
+    throw new RackError('bad_argument', 'the pull request body is not JSON', { cause: err });
+  }
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  let action: unknown;
+  let number: unknown;
+  let commit: unknown;
+  if (host === 'gitlab') {
+    const attributes = (payload['object_attributes'] ?? {}) as Record<string, unknown>;
+    action = attributes['action'];
+    number = attributes['iid'];
+    commit = ((attributes['last_commit'] ?? {}) as Record<string, unknown>)['id'];
+  } else {
+    action = payload['action'];
+    number = payload['number'];
+    commit = (((payload['pull_request'] ?? {}) as Record<string, unknown>)['head'] as Record<string, unknown> | undefined)?.['sha'];
+  }
+  const change = typeof action === 'string' && Object.hasOwn(PR_ACTIONS[host], action) ? PR_ACTIONS[host][action] : undefined;
+  if (!change || typeof number !== 'number' || !Number.isInteger(number) || number < 1 || number > 999_999 || typeof commit !== 'string' || !SHA.test(commit)) return undefined;
+  const ref = host === 'gitlab' ? `refs/merge-requests/${number}/head` : `refs/pull/${number}/head`;
+  return { number, action: change, commit, ref };
 }
 
 /** What a host would send, for tests and for trying a hook by hand: the signature headers of `body`. */

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import type { Store } from '../store/store.js';
 import type { RepoDeploys } from './repo-deploys.js';
+import { reviewAppName } from './review-apps.js';
 import { verifyDelivery } from './webhook-delivery.js';
 
 /** GitHub caps a delivery at 25 MB; a push's body past this is not one rack needs to read. */
@@ -49,6 +50,24 @@ export class WebhookReceiver {
     const at = new Date().toISOString();
     if (!(await this.store.repos.noteDelivery(app, delivery.id))) {
       return answerJson(res, 200, { status: 'duplicate delivery, ignored', delivery: delivery.id });
+    }
+    const pr = delivery.pullRequest;
+    if (pr) {
+      let why: string | undefined;
+      if (pr.action !== 'close' && !link.reviewApps) why = 'review apps are off (reviewapps:enable)';
+      try {
+        reviewAppName(app, pr.number);
+      } catch (err) {
+        why = RackError.from(err).message;
+      }
+      if (why !== undefined) {
+        await this.store.repos.setOutcome(app, { id: delivery.id, host: delivery.host, event: delivery.event, at, commit: pr.commit, result: `ignored: ${why}` });
+        return answerJson(res, 200, { status: `ignored: ${why}`, delivery: delivery.id });
+      }
+      await this.store.repos.setOutcome(app, { id: delivery.id, host: delivery.host, event: delivery.event, at, commit: pr.commit, result: 'queued' });
+      this.log.info({ app, host: delivery.host, delivery: delivery.id, pullRequest: pr.number, action: pr.action }, 'webhook pull request accepted');
+      this.deploys.take(app, { ...delivery, pullRequest: pr }, clientAddress(req), receivedAt);
+      return answerJson(res, 202, { status: `accepted: review app ${pr.action === 'close' ? 'destroyed' : 'deploying'}`, delivery: delivery.id, commit: pr.commit });
     }
     const push = delivery.push;
     if (!push || push.branch !== link.branch) {

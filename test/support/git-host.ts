@@ -94,9 +94,12 @@ export class GitHost {
     return work;
   }
 
-  /** Pushes the working copy's `ref` to the bare repo's `branch` (a local push, as a developer's would land). */
+  /**
+   * Pushes the working copy's `ref` to the bare repo's `branch` (a local push, as a developer's would
+   * land), or to any ref named in full (`refs/pull/7/head`, where GitHub keeps a pull request's head).
+   */
   async push(work: string, ref = 'HEAD', branch = 'main'): Promise<void> {
-    await run('git', ['push', '-q', '--force', 'origin', `${ref}:refs/heads/${branch}`], { cwd: work });
+    await run('git', ['push', '-q', '--force', 'origin', `${ref}:${branch.startsWith('refs/') ? branch : `refs/heads/${branch}`}`], { cwd: work });
   }
 
   get authorized(): boolean {
