@@ -136,3 +136,20 @@ test('pull requests: each host\'s actions read as open, update or close, with th
   t.deepEqual(verifyDelivery(headers, gitlab('merge'), SECRET).pullRequest, { number: 3, action: 'close', commit: SHA, ref: 'refs/merge-requests/3/head' });
   t.is(verifyDelivery(headers, gitlab('update'), SECRET).pullRequest?.action, 'update');
 });
+
+test('a delivery forgotten after it failed is taken again, and kept its full turn', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'rack-deliveries-'));
+  try {
+    const store = new Store(join(dir, 'db'), join(dir, 'builds'));
+    await store.start();
+    t.true(await store.repos.noteDelivery('web', 'failed-once'));
+    await store.repos.forgetDelivery('web', 'failed-once');
+    t.true(await store.repos.noteDelivery('web', 'failed-once'), 'redelivered: taken again');
+    // The first note's turn to be forgotten comes and goes: the second note is kept.
+    for (let i = 0; i < DELIVERIES_KEPT - 1; i++) await store.repos.noteDelivery('web', `d${i}`);
+    t.false(await store.repos.noteDelivery('web', 'failed-once'));
+    await store.stop();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -137,6 +137,25 @@ test.serial('a bad signature is 401 and builds nothing; a repeated delivery ID i
   t.is((await builds()).length, before);
 });
 
+test.serial('a delivery whose deploy failed is taken again when the host redelivers it', async (t) => {
+  // A Dockerfile rack refuses before Docker builds anything: a quick, certain failure.
+  await writeFile(join(work, 'Dockerfile'), 'FROM rack/stack\nADD http://127.0.0.1:1/x /p\n');
+  await run('git', ['add', 'Dockerfile'], { cwd: work });
+  await run('git', ['commit', '-qm', 'refused Dockerfile'], { cwd: work });
+  await host.push(work);
+  const commit = await headOf(work);
+  const id = randomUUID();
+  t.is((await deliver('github', pushBody('github', 'refs/heads/main', commit), { id })).status, 202);
+  t.regex((await outcomeOf(id)).result, /^failed: .*Dockerfile line 2: ADD of a remote source/);
+  const again = await deliver('github', pushBody('github', 'refs/heads/main', commit), { id });
+  t.is(again.status, 202, 'not a duplicate: it never deployed');
+  t.regex((await outcomeOf(id)).result, /^failed: /);
+  t.regex((await rack.get(APP)).body, /gh-one/, 'the release before keeps serving');
+  await run('git', ['rm', '-q', 'Dockerfile'], { cwd: work });
+  await run('git', ['commit', '-qm', 'no Dockerfile'], { cwd: work });
+  await host.push(work);
+});
+
 test.serial('pings, tags and pushes of other branches are answered and ignored; Gitea signs its own way', async (t) => {
   const before = (await builds()).length;
   const head = await headOf(work);

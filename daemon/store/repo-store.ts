@@ -62,11 +62,20 @@ export class RepoStore {
       if (n > DELIVERIES_KEPT) {
         const old = (await this.db.get(k.seen(app, n - DELIVERIES_KEPT))) as string | undefined;
         ops.push({ type: 'del', key: k.seen(app, n - DELIVERIES_KEPT) });
-        if (old !== undefined) ops.push({ type: 'del', key: k.delivery(app, old) });
+        // Only if it was noted then: one forgotten and noted again since is newer than that.
+        if (old !== undefined && (await this.db.get(k.delivery(app, old))) === n - DELIVERIES_KEPT) ops.push({ type: 'del', key: k.delivery(app, old) });
       }
       await this.writes.batch(ops.map((op) => (op.type === 'put' ? { type: 'put', key: op.key, value: op.value! } : { type: 'del', key: op.key })));
       return true;
     });
+  }
+
+  /**
+   * Forgets one delivery ID, so that the host's "redeliver" retries a delivery that failed. Its
+   * `seen!` entry stays, and removes nothing when its turn to be forgotten comes (see noteDelivery).
+   */
+  forgetDelivery(app: string, id: string): Promise<void> {
+    return this.writes.run(() => this.writes.del(k.delivery(app, id)));
   }
 
   /** Turns review apps on or off; false when the app has no link. */

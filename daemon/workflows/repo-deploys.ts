@@ -108,6 +108,11 @@ export class RepoDeploys {
     } finally {
       log.info({ app, target, delivery: delivery.id, host: delivery.host, commit, release, result }, 'webhook delivery dealt with');
       const outcome: DeliveryOutcome = { id: delivery.id, host: delivery.host, event: delivery.event, at: new Date().toISOString(), commit, result };
+      // What failed (or never ran) may be tried again with the host's "redeliver": its ID is forgotten
+      // before the outcome is shown, so a redelivery prompted by it is never taken for a duplicate.
+      if (result.startsWith('failed') || result.startsWith('skipped: rack was restarting')) {
+        await store.repos.forgetDelivery(app, delivery.id).catch((err: unknown) => log.warn({ app, err: String(err) }, 'could not forget a failed delivery'));
+      }
       await store.repos.setOutcome(app, outcome).catch((err: unknown) => log.warn({ app, err: String(err) }, 'could not record the delivery\'s outcome'));
       await this.opts.audit.record(caller, {
         app: target,
