@@ -66,7 +66,10 @@ export async function fetchBranch(link: RepoLink, repo: string, opts: RepoFetchO
     PATH: process.env['PATH'],
     HOME: process.env['HOME'],
     GIT_TERMINAL_PROMPT: '0',
+    // Neither the host's nor the operator's git config: an `insteadOf` there would send a
+    // tenant's fetch somewhere the checks above never looked at.
     GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
   };
   const config: Record<string, string> = { 'credential.helper': '' };
   if (link.token !== undefined) {
