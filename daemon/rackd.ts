@@ -13,7 +13,7 @@ import { ensureStackImage, STACK_RUN_IMAGE } from './build/stack-image.js';
 import { AddonBackups } from './addons/addon-backups.js';
 import { AddonImages } from './addons/addon-images.js';
 import { Addons } from './addons/addons.js';
-import { runCommand } from './commands/command-runner.js';
+import { findCommand, invoke, runCommand } from './commands/command-runner.js';
 import type { Services } from './commands/command.js';
 import { tokenize } from './commands/command-line.js';
 import { parseRunLine, runOneOff } from './commands/run.js';
@@ -57,6 +57,11 @@ import { RackUpdates, type SwitchRequest } from './versions/rack-updates.js';
 import type { SwitchAnswer } from './launcher/launcher-protocol.js';
 import { runProgram } from './run-script.js';
 import { latestSchema, migrateUp } from './versions/schema-migration.js';
+import { RepoDeploys } from './workflows/repo-deploys.js';
+import { fetchBranch } from './workflows/repo-fetch.js';
+import { RepoLinks } from './workflows/repo-links.js';
+import { ReviewApps } from './workflows/review-apps.js';
+import { WebhookReceiver } from './workflows/webhook-receiver.js';
 
 /** When this process started: rackd's uptime, and how long its start took (the ledger). */
 const STARTED_AT = new Date(performance.timeOrigin);
@@ -79,6 +84,7 @@ export class Rackd {
   /** Set by stop(): new pushes and commands are refused while those under way finish. */
   private stopping = false;
   private receiver: PushReceiver | undefined;
+  private repoDeploys: RepoDeploys | undefined;
   /** Settles when the stop's grace (RACK_STOP_GRACE) is over: waits for work under way end there. */
   private graceOver: Promise<void> = new Promise(() => {});
   /** The ssh channel of a rack:update under way, kept open while the rest stops for the switch. */
@@ -219,6 +225,39 @@ export class Rackd {
     const git = new GitService({ reposRoot: paths.repos(config), store, receiver });
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
+    const repoKeys = join(config.home, 'repo-keys');
+    const repoDeploys = new RepoDeploys({
+      store,
+      pipeline,
+      pushLock: this.pushLock,
+      check: pushCheck,
+      reposRoot: paths.repos(config),
+      fetch: async (app, repo, ref) => {
+        const link = await store.repos.get(app);
+        if (!link) throw new RackError('not_found', `${app} has no connected repository`);
+        return fetchBranch(link, repo, { keysDir: repoKeys, hooksDir: HOOKS_DIR(config.installDir), fetchAllow: config.fetchAllow }, ref);
+      },
+      reviewApps: new ReviewApps({
+        store,
+        parent: pipeline,
+        publish: (app) => supervisor.publish(app, []),
+        hosts: { domain: config.domain, consoleHost: config.consoleHost },
+        log: log.child({ mod: 'workflows' }),
+      }),
+      // A closed pull request's review app goes as `apps:destroy` takes an app, recorded in the
+      // audit log under the delivery that asked; the admin role is this one command's.
+      destroyApp: async (name, caller) => {
+        await invoke(services, caller, { command: findCommand('apps:destroy')!, app: '', args: [name], flags: { confirm: name } }, {
+          stdout: () => undefined,
+          readInput: async () => '',
+          closed: new Promise<void>(() => undefined),
+        });
+      },
+      audit,
+      log: log.child({ mod: 'workflows' }),
+    });
+    this.repoDeploys = repoDeploys;
+    this.stops.push(() => this.withinGrace(repoDeploys.idle()));
     const services: Services = {
       config: { ...config, httpPort: http },
       store,
@@ -233,6 +272,7 @@ export class Rackd {
       autoCerts,
       addons,
       backups,
+      repos: new RepoLinks(store, { ...config, httpPort: http, httpsPort: https === 0 ? undefined : https }, repoKeys),
       version: build.version,
       rack: {
         build,
@@ -252,6 +292,7 @@ export class Rackd {
       api: apiHandler(services),
       git: gitHttp.handle,
       public: publicPaths(services),
+      hooks: new WebhookReceiver(store, repoDeploys, () => this.stopping, log.child({ mod: 'workflows' })).handle,
       console: { owns: Console.owns, handle: webConsole.handle },
       logger: log.child({ mod: 'http' }),
     });
@@ -293,11 +334,17 @@ export class Rackd {
     if (!this.stopping) {
       this.stopping = true;
       this.receiver?.refuseNew();
+      this.repoDeploys?.refuseNew();
       let timer: NodeJS.Timeout | undefined;
       this.graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.stopGraceMs)));
       timer?.unref();
       // Pushes first: a push takes the deploy lock inside its own, so rollouts are waited for after.
-      const done = await this.withinGrace(this.pushLock.idle().then(() => this.lock.idle()).then(() => true));
+      const done = await this.withinGrace(
+        (this.repoDeploys?.idle() ?? Promise.resolve())
+          .then(() => this.pushLock.idle())
+          .then(() => this.lock.idle())
+          .then(() => true),
+      );
       if (done !== true) this.log.warn({ graceMs: this.config.stopGraceMs }, 'pushes or rollouts still under way at the end of the stop grace; stopping anyway');
       clearTimeout(timer);
     }

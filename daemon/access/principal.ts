@@ -5,7 +5,8 @@ import type { KeyRecord, KeyRole, TokenRecord } from '../store/records.js';
  * the same policy (`access-policy.ts`); only the way they prove themselves differs.
  */
 export interface Principal {
-  kind: 'key' | 'token';
+  /** `webhook`: a repository host's signed delivery (workflows/), which may only deploy its app. */
+  kind: 'key' | 'token' | 'webhook';
   name: string;
   role: KeyRole;
   /** The apps an `app` or `deploy` role acts on; empty for admin. */
@@ -27,7 +28,7 @@ export function principalLabel(p: Pick<Principal, 'kind' | 'name'>): string {
 
 /** What releases and builds record as their author: a key's name, or `token:NAME`. */
 export function createdBy(p: Pick<Principal, 'kind' | 'name'>): string {
-  return p.kind === 'key' ? p.name : `token:${p.name}`;
+  return p.kind === 'key' ? p.name : `${p.kind}:${p.name}`;
 }
 
 /** Where a request came from, for the audit log and the login throttle. */

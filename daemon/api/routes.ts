@@ -29,7 +29,7 @@ export interface CommandWords {
 }
 
 export interface ApiRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** OpenAPI's path template under /api/v1; `{app}` is always an app name. */
   path: string;
   command: string;
@@ -215,6 +215,34 @@ export const ROUTES: ApiRoute[] = [
     body: S.object({ seconds: { type: ['integer', 'null'], minimum: 1, maximum: 3600 } }, ['seconds']),
     response: S.object({ app: S.text, timeoutSeconds: S.int, default: S.bool }, ['app', 'timeoutSeconds', 'default']),
     words: ({ body }) => ({ args: [typeof body['seconds'] === 'number' ? String(body['seconds']) : 'default'], flags: {} }),
+  },
+  // connected repository
+  { method: 'GET', path: '/apps/{app}/repo', command: 'repo:info', summary: 'The connected repository, its webhook URL and the last delivery', response: S.repoLink, mode: 'json', words: none },
+  {
+    method: 'PUT', path: '/apps/{app}/repo', command: 'repo:connect', summary: "Deploy from a repository's pushes: the answer holds the webhook URL and its secret (shown once)", mode: 'json',
+    body: S.object({ url: { type: 'string', minLength: 1, maxLength: 500 }, branch: { type: 'string', minLength: 1, maxLength: 100 }, token: { type: 'string', minLength: 1, maxLength: 512 } }, ['url']),
+    response: S.repoLink,
+    words: ({ body }) => ({
+      args: [str(body['url'])!],
+      flags: { ...(body['branch'] === undefined ? {} : { branch: str(body['branch'])! }), ...(body['token'] === undefined ? {} : { 'token-stdin': true }) },
+      ...(body['token'] === undefined ? {} : { stdin: str(body['token'])! }),
+    }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/repo', command: 'repo:disconnect', summary: 'Stop deploying from the connected repository', mode: 'json',
+    response: S.object({ app: S.text, connected: S.bool }, ['app', 'connected']), words: none,
+  },
+  {
+    method: 'GET', path: '/apps/{app}/review-apps', command: 'reviewapps', summary: "The app's review apps (APP-pr-N)", mode: 'json',
+    response: S.list(S.object({ name: S.text, pullRequest: S.int, release: { type: ['string', 'null'] }, url: S.text }, ['name', 'pullRequest', 'url'])), words: none,
+  },
+  {
+    method: 'PUT', path: '/apps/{app}/review-apps', command: 'reviewapps:enable', summary: 'Make APP-pr-N for each pull request opened or updated', mode: 'json',
+    response: S.object({ app: S.text, reviewApps: S.bool }, ['app', 'reviewApps']), words: none,
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/review-apps', command: 'reviewapps:disable', summary: 'Stop making review apps', mode: 'json',
+    response: S.object({ app: S.text, reviewApps: S.bool }, ['app', 'reviewApps']), words: none,
   },
   // logs
   {

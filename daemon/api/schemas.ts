@@ -177,6 +177,16 @@ export const rackRelease = shape(
   ['id', 'version', 'commit', 'from', 'kind', 'createdBy', 'createdAt', 'status', 'finishedAt', 'durationMs', 'failedStep', 'error', 'schema'],
 );
 
+const delivery = shape({ id: text, host: text, event: text, at: time, commit: text, result: text }, ['id', 'host', 'event', 'at', 'result']);
+/** A connected repository: never its secret or token (`secret` is the word `set`, but once, in repo:connect's answer). */
+export const repoLink = shape(
+  {
+    app: text, url: text, transport: { type: 'string', enum: ['http', 'ssh'] }, branch: text, webhookUrl: text, secret: text, token: bool,
+    deployKey: { type: ['string', 'null'] }, createdAt: time, createdBy: text, lastDelivery: { oneOf: [delivery, { type: 'null' }] },
+  },
+  ['app', 'url', 'transport', 'branch', 'webhookUrl', 'secret', 'token'],
+);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */

@@ -18,6 +18,7 @@ import type { RackBuild } from '../store/records.js';
 import type { RackUpdates } from '../versions/rack-updates.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
+import type { RepoLinks } from '../workflows/repo-links.js';
 
 export interface Services {
   config: RackConfig;
@@ -33,6 +34,8 @@ export interface Services {
   autoCerts: AutoCertificates;
   addons: Addons;
   backups: AddonBackups;
+  /** Connected repositories (repo:connect). */
+  repos: RepoLinks;
   version: string;
   /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
   stopping: () => boolean;

@@ -19,6 +19,8 @@ export interface HttpServerOptions {
   git: HttpHandler;
   /** Paths answered without a token (the OpenAPI document, the index). */
   public: Record<string, PublicHandler>;
+  /** `/hooks/APP`: repository webhooks, whose signature is their proof (workflows/webhook-receiver.ts). */
+  hooks?: PublicHandler;
   /** The Console (`/console/...`, and `/` for browsers): it signs its users in with its own cookie. */
   console?: { owns(req: IncomingMessage, path: string): boolean; handle: PublicHandler };
   logger: Logger;
@@ -77,6 +79,7 @@ export class HttpServer {
       // Only the path is taken from the request; the host is fixed so nothing can redirect it.
       const url = new URL(req.url ?? '/', 'http://rack');
       if (this.opts.console?.owns(req, url.pathname)) return await this.opts.console.handle(req, res, url);
+      if (this.opts.hooks && url.pathname.startsWith('/hooks/')) return await this.opts.hooks(req, res, url);
       const open = this.opts.public[url.pathname];
       if (open) return await open(req, res, url);
       const isGit = GIT_PATH.test(url.pathname);

@@ -150,6 +150,42 @@ export interface PushMarker {
   failedAt?: string;
 }
 
+/**
+ * A repository connected with `repo:connect`: where rack fetches the app's source from when the
+ * host's webhook says the branch moved. The secret and the token are kept as given (like an
+ * add-on's password): rack must sign with the one and send the other, so it cannot keep a hash.
+ */
+export interface RepoLink {
+  app: string;
+  /** As the user gave it, without credentials (https, http, ssh:// or scp-like `git@host:path`). */
+  url: string;
+  transport: 'http' | 'ssh';
+  /** The branch at the host whose pushes deploy. */
+  branch: string;
+  /** The webhook's shared secret (HMAC key for GitHub and Gitea, the token GitLab sends). */
+  secret: string;
+  /** An https access token, sent as HTTP Basic; never in a URL or an argument. */
+  token?: string;
+  /** ssh: the public half of the app's deploy key (its private half is a 0600 file in RACK_HOME). */
+  deployKey?: string;
+  createdAt: string;
+  createdBy: string;
+  /** reviewapps:enable: pull requests opened or updated make or redeploy `APP-pr-N`; closed ones destroy it. */
+  reviewApps?: boolean;
+  /** What the newest verified delivery was and what came of it (repo:info). */
+  lastDelivery?: DeliveryOutcome;
+}
+
+export interface DeliveryOutcome {
+  id: string;
+  host: 'github' | 'gitlab' | 'gitea';
+  event: string;
+  at: string;
+  commit?: string;
+  /** `deployed vN`, `ignored: ...`, `skipped: ...`, `failed: ...`, or `queued` while it waits. */
+  result: string;
+}
+
 export type BuildStatus = 'pending' | 'building' | 'succeeded' | 'failed';
 
 export interface BuildRecord {
@@ -235,7 +271,7 @@ export interface AuditEntry {
   /** Increasing; the order changes were made in. */
   id: number;
   time: string;
-  actor: { kind: 'key' | 'token'; name: string };
+  actor: { kind: 'key' | 'token' | 'webhook'; name: string };
   via: 'ssh' | 'http';
   address: string;
   /** The app changed; null for rack-wide changes (keys, tokens). */

@@ -9,12 +9,13 @@ import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
+import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | RepoLink;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -56,6 +57,8 @@ export class Store {
   readonly schema: SchemaStore;
   /** The ledger of rack's own releases. */
   readonly rackReleases: RackReleaseStore;
+  /** Connected repositories and the webhook deliveries they took. */
+  readonly repos: RepoStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -87,6 +90,8 @@ export class Store {
     this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
     const ledger = part('rackrelease');
     this.rackReleases = new RackReleaseStore(ledger.db, ledger.writes);
+    const repos = part('repo');
+    this.repos = new RepoStore(repos.db, repos.writes);
   }
 
   /**
@@ -260,7 +265,9 @@ export class Store {
       const tokenOps = (await this.tokens.list())
         .filter((t) => t.apps.includes(name))
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
-      await this.writes.batch([...ops, ...tokenOps] as Op[]);
+      // The connected repository goes too: its secret and deliveries were the old app's.
+      const repoOps = (await this.repos.forgetOps(name)).map((op) => ({ ...op, sublevel: this.repos.db }));
+      await this.writes.batch([...ops, ...tokenOps, ...repoOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
