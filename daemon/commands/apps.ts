@@ -86,6 +86,7 @@ export const appsCommands: Command[] = [
         await rm(repoDir(paths.repos(config), name), { recursive: true, force: true });
         await removeCache(join(paths.cache(config), name));
         await store.destroyApp(name);
+        await ctx.services.drains.forgetApp(name);
         for (const host of hosts) await certs.remove(host, `app ${name} destroyed`);
       });
       ctx.result({ name, destroyed: true });

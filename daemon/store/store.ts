@@ -7,14 +7,16 @@ import { RackError } from '../rack-error.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
+import { DrainStore } from './drain-store.js';
+import { WebhookStore } from './webhook-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -56,6 +58,9 @@ export class Store {
   readonly schema: SchemaStore;
   /** The ledger of rack's own releases. */
   readonly rackReleases: RackReleaseStore;
+  readonly drains: DrainStore;
+  /** App webhooks and their recent deliveries. */
+  readonly webhooks: WebhookStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -87,6 +92,11 @@ export class Store {
     this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
     const ledger = part('rackrelease');
     this.rackReleases = new RackReleaseStore(ledger.db, ledger.writes);
+    const drains = part('drain');
+    this.drains = new DrainStore(drains.db, drains.writes);
+    const hooks = part('webhook');
+    const deliveries = part('delivery');
+    this.webhooks = new WebhookStore(hooks.db, hooks.writes, deliveries.db, deliveries.writes);
   }
 
   /**
@@ -102,6 +112,7 @@ export class Store {
     }
     if (migrate) await migrate(this.schema);
     await this.audit.start();
+    await this.webhooks.start();
   }
 
   async stop(): Promise<void> {
@@ -260,7 +271,9 @@ export class Store {
       const tokenOps = (await this.tokens.list())
         .filter((t) => t.apps.includes(name))
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
-      await this.writes.batch([...ops, ...tokenOps] as Op[]);
+      // Drains and webhooks too: a new app of the same name must not send its logs and events to them.
+      const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name))];
+      await this.writes.batch([...ops, ...tokenOps, ...hookOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
