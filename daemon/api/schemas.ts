@@ -177,6 +177,15 @@ export const rackRelease = shape(
   ['id', 'version', 'commit', 'from', 'kind', 'createdBy', 'createdAt', 'status', 'finishedAt', 'durationMs', 'failedStep', 'error', 'schema'],
 );
 
+export const drain = shape({ id: text, url: text, token: text, sent: int, dropped: int, lastError: text, lastErrorAt: time, createdAt: time }, ['id', 'url', 'token', 'sent', 'dropped']);
+
+export const webhook = shape({ id: text, url: text, events: list(text), createdAt: time }, ['id', 'url', 'events']);
+
+export const delivery = shape(
+  { id: text, webhook: text, event: text, action: text, status: { type: 'string', enum: ['pending', 'retrying', 'succeeded', 'failed'] }, attempts: int, lastCode: int, lastAnswer: text, updatedAt: time },
+  ['id', 'webhook', 'event', 'status', 'attempts'],
+);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */
