@@ -45,6 +45,9 @@ export class Drain {
   #head = 0;
   readonly #stats: DrainStats = { sent: 0, dropped: 0 };
   #stopped = false;
+  #stop!: () => void;
+  /** Settles at stop: a send a receiver holds open is not waited for (close() should end it anyway). */
+  readonly #stopping = new Promise<'stopped'>((resolve) => (this.#stop = () => resolve('stopped')));
   #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
 
@@ -84,6 +87,7 @@ export class Drain {
   /** Stops delivering; what is held is dropped (a drain is a copy of the logs, not their store). */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stop();
     this.#wake?.();
     this.transport.close();
     await this.#loop;
@@ -104,7 +108,7 @@ export class Drain {
   async #deliver(batch: LogLine[]): Promise<void> {
     for (let attempt = 1; !this.#stopped; attempt++) {
       try {
-        await this.transport.send(batch);
+        if ((await Promise.race([this.transport.send(batch).then(() => 'sent' as const), this.#stopping])) === 'stopped') return;
         this.#stats.sent += batch.length;
         this.#stats.lastSentAt = new Date().toISOString();
         return;
