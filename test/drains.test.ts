@@ -12,7 +12,7 @@ import { octetFrame, syslogMessage } from '../daemon/drains/syslog-frame.js';
 import type { LogLine } from '../daemon/logs/log-hub.js';
 import { createLogger } from '../daemon/log.js';
 import { parseOctetFrames, parseSyslog } from './support/octet-frames.js';
-import { RackDaemon } from './support/rack-daemon.js';
+import { commitFile, RackDaemon } from './support/rack-daemon.js';
 import { waitFor } from './support/router-processes.js';
 import { TestCa } from './support/test-certs.js';
 
@@ -226,6 +226,24 @@ test.serial('a dead receiver slows neither the app nor logs; its drops are count
   const text = await ssh(['drains', '-a', 'chatty']);
   t.regex(text, /dropped [1-9][0-9]*/);
   t.true(deadRequests > 0, 'the dead receiver was sent to');
+});
+
+test.serial('a crash loop and a failed build reach the drain as rack lines', async (t) => {
+  for (let i = 0; i < 3; i++) {
+    t.is((await rack.get('chatty', '/exit')).body, 'bye\n');
+    // Back up (Docker restarted it, the router has it again) before the next crash.
+    await waitFor('the app answering again', async () => (await rack.get('chatty', '/').catch(() => ({ status: 0 }))).status === 200);
+  }
+  const messages = () => posts.flatMap((p) => p.messages).map((m) => parseSyslog(m.replace(/\n$/, '')));
+  await waitFor('the crash line at the receiver', () => messages().some((f) => f.msg.startsWith('State changed from up to crashed')));
+  const crash = messages().find((f) => f.msg.startsWith('State changed from up to crashed'))!;
+  t.is(crash.appName, 'rack');
+  t.regex(crash.procId, /^web\.\S+$/);
+
+  await commitFile(join(rack.work, 'chatty'), 'package.json', '{ not json', 'break the build');
+  t.not((await rack.push(join(rack.work, 'chatty'))).code, 0);
+  await waitFor('the failed build line at the receiver', () => messages().some((f) => f.procId === 'build' && /^Build b2 failed/.test(f.msg)));
+  t.pass();
 });
 
 test.serial('drains:remove by URL stops the drain; a private address is refused unless RACK_FETCH_ALLOW names it', async (t) => {
