@@ -10,6 +10,7 @@ import { AppEvents } from '../daemon/app-events.js';
 import { eventLine } from '../daemon/drains/event-lines.js';
 import { noteExit } from '../daemon/supervisor/crash-loop.js';
 import { signature, webhookBody } from '../daemon/notifications/webhook-payload.js';
+import { api } from './support/api-client.js';
 import { RackDaemon } from './support/rack-daemon.js';
 import { waitFor } from './support/router-processes.js';
 import { TestCa } from './support/test-certs.js';
@@ -165,4 +166,30 @@ test.serial('--events narrows what a webhook gets; --secret-stdin sets the secre
   t.regex(bad.stderr, /unknown event "deploys"/);
   for (const h of hooks) await ssh(['webhooks:remove', h.id, '-a', 'hooked']);
   t.is((await ssh(['webhooks', '-a', 'hooked', '--json'])).trim(), '[]');
+});
+
+test.serial('over the API with a deploy-only token: webhooks and drains are added, listed and removed, and audited', async (t) => {
+  const token = await rack.createToken('ci', ['--app', 'hooked', '--deploy-only']);
+  const added = await api(rack, 'POST', '/api/v1/apps/hooked/webhooks', { token, body: { url: url(), events: ['build', 'crash'], secret: 's'.repeat(20) } });
+  t.is(added.status, 201, added.text);
+  const hook = added.json as { id: string; events: string[]; secret?: string };
+  t.deepEqual(hook.events, ['build', 'crash']);
+  t.is(hook.secret, undefined, 'a given secret is not sent back');
+  const listed = await api(rack, 'GET', '/api/v1/apps/hooked/webhooks', { token });
+  t.true((listed.json as { id: string }[]).some((h) => h.id === hook.id));
+  t.is((await api(rack, 'GET', '/api/v1/apps/hooked/webhooks/deliveries?limit=5', { token })).status, 200);
+  t.is((await api(rack, 'DELETE', `/api/v1/apps/hooked/webhooks/${hook.id}`, { token })).status, 200);
+
+  const drain = await api(rack, 'POST', '/api/v1/apps/hooked/drains', { token, body: { url: 'syslog+tls://localhost:6514' } });
+  t.is(drain.status, 201, drain.text);
+  const { id, token: drainToken } = drain.json as { id: string; token: string };
+  t.regex(drainToken, /^d\.[0-9a-f-]{36}$/);
+  const drains = (await api(rack, 'GET', '/api/v1/apps/hooked/drains', { token })).json as { id: string; sent: number; dropped: number }[];
+  t.is(drains.find((d) => d.id === id)?.dropped, 0);
+  t.is((await api(rack, 'DELETE', `/api/v1/apps/hooked/drains/${id}`, { token })).status, 200);
+  t.is((await api(rack, 'DELETE', `/api/v1/apps/hooked/drains/${id}`, { token })).status, 404);
+
+  const audit = await ssh(['audit', '-a', 'hooked']);
+  for (const command of ['webhooks:add', 'webhooks:remove', 'drains:add', 'drains:remove']) t.true(audit.includes(command), `${command} audited`);
+  t.false(audit.includes('s'.repeat(20)), 'the secret is not in the audit log');
 });
