@@ -193,3 +193,13 @@ test.serial('over the API with a deploy-only token: webhooks and drains are adde
   for (const command of ['webhooks:add', 'webhooks:remove', 'drains:add', 'drains:remove']) t.true(audit.includes(command), `${command} audited`);
   t.false(audit.includes('s'.repeat(20)), 'the secret is not in the audit log');
 });
+
+test.serial('a destroyed app takes its drains and webhooks: a new app of the same name has none', async (t) => {
+  await ssh(['webhooks:add', url(), '-a', 'hooked']);
+  await ssh(['drains:add', 'syslog+tls://localhost:6514', '-a', 'hooked']);
+  await ssh(['apps:destroy', 'hooked', '--confirm', 'hooked']);
+  await ssh(['apps:create', 'hooked']);
+  t.is((await ssh(['webhooks', '-a', 'hooked', '--json'])).trim(), '[]');
+  t.is((await ssh(['drains', '-a', 'hooked', '--json'])).trim(), '[]');
+  t.is((await ssh(['webhooks:deliveries', '-a', 'hooked', '--json'])).trim(), '[]');
+});

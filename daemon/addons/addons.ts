@@ -1,7 +1,7 @@
-import { appEvents } from '../app-events.js';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { appEvents } from '../app-events.js';
 import { AppLock } from '../app-lock.js';
 import { isAppName } from '../app-name.js';
 import type { Logger } from '../log.js';

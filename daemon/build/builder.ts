@@ -1,10 +1,10 @@
-import { appEvents } from '../app-events.js';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { parse as parseYaml } from 'yaml';
+import { appEvents } from '../app-events.js';
 import { paths, type RackConfig } from '../config.js';
 import { archive, fileMode, showFile, type GitObjectEnv } from '../git/repo.js';
 import type { Logger } from '../log.js';
