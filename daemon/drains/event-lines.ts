@@ -15,7 +15,7 @@ export function tellEventsInLogs(events: AppEvents, logs: LogHub): () => void {
 
 export function eventLine(e: AppEvent): { proc: string; type: string; text: string } | undefined {
   const d = e.data;
-  if (e.kind === 'crash') {
+  if (e.kind === 'crash' && e.action === 'crashed') {
     const proc = typeof d['process'] === 'string' ? d['process'] : 'process';
     const type = typeof d['type'] === 'string' ? d['type'] : 'process';
     return { proc, type, text: `State changed from up to crashed (exited ${String(d['exits'] ?? '?')} times in ${String(d['withinSeconds'] ?? '?')} s, last status ${String(d['exitCode'] ?? '?')})` };

@@ -34,6 +34,8 @@ export class ProcessEvents {
             this.onEvent(e);
             if (e.kind === 'destroy') this.crashes.delete(e.id);
             if (e.kind === 'die') this.noteExit(e);
+            // R15 is in the app's log already (below); webhooks hear of it as a crash too.
+            if (e.kind === 'oom') appEvents.emit({ kind: 'crash', app: e.app, action: 'memory', data: { process: `${e.type}.${e.name.split('.').pop() ?? ''}`, type: e.type, error: 'R15' } });
             if (e.kind !== 'oom' && e.kind !== 'die') return;
             const source = `rack[${e.type}.${e.name.split('.').pop() ?? ''}]`;
             const text =
