@@ -1,3 +1,4 @@
+import { appEvents } from './app-events.js';
 import type { Builder } from './build/builder.js';
 import type { DeployLock } from './deploy-lock.js';
 import { deployBranch } from './git/deploy-branch.js';
@@ -210,7 +211,7 @@ export class Pipeline implements PushPipeline {
         description: req.kind === 'rollback' ? `Rollback to v${target.version}` : `Promote v${target.version}`,
         createdBy: req.keyName,
       });
-      await this.deploy(release, out, new PhaseTimings());
+      await this.deploy(release, out, new PhaseTimings(), req.kind === 'rollback' ? 'rollback' : 'release');
       return { release, previous: app.currentRelease };
     });
   }
@@ -220,7 +221,7 @@ export class Pipeline implements PushPipeline {
    * Refused before anything changes when the app would run more than `maxProcesses` in all, its
    * `oneOffs` (`run` processes now) counted.
    */
-  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number; oneOffs?: number }, out: UserOutput): Promise<Record<string, number>> {
+  scale(req: { app: string; changes: Record<string, number>; maxProcesses: number; oneOffs?: number; keyName?: string }, out: UserOutput): Promise<Record<string, number>> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
       for (const type of Object.keys(req.changes)) this.requireType(release, type);
@@ -241,6 +242,7 @@ export class Pipeline implements PushPipeline {
         record: (serving) => this.store.setFormation(req.app, { formation: { ...app.formation, ...req.changes }, serving }),
       });
       out.header(`Timings: ${timings.line()}`);
+      appEvents.emit({ kind: 'scale', app: req.app, action: 'update', ...(req.keyName === undefined ? {} : { actor: req.keyName }), data: { formation, release: release.version } });
       return formation;
     });
   }
@@ -327,8 +329,9 @@ export class Pipeline implements PushPipeline {
    * The deploy stage: rolls a new release out (its release phase first) and records the outcome;
    * on failure the release is marked failed and the one serving before stays current.
    */
-  private async deploy(release: ReleaseRecord, out: UserOutput, timings: PhaseTimings): Promise<void> {
+  private async deploy(release: ReleaseRecord, out: UserOutput, timings: PhaseTimings, kind: 'release' | 'rollback' = 'release'): Promise<void> {
     out.header(`Deploying v${release.version}`);
+    const told = { version: release.version, build: release.build, description: release.description };
     const before = (await this.store.requireApp(release.app)).currentRelease;
     try {
       await this.supervisor.rollout({
@@ -344,9 +347,11 @@ export class Pipeline implements PushPipeline {
       this.log.warn({ app: release.app, release: release.version, err: error.message }, 'release failed');
       await this.prune(release.app);
       const serving = before ? `v${before} keeps serving` : 'nothing was serving before it';
+      appEvents.emit({ kind, app: release.app, action: 'failed', actor: release.createdBy, data: { ...told, status: 'failed', error: error.message, current: before } });
       throw new RackError('deploy_failed', `${error.message}; ${serving}`, { cause: err });
     }
     this.log.info({ app: release.app, release: release.version, timings: timings.snapshot() }, 'release deployed');
+    appEvents.emit({ kind, app: release.app, action: 'succeeded', actor: release.createdBy, data: { ...told, status: 'succeeded', current: release.version } });
     out.header(`Timings: ${timings.line()}`);
     await this.store.setReleaseTimings(release.app, release.version, timings.snapshot()).catch((err: unknown) => {
       this.log.warn({ app: release.app, err: String(err) }, 'could not keep the release timings');

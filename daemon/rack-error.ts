@@ -15,6 +15,8 @@ export type RackErrorCode =
   | 'no_such_build'
   | 'no_such_release'
   | 'no_such_addon'
+  | 'no_such_drain'
+  | 'no_such_webhook'
   | 'addon_exists'
   | 'addon_unavailable'
   | 'addon_failed'

@@ -34,6 +34,10 @@ import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
 import { LogStore } from './logs/log-store.js';
+import { appEvents } from './app-events.js';
+import { Drains } from './drains/drains.js';
+import { tellEventsInLogs } from './drains/event-lines.js';
+import { AppWebhooks } from './notifications/app-webhooks.js';
 import { RouterClient } from './router/router-client.js';
 import { routerSettings } from './router/router-spawner.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
@@ -199,6 +203,15 @@ export class Rackd {
     const autoCerts = new AutoCertificates(config, store, certs, issuer, router, log.child({ mod: 'certs' }));
     autoCerts.start();
     this.stops.push(() => autoCerts.stop());
+    // Drains and webhooks hear of events before anything that makes them starts; stopped after them.
+    const drains = new Drains(store, logs, config.fetchAllow, log.child({ mod: 'drains' }));
+    await drains.start();
+    this.stops.push(() => drains.stop());
+    const untell = tellEventsInLogs(appEvents, logs);
+    this.stops.push(async () => untell());
+    const webhooks = new AppWebhooks(store, appEvents, config.fetchAllow, log.child({ mod: 'webhooks' }));
+    webhooks.start();
+    this.stops.push(() => webhooks.stop());
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -273,6 +286,8 @@ export class Rackd {
       addons,
       backups,
       repos: new RepoLinks(store, { ...config, httpPort: http, httpsPort: https === 0 ? undefined : https }, repoKeys),
+      drains,
+      webhooks,
       version: build.version,
       rack: {
         build,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { appEvents } from '../app-events.js';
 import { AppLock } from '../app-lock.js';
 import { isAppName } from '../app-name.js';
 import type { Logger } from '../log.js';
@@ -106,6 +107,7 @@ export class Addons {
         const error = RackError.from(err);
         throw new RackError(error.code, `${name} was made but not attached: ${error.message}; addons:attach ${name} -a ${req.app} tries again`, { cause: err });
       }
+      appEvents.emit({ kind: 'addon', app: req.app, action: 'create', actor: req.createdBy, data: { name, type: kind.kind, version: record.version, alias } });
       return record;
     });
   }
@@ -203,6 +205,8 @@ export class Addons {
       out.header(`Removing ${name}'s container and volume ${this.runtime.services.volumeName(name)}`);
       await this.runtime.services.removeService(name, { volume: true });
       await this.store.addons.remove(name);
+      // Told to the app it was made for: a detached add-on belongs to no app any more.
+      appEvents.emit({ kind: 'addon', app: addon.createdFor, action: 'destroy', data: { name, type: addon.kind } });
     });
   }
 

@@ -267,6 +267,37 @@ export const ROUTES: ApiRoute[] = [
       },
     }),
   },
+  // drains and webhooks
+  { method: 'GET', path: '/apps/{app}/drains', command: 'drains', summary: "An app's log drains, with lines sent and dropped and the last error", response: S.list(S.drain), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/drains', command: 'drains:add', summary: "Send the app's log lines to an https://, syslog+tls:// or syslog:// URL", status: 201, mode: 'json',
+    body: S.object({ url: { type: 'string', minLength: 1, maxLength: 2048 } }, ['url']), response: S.object({ id: S.text, url: S.text, token: S.text }, ['id', 'url', 'token']),
+    words: ({ body }) => ({ args: [str(body['url'])!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/drains/{drain}', command: 'drains:remove', summary: 'Remove a drain (by ID, token or URL)', mode: 'json',
+    response: S.object({ id: S.text, url: S.text, removed: S.bool }, ['id', 'removed']), words: ({ params }) => ({ args: [params['drain']!], flags: {} }),
+  },
+  { method: 'GET', path: '/apps/{app}/webhooks', command: 'webhooks', summary: "An app's webhooks and their events", response: S.list(S.webhook), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/webhooks', command: 'webhooks:add', summary: "POST the app's events to a URL, signed (Rack-Webhook-Hmac-SHA256); the answer holds the secret once unless you gave one", status: 201, mode: 'json',
+    body: S.object({ url: { type: 'string', minLength: 1, maxLength: 2048 }, events: S.list({ type: 'string', enum: ['build', 'release', 'rollback', 'crash', 'addon', 'scale'] }), secret: { type: 'string', minLength: 16, maxLength: 4096 } }, ['url']),
+    response: S.object({ id: S.text, url: S.text, events: S.list(S.text), secret: S.text }, ['id', 'url', 'events']),
+    words: ({ body }) => ({
+      args: [str(body['url'])!],
+      flags: { ...(strings(body['events']).length > 0 ? { events: strings(body['events']).join(',') } : {}), ...(str(body['secret']) !== undefined ? { 'secret-stdin': true } : {}) },
+      ...(str(body['secret']) !== undefined ? { stdin: str(body['secret'])! } : {}),
+    }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/webhooks/{webhook}', command: 'webhooks:remove', summary: 'Remove a webhook', mode: 'json',
+    response: S.object({ id: S.text, removed: S.bool }, ['id', 'removed']), words: ({ params }) => ({ args: [params['webhook']!], flags: {} }),
+  },
+  {
+    method: 'GET', path: '/apps/{app}/webhooks/deliveries', command: 'webhooks:deliveries', summary: "The app's latest webhook deliveries: status, attempts, the receiver's answer", mode: 'json',
+    query: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$' } }, response: S.list(S.delivery),
+    words: ({ query }) => ({ args: [], flags: query.get('limit') !== null ? { num: query.get('limit')! } : {} }),
+  },
   // access
   { method: 'GET', path: '/keys', command: 'keys', summary: 'List the SSH keys and their rights', response: S.list(S.key), mode: 'json', words: none },
   {

@@ -177,14 +177,23 @@ export const rackRelease = shape(
   ['id', 'version', 'commit', 'from', 'kind', 'createdBy', 'createdAt', 'status', 'finishedAt', 'durationMs', 'failedStep', 'error', 'schema'],
 );
 
-const delivery = shape({ id: text, host: text, event: text, at: time, commit: text, result: text }, ['id', 'host', 'event', 'at', 'result']);
+const repoDelivery = shape({ id: text, host: text, event: text, at: time, commit: text, result: text }, ['id', 'host', 'event', 'at', 'result']);
 /** A connected repository: never its secret or token (`secret` is the word `set`, but once, in repo:connect's answer). */
 export const repoLink = shape(
   {
     app: text, url: text, transport: { type: 'string', enum: ['http', 'ssh'] }, branch: text, webhookUrl: text, secret: text, token: bool,
-    deployKey: { type: ['string', 'null'] }, createdAt: time, createdBy: text, lastDelivery: { oneOf: [delivery, { type: 'null' }] },
+    deployKey: { type: ['string', 'null'] }, createdAt: time, createdBy: text, lastDelivery: { oneOf: [repoDelivery, { type: 'null' }] },
   },
   ['app', 'url', 'transport', 'branch', 'webhookUrl', 'secret', 'token'],
+);
+
+export const drain = shape({ id: text, url: text, token: text, sent: int, dropped: int, lastError: text, lastErrorAt: time, createdAt: time }, ['id', 'url', 'token', 'sent', 'dropped']);
+
+export const webhook = shape({ id: text, url: text, events: list(text), createdAt: time }, ['id', 'url', 'events']);
+
+export const delivery = shape(
+  { id: text, webhook: text, event: text, action: text, status: { type: 'string', enum: ['pending', 'retrying', 'succeeded', 'failed'] }, attempts: int, lastCode: int, lastAnswer: text, updatedAt: time },
+  ['id', 'webhook', 'event', 'status', 'attempts'],
 );
 
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { parse as parseYaml } from 'yaml';
+import { appEvents } from '../app-events.js';
 import { paths, type RackConfig } from '../config.js';
 import { archive, fileMode, showFile, type GitObjectEnv } from '../git/repo.js';
 import type { Logger } from '../log.js';
@@ -107,6 +108,7 @@ export class Builder {
       const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);
       await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
+      appEvents.emit({ kind: 'build', app: req.app, action: 'succeeded', actor: req.createdBy, data: buildData(build) });
       return build;
     } catch (err) {
       const error = RackError.from(err);
@@ -115,6 +117,7 @@ export class Builder {
       // The cause stays with the operator: a fetch's real failure is kept from the user (buildpack-sources.ts).
       const cause = error.cause instanceof Error ? error.cause.message.slice(0, 500) : undefined;
       this.log.warn({ app: req.app, build: build.id, err: error.message, ...(cause ? { cause } : {}) }, 'build failed');
+      appEvents.emit({ kind: 'build', app: req.app, action: 'failed', actor: req.createdBy, data: buildData(build) });
       throw new RackError('build_failed', `build b${build.id} failed: ${error.message}`, { cause: err });
     }
   }
@@ -351,4 +354,9 @@ function defaultProcessTypes(yamlText: string): Record<string, string> {
     if (typeof cmd === 'string') types[type] = cmd;
   }
   return types;
+}
+
+/** What a build event tells of it (never its log: that stays behind builds:logs). */
+function buildData(b: BuildRecord): Record<string, unknown> {
+  return { build: b.id, commit: b.commit, status: b.status, builder: b.builder ?? null, durationMs: b.durationMs, error: b.error ?? null, image: b.image };
 }

@@ -87,6 +87,7 @@ export const appsCommands: Command[] = [
         await removeCache(join(paths.cache(config), name));
         await store.destroyApp(name);
         await ctx.services.logs.remove(name);
+        await ctx.services.drains.forgetApp(name);
         for (const host of hosts) await certs.remove(host, `app ${name} destroyed`);
       });
       ctx.result({ name, destroyed: true });

@@ -8,6 +8,8 @@ import { selectApp } from './app-selection.js';
 import type { AuditNote, Command, CommandContext, CommandSession, Flags, Services } from './command.js';
 import { configCommands } from './config.js';
 import { domainsCommands } from './domains.js';
+import { drainsCommands } from './drains.js';
+import { webhooksCommands } from './webhooks.js';
 import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
 import { limitCommands } from './limits.js';
@@ -43,7 +45,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

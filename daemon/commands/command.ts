@@ -12,6 +12,8 @@ import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
+import type { Drains } from '../drains/drains.js';
+import type { AppWebhooks } from '../notifications/app-webhooks.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { RouterClient } from '../router/router-client.js';
 import type { RackBuild } from '../store/records.js';
@@ -36,6 +38,8 @@ export interface Services {
   backups: AddonBackups;
   /** Connected repositories (repo:connect). */
   repos: RepoLinks;
+  drains: Drains;
+  webhooks: AppWebhooks;
   version: string;
   /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
   stopping: () => boolean;

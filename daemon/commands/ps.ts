@@ -96,6 +96,7 @@ psCommands.push(
           changes: Object.fromEntries(changes),
           maxProcesses: ctx.services.config.maxProcesses,
           oneOffs: ctx.services.runtime.tasks.oneOffCount(ctx.app),
+          keyName: ctx.principal.name,
         },
         textOutput(ctx.print),
       );

@@ -14,6 +14,8 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   no_such_build: 404,
   no_such_release: 404,
   no_such_addon: 404,
+  no_such_drain: 404,
+  no_such_webhook: 404,
   addon_exists: 409,
   addon_unavailable: 503,
   addon_failed: 500,

@@ -395,3 +395,48 @@ export interface RackReleasePhase {
   name: string;
   ms: number;
 }
+
+/** A log drain of an app (`drains:add`): where its lines go. Delivery counts live in memory. */
+export interface DrainRecord {
+  /** A UUID; `drains:remove` takes it or the URL. */
+  id: string;
+  app: string;
+  url: string;
+  /** `d.` and a UUID, sent with every batch (Logplex-Drain-Token) so a receiver knows the drain. */
+  token: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** An app webhook (`webhooks:add`): which events are POSTed where, signed with `secret`. */
+export interface WebhookRecord {
+  id: string;
+  app: string;
+  url: string;
+  /** Event kinds (app-events.ts); all of them when the user named none. */
+  events: string[];
+  /** The HMAC-SHA256 key; shown once, at `webhooks:add`. */
+  secret: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** One event's delivery to one webhook: its attempts so far and the last answer. */
+export interface DeliveryRecord {
+  /** Sequence in the store: the newest N are kept. */
+  seq: number;
+  /** A UUID, sent in the payload and a header, so a receiver can drop a retried one it had. */
+  id: string;
+  app: string;
+  webhook: string;
+  event: string;
+  action: string;
+  status: 'pending' | 'retrying' | 'succeeded' | 'failed';
+  attempts: number;
+  /** The receiver's HTTP status at the last attempt; absent when it gave none (refused, timed out). */
+  lastCode?: number;
+  /** The start of its answer, or why there was none. */
+  lastAnswer?: string;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -7,15 +7,17 @@ import { RackError } from '../rack-error.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
+import { DrainStore } from './drain-store.js';
+import { WebhookStore } from './webhook-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | RepoLink;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -59,6 +61,9 @@ export class Store {
   readonly rackReleases: RackReleaseStore;
   /** Connected repositories and the webhook deliveries they took. */
   readonly repos: RepoStore;
+  readonly drains: DrainStore;
+  /** App webhooks and their recent deliveries. */
+  readonly webhooks: WebhookStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -92,6 +97,11 @@ export class Store {
     this.rackReleases = new RackReleaseStore(ledger.db, ledger.writes);
     const repos = part('repo');
     this.repos = new RepoStore(repos.db, repos.writes);
+    const drains = part('drain');
+    this.drains = new DrainStore(drains.db, drains.writes);
+    const hooks = part('webhook');
+    const deliveries = part('delivery');
+    this.webhooks = new WebhookStore(hooks.db, hooks.writes, deliveries.db, deliveries.writes);
   }
 
   /**
@@ -107,6 +117,7 @@ export class Store {
     }
     if (migrate) await migrate(this.schema);
     await this.audit.start();
+    await this.webhooks.start();
   }
 
   async stop(): Promise<void> {
@@ -267,7 +278,9 @@ export class Store {
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
       // The connected repository goes too: its secret and deliveries were the old app's.
       const repoOps = (await this.repos.forgetOps(name)).map((op) => ({ ...op, sublevel: this.repos.db }));
-      await this.writes.batch([...ops, ...tokenOps, ...repoOps] as Op[]);
+      // Drains and webhooks too: a new app of the same name must not send its logs and events to them.
+      const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name))];
+      await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }

@@ -1,6 +1,8 @@
+import { appEvents } from '../app-events.js';
 import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { ProcessDriver, ProcessEvent } from '../runtime/runtime.js';
+import { noteExit, type CrashHistory } from './crash-loop.js';
 
 const RESUBSCRIBE_MS = 2000;
 
@@ -11,6 +13,8 @@ const RESUBSCRIBE_MS = 2000;
  */
 export class ProcessEvents {
   private abort: AbortController | undefined;
+  /** Recent exits by container, for crash loops; a removed container's entry goes with it. */
+  private readonly crashes = new Map<string, CrashHistory>();
 
   constructor(
     private readonly processes: Pick<ProcessDriver, 'events'>,
@@ -28,6 +32,10 @@ export class ProcessEvents {
         try {
           await this.processes.events((e) => {
             this.onEvent(e);
+            if (e.kind === 'destroy') this.crashes.delete(e.id);
+            if (e.kind === 'die') this.noteExit(e);
+            // R15 is in the app's log already (below); webhooks hear of it as a crash too.
+            if (e.kind === 'oom') appEvents.emit({ kind: 'crash', app: e.app, action: 'memory', data: { process: `${e.type}.${e.name.split('.').pop() ?? ''}`, type: e.type, error: 'R15' } });
             if (e.kind !== 'oom' && e.kind !== 'die') return;
             const source = `rack[${e.type}.${e.name.split('.').pop() ?? ''}]`;
             const text =
@@ -43,6 +51,16 @@ export class ProcessEvents {
       }
     };
     void follow();
+  }
+
+  /** A crash loop goes to the event bus: webhooks, and (event-lines) the app's log and drains. */
+  private noteExit(e: ProcessEvent): void {
+    const { history, tell } = noteExit(this.crashes.get(e.id), Date.now());
+    this.crashes.set(e.id, history);
+    if (!tell) return;
+    const process = `${e.type}.${e.name.split('.').pop() ?? ''}`;
+    this.log.warn({ app: e.app, process, exitCode: e.exitCode }, 'crash loop');
+    appEvents.emit({ kind: 'crash', app: e.app, action: 'crashed', data: { process, type: e.type, exitCode: e.exitCode, exits: history.exits.length, withinSeconds: Math.ceil((Date.now() - history.exits[0]!) / 1000) } });
   }
 
   stop(): void {
