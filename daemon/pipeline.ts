@@ -13,7 +13,7 @@ import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { Runtime } from './runtime/runtime.js';
-import type { Attachment, BuildRecord, ReleaseRecord } from './store/records.js';
+import type { Attachment, BuildRecord, PromotedFrom, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -216,6 +216,31 @@ export class Pipeline implements PushPipeline {
   }
 
   /**
+   * `pipelines:promote`: a new release of `app` that runs another app's release image (`image`: that
+   * image under this app's name), with this app's own config and add-ons. No build runs; the rollout
+   * is the usual health-checked one, under this app's deploy lock.
+   */
+  promoteImage(
+    req: { app: string; source: ReleaseRecord; image: string; promotedFrom: PromotedFrom; keyName: string },
+    out: UserOutput,
+  ): Promise<ReleaseRecord> {
+    return this.lock.run(req.app, async () => {
+      const base = await this.baseRelease(req.app);
+      const config = await this.currentConfig(req.app, base);
+      const addons = await this.currentAttachments(req.app, base);
+      const release = await this.newRelease(
+        req.app,
+        { ...req.source, image: req.image },
+        { config, addons, description: `Promote from ${req.source.app} v${req.source.version}`, createdBy: req.keyName, promotedFrom: req.promotedFrom },
+      );
+      await this.deploy(release, out, new PhaseTimings());
+      out.header(`Released v${release.version} of ${req.app}`);
+      out.detail(`${this.supervisor.url(req.app)} deployed`);
+      return release;
+    });
+  }
+
+  /**
    * `ps:scale`: the current release rolled out again with new instance counts; no new release.
    * Refused before anything changes when the app would run more than `maxProcesses` in all, its
    * `oneOffs` (`run` processes now) counted.
@@ -364,8 +389,8 @@ export class Pipeline implements PushPipeline {
   /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
   private async newRelease(
     app: string,
-    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes'>,
-    fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy'>,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes' | 'promotedFrom'>,
+    fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy' | 'promotedFrom'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
       build: base.build,
@@ -373,6 +398,8 @@ export class Pipeline implements PushPipeline {
       builder: base.builder,
       ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
       processTypes: base.processTypes,
+      // A config change or rollback of a promoted release still runs another app's build: say whose.
+      ...(base.promotedFrom ? { promotedFrom: base.promotedFrom } : {}),
       formation: resolveFormation(base.processTypes, (await this.store.requireApp(app)).formation),
       ...fields,
     });

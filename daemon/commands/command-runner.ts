@@ -21,6 +21,7 @@ import { certsCommands } from './certs.js';
 import { routerCommands } from './router.js';
 import { addonsCommands } from './addons.js';
 import { rackCommands } from './rack.js';
+import { pipelinesCommands } from './pipelines.js';
 
 const metaCommands: Command[] = [
   {
@@ -42,7 +43,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -10,6 +10,7 @@ import type { Certificates } from '../certs/certificates.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
+import type { Promotion } from '../pipelines/promotion.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
@@ -24,6 +25,8 @@ export interface Services {
   supervisor: Supervisor;
   router: RouterClient;
   pipeline: Pipeline;
+  /** `pipelines:promote`: one app's image released to the next stage's apps. */
+  promotion: Promotion;
   lock: DeployLock;
   logs: LogHub;
   runtime: DockerRuntime;

@@ -7,14 +7,15 @@ import { RackError } from '../rack-error.js';
 import { AddonStore } from './addon-store.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
+import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | PipelineRecord | PipelineMember;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -53,6 +54,7 @@ export class Store {
   readonly audit: AuditStore;
   readonly certs: CertStore;
   readonly addons: AddonStore;
+  readonly pipelines: PipelineStore;
   readonly schema: SchemaStore;
   /** The ledger of rack's own releases. */
   readonly rackReleases: RackReleaseStore;
@@ -83,6 +85,8 @@ export class Store {
     this.certs = new CertStore(certs.db, certs.writes);
     const addons = part('addon');
     this.addons = new AddonStore(addons.db, addons.writes);
+    const pipelines = part('pipeline');
+    this.pipelines = new PipelineStore(pipelines.db, pipelines.writes);
     const sublevel = (name: string) => this.db.sublevel<string, Value>(name, { valueEncoding: 'json' });
     this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
     const ledger = part('rackrelease');
@@ -260,7 +264,9 @@ export class Store {
       const tokenOps = (await this.tokens.list())
         .filter((t) => t.apps.includes(name))
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
-      await this.writes.batch([...ops, ...tokenOps] as Op[]);
+      // Its place in a pipeline goes too: a new app of the same name is not promoted into.
+      const pipelineOps = (await this.pipelines.memberOf(name)) ? [{ type: 'del' as const, sublevel: this.pipelines.db, key: this.pipelines.memberKey(name) }] : [];
+      await this.writes.batch([...ops, ...tokenOps, ...pipelineOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
