@@ -13,7 +13,7 @@ import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { Runtime } from './runtime/runtime.js';
-import type { Attachment, BuildRecord, PromotedFrom, ReleaseRecord } from './store/records.js';
+import type { Attachment, BuildRecord, BuildSource, PromotedFrom, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -94,6 +94,32 @@ export class Pipeline implements PushPipeline {
           const addons = await this.currentAttachments(req.app, base);
           if (req.deploy) await this.releaseBuild(req.app, build, { config, addons }, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
           return build;
+        }),
+      () => out.header(`Waiting for another push to ${req.app} to finish`),
+    );
+  }
+
+  /**
+   * A build of a commit that is on no branch (a source tarball's, `build/tarball-source.ts`), and with
+   * `deploy` its release: the same builder and rollout as a push, under the same locks.
+   */
+  buildCommit(
+    req: { app: string; repo: string; commit: string; source: BuildSource; keyName: string; deploy: boolean },
+    out: UserOutput,
+  ): Promise<{ build: BuildRecord; release: ReleaseRecord | null }> {
+    return this.pushLock.run(
+      req.app,
+      () =>
+        this.lock.run(req.app, async () => {
+          const timings = new PhaseTimings();
+          const base = await this.baseRelease(req.app);
+          const config = await this.currentConfig(req.app, base);
+          const build = await timings.time('build', () => this.builder.build({ ...req, objects: {}, config, createdBy: req.keyName }, out));
+          if (!req.deploy) return { build, release: null };
+          const addons = await this.currentAttachments(req.app, base);
+          const what = req.source.version ?? req.commit.slice(0, 7);
+          const release = await this.releaseBuild(req.app, build, { config, addons }, `Deploy ${what} (tarball)`, req.keyName, out, timings);
+          return { build, release };
         }),
       () => out.header(`Waiting for another push to ${req.app} to finish`),
     );

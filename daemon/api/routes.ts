@@ -40,6 +40,12 @@ export interface ApiRoute {
   response: JsonSchema;
   mode: AnswerMode;
   status?: 200 | 201;
+  /**
+   * The content types of a raw body (a source tarball) the command reads as a stream: the route is
+   * chosen only for a request of one of these types, and the route of the same method and path
+   * without `upload` for any other.
+   */
+  upload?: string[];
   /** When the request asks to follow: the answer is then a `follow` stream. */
   follows?: (input: RouteInput) => boolean;
   words(input: RouteInput): CommandWords;
@@ -66,6 +72,20 @@ export const ROUTES: ApiRoute[] = [
     words: ({ params, query }) => ({ args: [params['app']!], flags: { confirm: query.get('confirm') ?? '' } }),
   },
   // builds
+  {
+    method: 'POST', path: '/apps/{app}/builds', command: 'builds:upload', mode: 'stream',
+    summary: 'Build a .tar.gz of the source sent as the body (Content-Type application/gzip), as a push would; deploy=true releases it',
+    upload: ['application/gzip', 'application/x-gzip', 'application/x-tar+gzip'],
+    query: { deploy: { type: 'string', enum: ['true', 'false'] }, version: { type: 'string', minLength: 1, maxLength: 200 } },
+    response: S.object(
+      { build: S.int, status: S.text, commit: S.text, version: { type: ['string', 'null'] }, release: { type: ['integer', 'null'] }, deployed: S.bool },
+      ['build', 'status', 'commit', 'release', 'deployed'],
+    ),
+    words: ({ query }) => ({
+      args: [],
+      flags: { ...(query.get('deploy') === 'true' ? { deploy: true } : {}), ...(query.get('version') !== null ? { version: query.get('version')! } : {}) },
+    }),
+  },
   { method: 'GET', path: '/apps/{app}/builds', command: 'builds', summary: "List an app's builds", response: S.list(S.build), mode: 'json', words: none },
   {
     method: 'POST', path: '/apps/{app}/builds', command: 'builds:create', summary: 'Build the deploy branch head again (and release it with deploy)', mode: 'stream',
@@ -303,14 +323,16 @@ const compiled = ROUTES.map((route) => {
 });
 
 /**
- * The route for a path under /api/v1 and method; a known path with another method is a 405 that
+ * The route for a path under /api/v1, method and (for the routes that take a raw body) the
+ * request's content type, lower-cased without parameters; a known path with another method is a 405 that
  * names the methods it has, anything else a 404.
  */
-export function matchRoute(method: string, path: string): RouteMatch {
+export function matchRoute(method: string, path: string, contentType = ''): RouteMatch {
   const allowed: string[] = [];
   for (const { route, names, pattern } of compiled) {
     const m = pattern.exec(path);
     if (!m) continue;
+    if (route.method === method && route.upload && !route.upload.includes(contentType)) continue;
     if (route.method !== method) {
       allowed.push(route.method);
       continue;

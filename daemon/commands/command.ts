@@ -69,6 +69,8 @@ export interface CommandContext {
   closed: Promise<void>;
   /** The raw streams of an ssh session; absent over HTTP and in the console. */
   session?: CommandSession;
+  /** An HTTP request's raw body, for the one route that takes bytes rather than JSON (a source tarball). */
+  body?: Readable;
   /** The client's standard input, read to its end (at most `maxBytes`). */
   readInput(maxBytes: number): Promise<string>;
   print(line: string): void;

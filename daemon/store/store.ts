@@ -273,7 +273,7 @@ export class Store {
 
   // ---- builds
 
-  createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy'>): Promise<BuildRecord> {
+  createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy' | 'source'>): Promise<BuildRecord> {
     return this.writes.run(async () => {
       const id = ((await this.get<number>(k.counter('build', app))) ?? 0) + 1;
       const build: BuildRecord = {
@@ -281,6 +281,7 @@ export class Store {
         id,
         commit: fields.commit,
         createdBy: fields.createdBy,
+        ...(fields.source ? { source: fields.source } : {}),
         status: 'building',
         buildpacks: [],
         processTypes: {},
