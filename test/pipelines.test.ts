@@ -1,5 +1,6 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { api, events } from './support/api-client.js';
 import { commitFile, exec, keypair, RackDaemon } from './support/rack-daemon.js';
 
 // Pipelines through a real rackd, Docker and the node-env fixture (GET /env/KEY answers a variable):
@@ -131,4 +132,21 @@ test.serial('promote refuses apps outside the pipeline and the last stage withou
   t.regex(outside.stderr, /other is not in pipeline shop/);
   const bad = await rack.ssh(['pipelines:add', 'other', '--pipeline', 'shop', '--stage', 'qa']);
   t.regex(bad.stderr, /--stage must be one of development, staging, production/);
+});
+
+test.serial('over the API: the pipeline listed, a promotion streamed, and a token of staging refused on production', async (t) => {
+  const admin = await rack.createToken('pipelines-admin');
+  const list = await api(rack, 'GET', '/api/v1/pipelines', { token: admin });
+  t.is(list.status, 200, list.text);
+  t.like((list.json as { name: string; apps: { app: string; stage: string }[] }[])[0], { name: 'shop', apps: [{ app: 'stage', stage: 'staging' }, { app: 'prod', stage: 'production' }] });
+
+  const stageOnly = await rack.createToken('stage-only', ['--app', 'stage']);
+  const refused = await api(rack, 'POST', '/api/v1/apps/stage/promotions', { token: stageOnly, body: {} });
+  t.is(refused.status, 403, refused.text);
+  t.deepEqual(await releases('prod'), []);
+
+  const promoted = await api(rack, 'POST', '/api/v1/apps/stage/promotions', { token: admin, body: { to: ['prod'] } });
+  t.is(promoted.status, 200, promoted.text);
+  t.like(events(promoted.text).at(-1), { result: { promotions: [{ app: 'prod', release: 1, status: 'succeeded' }] } });
+  t.is((await rack.get('prod', '/')).body, 'build-two');
 });

@@ -29,7 +29,7 @@ export interface CommandWords {
 }
 
 export interface ApiRoute {
-  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   /** OpenAPI's path template under /api/v1; `{app}` is always an app name. */
   path: string;
   command: string;
@@ -118,6 +118,49 @@ export const ROUTES: ApiRoute[] = [
   {
     method: 'POST', path: '/apps/{app}/releases/{version}/promote', command: 'releases:promote', summary: 'Roll out any release as a new release', mode: 'stream',
     response: S.releaseResult, words: ({ params }) => ({ args: [params['version']!], flags: {} }),
+  },
+  // pipelines
+  { method: 'GET', path: '/pipelines', command: 'pipelines', summary: "The pipelines that hold the token's apps: stages, apps, current releases", response: S.list(S.pipeline), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/pipelines', command: 'pipelines:create', summary: 'Create a pipeline (admin)', status: 201, mode: 'json',
+    body: S.object({ name: S.appName }, ['name']), response: S.object({ name: S.text }, ['name']),
+    words: ({ body }) => ({ args: [str(body['name'])!], flags: {} }),
+  },
+  {
+    method: 'GET', path: '/pipelines/{pipeline}', command: 'pipelines:info', summary: "A pipeline's stages, apps and current releases", response: S.pipeline, mode: 'json',
+    words: ({ params }) => ({ args: [params['pipeline']!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/pipelines/{pipeline}', command: 'pipelines:destroy', summary: 'Remove a pipeline; its apps stay (admin)', mode: 'json',
+    response: S.object({ name: S.text, destroyed: S.bool }, ['name', 'destroyed']), words: ({ params }) => ({ args: [params['pipeline']!], flags: {} }),
+  },
+  {
+    method: 'PUT', path: '/apps/{app}/pipeline', command: 'pipelines:add', summary: 'Put the app at a stage of a pipeline (or move it to another stage)', mode: 'json',
+    body: S.object({ pipeline: S.appName, stage: S.pipelineStage }, ['pipeline', 'stage']),
+    response: S.object({ app: S.text, pipeline: S.text, stage: S.text }, ['app', 'pipeline', 'stage']),
+    words: ({ params, body }) => ({ args: [params['app']!], flags: { pipeline: str(body['pipeline'])!, stage: str(body['stage'])! } }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/pipeline', command: 'pipelines:remove', summary: 'Take the app out of its pipeline', mode: 'json',
+    response: S.object({ app: S.text, pipeline: S.text, removed: S.bool }, ['app', 'pipeline', 'removed']), words: ({ params }) => ({ args: [params['app']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/promotions', command: 'pipelines:promote', mode: 'stream',
+    summary: "Release the app's image to the next stage's apps (or to `to`), each with its own config: no build",
+    body: S.object({ to: S.list(S.appName) }),
+    response: S.object(
+      {
+        source: S.object({ app: S.text, release: S.int }, ['app', 'release']),
+        promotions: S.list(S.object({ app: S.text, release: { type: ['integer', 'null'] }, status: S.text, error: S.text }, ['app', 'release', 'status'])),
+      },
+      ['source', 'promotions'],
+    ),
+    words: ({ body }) => ({ args: [], flags: strings(body['to']).length ? { to: strings(body['to']) } : {} }),
+  },
+  {
+    method: 'GET', path: '/apps/{app}/pipeline/diff', command: 'pipelines:diff', summary: "The commits between the app's release and the next stage's apps'", mode: 'json',
+    response: S.object({ app: S.text, release: S.int, commit: S.text, targets: S.list({ type: 'object' }) }, ['app', 'release', 'commit', 'targets']),
+    words: none,
   },
   // config
   { method: 'GET', path: '/apps/{app}/config', command: 'config', summary: "An app's config vars", response: S.stringMap, mode: 'json', words: none },
