@@ -212,7 +212,7 @@ export class Rackd {
       supervisor,
       router,
       pipeline,
-      promotion: new Promotion(store, pipeline, runtime, log.child({ mod: 'pipelines' })),
+      promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
       logs,
       runtime,

@@ -36,7 +36,7 @@ async function ssh(rack: RackDaemon, args: string[]): Promise<string> {
 const rack = await RackDaemon.create();
 try {
   await runOtherApps(rack, others);
-  console.log(`driving: git push to wf-stage (untimed), then ssh rack pipelines:promote -a wf-stage → GET wf-prod.localhost answers the pushed marker`);
+  console.log(`driving: git push to wf-stage, then ssh rack pipelines:promote -a wf-stage → GET wf-prod.localhost answers the pushed marker`);
   const stageDir = await rack.appRepo('node-hello', 'wf-stage');
   if ((await rack.push(stageDir)).code !== 0) throw new Error('first push to wf-stage failed');
   await ssh(rack, ['apps:create', 'wf-prod']);
@@ -45,15 +45,28 @@ try {
   await ssh(rack, ['pipelines:add', 'wf-stage', '--pipeline', 'wf', '--stage', 'staging']);
   await ssh(rack, ['pipelines:add', 'wf-prod', '--pipeline', 'wf', '--stage', 'production']);
   const promote: number[] = [];
+  const pushes: number[] = [];
   const promotePhases: PhaseFigures[] = [];
   for (let i = 0; i < rounds; i++) {
     await commitFile(stageDir, 'server.js', server(`stage-${i}`), `round ${i}`);
+    // Timed too, for comparison: the tarball build below is the same build as this push's.
+    const p0 = performance.now();
     if ((await rack.push(stageDir)).code !== 0) throw new Error('push to wf-stage failed');
+    pushes.push(await until(rack, 'wf-stage', `stage-${i}`, p0));
     const t0 = performance.now();
     const out = await ssh(rack, ['pipelines:promote', '-a', 'wf-stage']);
     promote.push(await until(rack, 'wf-prod', `stage-${i}`, t0));
     promotePhases.push(parseTimings(out));
     console.log(`  promote ${i + 1}: ${secs(promote.at(-1)!)}`);
+  }
+  // For comparison, the same app and image: a config change, which starts the same image again.
+  const configSet: number[] = [];
+  const configPhases: PhaseFigures[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const t0 = performance.now();
+    const out = await ssh(rack, ['config:set', `ROUND=${i}`, '-a', 'wf-prod']);
+    configSet.push(await until(rack, 'wf-prod', `stage-${rounds - 1}`, t0));
+    configPhases.push(parseTimings(out));
   }
 
   console.log(`driving: POST /api/v1/apps/wf-ci/builds?deploy=true with a .tar.gz (tar -czf of a node-hello folder) → GET wf-ci.localhost answers the new marker`);
@@ -79,6 +92,8 @@ try {
   console.log(`${rounds} rounds, ${others} other apps running`);
   console.log(`pipelines:promote → answering: median ${secs(median(promote))}, max ${secs(Math.max(...promote))}`);
   console.log(`  phases (median): ${medianPhases(promotePhases)}`);
+  console.log(`(git push → wf-stage answering: median ${secs(median(pushes))})`);
+  console.log(`(config:set on wf-prod → answering: median ${secs(median(configSet))}; phases ${medianPhases(configPhases)})`);
   console.log(`tarball build API (deploy=true) → answering: median ${secs(median(tarball))}, max ${secs(Math.max(...tarball))}`);
   console.log(`  phases (median): ${medianPhases(tarballPhases)}`);
 } finally {

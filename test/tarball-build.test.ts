@@ -80,6 +80,15 @@ test.serial("a tarball made by tar from a folder ('./' paths) builds without rel
   t.deepEqual(JSON.parse((await rack.ssh(['releases', '-a', 'tb', '--json'])).stdout), []);
 });
 
+test.serial('over ssh, builds:upload reads the tarball from stdin and releases it with --deploy', async (t) => {
+  // tar's bytes go straight into the real ssh client's stdin; the arguments reach sh as "$@", never as text.
+  const r = await exec('sh', ['-c', 'd="$1"; shift; tar -C "$d" -czf - . | ssh "$@"', 'sh', join(FIXTURES, 'node-env'), ...rack.sshArgs(), '--', 'builds:upload', '-a', 'tb', '--deploy']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /Received the source tarball: 2 files/);
+  t.regex(r.stdout, /Released v1/);
+  t.is((await rack.get('tb', '/')).body, 'build-one');
+});
+
 const hostile: [string, { header: Partial<Header> & { name: string }; body?: string }[], RegExp][] = [
   ['a path with ../', [{ header: { name: 'app/../../etc/cron.d/x' }, body: 'x' }], /climbs out with "\.\."/],
   ['an absolute path', [{ header: { name: '/etc/passwd' }, body: 'x' }], /is an absolute path/],

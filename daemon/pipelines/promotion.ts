@@ -1,5 +1,6 @@
 import { authorize } from '../access/access-policy.js';
 import type { Principal } from '../access/principal.js';
+import type { DeployLock } from '../deploy-lock.js';
 import type { Logger } from '../log.js';
 import type { Pipeline } from '../pipeline.js';
 import { RackError } from '../rack-error.js';
@@ -52,6 +53,7 @@ export class Promotion {
   constructor(
     private readonly store: Store,
     private readonly pipeline: Pipeline,
+    private readonly lock: DeployLock,
     private readonly runtime: Pick<DockerRuntime, 'tagImage' | 'promotedImageName' | 'imageExists'>,
     private readonly log: Logger,
   ) {}
@@ -61,22 +63,31 @@ export class Promotion {
     const targets = req.to.length > 0 ? await this.namedTargets(member, req.to) : (await nextStage(this.store, member)).map((m) => m.app);
     // Every target is checked before any is touched: a key refused on one changes none.
     for (const target of targets) authorize(req.principal, 'deploy', 'pipelines:promote', target);
-    const source = await servingRelease(this.store, req.source);
-    if (!(await this.runtime.imageExists(source.image))) {
-      throw new RackError('no_such_build', `the image of ${req.source} v${source.version} (${source.image}) is gone; deploy ${req.source} again first`);
-    }
+    // Read and tagged under the source's deploy lock: its next rollout prunes its own images, and
+    // must not remove the one being promoted between the read and the tags.
+    const { source, tags } = await this.lock.run(req.source, async () => {
+      const source = await servingRelease(this.store, req.source);
+      if (!(await this.runtime.imageExists(source.image))) {
+        throw new RackError('no_such_build', `the image of ${req.source} v${source.version} (${source.image}) is gone; deploy ${req.source} again first`);
+      }
+      const tags = new Map<string, { image: string; imageId: string }>();
+      for (const target of targets) {
+        const name = this.runtime.promotedImageName(target, source.app, source.version);
+        tags.set(target, { image: `${name.repo}:${name.tag}`, imageId: await this.runtime.tagImage(source.image, name) });
+      }
+      return { source, tags };
+    });
     const origin = source.promotedFrom ? { build: source.promotedFrom.build, buildApp: source.promotedFrom.buildApp } : { build: source.build, buildApp: source.app };
     const outcomes: PromotionOutcome[] = [];
     for (const target of targets) {
       out.header(`Promoting ${req.source} v${source.version} to ${target}`);
       try {
-        const name = this.runtime.promotedImageName(target, source.app, source.version);
-        const imageId = await this.runtime.tagImage(source.image, name);
+        const { image, imageId } = tags.get(target)!;
         const release = await this.pipeline.promoteImage(
           {
             app: target,
             source,
-            image: `${name.repo}:${name.tag}`,
+            image,
             promotedFrom: { app: source.app, release: source.version, ...origin, imageId },
             keyName: req.keyName,
           },
