@@ -78,6 +78,8 @@ test.serial('promote releases the staging image to production with production\'s
   t.is((await rack.get('prod', '/env/GREETING')).body, 'from-prod');
   t.is((await rack.get('stage', '/env/GREETING')).body, 'from-stage');
   t.is((await rack.get('prod', '/')).body, 'build-one');
+  const audit = JSON.parse(await ok(['audit', '--json', '-a', 'prod'])) as { action: string; detail: string; outcome: string }[];
+  t.like(audit.find((e) => e.action === 'pipelines:promote'), { detail: `from stage v${stage.version}: v1`, outcome: 'ok' });
 
   const list = await ok(['pipelines']);
   t.regex(list, /staging\s+stage\s+v2/);

@@ -187,6 +187,11 @@ export const pipelinesCommands: Command[] = [
       for (const name of to) if (!isAppName(name)) throw new RackError('bad_app_name', `--to ${JSON.stringify(name.slice(0, 40))} is not an app name`);
       const out = textOutput(ctx.print);
       const { source, outcomes } = await ctx.services.promotion.promote({ source: ctx.app, to, principal: ctx.principal, keyName: createdBy(ctx.principal) }, out);
+      // Each target's own audit shows who released into it, from where (the command's entry is the source's).
+      for (const o of outcomes) {
+        const detail = `from ${source.app} v${source.version}${o.release === null ? '' : `: v${o.release}`}`;
+        await ctx.services.audit.record(ctx.caller, { app: o.app, action: 'pipelines:promote', detail, outcome: o.status === 'succeeded' ? 'ok' : 'deploy_failed' });
+      }
       ctx.result({ source: { app: source.app, release: source.version }, promotions: outcomes });
       const failed = outcomes.filter((o) => o.status === 'failed');
       if (failed.length > 0) {
