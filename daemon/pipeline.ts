@@ -117,8 +117,8 @@ export class Pipeline implements PushPipeline {
           const build = await timings.time('build', () => this.builder.build({ ...req, objects: {}, config, createdBy: req.keyName }, out));
           if (!req.deploy) return { build, release: null };
           const addons = await this.currentAttachments(req.app, base);
-          const what = req.source.version ?? req.commit.slice(0, 7);
-          const release = await this.releaseBuild(req.app, build, { config, addons }, `Deploy ${what} (tarball)`, req.keyName, out, timings);
+          const what = `Deploy ${req.source.version ?? req.commit.slice(0, 7)} (tarball)${req.source.description === undefined ? '' : `: ${req.source.description}`}`;
+          const release = await this.releaseBuild(req.app, build, { config, addons }, what, req.keyName, out, timings);
           return { build, release };
         }),
       () => out.header(`Waiting for another push to ${req.app} to finish`),

@@ -56,18 +56,21 @@ const upload = (app: string, body: Buffer, query = '', token = admin, type = 'ap
 const builds = async (app: string) => JSON.parse((await rack.ssh(['builds', '-a', app, '--json'])).stdout) as { id: number; source?: { type: string; version?: string } }[];
 
 test.serial('a tarball built through the API with deploy=true is released and answers', async (t) => {
-  const r = await upload('tb-ok', await fixtureTarball('shop-1a2b3c'), '?deploy=true&version=ci-42');
+  const r = await upload('tb-ok', await fixtureTarball('shop-1a2b3c'), '?deploy=true&version=ci-42&description=Fix%20the%20login');
   t.is(r.status, 200, r.text);
   const lines = events(r.text);
   const said = lines.filter((e) => 'line' in e).map((e) => String(e['line'])).join('\n');
   t.regex(said, /Building tb-ok b1 from a source tarball \(ci-42\)/);
   t.like(lines.at(-1), { result: { build: 1, status: 'succeeded', version: 'ci-42', release: 1, deployed: true } });
   t.is((await rack.get('tb-ok', '/')).body, 'build-one');
-  t.like((await builds('tb-ok'))[0], { id: 1, source: { type: 'tarball', version: 'ci-42' } });
+  t.like((await builds('tb-ok'))[0], { id: 1, source: { type: 'tarball', version: 'ci-42', description: 'Fix the login' } });
   const release = JSON.parse((await rack.ssh(['releases:info', 'v1', '-a', 'tb-ok', '--json'])).stdout) as { description: string };
-  t.is(release.description, 'Deploy ci-42 (tarball)');
+  t.is(release.description, 'Deploy ci-42 (tarball): Fix the login');
   const audit = JSON.parse((await rack.ssh(['audit', '--json', '-a', 'tb-ok'])).stdout) as { action: string; detail: string; outcome: string }[];
   t.like(audit.find((e) => e.action === 'builds:upload'), { detail: 'tarball ci-42 deploy', outcome: 'ok' });
+  const bad = await upload('tb-ok', await fixtureTarball('x'), '?version=%0Aforged');
+  t.is(bad.status, 400, bad.text);
+  t.regex(bad.text, /version must be 1-200 printable ASCII characters/);
 });
 
 test.serial("a tarball made by tar from a folder ('./' paths) builds without releasing", async (t) => {

@@ -76,14 +76,14 @@ export const ROUTES: ApiRoute[] = [
     method: 'POST', path: '/apps/{app}/builds', command: 'builds:upload', mode: 'stream',
     summary: 'Build a .tar.gz of the source sent as the body (Content-Type application/gzip), as a push would; deploy=true releases it',
     upload: ['application/gzip', 'application/x-gzip', 'application/x-tar+gzip'],
-    query: { deploy: { type: 'string', enum: ['true', 'false'] }, version: { type: 'string', minLength: 1, maxLength: 200 } },
+    query: { deploy: { type: 'string', enum: ['true', 'false'] }, version: { type: 'string', minLength: 1, maxLength: 200 }, description: { type: 'string', minLength: 1, maxLength: 200 } },
     response: S.object(
       { build: S.int, status: S.text, commit: S.text, version: { type: ['string', 'null'] }, release: { type: ['integer', 'null'] }, deployed: S.bool },
       ['build', 'status', 'commit', 'release', 'deployed'],
     ),
     words: ({ query }) => ({
       args: [],
-      flags: { ...(query.get('deploy') === 'true' ? { deploy: true } : {}), ...(query.get('version') !== null ? { version: query.get('version')! } : {}) },
+      flags: { ...(query.get('deploy') === 'true' ? { deploy: true } : {}), ...(query.get('version') !== null ? { version: query.get('version')! } : {}), ...(query.get('description') !== null ? { description: query.get('description')! } : {}) },
     }),
   },
   { method: 'GET', path: '/apps/{app}/builds', command: 'builds', summary: "List an app's builds", response: S.list(S.build), mode: 'json', words: none },

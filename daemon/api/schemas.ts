@@ -47,7 +47,7 @@ export const build = shape(
     finishedAt: nullableTime,
     error: nullableText,
     createdBy: text,
-    source: shape({ type: { type: 'string', enum: ['tarball'] }, version: text }, ['type']),
+    source: shape({ type: { type: 'string', enum: ['tarball'] }, version: text, description: text }, ['type']),
   },
   ['app', 'id', 'commit', 'status', 'createdAt', 'createdBy'],
 );

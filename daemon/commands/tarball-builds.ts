@@ -15,16 +15,17 @@ export const tarballBuildCommands: Command[] = [
     // Deploy-level, as a push is: a deploy-only CI key may ship a tarball as it may push.
     name: 'builds:upload',
     access: 'deploy',
-    usage: 'builds:upload [--deploy] [--version V] [-a APP] < source.tar.gz',
+    usage: 'builds:upload [--deploy] [--version V] [--description TEXT] [-a APP] < source.tar.gz',
     summary: 'build a .tar.gz of the source sent on stdin (POST /api/v1/apps/APP/builds over HTTP); --deploy releases it',
     app: true,
-    options: { deploy: { type: 'boolean' }, version: { type: 'string' } },
+    options: { deploy: { type: 'boolean' }, version: { type: 'string' }, description: { type: 'string' } },
     args: { min: 0, max: 0 },
     audit: (ctx) => ({ detail: `tarball${typeof ctx.flags['version'] === 'string' ? ` ${ctx.flags['version'].slice(0, 60)}` : ''}${ctx.flags['deploy'] === true ? ' deploy' : ''}` }),
     async run(ctx) {
       const body = ctx.body ?? ctx.session?.stdin;
       if (!body) throw new RackError('bad_argument', 'send the .tar.gz on standard input: ssh rack builds:upload -a APP < source.tar.gz');
-      const version = typeof ctx.flags['version'] === 'string' ? checkVersionWord(ctx.flags['version']) : undefined;
+      const version = typeof ctx.flags['version'] === 'string' ? oneLine('version', ctx.flags['version']) : undefined;
+      const description = typeof ctx.flags['description'] === 'string' ? oneLine('description', ctx.flags['description']) : undefined;
       const { config, pipeline } = ctx.services;
       const out = textOutput(ctx.print);
       const repo = await ensureBareRepo(paths.repos(config), ctx.app);
@@ -39,7 +40,7 @@ export const tarballBuildCommands: Command[] = [
       out.header(`Received the source tarball: ${source.files} files, as commit ${source.commit.slice(0, 7)}`);
       const deploy = ctx.flags['deploy'] === true;
       const { build, release } = await pipeline.buildCommit(
-        { app: ctx.app, repo, commit: source.commit, source: { type: 'tarball', ...(version === undefined ? {} : { version }) }, keyName: createdBy(ctx.principal), deploy },
+        { app: ctx.app, repo, commit: source.commit, source: { type: 'tarball', ...(version === undefined ? {} : { version }), ...(description === undefined ? {} : { description }) }, keyName: createdBy(ctx.principal), deploy },
         out,
       );
       ctx.result({ build: build.id, status: build.status, commit: source.commit, version: version ?? null, release: release?.version ?? null, deployed: release !== null });
@@ -48,7 +49,8 @@ export const tarballBuildCommands: Command[] = [
   },
 ];
 
-function checkVersionWord(version: string): string {
-  if (!/^[\x20-\x7e]{1,200}$/.test(version)) throw new RackError('bad_argument', 'version must be 1-200 printable ASCII characters');
-  return version;
+/** Shown in builds, releases and the commit's message: one line of plain text. */
+function oneLine(name: string, text: string): string {
+  if (!/^[\x20-\x7e]{1,200}$/.test(text)) throw new RackError('bad_argument', `${name} must be 1-200 printable ASCII characters`);
+  return text;
 }

@@ -390,4 +390,6 @@ export interface BuildSource {
   type: 'tarball';
   /** What the sender called this source (Heroku's source_blob.version: a CI commit or tag). */
   version?: string;
+  /** Heroku's source_blob.version_description: a line about it (a commit subject), for the release. */
+  description?: string;
 }
