@@ -14,7 +14,7 @@ import type { ImageRetention } from './release/image-retention.js';
 import { PhaseTimings } from './phase-timings.js';
 import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { Runtime } from './runtime/runtime.js';
-import type { Attachment, BuildRecord, ReleaseRecord } from './store/records.js';
+import type { Attachment, BuildRecord, BuildSource, PromotedFrom, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -95,6 +95,32 @@ export class Pipeline implements PushPipeline {
           const addons = await this.currentAttachments(req.app, base);
           if (req.deploy) await this.releaseBuild(req.app, build, { config, addons }, `Deploy ${commit.slice(0, 7)} (rebuild)`, req.keyName, out, timings);
           return build;
+        }),
+      () => out.header(`Waiting for another push to ${req.app} to finish`),
+    );
+  }
+
+  /**
+   * A build of a commit that is on no branch (a source tarball's, `build/tarball-source.ts`), and with
+   * `deploy` its release: the same builder and rollout as a push, under the same locks.
+   */
+  buildCommit(
+    req: { app: string; repo: string; commit: string; source: BuildSource; keyName: string; deploy: boolean },
+    out: UserOutput,
+  ): Promise<{ build: BuildRecord; release: ReleaseRecord | null }> {
+    return this.pushLock.run(
+      req.app,
+      () =>
+        this.lock.run(req.app, async () => {
+          const timings = new PhaseTimings();
+          const base = await this.baseRelease(req.app);
+          const config = await this.currentConfig(req.app, base);
+          const build = await timings.time('build', () => this.builder.build({ ...req, objects: {}, config, createdBy: req.keyName }, out));
+          if (!req.deploy) return { build, release: null };
+          const addons = await this.currentAttachments(req.app, base);
+          const what = `Deploy ${req.source.version ?? req.commit.slice(0, 7)} (tarball)${req.source.description === undefined ? '' : `: ${req.source.description}`}`;
+          const release = await this.releaseBuild(req.app, build, { config, addons }, what, req.keyName, out, timings);
+          return { build, release };
         }),
       () => out.header(`Waiting for another push to ${req.app} to finish`),
     );
@@ -213,6 +239,31 @@ export class Pipeline implements PushPipeline {
       });
       await this.deploy(release, out, new PhaseTimings(), req.kind === 'rollback' ? 'rollback' : 'release');
       return { release, previous: app.currentRelease };
+    });
+  }
+
+  /**
+   * `pipelines:promote`: a new release of `app` that runs another app's release image (`image`: that
+   * image under this app's name), with this app's own config and add-ons. No build runs; the rollout
+   * is the usual health-checked one, under this app's deploy lock.
+   */
+  promoteImage(
+    req: { app: string; source: ReleaseRecord; image: string; promotedFrom: PromotedFrom; keyName: string },
+    out: UserOutput,
+  ): Promise<ReleaseRecord> {
+    return this.lock.run(req.app, async () => {
+      const base = await this.baseRelease(req.app);
+      const config = await this.currentConfig(req.app, base);
+      const addons = await this.currentAttachments(req.app, base);
+      const release = await this.newRelease(
+        req.app,
+        { ...req.source, image: req.image },
+        { config, addons, description: `Promote from ${req.source.app} v${req.source.version}`, createdBy: req.keyName, promotedFrom: req.promotedFrom },
+      );
+      await this.deploy(release, out, new PhaseTimings());
+      out.header(`Released v${release.version} of ${req.app}`);
+      out.detail(`${this.supervisor.url(req.app)} deployed`);
+      return release;
     });
   }
 
@@ -369,8 +420,8 @@ export class Pipeline implements PushPipeline {
   /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
   private async newRelease(
     app: string,
-    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes'>,
-    fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy'>,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes' | 'promotedFrom'>,
+    fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy' | 'promotedFrom'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
       build: base.build,
@@ -378,6 +429,8 @@ export class Pipeline implements PushPipeline {
       builder: base.builder,
       ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
       processTypes: base.processTypes,
+      // A config change or rollback of a promoted release still runs another app's build: say whose.
+      ...(base.promotedFrom ? { promotedFrom: base.promotedFrom } : {}),
       formation: resolveFormation(base.processTypes, (await this.store.requireApp(app)).formation),
       ...fields,
     });

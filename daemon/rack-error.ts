@@ -35,6 +35,7 @@ export type RackErrorCode =
   | 'router_failed'
   | 'not_a_swarm'
   | 'no_such_node'
+  | 'no_such_pipeline'
   | 'timed_out'
   | 'store_failed'
   | 'store_too_new'

@@ -21,6 +21,7 @@ import { paths, type RackConfig } from './config.js';
 import { domainsAgainstRule } from './domain-ownership.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './pipeline.js';
+import { Promotion } from './pipelines/promotion.js';
 import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
 import { GitService, HOOKS_DIR, isGitCommand } from './git/git-service.js';
@@ -277,6 +278,7 @@ export class Rackd {
       supervisor,
       router,
       pipeline,
+      promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
       logs,
       runtime,

@@ -83,6 +83,15 @@ const MATRIX: Row[] = [
   { method: 'DELETE', path: '/api/v1/tokens/nothing', expect: { admin: 400, app: 403, other: 403, deploy: 403 } },
   { method: 'GET', path: '/api/v1/audit', expect: adminOnly },
   { method: 'GET', path: '/api/v1/audit?app=shop', expect: { admin: 200, app: 200, other: 403, deploy: 403 } },
+  // Pipelines: created by admins; an app joins with a full key of it; promote and diff need deploy rights.
+  { method: 'GET', path: '/api/v1/pipelines', expect: { admin: 200, app: 200, other: 200, deploy: 200 } },
+  { method: 'POST', path: '/api/v1/pipelines', body: { name: 'matrix' }, expect: { admin: 201, app: 403, other: 403, deploy: 403 } },
+  { method: 'PUT', path: '/api/v1/apps/shop/pipeline', body: { pipeline: 'matrix', stage: 'staging' }, expect: { admin: 200, app: 200, other: 403, deploy: 403 } },
+  { method: 'GET', path: '/api/v1/pipelines/matrix', expect: { admin: 200, app: 200, other: 404, deploy: 200 } },
+  { method: 'GET', path: '/api/v1/apps/shop/pipeline/diff', expect: { admin: 400, app: 400, other: 403, deploy: 400 } },
+  { method: 'POST', path: '/api/v1/apps/shop/promotions', body: { to: ['blog'] }, expect: { admin: '-', app: 400, other: 403, deploy: 400 } },
+  { method: 'DELETE', path: '/api/v1/apps/shop/pipeline', expect: { admin: 200, app: 400, other: 403, deploy: 403 } },
+  { method: 'DELETE', path: '/api/v1/pipelines/matrix', expect: { admin: 200, app: 403, other: 403, deploy: 403 } },
 ];
 
 test.serial('every endpoint answers every kind of token as ssh would', async (t) => {

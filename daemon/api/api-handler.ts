@@ -9,7 +9,7 @@ import type { HttpHandler, PublicHandler } from '../http/http-server.js';
 import { answerError, answerJson } from '../http/json-answer.js';
 import { RackError } from '../rack-error.js';
 import { openApiDocument } from './openapi.js';
-import { readJsonBody } from './request-body.js';
+import { MAX_DISCARD_BYTES, readJsonBody } from './request-body.js';
 import { matchRoute, ROUTES, type AnswerMode, type ApiRoute, type CommandWords } from './routes.js';
 
 const PREFIX = '/api/v1';
@@ -38,6 +38,8 @@ export function apiHandler(services: Services): HttpHandler {
     try {
       await serve(services, req, res, url, caller);
     } catch (err) {
+      // A refused upload (no right, too large, a path trick) was not read to its end.
+      if (!req.readableEnded) discardBody(req);
       const allow = (err as { allow?: string[] }).allow;
       if (res.headersSent) throw err;
       answerError(res, err, allow ? { Allow: allow.join(', ') } : {});
@@ -46,12 +48,14 @@ export function apiHandler(services: Services): HttpHandler {
 }
 
 async function serve(services: Services, req: IncomingMessage, res: ServerResponse, url: URL, caller: Caller): Promise<void> {
-  const { route, params } = matchRoute(req.method ?? 'GET', url.pathname.slice(PREFIX.length));
+  const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const { route, params } = matchRoute(req.method ?? 'GET', url.pathname.slice(PREFIX.length), contentType);
   const query: Record<string, string> = {};
   for (const [k, v] of url.searchParams) query[k] = v;
   const queryCheck = queryChecks.get(route)!;
   if (!queryCheck(query)) throw complaint('query', queryCheck);
-  const body = await readJsonBody(req);
+  // A raw body is the command's to read, as it arrives (after the checks below and the access check).
+  const body = route.upload ? {} : await readJsonBody(req);
   const bodyCheck = bodyChecks.get(route);
   if (bodyCheck ? !bodyCheck(body) : Object.keys(body).length > 0) {
     throw bodyCheck ? complaint('body', bodyCheck) : new RackError('bad_argument', `${route.method} ${route.path} takes no body`);
@@ -67,7 +71,7 @@ async function serve(services: Services, req: IncomingMessage, res: ServerRespon
   const mode: AnswerMode = route.follows?.(input) ? 'follow' : route.mode;
   const invocation = { command, app: command.app ? app : '', args: words.args, flags: { ...words.flags, ...(command.json ? { json: true } : {}) } };
   const run = (io: Pick<CommandIo, 'stdout' | 'json'>) =>
-    invoke(services, caller, invocation, { ...io, readInput: stdinOf(words), closed: closedOf(res) });
+    invoke(services, caller, invocation, { ...io, readInput: stdinOf(words), closed: closedOf(res), ...(route.upload ? { body: req } : {}) });
   if (mode === 'stream' || mode === 'follow') return streamAnswer(res, run);
 
   let value: unknown;
@@ -81,6 +85,20 @@ async function serve(services: Services, req: IncomingMessage, res: ServerRespon
   } else {
     answerJson(res, route.status ?? 200, value ?? {});
   }
+}
+
+/**
+ * Reads what is left of a refused request's body and drops it, so the client, still sending, reads
+ * the refusal rather than a reset; past MAX_DISCARD_BYTES the connection is cut.
+ */
+function discardBody(req: IncomingMessage): void {
+  let size = 0;
+  req.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size > MAX_DISCARD_BYTES) req.socket.destroy();
+  });
+  req.on('error', () => undefined);
+  req.resume();
 }
 
 function stdinOf(words: CommandWords): CommandIo['readInput'] {

@@ -34,6 +34,7 @@ function operation(route: ApiRoute, version: string): Record<string, unknown> {
     description: `The API form of \`ssh rack ${route.command}\` (rack ${version}).`,
     parameters: [...params, ...query],
     ...(route.body ? { requestBody: { required: false, content: { 'application/json': { schema: route.body } } } } : {}),
+    ...(route.upload ? { requestBody: { required: true, content: Object.fromEntries(route.upload.map((type) => [type, { schema: { type: 'string', contentMediaType: type } }])) } } : {}),
     responses: {
       [String(route.status ?? 200)]: {
         description:
@@ -48,10 +49,45 @@ function operation(route: ApiRoute, version: string): Record<string, unknown> {
   };
 }
 
+interface Operation {
+  summary: string;
+  description: string;
+  parameters: { name: string }[];
+  requestBody?: { required: boolean; content: Record<string, unknown> };
+  responses: Record<string, { content?: Record<string, { 'x-result'?: unknown }> }>;
+}
+
+/**
+ * One operation for two routes on the same method and path, told apart by the body's content type
+ * (`POST /apps/{app}/builds`: JSON rebuilds the branch, a .tar.gz builds that source).
+ */
+function alongside(first: Operation, second: Operation): Operation {
+  const names = new Set(first.parameters.map((p) => p.name));
+  const responses = { ...first.responses };
+  for (const [status, answer] of Object.entries(second.responses)) {
+    const a = first.responses[status]?.content?.['application/x-ndjson'];
+    const b = answer.content?.['application/x-ndjson'];
+    if (a && b) responses[status] = { ...first.responses[status], content: { 'application/x-ndjson': { ...a, 'x-result': { oneOf: [a['x-result'], b['x-result']] } } } };
+  }
+  return {
+    ...first,
+    summary: `${first.summary}; or ${second.summary.charAt(0).toLowerCase()}${second.summary.slice(1)}`,
+    description: `${first.description} With a .tar.gz body: ${second.description}`,
+    parameters: [...first.parameters, ...second.parameters.filter((p) => !names.has(p.name))],
+    requestBody: { required: false, content: { ...first.requestBody?.content, ...second.requestBody?.content } },
+    responses,
+  };
+}
+
 /** The OpenAPI 3.1 document of /api/v1, made from the route table and its schemas. */
 export function openApiDocument(version: string): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const route of ROUTES) (paths[route.path] ??= {})[route.method.toLowerCase()] = operation(route, version);
+  for (const route of ROUTES) {
+    const methods = (paths[route.path] ??= {});
+    const method = route.method.toLowerCase();
+    const op = operation(route, version);
+    methods[method] = methods[method] ? alongside(methods[method] as unknown as Operation, op as unknown as Operation) : op;
+  }
   return {
     openapi: '3.1.0',
     info: {

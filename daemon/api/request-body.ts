@@ -8,7 +8,7 @@ export const MAX_BODY_BYTES = 1024 * 1024;
  * server that closes on a client still sending makes it see a reset, not the answer); past it the
  * connection is simply cut.
  */
-const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
+export const MAX_DISCARD_BYTES = 16 * 1024 * 1024;
 
 /**
  * The JSON object a request carries: `{}` when it carries nothing. Refuses other content types,

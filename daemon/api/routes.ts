@@ -40,6 +40,12 @@ export interface ApiRoute {
   response: JsonSchema;
   mode: AnswerMode;
   status?: 200 | 201;
+  /**
+   * The content types of a raw body (a source tarball) the command reads as a stream: the route is
+   * chosen only for a request of one of these types, and the route of the same method and path
+   * without `upload` for any other.
+   */
+  upload?: string[];
   /** When the request asks to follow: the answer is then a `follow` stream. */
   follows?: (input: RouteInput) => boolean;
   words(input: RouteInput): CommandWords;
@@ -66,6 +72,20 @@ export const ROUTES: ApiRoute[] = [
     words: ({ params, query }) => ({ args: [params['app']!], flags: { confirm: query.get('confirm') ?? '' } }),
   },
   // builds
+  {
+    method: 'POST', path: '/apps/{app}/builds', command: 'builds:upload', mode: 'stream',
+    summary: 'Build a .tar.gz of the source sent as the body (Content-Type application/gzip), as a push would; deploy=true releases it',
+    upload: ['application/gzip', 'application/x-gzip', 'application/x-tar+gzip'],
+    query: { deploy: { type: 'string', enum: ['true', 'false'] }, version: { type: 'string', minLength: 1, maxLength: 200 }, description: { type: 'string', minLength: 1, maxLength: 200 } },
+    response: S.object(
+      { build: S.int, status: S.text, commit: S.text, version: { type: ['string', 'null'] }, release: { type: ['integer', 'null'] }, deployed: S.bool },
+      ['build', 'status', 'commit', 'release', 'deployed'],
+    ),
+    words: ({ query }) => ({
+      args: [],
+      flags: { ...(query.get('deploy') === 'true' ? { deploy: true } : {}), ...(query.get('version') !== null ? { version: query.get('version')! } : {}), ...(query.get('description') !== null ? { description: query.get('description')! } : {}) },
+    }),
+  },
   { method: 'GET', path: '/apps/{app}/builds', command: 'builds', summary: "List an app's builds", response: S.list(S.build), mode: 'json', words: none },
   {
     method: 'POST', path: '/apps/{app}/builds', command: 'builds:create', summary: 'Build the deploy branch head again (and release it with deploy)', mode: 'stream',
@@ -98,6 +118,49 @@ export const ROUTES: ApiRoute[] = [
   {
     method: 'POST', path: '/apps/{app}/releases/{version}/promote', command: 'releases:promote', summary: 'Roll out any release as a new release', mode: 'stream',
     response: S.releaseResult, words: ({ params }) => ({ args: [params['version']!], flags: {} }),
+  },
+  // pipelines
+  { method: 'GET', path: '/pipelines', command: 'pipelines', summary: "The pipelines that hold the token's apps: stages, apps, current releases", response: S.list(S.pipeline), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/pipelines', command: 'pipelines:create', summary: 'Create a pipeline (admin)', status: 201, mode: 'json',
+    body: S.object({ name: S.appName }, ['name']), response: S.object({ name: S.text }, ['name']),
+    words: ({ body }) => ({ args: [str(body['name'])!], flags: {} }),
+  },
+  {
+    method: 'GET', path: '/pipelines/{pipeline}', command: 'pipelines:info', summary: "A pipeline's stages, apps and current releases", response: S.pipeline, mode: 'json',
+    words: ({ params }) => ({ args: [params['pipeline']!], flags: {} }),
+  },
+  {
+    method: 'DELETE', path: '/pipelines/{pipeline}', command: 'pipelines:destroy', summary: 'Remove a pipeline; its apps stay (admin)', mode: 'json',
+    response: S.object({ name: S.text, destroyed: S.bool }, ['name', 'destroyed']), words: ({ params }) => ({ args: [params['pipeline']!], flags: {} }),
+  },
+  {
+    method: 'PUT', path: '/apps/{app}/pipeline', command: 'pipelines:add', summary: 'Put the app at a stage of a pipeline (or move it to another stage)', mode: 'json',
+    body: S.object({ pipeline: S.appName, stage: S.pipelineStage }, ['pipeline', 'stage']),
+    response: S.object({ app: S.text, pipeline: S.text, stage: S.text }, ['app', 'pipeline', 'stage']),
+    words: ({ params, body }) => ({ args: [params['app']!], flags: { pipeline: str(body['pipeline'])!, stage: str(body['stage'])! } }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/pipeline', command: 'pipelines:remove', summary: 'Take the app out of its pipeline', mode: 'json',
+    response: S.object({ app: S.text, pipeline: S.text, removed: S.bool }, ['app', 'pipeline', 'removed']), words: ({ params }) => ({ args: [params['app']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/promotions', command: 'pipelines:promote', mode: 'stream',
+    summary: "Release the app's image to the next stage's apps (or to `to`), each with its own config: no build",
+    body: S.object({ to: S.list(S.appName) }),
+    response: S.object(
+      {
+        source: S.object({ app: S.text, release: S.int }, ['app', 'release']),
+        promotions: S.list(S.object({ app: S.text, release: { type: ['integer', 'null'] }, status: S.text, error: S.text }, ['app', 'release', 'status'])),
+      },
+      ['source', 'promotions'],
+    ),
+    words: ({ body }) => ({ args: [], flags: strings(body['to']).length ? { to: strings(body['to']) } : {} }),
+  },
+  {
+    method: 'GET', path: '/apps/{app}/pipeline/diff', command: 'pipelines:diff', summary: "The commits between the app's release and the next stage's apps'", mode: 'json',
+    response: S.object({ app: S.text, release: S.int, commit: S.text, targets: S.list({ type: 'object' }) }, ['app', 'release', 'commit', 'targets']),
+    words: none,
   },
   // config
   { method: 'GET', path: '/apps/{app}/config', command: 'config', summary: "An app's config vars", response: S.stringMap, mode: 'json', words: none },
@@ -370,14 +433,16 @@ const compiled = ROUTES.map((route) => {
 });
 
 /**
- * The route for a path under /api/v1 and method; a known path with another method is a 405 that
+ * The route for a path under /api/v1, method and (for the routes that take a raw body) the
+ * request's content type, lower-cased without parameters; a known path with another method is a 405 that
  * names the methods it has, anything else a 404.
  */
-export function matchRoute(method: string, path: string): RouteMatch {
+export function matchRoute(method: string, path: string, contentType = ''): RouteMatch {
   const allowed: string[] = [];
   for (const { route, names, pattern } of compiled) {
     const m = pattern.exec(path);
     if (!m) continue;
+    if (route.method === method && route.upload && !route.upload.includes(contentType)) continue;
     if (route.method !== method) {
       allowed.push(route.method);
       continue;

@@ -47,9 +47,13 @@ export const build = shape(
     finishedAt: nullableTime,
     error: nullableText,
     createdBy: text,
+    source: shape({ type: { type: 'string', enum: ['tarball'] }, version: text, description: text }, ['type']),
   },
   ['app', 'id', 'commit', 'status', 'createdAt', 'createdBy'],
 );
+
+/** Where a promoted release's image came from (`pipelines:promote`). */
+export const promotedFrom = shape({ app: text, release: int, build: int, buildApp: text, imageId: text }, ['app', 'release', 'build', 'buildApp', 'imageId']);
 
 const releaseStatus: JsonSchema = { type: 'string', enum: ['pending', 'succeeded', 'failed', 'recorded'] };
 
@@ -61,6 +65,7 @@ export const release = shape(
     status: releaseStatus,
     current: bool,
     description: text,
+    promotedFrom,
     createdBy: text,
     createdAt: time,
     config: stringMap,
@@ -76,10 +81,21 @@ export const releaseInfo = shape(
     current: bool,
     build: int,
     description: text,
+    promotedFrom,
     configKeys: list(text),
     configChanges: shape({ added: list(text), changed: list(text), removed: list(text) }, ['added', 'changed', 'removed']),
   },
   ['version', 'status', 'current', 'build', 'description', 'configKeys', 'configChanges'],
+);
+
+export const pipelineStage: JsonSchema = { type: 'string', enum: ['development', 'staging', 'production'] };
+
+export const pipeline = shape(
+  {
+    name: text,
+    apps: list(shape({ app: text, stage: pipelineStage, release: { type: ['integer', 'null'] }, description: nullableText, image: nullableText }, ['app', 'stage', 'release'])),
+  },
+  ['name', 'apps'],
 );
 
 export const releaseResult = shape(

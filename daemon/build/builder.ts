@@ -12,7 +12,7 @@ import { RackError } from '../rack-error.js';
 import { LABEL } from '../runtime/labels.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { Confinement } from '../runtime/isolation.js';
-import type { BuildRecord } from '../store/records.js';
+import type { BuildRecord, BuildSource } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import type { UserOutput } from '../user-output.js';
@@ -34,6 +34,8 @@ export interface BuildRequest {
   createdBy: string;
   /** Build with an empty cache (the app's cache is kept for later builds). */
   noCache?: boolean;
+  /** Absent for a push; a tarball sent to the builds API otherwise. */
+  source?: BuildSource;
 }
 
 type ProcessTypes = Record<string, string>;
@@ -82,7 +84,7 @@ export class Builder {
   }
 
   async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
-    const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy });
+    const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy, ...(req.source ? { source: req.source } : {}) });
     const started = Date.now();
     const log = new BuildLog();
     // rack's own lines are always kept and shown; what the build prints goes through `output`.
@@ -100,7 +102,8 @@ export class Builder {
       Object.assign(build, fields, { finishedAt: new Date().toISOString(), durationMs: Date.now() - started });
       await this.store.finishBuild(build, log.pages());
     };
-    say.header(`Building ${req.app} b${build.id} from ${req.commit.slice(0, 7)}`);
+    const from = req.source ? `a source tarball${req.source.version === undefined ? '' : ` (${req.source.version})`}` : req.commit.slice(0, 7);
+    say.header(`Building ${req.app} b${build.id} from ${from}`);
     try {
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { authorize } from '../access/access-policy.js';
 import type { Caller } from '../access/principal.js';
@@ -24,6 +25,8 @@ import { routerCommands } from './router.js';
 import { addonsCommands } from './addons.js';
 import { rackCommands } from './rack.js';
 import { repoCommands } from './repo.js';
+import { pipelinesCommands } from './pipelines.js';
+import { tarballBuildCommands } from './tarball-builds.js';
 
 const metaCommands: Command[] = [
   {
@@ -45,7 +48,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
@@ -56,6 +59,8 @@ export interface CommandIo {
   readInput(maxBytes: number): Promise<string>;
   closed: Promise<void>;
   session?: CommandSession;
+  /** The request's raw body (see CommandContext.body). */
+  body?: Readable;
 }
 
 /** One command to run, its words already parsed (from an ssh command line or an API request). */
@@ -124,6 +129,7 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
     readInput: (max) => io.readInput(max),
     closed: io.closed,
     ...(io.session ? { session: io.session } : {}),
+    ...(io.body ? { body: io.body } : {}),
     printJson: (value) => json(value, 'query'),
     result: (value) => json(value, 'result'),
   };

@@ -10,6 +10,7 @@ import type { Certificates } from '../certs/certificates.js';
 import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
+import type { Promotion } from '../pipelines/promotion.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { Drains } from '../drains/drains.js';
@@ -28,6 +29,8 @@ export interface Services {
   supervisor: Supervisor;
   router: RouterClient;
   pipeline: Pipeline;
+  /** `pipelines:promote`: one app's image released to the next stage's apps. */
+  promotion: Promotion;
   lock: DeployLock;
   logs: LogHub;
   runtime: DockerRuntime;
@@ -74,6 +77,8 @@ export interface CommandContext {
   closed: Promise<void>;
   /** The raw streams of an ssh session; absent over HTTP and in the console. */
   session?: CommandSession;
+  /** An HTTP request's raw body, for the one route that takes bytes rather than JSON (a source tarball). */
+  body?: Readable;
   /** The client's standard input, read to its end (at most `maxBytes`). */
   readInput(maxBytes: number): Promise<string>;
   print(line: string): void;

@@ -155,7 +155,8 @@ export const historyCommands: Command[] = [
       const rows = releases.map((r) => [
         `v${r.version}`,
         r.version === app.currentRelease ? 'current' : r.status === 'succeeded' ? '' : r.status,
-        `b${r.build}`,
+        // A promoted release runs another app's build.
+        `${r.promotedFrom ? `${r.promotedFrom.buildApp}:` : ''}b${r.build}`,
         r.description,
         r.createdBy,
         timestamp(r.createdAt),

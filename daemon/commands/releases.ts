@@ -42,6 +42,7 @@ export const releaseCommands: Command[] = [
         build: release.build,
         image: release.image,
         description: release.description,
+        ...(release.promotedFrom ? { promotedFrom: release.promotedFrom } : {}),
         createdBy: release.createdBy,
         createdAt: release.createdAt,
         error: release.error === null ? null : (await configRedaction(ctx))(release.error),
@@ -55,7 +56,8 @@ export const releaseCommands: Command[] = [
       const rows = [
         ['Release:', `v${info.version}${info.current ? ' (current)' : ''}`],
         ['Status:', info.status + (info.error ? `: ${info.error}` : '')],
-        ['Build:', `b${info.build} (${info.image})`],
+        ['Build:', `b${info.build}${release.promotedFrom ? ` of ${release.promotedFrom.buildApp}` : ''} (${info.image})`],
+        ...(release.promotedFrom ? [['Promoted:', `from ${release.promotedFrom.app} v${release.promotedFrom.release} (image ${release.promotedFrom.imageId.slice(0, 19)})`]] : []),
         ['Description:', info.description],
         ['By:', info.createdBy],
         ['Created:', timestamp(info.createdAt)],

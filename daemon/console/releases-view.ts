@@ -34,7 +34,8 @@ ${releases.length === 0 ? html`<p class="empty">No releases yet: push with <code
 }
 
 function releaseItem(view: ReleasesView, r: ReleaseRow, before: ReleaseRow | undefined, current: number): SafeHtml {
-  const build = view.builds.get(r.build);
+  // A promoted release's build number is another app's: this app's build of that number is not it.
+  const build = r.promotedFrom ? undefined : view.builds.get(r.build);
   const subject = build ? view.subjects.get(build.commit) : undefined;
   // The list is newest first and numbers are dense: the next item is the release before this one.
   const prior = before && before.version === r.version - 1 ? before.config : r.version === 1 ? {} : undefined;
@@ -50,7 +51,7 @@ function releaseItem(view: ReleasesView, r: ReleaseRow, before: ReleaseRow | und
   }
   return html`<li class="card release status-${status}" data-version="${r.version}"${r.current ? html` aria-current="true"` : ''}>
 <div class="card-head"><strong class="version">v${r.version}</strong> <span class="badge">${status}</span> <span class="description">${r.description}</span></div>
-<div class="meta">b${r.build}${build ? html` · <code>${build.commit.slice(0, 7)}</code>` : ''}${subject !== undefined ? html` <q class="subject">${subject}</q>` : ''} · ${r.createdBy} · <time datetime="${r.createdAt}">${when(r.createdAt)}</time></div>
+<div class="meta">${r.promotedFrom ? `${r.promotedFrom.buildApp}:` : ''}b${r.build}${build ? html` · <code>${build.commit.slice(0, 7)}</code>` : ''}${subject !== undefined ? html` <q class="subject">${subject}</q>` : ''} · ${r.createdBy} · <time datetime="${r.createdAt}">${when(r.createdAt)}</time></div>
 ${r.status === 'failed' && r.error ? html`<p class="reason">${r.error}</p>` : ''}
 ${diff && diff.added.length + diff.changed.length + diff.removed.length > 0
     ? html`<p class="diff">${diff.added.map((k) => html`<span class="added">+${k}</span> `)}${diff.changed.map((k) => html`<span class="changed">~${k}</span> `)}${diff.removed.map((k) => html`<span class="removed">-${k}</span> `)}</p>`

@@ -34,6 +34,7 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   router_failed: 502,
   not_a_swarm: 409,
   no_such_node: 404,
+  no_such_pipeline: 404,
   timed_out: 504,
   // The store refuses changes until rackd restarts; reads still work.
   store_failed: 503,

@@ -1,5 +1,4 @@
 import type Docker from 'dockerode';
-import { LABEL } from './labels.js';
 import type { Owner } from './owner.js';
 
 /** The Docker driver's image part: what builds made, and their removal. */
@@ -18,9 +17,13 @@ export class DockerImages {
     return (await this.listWithParents(app)).map((i) => i.tag);
   }
 
-  /** The same, with each image's ID and its parent's (an app image's parent is its dependency layer). */
+  /**
+   * The same, with each image's ID and its parent's (an app image's parent is its dependency layer).
+   * Found by name, not by the `rack.app` label: an image promoted from another app keeps that app's
+   * labels and is this app's by its tag `rack/APP:...` alone.
+   */
   async listWithParents(app: string): Promise<{ tag: string; id: string; parent: string }[]> {
-    const images = await this.docker.listImages({ filters: { label: this.owner.filter(`${LABEL.app}=${app}`) } });
+    const images = await this.docker.listImages({ filters: { label: this.owner.filter(), reference: [`rack/${app}`] } });
     // Only rack's own names: on a Swarm the same image also has a tag in the registry, which goes with it.
     return images.flatMap((i) => (i.RepoTags ?? []).filter((tag) => tag.startsWith(`rack/${app}:`)).map((tag) => ({ tag, id: i.Id, parent: i.ParentId })));
   }
@@ -43,6 +46,13 @@ export class DockerImages {
   async idsOf(ref: string): Promise<string[]> {
     const images = await this.docker.listImages({ filters: { reference: [ref] } });
     return images.map((i) => i.Id);
+  }
+
+  /** Gives an image one more name; resolves with its ID, the same under every name. */
+  async tag(ref: string, repo: string, tag: string): Promise<string> {
+    const image = this.docker.getImage(ref);
+    await image.tag({ repo, tag });
+    return ((await image.inspect()) as { Id: string }).Id;
   }
 
   /** False when the image is still used by a container (it is kept then), unless `force`. */

@@ -98,6 +98,14 @@ export class DockerRuntime implements Runtime {
     return { repo: `rack/${app}`, tag: `b${build}-${this.owner.instance}` };
   }
 
+  /**
+   * `rack/APP:pSOURCE-vN-INSTANCE`: another app's release image, promoted to this one. Under the
+   * target's own name, so its retention keeps it and the source's pruning only untags its own name.
+   */
+  promotedImageName(app: string, source: string, release: number): { repo: string; tag: string } {
+    return { repo: `rack/${app}`, tag: `p${source}-v${release}-${this.owner.instance}` };
+  }
+
   /** `rack/APP:deps-KEY-INSTANCE`: an app's dependencies on the run image, reused while KEY holds. */
   layerImageName(app: string, key: string): { repo: string; tag: string } {
     return { repo: `rack/${app}`, tag: `deps-${key.slice(0, 16)}-${this.owner.instance}` };
@@ -137,6 +145,7 @@ export class DockerRuntime implements Runtime {
   listAppImages = (app: string) => this.images.listWithParents(app);
   imageAncestry = (ref: string) => this.images.ancestry(ref);
   imageIds = (ref: string) => this.images.idsOf(ref);
+  tagImage = (ref: string, name: { repo: string; tag: string }) => this.images.tag(ref, name.repo, name.tag);
   removeImage = async (ref: string, force?: boolean) => {
     await this.registry?.forget(ref);
     return this.images.remove(ref, force);

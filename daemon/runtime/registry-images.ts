@@ -43,6 +43,25 @@ export interface RegistryAuth {
  * workers, so from tenants' processes too, which must neither read another app's image nor delete
  * one. Swarm hands the password to a node only to pull a service's image (`X-Registry-Auth`).
  */
+/** `rack/app:b3` → [`rack/app`, `b3`]; a name without a tag is `latest`. */
+function splitReference(image: string): [string, string] {
+  const colon = image.lastIndexOf(':');
+  return colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+}
+
+/**
+ * What the registry holds of one local name: its loopback tag and its manifest's digest in its own
+ * repository only. The same image can stand under another app's name too (a promotion tags it
+ * there): forgetting this app's name must leave that app's manifest, which its tasks pull.
+ */
+export function registryRefsOf(image: string, local: string, info: { RepoTags?: string[] | null; RepoDigests?: string[] | null }): { tags: string[]; digests: string[] } {
+  const [repo, tag] = splitReference(image);
+  return {
+    tags: (info.RepoTags ?? []).filter((t) => t === `${local}/${repo}:${tag}`),
+    digests: (info.RepoDigests ?? []).filter((d) => d.startsWith(`${local}/${repo}@`)),
+  };
+}
+
 export class RegistryImages {
   #address = '';
   #login: { username: string; password: string } | undefined;
@@ -175,8 +194,7 @@ export class RegistryImages {
   }
 
   async #push(image: string): Promise<string> {
-    const colon = image.lastIndexOf(':');
-    const [repo, tag] = colon > image.lastIndexOf('/') ? [image.slice(0, colon), image.slice(colon + 1)] : [image, 'latest'];
+    const [repo, tag] = splitReference(image);
     const local = `${this.#local}/${repo}`;
     await this.docker.getImage(image).tag({ repo: local, tag });
     const stream = await this.streams.getImage(`${local}:${tag}`).push({ authconfig: { ...this.#account(), serveraddress: this.#local } } as object);
@@ -208,10 +226,9 @@ export class RegistryImages {
     let digests: string[];
     try {
       const info = await this.docker.getImage(image).inspect();
-      digests = (info.RepoDigests ?? []).filter((d) => d.startsWith(`${this.#local}/`));
-      for (const tag of info.RepoTags ?? []) {
-        if (tag.startsWith(`${this.#local}/`)) await this.docker.getImage(tag).remove().catch(() => undefined);
-      }
+      const own = registryRefsOf(image, this.#local, info);
+      digests = own.digests;
+      for (const tag of own.tags) await this.docker.getImage(tag).remove().catch(() => undefined);
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return;
       throw err;

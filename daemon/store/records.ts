@@ -208,6 +208,8 @@ export interface BuildRecord {
   createdBy: string;
   /** Receive and build phases, in ms. */
   timings?: Timings;
+  /** Absent: a push (or a rebuild of the pushed branch). */
+  source?: BuildSource;
 }
 
 /** `recorded`: made with --no-deploy, waiting to be promoted. */
@@ -229,6 +231,8 @@ export interface ReleaseRecord {
   /** The add-ons attached in this release; their variables are in `config`. */
   addons?: Attachment[];
   description: string;
+  /** Present on a release promoted from another app's: `build` is then that app's build. */
+  promotedFrom?: PromotedFrom;
   createdBy: string;
   createdAt: string;
   status: ReleaseStatus;
@@ -439,4 +443,43 @@ export interface DeliveryRecord {
   lastAnswer?: string;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The stages of a pipeline, in the order a build is promoted through them. */
+export const PIPELINE_STAGES = ['development', 'staging', 'production'] as const;
+export type PipelineStage = (typeof PIPELINE_STAGES)[number];
+
+/** A pipeline: apps that run one build in turn (Heroku's pipelines). Its apps are `PipelineMember`s. */
+export interface PipelineRecord {
+  name: string;
+  createdAt: string;
+  createdBy: string;
+}
+
+/** An app's place in a pipeline; an app is in one pipeline at most. */
+export interface PipelineMember {
+  app: string;
+  pipeline: string;
+  stage: PipelineStage;
+  addedAt: string;
+}
+
+/** Where a promoted release's image came from (`pipelines:promote`). */
+export interface PromotedFrom {
+  app: string;
+  release: number;
+  /** The build that made the image, and the app it is a build of (the first app of a chain of promotions). */
+  build: number;
+  buildApp: string;
+  /** The image's ID (`sha256:...`), the same in the source's and the target's release. */
+  imageId: string;
+}
+
+/** How a build got its source, when not by a push: a tarball sent to the builds API. */
+export interface BuildSource {
+  type: 'tarball';
+  /** What the sender called this source (Heroku's source_blob.version: a CI commit or tag). */
+  version?: string;
+  /** Heroku's source_blob.version_description: a line about it (a commit subject), for the release. */
+  description?: string;
 }

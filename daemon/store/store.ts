@@ -9,15 +9,16 @@ import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { DrainStore } from './drain-store.js';
 import { WebhookStore } from './webhook-store.js';
+import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink | PipelineRecord | PipelineMember;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -56,6 +57,7 @@ export class Store {
   readonly audit: AuditStore;
   readonly certs: CertStore;
   readonly addons: AddonStore;
+  readonly pipelines: PipelineStore;
   readonly schema: SchemaStore;
   /** The ledger of rack's own releases. */
   readonly rackReleases: RackReleaseStore;
@@ -91,6 +93,8 @@ export class Store {
     this.certs = new CertStore(certs.db, certs.writes);
     const addons = part('addon');
     this.addons = new AddonStore(addons.db, addons.writes);
+    const pipelines = part('pipeline');
+    this.pipelines = new PipelineStore(pipelines.db, pipelines.writes);
     const sublevel = (name: string) => this.db.sublevel<string, Value>(name, { valueEncoding: 'json' });
     this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
     const ledger = part('rackrelease');
@@ -280,14 +284,16 @@ export class Store {
       const repoOps = (await this.repos.forgetOps(name)).map((op) => ({ ...op, sublevel: this.repos.db }));
       // Drains and webhooks too: a new app of the same name must not send its logs and events to them.
       const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name))];
-      await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps] as Op[]);
+      // Its place in a pipeline goes too: a new app of the same name is not promoted into.
+      const pipelineOps = (await this.pipelines.memberOf(name)) ? [{ type: 'del' as const, sublevel: this.pipelines.db, key: this.pipelines.memberKey(name) }] : [];
+      await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps, ...pipelineOps] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
 
   // ---- builds
 
-  createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy'>): Promise<BuildRecord> {
+  createBuild(app: string, fields: Pick<BuildRecord, 'commit' | 'createdBy' | 'source'>): Promise<BuildRecord> {
     return this.writes.run(async () => {
       const id = ((await this.get<number>(k.counter('build', app))) ?? 0) + 1;
       const build: BuildRecord = {
@@ -295,6 +301,7 @@ export class Store {
         id,
         commit: fields.commit,
         createdBy: fields.createdBy,
+        ...(fields.source ? { source: fields.source } : {}),
         status: 'building',
         buildpacks: [],
         processTypes: {},
