@@ -33,6 +33,9 @@ import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
 import { LogHub } from './logs/log-hub.js';
+import { cgroupUsage } from './metrics/cgroup-usage.js';
+import { MetricsRecorder } from './metrics/metrics-recorder.js';
+import { ProcessSampler } from './metrics/process-sampler.js';
 import { RouterClient } from './router/router-client.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
 import { DiskLimit, unmountUnder } from './runtime/disk-limit.js';
@@ -115,6 +118,10 @@ export class Rackd {
     if (config.adminKeysFile) await registerAdminKeys(config.adminKeysFile, store, log);
 
     const logs = new LogHub();
+    const metricsLog = log.child({ mod: 'metrics' });
+    const metrics = new MetricsRecorder(store.metrics, async () => (await store.listApps()).map((a) => a.name), metricsLog);
+    await metrics.start();
+    this.stops.push(() => metrics.stop());
     // The router is its own process with a persisted table: it keeps serving while rackd restarts.
     const router = new RouterClient({
       socketPath: paths.routerSocket(config),
@@ -132,7 +139,10 @@ export class Rackd {
           type: 'router',
           text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
         }),
+      onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
     });
+    // The router sends an app's per-request lines only while someone follows its logs or a drain wants them.
+    logs.changes.on('wanted', () => router.setAccessApps(logs.wantedApps()));
     // Private before the router first reads it: it holds private keys.
     await mkdir(paths.certs(config), { recursive: true, mode: 0o700 });
     const http = await router.start();
@@ -147,6 +157,10 @@ export class Rackd {
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }), this.lock);
     supervisor.start();
     this.stops.push(async () => supervisor.stop());
+
+    const sampler = new ProcessSampler({ list: () => runtime.listProcesses(), usage: (id) => cgroupUsage(id), record: (points) => metrics.addSamples(points), logger: metricsLog });
+    sampler.start();
+    this.stops.push(() => sampler.stop());
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
@@ -213,6 +227,7 @@ export class Rackd {
       pipeline,
       lock: this.lock,
       logs,
+      metrics,
       runtime,
       audit,
       certs,

@@ -12,6 +12,7 @@ import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
 import { limitCommands } from './limits.js';
 import { logsCommands } from './logs.js';
+import { metricsCommands } from './metrics.js';
 import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
 import { tokensCommands } from './tokens.js';
@@ -42,7 +43,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...rackCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

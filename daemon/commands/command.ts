@@ -11,6 +11,7 @@ import type { RackConfig } from '../config.js';
 import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
 import type { LogHub } from '../logs/log-hub.js';
+import type { MetricsRecorder } from '../metrics/metrics-recorder.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { RouterClient } from '../router/router-client.js';
@@ -26,6 +27,7 @@ export interface Services {
   pipeline: Pipeline;
   lock: DeployLock;
   logs: LogHub;
+  metrics: MetricsRecorder;
   runtime: DockerRuntime;
   audit: AuditLog;
   certs: Certificates;

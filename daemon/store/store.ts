@@ -9,12 +9,13 @@ import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, ReleaseStatus, Timings, TokenRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { SchemaStore } from './schema-store.js';
+import { MetricStore } from './metric-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | MetricPoint;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -56,6 +57,8 @@ export class Store {
   readonly schema: SchemaStore;
   /** The ledger of rack's own releases. */
   readonly rackReleases: RackReleaseStore;
+  /** Requests and process samples per app, at three resolutions (daemon/metrics/). */
+  readonly metrics: MetricStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -87,6 +90,8 @@ export class Store {
     this.schema = new SchemaStore(sublevel('schema'), { root: this.db, part: sublevel }, this.writes);
     const ledger = part('rackrelease');
     this.rackReleases = new RackReleaseStore(ledger.db, ledger.writes);
+    const metrics = part('metric');
+    this.metrics = new MetricStore(metrics.db, metrics.writes);
   }
 
   /**
