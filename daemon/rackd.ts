@@ -142,7 +142,11 @@ export class Rackd {
       onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
     });
     // The router sends an app's per-request lines only while someone follows its logs or a drain wants them.
-    logs.changes.on('wanted', () => router.setAccessApps(logs.wantedApps()));
+    logs.changes.on('wanted', () => {
+      const apps = logs.wantedApps();
+      metricsLog.info({ apps }, 'router: the apps whose access lines are wanted');
+      router.setAccessApps(apps);
+    });
     // Private before the router first reads it: it holds private keys.
     await mkdir(paths.certs(config), { recursive: true, mode: 0o700 });
     const http = await router.start();

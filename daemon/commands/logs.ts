@@ -25,6 +25,9 @@ export const logsCommands: Command[] = [
       await ctx.services.store.requireApp(ctx.app);
       for (const line of ctx.services.logs.recent(ctx.app, Number(rawNum), type)) ctx.print(formatLogLine(line));
       if (ctx.flags['tail'] !== true) return;
+      // ssh2 emits a channel's close only after its input has been read to the end: unread, a client
+      // gone (Ctrl-C) would leave this follower, and the router's lines it wants, for ever.
+      ctx.session?.stdin.resume();
       const stop = ctx.services.logs.follow(ctx.app, (line) => {
         if (type === undefined || line.type === type) ctx.print(formatLogLine(line));
       });
