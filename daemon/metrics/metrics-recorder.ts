@@ -113,7 +113,8 @@ export class MetricsRecorder {
     const now = this.now();
     let deleted = 0;
     for (const app of await this.apps()) {
-      for (const { res, keepMs } of RESOLUTIONS) deleted += await this.store.deleteBefore(app, res, now - keepMs);
+      // A span more than the age: `--since 1h` at 10 s always finds its whole first bucket.
+      for (const { res, keepMs, spanS } of RESOLUTIONS) deleted += await this.store.deleteBefore(app, res, now - keepMs - spanS * 1000);
     }
     if (deleted > 0) this.log.debug({ deleted }, 'metrics: old points deleted');
   }
