@@ -148,6 +148,10 @@ test('the recorder rolls closed minutes up in the store, answers exact counts at
   const week = await recorder.points('web-app', 7 * 24 * 3_600_000);
   t.is(week.resolution, '10m');
   t.is(sum(week.points), 3 * 720 + 1);
+  // A destroyed app takes its metrics: a new app of its name starts blank.
+  await store.destroyApp('web-app');
+  await store.createApp('web-app');
+  t.deepEqual((await recorder.points('web-app', 7 * 24 * 3_600_000)).points, []);
 });
 
 test('LogHub counts the wanters of an app\'s router lines and says when the set changes', (t) => {

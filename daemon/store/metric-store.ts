@@ -58,6 +58,13 @@ export class MetricStore {
     return undefined;
   }
 
+  /** Deletions of every point of the app, for the batch that destroys it (a new app of its name starts blank). */
+  async forgetOps(app: string): Promise<{ type: 'del'; key: string; sublevel: Sublevel }[]> {
+    const ops: { type: 'del'; key: string; sublevel: Sublevel }[] = [];
+    for await (const k of this.db.keys({ gt: `${app}!`, lt: `${app}"` })) ops.push({ type: 'del', key: k, sublevel: this.db });
+    return ops;
+  }
+
   /** Deletes the app's points at `res` older than `before`; answers how many. */
   deleteBefore(app: string, res: Resolution, before: number): Promise<number> {
     return this.writes.run(async () => {

@@ -265,7 +265,7 @@ export class Store {
       const tokenOps = (await this.tokens.list())
         .filter((t) => t.apps.includes(name))
         .map((t) => ({ type: 'put' as const, sublevel: this.tokens.db, key: `name!${t.name}`, value: { ...t, apps: t.apps.filter((a) => a !== name) } }));
-      await this.writes.batch([...ops, ...tokenOps] as Op[]);
+      await this.writes.batch([...ops, ...tokenOps, ...(await this.metrics.forgetOps(name))] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }
