@@ -95,27 +95,33 @@ export class MetricsRecorder {
     }
   }
 
+  /** Every closed span awaiting its rollup, recomputed from the finer points and written in one batch. */
   async #rollup(res: '1m' | '10m', finer: Resolution, spanS: number): Promise<void> {
     const closedBefore = this.now() - ROLLUP_GRACE_MS;
+    const rolled: { app: string; point: MetricPoint }[] = [];
     for (const entry of [...this.#dirty[res]]) {
       const [app = '', start = '0'] = entry.split('\n');
       const at = Number(start);
       if (at + spanS * 1000 > closedBefore) continue;
       this.#dirty[res].delete(entry);
       const [point] = downsample(await this.store.range(app, finer, at, at + spanS * 1000), spanS);
-      if (point === undefined) continue;
-      await this.store.put(res, [{ app, point }]);
-      if (res === '1m') this.#markDirty(app, '10m', at);
+      if (point !== undefined) rolled.push({ app, point });
     }
+    try {
+      await this.store.put(res, rolled);
+    } catch (err) {
+      // Not lost: tried again at the next tick.
+      for (const { app, point } of rolled) this.#markDirty(app, res, point.at);
+      throw err;
+    }
+    if (res === '1m') for (const { app, point } of rolled) this.#markDirty(app, '10m', point.at);
   }
 
   async #prune(): Promise<void> {
     const now = this.now();
-    let deleted = 0;
-    for (const app of await this.apps()) {
-      // A span more than the age: `--since 1h` at 10 s always finds its whole first bucket.
-      for (const { res, keepMs, spanS } of RESOLUTIONS) deleted += await this.store.deleteBefore(app, res, now - keepMs - spanS * 1000);
-    }
+    // A span more than the age: `--since 1h` at 10 s always finds its whole first bucket.
+    const cutoffs = RESOLUTIONS.map(({ res, keepMs, spanS }) => ({ res, before: now - keepMs - spanS * 1000 }));
+    const deleted = await this.store.prune(await this.apps(), cutoffs);
     if (deleted > 0) this.log.debug({ deleted }, 'metrics: old points deleted');
   }
 

@@ -65,11 +65,13 @@ export class MetricStore {
     return ops;
   }
 
-  /** Deletes the app's points at `res` older than `before`; answers how many. */
-  deleteBefore(app: string, res: Resolution, before: number): Promise<number> {
+  /** Deletes, in one batch, the apps' points older than the cutoff of their resolution; answers how many. */
+  prune(apps: string[], cutoffs: { res: Resolution; before: number }[]): Promise<number> {
     return this.writes.run(async () => {
       const keys: string[] = [];
-      for await (const k of this.db.keys({ gte: key(app, res, 0), lt: key(app, res, before) })) keys.push(k);
+      for (const app of apps) {
+        for (const { res, before } of cutoffs) for await (const k of this.db.keys({ gte: key(app, res, 0), lt: key(app, res, before) })) keys.push(k);
+      }
       if (keys.length > 0) await this.writes.batch(keys.map((k) => ({ type: 'del' as const, key: k })));
       return keys.length;
     });
