@@ -8,6 +8,7 @@ import { bucketBoundMs, latencyBucket, mergeHistogram, percentile, recordLatency
 import { LogHub } from '../daemon/logs/log-hub.js';
 import { combinePoints, downsample, metricRow } from '../daemon/metrics/metric-points.js';
 import { MetricsRecorder } from '../daemon/metrics/metrics-recorder.js';
+import { ProcessSampler, type SampledProcess } from '../daemon/metrics/process-sampler.js';
 import { RouteSummaries } from '../daemon/router/route-summaries.js';
 import type { MetricPoint } from '../daemon/store/records.js';
 import { Store } from '../daemon/store/store.js';
@@ -178,4 +179,25 @@ test('--since takes a duration up to the week kept', (t) => {
   t.is(parseSince('1h'), 3_600_000);
   t.is(parseSince('7d'), 7 * 86_400_000);
   for (const bad of ['8d', '0h', '1', 'h', '1w', '-1h', '1.5h']) t.throws(() => parseSince(bad), { message: /--since takes a duration/ });
+});
+
+test('the sampler turns cgroup counters into CPU time per span, memory and restarts by process type', async (t) => {
+  let procs: SampledProcess[] = [
+    { id: 'w1', app: 'a', type: 'web', running: true, restarts: 0 },
+    { id: 'w2', app: 'a', type: 'web', running: true, restarts: 0 },
+    { id: 'k1', app: 'a', type: 'worker', running: true, restarts: 2 },
+  ];
+  const usage = new Map([['w1', { cpuNs: 1e9, memoryBytes: 10e6 }], ['w2', { cpuNs: 5e9, memoryBytes: 20e6 }]]);
+  const recorded: { app: string; point: MetricPoint }[][] = [];
+  const sampler = new ProcessSampler({ list: async () => procs, usage: async (id) => usage.get(id), record: async (p) => void recorded.push(p), logger, now: () => 1_000_000 });
+  await sampler.sample();
+  t.like(recorded[0]?.[0]?.point.processes?.['web'], { cpuMs: 0, memorySum: 30e6, samples: 1, count: 2, running: 2, restarts: 0 });
+  t.like(recorded[0]?.[0]?.point.processes?.['worker'], { samples: 0, memorySum: 0, count: 1 }, 'no cgroup found: no memory figure, not 0 MB');
+  usage.set('w1', { cpuNs: 1.5e9, memoryBytes: 12e6 });
+  usage.set('w2', { cpuNs: 6e9, memoryBytes: 20e6 });
+  procs = procs.map((p) => (p.id === 'k1' ? { ...p, restarts: 3, running: false } : p));
+  await sampler.sample();
+  t.like(recorded[1]?.[0]?.point.processes?.['web'], { cpuMs: 1500, memorySum: 32e6, memoryMax: 32e6 });
+  t.like(recorded[1]?.[0]?.point.processes?.['worker'], { restarts: 1, running: 0 });
+  t.is(metricRow(recorded[1]![0]!.point, 'web').cpu, 15, '1.5 s of CPU in 10 s is 15 % of a core');
 });

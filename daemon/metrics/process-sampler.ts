@@ -65,13 +65,18 @@ export class ProcessSampler {
       next.set(p.id, { ...(usage === undefined ? {} : { cpuNs: usage.cpuNs }), restarts: p.restarts });
       const types = byApp.get(p.app) ?? {};
       byApp.set(p.app, types);
-      const m = (types[p.type] ??= { cpuMs: 0, memorySum: 0, samples: 1, memoryMax: 0, count: 0, running: 0, restarts: 0 });
+      // `samples` stays 0 until a cgroup is read: no figure (a Swarm's other machines) is not 0 MB.
+      const m = (types[p.type] ??= { cpuMs: 0, memorySum: 0, samples: 0, memoryMax: 0, count: 0, running: 0, restarts: 0 });
       m.count += 1;
       if (p.running) m.running += 1;
       // A restarted container keeps its cgroup counter only on v2; a smaller reading means it started over.
       if (usage !== undefined && last?.cpuNs !== undefined && usage.cpuNs >= last.cpuNs) m.cpuMs += (usage.cpuNs - last.cpuNs) / 1e6;
-      m.memorySum += usage?.memoryBytes ?? 0;
-      m.memoryMax = m.memorySum;
+      if (usage !== undefined) {
+        // One sample of the type: its processes' memory summed (so the mean over samples stays the type's).
+        m.samples = 1;
+        m.memorySum += usage.memoryBytes;
+        m.memoryMax = m.memorySum;
+      }
       if (last !== undefined && p.restarts > last.restarts) m.restarts += p.restarts - last.restarts;
     }
     this.#last = next;
