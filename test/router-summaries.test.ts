@@ -132,3 +132,24 @@ test('summaries counted while nobody was subscribed reach the next subscriber', 
   await waitFor('the held summaries', () => totals(buckets, 'web').latency === 12);
   t.deepEqual(totals(buckets, 'web').requests, [0, 12, 0, 0, 0]);
 });
+
+test('a handoff loses no count: the old router sends its bucket under way, the successor counts from its start, and the access set follows', async (t) => {
+  const dir = await routerDir(t);
+  const buckets: SummaryBucket[] = [];
+  const access: AccessEntry[] = [];
+  const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, logger, onAccess: (e) => access.push(e), onSummary: (b) => buckets.push(b) });
+  const port = await c.start();
+  t.teardown(() => c.stop());
+  c.setApp('web', ['web.test'], [await byPath(t)]);
+  await c.flush();
+  for (let i = 0; i < 9; i++) await get(port, 'web.test', '/', new http.Agent());
+  const before = (await c.ping()).pid;
+  c.setAccessApps(['web']);
+  const after = await c.replace();
+  t.not(after.pid, before);
+  for (let i = 0; i < 4; i++) await get(port, 'web.test', '/s/404', new http.Agent());
+  await waitFor('every request summed', () => totals(buckets, 'web').latency === 13);
+  t.deepEqual(totals(buckets, 'web').requests, [0, 9, 0, 4, 0]);
+  // The successor was told which apps want lines when rackd connected to it.
+  await waitFor('the successor\'s access lines', () => access.filter((e) => e.status === 404).length === 4);
+});

@@ -121,6 +121,8 @@ async function main(): Promise<void> {
       logger.info({ why }, 'router: stopping');
       setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
       try {
+        // The bucket under way too: its requests are counted nowhere else.
+        sendAllSummaries();
         await control?.stop();
         await router.stop();
         await changes.idle();
@@ -159,7 +161,10 @@ async function main(): Promise<void> {
       logger.info({ successor: successor?.identity.pid }, 'router: handed off; finishing open connections');
       setTimeout(() => process.exit(1), HANDED_OFF_DRAIN_MS + STOP_DEADLINE_MS).unref();
       try {
-        // Clients reconnect to the successor and send again what this router left unanswered.
+        // Clients reconnect to the successor and send again what this router left unanswered. The
+        // summaries so far go first (the successor counts from its start); requests this router
+        // still finishes after this are not counted.
+        sendAllSummaries();
         await control?.stop();
         successor?.release();
         await drained;
@@ -174,6 +179,9 @@ async function main(): Promise<void> {
   const sendSummaries = (): void => {
     if (control === undefined || !control.subscribed) return;
     for (const bucket of router.summaries.take()) control.send({ event: 'summary', data: bucket });
+  };
+  const sendAllSummaries = (): void => {
+    for (const bucket of router.summaries.closeAll()) control?.send({ event: 'summary', data: bucket });
   };
   const summaryTimer = setInterval(sendSummaries, SUMMARY_CHECK_MS);
   summaryTimer.unref();
