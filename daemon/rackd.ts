@@ -39,6 +39,9 @@ import { appEvents } from './app-events.js';
 import { Drains } from './drains/drains.js';
 import { tellEventsInLogs } from './drains/event-lines.js';
 import { AppWebhooks } from './notifications/app-webhooks.js';
+import { cgroupUsage } from './metrics/cgroup-usage.js';
+import { MetricsRecorder } from './metrics/metrics-recorder.js';
+import { ProcessSampler } from './metrics/process-sampler.js';
 import { RouterClient } from './router/router-client.js';
 import { routerSettings } from './router/router-spawner.js';
 import { CONTROL_PLANE_APP } from './router/upstream.js';
@@ -145,6 +148,10 @@ export class Rackd {
     logStore.start();
     this.stops.push(() => logStore.stop());
     const logs = new LogHub(logStore);
+    const metricsLog = log.child({ mod: 'metrics' });
+    const metrics = new MetricsRecorder(store.metrics, async () => (await store.listApps()).map((a) => a.name), metricsLog);
+    await metrics.start();
+    this.stops.push(() => metrics.stop());
     // The router is its own process with a persisted table: it keeps serving while rackd restarts.
     const router = new RouterClient({
       ...routerSettings(config),
@@ -157,6 +164,13 @@ export class Rackd {
           type: 'router',
           text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
         }),
+      onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
+    });
+    // The router sends an app's per-request lines only while someone follows its logs or a drain wants them.
+    logs.changes.on('wanted', () => {
+      const apps = logs.wantedApps();
+      metricsLog.info({ apps }, 'router: the apps whose access lines are wanted');
+      router.setAccessApps(apps);
     });
     // Private before the router first reads it: it holds private keys.
     await mkdir(paths.certs(config), { recursive: true, mode: 0o700 });
@@ -172,6 +186,10 @@ export class Rackd {
     const supervisor = new Supervisor({ ...config, httpPort: http }, store, runtime, router, logs, log.child({ mod: 'supervisor' }), this.lock);
     supervisor.start();
     this.stops.push(async () => supervisor.stop());
+
+    const sampler = new ProcessSampler({ list: () => runtime.listProcesses(), usage: (id) => cgroupUsage(id), record: (points) => metrics.addSamples(points), logger: metricsLog });
+    sampler.start();
+    this.stops.push(() => sampler.stop());
 
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
@@ -281,6 +299,7 @@ export class Rackd {
       promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
       logs,
+      metrics,
       runtime,
       audit,
       certs,

@@ -73,6 +73,7 @@ test.serial('answers match the OpenAPI document', async (t) => {
     ['/apps/{app}/config', '/api/v1/apps/shop/config', 'get'],
     ['/apps/{app}/processes', '/api/v1/apps/shop/processes', 'get'],
     ['/apps/{app}/domains', '/api/v1/apps/shop/domains', 'get'],
+    ['/apps/{app}/metrics', '/api/v1/apps/shop/metrics?since=2h&type=web', 'get'],
     ['/apps/{app}/logs', '/api/v1/apps/shop/logs?lines=10', 'get'],
     ['/keys', '/api/v1/keys', 'get'],
     ['/tokens', '/api/v1/tokens', 'get'],

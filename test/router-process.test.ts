@@ -137,6 +137,8 @@ test('access entries reach onAccess, again after the router process dies under a
   const a = await named(t, 'a');
   const entries: AccessEntry[] = [];
   const c = client(dir, { onAccess: (e) => entries.push(e) });
+  // Lines are sent only for the apps asked for, again to the router that replaces this one.
+  c.setAccessApps(['web', 'api']);
   let port = await c.start();
   c.setApp('web', ['web.test'], [a]);
   await c.flush();

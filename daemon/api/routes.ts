@@ -361,6 +361,20 @@ export const ROUTES: ApiRoute[] = [
     query: { limit: { type: 'string', pattern: '^[1-9][0-9]{0,2}$' } }, response: S.list(S.delivery),
     words: ({ query }) => ({ args: [], flags: query.get('limit') !== null ? { num: query.get('limit')! } : {} }),
   },
+  // metrics
+  {
+    method: 'GET', path: '/apps/{app}/metrics', command: 'metrics', mode: 'json',
+    summary: "Requests (rate, status classes, p50/p95/p99) and processes' CPU and memory over time: 10 s points within the hour, 1 min within the day, 10 min within the week",
+    query: { since: { type: 'string', pattern: '^[1-9][0-9]{0,5}[smhd]$' }, type: S.processType },
+    response: S.metrics,
+    words: ({ query }) => ({
+      args: [],
+      flags: {
+        ...(query.get('since') !== null ? { since: query.get('since')! } : {}),
+        ...(query.get('type') !== null ? { type: query.get('type')! } : {}),
+      },
+    }),
+  },
   // access
   { method: 'GET', path: '/keys', command: 'keys', summary: 'List the SSH keys and their rights', response: S.list(S.key), mode: 'json', words: none },
   {

@@ -212,6 +212,22 @@ export const delivery = shape(
   ['id', 'webhook', 'event', 'status', 'attempts'],
 );
 
+const nullableNumber: JsonSchema = { type: ['number', 'null'] };
+const metricRow = shape(
+  {
+    at: time, span: int, requests: int, rps: { type: 'number' },
+    status: shape({ '1xx': int, '2xx': int, '3xx': int, '4xx': int, '5xx': int }, ['1xx', '2xx', '3xx', '4xx', '5xx']),
+    bytesIn: int, bytesOut: int, p50: nullableNumber, p95: nullableNumber, p99: nullableNumber,
+    cpu: nullableNumber, memory: { type: ['integer', 'null'] }, memoryMax: { type: ['integer', 'null'] }, restarts: int, processes: int,
+  },
+  ['at', 'span', 'requests', 'status', 'p50', 'p95', 'p99', 'cpu', 'memory'],
+);
+/** `metrics --json`: latencies in ms (the upper bound of a log-spaced bucket), CPU in % of one core, memory in bytes. */
+export const metrics = shape(
+  { app: text, since: text, resolution: { type: 'string', enum: ['10s', '1m', '10m'] }, type: text, total: metricRow, points: list(metricRow) },
+  ['app', 'since', 'resolution', 'total', 'points'],
+);
+
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);
 
 /** One line of an NDJSON answer: a user line, the end's result, or the end's error. */

@@ -12,6 +12,7 @@ import { RackError } from '../rack-error.js';
 import type { Pipeline } from '../pipeline.js';
 import type { Promotion } from '../pipelines/promotion.js';
 import type { LogHub } from '../logs/log-hub.js';
+import type { MetricsRecorder } from '../metrics/metrics-recorder.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { Drains } from '../drains/drains.js';
 import type { AppWebhooks } from '../notifications/app-webhooks.js';
@@ -33,6 +34,7 @@ export interface Services {
   promotion: Promotion;
   lock: DeployLock;
   logs: LogHub;
+  metrics: MetricsRecorder;
   runtime: DockerRuntime;
   audit: AuditLog;
   certs: Certificates;

@@ -35,6 +35,9 @@ export const logsCommands: Command[] = [
       // Subscribed before the history is read, so no line falls between the two; those the history
       // shows as well are not shown twice.
       let live: LogLine[] | undefined = [];
+      // ssh2 emits a channel's close only after its input has been read to the end: unread, a client
+      // gone (Ctrl-C) would leave this follower, and the router's lines it wants, for ever.
+      if (follow) ctx.session?.stdin.resume();
       const stop = follow
         ? logs.follow(ctx.app, (line) => {
             if (!passes(line, q)) return;

@@ -106,22 +106,12 @@ export class Drains {
     const dest = parseDestination(record.url);
     const drain = new Drain(record.id, this.#transport(dest, record.token), this.log.child({ app: record.app }), this.limits);
     drain.start();
+    // A follower counts as wanting the router's per-request lines: the router sends them while it runs.
     const unfollow = this.logs.follow(record.app, (line) => drain.push(line));
-    const unwant = wantRouterLines(this.logs, record.app);
-    this.#running.set(record.id, { record, drain, stop: () => (unfollow(), unwant()) });
+    this.#running.set(record.id, { record, drain, stop: () => unfollow() });
   }
 
   #transport(dest: Destination, token: string): DrainTransport {
     return dest.scheme === 'https' || dest.scheme === 'http' ? new HttpsTransport(dest, token, this.allow) : new SyslogTransport(dest, token, this.allow);
   }
-}
-
-/**
- * The one place a drain asks for the router's per-request lines. The router is to send them only
- * while someone wants them (issue 30's metrics work gives the LogHub a `want(app)` registry); until
- * the LogHub has it, the router sends them always and there is nothing to ask.
- */
-function wantRouterLines(logs: LogHub, app: string): () => void {
-  const hub = logs as LogHub & { want?: (app: string) => () => void };
-  return typeof hub.want === 'function' ? hub.want(app) : () => {};
 }

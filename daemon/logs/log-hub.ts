@@ -23,6 +23,10 @@ const KEEP_PER_APP = 2000;
 export class LogHub {
   private readonly buffers = new Map<string, LogLine[]>();
   private readonly events = new EventEmitter();
+  /** How many want each app's router access lines now: followers and drains. */
+  private readonly wanters = new Map<string, number>();
+  /** Fires `wanted` with no argument whenever the set of apps in `wantedApps()` changes. */
+  readonly changes = new EventEmitter();
 
   constructor(private readonly store?: LogStore) {
     // One listener per `logs -f` client; many may watch one app.
@@ -46,10 +50,45 @@ export class LogHub {
     return [...lines].sort((a, b) => a.time.localeCompare(b.time)).slice(-count);
   }
 
-  /** Calls `onLine` for every new line of the app until the returned function is called. */
+  /**
+   * Calls `onLine` for every new line of the app until the returned function is called. A follower
+   * wants the app's router access lines meanwhile.
+   */
   follow(app: string, onLine: (line: LogLine) => void): () => void {
     this.events.on(app, onLine);
-    return () => this.events.off(app, onLine);
+    const unwant = this.want(app);
+    return () => {
+      this.events.off(app, onLine);
+      unwant();
+    };
+  }
+
+  /**
+   * Registers one more wanter of the app's per-request router lines (a follower, a drain) until the
+   * returned function is called (once; later calls do nothing). The router sends those lines only
+   * for apps someone wants: each costs the router and rackd CPU.
+   */
+  want(app: string): () => void {
+    const before = this.wanters.get(app) ?? 0;
+    this.wanters.set(app, before + 1);
+    if (before === 0) this.changes.emit('wanted');
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const left = (this.wanters.get(app) ?? 1) - 1;
+      if (left > 0) {
+        this.wanters.set(app, left);
+        return;
+      }
+      this.wanters.delete(app);
+      this.changes.emit('wanted');
+    };
+  }
+
+  /** The apps whose router access lines someone wants now. */
+  wantedApps(): string[] {
+    return [...this.wanters.keys()];
   }
 
   /** The last `q.limit` lines that pass the query: from the store, or without one the memory buffer. */

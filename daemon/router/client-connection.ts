@@ -5,7 +5,8 @@ import { HttpExchange, type ExchangeDeps, type ExchangeEnd, type ExchangeOwner }
 import { carriesBody, headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
 import { answerBytes, plainAnswer, redirectAnswer, type RackAnswer } from './rack-answers.js';
 import { normalizeHost, type Route } from './route-table.js';
-import { CONTROL_PLANE_APP } from './upstream.js';
+import type { RouteSummaries } from './route-summaries.js';
+import { CONTROL_PLANE_APP, upstreamKey } from './upstream.js';
 
 export interface AccessEntry {
   app: string;
@@ -17,6 +18,15 @@ export interface AccessEntry {
   ip: string;
 }
 
+/** The request being relayed: what its access line and summary need once it ends. */
+interface Current {
+  req: RequestHead;
+  app: string;
+  host: string;
+  upstream: string;
+  started: number;
+}
+
 export interface ConnectionDeps extends ExchangeDeps {
   lookup: (host: string) => Route | undefined;
   challenges: AcmeChallenges;
@@ -25,6 +35,10 @@ export interface ConnectionDeps extends ExchangeDeps {
   /** A TLS connection opened for `servername` may carry requests for `host` (one certificate serves both). */
   sameCertificate: (servername: string, host: string) => boolean;
   onAccess: ((entry: AccessEntry) => void) | undefined;
+  /** Whether someone wants the app's per-request lines now (rackd says which apps: `access`). */
+  wantsAccess: (app: string) => boolean;
+  /** Every request of an app is counted here (metrics), whether or not its line is wanted. */
+  summaries: RouteSummaries;
   debug: (err: Error, what: string) => void;
 }
 
@@ -61,7 +75,10 @@ export class ClientConnection implements ExchangeOwner {
   #buf: Buffer | undefined;
   #exchange: HttpExchange | undefined;
   /** What the access entry of the exchange running now needs. */
-  #current: { req: RequestHead; app: string; host: string; started: number } | undefined;
+  #current: Current | undefined;
+  /** The socket's byte counts when the last request ended: the bytes since are the next one's. */
+  #countedIn = 0;
+  #countedOut = 0;
   #headStarted = 0;
   #closing = false;
   /** Waiting for the client to read what it was sent before its next request is read. */
@@ -184,12 +201,12 @@ export class ClientConnection implements ExchangeOwner {
     const upstream = route.next();
     if (upstream === undefined) {
       this.#answer(req, plainAnswer(503, `No web processes are running for app ${route.app}`));
-      this.#logAccess({ req, app: route.app, host, started: performance.now() }, 503);
+      this.#logAccess({ req, app: route.app, host, upstream: '', started: performance.now() }, 503);
       return;
     }
     const exchange = new HttpExchange(this.#deps, this.#socket, req, route, this.#secure, this);
     this.#exchange = exchange;
-    this.#current = { req, app: route.app, host, started: performance.now() };
+    this.#current = { req, app: route.app, host, upstream: upstreamKey(upstream), started: performance.now() };
     const rest = this.#buf;
     this.#buf = undefined;
     exchange.start(upstream, rest);
@@ -209,17 +226,26 @@ export class ClientConnection implements ExchangeOwner {
     return sni !== host && !this.#deps.sameCertificate(sni, host);
   }
 
-  #logAccess(current: { req: RequestHead; app: string; host: string; started: number }, status: number): void {
-    // rack's own host is no app's: its requests are not any app's `logs`.
-    if (this.#deps.onAccess === undefined || current.app === CONTROL_PLANE_APP) return;
+  #logAccess(current: Current, status: number): void {
+    // rack's own host is no app's: its requests are not any app's `logs` nor its metrics.
+    if (current.app === CONTROL_PLANE_APP) return;
+    const ms = performance.now() - current.started;
+    // Every byte the connection moved is some request's: a pipelined head read early is the next one's.
+    const socket = this.#socket;
+    const bytesIn = socket.bytesRead - this.#countedIn;
+    const bytesOut = socket.bytesWritten - this.#countedOut;
+    this.#countedIn = socket.bytesRead;
+    this.#countedOut = socket.bytesWritten;
+    this.#deps.summaries.record(current.app, current.upstream, status, ms, bytesIn, bytesOut);
+    if (this.#deps.onAccess === undefined || !this.#deps.wantsAccess(current.app)) return;
     this.#deps.onAccess({
       app: current.app,
       method: current.req.method,
       path: current.req.target,
       host: current.host,
       status,
-      ms: Math.round(performance.now() - current.started),
-      ip: this.#socket.remoteAddress ?? '',
+      ms: Math.round(ms),
+      ip: socket.remoteAddress ?? '',
     });
   }
 

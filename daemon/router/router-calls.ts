@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { readLines } from './line-reader.js';
-import type { AccessEntry } from './router.js';
+import type { EventMessage } from './router-protocol.js';
 import { encode, parseMessage, type Method, type ResponseMessage } from './router-protocol.js';
 
 /** An error the router process answered with; `code` is `bad_request`, `save_failed` or `internal`. */
@@ -30,8 +30,8 @@ interface Call {
 /**
  * The calls on the control connections to the router process, as JSON lines: each gets an ID and a
  * deadline, and waits for its answer. A call made while no connection is up stays queued and goes
- * out, in the order made, on the next one (`resend`). What the router sends unasked (access
- * entries) goes to `onAccess`. Which connection is current is the client's business, not this.
+ * out, in the order made, on the next one (`resend`). What the router sends unasked (summaries,
+ * access entries) goes to `onEvent`. Which connection is current is the client's business, not this.
  */
 export class RouterCalls {
   readonly #calls = new Map<number, Call>();
@@ -39,7 +39,7 @@ export class RouterCalls {
 
   constructor(
     private readonly log: Logger,
-    private readonly onAccess: ((entry: AccessEntry) => void) | undefined,
+    private readonly onEvent: (event: EventMessage) => void,
   ) {}
 
   /**
@@ -99,9 +99,9 @@ export class RouterCalls {
     if (msg === undefined || 'method' in msg) return;
     if ('event' in msg) {
       try {
-        this.onAccess?.(msg.data);
+        this.onEvent(msg);
       } catch (err) {
-        this.log.error({ err }, 'router: onAccess threw');
+        this.log.error({ err, event: msg.event }, 'router: an event handler threw');
       }
       return;
     }

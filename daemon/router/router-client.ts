@@ -3,6 +3,7 @@ import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { installedVersion } from './rack-version.js';
 import type { RouteControl } from './route-control.js';
+import type { SummaryBucket } from './route-summaries.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import { NoAnswer, RouterCalls } from './router-calls.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, HANDOFF_PROTOCOL, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
@@ -20,8 +21,10 @@ export interface RouterClientOptions {
   /** The TLS listener, as for `port`; absent: the router serves plain HTTP only. */
   https?: { port: number; certDir: string };
   logger: Logger;
-  /** Access entries streamed from the router process (only while connected). */
+  /** Access entries streamed from the router process (only while connected), of the apps given to setAccessApps. */
   onAccess?: (entry: AccessEntry) => void;
+  /** The router's 10 s summaries of every app's requests (held by the router while nobody is connected). */
+  onSummary?: (bucket: SummaryBucket) => void;
 }
 
 const START_TIMEOUT_MS = 15_000;
@@ -60,6 +63,8 @@ export class RouterClient implements RouteControl {
   readonly #calls: RouterCalls;
   readonly #changes = new Set<Promise<unknown>>();
   #reconnecting = false;
+  /** The apps whose access lines are wanted, told to every router connected to (a successor starts with none). */
+  #accessApps: string[] = [];
   /** Called on each new connection: replace() waits for the one to its successor. */
   readonly #onActivate = new Set<(identity: RouterIdentity) => void>();
   /** The connection is expected to close: the router we asked to hand off is going. */
@@ -70,7 +75,10 @@ export class RouterClient implements RouteControl {
   constructor(opts: RouterClientOptions) {
     this.#opts = opts;
     this.#log = opts.logger;
-    this.#calls = new RouterCalls(opts.logger, opts.onAccess);
+    this.#calls = new RouterCalls(opts.logger, (event) => {
+      if (event.event === 'access') opts.onAccess?.(event.data);
+      else opts.onSummary?.(event.data);
+    });
   }
 
   /** Connects to the running router process, or starts one; resolves to the port it serves HTTP on. */
@@ -378,12 +386,26 @@ export class RouterClient implements RouteControl {
     const first = this.#identity === undefined;
     this.#identity = identity;
     this.#socket = socket;
-    if (this.#opts.onAccess !== undefined) {
+    if (this.#opts.onAccess !== undefined || this.#opts.onSummary !== undefined) {
       this.#send(socket, 'subscribe', {}, PING_TIMEOUT_MS).catch((err: unknown) => this.#log.warn({ err: message(err) }, 'router: subscribe failed'));
     }
+    if (this.#accessApps.length > 0) this.#sendAccessApps(socket);
     this.#calls.resend(socket);
     this.#log.info({ routerPid: identity.pid, httpPort: identity.httpPort }, first ? 'router: connected' : 'router: reconnected');
     for (const activated of [...this.#onActivate]) activated(identity);
+  }
+
+  /**
+   * The apps whose per-request lines the router should send from now on (all others: none, only
+   * summaries). Not queued like table changes: the set is sent whole on every new connection.
+   */
+  setAccessApps(apps: string[]): void {
+    this.#accessApps = [...new Set(apps)].sort();
+    if (this.#socket !== undefined) this.#sendAccessApps(this.#socket);
+  }
+
+  #sendAccessApps(socket: Socket): void {
+    this.#send(socket, 'access', { apps: this.#accessApps }, PING_TIMEOUT_MS).catch((err: unknown) => this.#log.warn({ err: message(err) }, 'router: setting the apps that want access lines failed'));
   }
 
   #onClose(socket: Socket): void {

@@ -7,6 +7,7 @@ import { HandoffError } from './router-handoff.js';
 import type { AccessEntry, Router } from './router.js';
 import { SaveError, type TableChange } from './table-changes.js';
 import {
+  checkAccessApps,
   checkAppRoute,
   checkChallenge,
   checkHandoff,
@@ -18,6 +19,7 @@ import {
   MAX_LINE_BYTES,
   parseMessage,
   ProtocolError,
+  type EventMessage,
   type RequestMessage,
   type RouterIdentity,
 } from './router-protocol.js';
@@ -45,6 +47,8 @@ export interface ControlDeps {
   handoff: (script: string) => Promise<RouterIdentity>;
   /** After a handoff's answer has been written: this router's connections end and it exits. */
   handedOff: () => void;
+  /** A connection subscribed: summaries held while nobody listened can go out now. */
+  subscribed?: () => void;
   logger: Logger;
 }
 
@@ -147,13 +151,23 @@ export class RouterControlServer {
     }
   }
 
+  /** Whether any connection has subscribed: summaries wait for one rather than go nowhere. */
+  get subscribed(): boolean {
+    return this.#subscribers.size > 0;
+  }
+
   /** Streams one access entry to every subscribed connection. */
   broadcast(entry: AccessEntry): void {
+    this.send({ event: 'access', data: entry });
+  }
+
+  /** Streams one event to every subscribed connection, dropping it for one too far behind. */
+  send(event: EventMessage): void {
     if (this.#subscribers.size === 0) return;
-    const line = encode({ event: 'access', data: entry });
+    const line = encode(event);
     for (const socket of this.#subscribers) {
       if (socket.writableLength > MAX_SUBSCRIBER_BACKLOG) {
-        if (this.#dropped++ % 1000 === 0) this.#deps.logger.warn({ dropped: this.#dropped }, 'router: slow subscriber, access events dropped');
+        if (this.#dropped++ % 1000 === 0) this.#deps.logger.warn({ dropped: this.#dropped, event: event.event }, 'router: slow subscriber, events dropped');
         continue;
       }
       socket.write(line);
@@ -238,6 +252,10 @@ export class RouterControlServer {
           return Promise.resolve(true);
         case 'subscribe':
           this.#subscribers.add(socket);
+          this.#deps.subscribed?.();
+          return Promise.resolve(true);
+        case 'access':
+          router.setAccessApps(checkAccessApps(msg.params).apps);
           return Promise.resolve(true);
         case 'shutdown':
           this.#deps.logger.info('router: shutdown requested over the control socket');

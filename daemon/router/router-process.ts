@@ -45,6 +45,9 @@ const STOP_DEADLINE_MS = 10_000;
 /** After a handoff, open connections (tunnels, long requests) get this long to end on their own. */
 const HANDED_OFF_DRAIN_MS = 30_000;
 
+/** How often closed summary buckets are looked for: a bucket reaches rackd within this of its end. */
+const SUMMARY_CHECK_MS = 1000;
+
 const SCRIPT = fileURLToPath(import.meta.url);
 
 function required(name: string): string {
@@ -88,6 +91,7 @@ async function main(): Promise<void> {
     inherited: inherited?.listeners,
     logger,
     onAccess: (entry) => control?.broadcast(entry),
+    accessLines: 'asked',
   });
   for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs);
   let httpPort: number;
@@ -117,6 +121,8 @@ async function main(): Promise<void> {
       logger.info({ why }, 'router: stopping');
       setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
       try {
+        // The bucket under way too: its requests are counted nowhere else.
+        sendAllSummaries();
         await control?.stop();
         await router.stop();
         await changes.idle();
@@ -155,7 +161,10 @@ async function main(): Promise<void> {
       logger.info({ successor: successor?.identity.pid }, 'router: handed off; finishing open connections');
       setTimeout(() => process.exit(1), HANDED_OFF_DRAIN_MS + STOP_DEADLINE_MS).unref();
       try {
-        // Clients reconnect to the successor and send again what this router left unanswered.
+        // Clients reconnect to the successor and send again what this router left unanswered. The
+        // summaries so far go first (the successor counts from its start); requests this router
+        // still finishes after this are not counted.
+        sendAllSummaries();
         await control?.stop();
         successor?.release();
         await drained;
@@ -167,6 +176,16 @@ async function main(): Promise<void> {
       }
     })());
 
+  const sendSummaries = (): void => {
+    if (control === undefined || !control.subscribed) return;
+    for (const bucket of router.summaries.take()) control.send({ event: 'summary', data: bucket });
+  };
+  const sendAllSummaries = (): void => {
+    for (const bucket of router.summaries.closeAll()) control?.send({ event: 'summary', data: bucket });
+  };
+  const summaryTimer = setInterval(sendSummaries, SUMMARY_CHECK_MS);
+  summaryTimer.unref();
+
   control = new RouterControlServer(socketPath, {
     router,
     identity: () => identity,
@@ -174,6 +193,7 @@ async function main(): Promise<void> {
     shutdown: () => void stop('shutdown request'),
     handoff,
     handedOff,
+    subscribed: () => setImmediate(sendSummaries),
     logger,
   });
   await control.start();

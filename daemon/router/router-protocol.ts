@@ -1,4 +1,5 @@
 import type { AccessEntry, AppRoute } from './router.js';
+import type { SummaryBucket } from './route-summaries.js';
 import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS } from './route-table.js';
 import type { Upstream } from './upstream.js';
 
@@ -7,7 +8,12 @@ import type { Upstream } from './upstream.js';
  *
  *   request   {"id": 7, "method": "setApp", "params": {...}}
  *   response  {"id": 7, "result": ...}  or  {"id": 7, "error": {"code": "...", "message": "..."}}
+ *   event     {"event": "summary", "data": {at, span, routes: [{app, upstream, requests, bytesIn, bytesOut, latency}]}}
  *   event     {"event": "access", "data": {app, method, path, host, status, ms, ip}}
+ *
+ * Events go to the connections that sent `subscribe`: a summary per 10 s bucket in which an app had
+ * requests (held while nobody subscribes), and an access line per request only for the apps named
+ * by the last `access` request (protocol 4; a router of protocol 3 sent a line per request of every app).
  *
  * Responses may come out of order (a waitIdle can outlast later requests); table changes are
  * saved to the state file, then applied, in the order they arrive, and acknowledged once applied.
@@ -16,7 +22,7 @@ import type { Upstream } from './upstream.js';
  * Every request is idempotent, so a client may send again whatever was not answered before a
  * connection dropped.
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** The first protocol whose routers answer `handoff`: an older one can only be shut down and replaced. */
 export const HANDOFF_PROTOCOL = 3;
@@ -52,6 +58,8 @@ export interface MethodTypes {
   inFlight: { params: { upstream: Upstream }; result: number };
   routes: { params: Record<string, never>; result: AppRoute[] };
   subscribe: { params: Record<string, never>; result: true };
+  /** The apps whose per-request access lines subscribers want, replacing the set given before. */
+  access: { params: { apps: string[] }; result: true };
   /** Reads the certificate folder again; answers the hosts it now has certificates for. */
   reloadCertificates: { params: Record<string, never>; result: string[] };
   setChallenge: { params: { token: string; host: string; keyAuthorization: string }; result: true };
@@ -80,10 +88,7 @@ export interface ResponseMessage {
   error?: { code: string; message: string };
 }
 
-export interface EventMessage {
-  event: 'access';
-  data: AccessEntry;
-}
+export type EventMessage = { event: 'access'; data: AccessEntry } | { event: 'summary'; data: SummaryBucket };
 
 /** Thrown by the checks below; the server answers it as `{error: {code: 'bad_request'}}`. */
 export class ProtocolError extends Error {
@@ -177,6 +182,15 @@ export function checkHandoff(v: unknown): { script: string } {
   return { script };
 }
 
+/** At most this many apps in one `access` set: more is not a set of people following logs. */
+const MAX_ACCESS_APPS = 10_000;
+
+export function checkAccessApps(v: unknown): { apps: string[] } {
+  const apps = field(v, 'apps');
+  if (!Array.isArray(apps) || apps.length > MAX_ACCESS_APPS) throw new ProtocolError(`apps must be an array of at most ${MAX_ACCESS_APPS} names`);
+  return { apps: apps.map((a) => nonEmptyString(a, 'app')) };
+}
+
 export function checkInFlight(v: unknown): { upstream: Upstream } {
   return { upstream: checkUpstream(field(v, 'upstream')) };
 }
@@ -190,7 +204,7 @@ export function parseMessage(line: string): RequestMessage | ResponseMessage | E
     return undefined;
   }
   if (!isObject(msg)) return undefined;
-  if (msg['event'] === 'access' && isObject(msg['data'])) return msg as unknown as EventMessage;
+  if ((msg['event'] === 'access' || msg['event'] === 'summary') && isObject(msg['data'])) return msg as unknown as EventMessage;
   if (typeof msg['id'] !== 'number') return undefined;
   if (typeof msg['method'] === 'string') return msg as unknown as RequestMessage;
   return msg as unknown as ResponseMessage;

@@ -9,6 +9,7 @@ import { InFlight } from './in-flight.js';
 import { takeEarlyConnections } from './router-handoff.js';
 import { answerBytes, plainAnswer } from './rack-answers.js';
 import { normalizeHost, RouteTable, type HttpsPolicy, type Route } from './route-table.js';
+import { RouteSummaries } from './route-summaries.js';
 import { type Upstream } from './upstream.js';
 import { UpstreamPools } from './upstream-pools.js';
 
@@ -23,6 +24,11 @@ export interface RouterOptions {
   logger: Logger;
   /** Called once per finished request of a known app (the app's `logs` show these). */
   onAccess?: (entry: AccessEntry) => void;
+  /**
+   * `all` (the default): onAccess hears every app's requests. `asked`: only those of the apps last
+   * given to setAccessApps, as the router process does, where a line nobody reads costs two processes CPU.
+   */
+  accessLines?: 'all' | 'asked';
   /** Open connections allowed from one client address (default PER_ADDRESS_MAX, 256). */
   maxConnectionsPerAddress?: number;
   /** Open client connections allowed in all (default TOTAL_MAX, 10,000). */
@@ -87,6 +93,9 @@ export class Router {
   #secureServer: Server | undefined;
   #httpsPort = 0;
   #handingOff = false;
+  /** Every request of every app, summed in 10 s buckets (metrics). */
+  readonly summaries = new RouteSummaries();
+  #accessApps = new Set<string>();
 
   constructor(opts: RouterOptions) {
     this.#opts = opts;
@@ -104,6 +113,8 @@ export class Router {
       httpsLocation: (route, host, target) => this.#httpsLocation(route, host, target),
       sameCertificate: (servername, host) => this.#certificates?.sameCertificate(servername, host) === true,
       onAccess: opts.onAccess,
+      wantsAccess: opts.accessLines === 'asked' ? (app) => this.#accessApps.has(app) : () => true,
+      summaries: this.summaries,
       debug: (err, what) => this.#logger.debug({ err: err.message }, what),
     };
   }
@@ -286,6 +297,11 @@ export class Router {
   }
 
   /** The whole table as it routes now: what the router process persists and reports. */
+  /** The apps whose per-request lines go to onAccess (with `accessLines: 'asked'`), replacing the last set. */
+  setAccessApps(apps: string[]): void {
+    this.#accessApps = new Set(apps);
+  }
+
   routes(): AppRoute[] {
     return this.#table.entries().map(appRoute);
   }

@@ -483,3 +483,38 @@ export interface BuildSource {
   /** Heroku's source_blob.version_description: a line about it (a commit subject), for the release. */
   description?: string;
 }
+
+/**
+ * What rack measured of one app over `span` seconds from `at` (metrics): the router's counts of its
+ * requests, and samples of its processes by type. A coarser point is the sum of the finer ones it
+ * covers (daemon/metrics/metric-points.ts), so counts stay exact through downsampling.
+ */
+export interface MetricPoint {
+  /** Start of the span, ms since the epoch (a multiple of the span). */
+  at: number;
+  /** 10, 60 or 600. */
+  span: number;
+  /** Requests by status class: [1xx, 2xx, 3xx, 4xx, 5xx]; absent when the router saw none. */
+  requests?: number[];
+  bytesIn?: number;
+  bytesOut?: number;
+  /** Latency histogram (daemon/latency-histogram.ts): bucket index → requests. */
+  latency?: Record<string, number>;
+  /** Samples of the app's processes, by process type. */
+  processes?: Record<string, ProcessMetric>;
+}
+
+export interface ProcessMetric {
+  /** CPU time the type's processes used in the span, ms (CPU% = cpuMs / span / 10). */
+  cpuMs: number;
+  /** The type's memory in use summed over its samples, and how many samples: the mean is the quotient. */
+  memorySum: number;
+  samples: number;
+  /** The most memory the type used at one sample, bytes. */
+  memoryMax: number;
+  /** Processes of the type seen, and running, at most at one sample. */
+  count: number;
+  running: number;
+  /** Crash restarts that happened in the span. */
+  restarts: number;
+}

@@ -66,7 +66,7 @@ export class StoreWriter {
   on<V>(target: BatchTarget<V>): Writes<V> {
     return {
       run: (task) => this.run(task),
-      batch: (ops) => this.commit(target, ops),
+      batch: (ops, options) => this.commit(target, ops, options),
       put: (key, value, options) => this.commit(target, [{ type: 'put', key, value }], options),
       del: (key) => this.commit(target, [{ type: 'del', key }]),
       failure: () => this.#failure,
@@ -77,7 +77,7 @@ export class StoreWriter {
 /** Writes to one database or sublevel, through the store's one queue, each synced (see StoreWriter). */
 export interface Writes<V> {
   run<T>(task: () => Promise<T>): Promise<T>;
-  batch(ops: WriteOp<V>[]): Promise<void>;
+  batch(ops: WriteOp<V>[], options?: { sync?: boolean }): Promise<void>;
   /** `sync: false` only for what nobody is told of (see StoreWriter.commit). */
   put(key: string, value: V, options?: { sync?: boolean }): Promise<void>;
   del(key: string): Promise<void>;

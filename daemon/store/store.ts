@@ -12,13 +12,14 @@ import { WebhookStore } from './webhook-store.js';
 import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
+import { MetricStore } from './metric-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink | PipelineRecord | PipelineMember;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink | PipelineRecord | PipelineMember | MetricPoint;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -66,6 +67,8 @@ export class Store {
   readonly drains: DrainStore;
   /** App webhooks and their recent deliveries. */
   readonly webhooks: WebhookStore;
+  /** Requests and process samples per app, at three resolutions (daemon/metrics/). */
+  readonly metrics: MetricStore;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -106,6 +109,8 @@ export class Store {
     const hooks = part('webhook');
     const deliveries = part('delivery');
     this.webhooks = new WebhookStore(hooks.db, hooks.writes, deliveries.db, deliveries.writes);
+    const metrics = part('metric');
+    this.metrics = new MetricStore(metrics.db, metrics.writes);
   }
 
   /**
@@ -286,7 +291,7 @@ export class Store {
       const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name))];
       // Its place in a pipeline goes too: a new app of the same name is not promoted into.
       const pipelineOps = (await this.pipelines.memberOf(name)) ? [{ type: 'del' as const, sublevel: this.pipelines.db, key: this.pipelines.memberKey(name) }] : [];
-      await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps, ...pipelineOps] as Op[]);
+      await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps, ...pipelineOps, ...(await this.metrics.forgetOps(name))] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
   }

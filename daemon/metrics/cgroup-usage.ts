@@ -1,0 +1,46 @@
+import { readFile } from 'node:fs/promises';
+
+/** A container's CPU time so far and memory in use now, read from its cgroup. */
+export interface CgroupUsage {
+  cpuNs: number;
+  memoryBytes: number;
+}
+
+async function text(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function statField(stat: string | undefined, name: string): number {
+  const m = stat === undefined ? null : new RegExp(`^${name} (\\d+)$`, 'm').exec(stat);
+  return m?.[1] === undefined ? 0 : Number(m[1]);
+}
+
+/**
+ * Reads a Docker container's usage from the cgroup files the engine made for it: a few small reads
+ * instead of a stats call per container (which makes the engine sample for a second or two).
+ * cgroup v1 (`cpuacct/docker/ID`, `memory/docker/ID`) and v2 under systemd
+ * (`system.slice/docker-ID.scope`) or cgroupfs (`docker/ID`). Memory is counted as `docker stats`
+ * does: in use less inactive page cache. Undefined when no layout has the container (another
+ * machine of a Swarm, a rootless engine).
+ */
+export async function cgroupUsage(id: string, root = '/sys/fs/cgroup'): Promise<CgroupUsage | undefined> {
+  if (!/^[0-9a-f]{64}$/.test(id)) return undefined;
+  const v1cpu = await text(`${root}/cpuacct/docker/${id}/cpuacct.usage`);
+  if (v1cpu !== undefined) {
+    const usage = Number((await text(`${root}/memory/docker/${id}/memory.usage_in_bytes`)) ?? 0);
+    const inactive = statField(await text(`${root}/memory/docker/${id}/memory.stat`), 'total_inactive_file');
+    return { cpuNs: Number(v1cpu.trim()), memoryBytes: Math.max(0, usage - inactive) };
+  }
+  for (const dir of [`${root}/system.slice/docker-${id}.scope`, `${root}/docker/${id}`]) {
+    const cpuStat = await text(`${dir}/cpu.stat`);
+    if (cpuStat === undefined) continue;
+    const current = Number((await text(`${dir}/memory.current`)) ?? 0);
+    const inactive = statField(await text(`${dir}/memory.stat`), 'inactive_file');
+    return { cpuNs: statField(cpuStat, 'usage_usec') * 1000, memoryBytes: Math.max(0, current - inactive) };
+  }
+  return undefined;
+}
