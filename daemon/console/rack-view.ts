@@ -67,7 +67,7 @@ function ledgerRow(view: RackView, r: RackReleaseRecord): SafeHtml {
 <td><time datetime="${r.createdAt}" title="${when(r.createdAt)}">${ago(r.createdAt, view.now)}</time></td>
 <td>${took(r.durationMs)}</td>
 <td>${r.createdBy}</td>
-<td><details data-keep="r${r.id}"><summary>${r.description}</summary>
+<td class="description"><details data-keep="r${r.id}"><summary>${r.description}</summary>
 <p class="meta">Steps: ${phaseLine(r.phases)}</p>
 <p class="meta">Schema v${r.schema}${r.finishedAt ? html` · finished <time datetime="${r.finishedAt}">${when(r.finishedAt)}</time>` : ''}${r.dir ? html` · <code>${r.dir}</code>` : ''}</p>
 ${r.error ? html`<p class="reason">${r.error}</p>` : ''}
