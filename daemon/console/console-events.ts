@@ -35,11 +35,12 @@ interface AppChannel {
 }
 
 /**
- * Each app's live events for the console's pages: a ring of the last 500 (so a stream that
- * reconnects with Last-Event-ID gets what it missed) and the pages listening. IDs carry this
- * rackd's boot epoch: after a restart an old ID is unknown, and the page is told to reload its
- * lists instead. Changes made elsewhere (a push, ssh) are noticed by reading the app's newest
- * release and build from the store once a second, only while a page of the app is open.
+ * Each app's live events for the console's pages, and the Rack page's (`RACK_CHANNEL`): a ring of
+ * the last 500 (so a stream that reconnects with Last-Event-ID gets what it missed) and the pages
+ * listening. IDs carry this rackd's boot epoch: after a restart an old ID is unknown, and the page
+ * is told to reload its lists instead. Changes made elsewhere (a push, ssh) are noticed by reading
+ * the app's newest release and build (or rack's newest ledger entry) from the store once a second,
+ * only while such a page is open.
  */
 export class ConsoleEvents {
   private readonly epoch = randomBytes(4).toString('hex');
