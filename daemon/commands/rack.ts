@@ -102,7 +102,8 @@ function showCommand(name: string, summary: string): Command {
   };
 }
 
-const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
+/** A duration as the ledger shows it: `69.0s`, or `-` while under way. */
+export const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
 function releaseRow(r: RackReleaseRecord): string[] {
   const result = r.status === 'failed' && r.failedStep ? `failed at ${r.failedStep}` : r.status;

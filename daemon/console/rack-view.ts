@@ -1,4 +1,4 @@
-import { formatUptime, phaseLine, type RackInfo } from '../commands/rack.js';
+import { formatUptime, phaseLine, took, type RackInfo } from '../commands/rack.js';
 import type { RackBuild, RackReleaseRecord } from '../store/records.js';
 import type { UpdateCheck } from '../versions/rack-updates.js';
 import { describeBuild } from '../versions/rack-build.js';
@@ -23,7 +23,6 @@ export function ago(iso: string, now: number): string {
   return `${formatUptime(seconds)} ago`;
 }
 
-const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 const isRunning = (r: RackBuild, info: RackBuild) => r.commit === info.commit && r.version === info.version;
 
 function result(r: RackReleaseRecord): string {
