@@ -97,7 +97,7 @@ test.serial("an admin's Rack page: what runs, and the ledger", async (t) => {
   await page.screenshot({ path: join(SHOTS, 'rack.png'), fullPage: true });
 });
 
-test.serial('Check for update shows the answer: the source with one more commit has a newer rack', async (t) => {
+test.serial('Check for update shows the answer: the source with one more commit has a newer rack; a bad ref is refused in one line', async (t) => {
   await page.fill('input[name=ref]', 'next');
   await page.fill('input[name=from]', source);
   await page.click('button.check');
@@ -107,6 +107,10 @@ test.serial('Check for update shows the answer: the source with one more commit 
   await page.click('button.check');
   await page.waitForSelector('#rack-check .error');
   t.regex((await page.locator('#rack-check .error').textContent()) ?? '', /not a tag, branch or commit/);
+  // Update with the same bad ref: refused at once, in the action box, before anything is fetched.
+  await page.click('form.rack-update button[type=submit]');
+  await page.waitForSelector('#action .error');
+  t.regex((await page.locator('#action .error').textContent()) ?? '', /not a tag, branch or commit/);
   t.is(await page.locator('tr.rack-release').count(), 1, 'a check changes nothing');
 });
 
