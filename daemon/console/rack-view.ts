@@ -58,7 +58,9 @@ function ledgerRow(view: RackView, r: RackReleaseRecord): SafeHtml {
   const mayRollBack = r.status === 'succeeded' && !isRunning(r, view.info) && r.commit !== 'unknown';
   const question = `Roll rack back to r${r.id} (${describeBuild(r)})? rackd is replaced by that version; apps keep serving.`;
   return html`<tr class="rack-release status-${r.status}" data-release="${r.id}"${running ? html` aria-current="true"` : ''}>
-<td><strong>r${r.id}</strong>${running ? html` <span class="badge">running</span>` : ''}</td>
+<td><strong>r${r.id}</strong>${running ? html` <span class="badge">running</span>` : ''}${mayRollBack
+    ? html`<br><button type="button" class="rollback" hx-post="${RACK_PATH}/releases/${r.id}/rollback" hx-confirm="${question}" hx-target="#action" hx-swap="innerHTML">Roll back</button>`
+    : ''}</td>
 <td>${describeBuild(r)}</td>
 <td>${r.from ? describeBuild(r.from) : '-'}</td>
 <td>${r.kind}</td>
@@ -71,9 +73,6 @@ function ledgerRow(view: RackView, r: RackReleaseRecord): SafeHtml {
 <p class="meta">Schema v${r.schema}${r.finishedAt ? html` · finished <time datetime="${r.finishedAt}">${when(r.finishedAt)}</time>` : ''}${r.dir ? html` · <code>${r.dir}</code>` : ''}</p>
 ${r.error ? html`<p class="reason">${r.error}</p>` : ''}
 </details></td>
-<td>${mayRollBack
-    ? html`<button type="button" class="rollback" hx-post="${RACK_PATH}/releases/${r.id}/rollback" hx-confirm="${question}" hx-target="#action" hx-swap="innerHTML">Roll back</button>`
-    : ''}</td>
 </tr>`;
 }
 
@@ -90,8 +89,8 @@ ${infoList(view.info)}
 ${newestState(view)}
 <h2>Releases</h2>
 <div class="table-wrap"><table class="ledger">
-<thead><tr><th scope="col">Release</th><th scope="col">Version</th><th scope="col">From</th><th scope="col">Kind</th><th scope="col">Result</th><th scope="col">When</th><th scope="col">Took</th><th scope="col">By</th><th scope="col">Description</th><th scope="col"></th></tr></thead>
-<tbody>${view.ledger.length ? view.ledger.map((r) => ledgerRow(view, r)) : html`<tr><td colspan="10" class="empty">No releases recorded yet.</td></tr>`}</tbody>
+<thead><tr><th scope="col">Release</th><th scope="col">Version</th><th scope="col">From</th><th scope="col">Kind</th><th scope="col">Result</th><th scope="col">When</th><th scope="col">Took</th><th scope="col">By</th><th scope="col">Description</th></tr></thead>
+<tbody>${view.ledger.length ? view.ledger.map((r) => ledgerRow(view, r)) : html`<tr><td colspan="9" class="empty">No releases recorded yet.</td></tr>`}</tbody>
 </table></div>
 </section>`;
 }
