@@ -68,7 +68,7 @@ async function serve(services: Services, req: IncomingMessage, res: ServerRespon
   }
   const input = { params, query: url.searchParams, body };
   const words = route.words(input);
-  const mode: AnswerMode = route.follows?.(input) ? 'follow' : route.mode;
+  const mode: AnswerMode = route.follows?.(input) ? 'follow' : route.asks?.when(input) ? 'json' : route.mode;
   const invocation = { command, app: command.app ? app : '', args: words.args, flags: { ...words.flags, ...(command.json ? { json: true } : {}) } };
   const run = (io: Pick<CommandIo, 'stdout' | 'json'>) =>
     invoke(services, caller, invocation, { ...io, readInput: stdinOf(words), closed: closedOf(res), ...(route.upload ? { body: req } : {}) });

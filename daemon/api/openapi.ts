@@ -11,6 +11,8 @@ function successContent(route: ApiRoute): Record<string, unknown> {
     case 'stream':
       return {
         'application/x-ndjson': { schema: { $ref: '#/components/schemas/StreamEvent' }, 'x-result': route.response },
+        // A question to a change route (rack:update's check) is answered whole.
+        ...(route.asks ? { 'application/json': { schema: route.asks.response } } : {}),
       };
     default:
       return {

@@ -48,6 +48,8 @@ export interface ApiRoute {
   upload?: string[];
   /** When the request asks to follow: the answer is then a `follow` stream. */
   follows?: (input: RouteInput) => boolean;
+  /** When a change route is only asked a question (rack:update's check): answered whole as JSON, of this schema. */
+  asks?: { when: (input: RouteInput) => boolean; response: JsonSchema };
   words(input: RouteInput): CommandWords;
 }
 
@@ -412,6 +414,23 @@ export const ROUTES: ApiRoute[] = [
   // rack itself
   { method: 'GET', path: '/rack', command: 'rack', summary: 'Which rack runs: version, commit, schema, runtime, uptime, router', response: S.rackInfo, mode: 'json', words: none },
   { method: 'GET', path: '/rack/releases', command: 'rack:releases', summary: "rack's own releases (installs, updates, rollbacks), newest first", response: S.list(S.rackRelease), mode: 'json', words: none },
+  {
+    method: 'GET', path: '/rack/releases/{release}', command: 'rack:releases:info', summary: "One of rack's releases (r3 or 3): its steps with their times, failed step and error", mode: 'json',
+    response: S.rackRelease, words: ({ params }) => ({ args: [params['release']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/rack/update', command: 'rack:update', mode: 'stream',
+    summary: "Install a ref (default: the source's HEAD) from rack's source or `from`, then switch to it; the stream ends as the switch begins, and GET /rack/releases tells how it went. With check: only whether there is a newer rack (JSON)",
+    body: S.object({ ref: { type: 'string', minLength: 1, maxLength: 200 }, from: { type: 'string', minLength: 1, maxLength: 1000 }, check: S.bool }),
+    response: { type: 'object' }, asks: { when: ({ body }) => body['check'] === true, response: S.rackUpdateCheck },
+    words: ({ body }) => ({ args: body['ref'] === undefined ? [] : [str(body['ref'])!], flags: { ...(str(body['from']) ? { from: str(body['from'])! } : {}), ...flagIf(body['check'], 'check') } }),
+  },
+  {
+    method: 'POST', path: '/rack/rollback', command: 'rack:rollback', mode: 'stream',
+    summary: 'Go back to a rack release (r3 or 3; default: the one before the running rack) as an update does; the stream ends as the switch begins',
+    body: S.object({ release: { type: ['string', 'integer'], maxLength: 20 } }), response: { type: 'object' },
+    words: ({ body }) => ({ args: body['release'] === undefined ? [] : [String(body['release'] as string | number)], flags: {} }),
+  },
   // nodes
   { method: 'GET', path: '/nodes', command: 'nodes', summary: 'The machines processes run on', response: S.list(S.node), mode: 'json', words: none },
   {

@@ -189,6 +189,7 @@ export const rackRelease = shape(
     id: int, version: text, commit: text, from: { oneOf: [rackBuild, { type: 'null' }] }, kind: { type: 'string', enum: ['install', 'update', 'rollback', 'start'] },
     description: text, createdBy: text, createdAt: time, status: { type: 'string', enum: ['pending', 'succeeded', 'failed'] },
     finishedAt: nullableTime, durationMs: { type: ['integer', 'null'] }, failedStep: nullableText, error: nullableText, schema: int,
+    phases: list(shape({ name: text, ms: int }, ['name', 'ms'])), dir: text,
   },
   ['id', 'version', 'commit', 'from', 'kind', 'createdBy', 'createdAt', 'status', 'finishedAt', 'durationMs', 'failedStep', 'error', 'schema'],
 );
@@ -226,6 +227,11 @@ const metricRow = shape(
 export const metrics = shape(
   { app: text, since: text, resolution: { type: 'string', enum: ['10s', '1m', '10m'] }, type: text, total: metricRow, points: list(metricRow) },
   ['app', 'since', 'resolution', 'total', 'points'],
+);
+
+export const rackUpdateCheck = shape(
+  { running: rackBuild, available: rackBuild, source: text, as: text, upToDate: bool, ahead: { type: ['integer', 'null'] } },
+  ['running', 'available', 'source', 'as', 'upToDate', 'ahead'],
 );
 
 export const error = shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']);

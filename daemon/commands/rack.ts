@@ -102,11 +102,37 @@ function showCommand(name: string, summary: string): Command {
   };
 }
 
-const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
+/** A duration as the ledger shows it: `69.0s`, or `-` while under way. */
+export const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
 function releaseRow(r: RackReleaseRecord): string[] {
   const result = r.status === 'failed' && r.failedStep ? `failed at ${r.failedStep}` : r.status;
   return [`r${r.id}`, describeBuild(r), r.from ? describeBuild(r.from) : '-', result, timestamp(r.createdAt), took(r.durationMs), r.createdBy, r.description];
+}
+
+/** `fetch 1.2s, build 30.5s` */
+export const phaseLine = (phases: RackReleaseRecord['phases']) => (phases?.length ? phases.map((p) => `${p.name} ${took(p.ms)}`).join(', ') : '-');
+
+async function showRackRelease(ctx: CommandContext): Promise<void> {
+  const id = parseRackRelease(ctx.args[0]!);
+  const r = await ctx.services.store.rackReleases.get(id);
+  if (!r) throw new RackError('no_such_release', `no rack release r${id}`);
+  if (ctx.flags['json']) return ctx.printJson(r);
+  const [, version, from, result, when, duration, by] = releaseRow(r);
+  ctx.print(`r${r.id} ${r.kind}: ${r.description}`);
+  const rows = [
+    ['Version:', version!],
+    ['From:', from!],
+    ['Result:', result!],
+    ['When:', `${when!}${r.finishedAt ? `, finished ${timestamp(r.finishedAt)}` : ''}`],
+    ['Took:', duration!],
+    ['By:', by!],
+    ['Schema:', `v${r.schema}`],
+    ['Steps:', phaseLine(r.phases)],
+    ...(r.dir ? [['Install:', r.dir]] : []),
+    ...(r.error ? [['Error:', r.error]] : []),
+  ];
+  for (const line of table(rows)) ctx.print(line);
 }
 
 /** `r3` or `3` → 3. */
@@ -143,6 +169,16 @@ export const rackCommands: Command[] = [
       if (releases.length === 0) return ctx.print('rack has no releases recorded yet');
       for (const line of table([['ID', 'VERSION', 'FROM', 'RESULT', 'WHEN', 'TOOK', 'BY', 'DESCRIPTION'], ...releases.map(releaseRow)])) ctx.print(line);
     },
+  },
+  {
+    name: 'rack:releases:info',
+    access: 'admin',
+    usage: 'rack:releases:info rN [--json]',
+    summary: "show one of rack's releases: its steps with their times, and where and why it failed",
+    app: false,
+    json: true,
+    args: { min: 1, max: 1 },
+    run: showRackRelease,
   },
   {
     name: 'rack:update',

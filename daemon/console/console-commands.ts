@@ -93,6 +93,9 @@ export class ConsoleCommands {
   removeKey = (c: Caller, name: string, sink: LineSink) => this.change(c, 'keys:remove', '', [name], {}, sink);
   addKey = (c: Caller, name: string, apps: string[], deployOnly: boolean, publicKey: string, sink: LineSink) =>
     this.change(c, 'keys:add', '', [name], { ...(apps.length ? { app: apps } : {}), ...(deployOnly ? { 'deploy-only': true } : {}) }, sink, publicKey);
+  rackUpdate = (c: Caller, ref: string | undefined, from: string | undefined, sink: LineSink) =>
+    this.change(c, 'rack:update', '', ref === undefined ? [] : [ref], from === undefined ? {} : { from }, sink);
+  rackRollback = (c: Caller, release: number, sink: LineSink) => this.change(c, 'rack:rollback', '', [`r${release}`], {}, sink);
   createToken = (c: Caller, name: string, apps: string[], deployOnly: boolean, expires: string | undefined) =>
     this.query<{ token: string; name: string }>(c, 'tokens:create', '', [name], {
       ...(apps.length ? { app: apps } : {}),

@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 /** What a page hears on its stream. */
 export type ConsoleEvent =
   /** A part of the app changed: lists showing it fetch themselves again. */
-  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' }
+  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' }
   /** A user line of a console action (rollout, build) in progress. */
   | { type: 'line'; action: string; text: string }
   /** A console action ended. */
@@ -17,6 +17,9 @@ export interface NumberedEvent {
   id: string;
   event: ConsoleEvent;
 }
+
+/** The Rack page's channel: rack's own updates and ledger. Not an app name (those start with a letter). */
+export const RACK_CHANNEL = '-rack';
 
 const RING = 500;
 const WATCH_MS = 1000;
@@ -32,11 +35,12 @@ interface AppChannel {
 }
 
 /**
- * Each app's live events for the console's pages: a ring of the last 500 (so a stream that
- * reconnects with Last-Event-ID gets what it missed) and the pages listening. IDs carry this
- * rackd's boot epoch: after a restart an old ID is unknown, and the page is told to reload its
- * lists instead. Changes made elsewhere (a push, ssh) are noticed by reading the app's newest
- * release and build from the store once a second, only while a page of the app is open.
+ * Each app's live events for the console's pages, and the Rack page's (`RACK_CHANNEL`): a ring of
+ * the last 500 (so a stream that reconnects with Last-Event-ID gets what it missed) and the pages
+ * listening. IDs carry this rackd's boot epoch: after a restart an old ID is unknown, and the page
+ * is told to reload its lists instead. Changes made elsewhere (a push, ssh) are noticed by reading
+ * the app's newest release and build (or rack's newest ledger entry) from the store once a second,
+ * only while such a page is open.
  */
 export class ConsoleEvents {
   private readonly epoch = randomBytes(4).toString('hex');
@@ -93,12 +97,13 @@ export class ConsoleEvents {
   private channel(app: string): AppChannel {
     let ch = this.channels.get(app);
     if (ch) return ch;
-    const timer = setInterval(() => void this.watch(app), WATCH_MS);
+    const watch = app === RACK_CHANNEL ? () => this.watchLedger() : () => this.watch(app);
+    const timer = setInterval(() => void watch(), WATCH_MS);
     timer.unref();
     ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, seen: '', lastBuild: 0 };
     this.channels.set(app, ch);
-    ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
-    void this.watch(app);
+    if (app !== RACK_CHANNEL) ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
+    void watch();
     return ch;
   }
 
@@ -108,6 +113,22 @@ export class ConsoleEvents {
     clearInterval(ch.timer);
     ch.stopLogs();
     this.channels.delete(app);
+  }
+
+  /** rack's ledger, for the Rack page: an entry opened or finished (by ssh, the API or a page) is the change. */
+  private async watchLedger(): Promise<void> {
+    const ch = this.channels.get(RACK_CHANNEL);
+    if (!ch) return;
+    try {
+      const newest = await this.store.rackReleases.latest();
+      const seen = JSON.stringify([newest?.id, newest?.status]);
+      const first = ch.seen === '';
+      if (seen === ch.seen) return;
+      ch.seen = seen;
+      if (!first) this.publish(RACK_CHANNEL, { type: 'changed', what: 'ledger' });
+    } catch {
+      // The store closing for a switch: the page polls the ledger until the next rackd answers.
+    }
   }
 
   private async watch(app: string): Promise<void> {

@@ -17,6 +17,7 @@ import { clearedCookies, ConsoleSessions, cookieValues, sessionCookie, sessionCo
 import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
 import { html } from './html-template.js';
 import { ASSETS, errorBox, page } from './layout-view.js';
+import { RackRoutes } from './rack-routes.js';
 
 const ASSET_FILES: Record<string, { file: (root: string) => string; type: string }> = {
   'console.css': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.css'), type: 'text/css; charset=utf-8' },
@@ -35,6 +36,7 @@ export class Console {
   private readonly sessions: ConsoleSessions;
   private readonly commands: ConsoleCommands;
   private readonly apps: AppRoutes;
+  private readonly rack: RackRoutes;
   private readonly assets = new Map<string, Buffer>();
 
   constructor(
@@ -45,6 +47,7 @@ export class Console {
     this.commands = new ConsoleCommands(services);
     this.events = new ConsoleEvents(services.store, services.logs);
     this.apps = new AppRoutes({ config: services.config, commands: this.commands, events: this.events, subjects: new CommitSubjects() });
+    this.rack = new RackRoutes(this.commands, this.events);
   }
 
   async start(): Promise<void> {
@@ -101,6 +104,7 @@ export class Console {
       const r: ConsoleRequest = { req, res, url, caller, partial, stillSignedIn: () => this.stillSignedIn(sessionId) };
       const parts = path.split('/').slice(2).map(decodePart);
       if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
+      if (parts[0] === 'rack') return await this.rack.handle(r, parts.slice(1).filter((p, i, all) => p !== '' || i < all.length - 1));
       return await this.rackPage(r, method, parts.filter((p) => p !== '').join('/'));
     } catch (err) {
       sendError({ res, partial, ...(caller ? { caller } : {}) }, err);

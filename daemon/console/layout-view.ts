@@ -44,7 +44,7 @@ export function page(opts: {
   ${principal
     ? html`<nav aria-label="rack">
     <a href="/console/">Apps</a>
-    ${principal.role === 'admin' ? html`<a href="/console/access">Access</a> <a href="/console/audit">Audit</a>` : ''}
+    ${principal.role === 'admin' ? html`<a href="/console/access">Access</a> <a href="/console/audit">Audit</a> <a href="/console/rack">Rack</a>` : ''}
   </nav>
   <form method="post" action="/console/sign-out" class="sign-out">
     <span class="who">${principal.kind} ${principal.name} (${principal.role})</span>

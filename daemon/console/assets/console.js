@@ -43,6 +43,28 @@
   }
   document.addEventListener('htmx:afterSettle', flush);
 
+  // A part that polls (the Rack page's, across a switch of rackd) keeps what it shows when rackd
+  // does not answer for a moment (the router's 502) instead of being replaced by the error.
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var target = e.detail.target;
+    if (e.detail.xhr.status >= 500 && target && target.hasAttribute('data-poll')) e.detail.shouldSwap = false;
+  });
+  // Open <details data-keep> stay open when their part is fetched again.
+  var openKept = [];
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var target = e.detail.target;
+    openKept = target ? Array.prototype.map.call(target.querySelectorAll('details[data-keep][open]'), function (d) {
+      return d.getAttribute('data-keep');
+    }) : [];
+  });
+  document.addEventListener('htmx:afterSettle', function () {
+    openKept.forEach(function (key) {
+      var d = document.querySelector('details[data-keep="' + key + '"]');
+      if (d) d.open = true;
+    });
+    openKept = [];
+  });
+
   function changed(what) {
     if (window.htmx) window.htmx.trigger(body, 'rack-' + what);
   }
@@ -98,7 +120,7 @@
       window.location.assign('/console/sign-in');
     });
     on('reset', function () {
-      ['releases', 'builds', 'config', 'processes', 'domains'].forEach(changed);
+      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger'].forEach(changed);
     });
     source.addEventListener('error', function () {
       banner.hidden = false;
