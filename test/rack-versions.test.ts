@@ -148,7 +148,7 @@ test.serial('rackd migrate --to 1 takes the stopped store down; refused while ra
   t.regex(busy.stderr, /^ !     cannot open the store at .*: another process has it open\n$/);
   const usage = await migrate([]);
   t.is(usage.code, 1);
-  t.is(usage.stderr, ' !     expected --to and a schema number (usage: rackd migrate --to N)\n');
+  t.is(usage.stderr, ' !     expected --to and a schema number (usage: rackd migrate --to N [--if-newer])\n');
 
   await rack.stop();
   const down = await migrate(['--to', '1']);

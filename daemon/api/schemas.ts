@@ -173,7 +173,7 @@ export const node = shape(
 const rackBuild = shape({ version: text, commit: text }, ['version', 'commit']);
 export const rackInfo = shape(
   {
-    version: text, commit: text, schema: int, schemaLatest: int, runtime: { type: 'string', enum: ['docker', 'swarm'] }, startedAt: time, uptimeSeconds: int,
+    version: text, commit: text, pid: int, schema: int, schemaLatest: int, runtime: { type: 'string', enum: ['docker', 'swarm'] }, startedAt: time, uptimeSeconds: int,
     router: {
       oneOf: [
         shape({ pid: int, protocol: int, version: nullableText, startedAt: time, uptimeSeconds: int }, ['pid', 'protocol', 'version', 'startedAt', 'uptimeSeconds']),

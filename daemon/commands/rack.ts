@@ -17,6 +17,8 @@ export interface RouterInfo {
 
 /** What `rack` shows: which rack runs, on which schema and runtime, since when, with which router. */
 export interface RackInfo extends RackBuild {
+  /** rackd's own process. */
+  pid: number;
   schema: number;
   /** The newest schema this rack reads (and migrates to at start). */
   schemaLatest: number;
@@ -49,6 +51,7 @@ export async function rackInfo(services: Services): Promise<RackInfo> {
   const startedAt = rack.startedAt.toISOString();
   const info: RackInfo = {
     ...rack.build,
+    pid: process.pid,
     schema: (await store.schema.version()) ?? FIRST_SCHEMA,
     schemaLatest: latestSchema(MIGRATIONS),
     runtime: config.runtime,
@@ -80,7 +83,7 @@ async function showRack(ctx: CommandContext): Promise<void> {
     ['Commit:', info.commit],
     ['Schema:', `v${info.schema}${info.schema === info.schemaLatest ? '' : ` (this rack reads up to v${info.schemaLatest})`}`],
     ['Runtime:', info.runtime],
-    ['Up:', `${formatUptime(info.uptimeSeconds)}, since ${timestamp(info.startedAt)}`],
+    ['Up:', `${formatUptime(info.uptimeSeconds)}, since ${timestamp(info.startedAt)} (rackd pid ${info.pid})`],
     r
       ? ['Router:', `pid ${r.pid}, protocol ${r.protocol}, version ${r.version ?? 'not reported'}, up ${formatUptime(r.uptimeSeconds)}`]
       : ['Router:', `not answering (${info.routerError ?? 'no reason given'})`],
