@@ -166,12 +166,14 @@ export class Rackd {
         }),
       onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
     });
-    // The router sends an app's per-request lines only while someone follows its logs or a drain wants them.
+    // The router sends an app's per-request lines only while someone follows its logs, a drain
+    // wants them, or the app keeps them (logs:router on).
     logs.changes.on('wanted', () => {
       const apps = logs.wantedApps();
       metricsLog.info({ apps }, 'router: the apps whose access lines are wanted');
       router.setAccessApps(apps);
     });
+    for (const app of await store.listApps()) if (app.keepRouterLines) logs.keepRouterLines(app.name, true);
     // Private before the router first reads it: it holds private keys.
     await mkdir(paths.certs(config), { recursive: true, mode: 0o700 });
     const http = await router.start();

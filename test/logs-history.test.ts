@@ -46,6 +46,9 @@ async function mark(path: string): Promise<void> {
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
 test.serial('lines from before a redeploy and before a rackd restart are found by logs --since, once each', async (t) => {
+  // The router's per-request lines are made only while wanted: this app keeps them (across the restart too).
+  const keep = await rack.ssh(['logs:router', 'on', '-a', APP]);
+  t.is(keep.code, 0, keep.stderr);
   await mark('/before-redeploy');
   const redeploy = await rack.ssh(['config:set', 'MIGRATED=again', '-a', APP]);
   t.is(redeploy.code, 0, redeploy.stderr);

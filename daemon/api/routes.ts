@@ -281,6 +281,13 @@ export const ROUTES: ApiRoute[] = [
     response: S.object({ app: S.text, timeoutSeconds: S.int, default: S.bool }, ['app', 'timeoutSeconds', 'default']),
     words: ({ body }) => ({ args: [typeof body['seconds'] === 'number' ? String(body['seconds']) : 'default'], flags: {} }),
   },
+  {
+    method: 'PATCH', path: '/apps/{app}/logs/router', command: 'logs:router', mode: 'json',
+    summary: "Keep the router's per-request lines for the app when nobody follows its logs (they cost the router and rackd CPU)",
+    body: S.object({ keep: S.bool }, ['keep']),
+    response: S.object({ app: S.text, keep: S.bool }, ['app', 'keep']),
+    words: ({ body }) => ({ args: [body['keep'] === true ? 'on' : 'off'], flags: {} }),
+  },
   // connected repository
   { method: 'GET', path: '/apps/{app}/repo', command: 'repo:info', summary: 'The connected repository, its webhook URL and the last delivery', response: S.repoLink, mode: 'json', words: none },
   {

@@ -9,6 +9,29 @@ const MAX_GREP = 200;
 
 export const logsCommands: Command[] = [
   {
+    name: 'logs:router',
+    access: 'member',
+    usage: 'logs:router [on|off] [-a APP]',
+    summary: "show or set whether the router's per-request lines are kept for the app when nobody follows its logs",
+    app: true,
+    args: { min: 0, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
+    async run(ctx) {
+      const word = ctx.args[0];
+      const { store, logs } = ctx.services;
+      if (word === undefined) {
+        const on = (await store.requireApp(ctx.app)).keepRouterLines === true;
+        ctx.result({ app: ctx.app, keep: on });
+        return ctx.print(`${ctx.app}: the router's per-request lines are ${on ? 'kept' : 'made only while someone follows the logs or a drain takes them'}`);
+      }
+      if (word !== 'on' && word !== 'off') throw new RackError('bad_argument', `expected on or off, got ${JSON.stringify(word.slice(0, 20))} (usage: logs:router [on|off])`);
+      await store.setKeepRouterLines(ctx.app, word === 'on');
+      logs.keepRouterLines(ctx.app, word === 'on');
+      ctx.result({ app: ctx.app, keep: word === 'on' });
+      ctx.print(`-----> ${ctx.app}: the router's per-request lines are ${word === 'on' ? 'kept from now on' : 'made only while someone follows the logs or a drain takes them'}`);
+    },
+  },
+  {
     name: 'logs',
     access: 'deploy',
     usage: 'logs [-n N] [-p TYPE] [--since 2h|TIME] [--until TIME] [--grep TEXT] [--json] [-f] [-a APP]',

@@ -25,6 +25,8 @@ export class LogHub {
   private readonly events = new EventEmitter();
   /** How many want each app's router access lines now: followers and drains. */
   private readonly wanters = new Map<string, number>();
+  /** Apps that keep their router lines whether or not anyone follows: the release of their want. */
+  private readonly kept = new Map<string, () => void>();
   /** Fires `wanted` with no argument whenever the set of apps in `wantedApps()` changes. */
   readonly changes = new EventEmitter();
 
@@ -86,6 +88,19 @@ export class LogHub {
     };
   }
 
+  /**
+   * The app's own wish for its router lines (`logs:router on`), held as one more wanter until it is
+   * turned off or the app goes.
+   */
+  keepRouterLines(app: string, on: boolean): void {
+    const held = this.kept.get(app);
+    if (on && !held) this.kept.set(app, this.want(app));
+    if (!on && held) {
+      this.kept.delete(app);
+      held();
+    }
+  }
+
   /** The apps whose router access lines someone wants now. */
   wantedApps(): string[] {
     return [...this.wanters.keys()];
@@ -103,6 +118,7 @@ export class LogHub {
 
   /** apps:destroy: the app's lines leave memory and disk. */
   async remove(app: string): Promise<void> {
+    this.keepRouterLines(app, false);
     this.forget(app);
     await this.store?.remove(app);
   }

@@ -34,6 +34,8 @@ export interface AppRecord {
   https?: AppHttps;
   /** router:timeout: how long the app has to start an answer, in ms; absent: the router's 30 s. */
   routerTimeoutMs?: number;
+  /** The router's per-request lines are kept for this app even when nobody follows (`logs:router on`). */
+  keepRouterLines?: boolean;
   /** Add-ons attached before the app's first release (its config carries their variables). */
   addons?: Attachment[];
 }

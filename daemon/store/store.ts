@@ -225,6 +225,15 @@ export class Store {
     });
   }
 
+  setKeepRouterLines(name: string, on: boolean): Promise<AppRecord> {
+    return this.writes.run(async () => {
+      const { keepRouterLines: _old, ...app } = await this.requireApp(name);
+      const next: AppRecord = on ? { ...app, keepRouterLines: true } : app;
+      await this.writes.put(k.app(name), next);
+      return next;
+    });
+  }
+
   /** The app a domains:add host belongs to. */
   domainOwner(host: string): Promise<string | undefined> {
     return this.get<string>(k.domain(host));
