@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LoginThrottle } from './access/login-throttle.js';
 import { AuditLog } from './audit/audit-log.js';
@@ -29,7 +29,7 @@ import { PushCheck } from './git/push-check.js';
 import { preReceiveHandler } from './git/push-hook.js';
 import { PushLock } from './git/push-lock.js';
 import { PushReceiver } from './git/push-receiver.js';
-import { removeQuarantines, repoDir } from './git/repo.js';
+import { repoDir, sweepQuarantines } from './git/repo.js';
 import { PushSessions } from './git/push-sessions.js';
 import type { Logger } from './log.js';
 import { RackError } from './rack-error.js';
@@ -62,8 +62,8 @@ import { rackBuildOf } from './versions/rack-build.js';
 import { noteRunningRack, type SwitchFailure } from './versions/rack-ledger.js';
 import { askSwitch } from './versions/launcher-link.js';
 import { RackUpdates, type SwitchRequest } from './versions/rack-updates.js';
+import { runMigrate } from './versions/migrate-command.js';
 import type { SwitchAnswer } from './launcher/launcher-protocol.js';
-import { runProgram } from './run-script.js';
 import { latestSchema, migrateUp } from './versions/schema-migration.js';
 import { RepoDeploys } from './workflows/repo-deploys.js';
 import { fetchBranch } from './workflows/repo-fetch.js';
@@ -414,7 +414,7 @@ export class Rackd {
     }
     let answer: SwitchAnswer;
     try {
-      if (schemaBefore !== undefined) await migrateWith(config.installDir, schemaBefore, log);
+      if (schemaBefore !== undefined) await runMigrate(config.installDir, schemaBefore, log);
       answer = await askSwitch(req.dir);
     } catch (err) {
       answer = { type: 'switched', ok: false, error: RackError.from(err).message };
@@ -426,7 +426,7 @@ export class Rackd {
     }
     log.error({ dir: req.dir, error: answer.error }, 'the new rackd did not start; starting this one again');
     // A store the other rack migrated up is taken back down by that rack's own steps.
-    await migrateWith(req.dir, latestSchema(MIGRATIONS), log).catch((err: unknown) => log.error({ err: String(err) }, 'could not take the store back down'));
+    await runMigrate(req.dir, latestSchema(MIGRATIONS), log).catch((err: unknown) => log.error({ err: String(err) }, 'could not take the store back down'));
     this.switchFailure = { step: 'start', error: `the new rackd ${answer.error}` };
     await this.start();
     return answer;
@@ -469,17 +469,6 @@ export class Rackd {
   }
 }
 
-/**
- * Runs an install's own `rackd migrate --to N --if-newer` with this RACK_HOME, the store closed
- * meanwhile: only the rack that took a store up knows the way back down.
- */
-async function migrateWith(installDir: string, to: number, log: Logger): Promise<void> {
-  const lines: string[] = [];
-  const code = await runProgram(process.execPath, [join(installDir, 'dist', 'daemon', 'main.js'), 'migrate', '--to', String(to), '--if-newer'], {}, (l) => lines.push(l));
-  for (const line of lines) log.info({ migrate: line }, 'store migration');
-  if (code !== 0) throw new RackError('store_failed', `migrate --to ${to} with ${installDir} failed: ${lines.at(-1) ?? `status ${code}`}`);
-}
-
 /** Reads what the client sends on stdin until it closes it; refuses more than `max` bytes. */
 function readChannel(channel: ExecRequest['channel'], max: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -493,19 +482,6 @@ function readChannel(channel: ExecRequest['channel'], max: number): Promise<stri
     channel.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     channel.once('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
   });
-}
-
-/** Removes what cut-off pushes left in each repo's quarantine (see `removeQuarantines`). */
-async function sweepQuarantines(reposRoot: string, log: Logger): Promise<void> {
-  for (const name of await readdir(reposRoot)) {
-    if (!name.endsWith('.git')) continue;
-    try {
-      const removed = await removeQuarantines(join(reposRoot, name));
-      if (removed.length > 0) log.info({ repo: name, removed }, 'quarantine left by a cut-off push removed');
-    } catch (err) {
-      log.warn({ repo: name, err: String(err) }, 'could not remove a quarantine');
-    }
-  }
 }
 
 /** A random ID made on first start and kept in RACK_HOME; it labels everything this daemon runs. */

@@ -3,6 +3,7 @@ import { link, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { promisify } from 'node:util';
+import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 
 const run = promisify(execFile);
@@ -169,5 +170,18 @@ export async function fileMode(dir: string, commit: string, path: string, object
     return stdout.split(/\s/)[0] || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Removes what cut-off pushes left in each repo's quarantine (see `removeQuarantines`). */
+export async function sweepQuarantines(reposRoot: string, log: Logger): Promise<void> {
+  for (const name of await readdir(reposRoot)) {
+    if (!name.endsWith('.git')) continue;
+    try {
+      const removed = await removeQuarantines(join(reposRoot, name));
+      if (removed.length > 0) log.info({ repo: name, removed }, 'quarantine left by a cut-off push removed');
+    } catch (err) {
+      log.warn({ repo: name, err: String(err) }, 'could not remove a quarantine');
+    }
   }
 }

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, paths } from '../config.js';
+import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
+import { runProgram } from '../run-script.js';
 import { Store } from '../store/store.js';
 import { MIGRATIONS } from './migrations.js';
 import { rackBuildOf } from './rack-build.js';
@@ -50,4 +52,15 @@ export async function migrateCommand(argv: string[], installDir: string, io: { o
     io.err(` !     ${error.message}`);
     return error.exitCode;
   }
+}
+
+/**
+ * Runs an install's own `rackd migrate --to N --if-newer` with this RACK_HOME, the store closed
+ * meanwhile: only the rack that took a store up knows the way back down.
+ */
+export async function runMigrate(installDir: string, to: number, log: Logger): Promise<void> {
+  const lines: string[] = [];
+  const code = await runProgram(process.execPath, [join(installDir, 'dist', 'daemon', 'main.js'), 'migrate', '--to', String(to), '--if-newer'], {}, (l) => lines.push(l));
+  for (const line of lines) log.info({ migrate: line }, 'store migration');
+  if (code !== 0) throw new RackError('store_failed', `migrate --to ${to} with ${installDir} failed: ${lines.at(-1) ?? `status ${code}`}`);
 }
