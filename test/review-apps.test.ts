@@ -63,7 +63,7 @@ async function until<T>(what: string, check: () => Promise<T | undefined>): Prom
   }
 }
 
-test('a pull request makes APP-pr-N with a fresh Postgres, runs postdeploy once, posts pending then success, and closing removes app and add-on', async (t) => {
+test.serial('a pull request makes APP-pr-N with a fresh Postgres, runs postdeploy once, posts pending then success, and closing removes app and add-on', async (t) => {
   await ok(['apps:create', APP]);
   await ok(['config:set', `DATABASE_URL=${PARENT_DB}`, '-a', APP]);
   const work = await host.createRepo('dev/web', join(FIXTURES, 'node-hello'));
@@ -142,4 +142,46 @@ test('a pull request makes APP-pr-N with a fresh Postgres, runs postdeploy once,
   const volumes = await run('docker', ['volume', 'ls', '--format', '{{.Name}}']);
   t.false(volumes.stdout.includes('addon-web-pr-7-postgres'), volumes.stdout);
   t.false(rack.output.includes(TOKEN), 'the operator log never holds the token');
+});
+
+test.serial('a failing postdeploy is reported as a failure status and in the outcome; the review app stays and serves', async (t) => {
+  const secret = /Secret:\s+([0-9a-f]{64})/.exec(await ok(['repo:connect', host.url('dev/web'), '--token-stdin', '--status-api', `http://127.0.0.1:${(statusApi.address() as AddressInfo).port}`, '-a', APP], `${TOKEN}\n`))![1]!;
+  await ok(['reviewapps:enable', '-a', APP]);
+  const work = join(host.root, 'work', 'dev/web');
+  await run('git', ['checkout', '-q', '-b', 'pr8', 'main'], { cwd: work });
+  await writeFile(join(work, 'app.json'), JSON.stringify({ scripts: { postdeploy: { command: 'echo seeding; exit 3' } } }));
+  await run('git', ['add', 'app.json'], { cwd: work });
+  await run('git', ['commit', '-qm', 'failing postdeploy'], { cwd: work });
+  const sha = await headOf(work);
+  await host.push(work, 'HEAD', 'refs/pull/8/head');
+  const id = randomUUID();
+  const body = JSON.stringify({ action: 'opened', number: 8, pull_request: { number: 8, head: { ref: 'pr8', sha } } });
+  const answer = await api(rack, 'POST', `/hooks/${APP}`, {
+    rawBody: body,
+    headers: { 'content-type': 'application/json', 'X-GitHub-Event': 'pull_request', 'X-GitHub-Delivery': id, ...signDelivery('github', secret, body) },
+  });
+  t.is(answer.status, 202, answer.text);
+  const result = await until('the outcome', async () => {
+    const last = (JSON.parse(await ok(['repo:info', '--json', '-a', APP])) as { lastDelivery: { id: string; result: string } | null }).lastDelivery;
+    return last?.id === id && last.result !== 'queued' ? last.result : undefined;
+  });
+  t.is(result, 'deployed web-pr-8 v1 (postdeploy failed: exit status 3)');
+  t.is((await rack.get('web-pr-8')).body, 'hello from rack v1\n');
+  t.regex(await ok(['logs', '-n', '100', '-a', 'web-pr-8']), /seeding[\s\S]*postdeploy failed \(exit status 3\)/);
+  const mine = await until('two statuses', async () => {
+    const found = statuses.filter((s) => s.path === `/repos/dev/web/statuses/${sha}`);
+    return found.length >= 2 ? found : undefined;
+  });
+  t.deepEqual(mine.map((s) => s.body.state), ['pending', 'failure']);
+});
+
+test.serial('--status-api is checked as any address rack sends to, and needs the token', async (t) => {
+  const private10 = await rack.ssh(['repo:connect', host.url('dev/web'), '--token-stdin', '--status-api', 'https://10.1.2.3/api/v3', '-a', APP], { input: `${TOKEN}\n` });
+  t.is(private10.code, 1);
+  t.regex(private10.stderr, /10\.1\.2\.3 is a loopback, private or reserved address/);
+  const noToken = await rack.ssh(['repo:connect', host.url('dev/web'), '--status-api', 'https://api.example.com', '-a', APP]);
+  t.is(noToken.code, 1);
+  t.regex(noToken.stderr, /--status-api needs the token/);
+  const ftp = await rack.ssh(['repo:connect', host.url('dev/web'), '--token-stdin', '--status-api', 'ftp://api.example.com', '-a', APP], { input: `${TOKEN}\n` });
+  t.regex(ftp.stderr, /the scheme must be https:\/\/, http:\/\//);
 });
