@@ -278,7 +278,7 @@ export class Rackd {
       },
       reviewApps: new ReviewApps({
         store,
-        parent: pipeline,
+        releases: pipeline,
         addons: {
           create: async (app, addon, by) => {
             await addons.create({ kind: addon.kind, name: undefined, app, alias: addon.alias, createdBy: by }, addonOutput);

@@ -91,7 +91,7 @@ export class RepoDeploys {
         if (!link) return { result: 'skipped: the repository was disconnected' };
         if (!pr) {
           if (link.branch !== (delivery as { push: { branch: string } }).push.branch) return { result: 'skipped: the connected branch changed' };
-          return this.deployCommit(app, app, undefined, commit, source, receivedAt);
+          return this.deployCommit(app, app, undefined, commit, source, receivedAt, delivery.host);
         }
         if (pr.action === 'close') {
           if (!(await store.getApp(target))) return { result: `ignored: ${target} does not exist` };
@@ -136,7 +136,7 @@ export class RepoDeploys {
    * `target`'s repo and, when `commit` is still its head, deploys it as a push of the deploy branch.
    * A review app is made here, from the fetched commit, before its first release.
    */
-  private async deployCommit(app: string, target: string, ref: string | undefined, commit: string, source: string, receivedAt: number, host?: RepoHost): Promise<Done> {
+  private async deployCommit(app: string, target: string, ref: string | undefined, commit: string, source: string, receivedAt: number, host: RepoHost): Promise<Done> {
     const { store, check, log } = this.opts;
     const repo = await ensureBareRepo(this.opts.reposRoot, target);
     if (await store.getApp(target)) await check.retryPending(target);
@@ -145,10 +145,12 @@ export class RepoDeploys {
       log.info({ app: target, commit, head }, 'webhook commit skipped: no longer the head of its branch');
       return { result: `skipped: ${ref === undefined ? (await store.repos.get(app))?.branch ?? 'the branch' : ref} is now at ${head.slice(0, 7)}, not ${commit.slice(0, 7)}` };
     }
-    if (target === app || host === undefined) return this.deployFetched(target, repo, commit, source, receivedAt);
+    if (target === app) return this.deployFetched(target, repo, commit, source, receivedAt);
     // A review app: its state goes back to the host beside the commit, whatever comes of it.
-    const link = (await store.repos.get(app))!;
-    const status = (state: StatusState, description: string) => this.opts.statuses.post(link, host, commit, { state, targetUrl: this.opts.appUrl(target), description });
+    const link = await store.repos.get(app);
+    const status = (state: StatusState, description: string) => {
+      if (link) this.opts.statuses.post(link, host, commit, { state, targetUrl: this.opts.appUrl(target), description });
+    };
     status('pending', `Deploying ${target}`);
     try {
       const settings = await this.opts.reviewApps.prepare(app, target, repo, commit, `webhook ${source}`);

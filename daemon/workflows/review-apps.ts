@@ -44,8 +44,8 @@ export interface ReviewAddonService {
 
 export interface ReviewAppsOptions {
   store: Store;
-  /** The parent's config and add-ons now (the pipeline's view: its base release's). */
-  parent: { currentConfig(app: string): Promise<ConfigVars>; currentAttachments(app: string): Promise<Attachment[]> };
+  /** An app's config and add-ons now (the pipeline's view: its base release's, else the app's kept for its first). */
+  releases: { currentConfig(app: string): Promise<ConfigVars>; currentAttachments(app: string): Promise<Attachment[]> };
   addons: ReviewAddonService;
   /** Runs `command` as a one-off of the app's current release; resolves with its exit status. */
   postdeploy: (app: string, command: string) => Promise<number>;
@@ -74,7 +74,7 @@ export class ReviewApps {
     const settings = await reviewSettings(repo, commit);
     if (!(await store.getApp(name))) await this.create(parent, name, settings);
     if (await this.hasServed(name)) return settings;
-    const attached = await this.opts.parent.currentAttachments(name);
+    const attached = await this.opts.releases.currentAttachments(name);
     for (const addon of settings.addons) {
       if (attached.some((a) => a.alias === addon.alias)) continue;
       await this.opts.addons.create(name, addon, createdBy);
@@ -85,8 +85,8 @@ export class ReviewApps {
   private async create(parent: string, name: string, settings: ReviewSettings): Promise<void> {
     const { store } = this.opts;
     assertDefaultHostFree(name, { ...this.opts.hosts, apps: await store.listApps() });
-    const config = await this.opts.parent.currentConfig(parent);
-    for (const attachment of await this.opts.parent.currentAttachments(parent)) for (const key of attachment.keys) delete config[key];
+    const config = await this.opts.releases.currentConfig(parent);
+    for (const attachment of await this.opts.releases.currentAttachments(parent)) for (const key of attachment.keys) delete config[key];
     // The review app's own add-ons set these: a value inherited from the parent (set by hand)
     // would clash with the attachment, and would point at the parent's service.
     for (const addon of settings.addons) for (const key of Object.keys(config)) if (key.startsWith(`${addon.alias}_`)) delete config[key];
