@@ -290,7 +290,7 @@ export class Rackd {
         postdeploy: (app, command) => runPostdeploy(runtime, logs, store, app, command),
         publish: (app) => supervisor.publish(app, []),
         hosts: { domain: config.domain, consoleHost: config.consoleHost },
-        log: log.child({ mod: 'workflows' }),
+        log: workflowLog,
       }),
       // A closed pull request's review app goes as `apps:destroy` takes an app, recorded in the
       // audit log under the delivery that asked; the admin role is this one command's.

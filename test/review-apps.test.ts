@@ -184,4 +184,6 @@ test.serial('--status-api is checked as any address rack sends to, and needs the
   t.regex(noToken.stderr, /--status-api needs the token/);
   const ftp = await rack.ssh(['repo:connect', host.url('dev/web'), '--token-stdin', '--status-api', 'ftp://api.example.com', '-a', APP], { input: `${TOKEN}\n` });
   t.regex(ftp.stderr, /the scheme must be https:\/\/, http:\/\//);
+  const withUser = await rack.ssh(['repo:connect', host.url('dev/web'), '--token-stdin', '--status-api', 'https://me:pw@api.example.com', '-a', APP], { input: `${TOKEN}\n` });
+  t.regex(withUser.stderr, /--status-api is the API base only/);
 });

@@ -36,7 +36,9 @@ export class RepoLinks {
     if (req.statusApi !== undefined) {
       if (req.token === undefined) throw new RackError('bad_argument', '--status-api needs the token (--token-stdin) the statuses are posted with');
       // The token goes there: it is checked as every address rack sends to on a tenant's behalf.
-      await resolveDestination(parseDestination(req.statusApi, ['https', 'http']), this.config.fetchAllow);
+      const api = parseDestination(req.statusApi, ['https', 'http']);
+      if (api.url.username !== '' || api.url.search !== '') throw new RackError('bad_argument', '--status-api is the API base only (https://HOST/PATH): the token is the credential');
+      await resolveDestination(api, this.config.fetchAllow);
     }
     const secret = randomBytes(32).toString('hex');
     const link: RepoLink = {
