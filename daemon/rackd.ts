@@ -64,7 +64,10 @@ import { askSwitch } from './versions/launcher-link.js';
 import { RackUpdates, type SwitchRequest } from './versions/rack-updates.js';
 import { runMigrate } from './versions/migrate-command.js';
 import type { SwitchAnswer } from './launcher/launcher-protocol.js';
+import { textOutput } from './user-output.js';
 import { latestSchema, migrateUp } from './versions/schema-migration.js';
+import { CommitStatuses } from './workflows/commit-status.js';
+import { runPostdeploy } from './workflows/postdeploy.js';
 import { RepoDeploys } from './workflows/repo-deploys.js';
 import { fetchBranch } from './workflows/repo-fetch.js';
 import { RepoLinks } from './workflows/repo-links.js';
@@ -260,6 +263,10 @@ export class Rackd {
     // One throttle for every way in: guesses over ssh and over HTTP count together.
     const throttle = new LoginThrottle(config.loginThrottle);
     const repoKeys = join(config.home, 'repo-keys');
+    const workflowLog = log.child({ mod: 'workflows' });
+    // What the add-on steps of a review app tell goes to the operator log: no user watches a webhook.
+    const addonOutput = textOutput((line) => workflowLog.debug({ line }, 'review app add-on'));
+    const statuses = new CommitStatuses(config.fetchAllow, workflowLog);
     const repoDeploys = new RepoDeploys({
       store,
       pipeline,
@@ -273,10 +280,19 @@ export class Rackd {
       },
       reviewApps: new ReviewApps({
         store,
-        parent: pipeline,
+        releases: pipeline,
+        addons: {
+          create: async (app, addon, by) => {
+            await addons.create({ kind: addon.kind, name: undefined, app, alias: addon.alias, createdBy: by }, addonOutput);
+          },
+          ownedBy: async (app) => (await addons.list()).filter((a) => a.createdFor === app).map((a) => a.name),
+          // No final backup: a review app's data is made for the pull request and goes with it.
+          destroy: (name) => addons.destroy(name, async () => undefined, addonOutput),
+        },
+        postdeploy: (app, command) => runPostdeploy(runtime, logs, store, app, command),
         publish: (app) => supervisor.publish(app, []),
         hosts: { domain: config.domain, consoleHost: config.consoleHost },
-        log: log.child({ mod: 'workflows' }),
+        log: workflowLog,
       }),
       // A closed pull request's review app goes as `apps:destroy` takes an app, recorded in the
       // audit log under the delivery that asked; the admin role is this one command's.
@@ -287,10 +303,13 @@ export class Rackd {
           closed: new Promise<void>(() => undefined),
         });
       },
+      statuses,
+      appUrl: (app) => supervisor.url(app),
       audit,
-      log: log.child({ mod: 'workflows' }),
+      log: workflowLog,
     });
     this.repoDeploys = repoDeploys;
+    this.stops.push(() => this.withinGrace(statuses.idle()));
     this.stops.push(() => this.withinGrace(repoDeploys.idle()));
     const services: Services = {
       config: { ...config, httpPort: http },

@@ -292,11 +292,11 @@ export const ROUTES: ApiRoute[] = [
   { method: 'GET', path: '/apps/{app}/repo', command: 'repo:info', summary: 'The connected repository, its webhook URL and the last delivery', response: S.repoLink, mode: 'json', words: none },
   {
     method: 'PUT', path: '/apps/{app}/repo', command: 'repo:connect', summary: "Deploy from a repository's pushes: the answer holds the webhook URL and its secret (shown once)", mode: 'json',
-    body: S.object({ url: { type: 'string', minLength: 1, maxLength: 500 }, branch: { type: 'string', minLength: 1, maxLength: 100 }, token: { type: 'string', minLength: 1, maxLength: 512 } }, ['url']),
+    body: S.object({ url: { type: 'string', minLength: 1, maxLength: 500 }, branch: { type: 'string', minLength: 1, maxLength: 100 }, token: { type: 'string', minLength: 1, maxLength: 512 }, statusApi: { type: 'string', minLength: 1, maxLength: 500 } }, ['url']),
     response: S.repoLink,
     words: ({ body }) => ({
       args: [str(body['url'])!],
-      flags: { ...(body['branch'] === undefined ? {} : { branch: str(body['branch'])! }), ...(body['token'] === undefined ? {} : { 'token-stdin': true }) },
+      flags: { ...(body['branch'] === undefined ? {} : { branch: str(body['branch'])! }), ...(body['token'] === undefined ? {} : { 'token-stdin': true }), ...(body['statusApi'] === undefined ? {} : { 'status-api': str(body['statusApi'])! }) },
       ...(body['token'] === undefined ? {} : { stdin: str(body['token'])! }),
     }),
   },

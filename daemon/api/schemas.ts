@@ -198,7 +198,7 @@ const repoDelivery = shape({ id: text, host: text, event: text, at: time, commit
 /** A connected repository: never its secret or token (`secret` is the word `set`, but once, in repo:connect's answer). */
 export const repoLink = shape(
   {
-    app: text, url: text, transport: { type: 'string', enum: ['http', 'ssh'] }, branch: text, webhookUrl: text, secret: text, token: bool,
+    app: text, url: text, transport: { type: 'string', enum: ['http', 'ssh'] }, branch: text, webhookUrl: text, secret: text, token: bool, statusApi: { type: ['string', 'null'] },
     deployKey: { type: ['string', 'null'] }, createdAt: time, createdBy: text, lastDelivery: { oneOf: [repoDelivery, { type: 'null' }] },
   },
   ['app', 'url', 'transport', 'branch', 'webhookUrl', 'secret', 'token'],

@@ -16,6 +16,7 @@ function view(link: RepoLink, webhookUrl: string) {
     webhookUrl,
     secret: 'set',
     token: link.token !== undefined,
+    statusApi: link.statusApi ?? null,
     deployKey: link.deployKey ?? null,
     reviewApps: link.reviewApps === true,
     createdAt: link.createdAt,
@@ -28,10 +29,10 @@ export const repoCommands: Command[] = [
   {
     name: 'repo:connect',
     access: 'member',
-    usage: 'repo:connect URL [--branch main] [--token-stdin] [-a APP]',
+    usage: 'repo:connect URL [--branch main] [--token-stdin] [--status-api URL] [-a APP]',
     summary: "deploy the app from a repository's pushes (its webhook); prints the webhook URL and secret",
     app: true,
-    options: { branch: { type: 'string' }, 'token-stdin': { type: 'boolean' } },
+    options: { branch: { type: 'string' }, 'token-stdin': { type: 'boolean' }, 'status-api': { type: 'string' } },
     args: { min: 1, max: 1 },
     // The URL as given is kept, not a secret (a password in it is refused); the token never is.
     audit: (ctx) => ({ detail: `${ctx.args[0]?.slice(0, 200) ?? ''} ${typeof ctx.flags['branch'] === 'string' ? ctx.flags['branch'] : 'main'}`.trim() }),
@@ -47,6 +48,7 @@ export const repoCommands: Command[] = [
         url: ctx.args[0]!,
         branch,
         ...(token === undefined ? {} : { token }),
+        ...(typeof ctx.flags['status-api'] === 'string' ? { statusApi: ctx.flags['status-api'] } : {}),
         createdBy: createdBy(ctx.principal),
       });
       ctx.print(`-----> Connected ${ctx.app} to ${link.url} (${link.branch})`);

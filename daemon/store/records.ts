@@ -168,6 +168,8 @@ export interface RepoLink {
   secret: string;
   /** An https access token, sent as HTTP Basic; never in a URL or an argument. */
   token?: string;
+  /** `repo:connect --status-api URL`: where review apps' commit statuses go, in place of the API the URL implies. */
+  statusApi?: string;
   /** ssh: the public half of the app's deploy key (its private half is a 0600 file in RACK_HOME). */
   deployKey?: string;
   createdAt: string;

@@ -10,8 +10,9 @@ import { RackError } from '../rack-error.js';
 import type { DeliveryOutcome, PushMarker } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { textOutput } from '../user-output.js';
+import type { CommitStatuses, StatusState } from './commit-status.js';
 import { reviewAppName, type ReviewApps } from './review-apps.js';
-import type { PullRequestChange, VerifiedDelivery } from './webhook-delivery.js';
+import type { PullRequestChange, RepoHost, VerifiedDelivery } from './webhook-delivery.js';
 
 const NO_BRANCH = '0'.repeat(40);
 
@@ -24,6 +25,10 @@ export interface RepoDeploysOptions {
   /** Fetches `ref` (default: the link's branch) of `app`'s connected repository into `repo`; resolves with the commit it points at. */
   fetch: (app: string, repo: string, ref?: string) => Promise<string>;
   reviewApps: ReviewApps;
+  /** Review apps' states posted back to the host as commit statuses (links with a token). */
+  statuses: CommitStatuses;
+  /** An app's URL, as `reviewapps` shows it: the status's link. */
+  appUrl: (app: string) => string;
   /** Destroys an app as `apps:destroy` does, for `caller` (a closed pull request's review app). */
   destroyApp: (name: string, caller: Caller) => Promise<void>;
   audit: AuditLog;
@@ -86,15 +91,18 @@ export class RepoDeploys {
         if (!link) return { result: 'skipped: the repository was disconnected' };
         if (!pr) {
           if (link.branch !== (delivery as { push: { branch: string } }).push.branch) return { result: 'skipped: the connected branch changed' };
-          return this.deployCommit(app, app, undefined, commit, source, receivedAt);
+          return this.deployCommit(app, app, undefined, commit, source, receivedAt, delivery.host);
         }
         if (pr.action === 'close') {
           if (!(await store.getApp(target))) return { result: `ignored: ${target} does not exist` };
+          // Listed first: apps:destroy detaches them and forgets whom they were made for.
+          const addons = await this.opts.reviewApps.ownedAddons(target);
           await this.opts.destroyApp(target, { ...caller, principal: { ...caller.principal, role: 'admin', apps: [] } });
-          return { result: `destroyed ${target}` };
+          await this.opts.reviewApps.destroyAddons(addons);
+          return { result: `destroyed ${target}${addons.length > 0 ? ` and ${addons.join(', ')}` : ''}` };
         }
         if (!link.reviewApps) return { result: 'ignored: review apps are off (reviewapps:enable)' };
-        const done = await this.deployCommit(app, target, pr.ref, commit, source, receivedAt);
+        const done = await this.deployCommit(app, target, pr.ref, commit, source, receivedAt, delivery.host);
         return { ...done, result: done.release === undefined ? done.result : `${done.result.replace(/ v/, ` ${target} v`)}` };
       });
       result = done.result;
@@ -128,7 +136,7 @@ export class RepoDeploys {
    * `target`'s repo and, when `commit` is still its head, deploys it as a push of the deploy branch.
    * A review app is made here, from the fetched commit, before its first release.
    */
-  private async deployCommit(app: string, target: string, ref: string | undefined, commit: string, source: string, receivedAt: number): Promise<Done> {
+  private async deployCommit(app: string, target: string, ref: string | undefined, commit: string, source: string, receivedAt: number, host: RepoHost): Promise<Done> {
     const { store, check, log } = this.opts;
     const repo = await ensureBareRepo(this.opts.reposRoot, target);
     if (await store.getApp(target)) await check.retryPending(target);
@@ -137,7 +145,40 @@ export class RepoDeploys {
       log.info({ app: target, commit, head }, 'webhook commit skipped: no longer the head of its branch');
       return { result: `skipped: ${ref === undefined ? (await store.repos.get(app))?.branch ?? 'the branch' : ref} is now at ${head.slice(0, 7)}, not ${commit.slice(0, 7)}` };
     }
-    if (target !== app) await this.opts.reviewApps.create(app, target, repo, commit);
+    if (target === app) return this.deployFetched(target, repo, commit, source, receivedAt);
+    // A review app: its state goes back to the host beside the commit, whatever comes of it.
+    const link = await store.repos.get(app);
+    const status = (state: StatusState, description: string) => {
+      if (link) this.opts.statuses.post(link, host, commit, { state, targetUrl: this.opts.appUrl(target), description });
+    };
+    status('pending', `Deploying ${target}`);
+    try {
+      const settings = await this.opts.reviewApps.prepare(app, target, repo, commit, `webhook ${source}`);
+      const done = await this.deployFetched(target, repo, commit, source, receivedAt);
+      if (done.release === undefined) {
+        status('success', `${target}: ${done.result}`);
+        return done;
+      }
+      if (done.outcome === 'rolled-back') {
+        status('failure', `${target}: ${done.result}`);
+        return done;
+      }
+      const after = await this.opts.reviewApps.afterDeploy(target, done.release, settings);
+      if (after.postdeploy !== 'none' && after.postdeploy !== 'ok') {
+        status('failure', `${target} v${done.release} serves; postdeploy failed: ${after.postdeploy}`);
+        return { ...done, result: `${done.result} (postdeploy failed: ${after.postdeploy})` };
+      }
+      status('success', `${target} v${done.release} serves ${commit.slice(0, 7)}`);
+      return done;
+    } catch (err) {
+      status('failure', `${target}: ${RackError.from(err).message}`);
+      throw err;
+    }
+  }
+
+  /** The fetched `commit` in `target`'s repo deployed as a push of its deploy branch; the push lock is held. */
+  private async deployFetched(target: string, repo: string, commit: string, source: string, receivedAt: number): Promise<Done> {
+    const { store, check, log } = this.opts;
     const record = await store.requireApp(target);
     const branch = (await deployBranch(record, repo)) ?? 'main';
     const oldRev = await headCommit(repo, branch);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { RackConfig } from '../config.js';
+import { parseDestination, resolveDestination } from '../drains/drain-destination.js';
 import { RackError } from '../rack-error.js';
 import type { RepoLink } from '../store/records.js';
 import type { Store } from '../store/store.js';
@@ -26,12 +27,19 @@ export class RepoLinks {
   ) {}
 
   /** Connects (or reconnects: a new secret, the same deploy key). The URL is checked under the tenant rules first. */
-  async connect(req: { app: string; url: string; branch: string; token?: string; createdBy: string }): Promise<Connected> {
+  async connect(req: { app: string; url: string; branch: string; token?: string; statusApi?: string; createdBy: string }): Promise<Connected> {
     const repo = parseRepoUrl(req.url);
     const branch = parseBranch(req.branch);
     if (req.token !== undefined && repo.transport !== 'http') throw new RackError('bad_argument', 'a token is for https URLs; ssh URLs use the deploy key rack makes');
     if (req.token !== undefined && !/^[\x21-\x7e]{1,512}$/.test(req.token)) throw new RackError('bad_argument', 'the token must be one line of printable characters');
     await checkRepoUrl(repo, this.config.fetchAllow);
+    if (req.statusApi !== undefined) {
+      if (req.token === undefined) throw new RackError('bad_argument', '--status-api needs the token (--token-stdin) the statuses are posted with');
+      // The token goes there: it is checked as every address rack sends to on a tenant's behalf.
+      const api = parseDestination(req.statusApi, ['https', 'http']);
+      if (api.url.username !== '' || api.url.search !== '') throw new RackError('bad_argument', '--status-api is the API base only (https://HOST/PATH): the token is the credential');
+      await resolveDestination(api, this.config.fetchAllow);
+    }
     const secret = randomBytes(32).toString('hex');
     const link: RepoLink = {
       app: req.app,
@@ -40,6 +48,7 @@ export class RepoLinks {
       branch,
       secret,
       ...(req.token === undefined ? {} : { token: req.token }),
+      ...(req.statusApi === undefined ? {} : { statusApi: req.statusApi.replace(/\/+$/, '') }),
       createdAt: new Date().toISOString(),
       createdBy: req.createdBy,
     };
