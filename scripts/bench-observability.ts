@@ -10,8 +10,9 @@
  * (b) The metric store after DAYS days of 10 s points for 50 apps (router counts with a latency
  *     histogram, a web and a worker sample each), written through the recorder with a moved clock
  *     into a real LevelDB: time, size on disk, and this process's heap and RSS, with the store open
- *     and after it is closed (what closing gives back is LevelDB's own: block cache, memtables,
- *     open tables' indexes, none of it on the JS heap).
+ *     and after it is closed. RSS less V8's heap is native: LevelDB's block cache, memtables and
+ *     table indexes, which malloc mostly keeps after LevelDB frees them (closing gives little back),
+ *     so the bound on them in store.ts is what lowers it.
  * (c) The log store: LOG_MB megabytes of router and app lines over a week of one app (so a day is
  *     a seventh of it), written through the real LogStore, its memory, then the queries `logs` makes,
  *     `--grep` over all of it among them. This is the LogStore query in process (bench-logs.ts's
@@ -216,7 +217,11 @@ async function metricsStore(): Promise<void> {
   }
   const closed = memory();
   console.log(`  this process: before ${memLine(before)}; store open after the writes ${memLine(open)} (external ${mb(open.external)}); store closed ${memLine(closed)}${global.gc ? '' : ' (run with --expose-gc for settled figures)'}`);
-  console.log(`  RSS beyond the JS heap with the store open: ${mb(open.rss - open.heapTotal - open.external)}; given back on close: ${mb(open.rss - closed.rss)} (LevelDB's block cache, memtables and table indexes live outside the heap)`);
+  // RSS less V8's heap (its reserved size: heapTotal, which a burst of garbage grows and GC is slow
+  // to give back) and Buffers is native: LevelDB's cache, memtables and table indexes, plus what
+  // malloc keeps in its arenas after LevelDB's compaction thread frees it.
+  const native = (m: NodeJS.MemoryUsage) => m.rss - m.heapTotal - m.external;
+  console.log(`  RSS beyond the JS heap: before ${mb(native(before))}, store open ${mb(native(open))}, closed ${mb(native(closed))} (LevelDB's cache and memtables, kept by malloc once freed)`);
 }
 
 async function logStore(): Promise<void> {
