@@ -23,6 +23,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v strace >/dev/null || need+=(strace)
 # bench:router compares against nginx (the light build has the proxy and TLS modules).
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
+# bench:router and bench:observability drive the router with wrk.
+command -v wrk >/dev/null || need+=(wrk)
 if [ "${#need[@]}" -gt 0 ]; then
   say "Installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

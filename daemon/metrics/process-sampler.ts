@@ -1,11 +1,15 @@
+import { appEvents as defaultEvents, type AppEvents } from '../app-events.js';
 import type { Logger } from '../log.js';
 import type { MetricPoint, ProcessMetric } from '../store/records.js';
 import type { CgroupUsage } from './cgroup-usage.js';
+import { overMemoryQuota } from './memory-quota.js';
 import { spanStart } from './metric-points.js';
 
 /** What the sampler needs to know of a process (the runtime's ProcessInfo has it). */
 export interface SampledProcess {
   id: string;
+  /** The container's name, ending in the process's number (`web.1`); absent: the id stands in. */
+  name?: string;
   app: string;
   type: string;
   running: boolean;
@@ -18,6 +22,15 @@ export interface SamplerDeps {
   record: (points: { app: string; point: MetricPoint }[]) => Promise<void>;
   logger: Logger;
   now?: () => number;
+  /** Where an R14 is told (memory-quota.ts); rackd's one bus unless a test gives its own. */
+  events?: AppEvents;
+}
+
+interface LastSample {
+  cpuNs?: number;
+  restarts: number;
+  limitHits?: number;
+  overQuota: boolean;
 }
 
 export const SAMPLE_EVERY_MS = 10_000;
@@ -25,11 +38,12 @@ export const SAMPLE_EVERY_MS = 10_000;
 /**
  * Samples every process of every app each 10 s: CPU (the growth of its cgroup's CPU time since the
  * last sample), memory in use, crash restarts (the growth of Docker's restart count), running or
- * not. A process's first sample gives no CPU figure; it has nothing to compare with.
+ * not. A process's first sample gives no CPU figure; it has nothing to compare with. A process
+ * found pressing on its memory limit is told as an R14 `crash`/`memory` event (memory-quota.ts).
  */
 export class ProcessSampler {
   /** Per process id, what the last sample read; forgotten when the process is gone. */
-  #last = new Map<string, { cpuNs?: number; restarts: number }>();
+  #last = new Map<string, LastSample>();
   #timer: NodeJS.Timeout | undefined;
   #sampling: Promise<void> | undefined;
 
@@ -57,12 +71,14 @@ export class ProcessSampler {
   async #sample(): Promise<void> {
     const at = spanStart((this.deps.now ?? Date.now)(), 10);
     const processes = await this.deps.list();
-    const next = new Map<string, { cpuNs?: number; restarts: number }>();
+    const next = new Map<string, LastSample>();
     const byApp = new Map<string, Record<string, ProcessMetric>>();
     for (const p of processes) {
       const usage = p.running ? await this.deps.usage(p.id) : undefined;
       const last = this.#last.get(p.id);
-      next.set(p.id, { ...(usage === undefined ? {} : { cpuNs: usage.cpuNs }), restarts: p.restarts });
+      const overQuota = usage !== undefined && overMemoryQuota(usage, last?.limitHits, last?.overQuota ?? false);
+      next.set(p.id, { ...(usage === undefined ? {} : { cpuNs: usage.cpuNs, limitHits: usage.limitHits }), restarts: p.restarts, overQuota });
+      if (overQuota && last?.overQuota !== true && usage?.limitBytes !== undefined) this.#tellR14(p, usage.memoryBytes, usage.limitBytes);
       const types = byApp.get(p.app) ?? {};
       byApp.set(p.app, types);
       // `samples` stays 0 until a cgroup is read: no figure (a Swarm's other machines) is not 0 MB.
@@ -81,5 +97,12 @@ export class ProcessSampler {
     }
     this.#last = next;
     await this.deps.record([...byApp].map(([app, processes]) => ({ app, point: { at, span: 10, processes } })));
+  }
+
+  #tellR14(p: SampledProcess, memoryBytes: number, limitBytes: number): void {
+    const process = `${p.type}.${p.name?.split('.').pop() ?? p.id.slice(0, 12)}`;
+    // As the R15 of process-events.ts: webhooks hear of it as a crash of kind `memory`, drains and
+    // `logs` as Heroku's error line (drains/event-lines.ts).
+    (this.deps.events ?? defaultEvents).emit({ kind: 'crash', app: p.app, action: 'memory', data: { process, type: p.type, error: 'R14', memoryBytes, limitBytes } });
   }
 }
