@@ -64,7 +64,7 @@ test.serial('ps:limit TYPE disk= sets a type\'s writable space: its processes an
   t.not(inWeb.code, 0);
   t.regex(inWeb.stderr, /No space left on device/);
   // It runs on with its disk full, and ps says so.
-  t.regex((await rack.ssh(['ps', '-a', 'filler'])).stdout, /web\.\w+\s+v\d+\s+up, disk full \(R16\)/);
+  t.regex((await rack.ssh(['ps', '-a', 'filler'])).stdout, /web\.\w+\s+v\d+\s+up, disk full/);
   await bothServe(t);
   // The bystander's processes keep the default.
   const other = await run('bystander', 'df -m / | tail -n 1');

@@ -15,12 +15,12 @@ function uptime(startedAt: string, running: boolean): string {
 /**
  * Docker restarts a crashed process with growing backoff; several restarts is a crash loop. A
  * process the kernel killed for going over its memory limit says so, as Heroku's R15 does, and one
- * whose disk is full (its writes fail, it runs on) as R16 does.
+ * whose disk is full (its writes fail, it runs on).
  */
 function state(p: ProcessInfo, draining: boolean): string {
   // The router has moved off it; it stops (and goes) once its requests are done.
   if (draining) return 'draining';
-  if (p.running) return p.diskFull ? 'up, disk full (R16)' : 'up';
+  if (p.running) return p.diskFull ? 'up, disk full' : 'up';
   if (!p.restarting) return 'down';
   if (p.oomKilled) return 'crashed: out of memory (R15)';
   return p.restarts >= 3 ? 'crash-loop' : 'crashed';

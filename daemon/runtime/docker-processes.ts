@@ -41,7 +41,7 @@ export interface ProcessInfo {
   restarts: number;
   /** The last exit was the kernel's OOM killer: the process went over its memory limit. */
   oomKilled: boolean;
-  /** Its writable space (the disk limit) is used up: its writes fail with ENOSPC (Heroku's R16). */
+  /** Its writable space (the disk limit) is used up: its writes fail with ENOSPC. Heroku has no code for it (its R16 is a detached one-off). */
   diskFull?: boolean;
   exitCode: number;
   /** Loopback address of the published `PORT`, when the process has one. */
