@@ -7,6 +7,8 @@ import { DELIVERIES_KEPT } from '../daemon/store/repo-store.js';
 import { Store } from '../daemon/store/store.js';
 import { checkRepoUrl, parseBranch, parseRepoUrl } from '../daemon/workflows/repo-url.js';
 import { signDelivery, verifyDelivery } from '../daemon/workflows/webhook-delivery.js';
+import { wellFormedPair } from '../daemon/workflows/repo-fetch.js';
+import ssh2 from 'ssh2';
 
 // The signature checks of each host, as each documents them, and the delivery IDs the store
 // remembers: pure functions and a real LevelDB in a temp dir, no daemon.
@@ -151,5 +153,14 @@ test('a delivery forgotten after it failed is taken again, and kept its full tur
     await store.stop();
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('deploy keys are always well formed: ssh2 alone drops a leading zero byte of about 1 key in 250', (t) => {
+  for (let i = 0; i < 1500; i++) {
+    const pair = wellFormedPair('rack-deploy-web');
+    const parsed = ssh2.utils.parseKey(pair.public);
+    t.false(parsed instanceof Error, pair.public);
+    t.regex(pair.public, /^ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI[A-Za-z0-9+/]{43} rack-deploy-web$/);
   }
 });

@@ -42,12 +42,27 @@ export async function ensureDeployKey(keysDir: string, app: string): Promise<str
     return (await readFile(join(dir, 'id_ed25519.pub'), 'utf8')).trim();
   } catch {
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: `rack-deploy-${app}` });
+    const pair = wellFormedPair(`rack-deploy-${app}`);
     await writeFile(join(dir, 'id_ed25519'), pair.private, { mode: 0o600 });
     await chmod(join(dir, 'id_ed25519'), 0o600);
     await writeFile(join(dir, 'id_ed25519.pub'), `${pair.public.trim()}\n`);
     return pair.public.trim();
   }
+}
+
+/**
+ * An ed25519 pair as OpenSSH writes it. ssh2's generator drops a leading zero byte of the 32-byte
+ * public key (about 1 pair in 250): OpenSSH and ssh2 itself then refuse the key as malformed. Such
+ * a pair is thrown away and another made.
+ */
+export function wellFormedPair(comment: string): { private: string; public: string } {
+  for (let i = 0; i < 20; i++) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+    const pub = ssh2.utils.parseKey(pair.public.trim());
+    const priv = ssh2.utils.parseKey(pair.private);
+    if (!(pub instanceof Error) && !Array.isArray(pub) && !(priv instanceof Error) && !Array.isArray(priv)) return pair;
+  }
+  throw new RackError('internal', 'could not make a well-formed ed25519 key');
 }
 
 export async function removeDeployKey(keysDir: string, app: string): Promise<void> {
