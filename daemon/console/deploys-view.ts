@@ -53,7 +53,7 @@ export function deploysPanel(view: DeploysView): SafeHtml {
 <dl class="facts repo">
 <dt>URL</dt><dd><code class="repo-url">${repo.url}</code></dd>
 <dt>Branch</dt><dd class="repo-branch">${repo.branch}</dd>
-<dt>Transport</dt><dd>${repo.transport === 'ssh' ? 'ssh (deploy key)' : 'https'}</dd>
+<dt>Transport</dt><dd>${repo.transport === 'ssh' ? 'ssh (deploy key)' : repo.url.startsWith('https:') ? 'https' : 'http'}</dd>
 <dt>Webhook</dt><dd><code class="webhook-url">${repo.webhookUrl}</code></dd>
 <dt>Secret</dt><dd>set (shown once at <code>repo:connect</code>; connect again for a new one)</dd>
 <dt>Token</dt><dd>${repo.token ? 'set' : 'none'}</dd>

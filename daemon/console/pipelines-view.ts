@@ -66,7 +66,7 @@ function appRow(a: PipelineRow['apps'][number]): SafeHtml {
 <td>${a.createdAt ? html`<time datetime="${a.createdAt}">${when(a.createdAt)}</time>` : '-'}</td>
 <td>${canPromote
     ? html`<button type="button" class="promote" hx-post="${promotePath(a.app)}" hx-confirm="${question}" hx-target="#action" hx-swap="innerHTML">Promote</button>
-<details class="pipeline-diff" data-keep="diff-${a.app}" hx-get="${diffPath(a.app)}" hx-trigger="toggle once" hx-target="find .diff-body"><summary>Commits to promote</summary><div class="diff-body">Loading…</div></details>`
+<details class="pipeline-diff" data-keep="diff-${a.app}" hx-get="${diffPath(a.app)}" hx-trigger="toggle once" hx-target="find .diff-body" hx-swap="innerHTML"><summary>Commits to promote</summary><div class="diff-body">Loading…</div></details>`
     : ''}</td>
 </tr>`;
 }
