@@ -112,6 +112,14 @@ test.serial('the Deploys tab shows the connected repository, its webhook and las
   await page.waitForFunction(() => /Review apps are on/.test(document.querySelector('.review-state')?.textContent ?? ''), undefined, { timeout: LONG });
   t.true((JSON.parse(await ssh(['repo:info', '--json', '-a', 'stage'])) as { reviewApps: boolean }).reviewApps);
   t.is(await page.locator('button.review-toggle').textContent(), 'Disable');
+  // A delivery while the tab is open: the panel fetches itself again, no reload.
+  const other = JSON.stringify({ ref: 'refs/heads/other', before: '0'.repeat(40), after: 'b'.repeat(40), commits: [], repository: { full_name: 'dev/stage' } });
+  const again = await api(rack, 'POST', '/hooks/stage', {
+    rawBody: other,
+    headers: { 'content-type': 'application/json', 'X-GitHub-Event': 'push', 'X-GitHub-Delivery': 'd-2', ...signDelivery('github', secret, other) },
+  });
+  t.is(again.status, 200, again.text);
+  await page.waitForFunction(() => /a push to other, not main/.test(document.querySelector('.last-delivery')?.textContent ?? ''), undefined, { timeout: LONG });
   await page.screenshot({ path: join(SHOTS, 'deploys.png'), fullPage: true });
   // An app without a repository: how to connect one, and no form for secrets.
   await page.goto(`${base}/console/apps/prod/deploys`);

@@ -147,11 +147,15 @@ export class ConsoleEvents {
       // Builds are numbered: the next one appearing, or the newest finishing, is the change.
       while (await this.store.getBuild(app, ch.lastBuild + 1)) ch.lastBuild++;
       const build = ch.lastBuild > 0 ? await this.store.getBuild(app, ch.lastBuild) : undefined;
-      const seen = JSON.stringify([record?.currentRelease, latest?.version, latest?.status, build?.id, build?.status, record?.formation, record?.domains]);
+      // A webhook delivery (or review apps switched over ssh) changes the Deploys tab.
+      const link = await this.store.repos.get(app);
+      const repo = [link?.url, link?.branch, link?.reviewApps, link?.lastDelivery?.id, link?.lastDelivery?.result];
+      const seen = JSON.stringify([record?.currentRelease, latest?.version, latest?.status, build?.id, build?.status, record?.formation, record?.domains, repo]);
       const first = ch.seen === '';
       if (seen === ch.seen) return;
       ch.seen = seen;
       if (first) return;
+      this.publish(app, { type: 'changed', what: 'repo' });
       this.publish(app, { type: 'changed', what: 'releases' });
       this.publish(app, { type: 'changed', what: 'builds' });
       this.publish(app, { type: 'changed', what: 'processes' });
