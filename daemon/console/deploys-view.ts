@@ -9,6 +9,8 @@ export interface RepoInfo {
   branch: string;
   webhookUrl: string;
   token: boolean;
+  /** `repo:connect --status-api URL`, where review apps' commit statuses go instead of the host's own API (absent from a rack before that flag). */
+  statusApi?: string | null;
   deployKey: string | null;
   reviewApps: boolean;
   createdAt: string;
@@ -57,6 +59,7 @@ export function deploysPanel(view: DeploysView): SafeHtml {
 <dt>Webhook</dt><dd><code class="webhook-url">${repo.webhookUrl}</code></dd>
 <dt>Secret</dt><dd>set (shown once at <code>repo:connect</code>; connect again for a new one)</dd>
 <dt>Token</dt><dd>${repo.token ? 'set' : 'none'}</dd>
+${repo.statusApi ? html`<dt>Commit statuses</dt><dd><code>${repo.statusApi}</code></dd>` : ''}
 ${repo.deployKey ? html`<dt>Deploy key</dt><dd><code>${repo.deployKey}</code></dd>` : ''}
 <dt>Connected</dt><dd><time datetime="${repo.createdAt}">${when(repo.createdAt)}</time> by ${repo.createdBy}</dd>
 <dt>Last delivery</dt><dd class="last-delivery">${last
