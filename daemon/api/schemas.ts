@@ -93,7 +93,7 @@ export const pipelineStage: JsonSchema = { type: 'string', enum: ['development',
 export const pipeline = shape(
   {
     name: text,
-    apps: list(shape({ app: text, stage: pipelineStage, release: { type: ['integer', 'null'] }, description: nullableText, image: nullableText }, ['app', 'stage', 'release'])),
+    apps: list(shape({ app: text, stage: pipelineStage, release: { type: ['integer', 'null'] }, description: nullableText, image: nullableText, commit: nullableText, createdAt: nullableText }, ['app', 'stage', 'release'])),
   },
   ['name', 'apps'],
 );

@@ -30,12 +30,16 @@ async function describe(ctx: CommandContext, name: string) {
   for (const m of members) {
     const app = await store.getApp(m.app);
     const release = app?.currentRelease ? await store.getRelease(m.app, app.currentRelease) : undefined;
+    // The commit is the building app's (for a promoted release, the first app of the chain).
+    const source = release ? await releaseSource(store, paths.repos(ctx.services.config), release) : undefined;
     apps.push({
       app: m.app,
       stage: m.stage,
       release: release ? release.version : null,
       description: release?.description ?? null,
       image: release?.promotedFrom?.imageId ?? release?.image ?? null,
+      commit: source?.commit ?? null,
+      createdAt: release?.createdAt ?? null,
     });
   }
   return { name, apps };

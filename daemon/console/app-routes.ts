@@ -13,6 +13,7 @@ import { startAction } from './console-action.js';
 import type { ConsoleCommands, LineSink } from './console-commands.js';
 import type { ConsoleEvent, ConsoleEvents } from './console-events.js';
 import { readForm, sendHtml, type ConsoleRequest } from './console-request.js';
+import { deploysPanel, deploysTab, type DeploysView, type RepoInfo, type ReviewAppRow } from './deploys-view.js';
 import { domainsPanel } from './domains-view.js';
 import { environmentPanel, environmentTab } from './environment-view.js';
 import { html, type SafeHtml } from './html-template.js';
@@ -127,6 +128,15 @@ export class AppRoutes {
         const add = sub === 'add';
         return this.act(r, app, `${add ? 'Adding' : 'Removing'} ${host}`, ['domains'], (sink) => (add ? commands.addDomain(c, app, host, sink) : commands.removeDomain(c, app, host, sink)));
       }
+      case 'GET deploys':
+        return this.tab(r, app, 'deploys', 'Deploys', deploysTab(await this.deploys(c, app)));
+      case 'GET deploys/panel':
+        return sendHtml(r.res, 200, deploysPanel(await this.deploys(c, app)));
+      case 'POST deploys/review-apps/enable':
+      case 'POST deploys/review-apps/disable': {
+        const on = verb === 'enable';
+        return this.act(r, app, `${on ? 'Enabling' : 'Disabling'} review apps`, ['repo'], (sink) => commands.reviewApps(c, app, on, sink));
+      }
       case 'GET audit': {
         const entries = await commands.query<AuditEntry[]>(c, 'audit', '', [], { app, num: '200' });
         return this.tab(r, app, 'audit', 'Audit', auditTable(entries, false));
@@ -196,6 +206,18 @@ export class AppRoutes {
     const record = (await this.deps.commands.query<AppRecord[]>(c, 'apps', '')).find((a) => a.name === app);
     if (!record || record.currentRelease === 0) return undefined;
     return this.deps.commands.query(c, 'releases:info', app, [`v${record.currentRelease}`]);
+  }
+
+  private async deploys(c: Caller, app: string): Promise<DeploysView> {
+    let repo: RepoInfo | undefined;
+    try {
+      repo = await this.deps.commands.query<RepoInfo>(c, 'repo:info', app);
+    } catch (err) {
+      // Not connected is this tab's empty state; anything else (a refusal) is the page's answer.
+      if (RackError.from(err).code !== 'not_found') throw err;
+    }
+    const reviewApps = repo ? await this.deps.commands.query<ReviewAppRow[]>(c, 'reviewapps', app) : [];
+    return { app, repo, reviewApps, canChange: mayChange(c) };
   }
 
   private async environment(c: Caller, app: string): Promise<[string[], boolean, boolean]> {

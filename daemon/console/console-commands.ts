@@ -89,6 +89,8 @@ export class ConsoleCommands {
   restart = (c: Caller, app: string, type: string | undefined, sink: LineSink) => this.change(c, 'ps:restart', app, type ? [type] : [], {}, sink);
   addDomain = (c: Caller, app: string, host: string, sink: LineSink) => this.change(c, 'domains:add', app, [host], {}, sink);
   removeDomain = (c: Caller, app: string, host: string, sink: LineSink) => this.change(c, 'domains:remove', app, [host], {}, sink);
+  reviewApps = (c: Caller, app: string, on: boolean, sink: LineSink) => this.change(c, on ? 'reviewapps:enable' : 'reviewapps:disable', app, [], {}, sink);
+  pipelinePromote = (c: Caller, app: string, sink: LineSink) => this.change(c, 'pipelines:promote', app, [], {}, sink);
   revokeToken = (c: Caller, name: string, sink: LineSink) => this.change(c, 'tokens:revoke', '', [name], {}, sink);
   removeKey = (c: Caller, name: string, sink: LineSink) => this.change(c, 'keys:remove', '', [name], {}, sink);
   addKey = (c: Caller, name: string, apps: string[], deployOnly: boolean, publicKey: string, sink: LineSink) =>

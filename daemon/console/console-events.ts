@@ -5,7 +5,7 @@ import type { Store } from '../store/store.js';
 /** What a page hears on its stream. */
 export type ConsoleEvent =
   /** A part of the app changed: lists showing it fetch themselves again. */
-  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' }
+  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' | 'repo' | 'pipelines' }
   /** A user line of a console action (rollout, build) in progress. */
   | { type: 'line'; action: string; text: string }
   /** A console action ended. */
@@ -20,6 +20,12 @@ export interface NumberedEvent {
 
 /** The Rack page's channel: rack's own updates and ledger. Not an app name (those start with a letter). */
 export const RACK_CHANNEL = '-rack';
+
+/**
+ * A principal's Pipelines page channel: only its own promotions' lines, since a pipeline's apps
+ * and their output are not everyone's to see. Nothing is watched on it (no app, no ledger).
+ */
+export const pipelinesChannel = (p: { kind: string; name: string }) => `-pipelines/${p.kind}/${p.name}`;
 
 const RING = 500;
 const WATCH_MS = 1000;
@@ -97,12 +103,13 @@ export class ConsoleEvents {
   private channel(app: string): AppChannel {
     let ch = this.channels.get(app);
     if (ch) return ch;
-    const watch = app === RACK_CHANNEL ? () => this.watchLedger() : () => this.watch(app);
+    const isApp = !app.startsWith('-');
+    const watch = app === RACK_CHANNEL ? () => this.watchLedger() : isApp ? () => this.watch(app) : async () => undefined;
     const timer = setInterval(() => void watch(), WATCH_MS);
     timer.unref();
     ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, seen: '', lastBuild: 0 };
     this.channels.set(app, ch);
-    if (app !== RACK_CHANNEL) ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
+    if (isApp) ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
     void watch();
     return ch;
   }
@@ -140,11 +147,15 @@ export class ConsoleEvents {
       // Builds are numbered: the next one appearing, or the newest finishing, is the change.
       while (await this.store.getBuild(app, ch.lastBuild + 1)) ch.lastBuild++;
       const build = ch.lastBuild > 0 ? await this.store.getBuild(app, ch.lastBuild) : undefined;
-      const seen = JSON.stringify([record?.currentRelease, latest?.version, latest?.status, build?.id, build?.status, record?.formation, record?.domains]);
+      // A webhook delivery (or review apps switched over ssh) changes the Deploys tab.
+      const link = await this.store.repos.get(app);
+      const repo = [link?.url, link?.branch, link?.reviewApps, link?.lastDelivery?.id, link?.lastDelivery?.result];
+      const seen = JSON.stringify([record?.currentRelease, latest?.version, latest?.status, build?.id, build?.status, record?.formation, record?.domains, repo]);
       const first = ch.seen === '';
       if (seen === ch.seen) return;
       ch.seen = seen;
       if (first) return;
+      this.publish(app, { type: 'changed', what: 'repo' });
       this.publish(app, { type: 'changed', what: 'releases' });
       this.publish(app, { type: 'changed', what: 'builds' });
       this.publish(app, { type: 'changed', what: 'processes' });

@@ -17,6 +17,7 @@ import { clearedCookies, ConsoleSessions, cookieValues, sessionCookie, sessionCo
 import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
 import { html } from './html-template.js';
 import { ASSETS, errorBox, page } from './layout-view.js';
+import { PipelinesRoutes } from './pipelines-routes.js';
 import { RackRoutes } from './rack-routes.js';
 
 const ASSET_FILES: Record<string, { file: (root: string) => string; type: string }> = {
@@ -37,6 +38,7 @@ export class Console {
   private readonly commands: ConsoleCommands;
   private readonly apps: AppRoutes;
   private readonly rack: RackRoutes;
+  private readonly pipelines: PipelinesRoutes;
   private readonly assets = new Map<string, Buffer>();
 
   constructor(
@@ -48,6 +50,7 @@ export class Console {
     this.events = new ConsoleEvents(services.store, services.logs);
     this.apps = new AppRoutes({ config: services.config, commands: this.commands, events: this.events, subjects: new CommitSubjects() });
     this.rack = new RackRoutes(this.commands, this.events);
+    this.pipelines = new PipelinesRoutes(this.commands, this.events);
   }
 
   async start(): Promise<void> {
@@ -105,6 +108,7 @@ export class Console {
       const parts = path.split('/').slice(2).map(decodePart);
       if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
       if (parts[0] === 'rack') return await this.rack.handle(r, parts.slice(1).filter((p, i, all) => p !== '' || i < all.length - 1));
+      if (parts[0] === 'pipelines') return await this.pipelines.handle(r, parts.slice(1).filter((p, i, all) => p !== '' || i < all.length - 1));
       return await this.rackPage(r, method, parts.filter((p) => p !== '').join('/'));
     } catch (err) {
       sendError({ res, partial, ...(caller ? { caller } : {}) }, err);

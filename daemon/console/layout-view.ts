@@ -3,10 +3,11 @@ import { html, type SafeHtml } from './html-template.js';
 
 export const ASSETS = '/console/assets';
 
-export type AppTab = 'releases' | 'builds' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
+export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
 export const APP_TABS: { tab: AppTab; label: string }[] = [
   { tab: 'releases', label: 'Releases' },
   { tab: 'builds', label: 'Builds' },
+  { tab: 'deploys', label: 'Deploys' },
   { tab: 'environment', label: 'Environment' },
   { tab: 'processes', label: 'Processes' },
   { tab: 'logs', label: 'Logs' },
@@ -43,7 +44,7 @@ export function page(opts: {
   <a class="brand" href="/console/">rack</a>
   ${principal
     ? html`<nav aria-label="rack">
-    <a href="/console/">Apps</a>
+    <a href="/console/">Apps</a> <a href="/console/pipelines">Pipelines</a>
     ${principal.role === 'admin' ? html`<a href="/console/access">Access</a> <a href="/console/audit">Audit</a> <a href="/console/rack">Rack</a>` : ''}
   </nav>
   <form method="post" action="/console/sign-out" class="sign-out">

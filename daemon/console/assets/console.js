@@ -120,7 +120,7 @@
       window.location.assign('/console/sign-in');
     });
     on('reset', function () {
-      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger'].forEach(changed);
+      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines'].forEach(changed);
     });
     source.addEventListener('error', function () {
       banner.hidden = false;
