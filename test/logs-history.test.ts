@@ -80,7 +80,8 @@ test.serial('--grep, -p, --until, -n and --json filter the kept lines', async (t
   // In time order; which of the two is first depends on the app's, Docker's and the router's timing.
   t.is(lines.filter((l) => /app\[web\.[0-9a-f]+\]: got \/after-redeploy$/.test(l)).length, 1, grep);
   t.is(lines.filter((l) => /rack\[router\]: .*path="\/after-redeploy"/.test(l)).length, 1, grep);
-  t.deepEqual([...lines].sort(), lines, grep);
+  const times = lines.map((l) => l.slice(0, 24));
+  t.deepEqual([...times].sort(), times, grep);
   t.is(await logs(['--grep', '/AFTER-REDEPLOY']), '', 'the text is matched as it is: case-sensitive');
   t.is(await logs(['--grep', '.*']), '', 'and never as a pattern');
   const web = await logs(['--since', '1h', '--grep', '/after-redeploy', '-p', 'web']);
