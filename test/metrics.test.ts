@@ -54,8 +54,11 @@ test.serial('after N known requests, metrics --json shows exactly N with their s
 });
 
 test.serial('the web process is sampled: CPU and memory from its cgroup', async (t) => {
-  for (let i = 0; i < 10; i++) await rack.get('meter', '/spin');
-  await waitFor('a CPU sample', async () => (await metrics()).points.some((p) => (p.cpu ?? 0) > 0), 120_000);
+  // CPU is the use between two samples (every 10 s): the app is kept busy until one span has some.
+  await waitFor('a CPU sample', async () => {
+    await rack.get('meter', '/spin');
+    return (await metrics()).points.some((p) => (p.cpu ?? 0) > 0);
+  }, 120_000);
   const m = await metrics(['--type', 'web']);
   t.true(m.points.some((p) => (p.memory ?? 0) > 1024 * 1024), 'a node process uses more than a MB');
   t.is(m.total.processes, 1);
