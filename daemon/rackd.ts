@@ -98,6 +98,8 @@ export class Rackd {
   private repoDeploys: RepoDeploys | undefined;
   /** Settles when the stop's grace (RACK_STOP_GRACE) is over: waits for work under way end there. */
   private graceOver: Promise<void> = new Promise(() => {});
+  /** git sessions over ssh under way (a push, a fetch): stop lets them end before the ssh server's. */
+  private readonly gitSessions = new Set<Promise<number>>();
   /** The ssh channel of a rack:update under way, kept open while the rest stops for the switch. */
   private keep: unknown;
   /** Why the last switch to another rackd failed, for the ledger when this one starts again. */
@@ -400,6 +402,11 @@ export class Rackd {
         (this.repoDeploys?.idle() ?? Promise.resolve())
           .then(() => this.pushLock.idle())
           .then(() => this.lock.idle())
+          // A push is over for its client once its ssh session has its exit status: the push lock
+          // is free a few steps before that, and the ssh server's stop would end the session first.
+          .then(() => Promise.allSettled([...this.gitSessions]))
+          // The exit status is sent in promise jobs chained on the session's end; all run before this.
+          .then(() => new Promise((resolve) => setImmediate(resolve)))
           .then(() => true),
       );
       if (done !== true) this.log.warn({ graceMs: this.config.stopGraceMs }, 'pushes or rollouts still under way at the end of the stop grace; stopping anyway');
@@ -463,7 +470,15 @@ export class Rackd {
       const run = parseRunLine(req.command);
       if (run) return await runOneOff(services, req, run);
       const argv = tokenize(req.command);
-      if (isGitCommand(argv)) return await git.serve(req, argv);
+      if (isGitCommand(argv)) {
+        const serving = git.serve(req, argv);
+        this.gitSessions.add(serving);
+        try {
+          return await serving;
+        } finally {
+          this.gitSessions.delete(serving);
+        }
+      }
       const closed = new Promise<void>((resolve) => channel.once('close', () => resolve()));
       const abort = new AbortController();
       void closed.then(() => abort.abort());
