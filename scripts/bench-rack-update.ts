@@ -7,27 +7,13 @@
  * rackd with SIGTERM, start the other build), under the same load.
  *   npm run build && node dist/scripts/bench-rack-update.js
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort } from '../test/support/free-port.js';
 import { httpLoad } from '../test/support/http-load.js';
-import { RackDaemon, ROOT } from '../test/support/rack-daemon.js';
+import { nextVersionSource } from '../test/support/next-version.js';
+import { RackDaemon } from '../test/support/rack-daemon.js';
 import { secs } from './bench-host.js';
-
-const run = promisify(execFile);
-
-async function sourceRepo(): Promise<{ dir: string; commit: string }> {
-  const dir = join(await mkdtemp(join(tmpdir(), 'bench-rack-source-')), 'rack');
-  await run('git', ['clone', '-q', ROOT, dir]);
-  const pkgPath = join(dir, 'package.json');
-  const pkg = JSON.parse(await readFile(pkgPath, 'utf8')) as { version: string };
-  await writeFile(pkgPath, `${JSON.stringify({ ...pkg, version: `${pkg.version}-bench` }, null, 2)}\n`);
-  await run('git', ['-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'commit', '-qam', 'bench: the next version'], { cwd: dir });
-  return { dir, commit: (await run('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout.trim() };
-}
 
 async function commitOf(rack: RackDaemon): Promise<string> {
   for (;;) {
@@ -49,7 +35,8 @@ async function underLoad(rack: RackDaemon, label: string, work: () => Promise<st
   if (failed.length > 0) console.log(`  first failures: ${failed.slice(0, 3).join(' | ')}`);
 }
 
-const source = await sourceRepo();
+const { dir: sourceDir, next } = await nextVersionSource('bench');
+const source = { dir: sourceDir, commit: next };
 const rack = await RackDaemon.create({ RACK_SSH_PORT: String(await freePort()), RACK_HTTPS_PORT: 'off' }, { launcher: true });
 try {
   const app = await rack.appRepo('node-hello', 'hello');

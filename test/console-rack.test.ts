@@ -1,12 +1,12 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ago } from '../daemon/console/rack-view.js';
 import { freePort } from './support/free-port.js';
+import { nextVersionSource } from './support/next-version.js';
 import { RackDaemon, ROOT } from './support/rack-daemon.js';
 
 const run = promisify(execFile);
@@ -26,7 +26,6 @@ let installed: string;
 let next: string;
 const pageErrors: string[] = [];
 
-const git = (args: string[], cwd = source) => run('git', args, { cwd }).then((r) => r.stdout.trim());
 
 async function token(args: string[]): Promise<string> {
   const r = await rack.ssh(['tokens:create', ...args]);
@@ -48,14 +47,7 @@ test.before(async () => {
   // No skipping: without the browser the page is unproven, so the file fails.
   await access(CHROMIUM);
   await mkdir(SHOTS, { recursive: true });
-  installed = await git(['rev-parse', 'HEAD'], ROOT);
-  source = join(await mkdtemp(join(tmpdir(), 'rack-source-')), 'rack');
-  await run('git', ['clone', '-q', ROOT, source]);
-  await git(['checkout', '-q', '-b', 'next', installed]);
-  const pkg = JSON.parse(await readFile(join(source, 'package.json'), 'utf8')) as { version: string };
-  await writeFile(join(source, 'package.json'), `${JSON.stringify({ ...pkg, version: `${pkg.version}-next` }, null, 2)}\n`);
-  await git(['-c', 'user.email=dev@example.com', '-c', 'user.name=Dev', 'commit', '-qam', 'the next version']);
-  next = await git(['rev-parse', 'HEAD']);
+  ({ dir: source, installed, next } = await nextVersionSource());
   rack = await RackDaemon.create({ RACK_SSH_PORT: String(await freePort()), RACK_HTTPS_PORT: 'off' }, { launcher: true });
   const created = await rack.ssh(['apps:create', 'shop']);
   if (created.code !== 0) throw new Error(created.stderr);

@@ -1,13 +1,13 @@
 import test from 'ava';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { api, events } from './support/api-client.js';
 import { freePort } from './support/free-port.js';
-import { RackDaemon, ROOT } from './support/rack-daemon.js';
+import { nextVersionSource } from './support/next-version.js';
+import { RackDaemon } from './support/rack-daemon.js';
 import { waitFor } from './support/router-processes.js';
 
 const run = promisify(execFile);
@@ -33,7 +33,6 @@ let source: string;
 let installed: string;
 let next: string;
 
-const git = (args: string[], cwd = source) => run('git', args, { cwd }).then((r) => r.stdout.trim());
 
 async function ledger(): Promise<Entry[]> {
   const r = await api(rack, 'GET', '/api/v1/rack/releases', { token: admin });
@@ -57,14 +56,7 @@ async function finished(id: number): Promise<Entry> {
 }
 
 test.before(async () => {
-  installed = await git(['rev-parse', 'HEAD'], ROOT);
-  source = join(await mkdtemp(join(tmpdir(), 'rack-source-')), 'rack');
-  await run('git', ['clone', '-q', ROOT, source]);
-  await git(['checkout', '-q', '-b', 'next', installed]);
-  const pkg = JSON.parse(await readFile(join(source, 'package.json'), 'utf8')) as { version: string };
-  await writeFile(join(source, 'package.json'), `${JSON.stringify({ ...pkg, version: `${pkg.version}-next` }, null, 2)}\n`);
-  await git(['-c', 'user.email=dev@example.com', '-c', 'user.name=Dev', 'commit', '-qam', 'the next version']);
-  next = await git(['rev-parse', 'HEAD']);
+  ({ dir: source, installed, next } = await nextVersionSource());
   // A fixed ssh port: the rackd after a switch listens where the one before did (HTTP too, through the router).
   rack = await RackDaemon.create({ RACK_SSH_PORT: String(await freePort()), RACK_HTTPS_PORT: 'off' }, { launcher: true });
   const created = await rack.ssh(['apps:create', 'hello']);
