@@ -1,15 +1,12 @@
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { access, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ago } from '../daemon/console/rack-view.js';
 import { freePort } from './support/free-port.js';
 import { nextVersionSource } from './support/next-version.js';
 import { RackDaemon, ROOT } from './support/rack-daemon.js';
 
-const run = promisify(execFile);
 
 // The Console's Rack page in a real Chromium against a rackd started by bin/rackd (the launcher a
 // switch needs), with a clone of this checkout plus one commit as the source to update from.

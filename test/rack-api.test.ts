@@ -1,16 +1,13 @@
 import test from 'ava';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { api, events } from './support/api-client.js';
 import { freePort } from './support/free-port.js';
 import { nextVersionSource } from './support/next-version.js';
 import { RackDaemon } from './support/rack-daemon.js';
 import { waitFor } from './support/router-processes.js';
 
-const run = promisify(execFile);
 
 // rack's own releases over the API, as a CI script or the Console uses them: a rackd started by
 // bin/rackd (the launcher a switch needs), and a clone of this checkout with one more commit as
