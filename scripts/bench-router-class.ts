@@ -1,14 +1,17 @@
 /**
- * rack's router against the upstream hit directly and against nginx as a reverse proxy to the same
- * upstream, in the same run: throughput and latency for 16 keep-alive clients each, over plain HTTP
- * and over TLS (the router and nginx serving the same certificate, made for the run).
+ * The `Router` class alone, a micro-benchmark (`bench:router-class`): rack's router against the
+ * upstream hit directly and against nginx as a reverse proxy to the same upstream, in the same
+ * run: throughput and latency for 16 keep-alive clients each, over plain HTTP and over TLS (the
+ * router and nginx serving the same certificate, made for the run). No rackd, no access events, no
+ * container, and a Node load generator that saturates before nginx does: what users run is measured
+ * by `bench:router` (bench-router.ts), this one isolates the class's own cost.
  * The upstream (a tiny node http server), the router (the built `Router` class) and nginx each run
  * in their own process, so the load generator here shares no event loop with them. nginx is used
  * when installed (`apt-get install -y nginx`); this script installs nothing. Every child is killed
  * on exit, also on error or Ctrl-C.
  * The router's resident memory is sampled each second of its plain-HTTP run; the memory target
- * is for a 60 s run: `npm run bench:router -- 60`.
- *   npm run build && node dist/scripts/bench-router.js [seconds] [clients]
+ * is for a 60 s run: `npm run bench:router-class -- 60`.
+ *   npm run build && node dist/scripts/bench-router-class.js [seconds] [clients]
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -158,7 +161,7 @@ const row = (name: string, m: Measured | undefined) => {
   return `${name.padEnd(10)} ${r.rps.toFixed(0).padStart(9)} ${ms(r.latency.p50).padStart(10)} ${ms(r.latency.p90).padStart(10)} ${ms(r.latency.p99).padStart(10)} ${ms(r.latency.max).padStart(10)} ${String(r.failed).padStart(7)} ${cpu.padStart(12)}`;
 };
 
-const dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
+const dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-class-'));
 tempDir = dir;
 try {
   // One certificate for both proxies: the router reads HOST.pem (chain, then key), nginx two files.
