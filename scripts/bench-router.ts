@@ -1,0 +1,277 @@
+/**
+ * `bench:router`: the router users run against nginx, in front of the same app container.
+ *
+ * A real rackd started as the README says (temp RACK_HOME, free ports, HTTP and HTTPS listeners)
+ * gets a small Node app by `git push`, a domain and a certificate made for the run (`certs:add`).
+ * nginx (one worker, keep-alive upstream, the same certificate, HTTP/2 on TLS) proxies to the
+ * upstream the router itself uses (read from its state file). Native load generators that outpace
+ * either proxy drive both: `wrk` for plain HTTP and TLS, `h2load` for HTTP/2. The machine is shared,
+ * so router and nginx alternate within each round and only medians and same-run ratios are read.
+ *
+ * Per run: req/s, p50, p99, and the CPU per request (utime + stime from /proc before and after) of
+ * the router's processes and of rackd, or of nginx's master and worker. At the end: medians, the
+ * ratios the issue sets targets for, and the router's resident memory over a long plain run.
+ * A router TLS listener without h2 is reported as such and its HTTP/2 runs skipped.
+ * Every child, rackd, its router and its containers are removed on exit, error or Ctrl-C.
+ *
+ *   npm run bench:router -- [--rounds 5] [--seconds 8] [--memory 60]   (--memory 0 skips that phase)
+ *   (needs nginx, wrk and h2load: scripts/setup.sh installs them)
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { RackDaemon } from '../test/support/rack-daemon.js';
+import { TestCa } from '../test/support/test-certs.js';
+import { killChildrenOnExit, stopChildren } from './bench-children.js';
+import { median, type LoadFigures } from './lib/load-tool-output.js';
+import { LoadTools, missingTools, versions } from './lib/load-tools.js';
+import { NGINX_SUMMARY, nginxBinary, startNginx, type NginxProxy } from './lib/nginx-proxy.js';
+import { cpuByPid, cpuSpentMs, dockerProxyPids, groupPids, routerPids, rssMb } from './lib/process-cpu.js';
+
+const run = promisify(execFile);
+const APP = 'bench-router';
+const HOST = 'bench-router.test';
+const WARMUP_S = 1;
+const MODES = ['plain', 'TLS', 'HTTP/2'] as const;
+type Mode = (typeof MODES)[number];
+type Target = 'router' | 'nginx';
+/** The issue's targets: router req/s at least this share of nginx's, per mode. */
+const RPS_TARGET: Record<Mode, number> = { plain: 0.8, TLS: 0.6, 'HTTP/2': 0.5 };
+const P99_TARGET_MS = 1;
+const CPU_TARGET = 1.5;
+const RSS_TARGET = 0.1;
+
+function options(): { rounds: number; seconds: number; memory: number } {
+  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '8' }, memory: { type: 'string', default: '60' } } });
+  const int = (name: string, text: string, min: number): number => {
+    const n = Number(text);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} takes a whole number ≥ ${min}, not ${JSON.stringify(text)}`);
+    return n;
+  };
+  return { rounds: int('rounds', values.rounds, 1), seconds: int('seconds', values.seconds, 1), memory: int('memory', values.memory, 0) };
+}
+
+/** The app: answers "ok" at once, keeping idle upstream connections longer than either proxy pools them. */
+const SERVER_JS = `'use strict';
+const server = require('http').createServer((req, res) => {
+  res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '2' });
+  res.end('ok');
+});
+server.keepAliveTimeout = 120000;
+server.listen(Number(process.env.PORT || 5000));
+process.on('SIGTERM', () => server.close(() => process.exit(0)));
+`;
+
+async function ssh(rack: RackDaemon, args: string[], input?: string): Promise<void> {
+  const r = await rack.ssh(args, input === undefined ? {} : { input });
+  if (r.code !== 0) throw new Error(`ssh rack ${args.join(' ')}: ${r.stderr.trim()}`);
+}
+
+async function deploy(rack: RackDaemon): Promise<void> {
+  const dir = join(rack.work, APP);
+  await mkdir(dir);
+  await writeFile(join(dir, 'package.json'), `${JSON.stringify({ name: APP, version: '1.0.0', private: true, scripts: { start: 'node server.js' } }, null, 2)}\n`);
+  await writeFile(join(dir, 'server.js'), SERVER_JS);
+  const git = (args: string[]) => run('git', args, { cwd: dir });
+  await git(['init', '-q', '-b', 'main']);
+  await git(['add', '-A']);
+  await git(['-c', 'user.email=bench@example.com', '-c', 'user.name=bench', 'commit', '-qm', 'ok server']);
+  await git(['remote', 'add', 'rack', rack.remote(APP)]);
+  const push = await rack.push(dir);
+  if (push.code !== 0) throw new Error(`git push failed:\n${push.stderr}`);
+}
+
+/** One GET over HTTPS to the router with SNI and Host `HOST`, trusting only `ca`: the body, or an error. */
+function httpsGet(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', servername: HOST, ca, headers: { host: HOST }, agent: false }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('error', reject);
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function untilServed(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`${what} never answered "ok"`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** The upstream the router sends APP's requests to, from its own state file. */
+async function routerUpstream(rack: RackDaemon): Promise<{ host: string; port: number }> {
+  const state = JSON.parse(await readFile(join(rack.home, 'router.json'), 'utf8')) as { apps: Record<string, { upstreams: { host: string; port: number }[] }> };
+  const upstreams = state.apps[APP]?.upstreams ?? [];
+  if (upstreams.length !== 1) throw new Error(`expected one web upstream for ${APP} in router.json, found ${upstreams.length}`);
+  return upstreams[0]!;
+}
+
+interface Sample {
+  figures: LoadFigures;
+  /** CPU per answered request, µs: the router's processes, or nginx's. */
+  proxyUs: number;
+  /** rackd's, for router runs. */
+  rackdUs: number;
+  /** Docker's userland proxy in front of the container, when the upstream is a published port. */
+  dockerProxyUs: number;
+}
+
+const fmt = (n: number, digits = 0) => (Number.isNaN(n) ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+const msText = (n: number) => `${fmt(n, 2)} ms`;
+
+async function main(): Promise<void> {
+  const opts = options();
+  const missing = [...missingTools(), ...(nginxBinary() === undefined ? ['nginx'] : [])];
+  if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: apt-get install -y ${missing.join(' ')} (scripts/setup.sh installs them)`);
+  const nginxBin = nginxBinary() as string;
+
+  let rack: RackDaemon | undefined;
+  let dir: string | undefined;
+  let teardown: Promise<void> | undefined;
+  // Once, whichever of Ctrl-C and the end of main gets here first.
+  const cleanup = (): Promise<void> =>
+    (teardown ??= (async () => {
+      await stopChildren();
+      await rack?.destroy();
+      if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    })());
+  killChildrenOnExit(cleanup);
+
+  try {
+    dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
+    const t0 = performance.now();
+    const daemon = await RackDaemon.create();
+    rack = daemon;
+    const rackd = daemon.child?.pid;
+    if (rackd === undefined) throw new Error('rackd has no pid');
+    await deploy(daemon);
+    await ssh(daemon, ['domains:add', HOST, '-a', APP]);
+    const ca = await TestCa.create('bench:router CA');
+    const leaf = await ca.leaf({ names: [HOST] });
+    await ssh(daemon, ['certs:add', HOST], leaf.cert + ca.ca.cert + leaf.key);
+    await untilServed(`https://${HOST} through the router`, async () => (await httpsGet(daemon.httpsPort, ca.ca.cert)) === 'ok');
+    await untilServed(`http://${HOST} through the router`, async () => (await daemon.getHost(HOST)).body === 'ok');
+    const upstream = await routerUpstream(daemon);
+    const socket = join(daemon.home, 'router.sock');
+    const idleRss = await rssMb(await routerPids(socket, rackd));
+    const dockerProxy = await dockerProxyPids(upstream.port);
+
+    await writeFile(join(dir, 'cert.pem'), leaf.cert + ca.ca.cert);
+    await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
+    const nginx: NginxProxy = await startNginx(nginxBin, dir, upstream, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, HOST);
+    const nginxGroup = nginx.child.pid as number;
+    const tools = await LoadTools.create(dir, HOST);
+
+    // h2 or not, asked once by one request: h2load negotiates h2 only, with no fallback.
+    const offersH2 = async (port: number) => (await tools.h2load(port, 0, { requests: 1 }).catch(() => undefined))?.protocol === 'h2';
+    const h2 = { router: await offersH2(daemon.httpsPort), nginx: await offersH2(nginx.httpsPort) };
+
+    const v = versions();
+    const cmd = tools.describe(opts.seconds);
+    console.log(`bench:router: the deployed router against nginx in front of the same app container (${cpus().length} CPUs, shared with the load generators, the app and other work: compare within a run)`);
+    console.log(`  rack:   rackd (pid ${rackd}) started as the README says, its router process(es) (pids ${(await routerPids(socket, rackd)).join(', ')}), http 127.0.0.1:${daemon.httpPort}, https 127.0.0.1:${daemon.httpsPort}; ready ${((performance.now() - t0) / 1000).toFixed(0)} s after start (push included)`);
+    console.log(`  app:    ${APP} by git push (node http server answering "ok"), container upstream ${upstream.host}:${upstream.port} (the router's own, from router.json${dockerProxy.length > 0 ? `; a published port: docker-proxy pid ${dockerProxy.join(', ')} in both paths` : ''}), domain ${HOST} with a certificate of a CA made for the run (certs:add)`);
+    console.log(`  nginx:  ${nginx.version.replace('nginx version: ', '')} (pid ${nginxGroup}), http 127.0.0.1:${nginx.port}, https 127.0.0.1:${nginx.httpsPort} to the same upstream: ${NGINX_SUMMARY}`);
+    console.log(`  load:   ${v.wrk}: ${cmd.wrk}`);
+    console.log(`          ${v.h2load}: ${cmd.h2load}`);
+    console.log(`  rounds: ${opts.rounds} × ${opts.seconds} s per mode (${MODES.join(', ')}) and proxy, router and nginx alternating which goes first, after ${WARMUP_S} s of warm-up each`);
+    console.log(`  CPU:    utime+stime from /proc/PID/stat before and after each run, ÷ requests answered; router = every process with its socket in its environment and their process groups; nginx = master + worker`);
+    if (!h2.router) console.log('router HTTP/2: not offered (h2load fell back / failed)');
+    if (!h2.nginx) console.log('nginx HTTP/2: not offered (h2load failed): is http_v2 in `nginx -V`?');
+
+    const load = (target: Target, mode: Mode, seconds: number): Promise<LoadFigures> => {
+      const port = target === 'router' ? (mode === 'plain' ? daemon.httpPort : daemon.httpsPort) : mode === 'plain' ? nginx.port : nginx.httpsPort;
+      return mode === 'HTTP/2' ? tools.h2load(port, seconds) : tools.wrk(port, mode === 'TLS', seconds);
+    };
+    const runs = (mode: Mode): Target[] => (['router', 'nginx'] as const).filter((t) => mode !== 'HTTP/2' || h2[t]);
+
+    for (const mode of MODES) for (const target of runs(mode)) await load(target, mode, WARMUP_S);
+
+    const samples = new Map<string, Sample[]>();
+    const key = (mode: Mode, target: Target) => `${mode} ${target}`;
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const mode of MODES) {
+        const order = runs(mode);
+        if (round % 2 === 0) order.reverse();
+        for (const target of order) {
+          const proxy = target === 'router' ? await routerPids(socket, rackd) : await groupPids(nginxGroup);
+          const before = [await cpuByPid(proxy), await cpuByPid([rackd]), await cpuByPid(dockerProxy)] as const;
+          const figures = await load(target, mode, opts.seconds);
+          // A router process started during the run (one per core, a respawn) counts from zero.
+          const after = target === 'router' ? await routerPids(socket, rackd) : proxy;
+          const perReq = (ms: number) => (ms * 1000) / Math.max(1, figures.requests);
+          const sample = {
+            figures,
+            proxyUs: perReq(cpuSpentMs(before[0], await cpuByPid([...new Set([...proxy, ...after])]))),
+            rackdUs: perReq(cpuSpentMs(before[1], await cpuByPid([rackd]))),
+            dockerProxyUs: perReq(cpuSpentMs(before[2], await cpuByPid(dockerProxy))),
+          };
+          samples.set(key(mode, target), [...(samples.get(key(mode, target)) ?? []), sample]);
+          const cpu = target === 'router' ? `router ${fmt(sample.proxyUs, 1)} + rackd ${fmt(sample.rackdUs, 1)} µs/req` : `nginx ${fmt(sample.proxyUs, 1)} µs/req`;
+          const path = dockerProxy.length > 0 ? `  (docker-proxy ${fmt(sample.dockerProxyUs, 1)})` : '';
+          const errors = figures.errors > 0 ? `  ${fmt(figures.errors)} errors` : '';
+          console.log(`round ${round}  ${mode.padEnd(6)} ${target.padEnd(6)} ${fmt(figures.rps).padStart(7)} req/s  p50 ${msText(figures.p50Ms).padStart(9)}  p99 ${msText(figures.p99Ms).padStart(9)}  ${cpu}${path}${errors}`);
+        }
+      }
+    }
+
+    console.log(`\nmedians of ${opts.rounds} round(s) of ${opts.seconds} s:`);
+    const med = (mode: Mode, target: Target) => {
+      const rows = samples.get(key(mode, target)) ?? [];
+      const m = (f: (s: Sample) => number) => median(rows.map(f));
+      return { rps: m((s) => s.figures.rps), p50: m((s) => s.figures.p50Ms), p99: m((s) => s.figures.p99Ms), proxy: m((s) => s.proxyUs), rackd: m((s) => s.rackdUs), dockerProxy: m((s) => s.dockerProxyUs), n: rows.length };
+    };
+    const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+    const path = (us: number) => (dockerProxy.length > 0 ? `  (docker-proxy ${fmt(us, 1)})` : '');
+    for (const mode of MODES) {
+      const r = med(mode, 'router');
+      const n = med(mode, 'nginx');
+      if (n.n > 0) console.log(`  ${mode.padEnd(6)} nginx  ${fmt(n.rps).padStart(7)} req/s  p50 ${msText(n.p50).padStart(9)}  p99 ${msText(n.p99).padStart(9)}  nginx ${fmt(n.proxy, 1)} µs/req${path(n.dockerProxy)}`);
+      if (r.n === 0) {
+        console.log(`  ${mode.padEnd(6)} router HTTP/2: not offered (h2load fell back / failed)`);
+        continue;
+      }
+      const together = r.proxy + r.rackd;
+      console.log(`  ${mode.padEnd(6)} router ${fmt(r.rps).padStart(7)} req/s  p50 ${msText(r.p50).padStart(9)}  p99 ${msText(r.p99).padStart(9)}  router ${fmt(r.proxy, 1)} + rackd ${fmt(r.rackd, 1)} = ${fmt(together, 1)} µs/req${path(r.dockerProxy)}`);
+      if (n.n === 0) continue;
+      const ratio = r.rps / n.rps;
+      const p99 = r.p99 - n.p99;
+      const cpu = together / n.proxy;
+      console.log(
+        `         router/nginx req/s ${ratio.toFixed(2)} (target ≥ ${RPS_TARGET[mode]}) ${verdict(ratio >= RPS_TARGET[mode])};  p99 router − nginx ${p99 >= 0 ? '+' : ''}${msText(p99)} (target ≤ +${P99_TARGET_MS} ms) ${verdict(p99 <= P99_TARGET_MS)};  (router+rackd)/nginx CPU per request ${cpu.toFixed(2)} (target ≤ ${CPU_TARGET}) ${verdict(cpu <= CPU_TARGET)}`,
+      );
+    }
+
+    if (opts.memory > 0) {
+      const rssBefore = await rssMb(await routerPids(socket, rackd));
+      const samplesMb: number[] = [rssBefore];
+      const sampler = setInterval(() => void routerPids(socket, rackd).then(rssMb).then((mb) => samplesMb.push(mb), () => undefined), 5_000);
+      let figures: LoadFigures;
+      try {
+        figures = await load('router', 'plain', opts.memory);
+      } finally {
+        clearInterval(sampler);
+      }
+      const rssAfter = await rssMb(await routerPids(socket, rackd));
+      const growth = (rssAfter - rssBefore) / rssBefore;
+      console.log(
+        `\nrouter resident memory: ${fmt(idleRss, 1)} MB idle after the deploy; ${fmt(rssBefore, 1)} MB before ${opts.memory} s of plain load (${fmt(figures.rps)} req/s) → ${fmt(rssAfter, 1)} MB after (max ${fmt(Math.max(...samplesMb, rssAfter), 1)}), ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (target: flat within ${RSS_TARGET * 100} % over 60 s) ${verdict(Math.abs(growth) <= RSS_TARGET)}`,
+      );
+    }
+  } finally {
+    await cleanup();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(` !     ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+});
