@@ -44,7 +44,14 @@ const P99_TARGET_MS = 1;
 const CPU_TARGET = 1.5;
 const RSS_TARGET = 0.1;
 
-function options(): { rounds: number; seconds: number; memory: number } {
+interface Options {
+  rounds: number;
+  seconds: number;
+  /** Seconds of the final plain run that the router's memory is read over; 0 skips it. */
+  memory: number;
+}
+
+function options(): Options {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, seconds: { type: 'string', default: '8' }, memory: { type: 'string', default: '60' } } });
   const int = (name: string, text: string, min: number): number => {
     const n = Number(text);
@@ -126,12 +133,174 @@ interface Sample {
 
 const fmt = (n: number, digits = 0) => (Number.isNaN(n) ? '–' : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
 const msText = (n: number) => `${fmt(n, 2)} ms`;
+const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
+
+/** What a run drives, once it is all up. */
+interface Bench {
+  daemon: RackDaemon;
+  rackd: number;
+  /** The router's control socket: its processes are found by it. */
+  socket: string;
+  upstream: { host: string; port: number };
+  dockerProxy: number[];
+  nginx: NginxProxy;
+  tools: LoadTools;
+  h2: Record<Target, boolean>;
+  idleRss: number;
+  readyS: number;
+}
+
+/** rackd as the README starts it, the app pushed, its domain and certificate served; nginx beside it. */
+async function setUp(dir: string, nginxBin: string, started: (daemon: RackDaemon) => void): Promise<Bench> {
+  const t0 = performance.now();
+  const daemon = await RackDaemon.create();
+  started(daemon);
+  const rackd = daemon.child?.pid;
+  if (rackd === undefined) throw new Error('rackd has no pid');
+  await deploy(daemon);
+  await ssh(daemon, ['domains:add', HOST, '-a', APP]);
+  const ca = await TestCa.create('bench:router CA');
+  const leaf = await ca.leaf({ names: [HOST] });
+  await ssh(daemon, ['certs:add', HOST], leaf.cert + ca.ca.cert + leaf.key);
+  await untilServed(`https://${HOST} through the router`, async () => (await httpsGet(daemon.httpsPort, ca.ca.cert)) === 'ok');
+  await untilServed(`http://${HOST} through the router`, async () => (await daemon.getHost(HOST)).body === 'ok');
+  const readyS = (performance.now() - t0) / 1000;
+  const upstream = await routerUpstream(daemon);
+  const socket = join(daemon.home, 'router.sock');
+
+  await writeFile(join(dir, 'cert.pem'), leaf.cert + ca.ca.cert);
+  await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
+  const nginx = await startNginx(nginxBin, dir, upstream, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, HOST);
+  const tools = await LoadTools.create(dir, HOST);
+  // Asked once, by one request: h2load negotiates h2 only, with no fallback.
+  const offersH2 = async (port: number) => (await tools.h2load(port, 0, { requests: 1 }).catch(() => undefined))?.protocol === 'h2';
+  return {
+    daemon,
+    rackd,
+    socket,
+    upstream,
+    dockerProxy: await dockerProxyPids(upstream.port),
+    nginx,
+    tools,
+    h2: { router: await offersH2(daemon.httpsPort), nginx: await offersH2(nginx.httpsPort) },
+    idleRss: await rssMb(await routerPids(socket, rackd)),
+    readyS,
+  };
+}
+
+async function printHeader(b: Bench, opts: Options): Promise<void> {
+  const v = versions();
+  const cmd = b.tools.describe(opts.seconds);
+  const viaProxy = b.dockerProxy.length > 0 ? `; a published port: docker-proxy pid ${b.dockerProxy.join(', ')} in both paths` : '';
+  console.log(`bench:router: the deployed router against nginx in front of the same app container (${cpus().length} CPUs, shared with the load generators, the app and other work: compare within a run)`);
+  console.log(`  rack:   rackd (pid ${b.rackd}) started as the README says, its router process(es) (pids ${(await routerPids(b.socket, b.rackd)).join(', ')}), http 127.0.0.1:${b.daemon.httpPort}, https 127.0.0.1:${b.daemon.httpsPort}; serving ${b.readyS.toFixed(0)} s after start (push included)`);
+  console.log(`  app:    ${APP} by git push (node http server answering "ok"), container upstream ${b.upstream.host}:${b.upstream.port} (the router's own, from router.json${viaProxy}), domain ${HOST} with a certificate of a CA made for the run (certs:add)`);
+  console.log(`  nginx:  ${b.nginx.version.replace('nginx version: ', '')} (pid ${b.nginx.child.pid}), http 127.0.0.1:${b.nginx.port}, https 127.0.0.1:${b.nginx.httpsPort} to the same upstream: ${NGINX_SUMMARY}`);
+  console.log(`  load:   ${v.wrk}: ${cmd.wrk}`);
+  console.log(`          ${v.h2load}: ${cmd.h2load}`);
+  console.log(`  rounds: ${opts.rounds} × ${opts.seconds} s per mode (${MODES.join(', ')}) and proxy, router and nginx alternating which goes first, after ${WARMUP_S} s of warm-up each`);
+  console.log(`  CPU:    utime+stime from /proc/PID/stat before and after each run, ÷ requests answered; router = every process with its socket in its environment and their process groups; nginx = master + worker`);
+  if (!b.h2.router) console.log('router HTTP/2: not offered (h2load fell back / failed)');
+  if (!b.h2.nginx) console.log('nginx HTTP/2: not offered (h2load failed): is http_v2 in `nginx -V`?');
+}
+
+function load(b: Bench, target: Target, mode: Mode, seconds: number): Promise<LoadFigures> {
+  const port = target === 'router' ? (mode === 'plain' ? b.daemon.httpPort : b.daemon.httpsPort) : mode === 'plain' ? b.nginx.port : b.nginx.httpsPort;
+  return mode === 'HTTP/2' ? b.tools.h2load(port, seconds) : b.tools.wrk(port, mode === 'TLS', seconds);
+}
+
+/** One measured run: the load's figures and the CPU each process set spent on it. */
+async function measure(b: Bench, target: Target, mode: Mode, seconds: number): Promise<Sample> {
+  const proxy = target === 'router' ? await routerPids(b.socket, b.rackd) : await groupPids(b.nginx.child.pid as number);
+  const before = [await cpuByPid(proxy), await cpuByPid([b.rackd]), await cpuByPid(b.dockerProxy)] as const;
+  const figures = await load(b, target, mode, seconds);
+  // A router process started during the run (one per core, a respawn) counts from zero.
+  const after = target === 'router' ? await routerPids(b.socket, b.rackd) : proxy;
+  const perReq = (ms: number) => (ms * 1000) / Math.max(1, figures.requests);
+  return {
+    figures,
+    proxyUs: perReq(cpuSpentMs(before[0], await cpuByPid([...new Set([...proxy, ...after])]))),
+    rackdUs: perReq(cpuSpentMs(before[1], await cpuByPid([b.rackd]))),
+    dockerProxyUs: perReq(cpuSpentMs(before[2], await cpuByPid(b.dockerProxy))),
+  };
+}
+
+function line(b: Bench, label: string, target: Target, f: { rps: number; p50: number; p99: number; proxy: number; rackd: number; dockerProxy: number }): string {
+  const cpu = target === 'router' ? `router ${fmt(f.proxy, 1)} + rackd ${fmt(f.rackd, 1)} = ${fmt(f.proxy + f.rackd, 1)} µs/req` : `nginx ${fmt(f.proxy, 1)} µs/req`;
+  const path = b.dockerProxy.length > 0 ? `  (docker-proxy ${fmt(f.dockerProxy, 1)})` : '';
+  return `${label} ${target.padEnd(6)} ${fmt(f.rps).padStart(7)} req/s  p50 ${msText(f.p50).padStart(9)}  p99 ${msText(f.p99).padStart(9)}  ${cpu}${path}`;
+}
+
+const flat = (s: Sample) => ({ rps: s.figures.rps, p50: s.figures.p50Ms, p99: s.figures.p99Ms, proxy: s.proxyUs, rackd: s.rackdUs, dockerProxy: s.dockerProxyUs });
+
+/** The rounds, router and nginx alternating which goes first; every run's line as it ends. */
+async function rounds(b: Bench, opts: Options): Promise<Map<string, Sample[]>> {
+  const runs = (mode: Mode): Target[] => (['router', 'nginx'] as const).filter((t) => mode !== 'HTTP/2' || b.h2[t]);
+  for (const mode of MODES) for (const target of runs(mode)) await load(b, target, mode, WARMUP_S);
+  const samples = new Map<string, Sample[]>();
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const mode of MODES) {
+      const order = runs(mode);
+      if (round % 2 === 0) order.reverse();
+      for (const target of order) {
+        const sample = await measure(b, target, mode, opts.seconds);
+        samples.set(`${mode} ${target}`, [...(samples.get(`${mode} ${target}`) ?? []), sample]);
+        const errors = sample.figures.errors > 0 ? `  ${fmt(sample.figures.errors)} errors` : '';
+        console.log(`${line(b, `round ${round}  ${mode.padEnd(6)}`, target, flat(sample))}${errors}`);
+      }
+    }
+  }
+  return samples;
+}
+
+function printMedians(b: Bench, samples: Map<string, Sample[]>, opts: Options): void {
+  console.log(`\nmedians of ${opts.rounds} round(s) of ${opts.seconds} s:`);
+  const med = (mode: Mode, target: Target) => {
+    const rows = (samples.get(`${mode} ${target}`) ?? []).map(flat);
+    if (rows.length === 0) return undefined;
+    const m = (k: keyof (typeof rows)[number]) => median(rows.map((r) => r[k]));
+    return { rps: m('rps'), p50: m('p50'), p99: m('p99'), proxy: m('proxy'), rackd: m('rackd'), dockerProxy: m('dockerProxy') };
+  };
+  for (const mode of MODES) {
+    const n = med(mode, 'nginx');
+    const r = med(mode, 'router');
+    if (n !== undefined) console.log(line(b, `  ${mode.padEnd(6)}`, 'nginx', n));
+    if (r === undefined) console.log(`  ${mode.padEnd(6)} router HTTP/2: not offered (h2load fell back / failed)`);
+    else console.log(line(b, `  ${mode.padEnd(6)}`, 'router', r));
+    if (n === undefined || r === undefined) continue;
+    const ratio = r.rps / n.rps;
+    const p99 = r.p99 - n.p99;
+    const cpu = (r.proxy + r.rackd) / n.proxy;
+    console.log(
+      `         router/nginx req/s ${ratio.toFixed(2)} (target ≥ ${RPS_TARGET[mode]}) ${verdict(ratio >= RPS_TARGET[mode])};  p99 router − nginx ${p99 >= 0 ? '+' : ''}${msText(p99)} (target ≤ +${P99_TARGET_MS} ms) ${verdict(p99 <= P99_TARGET_MS)};  (router+rackd)/nginx CPU per request ${cpu.toFixed(2)} (target ≤ ${CPU_TARGET}) ${verdict(cpu <= CPU_TARGET)}`,
+    );
+  }
+}
+
+/** The router's resident memory over one long plain run (sampled every 5 s for the maximum). */
+async function memoryPhase(b: Bench, seconds: number): Promise<void> {
+  const rss = async () => rssMb(await routerPids(b.socket, b.rackd));
+  const before = await rss();
+  const seen = [before];
+  const sampler = setInterval(() => void rss().then((mb) => seen.push(mb), () => undefined), 5_000);
+  let figures: LoadFigures;
+  try {
+    figures = await load(b, 'router', 'plain', seconds);
+  } finally {
+    clearInterval(sampler);
+  }
+  const after = await rss();
+  const growth = (after - before) / before;
+  console.log(
+    `\nrouter resident memory: ${fmt(b.idleRss, 1)} MB idle after the deploy; ${fmt(before, 1)} MB before ${seconds} s of plain load (${fmt(figures.rps)} req/s) → ${fmt(after, 1)} MB after (max ${fmt(Math.max(...seen, after), 1)}), ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (target: flat within ${RSS_TARGET * 100} % over 60 s) ${verdict(Math.abs(growth) <= RSS_TARGET)}`,
+  );
+}
 
 async function main(): Promise<void> {
   const opts = options();
-  const missing = [...missingTools(), ...(nginxBinary() === undefined ? ['nginx'] : [])];
-  if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: apt-get install -y ${missing.join(' ')} (scripts/setup.sh installs them)`);
-  const nginxBin = nginxBinary() as string;
+  const nginxBin = nginxBinary();
+  const missing = [...missingTools(), ...(nginxBin === undefined ? ['nginx'] : [])];
+  if (nginxBin === undefined || missing.length > 0) throw new Error(`missing ${missing.join(', ')}: apt-get install -y ${missing.join(' ')} (scripts/setup.sh installs them)`);
 
   let rack: RackDaemon | undefined;
   let dir: string | undefined;
@@ -144,128 +313,12 @@ async function main(): Promise<void> {
       if (dir !== undefined) await rm(dir, { recursive: true, force: true });
     })());
   killChildrenOnExit(cleanup);
-
   try {
     dir = await mkdtemp(join(tmpdir(), 'rack-bench-router-'));
-    const t0 = performance.now();
-    const daemon = await RackDaemon.create();
-    rack = daemon;
-    const rackd = daemon.child?.pid;
-    if (rackd === undefined) throw new Error('rackd has no pid');
-    await deploy(daemon);
-    await ssh(daemon, ['domains:add', HOST, '-a', APP]);
-    const ca = await TestCa.create('bench:router CA');
-    const leaf = await ca.leaf({ names: [HOST] });
-    await ssh(daemon, ['certs:add', HOST], leaf.cert + ca.ca.cert + leaf.key);
-    await untilServed(`https://${HOST} through the router`, async () => (await httpsGet(daemon.httpsPort, ca.ca.cert)) === 'ok');
-    await untilServed(`http://${HOST} through the router`, async () => (await daemon.getHost(HOST)).body === 'ok');
-    const upstream = await routerUpstream(daemon);
-    const socket = join(daemon.home, 'router.sock');
-    const idleRss = await rssMb(await routerPids(socket, rackd));
-    const dockerProxy = await dockerProxyPids(upstream.port);
-
-    await writeFile(join(dir, 'cert.pem'), leaf.cert + ca.ca.cert);
-    await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
-    const nginx: NginxProxy = await startNginx(nginxBin, dir, upstream, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, HOST);
-    const nginxGroup = nginx.child.pid as number;
-    const tools = await LoadTools.create(dir, HOST);
-
-    // h2 or not, asked once by one request: h2load negotiates h2 only, with no fallback.
-    const offersH2 = async (port: number) => (await tools.h2load(port, 0, { requests: 1 }).catch(() => undefined))?.protocol === 'h2';
-    const h2 = { router: await offersH2(daemon.httpsPort), nginx: await offersH2(nginx.httpsPort) };
-
-    const v = versions();
-    const cmd = tools.describe(opts.seconds);
-    console.log(`bench:router: the deployed router against nginx in front of the same app container (${cpus().length} CPUs, shared with the load generators, the app and other work: compare within a run)`);
-    console.log(`  rack:   rackd (pid ${rackd}) started as the README says, its router process(es) (pids ${(await routerPids(socket, rackd)).join(', ')}), http 127.0.0.1:${daemon.httpPort}, https 127.0.0.1:${daemon.httpsPort}; ready ${((performance.now() - t0) / 1000).toFixed(0)} s after start (push included)`);
-    console.log(`  app:    ${APP} by git push (node http server answering "ok"), container upstream ${upstream.host}:${upstream.port} (the router's own, from router.json${dockerProxy.length > 0 ? `; a published port: docker-proxy pid ${dockerProxy.join(', ')} in both paths` : ''}), domain ${HOST} with a certificate of a CA made for the run (certs:add)`);
-    console.log(`  nginx:  ${nginx.version.replace('nginx version: ', '')} (pid ${nginxGroup}), http 127.0.0.1:${nginx.port}, https 127.0.0.1:${nginx.httpsPort} to the same upstream: ${NGINX_SUMMARY}`);
-    console.log(`  load:   ${v.wrk}: ${cmd.wrk}`);
-    console.log(`          ${v.h2load}: ${cmd.h2load}`);
-    console.log(`  rounds: ${opts.rounds} × ${opts.seconds} s per mode (${MODES.join(', ')}) and proxy, router and nginx alternating which goes first, after ${WARMUP_S} s of warm-up each`);
-    console.log(`  CPU:    utime+stime from /proc/PID/stat before and after each run, ÷ requests answered; router = every process with its socket in its environment and their process groups; nginx = master + worker`);
-    if (!h2.router) console.log('router HTTP/2: not offered (h2load fell back / failed)');
-    if (!h2.nginx) console.log('nginx HTTP/2: not offered (h2load failed): is http_v2 in `nginx -V`?');
-
-    const load = (target: Target, mode: Mode, seconds: number): Promise<LoadFigures> => {
-      const port = target === 'router' ? (mode === 'plain' ? daemon.httpPort : daemon.httpsPort) : mode === 'plain' ? nginx.port : nginx.httpsPort;
-      return mode === 'HTTP/2' ? tools.h2load(port, seconds) : tools.wrk(port, mode === 'TLS', seconds);
-    };
-    const runs = (mode: Mode): Target[] => (['router', 'nginx'] as const).filter((t) => mode !== 'HTTP/2' || h2[t]);
-
-    for (const mode of MODES) for (const target of runs(mode)) await load(target, mode, WARMUP_S);
-
-    const samples = new Map<string, Sample[]>();
-    const key = (mode: Mode, target: Target) => `${mode} ${target}`;
-    for (let round = 1; round <= opts.rounds; round++) {
-      for (const mode of MODES) {
-        const order = runs(mode);
-        if (round % 2 === 0) order.reverse();
-        for (const target of order) {
-          const proxy = target === 'router' ? await routerPids(socket, rackd) : await groupPids(nginxGroup);
-          const before = [await cpuByPid(proxy), await cpuByPid([rackd]), await cpuByPid(dockerProxy)] as const;
-          const figures = await load(target, mode, opts.seconds);
-          // A router process started during the run (one per core, a respawn) counts from zero.
-          const after = target === 'router' ? await routerPids(socket, rackd) : proxy;
-          const perReq = (ms: number) => (ms * 1000) / Math.max(1, figures.requests);
-          const sample = {
-            figures,
-            proxyUs: perReq(cpuSpentMs(before[0], await cpuByPid([...new Set([...proxy, ...after])]))),
-            rackdUs: perReq(cpuSpentMs(before[1], await cpuByPid([rackd]))),
-            dockerProxyUs: perReq(cpuSpentMs(before[2], await cpuByPid(dockerProxy))),
-          };
-          samples.set(key(mode, target), [...(samples.get(key(mode, target)) ?? []), sample]);
-          const cpu = target === 'router' ? `router ${fmt(sample.proxyUs, 1)} + rackd ${fmt(sample.rackdUs, 1)} µs/req` : `nginx ${fmt(sample.proxyUs, 1)} µs/req`;
-          const path = dockerProxy.length > 0 ? `  (docker-proxy ${fmt(sample.dockerProxyUs, 1)})` : '';
-          const errors = figures.errors > 0 ? `  ${fmt(figures.errors)} errors` : '';
-          console.log(`round ${round}  ${mode.padEnd(6)} ${target.padEnd(6)} ${fmt(figures.rps).padStart(7)} req/s  p50 ${msText(figures.p50Ms).padStart(9)}  p99 ${msText(figures.p99Ms).padStart(9)}  ${cpu}${path}${errors}`);
-        }
-      }
-    }
-
-    console.log(`\nmedians of ${opts.rounds} round(s) of ${opts.seconds} s:`);
-    const med = (mode: Mode, target: Target) => {
-      const rows = samples.get(key(mode, target)) ?? [];
-      const m = (f: (s: Sample) => number) => median(rows.map(f));
-      return { rps: m((s) => s.figures.rps), p50: m((s) => s.figures.p50Ms), p99: m((s) => s.figures.p99Ms), proxy: m((s) => s.proxyUs), rackd: m((s) => s.rackdUs), dockerProxy: m((s) => s.dockerProxyUs), n: rows.length };
-    };
-    const verdict = (ok: boolean) => (ok ? 'ok' : 'MISSED');
-    const path = (us: number) => (dockerProxy.length > 0 ? `  (docker-proxy ${fmt(us, 1)})` : '');
-    for (const mode of MODES) {
-      const r = med(mode, 'router');
-      const n = med(mode, 'nginx');
-      if (n.n > 0) console.log(`  ${mode.padEnd(6)} nginx  ${fmt(n.rps).padStart(7)} req/s  p50 ${msText(n.p50).padStart(9)}  p99 ${msText(n.p99).padStart(9)}  nginx ${fmt(n.proxy, 1)} µs/req${path(n.dockerProxy)}`);
-      if (r.n === 0) {
-        console.log(`  ${mode.padEnd(6)} router HTTP/2: not offered (h2load fell back / failed)`);
-        continue;
-      }
-      const together = r.proxy + r.rackd;
-      console.log(`  ${mode.padEnd(6)} router ${fmt(r.rps).padStart(7)} req/s  p50 ${msText(r.p50).padStart(9)}  p99 ${msText(r.p99).padStart(9)}  router ${fmt(r.proxy, 1)} + rackd ${fmt(r.rackd, 1)} = ${fmt(together, 1)} µs/req${path(r.dockerProxy)}`);
-      if (n.n === 0) continue;
-      const ratio = r.rps / n.rps;
-      const p99 = r.p99 - n.p99;
-      const cpu = together / n.proxy;
-      console.log(
-        `         router/nginx req/s ${ratio.toFixed(2)} (target ≥ ${RPS_TARGET[mode]}) ${verdict(ratio >= RPS_TARGET[mode])};  p99 router − nginx ${p99 >= 0 ? '+' : ''}${msText(p99)} (target ≤ +${P99_TARGET_MS} ms) ${verdict(p99 <= P99_TARGET_MS)};  (router+rackd)/nginx CPU per request ${cpu.toFixed(2)} (target ≤ ${CPU_TARGET}) ${verdict(cpu <= CPU_TARGET)}`,
-      );
-    }
-
-    if (opts.memory > 0) {
-      const rssBefore = await rssMb(await routerPids(socket, rackd));
-      const samplesMb: number[] = [rssBefore];
-      const sampler = setInterval(() => void routerPids(socket, rackd).then(rssMb).then((mb) => samplesMb.push(mb), () => undefined), 5_000);
-      let figures: LoadFigures;
-      try {
-        figures = await load('router', 'plain', opts.memory);
-      } finally {
-        clearInterval(sampler);
-      }
-      const rssAfter = await rssMb(await routerPids(socket, rackd));
-      const growth = (rssAfter - rssBefore) / rssBefore;
-      console.log(
-        `\nrouter resident memory: ${fmt(idleRss, 1)} MB idle after the deploy; ${fmt(rssBefore, 1)} MB before ${opts.memory} s of plain load (${fmt(figures.rps)} req/s) → ${fmt(rssAfter, 1)} MB after (max ${fmt(Math.max(...samplesMb, rssAfter), 1)}), ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (target: flat within ${RSS_TARGET * 100} % over 60 s) ${verdict(Math.abs(growth) <= RSS_TARGET)}`,
-      );
-    }
+    const bench = await setUp(dir, nginxBin, (daemon) => (rack = daemon));
+    await printHeader(bench, opts);
+    printMedians(bench, await rounds(bench, opts), opts);
+    if (opts.memory > 0) await memoryPhase(bench, opts.memory);
   } finally {
     await cleanup();
   }
