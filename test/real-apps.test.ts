@@ -141,3 +141,19 @@ test.serial('a Dockerfile build reaches the registry as buildpack builds do, and
   t.notRegex(push.stderr, /\[(91|0)m/, 'no stray colour codes');
   t.is((await rack.get('ra-docker')).status, 200);
 });
+
+test.serial('framework build caches (.next/cache, node_modules/.cache) are kept between builds and left out of the app', async (t) => {
+  const dir = await rack.appRepo('node-next-like', 'ra-next');
+  const first = await rack.push(dir);
+  t.is(first.code, 0, first.stderr);
+  t.regex(first.stderr, /build cache cold/);
+  t.regex(first.stderr, /Saving build caches \(\.next\/cache node_modules\/\.cache\)/);
+  t.is((await rack.get('ra-next')).body, 'built ok; caches in the app: none\n');
+  const again = await rack.ssh(['builds:create', '--deploy', '-a', 'ra-next']);
+  t.is(again.code, 0, again.stderr);
+  t.regex(again.stdout, /Restoring build caches \(\.next\/cache node_modules\/\.cache\)/);
+  t.regex(again.stdout, /build cache hit from build at/);
+  const cold = await rack.ssh(['builds:create', '--no-cache', '-a', 'ra-next']);
+  t.is(cold.code, 0, cold.stderr);
+  t.regex(cold.stdout, /build cache cold/);
+});
