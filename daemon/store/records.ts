@@ -201,6 +201,8 @@ export interface BuildRecord {
   builder?: Builder;
   /** From app.json `healthchecks.web`, when the app has one. */
   healthcheck?: Partial<HealthCheckOptions>;
+  /** app.json `formation`: instance counts that replace the defaults (web 1, others 0). */
+  appFormation?: Record<string, number>;
   buildpacks: string[];
   /** Process type → command, from the Procfile or the buildpack's defaults. */
   processTypes: Record<string, string>;
@@ -229,6 +231,8 @@ export interface ReleaseRecord {
   builder?: Builder;
   healthcheck?: Partial<HealthCheckOptions>;
   processTypes: Record<string, string>;
+  /** app.json `formation` of its build: the defaults ps:scale overrides. */
+  appFormation?: Record<string, number>;
   /** Process type → instance count this release runs (web 1, other types 0 until scaled). */
   formation?: Record<string, number>;
   config: Record<string, string>;
@@ -314,6 +318,8 @@ export interface HealthCheckOptions {
   attempts?: number;
   /** Wait before the first probe (app.json `initialDelay`). */
   initialDelayMs?: number;
+  /** Text the answer's body must contain (app.json `content`, as Dokku's checks). */
+  content?: string;
 }
 
 /**
