@@ -13,13 +13,14 @@
  * is for a 60 s run: `npm run bench:router-class -- 60`.
  *   npm run build && node dist/scripts/bench-router-class.js [seconds] [clients]
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
 import { children, groupCpuMs, killChildrenOnExit, nodeChild, routerChild, rssMb, stopChild, track } from './bench-children.js';
+import { startNginx, nginxBinary } from './lib/nginx-proxy.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -50,78 +51,6 @@ function router(upstreamPort: number, certDir: string): Promise<{ child: ChildPr
   return routerChild([{ app: 'bench', host: HOST, port: upstreamPort }], { level: 'warn', certDir });
 }
 
-
-function nginxBinary(): string | undefined {
-  for (const bin of ['nginx', '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx']) {
-    const r = spawnSync(bin, ['-v'], { stdio: 'ignore' });
-    if (r.error === undefined && r.status === 0) return bin;
-  }
-  return undefined;
-}
-
-async function nginx(bin: string, dir: string, upstreamPort: number): Promise<{ child: ChildProcess; port: number; httpsPort: number }> {
-  const port = await freePort();
-  const httpsPort = await freePort();
-  const conf = join(dir, 'nginx.conf');
-  const errorLog = join(dir, 'error.log');
-  // One worker, as node's event loop is one thread; keep-alive both ways, no request cap per
-  // connection (node has none), no access log (the router here has no onAccess either).
-  await writeFile(
-    conf,
-    `worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${errorLog} warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path ${join(dir, 'body')};
-  proxy_temp_path ${join(dir, 'proxy')};
-  fastcgi_temp_path ${join(dir, 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'uwsgi')};
-  scgi_temp_path ${join(dir, 'scgi')};
-  keepalive_timeout 120s;
-  keepalive_requests 1000000;
-  upstream app {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    listen 127.0.0.1:${httpsPort} ssl;
-    ssl_certificate ${join(dir, 'nginx-cert.pem')};
-    ssl_certificate_key ${join(dir, 'nginx-key.pem')};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {
-      proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_set_header X-Forwarded-Host $host;
-    }
-  }
-}
-`,
-  );
-  const child = track(spawn(bin, ['-p', dir, '-e', errorLog, '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'], detached: true }), 'nginx');
-  let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) {
-      const log = await readFile(errorLog, 'utf8').catch(() => '');
-      throw new Error(`nginx exited with ${child.exitCode}:\n${err}${log}`);
-    }
-    const probe = startLoad({ url: `http://127.0.0.1:${port}/`, host: HOST, connections: 1, durationMs: 50, pauseAfterErrorMs: 20 });
-    const r = await probe.done;
-    if (r.served > 0) return { child, port, httpsPort };
-    if (Date.now() > deadline) throw new Error(`nginx did not answer on ${port}:\n${err}`);
-    await sleep(100);
-  }
-}
 
 /** The router's resident memory once a second while it is measured: after warm-up, the last, and the highest. */
 interface RssTrace {
@@ -177,7 +106,7 @@ try {
   const up = await upstream();
   const rt = await router(up.port, certDir);
   const bin = nginxBinary();
-  const ng = bin === undefined ? undefined : await nginx(bin, dir, up.port);
+  const ng = bin === undefined ? undefined : await startNginx(bin, dir, { host: '127.0.0.1', port: up.port }, { cert: join(dir, 'nginx-cert.pem'), key: join(dir, 'nginx-key.pem') }, HOST);
 
   console.log(`${clients} keep-alive clients, ${WARMUP_MS / 1000} s warm-up + ${seconds} s per target, ${cpus().length} CPUs shared by the load generator, the upstream and the proxy`);
   // Each proxy is a process group of its own (spawned detached): its CPU is summed over the group.
