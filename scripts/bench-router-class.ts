@@ -13,8 +13,8 @@
  * is for a 60 s run: `npm run bench:router-class -- 60`.
  *   npm run build && node dist/scripts/bench-router-class.js [seconds] [clients]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../test/support/free-port.js';
