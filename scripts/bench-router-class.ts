@@ -17,9 +17,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../test/support/free-port.js';
 import { TestCa } from '../test/support/test-certs.js';
-import { children, groupCpuMs, killChildrenOnExit, nodeChild, routerChild, rssMb, stopChild, track } from './bench-children.js';
+import { children, groupCpuMs, killChildrenOnExit, nodeChild, routerChild, rssMb, stopChild } from './bench-children.js';
 import { startNginx, nginxBinary } from './lib/nginx-proxy.js';
 import { ms, startLoad, type LoadReport } from './load-generator.js';
 
@@ -28,7 +27,6 @@ const clients = Number(process.argv[3] ?? 16);
 const WARMUP_MS = 1_000;
 const HOST = 'bench.localhost';
 
-const sleep = (t: number) => new Promise<void>((r) => setTimeout(r, t));
 
 /** Set once the temp dir exists, so an interrupted run removes it too. */
 let tempDir: string | undefined;
