@@ -250,7 +250,7 @@ export const ROUTES: ApiRoute[] = [
   // certificates
   {
     method: 'GET', path: '/apps/{app}/certs', command: 'certs', summary: "The certificates of an app's hosts: source, expiry, renewal, errors", mode: 'json',
-    response: S.list(S.certificate), words: ({ params }) => ({ args: [], flags: { app: params['app']! } }),
+    response: S.list(S.certificate), words: none,
   },
   {
     method: 'POST', path: '/certs', command: 'certs:add', summary: 'Serve a host over HTTPS with this certificate (PEM: the chain, leaf first, then its key)', status: 201, mode: 'json',
@@ -415,7 +415,7 @@ export const ROUTES: ApiRoute[] = [
     query: { app: S.appName, limit: { type: 'string', pattern: '^[0-9]{1,4}$' } }, response: S.list(S.auditEntry),
     words: ({ query }) => ({
       args: [],
-      flags: { ...(query.get('app') !== null ? { app: query.get('app')! } : {}), ...(query.get('limit') !== null ? { num: query.get('limit')! } : {}) },
+      flags: query.get('limit') !== null ? { num: query.get('limit')! } : {},
     }),
   },
   // rack itself

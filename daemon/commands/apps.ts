@@ -9,6 +9,7 @@ import { describePendingCheck } from '../git/push-check.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { removeCache } from '../runtime/disk-limit.js';
+import { namedOrSelected } from './app-selection.js';
 import { table, type Command } from './command.js';
 import { describeRouterTimeout } from './router.js';
 
@@ -61,14 +62,14 @@ export const appsCommands: Command[] = [
   {
     name: 'apps:destroy',
     access: 'admin',
-    usage: 'apps:destroy NAME --confirm NAME',
+    usage: 'apps:destroy NAME|-a NAME --confirm NAME',
     summary: "remove an app: its processes, containers, images, repo, cache and records",
-    app: false,
+    app: 'optional',
     options: { confirm: { type: 'string' } },
-    args: { min: 1, max: 1 },
-    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
+    args: { min: 0, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? ctx.app, detail: '' }),
     async run(ctx) {
-      const name = assertAppName(ctx.args[0]!);
+      const name = namedOrSelected(ctx.app, ctx.args[0], 'apps:destroy NAME --confirm NAME');
       if (ctx.flags['confirm'] !== name) {
         throw new RackError('bad_argument', `this destroys ${name} and everything of it; to go on, run: apps:destroy ${name} --confirm ${name}`);
       }
