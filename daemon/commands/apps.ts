@@ -2,7 +2,7 @@ import { keyHasApp } from '../access/access-policy.js';
 import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertAppName, assertNewAppName } from '../app-name.js';
+import { assertNewAppName } from '../app-name.js';
 import { paths } from '../config.js';
 import { assertDefaultHostFree } from '../domain-ownership.js';
 import { describePendingCheck } from '../git/push-check.js';
@@ -24,6 +24,7 @@ export const appsCommands: Command[] = [
     name: 'apps',
     access: 'checked-by-command',
     usage: 'apps [--json]',
+    example: 'apps --json',
     summary: 'list apps',
     app: false,
     json: true,
@@ -44,6 +45,7 @@ export const appsCommands: Command[] = [
     name: 'apps:create',
     access: 'admin',
     usage: 'apps:create NAME',
+    example: 'apps:create myapp',
     summary: 'create an app (a first push creates it too)',
     app: false,
     args: { min: 1, max: 1 },
@@ -63,6 +65,7 @@ export const appsCommands: Command[] = [
     name: 'apps:destroy',
     access: 'admin',
     usage: 'apps:destroy NAME|-a NAME --confirm NAME',
+    example: 'apps:destroy myapp --confirm myapp',
     summary: "remove an app: its processes, containers, images, repo, cache and records",
     app: 'optional',
     options: { confirm: { type: 'string' } },
@@ -99,6 +102,7 @@ export const appsCommands: Command[] = [
     name: 'apps:info',
     access: 'member',
     usage: 'apps:info [-a APP] [--json]',
+    example: 'apps:info -a myapp',
     summary: "show an app's release, URL and git remote",
     app: true,
     json: true,

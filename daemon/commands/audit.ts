@@ -12,6 +12,7 @@ export const auditCommands: Command[] = [
     // An admin reads it all; an app key reads its own apps' entries (it asks with -a).
     access: 'checked-by-command',
     usage: 'audit [-a APP] [-n COUNT] [--json]',
+    example: 'audit -a myapp -n 20',
     summary: 'list recent changes: who, from where, what, when (newest first)',
     app: 'optional',
     json: true,
