@@ -113,7 +113,8 @@ export const appsCommands: Command[] = [
       const info = {
         name: app.name,
         createdAt: app.createdAt,
-        currentRelease: app.currentRelease ? `v${app.currentRelease}` : null,
+        // A number, as in `apps --json`, releases and the API; `v3` is for the eye only.
+        currentRelease: app.currentRelease ?? null,
         url: ctx.services.supervisor.url(app.name),
         gitRemote: gitRemote(ctx.services.config, app.name),
         routerTimeout: describeRouterTimeout(app.routerTimeoutMs),
@@ -121,7 +122,8 @@ export const appsCommands: Command[] = [
         ...(marker ? { pushCheck: describePendingCheck(marker) } : {}),
       };
       if (ctx.flags['json']) return ctx.printJson(info);
-      for (const line of table(Object.entries(info).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);
+      const shown = { ...info, currentRelease: info.currentRelease === null ? null : `v${info.currentRelease}` };
+      for (const line of table(Object.entries(shown).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);
     },
   },
 ];

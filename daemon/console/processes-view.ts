@@ -1,3 +1,4 @@
+import { formatUptime } from '../commands/rack.js';
 import { html, type SafeHtml } from './html-template.js';
 import { appPath } from './layout-view.js';
 
@@ -9,8 +10,9 @@ export interface ProcessRow {
   state: string;
   restarts: number;
   limits: string;
-  startedAt: string;
-  uptime: string;
+  startedAt: string | null;
+  /** Seconds; null while not running. */
+  uptime: number | null;
 }
 
 /** The Processes tab: what runs, a count per type to scale to, and restarts. */
@@ -20,7 +22,7 @@ export function processesPanel(app: string, processes: ProcessRow[], formation: 
 <div class="table-wrap"><table>
 <thead><tr><th scope="col">Process</th><th scope="col">Release</th><th scope="col">State</th><th scope="col">Uptime</th><th scope="col">Restarts</th><th scope="col">Limits</th></tr></thead>
 <tbody>${processes.length
-    ? processes.map((p) => html`<tr><td><code>${p.name}</code></td><td>v${p.release}</td><td>${p.state}</td><td>${p.uptime}</td><td>${p.restarts}</td><td>${p.limits}</td></tr>`)
+    ? processes.map((p) => html`<tr><td><code>${p.name}</code></td><td>v${p.release}</td><td>${p.state}</td><td>${p.uptime === null ? '-' : formatUptime(p.uptime)}</td><td>${p.restarts}</td><td>${p.limits}</td></tr>`)
     : html`<tr><td colspan="6" class="empty">No processes running.</td></tr>`}</tbody>
 </table></div>
 ${canChange && types.length
