@@ -281,6 +281,17 @@ export const ROUTES: ApiRoute[] = [
     response: S.object({ app: S.text, timeoutSeconds: S.int, default: S.bool }, ['app', 'timeoutSeconds', 'default']),
     words: ({ body }) => ({ args: [typeof body['seconds'] === 'number' ? String(body['seconds']) : 'default'], flags: {} }),
   },
+  { method: 'GET', path: '/apps/{app}/maintenance', command: 'maintenance', summary: 'Whether the app is in maintenance mode', response: S.maintenance, mode: 'json', words: none },
+  {
+    method: 'PUT', path: '/apps/{app}/maintenance', command: 'maintenance:on', mode: 'json',
+    summary: "Answer every request with a 503, Retry-After and a page (rack's, or the one at pageUrl, fetched now); processes keep running",
+    body: S.object({ pageUrl: { type: 'string', minLength: 1, maxLength: 2048 } }), response: S.maintenance,
+    words: ({ body }) => ({ args: [], flags: str(body['pageUrl']) === undefined ? {} : { page: str(body['pageUrl'])! } }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/maintenance', command: 'maintenance:off', summary: 'Serve requests again', mode: 'json',
+    response: S.maintenance, words: none,
+  },
   {
     method: 'PATCH', path: '/apps/{app}/logs/router', command: 'logs:router', mode: 'json',
     summary: "Keep the router's per-request lines for the app when nobody follows its logs (they cost the router and rackd CPU)",

@@ -254,3 +254,8 @@ export const streamEvent: JsonSchema = {
     shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']),
   ],
 };
+
+export const maintenance = shape(
+  { app: text, maintenance: bool, since: nullableTime, pageUrl: nullableText },
+  ['app', 'maintenance', 'since', 'pageUrl'],
+);

@@ -17,6 +17,7 @@ import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
 import { limitCommands } from './limits.js';
 import { logsCommands } from './logs.js';
+import { maintenanceCommands } from './maintenance.js';
 import { metricsCommands } from './metrics.js';
 import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
@@ -68,7 +69,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...maintenanceCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
