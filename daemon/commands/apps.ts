@@ -34,7 +34,8 @@ export const appsCommands: Command[] = [
       if (ctx.flags['json']) {
         // An app's config before its first release is on its record; a deploy-only key gets the keys only.
         const shown = (a: (typeof apps)[number]) => (a.config && !seesConfigValues(ctx.principal) ? { ...a, config: maskConfig(a.config) } : a);
-        return ctx.printJson(apps.map((a) => ({ ...shown(a), url: ctx.services.supervisor.url(a.name) })));
+        // Before the first release the record says 0; apps:info and the API say null.
+        return ctx.printJson(apps.map((a) => ({ ...shown(a), currentRelease: a.currentRelease || null, url: ctx.services.supervisor.url(a.name) })));
       }
       if (apps.length === 0) return ctx.print('no apps yet: push one with "git push rack main"');
       const rows = apps.map((a) => [a.name, a.currentRelease ? `v${a.currentRelease}` : '-', ctx.services.supervisor.url(a.name)]);
