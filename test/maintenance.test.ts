@@ -157,3 +157,49 @@ test.serial('the API switches it too, with the same shape as maintenance --json'
   t.deepEqual(off.json, { app: 'site', maintenance: false, since: null, pageUrl: null });
   t.is((await get(rack.httpPort, 'site.localhost')).status, 200);
 });
+
+/** One request to the Console through the router, as its pages send it (same origin, htmx). */
+function consoleRequest(method: string, path: string, opts: { cookie?: string; form?: Record<string, string> } = {}): Promise<Answer> {
+  const origin = `http://rack.localhost:${rack.httpPort}`;
+  const body = opts.form === undefined ? undefined : new URLSearchParams(opts.form).toString();
+  const headers: Record<string, string> = { host: `rack.localhost:${rack.httpPort}`, origin, 'hx-request': 'true' };
+  if (opts.cookie !== undefined) headers['cookie'] = opts.cookie;
+  if (body !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: rack.httpPort, method, path, headers, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c.toString()));
+      res.on('error', reject);
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within a minute: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test.serial('the Console switch on the Processes page turns maintenance on and off', async (t) => {
+  const token = await rack.createToken('console-ops');
+  const signIn = await consoleRequest('POST', '/console/sign-in', { form: { token } });
+  const cookie = String(signIn.headers['set-cookie']?.[0] ?? '').split(';')[0]!;
+  t.regex(cookie, /rack_session=/);
+  const before = await consoleRequest('GET', '/console/apps/site/processes', { cookie });
+  t.is(before.status, 200, before.body);
+  t.regex(before.body, /Maintenance mode is <strong>off<\/strong>/);
+  const on = await consoleRequest('POST', '/console/apps/site/processes/maintenance', { cookie, form: { on: 'on' } });
+  t.is(on.status, 200, on.body);
+  await until('the app answers 503', async () => (await get(rack.httpPort, 'site.localhost')).status === 503);
+  t.regex((await consoleRequest('GET', '/console/apps/site/processes/panel', { cookie })).body, /Maintenance mode is <strong>on<\/strong>/);
+  const off = await consoleRequest('POST', '/console/apps/site/processes/maintenance', { cookie, form: { on: 'off' } });
+  t.is(off.status, 200, off.body);
+  await until('the app answers 200', async () => (await get(rack.httpPort, 'site.localhost')).status === 200);
+  const audit = JSON.parse((await rack.ssh(['audit', '-a', 'site', '-n', '2', '--json'])).stdout) as { action: string; actor: { name: string } }[];
+  t.deepEqual(audit.map((e) => [e.action, e.actor.name]), [['maintenance:off', 'console-ops'], ['maintenance:on', 'console-ops']]);
+});

@@ -16,7 +16,7 @@ export interface ProcessRow {
 }
 
 /** The Processes tab: what runs, a count per type to scale to, and restarts. */
-export function processesPanel(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean): SafeHtml {
+export function processesPanel(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean, maintenance = false): SafeHtml {
   const types = [...new Set([...Object.keys(formation), ...processes.map((p) => p.type)])].sort();
   return html`<div id="processes" hx-get="${appPath(app, '/processes/panel')}" hx-trigger="rack-processes from:body" hx-swap="outerHTML">
 <div class="table-wrap"><table>
@@ -36,10 +36,20 @@ ${types.map((t) => html`<label>${t} <input type="number" name="count:${t}" min="
 ${types.map((t) => html`<button type="submit" name="type" value="${t}">Restart ${t}</button> `)}
 </form>`
     : ''}
+${maintenancePart(app, maintenance, canChange)}
 </div>`;
 }
 
-export function processesTab(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean): SafeHtml {
-  return html`${processesPanel(app, processes, formation, canChange)}
+/** Maintenance mode (`maintenance:on|off`): the router answers 503 with a page, the processes run on. */
+function maintenancePart(app: string, on: boolean, canChange: boolean): SafeHtml {
+  const state = html`<p class="maintenance">Maintenance mode is <strong>${on ? 'on' : 'off'}</strong>${on ? ': visitors get a 503 page; the processes keep running.' : '.'}</p>`;
+  if (!canChange) return state;
+  return html`<form class="row" hx-post="${appPath(app, '/processes/maintenance')}" hx-target="#action" hx-swap="innerHTML">
+${state}<button type="submit" name="on" value="${on ? 'off' : 'on'}">Turn maintenance ${on ? 'off' : 'on'}</button>
+</form>`;
+}
+
+export function processesTab(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean, maintenance = false): SafeHtml {
+  return html`${processesPanel(app, processes, formation, canChange, maintenance)}
 <div id="action" class="action-area" aria-live="polite"></div>`;
 }
