@@ -6,7 +6,8 @@ import { pino } from 'pino';
 import { checkAppRoute } from '../daemon/router/router-protocol.js';
 import { Router } from '../daemon/router/router.js';
 import { api } from './support/api-client.js';
-import { exec, RackDaemon } from './support/rack-daemon.js';
+import { join } from 'node:path';
+import { commitFile, exec, RackDaemon } from './support/rack-daemon.js';
 
 // Maintenance mode (issue 33): the router answers 503 + Retry-After and a page; the app's
 // processes keep running (the same container before, during and after); ACME challenges still pass.
@@ -65,10 +66,12 @@ test('the router: a route in maintenance answers 503 with Retry-After and its pa
 let rack: RackDaemon;
 let pages: Server;
 let pagesPort = 0;
+/** Whether the page's server has the page; without it, only rackd's copy can show it. */
+let pageThere = true;
 test.before(async () => {
   // The app's own maintenance page, on loopback (allowed for this rack by RACK_FETCH_ALLOW).
   pages = http.createServer((req, res) => {
-    if (req.url === '/down.html') res.end('<h1>site is down for a bit</h1>');
+    if (req.url === '/down.html' && pageThere) res.end('<h1>site is down for a bit</h1>');
     else res.writeHead(404).end();
   });
   pages.listen(0, '127.0.0.1');
@@ -120,15 +123,27 @@ test.serial('maintenance:on answers 503 + Retry-After through the router, the pr
   );
 });
 
+test.serial("without --page, app.json's maintenance_page_url of the serving commit is the page", async (t) => {
+  const dir = join(rack.work, 'site');
+  await commitFile(dir, 'app.json', JSON.stringify({ maintenance_page_url: `http://127.0.0.1:${pagesPort}/down.html` }), 'maintenance page');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  const on = await rack.ssh(['maintenance:on', '-a', 'site']);
+  t.is(on.code, 0, on.stderr);
+  t.deepEqual(await get(rack.httpPort, 'site.localhost').then((a) => [a.status, a.body]), [503, '<h1>site is down for a bit</h1>']);
+  const shown = JSON.parse((await rack.ssh(['maintenance', '-a', 'site', '--json'])).stdout) as { pageUrl: unknown };
+  t.is(shown.pageUrl, `http://127.0.0.1:${pagesPort}/down.html`);
+  t.is((await rack.ssh(['maintenance:off', '-a', 'site'])).code, 0);
+  await rack.drained('site');
+});
+
 test.serial('--page URL: rackd fetches the page once and the router serves that copy', async (t) => {
   const on = await rack.ssh(['maintenance:on', '--page', `http://127.0.0.1:${pagesPort}/down.html`, '-a', 'site']);
   t.is(on.code, 0, on.stderr);
   const down = await get(rack.httpPort, 'site.localhost');
   t.deepEqual([down.status, down.body], [503, '<h1>site is down for a bit</h1>']);
-  // Served from the copy: the page's own server is gone now.
-  pages.close();
-  pages.closeAllConnections();
-  await once(pages, 'close');
+  // Served from the copy: the page's own server no longer has it.
+  pageThere = false;
   t.is((await get(rack.httpPort, 'site.localhost', '/any/path')).body, '<h1>site is down for a bit</h1>');
   t.is((await rack.ssh(['maintenance:off', '-a', 'site'])).code, 0);
   t.is((await get(rack.httpPort, 'site.localhost')).status, 200);
@@ -141,14 +156,17 @@ test.serial('a page that cannot be had, or an internal address, changes nothing:
   const missing = await rack.ssh(['maintenance:on', '--page', `http://127.0.0.1:${pagesPort}/down.html`, '-a', 'site']);
   t.is(missing.code, 1);
   t.is(missing.stderr.split('\n').length, 2, missing.stderr);
+  t.regex(missing.stderr, /answered 404, not 200/);
   t.is((await get(rack.httpPort, 'site.localhost')).status, 200);
+  pageThere = true;
 });
 
 test.serial('the API switches it too, with the same shape as maintenance --json', async (t) => {
   const token = await rack.createToken('ops');
   const on = await api(rack, 'PUT', '/api/v1/apps/site/maintenance', { token, body: {} });
   t.is(on.status, 200, on.text);
-  t.like(on.json as object, { app: 'site', maintenance: true, pageUrl: null });
+  // The app's app.json names its page since the push above.
+  t.like(on.json as object, { app: 'site', maintenance: true, pageUrl: `http://127.0.0.1:${pagesPort}/down.html` });
   t.is((await get(rack.httpPort, 'site.localhost')).status, 503);
   const read = await api(rack, 'GET', '/api/v1/apps/site/maintenance', { token });
   t.deepEqual(read.json, JSON.parse((await rack.ssh(['maintenance', '-a', 'site', '--json'])).stdout));
