@@ -62,8 +62,10 @@ async function serve(services: Services, req: IncomingMessage, res: ServerRespon
   }
   const command = findCommand(route.command)!;
   let app = '';
-  if (params['app'] !== undefined) {
-    app = assertAppName(params['app']);
+  // A command that only narrows to an app (audit) takes it as ?app=, as its -a.
+  const appWord = params['app'] ?? (command.app === 'optional' ? (url.searchParams.get('app') ?? undefined) : undefined);
+  if (appWord !== undefined) {
+    app = assertAppName(appWord);
     await services.store.requireApp(app);
   }
   const input = { params, query: url.searchParams, body };

@@ -250,7 +250,7 @@ export const ROUTES: ApiRoute[] = [
   // certificates
   {
     method: 'GET', path: '/apps/{app}/certs', command: 'certs', summary: "The certificates of an app's hosts: source, expiry, renewal, errors", mode: 'json',
-    response: S.list(S.certificate), words: ({ params }) => ({ args: [], flags: { app: params['app']! } }),
+    response: S.list(S.certificate), words: none,
   },
   {
     method: 'POST', path: '/certs', command: 'certs:add', summary: 'Serve a host over HTTPS with this certificate (PEM: the chain, leaf first, then its key)', status: 201, mode: 'json',
@@ -280,6 +280,17 @@ export const ROUTES: ApiRoute[] = [
     body: S.object({ seconds: { type: ['integer', 'null'], minimum: 1, maximum: 3600 } }, ['seconds']),
     response: S.object({ app: S.text, timeoutSeconds: S.int, default: S.bool }, ['app', 'timeoutSeconds', 'default']),
     words: ({ body }) => ({ args: [typeof body['seconds'] === 'number' ? String(body['seconds']) : 'default'], flags: {} }),
+  },
+  { method: 'GET', path: '/apps/{app}/maintenance', command: 'maintenance', summary: 'Whether the app is in maintenance mode', response: S.maintenance, mode: 'json', words: none },
+  {
+    method: 'PUT', path: '/apps/{app}/maintenance', command: 'maintenance:on', mode: 'json',
+    summary: "Answer every request with a 503, Retry-After and a page (rack's, or the one at pageUrl, fetched now); processes keep running",
+    body: S.object({ pageUrl: { type: 'string', minLength: 1, maxLength: 2048 } }), response: S.maintenance,
+    words: ({ body }) => ({ args: [], flags: str(body['pageUrl']) === undefined ? {} : { page: str(body['pageUrl'])! } }),
+  },
+  {
+    method: 'DELETE', path: '/apps/{app}/maintenance', command: 'maintenance:off', summary: 'Serve requests again', mode: 'json',
+    response: S.maintenance, words: none,
   },
   {
     method: 'PATCH', path: '/apps/{app}/logs/router', command: 'logs:router', mode: 'json',
@@ -415,7 +426,7 @@ export const ROUTES: ApiRoute[] = [
     query: { app: S.appName, limit: { type: 'string', pattern: '^[0-9]{1,4}$' } }, response: S.list(S.auditEntry),
     words: ({ query }) => ({
       args: [],
-      flags: { ...(query.get('app') !== null ? { app: query.get('app')! } : {}), ...(query.get('limit') !== null ? { num: query.get('limit')! } : {}) },
+      flags: query.get('limit') !== null ? { num: query.get('limit')! } : {},
     }),
   },
   // rack itself

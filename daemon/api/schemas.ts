@@ -33,7 +33,7 @@ export const version: JsonSchema = { type: 'integer', minimum: 1 };
 export const credentialName: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' };
 const role: JsonSchema = { type: 'string', enum: ['admin', 'app', 'deploy'] };
 
-export const app = shape({ name: text, currentRelease: { type: ['integer', 'string', 'null'] }, url: text, createdAt: time, routerTimeout: text }, ['name', 'url']);
+export const app = shape({ name: text, currentRelease: { type: ['integer', 'null'], minimum: 1 }, url: text, createdAt: time, routerTimeout: text }, ['name', 'url', 'currentRelease']);
 
 export const build = shape(
   {
@@ -104,8 +104,18 @@ export const releaseResult = shape(
 );
 
 export const process = shape(
-  { name: text, type: text, release: { type: ['integer', 'null'] }, state: text, restarts: int, limits: text, startedAt: nullableText },
-  ['name', 'type', 'state'],
+  {
+    name: text,
+    type: text,
+    release: { type: ['integer', 'null'] },
+    state: text,
+    restarts: int,
+    limits: text,
+    startedAt: nullableTime,
+    /** Seconds since it started; null while it is not running. */
+    uptime: { type: ['integer', 'null'], minimum: 0 },
+  },
+  ['name', 'type', 'release', 'state', 'restarts', 'startedAt', 'uptime'],
 );
 
 export const certificateInfo = shape(
@@ -244,3 +254,8 @@ export const streamEvent: JsonSchema = {
     shape({ error: shape({ code: text, message: text }, ['code', 'message']) }, ['error']),
   ],
 };
+
+export const maintenance = shape(
+  { app: text, maintenance: bool, since: nullableTime, pageUrl: nullableText },
+  ['app', 'maintenance', 'since', 'pageUrl'],
+);

@@ -13,15 +13,18 @@ import { table, timestamp, type Command, type CommandContext, type CommandSessio
  * one attached to nothing belongs to the app it was created for. Its password is in those apps'
  * config already, so nothing here shows more than they can read.
  */
-async function authorizeAddon(ctx: CommandContext, name: string, action: string): Promise<AddonRecord> {
+async function authorizeAddon(ctx: CommandContext, name: string, action: string, ofSelectedApp = true): Promise<AddonRecord> {
   assertNotDeployOnly(ctx, action);
   const addon = await ctx.services.addons.require(name);
-  if (ctx.principal.role === 'admin') return addon;
   const attached = (await ctx.services.addons.attachedApps(addon.name)).map((a) => a.app);
   // Attached to nothing: its app's members, while that app exists (a later app of the name is not it).
   const owners = attached.length > 0 ? attached : addon.createdFor ? [addon.createdFor] : [];
-  if (!owners.some((app) => ctx.principal.apps.includes(app))) {
+  if (ctx.principal.role !== 'admin' && !owners.some((app) => ctx.principal.apps.includes(app))) {
     throw new RackError('forbidden', `${ctx.principal.kind} "${ctx.principal.name}" may not run ${action} on add-on ${addon.name}: it is attached to none of its apps`);
+  }
+  // `-a APP` said which app the user means: acting on another app's add-on would be a surprise.
+  if (ofSelectedApp && ctx.app !== '' && !owners.includes(ctx.app)) {
+    throw new RackError('bad_argument', `add-on ${addon.name} is not attached to ${ctx.app}${owners.length > 0 ? ` (it is ${attached.length > 0 ? 'attached to' : 'kept for'} ${owners.join(', ')})` : ''}`);
   }
   return addon;
 }
@@ -42,7 +45,7 @@ async function findBackup(ctx: CommandContext, name: string, word: string): Prom
   const m = /^(?:([a-z][a-z0-9-]{0,40}):)?(b[0-9]{1,9})$/.exec(word);
   if (!m) throw new RackError('bad_argument', `expected a backup like b3 or OTHER-ADDON:b3, got ${JSON.stringify(word.slice(0, 40))}`);
   const from = m[1] ?? name;
-  if (from !== name) await authorizeAddon(ctx, from, 'addons:restore');
+  if (from !== name) await authorizeAddon(ctx, from, 'addons:restore', false);
   const backup = await ctx.services.store.addons.getBackup(from, m[2]!);
   if (!backup) throw new RackError('bad_argument', `${from} has no backup ${m[2]} (addons:backups ${from} lists them)`);
   return backup;
@@ -72,9 +75,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons',
     access: 'checked-by-command',
-    usage: 'addons [--json]',
+    usage: 'addons [-a APP] [--json]',
+    example: 'addons -a myapp',
     summary: 'list the add-ons of your apps: type, version, attachments',
-    app: false,
+    app: 'optional',
     json: true,
     args: { min: 0, max: 0 },
     async run(ctx) {
@@ -85,6 +89,7 @@ export const addonsCommands: Command[] = [
         const attached = (await addons.attachedApps(addon.name)).map(({ app, alias }) => ({ app, alias }));
         const owners = attached.length > 0 ? attached.map((a) => a.app) : addon.createdFor ? [addon.createdFor] : [];
         if (ctx.principal.role !== 'admin' && !owners.some((a) => ctx.principal.apps.includes(a))) continue;
+        if (ctx.app !== '' && !owners.includes(ctx.app)) continue;
         rows.push({ name: addon.name, type: addon.kind, version: addon.version, attached });
       }
       if (ctx.flags['json']) return ctx.printJson(rows);
@@ -97,6 +102,7 @@ export const addonsCommands: Command[] = [
     name: 'addons:create',
     access: 'member',
     usage: 'addons:create postgres|redis [--as NAME] [--alias ALIAS] [-a APP]',
+    example: 'addons:create postgres -a myapp',
     summary: 'make a Postgres or Redis for an app and attach it (DATABASE_URL / REDIS_URL)',
     app: true,
     options: { as: { type: 'string' }, alias: { type: 'string' } },
@@ -116,9 +122,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:info',
     access: 'checked-by-command',
-    usage: 'addons:info NAME [--json]',
+    usage: 'addons:info NAME [-a APP] [--json]',
+    example: 'addons:info myapp-db',
     summary: "an add-on's type, version, status, size, attachments and backups",
-    app: false,
+    app: 'optional',
     json: true,
     args: { min: 1, max: 1 },
     async run(ctx) {
@@ -165,13 +172,15 @@ export const addonsCommands: Command[] = [
     name: 'addons:attach',
     access: 'member',
     usage: 'addons:attach NAME [--as ALIAS] [-a APP]',
+    example: 'addons:attach myapp-db -a otherapp',
     summary: "attach an add-on to another app: ALIAS_URL (default DATABASE_URL / REDIS_URL) in a release",
     app: true,
     options: { as: { type: 'string' } },
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: [ctx.args[0], ctx.flags['as']].filter((w) => typeof w === 'string').join(' ') }),
     async run(ctx) {
-      const addon = await authorizeAddon(ctx, addonName(ctx.args[0]!), 'addons:attach');
+      // Not yet attached to the app it is being attached to.
+      const addon = await authorizeAddon(ctx, addonName(ctx.args[0]!), 'addons:attach', false);
       const alias = typeof ctx.flags['as'] === 'string' ? parseAlias(ctx.flags['as']) : undefined;
       await ctx.services.addons.attach({ name: addon.name, app: ctx.app, alias, createdBy: createdBy(ctx.principal) }, textOutput(ctx.print));
       ctx.result({ name: addon.name, app: ctx.app, attached: true });
@@ -181,6 +190,7 @@ export const addonsCommands: Command[] = [
     name: 'addons:detach',
     access: 'member',
     usage: 'addons:detach NAME [-a APP]',
+    example: 'addons:detach myapp-db -a otherapp',
     summary: "detach an add-on from an app: its variables go in a release (the data stays)",
     app: true,
     args: { min: 1, max: 1 },
@@ -195,9 +205,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:destroy',
     access: 'checked-by-command',
-    usage: 'addons:destroy NAME --confirm NAME',
+    usage: 'addons:destroy NAME --confirm NAME [-a APP]',
+    example: 'addons:destroy myapp-db --confirm myapp-db',
     summary: 'remove a detached add-on and its data, after a final backup',
-    app: false,
+    app: 'optional',
     options: { confirm: { type: 'string' } },
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
@@ -217,9 +228,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:backup',
     access: 'checked-by-command',
-    usage: 'addons:backup NAME',
+    usage: 'addons:backup NAME [-a APP]',
+    example: 'addons:backup myapp-db',
     summary: 'take a backup of an add-on now',
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
@@ -233,9 +245,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:backups',
     access: 'checked-by-command',
-    usage: 'addons:backups NAME [--json]',
+    usage: 'addons:backups NAME [-a APP] [--json]',
+    example: 'addons:backups myapp-db',
     summary: "list an add-on's backups, newest first",
-    app: false,
+    app: 'optional',
     json: true,
     args: { min: 1, max: 1 },
     async run(ctx) {
@@ -250,9 +263,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:restore',
     access: 'checked-by-command',
-    usage: 'addons:restore NAME BACKUP',
+    usage: 'addons:restore NAME BACKUP [-a APP]',
+    example: 'addons:restore myapp-db b3',
     summary: "replace an add-on's data with a backup (b3, or OTHER:b3); a backup of it is taken first",
-    app: false,
+    app: 'optional',
     args: { min: 2, max: 2 },
     audit: (ctx) => ({ detail: `${ctx.args[0] ?? ''} ${ctx.args[1] ?? ''}` }),
     async run(ctx) {
@@ -268,9 +282,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:export',
     access: 'checked-by-command',
-    usage: 'addons:export NAME > dump',
+    usage: 'addons:export NAME [-a APP] > dump',
+    example: 'addons:export myapp-db > dump.sql',
     summary: "stream an add-on's data to stdout (pg_dump -Fc, or an RDB file)",
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
@@ -283,9 +298,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:import',
     access: 'checked-by-command',
-    usage: 'addons:import NAME < dump',
+    usage: 'addons:import NAME [-a APP] < dump',
+    example: 'addons:import myapp-db < dump.sql',
     summary: "replace an add-on's data with a dump on stdin (as addons:export writes); a backup is taken first",
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
@@ -299,9 +315,10 @@ export const addonsCommands: Command[] = [
   {
     name: 'addons:connect',
     access: 'checked-by-command',
-    usage: 'addons:connect NAME [-- CLIENT-ARGS...]',
+    usage: 'addons:connect NAME [-a APP] [-- CLIENT-ARGS...]',
+    example: 'addons:connect myapp-db',
     summary: 'psql or redis-cli on an add-on (ssh -t for a terminal)',
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 40 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {

@@ -31,3 +31,17 @@ export async function selectApp(store: Store, hints: AppHints): Promise<string> 
   if (apps.length === 0) throw new RackError('app_required', 'no apps yet: push one with "git push rack main"');
   throw new RackError('app_required', `which app? add -a APP (one of: ${apps.map((a) => a.name).join(', ')})`);
 }
+
+/**
+ * The app a command names as its argument (`pipelines:add APP`, `apps:destroy NAME`) or, as Heroku
+ * users type it, with `-a APP` (then in `selected`); given both ways, they must agree.
+ */
+export function namedOrSelected(selected: string, word: string | undefined, usage: string): string {
+  if (word === undefined) {
+    if (selected === '') throw new RackError('bad_argument', `which app? (usage: ${usage})`);
+    return selected;
+  }
+  const name = assertAppName(word);
+  if (selected !== '' && selected !== name) throw new RackError('bad_argument', `-a ${selected} and ${name} name two apps; give one (usage: ${usage})`);
+  return name;
+}

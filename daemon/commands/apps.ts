@@ -2,13 +2,14 @@ import { keyHasApp } from '../access/access-policy.js';
 import { maskConfig, seesConfigValues } from '../access/config-mask.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertAppName, assertNewAppName } from '../app-name.js';
+import { assertNewAppName } from '../app-name.js';
 import { paths } from '../config.js';
 import { assertDefaultHostFree } from '../domain-ownership.js';
 import { describePendingCheck } from '../git/push-check.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { removeCache } from '../runtime/disk-limit.js';
+import { namedOrSelected } from './app-selection.js';
 import { table, type Command } from './command.js';
 import { describeRouterTimeout } from './router.js';
 
@@ -23,6 +24,7 @@ export const appsCommands: Command[] = [
     name: 'apps',
     access: 'checked-by-command',
     usage: 'apps [--json]',
+    example: 'apps --json',
     summary: 'list apps',
     app: false,
     json: true,
@@ -32,7 +34,8 @@ export const appsCommands: Command[] = [
       if (ctx.flags['json']) {
         // An app's config before its first release is on its record; a deploy-only key gets the keys only.
         const shown = (a: (typeof apps)[number]) => (a.config && !seesConfigValues(ctx.principal) ? { ...a, config: maskConfig(a.config) } : a);
-        return ctx.printJson(apps.map((a) => ({ ...shown(a), url: ctx.services.supervisor.url(a.name) })));
+        // Before the first release the record says 0; apps:info and the API say null.
+        return ctx.printJson(apps.map((a) => ({ ...shown(a), currentRelease: a.currentRelease || null, url: ctx.services.supervisor.url(a.name) })));
       }
       if (apps.length === 0) return ctx.print('no apps yet: push one with "git push rack main"');
       const rows = apps.map((a) => [a.name, a.currentRelease ? `v${a.currentRelease}` : '-', ctx.services.supervisor.url(a.name)]);
@@ -43,6 +46,7 @@ export const appsCommands: Command[] = [
     name: 'apps:create',
     access: 'admin',
     usage: 'apps:create NAME',
+    example: 'apps:create myapp',
     summary: 'create an app (a first push creates it too)',
     app: false,
     args: { min: 1, max: 1 },
@@ -61,14 +65,15 @@ export const appsCommands: Command[] = [
   {
     name: 'apps:destroy',
     access: 'admin',
-    usage: 'apps:destroy NAME --confirm NAME',
+    usage: 'apps:destroy NAME|-a NAME --confirm NAME',
+    example: 'apps:destroy myapp --confirm myapp',
     summary: "remove an app: its processes, containers, images, repo, cache and records",
-    app: false,
+    app: 'optional',
     options: { confirm: { type: 'string' } },
-    args: { min: 1, max: 1 },
-    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
+    args: { min: 0, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? ctx.app, detail: '' }),
     async run(ctx) {
-      const name = assertAppName(ctx.args[0]!);
+      const name = namedOrSelected(ctx.app, ctx.args[0], 'apps:destroy NAME --confirm NAME');
       if (ctx.flags['confirm'] !== name) {
         throw new RackError('bad_argument', `this destroys ${name} and everything of it; to go on, run: apps:destroy ${name} --confirm ${name}`);
       }
@@ -98,6 +103,7 @@ export const appsCommands: Command[] = [
     name: 'apps:info',
     access: 'member',
     usage: 'apps:info [-a APP] [--json]',
+    example: 'apps:info -a myapp',
     summary: "show an app's release, URL and git remote",
     app: true,
     json: true,
@@ -108,7 +114,8 @@ export const appsCommands: Command[] = [
       const info = {
         name: app.name,
         createdAt: app.createdAt,
-        currentRelease: app.currentRelease ? `v${app.currentRelease}` : null,
+        // A number, as in `apps --json`, releases and the API; `v3` is for the eye only.
+        currentRelease: app.currentRelease ?? null,
         url: ctx.services.supervisor.url(app.name),
         gitRemote: gitRemote(ctx.services.config, app.name),
         routerTimeout: describeRouterTimeout(app.routerTimeoutMs),
@@ -116,7 +123,8 @@ export const appsCommands: Command[] = [
         ...(marker ? { pushCheck: describePendingCheck(marker) } : {}),
       };
       if (ctx.flags['json']) return ctx.printJson(info);
-      for (const line of table(Object.entries(info).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);
+      const shown = { ...info, currentRelease: info.currentRelease === null ? null : `v${info.currentRelease}` };
+      for (const line of table(Object.entries(shown).map(([k, v]) => [`${k}:`, String(v ?? '-')]))) ctx.print(line);
     },
   },
 ];

@@ -1,4 +1,3 @@
-import { assertAppName } from '../app-name.js';
 import { keyHasApp } from '../access/access-policy.js';
 import { RackError } from '../rack-error.js';
 import { table, timestamp, type Command } from './command.js';
@@ -13,14 +12,14 @@ export const auditCommands: Command[] = [
     // An admin reads it all; an app key reads its own apps' entries (it asks with -a).
     access: 'checked-by-command',
     usage: 'audit [-a APP] [-n COUNT] [--json]',
+    example: 'audit -a myapp -n 20',
     summary: 'list recent changes: who, from where, what, when (newest first)',
-    app: false,
+    app: 'optional',
     json: true,
-    options: { app: { type: 'string', short: 'a' }, num: { type: 'string', short: 'n' } },
+    options: { num: { type: 'string', short: 'n' } },
     args: { min: 0, max: 0 },
     async run(ctx) {
-      const raw = ctx.flags['app'];
-      const app = typeof raw === 'string' ? assertAppName(raw) : undefined;
+      const app = ctx.app === '' ? undefined : ctx.app;
       const { principal } = ctx;
       if (principal.role !== 'admin') {
         if (app === undefined) throw new RackError('forbidden', `${principal.kind} "${principal.name}" may read the audit log of its apps only: add -a APP (API: ?app=APP)`);

@@ -1,4 +1,3 @@
-import { assertAppName } from '../app-name.js';
 import { authorize, keyHasApp } from '../access/access-policy.js';
 import { renewalTime } from '../certs/auto-certificates.js';
 import { checkBundle, MAX_BUNDLE_BYTES } from '../certs/certificate-check.js';
@@ -22,6 +21,8 @@ async function attachedHost(ctx: CommandContext, raw: string, action: string): P
   const app = await ctx.services.certs.requireOwner(host);
   // rack's own host is the operator's: only an admin may give it a certificate.
   authorize(ctx.principal, app === CONTROL_PLANE_APP ? 'admin' : 'member', action, app);
+  // Checked after the rights, so the answer names the owner only to those who may act on it.
+  if (ctx.app !== '' && ctx.app !== app) throw new RackError('bad_argument', `${host} is not a host of ${ctx.app}: it is ${app === CONTROL_PLANE_APP ? "rack's own" : `served by ${app}`}`);
   return { host, app };
 }
 
@@ -54,18 +55,15 @@ export const certsCommands: Command[] = [
     name: 'certs',
     access: 'checked-by-command',
     usage: 'certs [-a APP] [--json]',
+    example: 'certs -a myapp',
     summary: "list the certificates of your apps' hosts: source, expiry, renewal, errors",
-    app: false,
+    app: 'optional',
     json: true,
-    options: { app: { type: 'string', short: 'a' } },
     args: { min: 0, max: 0 },
     async run(ctx) {
       const { store, certs, config } = ctx.services;
-      const raw = ctx.flags['app'];
-      const only = typeof raw === 'string' ? assertAppName(raw) : undefined;
-      if (only !== undefined && !keyHasApp(ctx.principal, only)) throw new RackError('forbidden', `${ctx.principal.kind} "${ctx.principal.name}" may not run certs on ${only}`);
+      const only = ctx.app === '' ? undefined : ctx.app;
       const apps = (await store.listApps()).filter((a) => keyHasApp(ctx.principal, a.name) && (only === undefined || a.name === only));
-      if (only !== undefined && apps.length === 0) await store.requireApp(only);
       const now = new Date();
       const rows: HostRow[] = [];
       const add = async (app: string, auto: boolean): Promise<void> => {
@@ -93,9 +91,10 @@ export const certsCommands: Command[] = [
   {
     name: 'certs:add',
     access: 'checked-by-command',
-    usage: 'certs:add HOST < chain-and-key.pem',
+    usage: 'certs:add HOST [-a APP] < chain-and-key.pem',
+    example: 'certs:add www.example.com -a myapp < bundle.pem',
     summary: 'serve HOST over HTTPS with your certificate (the chain, leaf first, then its key, on stdin)',
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
@@ -113,9 +112,10 @@ export const certsCommands: Command[] = [
   {
     name: 'certs:remove',
     access: 'checked-by-command',
-    usage: 'certs:remove HOST',
+    usage: 'certs:remove HOST [-a APP]',
+    example: 'certs:remove www.example.com -a myapp',
     summary: "stop serving HOST's certificate (with certs:auto on, a new one is ordered)",
-    app: false,
+    app: 'optional',
     args: { min: 1, max: 1 },
     audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
     async run(ctx) {
@@ -134,6 +134,7 @@ export const certsCommands: Command[] = [
     name: 'certs:auto',
     access: 'member',
     usage: 'certs:auto on|off [-a APP] [--no-wait]',
+    example: 'certs:auto on -a myapp',
     summary: "keep ACME certificates (Let's Encrypt by default) on every host of the app, renewed automatically",
     app: true,
     options: { 'no-wait': { type: 'boolean' } },
@@ -176,6 +177,7 @@ function httpsSwitch(name: 'redirect' | 'hsts', usage: string, summary: string):
     name: `certs:${name}`,
     access: 'member',
     usage,
+    example: `certs:${name} on -a myapp`,
     summary,
     app: true,
     args: { min: 1, max: 1 },

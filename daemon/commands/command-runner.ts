@@ -1,11 +1,13 @@
 import type { Readable } from 'node:stream';
 import { parseArgs } from 'node:util';
-import { authorize } from '../access/access-policy.js';
+import { authorize, keyHasApp } from '../access/access-policy.js';
+import { assertAppName } from '../app-name.js';
 import type { Caller } from '../access/principal.js';
 import { RackError } from '../rack-error.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { appsCommands } from './apps.js';
 import { selectApp } from './app-selection.js';
+import { commandHelp, suggestCommand } from './command-help.js';
 import type { AuditNote, Command, CommandContext, CommandSession, Flags, Services } from './command.js';
 import { configCommands } from './config.js';
 import { domainsCommands } from './domains.js';
@@ -15,6 +17,7 @@ import { historyCommands } from './history.js';
 import { keysCommands } from './keys.js';
 import { limitCommands } from './limits.js';
 import { logsCommands } from './logs.js';
+import { maintenanceCommands } from './maintenance.js';
 import { metricsCommands } from './metrics.js';
 import { psCommands } from './ps.js';
 import { releaseCommands } from './releases.js';
@@ -29,27 +32,44 @@ import { repoCommands } from './repo.js';
 import { pipelinesCommands } from './pipelines.js';
 import { tarballBuildCommands } from './tarball-builds.js';
 
+/** `run` is parsed by the ssh layer (its line is not split), yet `help run` should know it. */
+const RUN_HELP = {
+  name: 'run',
+  usage: 'run [-a APP] COMMAND...',
+  summary: 'run a one-off process of the current release (ssh -t for a TTY)',
+  example: 'run -a myapp -- node scripts/migrate.js',
+};
+
 const metaCommands: Command[] = [
   {
     name: 'help',
     access: 'public',
-    usage: 'help',
-    summary: 'list the commands',
+    usage: 'help [COMMAND]',
+    summary: 'list the commands, or show how to use one',
+    example: 'help config:set',
     app: false,
     args: { min: 0, max: 1 },
     async run(ctx) {
+      const asked = ctx.args[0];
+      if (asked !== undefined) {
+        const command = asked === RUN_HELP.name ? RUN_HELP : BY_NAME.get(asked);
+        if (!command) throw unknownCommand(asked);
+        for (const line of commandHelp(command)) ctx.print(line);
+        return;
+      }
       ctx.print('Usage: ssh rack COMMAND [ARGS] [-a APP]');
       ctx.print('');
       const width = Math.max(...COMMANDS.map((c) => c.usage.length));
       for (const c of COMMANDS) ctx.print(`  ${c.usage.padEnd(width)}  ${c.summary}`);
-      ctx.print(`  ${'run [-a APP] COMMAND...'.padEnd(width)}  run a one-off process of the current release (ssh -t for a TTY)`);
+      ctx.print(`  ${RUN_HELP.usage.padEnd(width)}  ${RUN_HELP.summary}`);
       ctx.print('');
+      ctx.print('ssh rack help COMMAND (or COMMAND --help) shows one with an example.');
       ctx.print('Deploy with: git push rack main');
     },
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...maintenanceCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {
@@ -77,15 +97,40 @@ export function findCommand(name: string): Command | undefined {
   return BY_NAME.get(name);
 }
 
+/** Every command a user may type (for the checks that each has an example). */
+export function allCommands(): readonly Command[] {
+  return COMMANDS;
+}
+
+function unknownCommand(name: string): RackError {
+  const shown = JSON.stringify(name.slice(0, 60));
+  const guess = suggestCommand(name, [...BY_NAME.keys(), RUN_HELP.name]);
+  return new RackError('bad_command', guess === undefined ? `unknown command ${shown}; try: ssh rack help` : `unknown command ${shown}; did you mean ${guess}? (ssh rack help lists them)`);
+}
+
+/** `--help` or `-h` among a command's words (before a `--`, after which words are data). */
+function asksForHelp(words: string[]): boolean {
+  for (const word of words) {
+    if (word === '--') return false;
+    if (word === '--help' || word === '-h') return true;
+  }
+  return false;
+}
+
 /** Parses one ssh command line against the command table and runs it. */
 export async function runCommand(services: Services, req: Pick<ExecRequest, 'caller' | 'login' | 'env'>, argv: string[], io: CommandIo): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '') throw new RackError('bad_command', 'no command given; try: ssh rack help');
   const command = BY_NAME.get(name);
-  if (!command) throw new RackError('bad_command', `unknown command "${name.slice(0, 60)}"; try: ssh rack help`);
+  if (!command) throw unknownCommand(name);
+  // Answered before the words are checked: they are often what the user is unsure of.
+  if (asksForHelp(rest)) {
+    for (const line of commandHelp(command)) io.stdout(`${line}\n`);
+    return;
+  }
 
   const options = {
-    ...(command.app ? { app: { type: 'string' as const, short: 'a' } } : {}),
+    ...(command.app !== false ? { app: { type: 'string' as const, short: 'a' } } : {}),
     ...(command.json ? { json: { type: 'boolean' as const } } : {}),
     ...command.options,
   };
@@ -93,14 +138,18 @@ export async function runCommand(services: Services, req: Pick<ExecRequest, 'cal
   try {
     parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new RackError('bad_argument', `${(err as Error).message.split('\n')[0]} (usage: ${command.usage})`);
+    // node's message goes on to suggest `-- "--x"`, a shell habit that reads as unbalanced quotes here.
+    const first = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '.');
+    throw new RackError('bad_argument', `${first} (usage: ${command.usage})`);
   }
   const args = parsed.positionals;
   if (args.length < command.args.min || args.length > command.args.max) {
     throw new RackError('bad_argument', `wrong number of arguments (usage: ${command.usage})`);
   }
   const flag = parsed.values['app'];
-  const app = command.app
+  const app = command.app === 'optional'
+    ? await optionalApp(services, typeof flag === 'string' ? flag : undefined)
+    : command.app
     ? await selectApp(services.store, {
         flag: typeof flag === 'string' ? flag : undefined,
         env: req.env['RACK_APP'],
@@ -136,7 +185,11 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
   };
   let outcome = 'ok';
   try {
-    authorize(caller.principal, command.access, command.name, command.app ? app : undefined);
+    authorize(caller.principal, command.access, command.name, command.app === true ? app : undefined);
+    // A command that only narrows to an app must not tell a caller without it what that app holds.
+    if (command.app === 'optional' && app !== '' && !keyHasApp(caller.principal, app)) {
+      throw new RackError('forbidden', `${caller.principal.kind} "${caller.principal.name}" may not run ${command.name} on ${app}: it has no right on ${app}`);
+    }
     // Refused before it starts anything: a scale would otherwise run processes it cannot record.
     if (command.audit && services.store.failure) throw services.store.failure;
     if (command.audit && services.stopping()) throw new RackError('restarting', 'rack is restarting; try again in a moment');
@@ -147,6 +200,14 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
   } finally {
     if (command.audit) await recordChange(services, caller, command, ctx, outcome);
   }
+}
+
+/** `-a APP` of a command that does not need one: checked when given; never guessed when not. */
+async function optionalApp(services: Services, flag: string | undefined): Promise<string> {
+  if (flag === undefined) return '';
+  const name = assertAppName(flag);
+  await services.store.requireApp(name);
+  return name;
 }
 
 async function recordChange(services: Services, caller: Caller, command: Command, ctx: CommandContext, outcome: string): Promise<void> {

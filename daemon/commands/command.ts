@@ -109,8 +109,14 @@ export interface Command {
   name: string;
   usage: string;
   summary: string;
-  /** Whether the command acts on one app (selected by -a, RACK_APP, login name, ...). */
-  app: boolean;
+  /** One line as a user would type it, shown by `help NAME` and `NAME --help`. */
+  example?: string;
+  /**
+   * Whether the command acts on one app (selected by -a, RACK_APP, login name, ...); `optional`:
+   * it names its object otherwise (an add-on, a host) or lists several apps, and a `-a APP` given
+   * narrows it to that app (checked, then in `ctx.app`; '' when not given).
+   */
+  app: boolean | 'optional';
   /** What the key must be allowed; checked before the command does anything. */
   access: AccessLevel;
   /** Whether `--json` is accepted. */

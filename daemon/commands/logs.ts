@@ -12,6 +12,7 @@ export const logsCommands: Command[] = [
     name: 'logs:router',
     access: 'member',
     usage: 'logs:router [on|off] [-a APP]',
+    example: 'logs:router on -a myapp',
     summary: "show or set whether the router's per-request lines are kept for the app when nobody follows its logs",
     app: true,
     args: { min: 0, max: 1 },
@@ -34,8 +35,9 @@ export const logsCommands: Command[] = [
   {
     name: 'logs',
     access: 'deploy',
-    usage: 'logs [-n N] [-p TYPE] [--since 2h|TIME] [--until TIME] [--grep TEXT] [--json] [-f] [-a APP]',
-    summary: "show an app's kept process output and router access lines; -f follows until you quit",
+    usage: 'logs [-n N] [-p TYPE] [--since 2h|TIME] [--until TIME] [--grep TEXT] [--json] [-t|-f] [-a APP]',
+    example: 'logs -t -a myapp',
+    summary: "show an app's kept process output and router access lines; -t (--tail, -f) follows until you quit",
     app: true,
     // Not `json: true`: that makes the API ask for JSON, and the API's answer stays text lines.
     options: {
@@ -43,6 +45,8 @@ export const logsCommands: Command[] = [
       num: { type: 'string', short: 'n' },
       ps: { type: 'string', short: 'p' },
       tail: { type: 'boolean', short: 'f' },
+      // Heroku's tail flag; parseArgs gives an option one short letter, so -t is its own.
+      follow: { type: 'boolean', short: 't' },
       since: { type: 'string' },
       until: { type: 'string' },
       grep: { type: 'string' },
@@ -50,8 +54,8 @@ export const logsCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       const q = logQuery(ctx.flags);
-      const follow = ctx.flags['tail'] === true;
-      if (follow && q.until !== undefined) throw new RackError('bad_argument', '-f follows new lines; it does not go with --until');
+      const follow = ctx.flags['tail'] === true || ctx.flags['follow'] === true;
+      if (follow && q.until !== undefined) throw new RackError('bad_argument', '-t follows new lines; it does not go with --until');
       const show = ctx.flags['json'] === true ? (l: LogLine) => ctx.print(JSON.stringify(l)) : (l: LogLine) => ctx.print(formatLogLine(l));
       await ctx.services.store.requireApp(ctx.app);
       const { logs } = ctx.services;

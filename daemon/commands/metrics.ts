@@ -27,6 +27,7 @@ export const metricsCommands: Command[] = [
     name: 'metrics',
     access: 'member',
     usage: 'metrics [--since 1h] [--type web] [-a APP] [--json]',
+    example: 'metrics --since 1h -a myapp',
     summary: "an app's requests (rate, status classes, p50/p95/p99 latency) and its processes' CPU and memory over time",
     app: true,
     json: true,

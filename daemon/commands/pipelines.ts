@@ -1,12 +1,13 @@
 import { authorize, keyHasApp } from '../access/access-policy.js';
 import { createdBy } from '../access/principal.js';
-import { assertAppName, isAppName } from '../app-name.js';
+import { isAppName } from '../app-name.js';
 import { paths } from '../config.js';
 import { nextStage, requireMember, servingRelease } from '../pipelines/promotion.js';
 import { commitDiff, releaseSource, type CommitLine } from '../pipelines/release-commits.js';
 import { RackError } from '../rack-error.js';
 import { PIPELINE_STAGES, type PipelineMember, type PipelineStage } from '../store/records.js';
 import { textOutput } from '../user-output.js';
+import { namedOrSelected } from './app-selection.js';
 import { table, type Command, type CommandContext } from './command.js';
 
 /** Pipeline names follow app names' rule: they are shown beside them and typed the same way. */
@@ -64,8 +65,8 @@ function printPipeline(ctx: CommandContext, view: Awaited<ReturnType<typeof desc
 }
 
 /** The app an argument names, once the caller may change it (a full key of it) and it exists. */
-async function namedApp(ctx: CommandContext, action: string): Promise<string> {
-  const app = assertAppName(ctx.args[0]!);
+async function namedApp(ctx: CommandContext, action: string, usage: string): Promise<string> {
+  const app = namedOrSelected(ctx.app, ctx.args[0], usage);
   authorize(ctx.principal, 'member', action, app);
   await ctx.services.store.requireApp(app);
   return app;
@@ -81,6 +82,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines',
     access: 'checked-by-command',
     usage: 'pipelines [--json]',
+    example: 'pipelines',
     summary: 'list the pipelines: each stage, its apps and their current release',
     app: false,
     json: true,
@@ -97,6 +99,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines:info',
     access: 'checked-by-command',
     usage: 'pipelines:info NAME [--json]',
+    example: 'pipelines:info shop',
     summary: "a pipeline's stages, apps and current releases",
     app: false,
     json: true,
@@ -115,6 +118,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines:create',
     access: 'admin',
     usage: 'pipelines:create NAME',
+    example: 'pipelines:create shop',
     summary: 'create a pipeline (then pipelines:add its apps)',
     app: false,
     args: { min: 1, max: 1 },
@@ -131,6 +135,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines:destroy',
     access: 'admin',
     usage: 'pipelines:destroy NAME',
+    example: 'pipelines:destroy shop',
     summary: 'remove a pipeline (its apps stay, out of any pipeline)',
     app: false,
     args: { min: 1, max: 1 },
@@ -146,14 +151,15 @@ export const pipelinesCommands: Command[] = [
     // The app is named as an argument (Heroku's form), so its right is checked here: a full key of it.
     name: 'pipelines:add',
     access: 'checked-by-command',
-    usage: 'pipelines:add APP --pipeline NAME --stage development|staging|production',
+    usage: 'pipelines:add APP|-a APP --pipeline NAME --stage development|staging|production',
+    example: 'pipelines:add -a myapp --pipeline shop --stage staging',
     summary: 'put an app at a stage of a pipeline (or move it to another stage)',
-    app: false,
+    app: 'optional',
     options: { pipeline: { type: 'string' }, stage: { type: 'string' } },
-    args: { min: 1, max: 1 },
-    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: `${String(ctx.flags['pipeline'])} ${String(ctx.flags['stage'])}` }),
+    args: { min: 0, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? ctx.app, detail: `${String(ctx.flags['pipeline'])} ${String(ctx.flags['stage'])}` }),
     async run(ctx) {
-      const app = await namedApp(ctx, 'pipelines:add');
+      const app = await namedApp(ctx, 'pipelines:add', 'pipelines:add APP|-a APP --pipeline NAME --stage STAGE');
       if (typeof ctx.flags['pipeline'] !== 'string') throw new RackError('bad_argument', 'say which pipeline: --pipeline NAME');
       const name = pipelineName(ctx.flags['pipeline']);
       const stage = stageOf(ctx.flags['stage']);
@@ -165,13 +171,14 @@ export const pipelinesCommands: Command[] = [
   {
     name: 'pipelines:remove',
     access: 'checked-by-command',
-    usage: 'pipelines:remove APP',
+    usage: 'pipelines:remove APP|-a APP',
+    example: 'pipelines:remove -a myapp',
     summary: 'take an app out of its pipeline',
-    app: false,
-    args: { min: 1, max: 1 },
-    audit: (ctx) => ({ app: ctx.args[0] ?? '', detail: '' }),
+    app: 'optional',
+    args: { min: 0, max: 1 },
+    audit: (ctx) => ({ app: ctx.args[0] ?? ctx.app, detail: '' }),
     async run(ctx) {
-      const app = await namedApp(ctx, 'pipelines:remove');
+      const app = await namedApp(ctx, 'pipelines:remove', 'pipelines:remove APP|-a APP');
       const member = await ctx.services.store.pipelines.remove(app);
       ctx.result({ app, pipeline: member.pipeline, removed: true });
       ctx.print(`-----> ${app} left pipeline ${member.pipeline}`);
@@ -181,6 +188,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines:promote',
     access: 'deploy',
     usage: 'pipelines:promote -a APP [--to APP ...]',
+    example: 'pipelines:promote -a myapp',
     summary: "release APP's image to the next stage's apps (or --to ones), each with its own config: no build",
     app: true,
     options: { to: { type: 'string', multiple: true } },
@@ -208,6 +216,7 @@ export const pipelinesCommands: Command[] = [
     name: 'pipelines:diff',
     access: 'deploy',
     usage: 'pipelines:diff -a APP [--json]',
+    example: 'pipelines:diff -a myapp',
     summary: "the commits between APP's release and the next stage's apps'",
     app: true,
     json: true,

@@ -4,9 +4,20 @@ import { formatLimits } from '../runtime/isolation.js';
 import { textOutput } from '../user-output.js';
 import { table, type Command } from './command.js';
 
-function uptime(startedAt: string, running: boolean): string {
-  if (!running) return '-';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(startedAt)) / 1000));
+/** Seconds since the process started (what `--json` and the API give), or null when it is not running. */
+function uptime(startedAt: string | null, running: boolean): number | null {
+  if (!running || startedAt === null) return null;
+  return Math.max(0, Math.round((Date.now() - Date.parse(startedAt)) / 1000));
+}
+
+/** An engine's start time as ISO 8601 in milliseconds (Docker gives nanoseconds), or null when unknown. */
+function isoTime(value: string): string | null {
+  const ms = Date.parse(value);
+  return value === '' || Number.isNaN(ms) || ms <= 0 ? null : new Date(ms).toISOString();
+}
+
+function formatUptime(s: number | null): string {
+  if (s === null) return '-';
   if (s < 120) return `${s}s`;
   if (s < 7200) return `${Math.round(s / 60)}m`;
   return `${Math.round(s / 3600)}h`;
@@ -31,6 +42,7 @@ export const psCommands: Command[] = [
     name: 'ps',
     access: 'member',
     usage: 'ps [-a APP] [--json]',
+    example: 'ps -a myapp',
     summary: "list an app's processes: type, release, state, uptime",
     app: true,
     json: true,
@@ -47,21 +59,21 @@ export const psCommands: Command[] = [
         state: replacing.get(p.id)?.state ?? state(p, ctx.services.supervisor.isDraining(p.id)),
         restarts: p.restarts,
         limits: formatLimits(p.limits),
-        startedAt: p.startedAt,
-        uptime: uptime(p.startedAt, p.running),
+        startedAt: isoTime(p.startedAt),
+        uptime: uptime(isoTime(p.startedAt), p.running),
         ...(p.node !== undefined ? { node: p.node } : {}),
       }));
       // Removed outside rack: nothing lists it any more, but it is still being replaced.
       const listed = new Set(processes.map((p) => p.id));
       for (const r of replacing.values()) {
         if (listed.has(r.id)) continue;
-        rows.push({ name: `${r.type}.${r.name.split(/[.-]/).pop()}`, type: r.type, release: r.release, state: r.state, restarts: 0, limits: '-', startedAt: '', uptime: '-' });
+        rows.push({ name: `${r.type}.${r.name.split(/[.-]/).pop()}`, type: r.type, release: r.release, state: r.state, restarts: 0, limits: '-', startedAt: null, uptime: null });
       }
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
       // On a Swarm, where each process runs.
       const nodes = rows.some((r) => r.node !== undefined);
-      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, r.uptime, String(r.restarts), ...(nodes ? [r.node || '-'] : []), r.limits]);
+      const lines = rows.map((r) => [r.name, `v${r.release}`, r.state, formatUptime(r.uptime), String(r.restarts), ...(nodes ? [r.node || '-'] : []), r.limits]);
       const head = ['PROCESS', 'RELEASE', 'STATE', 'UPTIME', 'RESTARTS', ...(nodes ? ['NODE'] : []), 'LIMITS'];
       for (const line of table([head, ...lines])) ctx.print(line);
     },
@@ -76,6 +88,7 @@ psCommands.push(
     name: 'ps:scale',
     access: 'member',
     usage: 'ps:scale TYPE=N ... [-a APP]',
+    example: 'ps:scale web=2 worker=1 -a myapp',
     summary: 'set how many processes of each type run (20 a type, RACK_MAX_PROCESSES in all; rolled out without downtime)',
     app: true,
     args: { min: 1, max: 10 },
@@ -108,6 +121,7 @@ psCommands.push(
     name: 'ps:restart',
     access: 'member',
     usage: 'ps:restart [TYPE] [-a APP]',
+    example: 'ps:restart web -a myapp',
     summary: 'replace the processes (of one type) with fresh ones, without downtime',
     app: true,
     args: { min: 0, max: 1 },

@@ -30,6 +30,7 @@ export const repoCommands: Command[] = [
     name: 'repo:connect',
     access: 'member',
     usage: 'repo:connect URL [--branch main] [--token-stdin] [--status-api URL] [-a APP]',
+    example: 'repo:connect https://github.com/me/myapp --branch main -a myapp',
     summary: "deploy the app from a repository's pushes (its webhook); prints the webhook URL and secret",
     app: true,
     options: { branch: { type: 'string' }, 'token-stdin': { type: 'boolean' }, 'status-api': { type: 'string' } },
@@ -67,6 +68,7 @@ export const repoCommands: Command[] = [
     name: 'repo:info',
     access: 'deploy',
     usage: 'repo:info [-a APP] [--json]',
+    example: 'repo:info -a myapp',
     summary: 'show the connected repository, its webhook URL and the last delivery',
     app: true,
     json: true,
@@ -95,6 +97,7 @@ export const repoCommands: Command[] = [
     name: 'repo:disconnect',
     access: 'member',
     usage: 'repo:disconnect [-a APP]',
+    example: 'repo:disconnect -a myapp',
     summary: "stop deploying from the connected repository (its webhook is then refused)",
     app: true,
     args: { min: 0, max: 0 },
@@ -110,6 +113,7 @@ export const repoCommands: Command[] = [
       name: `reviewapps:${word}`,
       access: 'member',
       usage: `reviewapps:${word} [-a APP]`,
+      example: `reviewapps:${word} -a myapp`,
       summary:
         word === 'enable'
           ? 'make APP-pr-N for each pull request opened or updated at the connected repository (destroyed when it closes)'
@@ -130,6 +134,7 @@ export const repoCommands: Command[] = [
     name: 'reviewapps',
     access: 'deploy',
     usage: 'reviewapps [-a APP] [--json]',
+    example: 'reviewapps -a myapp',
     summary: "list the app's review apps (APP-pr-N): release and URL",
     app: true,
     json: true,

@@ -24,6 +24,7 @@ export const routerCommands: Command[] = [
     name: 'router:timeout',
     access: 'member',
     usage: USAGE,
+    example: 'router:timeout 60 -a myapp',
     summary: 'show or set how long the app has to start an answer before the client gets a 504 (default 30 s)',
     app: true,
     args: { min: 0, max: 1 },

@@ -16,6 +16,7 @@ export const tarballBuildCommands: Command[] = [
     name: 'builds:upload',
     access: 'deploy',
     usage: 'builds:upload [--deploy] [--version V] [--description TEXT] [-a APP] < source.tar.gz',
+    example: 'builds:upload --deploy -a myapp < source.tar.gz',
     summary: 'build a .tar.gz of the source sent on stdin (POST /api/v1/apps/APP/builds over HTTP); --deploy releases it',
     app: true,
     options: { deploy: { type: 'boolean' }, version: { type: 'string' }, description: { type: 'string' } },

@@ -110,6 +110,11 @@ export class AppRoutes {
         const type = (await readForm(r.req)).get('type') || undefined;
         return this.act(r, app, `Restarting ${type ?? 'all processes'}`, ['processes'], (sink) => commands.restart(c, app, type, sink));
       }
+      case 'POST processes/maintenance': {
+        const on = (await readForm(r.req)).get('on');
+        if (on !== 'on' && on !== 'off') throw new RackError('bad_argument', 'expected on or off');
+        return this.act(r, app, `Turning maintenance ${on}`, ['processes'], (sink) => commands.maintenance(c, app, on === 'on', sink));
+      }
       case 'GET logs': {
         // The search fields go to `logs` as its flags, which check them as they check ssh's.
         const search = { since: r.url.searchParams.get('since') ?? '', grep: r.url.searchParams.get('grep') ?? '' };
@@ -232,10 +237,11 @@ export class AppRoutes {
     }
   }
 
-  private async processes(c: Caller, app: string): Promise<[ProcessRow[], Record<string, number>, boolean]> {
+  private async processes(c: Caller, app: string): Promise<[ProcessRow[], Record<string, number>, boolean, boolean]> {
     const rows = await this.deps.commands.query<ProcessRow[]>(c, 'ps', app);
     const current = await this.current(c, app);
-    return [rows, current?.formation ?? {}, mayChange(c)];
+    const { maintenance } = await this.deps.commands.query<{ maintenance: boolean }>(c, 'maintenance', app);
+    return [rows, current?.formation ?? {}, mayChange(c), maintenance];
   }
 }
 

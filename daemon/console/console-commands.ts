@@ -87,6 +87,7 @@ export class ConsoleCommands {
   scale = (c: Caller, app: string, counts: Record<string, number>, sink: LineSink) =>
     this.change(c, 'ps:scale', app, Object.entries(counts).map(([t, n]) => `${t}=${n}`), {}, sink);
   restart = (c: Caller, app: string, type: string | undefined, sink: LineSink) => this.change(c, 'ps:restart', app, type ? [type] : [], {}, sink);
+  maintenance = (c: Caller, app: string, on: boolean, sink: LineSink) => this.change(c, on ? 'maintenance:on' : 'maintenance:off', app, [], {}, sink);
   addDomain = (c: Caller, app: string, host: string, sink: LineSink) => this.change(c, 'domains:add', app, [host], {}, sink);
   removeDomain = (c: Caller, app: string, host: string, sink: LineSink) => this.change(c, 'domains:remove', app, [host], {}, sink);
   reviewApps = (c: Caller, app: string, on: boolean, sink: LineSink) => this.change(c, on ? 'reviewapps:enable' : 'reviewapps:disable', app, [], {}, sink);

@@ -1,3 +1,4 @@
+import { formatUptime } from '../commands/rack.js';
 import { html, type SafeHtml } from './html-template.js';
 import { appPath } from './layout-view.js';
 
@@ -9,18 +10,19 @@ export interface ProcessRow {
   state: string;
   restarts: number;
   limits: string;
-  startedAt: string;
-  uptime: string;
+  startedAt: string | null;
+  /** Seconds; null while not running. */
+  uptime: number | null;
 }
 
 /** The Processes tab: what runs, a count per type to scale to, and restarts. */
-export function processesPanel(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean): SafeHtml {
+export function processesPanel(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean, maintenance = false): SafeHtml {
   const types = [...new Set([...Object.keys(formation), ...processes.map((p) => p.type)])].sort();
   return html`<div id="processes" hx-get="${appPath(app, '/processes/panel')}" hx-trigger="rack-processes from:body" hx-swap="outerHTML">
 <div class="table-wrap"><table>
 <thead><tr><th scope="col">Process</th><th scope="col">Release</th><th scope="col">State</th><th scope="col">Uptime</th><th scope="col">Restarts</th><th scope="col">Limits</th></tr></thead>
 <tbody>${processes.length
-    ? processes.map((p) => html`<tr><td><code>${p.name}</code></td><td>v${p.release}</td><td>${p.state}</td><td>${p.uptime}</td><td>${p.restarts}</td><td>${p.limits}</td></tr>`)
+    ? processes.map((p) => html`<tr><td><code>${p.name}</code></td><td>v${p.release}</td><td>${p.state}</td><td>${p.uptime === null ? '-' : formatUptime(p.uptime)}</td><td>${p.restarts}</td><td>${p.limits}</td></tr>`)
     : html`<tr><td colspan="6" class="empty">No processes running.</td></tr>`}</tbody>
 </table></div>
 ${canChange && types.length
@@ -34,10 +36,20 @@ ${types.map((t) => html`<label>${t} <input type="number" name="count:${t}" min="
 ${types.map((t) => html`<button type="submit" name="type" value="${t}">Restart ${t}</button> `)}
 </form>`
     : ''}
+${maintenancePart(app, maintenance, canChange)}
 </div>`;
 }
 
-export function processesTab(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean): SafeHtml {
-  return html`${processesPanel(app, processes, formation, canChange)}
+/** Maintenance mode (`maintenance:on|off`): the router answers 503 with a page, the processes run on. */
+function maintenancePart(app: string, on: boolean, canChange: boolean): SafeHtml {
+  const state = html`<p class="maintenance">Maintenance mode is <strong>${on ? 'on' : 'off'}</strong>${on ? ': visitors get a 503 page; the processes keep running.' : '.'}</p>`;
+  if (!canChange) return state;
+  return html`<form class="row" hx-post="${appPath(app, '/processes/maintenance')}" hx-target="#action" hx-swap="innerHTML">
+${state}<button type="submit" name="on" value="${on ? 'off' : 'on'}">Turn maintenance ${on ? 'off' : 'on'}</button>
+</form>`;
+}
+
+export function processesTab(app: string, processes: ProcessRow[], formation: Record<string, number>, canChange: boolean, maintenance = false): SafeHtml {
+  return html`${processesPanel(app, processes, formation, canChange, maintenance)}
 <div id="action" class="action-area" aria-live="polite"></div>`;
 }

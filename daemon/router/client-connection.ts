@@ -198,6 +198,12 @@ export class ClientConnection implements ExchangeOwner {
         return;
       }
     }
+    // After the ACME answer above: a certificate keeps renewing while the app is down for work.
+    if (route.maintenanceAnswer !== undefined) {
+      this.#answer(req, route.maintenanceAnswer);
+      this.#logAccess({ req, app: route.app, host, upstream: '', started: performance.now() }, 503);
+      return;
+    }
     const upstream = route.next();
     if (upstream === undefined) {
       this.#answer(req, plainAnswer(503, `No web processes are running for app ${route.app}`));

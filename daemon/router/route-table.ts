@@ -1,4 +1,6 @@
 import type { Logger } from '../log.js';
+import { maintenanceAnswer, type Maintenance } from './maintenance-page.js';
+import type { RackAnswer } from './rack-answers.js';
 import { CONTROL_PLANE_APP, copyUpstream, upstreamKey, type Upstream } from './upstream.js';
 
 /**
@@ -31,15 +33,21 @@ export class Route {
    * build's output) may start only after minutes.
    */
   readonly timeoutMs: number;
+  /** `maintenance:on`: what the router answers instead of relaying (undefined: relay). */
+  readonly maintenance: Maintenance | undefined;
+  /** Its answer, made once per route rather than per request. */
+  readonly maintenanceAnswer: RackAnswer | undefined;
   #next = 0;
 
-  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number) {
+  constructor(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number, maintenance?: Maintenance) {
     this.app = app;
     this.hosts = hosts;
     this.upstreams = upstreams;
     this.https = https;
     this.timeoutSetting = timeoutMs;
     this.timeoutMs = app === CONTROL_PLANE_APP ? 0 : (timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    this.maintenance = maintenance;
+    this.maintenanceAnswer = maintenance === undefined ? undefined : maintenanceAnswer(app, maintenance);
   }
 
   /** Round robin; undefined when the app has nothing running. */
@@ -100,21 +108,21 @@ export class RouteTable {
     return this.#byApp.get(app);
   }
 
-  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number): void {
+  set(app: string, hosts: readonly string[], upstreams: readonly Upstream[], https: HttpsPolicy = PLAIN_POLICY, timeoutMs?: number, maintenance?: Maintenance): void {
     const names = [...new Set(hosts.map((h) => normalizeHost(h)).filter((h) => h !== ''))].filter((host) => {
       // rack's own host name is never an app's, whatever domains an app was given.
       const taken = app !== CONTROL_PLANE_APP && this.#byHost.get(host)?.app === CONTROL_PLANE_APP;
       if (taken) this.#logger.warn({ host, app }, "router: an app may not take rack's own host name");
       return !taken;
     });
-    const route = new Route(app, names, dedupe(upstreams), { redirect: https.redirect, hsts: https.hsts }, timeoutMs);
+    const route = new Route(app, names, dedupe(upstreams), { redirect: https.redirect, hsts: https.hsts }, timeoutMs, maintenance);
     this.#unlinkHosts(app);
     for (const host of names) {
       const owner = this.#byHost.get(host);
       if (owner !== undefined && owner.app !== app) {
         // Last writer wins so a domain can move between apps; the loser keeps its other names.
         this.#logger.warn({ host, from: owner.app, to: app }, 'router: host moved to another app');
-        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams, owner.https, owner.timeoutSetting));
+        this.#replace(new Route(owner.app, owner.hosts.filter((h) => h !== host), owner.upstreams, owner.https, owner.timeoutSetting, owner.maintenance));
       }
       this.#byHost.set(host, route);
     }

@@ -4,6 +4,7 @@ import { RackError } from '../rack-error.js';
 import { installedVersion } from './rack-version.js';
 import type { RouteControl } from './route-control.js';
 import type { SummaryBucket } from './route-summaries.js';
+import type { Maintenance } from './maintenance-page.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import { NoAnswer, RouterCalls } from './router-calls.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, HANDOFF_PROTOCOL, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
@@ -163,10 +164,11 @@ export class RouterClient implements RouteControl {
    * answers that it could not, or gives no answer within CHANGE_TIMEOUT_MS. After a timeout the
    * change may still land later, if it was sent; a change made after it is applied after it.
    */
-  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number): Promise<void> {
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number, maintenance?: Maintenance): Promise<void> {
     const route: AppRoute = { app, hosts: [...hosts], upstreams: upstreams.map(copyUpstream) };
     if (https !== undefined && (https.redirect || https.hsts)) route.https = { redirect: https.redirect, hsts: https.hsts };
     if (timeoutMs !== undefined) route.timeoutMs = timeoutMs;
+    if (maintenance !== undefined) route.maintenance = maintenance.page === undefined ? {} : { page: maintenance.page };
     return this.#change('setApp', route);
   }
 

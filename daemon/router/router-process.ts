@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     onAccess: (entry) => control?.broadcast(entry),
     accessLines: 'asked',
   });
-  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs);
+  for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs, r.maintenance);
   let httpPort: number;
   try {
     httpPort = await router.start();

@@ -1,5 +1,6 @@
 import type { AccessEntry, AppRoute } from './router.js';
 import type { SummaryBucket } from './route-summaries.js';
+import { MAX_MAINTENANCE_PAGE_BYTES } from './maintenance-page.js';
 import { MAX_TIMEOUT_MS, MIN_TIMEOUT_MS } from './route-table.js';
 import type { Upstream } from './upstream.js';
 
@@ -150,6 +151,14 @@ export function checkAppRoute(v: unknown): AppRoute {
       throw new ProtocolError(`timeoutMs must be an integer ${MIN_TIMEOUT_MS}-${MAX_TIMEOUT_MS}`);
     }
     route.timeoutMs = timeoutMs;
+  }
+  const maintenance = field(v, 'maintenance');
+  if (maintenance !== undefined) {
+    const page = isObject(maintenance) ? maintenance['page'] : null;
+    if (page !== undefined && (typeof page !== 'string' || Buffer.byteLength(page) > MAX_MAINTENANCE_PAGE_BYTES)) {
+      throw new ProtocolError(`maintenance must be {page?: string of at most ${MAX_MAINTENANCE_PAGE_BYTES} bytes}`);
+    }
+    route.maintenance = page === undefined ? {} : { page };
   }
   return route;
 }

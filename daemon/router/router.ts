@@ -7,6 +7,7 @@ import { ClientConnection, type AccessEntry, type ConnectionDeps } from './clien
 import { ConnectionCaps, PER_ADDRESS_MAX, TOTAL_MAX } from './connection-caps.js';
 import { InFlight } from './in-flight.js';
 import { takeEarlyConnections } from './router-handoff.js';
+import type { Maintenance } from './maintenance-page.js';
 import { answerBytes, plainAnswer } from './rack-answers.js';
 import { normalizeHost, RouteTable, type HttpsPolicy, type Route } from './route-table.js';
 import { RouteSummaries } from './route-summaries.js';
@@ -59,6 +60,8 @@ export interface AppRoute {
   https?: HttpsPolicy;
   /** How long the app has to start its answer (ms); absent: DEFAULT_TIMEOUT_MS. */
   timeoutMs?: number;
+  /** Present while the app is in maintenance: every request gets its 503 page. */
+  maintenance?: Maintenance;
 }
 
 /** A plain copy of a live route, as the protocol and the state file carry it. */
@@ -66,6 +69,7 @@ export function appRoute(r: Route): AppRoute {
   const route: AppRoute = { app: r.app, hosts: [...r.hosts], upstreams: r.upstreams.map((u) => ({ ...u })) };
   if (r.https.redirect || r.https.hsts) route.https = { ...r.https };
   if (r.timeoutSetting !== undefined) route.timeoutMs = r.timeoutSetting;
+  if (r.maintenance !== undefined) route.maintenance = { ...r.maintenance };
   return route;
 }
 
@@ -284,8 +288,8 @@ export class Router {
     this.#pools.destroyAll();
   }
 
-  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number): void {
-    this.#table.set(app, hosts, upstreams, https, timeoutMs);
+  setApp(app: string, hosts: string[], upstreams: Upstream[], https?: HttpsPolicy, timeoutMs?: number, maintenance?: Maintenance): void {
+    this.#table.set(app, hosts, upstreams, https, timeoutMs, maintenance);
     this.#pools.retain(this.#table.liveUpstreamKeys());
     this.#logger.debug({ app, hosts, upstreams }, 'router: app routes set');
   }

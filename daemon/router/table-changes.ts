@@ -22,9 +22,9 @@ interface Waiting {
 export function tableAfter(routes: readonly AppRoute[], changes: readonly TableChange[]): AppRoute[] {
   const table = new RouteTable(quiet);
   // Replaying the current entries rebuilds the live table exactly (see RouteTable.entries()).
-  for (const r of routes) table.set(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs);
+  for (const r of routes) table.set(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs, r.maintenance);
   for (const c of changes) {
-    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs);
+    if (c.method === 'setApp') table.set(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs, c.route.maintenance);
     else table.remove(c.app);
   }
   return table.entries().map(appRoute);
@@ -115,7 +115,7 @@ export class TableChanges {
           continue;
         }
         for (const c of changes) {
-          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs);
+          if (c.method === 'setApp') this.#router.setApp(c.route.app, c.route.hosts, c.route.upstreams, c.route.https, c.route.timeoutMs, c.route.maintenance);
           else this.#router.removeApp(c.app);
         }
         for (const w of batch) w.resolve();

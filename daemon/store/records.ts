@@ -38,6 +38,17 @@ export interface AppRecord {
   keepRouterLines?: boolean;
   /** Add-ons attached before the app's first release (its config carries their variables). */
   addons?: Attachment[];
+  /** `maintenance:on`: the router answers 503 with a page; absent: off. */
+  maintenance?: AppMaintenance;
+}
+
+export interface AppMaintenance {
+  since: string;
+  by: string;
+  /** Where the page came from (`--page URL`); absent: rack's own page. */
+  pageUrl?: string;
+  /** The copy fetched from pageUrl when maintenance went on: the router serves it, never fetching. */
+  page?: string;
 }
 
 /**

@@ -12,7 +12,7 @@ import { WebhookStore } from './webhook-store.js';
 import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppMaintenance, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
@@ -229,6 +229,16 @@ export class Store {
     return this.writes.run(async () => {
       const { routerTimeoutMs: _old, ...app } = await this.requireApp(name);
       const next: AppRecord = timeoutMs === undefined ? app : { ...app, routerTimeoutMs: timeoutMs };
+      await this.writes.put(k.app(name), next);
+      return next;
+    });
+  }
+
+  /** maintenance:on (a record) and maintenance:off (undefined). */
+  setMaintenance(name: string, maintenance: AppMaintenance | undefined): Promise<AppRecord> {
+    return this.writes.run(async () => {
+      const { maintenance: _old, ...app } = await this.requireApp(name);
+      const next: AppRecord = maintenance === undefined ? app : { ...app, maintenance };
       await this.writes.put(k.app(name), next);
       return next;
     });

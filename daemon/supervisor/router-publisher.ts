@@ -169,7 +169,8 @@ export class RouterPublisher {
     const https = { redirect: record?.https?.redirect === true, hsts: record?.https?.hsts === true };
     // Forgotten first: if the router fails, the next observe() tries again.
     this.#published.delete(app);
-    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https, record?.routerTimeoutMs);
+    const maintenance = record?.maintenance === undefined ? undefined : record.maintenance.page === undefined ? {} : { page: record.maintenance.page };
+    await this.router.setApp(app, [this.defaultHost(app), ...(record?.domains ?? [])], next, https, record?.routerTimeoutMs, maintenance);
     this.#published.set(app, next);
   }
 }
