@@ -114,6 +114,10 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: PushPipeline
         },
       );
       return 0;
+    } catch (err) {
+      // A release made and then refused (health check, release phase) is a failed push in the audit log, not `ok`.
+      if (session.released) session.failed = RackError.from(err).code;
+      throw err;
     } finally {
       session.stage = 'settled';
       session.markHandlerDone();
