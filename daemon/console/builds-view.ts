@@ -1,6 +1,6 @@
 import type { BuildRecord } from '../store/records.js';
 import { html, type SafeHtml } from './html-template.js';
-import { appPath, when } from './layout-view.js';
+import { appPath, timeAgo } from './layout-view.js';
 
 const took = (ms: number | null) => (ms === null ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
@@ -12,7 +12,7 @@ ${builds.length === 0
     : html`<ol class="cards">${builds.map(
         (b) => html`<li class="card build status-${b.status}">
 <div class="card-head"><a class="version" href="${appPath(app, `/builds/${b.id}`)}">b${b.id}</a> <span class="badge">${b.status}</span> <code>${b.commit.slice(0, 7)}</code> <q class="subject">${subjects.get(b.commit) ?? ''}</q></div>
-<div class="meta">${b.createdBy} · <time datetime="${b.createdAt}">${when(b.createdAt)}</time> · took ${took(b.durationMs)}${b.buildpacks.length ? html` · ${b.buildpacks.join(', ')}` : ''}</div>
+<div class="meta">${b.createdBy} · ${timeAgo(b.createdAt)} · took ${took(b.durationMs)}${b.buildpacks.length ? html` · ${b.buildpacks.join(', ')}` : ''}</div>
 ${b.error ? html`<p class="reason">${b.error}</p>` : ''}
 </li>`,
       )}</ol>`}
@@ -34,7 +34,7 @@ ${buildsList(app, builds, subjects)}`;
 export function buildLog(app: string, build: BuildRecord, log: string | undefined): SafeHtml {
   return html`<p><a href="${appPath(app, '/builds')}">← Builds</a></p>
 <h2>b${build.id} <span class="badge">${build.status}</span></h2>
-<p class="meta"><code>${build.commit}</code> · ${build.createdBy} · ${when(build.createdAt)}</p>
+<p class="meta"><code>${build.commit}</code> · ${build.createdBy} · ${timeAgo(build.createdAt)}</p>
 ${build.status === 'building' || build.status === 'pending'
     ? html`<p class="note">This build is running; its log is stored when it ends, and this page reloads it then.</p>
 <div hx-get="${appPath(app, `/builds/${build.id}`)}" hx-trigger="rack-builds from:body" hx-select="main" hx-target="main" hx-swap="outerHTML"></div>`

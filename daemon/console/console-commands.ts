@@ -105,6 +105,10 @@ export class ConsoleCommands {
       ...(expires ? { expires } : {}),
     });
 
+  createApp = (c: Caller, name: string, sink: LineSink) => this.change(c, 'apps:create', '', [name], {}, sink);
+  /** `confirm` is the name as the user typed it: the command refuses any other. */
+  destroyApp = (c: Caller, name: string, confirm: string, sink: LineSink) => this.change(c, 'apps:destroy', '', [name], { confirm }, sink);
+
   /** Sets and removes config vars in one release (`config:set KEY=VALUE ... --unset KEY ...`), or only records it. */
   changeConfig = (c: Caller, app: string, set: Record<string, string>, unset: string[], deploy: boolean, sink: LineSink) =>
     this.change(

@@ -1,7 +1,7 @@
 import { diffConfig } from '../release/config-vars.js';
 import type { BuildRecord, ReleaseRecord } from '../store/records.js';
 import { html, type SafeHtml } from './html-template.js';
-import { appPath, when } from './layout-view.js';
+import { appPath, timeAgo } from './layout-view.js';
 
 /** A release as `releases --json` gives it (config values masked for deploy-only principals). */
 export type ReleaseRow = ReleaseRecord & { current: boolean };
@@ -51,7 +51,7 @@ function releaseItem(view: ReleasesView, r: ReleaseRow, before: ReleaseRow | und
   }
   return html`<li class="card release status-${status}" data-version="${r.version}"${r.current ? html` aria-current="true"` : ''}>
 <div class="card-head"><strong class="version">v${r.version}</strong> <span class="badge">${status}</span> <span class="description">${r.description}</span></div>
-<div class="meta">${r.promotedFrom ? `${r.promotedFrom.buildApp}:` : ''}b${r.build}${build ? html` · <code>${build.commit.slice(0, 7)}</code>` : ''}${subject !== undefined ? html` <q class="subject">${subject}</q>` : ''} · ${r.createdBy} · <time datetime="${r.createdAt}">${when(r.createdAt)}</time></div>
+<div class="meta">${r.promotedFrom ? `${r.promotedFrom.buildApp}:` : ''}b${r.build}${build ? html` · <code>${build.commit.slice(0, 7)}</code>` : ''}${subject !== undefined ? html` <q class="subject">${subject}</q>` : ''} · ${r.createdBy} · ${timeAgo(r.createdAt)}</div>
 ${r.status === 'failed' && r.error ? html`<p class="reason">${r.error}</p>` : ''}
 ${diff && diff.added.length + diff.changed.length + diff.removed.length > 0
     ? html`<p class="diff">${diff.added.map((k) => html`<span class="added">+${k}</span> `)}${diff.changed.map((k) => html`<span class="changed">~${k}</span> `)}${diff.removed.map((k) => html`<span class="removed">-${k}</span> `)}</p>`
