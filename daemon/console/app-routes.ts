@@ -221,7 +221,8 @@ export class AppRoutes {
   private async releasesView(c: Caller, app: string): Promise<ReleasesView> {
     const releases = await this.deps.commands.query<ReleaseRow[]>(c, 'releases', app);
     const [builds, subjects] = await this.builds(c, app);
-    return { app, releases, builds: new Map(builds.map((b) => [b.id, b])), subjects, canChange: mayChange(c) };
+    const running = builds.filter((b) => b.status === 'building' || b.status === 'pending');
+    return { app, releases, builds: new Map(builds.map((b) => [b.id, b])), subjects, canChange: mayChange(c), running };
   }
 
   private async builds(c: Caller, app: string): Promise<[BuildRecord[], Map<string, string>]> {

@@ -142,6 +142,27 @@
     logLines.scrollTop = logLines.scrollHeight;
   }
 
+  // A push in progress on the Releases tab: its lines as the pusher sees them (always as text).
+  function deployBox(push) {
+    var area = document.getElementById('live-deploys');
+    var card = area && area.querySelector('[data-push="' + push + '"]');
+    if (!area) return { card: document.createElement('div'), title: document.createElement('p'), lines: document.createElement('pre') };
+    if (!card) {
+      card = document.createElement('div');
+      card.className = 'action live-deploy';
+      card.setAttribute('data-push', push);
+      var title = document.createElement('p');
+      title.className = 'action-title';
+      title.textContent = 'Push in progress';
+      var lines = document.createElement('pre');
+      lines.className = 'live';
+      card.appendChild(title);
+      card.appendChild(lines);
+      area.insertBefore(card, area.firstChild);
+    }
+    return { card: card, title: card.querySelector('.action-title'), lines: card.querySelector('pre') };
+  }
+
   function connect() {
     var target = url + (lastId ? (url.indexOf('?') === -1 ? '?' : '&') + 'last=' + encodeURIComponent(lastId) : '');
     source = new EventSource(target);
@@ -161,6 +182,12 @@
     on('done', function (e) { apply(e.action, { done: true, ok: e.ok, message: e.message }); });
     on('changed', function (e) { changed(e.what); });
     on('log', function (e) { addLog(e.line); });
+    on('deploy-line', function (e) { deployBox(e.push).lines.appendChild(document.createTextNode(e.text + '\n')); });
+    on('deploy-done', function (e) {
+      var box = deployBox(e.push);
+      box.title.textContent = e.ok ? 'Push deployed' : 'Push failed';
+      box.card.setAttribute('data-state', e.ok ? 'ok' : 'failed');
+    });
     on('signed-out', function (e) {
       source.close();
       window.location.assign('/console/sign-in' + (e.reason ? '?ended=' + encodeURIComponent(e.reason) : ''));
