@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { actionOutcome, consoleBase, launchChromium, signIn } from './support/console-browser.js';
-import { RackDaemon } from './support/rack-daemon.js';
+import { commitFile, RackDaemon } from './support/rack-daemon.js';
 
 // The Console's app flows in a real Chromium against a real rackd, Docker and ssh: scaling beside
 // ssh, failed deploys, creating and destroying apps, what each role is shown, and live streams
@@ -13,6 +13,8 @@ let browser: Browser;
 let admin: BrowserContext;
 let page: Page;
 let base: string;
+/** The working copy of `jobs` (web and worker). */
+let jobsDir: string;
 /** A session whose token expires a minute after it was made: its stream must end by itself. */
 let expiring: { ctx: BrowserContext; page: Page } | undefined;
 
@@ -37,8 +39,8 @@ async function audit(app: string): Promise<{ action: string; outcome: string; ac
 test.before(async () => {
   browser = await launchChromium();
   rack = await RackDaemon.create();
-  const jobs = await rack.appRepo('node-procs', 'jobs');
-  const push = await rack.push(jobs);
+  jobsDir = await rack.appRepo('node-procs', 'jobs');
+  const push = await rack.push(jobsDir);
   if (push.code !== 0) throw new Error(push.stderr);
   base = await consoleBase(rack);
   admin = await browser.newContext({ viewport: { width: 1280, height: 900 }, permissions: ['clipboard-read', 'clipboard-write'] });
@@ -63,6 +65,42 @@ test.serial('Processes shows the formation as ps:scale left it, and the form sca
   t.regex(await actionOutcome(page), /^Done/);
   t.notRegex((await page.locator('#action pre.live').textContent()) ?? '', /worker=0/);
   t.deepEqual(await counts('jobs'), { web: 2, worker: 2 });
+});
+
+test.serial('Releases: a push made over ssh appears at once with its live lines, then its release', async (t) => {
+  await page.goto(`${base}/console/apps/jobs/releases`);
+  await page.waitForSelector('body[data-live="true"]', { timeout: LONG });
+  const before = Number(await page.locator('li.release').first().getAttribute('data-version'));
+  await commitFile(jobsDir, 'NOTES', 'watched', 'A push watched from the Console');
+  const pushing = rack.push(jobsDir);
+  try {
+    // While git still runs: the build's first line is on the page.
+    await page.waitForSelector('#live-deploys .live-deploy pre >> text=/Building jobs b\\d+/', { timeout: LONG });
+  } finally {
+    t.is((await pushing).code, 0);
+  }
+  await page.waitForSelector('#live-deploys .live-deploy[data-state="ok"]', { timeout: LONG });
+  t.is(await page.locator('#live-deploys .action-title').first().textContent(), 'Push deployed');
+  await page.waitForSelector(`li.release[data-version="${before + 1}"][aria-current="true"]`, { timeout: LONG });
+  t.pass();
+});
+
+test.serial('Builds: Build again, then Deploy this build releases that build without building', async (t) => {
+  await page.goto(`${base}/console/apps/jobs/builds`);
+  const builds = await page.locator('li.build').count();
+  await page.click('button[name="deploy"][value="no"]');
+  t.regex(await actionOutcome(page), /^Done/);
+  const id = builds + 1;
+  const deploy = page.locator(`li.build:has(a.version:text-is("b${id}")) button.deploy-build`);
+  await deploy.waitFor({ timeout: LONG });
+  await deploy.click();
+  t.regex(await actionOutcome(page), /^Done/);
+  t.is(await page.locator('#action .action-title').textContent(), `Deployed b${id}`);
+  t.notRegex((await page.locator('#action pre.live').textContent()) ?? '', /Building/);
+  const [newest] = JSON.parse(await ssh(['releases', '-a', 'jobs', '--json'])) as { build: number; current: boolean }[];
+  t.is(newest?.build, id);
+  t.true(newest?.current);
+  t.is(JSON.parse(await ssh(['builds', '-a', 'jobs', '--json'])).length, id);
 });
 
 test.serial('a push refused by its health check is a failure in the audit log, and the apps list shows the failed deploy', async (t) => {

@@ -72,9 +72,15 @@ export class AppRoutes {
         );
       }
       case 'GET builds':
-        return this.tab(r, app, 'builds', 'Builds', buildsTab(app, ...(await this.builds(c, app)), mayChange(c)));
-      case 'GET builds/list':
-        return sendHtml(r.res, 200, buildsList(app, ...(await this.builds(c, app))));
+        return this.tab(r, app, 'builds', 'Builds', buildsTab(app, ...(await this.builds(c, app)), mayChange(c), await this.servingBuild(c, app)));
+      case 'GET builds/list': {
+        const serving = await this.servingBuild(c, app);
+        return sendHtml(r.res, 200, buildsList(app, ...(await this.builds(c, app)), { canChange: mayChange(c), ...(serving === undefined ? {} : { serving }) }));
+      }
+      case 'POST builds/N/deploy': {
+        const id = Number(sub);
+        return this.act(r, app, `Deploying b${id}`, ['releases', 'builds', 'processes'], (sink) => commands.deployBuild(c, app, id, sink), { ok: `Deployed b${id}`, failed: `b${id} not deployed` });
+      }
       case 'GET builds/N': {
         const id = Number(sub);
         const build = await commands.query<BuildRecord>(c, 'builds:info', app, [`b${id}`]);
@@ -233,6 +239,12 @@ export class AppRoutes {
 
   private async current(c: Caller, app: string): Promise<ReleaseInfo | undefined> {
     return (await this.currentWithApp(c, app)).release;
+  }
+
+  /** This app's build that serves now (none when the serving release was promoted from another app's build). */
+  private async servingBuild(c: Caller, app: string): Promise<number | undefined> {
+    const current = await this.current(c, app);
+    return current && !current.promotedFrom ? current.build : undefined;
   }
 
   private async currentWithApp(c: Caller, app: string): Promise<{ record: AppRecord | undefined; release: ReleaseInfo | undefined }> {

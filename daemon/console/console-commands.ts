@@ -84,6 +84,7 @@ export class ConsoleCommands {
   rollback = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:rollback', app, [`v${version}`], {}, sink);
   promote = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:promote', app, [`v${version}`], {}, sink);
   build = (c: Caller, app: string, deploy: boolean, sink: LineSink) => this.change(c, 'builds:create', app, [], deploy ? { deploy: true } : {}, sink);
+  deployBuild = (c: Caller, app: string, build: number, sink: LineSink) => this.change(c, 'builds:deploy', app, [`b${build}`], {}, sink);
   scale = (c: Caller, app: string, counts: Record<string, number>, sink: LineSink) =>
     this.change(c, 'ps:scale', app, Object.entries(counts).map(([t, n]) => `${t}=${n}`), {}, sink);
   restart = (c: Caller, app: string, type: string | undefined, sink: LineSink) => this.change(c, 'ps:restart', app, type ? [type] : [], {}, sink);
