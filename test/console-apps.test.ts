@@ -40,6 +40,8 @@ test.before(async () => {
   browser = await launchChromium();
   rack = await RackDaemon.create();
   jobsDir = await rack.appRepo('node-procs', 'jobs');
+  // rack's default health check: the fixture's 5 quick attempts fail on a busy machine.
+  await commitFile(jobsDir, 'app.json', '{}\n', 'default health check');
   const push = await rack.push(jobsDir);
   if (push.code !== 0) throw new Error(push.stderr);
   base = await consoleBase(rack);
@@ -94,6 +96,7 @@ test.serial('Builds: Build again, then Deploy this build releases that build wit
   const deploy = page.locator(`li.build:has(a.version:text-is("b${id}")) button.deploy-build`);
   await deploy.waitFor({ timeout: LONG });
   await deploy.click();
+  await page.waitForSelector(`#action .action-title >> text=Deploying b${id}`, { timeout: LONG });
   t.regex(await actionOutcome(page), /^Done/);
   t.is(await page.locator('#action .action-title').textContent(), `Deployed b${id}`);
   t.notRegex((await page.locator('#action pre.live').textContent()) ?? '', /Building/);

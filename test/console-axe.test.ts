@@ -66,3 +66,29 @@ for (const scheme of ['light', 'dark'] as const) {
     }
   });
 }
+
+test.serial('every Console page fits a 390 px phone: only a table box scrolls sideways, never the page', async (t) => {
+  const base = await consoleBase(show.rack);
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  try {
+    const signedIn = await ctx.newPage();
+    await signedIn.goto(`${base}/console/sign-in`);
+    await signedIn.fill('#token', show.adminToken);
+    await Promise.all([signedIn.waitForURL(`${base}/console/`), signedIn.click('button[type=submit]')]);
+    const wide: string[] = [];
+    for (const p of CONSOLE_PAGES) {
+      const other = p.signedOut ? await browser.newContext({ viewport: { width: 390, height: 844 } }) : undefined;
+      const tab = other ? await other.newPage() : signedIn;
+      try {
+        await tab.goto(`${base}${pagePath(p, show.app, show.build)}`);
+        const width = await tab.evaluate(() => document.documentElement.scrollWidth);
+        if (width > 390) wide.push(`${p.name}: ${width} px`);
+      } finally {
+        await other?.close();
+      }
+    }
+    t.deepEqual(wide, []);
+  } finally {
+    await ctx.close();
+  }
+});
