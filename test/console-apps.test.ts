@@ -156,7 +156,7 @@ test.serial('Environment: a name the pattern refuses says what is allowed, and s
   await name.fill('1BAD');
   await page.locator('input[name="new-value"]').first().fill('x');
   await page.click('button[name="deploy"][value="yes"]');
-  t.regex(await name.evaluate((el: HTMLInputElement) => el.validationMessage), /Letters, digits and _/);
+  t.regex(await name.evaluate((el: HTMLInputElement) => el.validationMessage), /^Use letters, digits and _/);
   const answer = await page.evaluate(async () => {
     const r = await fetch('/console/apps/jobs/environment', {
       method: 'POST',
@@ -166,7 +166,7 @@ test.serial('Environment: a name the pattern refuses says what is allowed, and s
     return { status: r.status, text: await r.text() };
   });
   t.is(answer.status, 400);
-  t.regex(answer.text, /invalid config name &quot;1BAD&quot;: letters, digits and _/);
+  t.regex(answer.text, /invalid config name &quot;1BAD&quot;: use letters, digits and _/);
 });
 
 test.serial('a deploy-only session is not shown the tabs it may not open', async (t) => {

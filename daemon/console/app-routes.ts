@@ -206,7 +206,7 @@ export class AppRoutes {
       if (k.trim() !== '') set[k.trim()] = values[i] ?? '';
     });
     for (const k of [...Object.keys(set), ...unset]) {
-      if (!CONFIG_KEY.test(k)) throw new RackError('bad_argument', `invalid config name ${JSON.stringify(k.slice(0, 40))}: ${NAME_RULE.toLowerCase()}`);
+      if (!CONFIG_KEY.test(k)) throw new RackError('bad_argument', `invalid config name ${JSON.stringify(k.slice(0, 40))}: use ${NAME_RULE}`);
     }
     for (const k of unset) delete set[k];
     // The command checks again; checked here too so the form is refused at once, not in the action's log.

@@ -3,7 +3,7 @@ import { appPath } from './layout-view.js';
 
 const NEW_ROWS = 4;
 /** What the browser says of a name its pattern refuses (the server's check says the same). */
-export const NAME_RULE = 'Letters, digits and _, not starting with a digit (like DATABASE_URL)';
+export const NAME_RULE = 'letters, digits and _, not starting with a digit (like DATABASE_URL)';
 
 /**
  * The Environment tab. Values are masked, each with a Reveal (a request the server answers only
@@ -25,7 +25,7 @@ ${canChange ? change : ''}
 </tr>`;
   });
   const blanks = Array.from({ length: NEW_ROWS }, (_, i) => html`<div class="row new-var">
-<label>Name <input name="new-key" autocomplete="off" pattern="[A-Za-z_][A-Za-z0-9_]*" title="${NAME_RULE}" aria-label="New variable ${i + 1} name"></label>
+<label>Name <input name="new-key" autocomplete="off" pattern="[A-Za-z_][A-Za-z0-9_]*" title="Use ${NAME_RULE}" aria-label="New variable ${i + 1} name"></label>
 <label>Value <input name="new-value" autocomplete="off" aria-label="New variable ${i + 1} value"></label>
 </div>`);
   return html`<div id="env-panel" hx-get="${appPath(app, '/environment/panel')}" hx-trigger="rack-config from:body" hx-swap="outerHTML">
@@ -36,7 +36,7 @@ ${valuesReadable ? '' : html`<p class="note">This token may not read config valu
 <tbody>${rows.length ? rows : html`<tr><td colspan="4" class="empty">No config vars yet.</td></tr>`}</tbody>
 </table></div>
 ${canChange
-    ? html`<fieldset><legend>Add variables</legend><p class="note">Names: ${NAME_RULE.toLowerCase()}.</p>${blanks}</fieldset>
+    ? html`<fieldset><legend>Add variables</legend><p class="note">Names: ${NAME_RULE}.</p>${blanks}</fieldset>
 <div class="row">
 <button type="submit" name="deploy" value="yes" class="primary">Apply Changes</button>
 <button type="submit" name="deploy" value="no">Save without deploying</button>
