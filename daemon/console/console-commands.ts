@@ -84,6 +84,7 @@ export class ConsoleCommands {
   rollback = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:rollback', app, [`v${version}`], {}, sink);
   promote = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:promote', app, [`v${version}`], {}, sink);
   build = (c: Caller, app: string, deploy: boolean, sink: LineSink) => this.change(c, 'builds:create', app, [], deploy ? { deploy: true } : {}, sink);
+  deployBuild = (c: Caller, app: string, build: number, sink: LineSink) => this.change(c, 'builds:deploy', app, [`b${build}`], {}, sink);
   scale = (c: Caller, app: string, counts: Record<string, number>, sink: LineSink) =>
     this.change(c, 'ps:scale', app, Object.entries(counts).map(([t, n]) => `${t}=${n}`), {}, sink);
   restart = (c: Caller, app: string, type: string | undefined, sink: LineSink) => this.change(c, 'ps:restart', app, type ? [type] : [], {}, sink);
@@ -105,6 +106,10 @@ export class ConsoleCommands {
       ...(deployOnly ? { 'deploy-only': true } : {}),
       ...(expires ? { expires } : {}),
     });
+
+  createApp = (c: Caller, name: string, sink: LineSink) => this.change(c, 'apps:create', '', [name], {}, sink);
+  /** `confirm` is the name as the user typed it: the command refuses any other. */
+  destroyApp = (c: Caller, name: string, confirm: string, sink: LineSink) => this.change(c, 'apps:destroy', '', [name], { confirm }, sink);
 
   /** Sets and removes config vars in one release (`config:set KEY=VALUE ... --unset KEY ...`), or only records it. */
   changeConfig = (c: Caller, app: string, set: Record<string, string>, unset: string[], deploy: boolean, sink: LineSink) =>

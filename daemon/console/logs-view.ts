@@ -18,7 +18,7 @@ export function logsTab(lines: string[], types: string[], search: { since: strin
 <label>Type <select id="log-type"><option value="">all</option>${all.map((t) => html`<option value="${t}">${t}</option>`)}</select></label>
 <button type="button" id="log-pause" aria-pressed="false">Pause</button>
 </div>
-<pre id="log-lines" class="log" aria-live="off" data-grep="${search.grep}">${lines.map((l) => {
+<pre id="log-lines" class="log" tabindex="0" aria-label="log lines" aria-live="off" data-grep="${search.grep}">${lines.map((l) => {
     const m = TYPE_OF.exec(l);
     return html`<span data-type="${m?.[1] ?? m?.[2] ?? ''}">${l}\n</span>`;
   })}</pre>`;
