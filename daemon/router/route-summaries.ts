@@ -1,4 +1,4 @@
-import { recordLatency, type LatencyHistogram } from '../latency-histogram.js';
+import { mergeHistogram, recordLatency, type LatencyHistogram } from '../latency-histogram.js';
 
 /** What the router saw of one app's requests to one upstream in one bucket. */
 export interface RouteSummary {
@@ -52,6 +52,31 @@ export class RouteSummaries {
     recordLatency(s.latency, ms);
   }
 
+  /**
+   * Adds a bucket another router process counted (a worker of this one): into the bucket of the
+   * same time here, current or held, so rackd gets one summary per bucket whatever the processes.
+   */
+  add(bucket: SummaryBucket): void {
+    this.#roll();
+    if (bucket.at === this.#at) {
+      for (const r of bucket.routes) addRoute(this.#current, r);
+      return;
+    }
+    let held = this.#held.find((b) => b.at === bucket.at);
+    if (held === undefined) {
+      held = { at: bucket.at, span: bucket.span, routes: [] };
+      this.#held.push(held);
+      this.#held.sort((a, b) => a.at - b.at);
+      if (this.#held.length > MAX_HELD) {
+        this.#held.shift();
+        this.#lost++;
+      }
+    }
+    const routes = new Map(held.routes.map((r) => [`${r.app}\n${r.upstream}`, r]));
+    for (const r of bucket.routes) addRoute(routes, r);
+    held.routes = [...routes.values()];
+  }
+
   /** Closes the current bucket if its time is over, and hands over every closed bucket. */
   take(): SummaryBucket[] {
     this.#roll();
@@ -86,4 +111,17 @@ export class RouteSummaries {
       }
     }
   }
+}
+
+function addRoute(into: Map<string, RouteSummary>, r: RouteSummary): void {
+  const key = `${r.app}\n${r.upstream}`;
+  const s = into.get(key);
+  if (s === undefined) {
+    into.set(key, { ...r, requests: [...r.requests], latency: { ...r.latency } });
+    return;
+  }
+  for (let i = 0; i < 5; i++) s.requests[i as 0 | 1 | 2 | 3 | 4] += r.requests[i as 0 | 1 | 2 | 3 | 4];
+  s.bytesIn += r.bytesIn;
+  s.bytesOut += r.bytesOut;
+  mergeHistogram(s.latency, r.latency);
 }
