@@ -32,7 +32,7 @@ import { RouterWorkers } from './router-workers.js';
  *   RACK_ROUTER_LOG     its JSON log, rotated by size (rotating-log-file.ts)     default stdout
  *   RACK_LOG_LEVEL      pino level of that log                                   default info
  *   RACK_ROUTER_PROCESSES  processes serving the listeners (this one and its workers,
- *                       router-workers.ts); 1: this one alone                     default: the cores
+ *                       router-workers.ts); 1: this one alone                     default 1
  *
  * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
  * for operators and scripts; clients ask `ping` instead.
@@ -54,12 +54,17 @@ const SUMMARY_CHECK_MS = 1000;
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
-/** RACK_ROUTER_PROCESSES: a whole number from 1 to 64, or the cores Node may use. */
+/**
+ * RACK_ROUTER_PROCESSES: a whole number from 1 to 64, or `cores`. One process is the default: on
+ * the 2-core machine measured, a second one cost more CPU per request than it gained (the load
+ * generator and the apps want those cores too, and each process wakes for fewer events at a time).
+ */
 function processCount(): number {
   const v = process.env['RACK_ROUTER_PROCESSES'];
-  if (v === undefined || v === '') return availableParallelism();
+  if (v === undefined || v === '') return 1;
+  if (v === 'cores') return availableParallelism();
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`RACK_ROUTER_PROCESSES must be a whole number from 1 to 64, not ${JSON.stringify(v.slice(0, 20))}`);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`RACK_ROUTER_PROCESSES must be a whole number from 1 to 64 or cores, not ${JSON.stringify(v.slice(0, 20))}`);
   return n;
 }
 
