@@ -134,6 +134,30 @@ test('a table change, an access set and an ACME challenge reach every worker bef
   }
 });
 
+test('a table change is answered only once a stopped worker has applied it too', async (t) => {
+  const dir = await routerDir(t);
+  const c = new RouterClient({ ...dir, bind: '127.0.0.1', port: 0, logger });
+  await c.start();
+  t.teardown(() => c.stop());
+  const [a, b] = await Promise.all([named(t, 'a'), named(t, 'b')]);
+  await c.setApp('web', ['web.test'], [a]);
+  const { pid } = await c.ping();
+  const [worker] = (await childPids(pid)) as [number];
+  process.kill(worker, 'SIGSTOP');
+  let answered = false;
+  const change = c.setApp('web', ['web.test'], [b]).then(() => (answered = true));
+  try {
+    // The primary has saved (and applied) the change: only the stopped worker holds the answer back.
+    await waitFor('the change saved', async () => (await readFile(dir.statePath, 'utf8')).includes(`"port": ${(b as { port: number }).port}`));
+    await c.ping();
+    t.false(answered, 'answered before every worker had applied the change');
+  } finally {
+    process.kill(worker, 'SIGCONT');
+  }
+  await change;
+  t.true(answered);
+});
+
 function fetchVia(agent: http.Agent, port: number, path: string): Promise<{ status: number; body: string; reused: boolean }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path, headers: { host: 'web.test' }, agent }, (res) => {
@@ -219,6 +243,7 @@ test('a primary killed with -9 takes its workers off the port: the next router b
   await c.flush();
   const { pid } = await c.ping();
   const workers = await childPids(pid);
+  t.is(workers.length, 2);
   await c.stop();
   process.kill(pid, 'SIGKILL');
   await waitFor('its workers gone', () => workers.every((p) => !alive(p)));
