@@ -213,7 +213,15 @@ export class RouterWorkers {
     this.#workers.add(worker);
     let markReady!: () => void;
     const ready = new Promise<void>((r) => (markReady = r));
-    child.on('error', (err) => logger.error({ err: err.message }, 'router: worker process error'));
+    child.on('error', (err) => {
+      logger.error({ err: err.message }, 'router: worker process error');
+      // Never started: no exit will come, so nothing may wait for one.
+      if (child.pid === undefined) {
+        this.#workers.delete(worker);
+        markReady();
+        exited();
+      }
+    });
     child.on('message', (msg: FromWorker) => {
       switch (msg.type) {
         case 'waiting':
