@@ -93,10 +93,18 @@ export class RouteSummaries {
     held.routes = [...routes.values()];
   }
 
-  /** Closes the current bucket if its time is over, and hands over every closed bucket. */
-  take(): SummaryBucket[] {
+  /**
+   * Closes the current bucket if its time is over, and hands over every closed bucket that ended
+   * at least `graceMs` ago: a router with workers waits for their counts of it to come in, so rackd
+   * gets the bucket once. (A late one is still added, and sent on its own: rackd adds them up.)
+   */
+  take(graceMs = 0): SummaryBucket[] {
     this.#roll();
-    return this.#held.splice(0);
+    if (graceMs === 0) return this.#held.splice(0);
+    const now = this.now();
+    let n = 0;
+    while (n < this.#held.length && (this.#held[n] as SummaryBucket).at + SUMMARY_SPAN_S * 1000 + graceMs <= now) n++;
+    return this.#held.splice(0, n);
   }
 
   /** Closes the current bucket whatever the time (a router stopping or handing off). */

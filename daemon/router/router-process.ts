@@ -217,7 +217,8 @@ async function main(): Promise<void> {
 
   const sendSummaries = (): void => {
     if (control === undefined || !control.subscribed) return;
-    for (const bucket of router.summaries.take()) control.send({ event: 'summary', data: bucket });
+    // Workers send theirs within SUMMARY_CHECK_MS of a bucket's end (and the IPC adds a little).
+    for (const bucket of router.summaries.take(workers === undefined ? 0 : 3 * SUMMARY_CHECK_MS)) control.send({ event: 'summary', data: bucket });
   };
   const sendAllSummaries = (): void => {
     for (const bucket of router.summaries.closeAll()) control?.send({ event: 'summary', data: bucket });
