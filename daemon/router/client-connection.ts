@@ -16,6 +16,8 @@ export interface AccessEntry {
   status: number;
   ms: number;
   ip: string;
+  /** The router process that served it (one of several with RACK_ROUTER_PROCESSES). */
+  pid?: number;
 }
 
 /** The request being relayed: what its access line and summary need once it ends. */
