@@ -16,6 +16,8 @@ export interface AccessEntry {
   status: number;
   ms: number;
   ip: string;
+  /** `HTTP/2` for a stream of an h2 connection; absent for HTTP/1.x. */
+  protocol?: 'HTTP/2';
 }
 
 /** The request being relayed: what its access line and summary need once it ends. */
