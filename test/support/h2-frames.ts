@@ -155,10 +155,16 @@ export class RawH2 {
 
   /**
    * How the server ended a stream it would not serve: `rst:CODE` for RST_STREAM, `status:N` for an
-   * answer, `goaway:CODE` when the whole connection went.
+   * answer, `goaway:CODE` when the whole connection went, `closed` when it went without a word.
    */
   async outcome(stream: number): Promise<string> {
-    const f = await this.waitFor(`an end of stream ${stream}`, (x) => ((x.type === FRAME.RST_STREAM || x.type === FRAME.HEADERS) && x.stream === stream) || x.type === FRAME.GOAWAY);
+    let f: Frame;
+    try {
+      f = await this.waitFor(`an end of stream ${stream}`, (x) => ((x.type === FRAME.RST_STREAM || x.type === FRAME.HEADERS) && x.stream === stream) || x.type === FRAME.GOAWAY);
+    } catch (err) {
+      if (this.closed) return 'closed';
+      throw err;
+    }
     if (f.type === FRAME.RST_STREAM) return `rst:${f.payload.readUInt32BE(0)}`;
     if (f.type === FRAME.GOAWAY) return `goaway:${f.payload.readUInt32BE(4)}`;
     return `status:${statusOf(f.payload)}`;
