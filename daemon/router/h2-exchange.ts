@@ -1,8 +1,8 @@
-import { constants, type ServerHttp2Stream } from 'node:http2';
+import { constants, type OutgoingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { BodyFramer } from './body-framer.js';
 import { requestHeadForUpstream } from './forward-headers.js';
-import { h2AnswerHeaders, h2ResponseHeaders } from './h2-headers.js';
+import { fieldBytes, h2AnswerHeaders, h2ResponseHeaders } from './h2-headers.js';
 import { carriesBody, headEnd, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { INTERIM_MAX, type ExchangeDeps } from './http-exchange.js';
 import { plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
@@ -69,7 +69,7 @@ export class H2Exchange implements UpstreamUser {
   #bytesIn = 0;
   #bytesOut = 0;
 
-  constructor(deps: ExchangeDeps, stream: ServerHttp2Stream, client: TLSSocket, req: RequestHead, route: Route, owner: H2ExchangeOwner, fieldBytes: number) {
+  constructor(deps: ExchangeDeps, stream: ServerHttp2Stream, client: TLSSocket, req: RequestHead, route: Route, owner: H2ExchangeOwner, requestFieldBytes: number) {
     this.#deps = deps;
     this.#stream = stream;
     this.#req = req;
@@ -81,7 +81,7 @@ export class H2Exchange implements UpstreamUser {
     this.#chunked = req.framing.kind === 'chunked';
     this.#owed = req.framing.kind === 'length' ? req.framing.length : -1;
     this.#bodyDone = !carriesBody(req.framing);
-    this.#bytesIn = fieldBytes;
+    this.#bytesIn = requestFieldBytes;
   }
 
   /** Sends the request to `upstream`; the stream's DATA follows as it comes. */
@@ -275,22 +275,23 @@ export class H2Exchange implements UpstreamUser {
       this.#stopAnswerTimer();
       const framer = new BodyFramer(res.framing, 502, res.framing.kind === 'chunked' ? this.#relayChunkData : undefined);
       this.#responseBody = framer;
-      this.#status = res.status;
       if (!this.#respond(h2ResponseHeaders(res, this.#hsts), framer.done)) return;
+      // The app's head stands for the fields sent (HPACK makes them smaller still): no count per field.
+      this.#bytesOut += end;
+      this.#status = res.status;
       this.#relayTaken(buf, end, framer.take(buf, end));
       return;
     }
   }
 
   /** Sends the answer's HEADERS; false when the stream is already gone (the exchange is then over). */
-  #respond(headers: Parameters<ServerHttp2Stream['respond']>[0], endStream: boolean): boolean {
+  #respond(headers: OutgoingHttpHeaders, endStream: boolean): boolean {
     const stream = this.#stream;
     if (stream.destroyed || stream.closed) {
       this.#finish(false);
       return false;
     }
     stream.respond(headers, { endStream });
-    this.#bytesOut += fieldBytes(headers);
     return true;
   }
 
@@ -309,7 +310,17 @@ export class H2Exchange implements UpstreamUser {
   /** Relays the `n` bytes of `buf` from `start` that the answer's framer took (chunked: already relayed). */
   #relayTaken(buf: Buffer, start: number, n: number): void {
     const framer = this.#responseBody as BodyFramer;
-    if (n > 0 && (this.#response as ResponseHead).framing.kind !== 'chunked') this.#write(start === 0 && n === buf.length ? buf : buf.subarray(start, start + n));
+    if (n > 0 && (this.#response as ResponseHead).framing.kind !== 'chunked') {
+      const bytes = start === 0 && n === buf.length ? buf : buf.subarray(start, start + n);
+      // The last bytes go with the end: a write of their own would complete after the stream is
+      // gone, and node makes an error (stack trace and all) for every such late callback.
+      if (framer.done && !this.#stream.writableEnded) {
+        this.#bytesOut += bytes.length;
+        this.#stream.end(bytes);
+      } else {
+        this.#write(bytes);
+      }
+    }
     if (framer.done) this.#complete(start + n === buf.length);
   }
 
@@ -393,11 +404,13 @@ export class H2Exchange implements UpstreamUser {
       this.#finish(false);
       return;
     }
-    this.#status = answer.status;
     const head = this.#req.method === 'HEAD';
-    if (!this.#respond(h2AnswerHeaders(answer), head)) return;
-    if (!head) this.#write(answer.body);
-    stream.end();
+    const headers = h2AnswerHeaders(answer);
+    if (!this.#respond(headers, head)) return;
+    this.#bytesOut += fieldBytes(headers);
+    this.#status = answer.status;
+    stream.end(head ? undefined : answer.body);
+    if (!head) this.#bytesOut += answer.body.length;
     if (!this.#bodyDone) stream.close(constants.NGHTTP2_NO_ERROR);
     this.#finish(false);
   }
@@ -424,13 +437,4 @@ export class H2Exchange implements UpstreamUser {
     this.#inFlightKey = undefined;
     this.#owner.streamEnded(this, this.#status, this.#bytesIn, this.#bytesOut);
   }
-}
-
-/** The size of a field list as HTTP/2 counts it (RFC 9113 §6.5.2: name, value and 32 per field). */
-export function fieldBytes(headers: Parameters<ServerHttp2Stream['respond']>[0]): number {
-  let n = 0;
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    for (const v of Array.isArray(value) ? value : [value]) n += name.length + String(v).length + 32;
-  }
-  return n;
 }

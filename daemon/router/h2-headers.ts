@@ -50,3 +50,12 @@ export function h2AnswerHeaders(answer: RackAnswer): OutgoingHttpHeaders {
   out['x-content-type-options'] = 'nosniff';
   return out;
 }
+
+/** The size of a field list as HTTP/2 counts it (RFC 9113 §6.5.2: name, value and 32 per field). */
+export function fieldBytes(headers: OutgoingHttpHeaders): number {
+  let n = 0;
+  for (const [name, value] of Object.entries(headers)) {
+    for (const v of Array.isArray(value) ? value : [value]) n += name.length + String(v).length + 32;
+  }
+  return n;
+}

@@ -2,7 +2,7 @@ import { constants, createServer, type Http2Server, type IncomingHttpHeaders, ty
 import type { TLSSocket } from 'node:tls';
 import type { ConnectionDeps } from './client-connection.js';
 import { h2RequestHead } from './h2-checks.js';
-import { H2Exchange, fieldBytes, type H2ExchangeOwner } from './h2-exchange.js';
+import { H2Exchange, type H2ExchangeOwner } from './h2-exchange.js';
 import { h2AnswerHeaders } from './h2-headers.js';
 import { HeadError, MAX_HEAD_BYTES, type RequestHead } from './http1-head.js';
 import { plainAnswer, type RackAnswer } from './rack-answers.js';
@@ -50,7 +50,8 @@ export class H2Sessions {
     this.#server.on('sessionError', (err: Error) => deps.debug(err, 'router: h2 session error'));
   }
 
-  serve(socket: TLSSocket): H2Session {
+  /** The session serving `socket`; undefined when node made none (the socket is then closed). */
+  serve(socket: TLSSocket): H2Session | undefined {
     const arriving: { socket: TLSSocket; session?: ServerHttp2Session } = { socket };
     this.#arriving = arriving;
     try {
@@ -58,7 +59,11 @@ export class H2Sessions {
     } finally {
       this.#arriving = undefined;
     }
-    if (arriving.session === undefined) throw new Error('node made no HTTP/2 session for the connection');
+    if (arriving.session === undefined) {
+      this.#deps.debug(new Error('node made no HTTP/2 session for the connection'), 'router: h2 connection refused');
+      socket.destroy();
+      return undefined;
+    }
     return new H2Session(arriving.session, socket, this.#deps);
   }
 }
@@ -104,7 +109,8 @@ export class H2Session implements H2ExchangeOwner {
 
   readonly #onStream = (stream: ServerHttp2Stream, _headers: IncomingHttpHeaders, flags: number, rawHeaders: string[]): void => {
     stream.on('error', (err) => this.#deps.debug(err, 'router: h2 stream error'));
-    const fields = fieldBytes(rawPairs(rawHeaders));
+    let fields = 0;
+    for (const field of rawHeaders) fields += field.length + 16;
     const endStream = (flags & constants.NGHTTP2_FLAG_END_STREAM) !== 0;
     const answer = (method: string, rackAnswer: RackAnswer): void => answerStream(stream, method, rackAnswer, !endStream);
     let req: RequestHead;
@@ -169,13 +175,6 @@ export class H2Session implements H2ExchangeOwner {
       protocol: 'HTTP/2',
     });
   }
-}
-
-/** `[name, value, ...]` as the object fieldBytes counts. */
-function rawPairs(raw: readonly string[]): Record<string, string[]> {
-  const out: Record<string, string[]> = Object.create(null) as Record<string, string[]>;
-  for (let i = 0; i + 1 < raw.length; i += 2) (out[raw[i] as string] ??= []).push(raw[i + 1] as string);
-  return out;
 }
 
 /**

@@ -209,6 +209,7 @@ export class Router {
 
   #acceptH2(h2: H2Sessions, socket: TLSSocket): void {
     const session = h2.serve(socket);
+    if (session === undefined) return;
     this.#sockets.set(socket, session);
     socket.once('close', () => this.#sockets.delete(socket));
     if (this.#handingOff) session.handOff();
