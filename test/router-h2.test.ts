@@ -158,6 +158,25 @@ test('a client offering h2 gets HTTP/2: streams are routed by :authority, and th
   t.is(shop.connections(), 1);
 });
 
+test(`${H2_MAX_STREAMS} streams in flight at once, twice over: the second round reuses the app connections of the first`, async (t) => {
+  const { router: r, https, dir } = await router(t);
+  const held: ServerResponse[] = [];
+  const busy = await app(t, (_req, res) => {
+    held.push(res);
+    // Every request of the round in flight at once, each on an app connection of its own.
+    if (held.length === H2_MAX_STREAMS) for (const each of held.splice(0)) each.end('ok');
+  });
+  r.setApp('shop', ['shop.test'], [busy.upstream]);
+  await certify(r, dir, ['shop.test']);
+  const session = await h2(t, https, 'shop.test');
+  for (let round = 0; round < 2; round++) {
+    const answers = await Promise.all(Array.from({ length: H2_MAX_STREAMS }, (_, i) => ask(session, { ':path': `/${round}/${i}` })));
+    t.true(answers.every((a) => a.status === 200));
+  }
+  t.is(busy.seen.length, 2 * H2_MAX_STREAMS);
+  t.is(busy.connections(), H2_MAX_STREAMS);
+});
+
 test('a request body streams to the app as it comes, chunked without a length; 5 MB with a length goes both ways intact', async (t) => {
   const { router: r, https, dir } = await router(t);
   const received: Buffer[] = [];
