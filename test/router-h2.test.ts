@@ -353,6 +353,25 @@ test('a handoff sends GOAWAY: the stream under way finishes, no new stream is ta
   t.true(session.closed || session.destroyed);
 });
 
+test('stop() cuts h2 connections and their streams at once, and the app loses the request', async (t) => {
+  const { router: r, https, dir } = await router(t);
+  let aborted = false;
+  const slow = await app(t, (req) => req.on('close', () => (aborted = true)));
+  r.setApp('shop', ['shop.test'], [slow.upstream]);
+  await certify(r, dir, ['shop.test']);
+  const session = await h2(t, https, 'shop.test');
+  const answer = ask(session, { ':path': '/slow' });
+  await until('the request at the app', () => slow.seen.length === 1);
+  const closed = once(session, 'close');
+  await r.stop();
+  // The connection is gone under it: the stream ends in an error or with no answer at all.
+  const cut = await answer.catch(() => undefined);
+  t.true(cut === undefined || Number.isNaN(cut.status));
+  await closed;
+  await until('the app request closed', () => aborted);
+  t.true(aborted);
+});
+
 test('HTTP/1.1 over TLS is as before: a client offering only http/1.1, or no ALPN, is served HTTP/1.1, and an Upgrade tunnels', async (t) => {
   const { router: r, https, dir } = await router(t);
   const echo = http.createServer((_req, res) => res.end('h1'));
