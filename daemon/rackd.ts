@@ -167,7 +167,7 @@ export class Rackd {
           app: e.app,
           source: 'rack[router]',
           type: 'router',
-          text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
+          text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}${e.protocol === undefined ? '' : ` protocol=${e.protocol}`}`,
         }),
       onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
     });
