@@ -412,3 +412,23 @@ test('HTTP/1.1 over TLS is as before: a client offering only http/1.1, or no ALP
   await until('the echo through the tunnel', () => received.endsWith('ping'));
   t.regex(received, /^HTTP\/1\.1 101 /);
 });
+
+test('maintenance mode answers an h2 stream as it does HTTP/1.1: 503, Retry-After and the page, the app untouched', async (t) => {
+  const { router: r, https, dir } = await router(t);
+  let reached = 0;
+  const shop = await app(t, (_req, res) => {
+    reached += 1;
+    res.end('shop');
+  });
+  r.setApp('shop', ['shop.test'], [shop.upstream], undefined, undefined, { page: '<h1>back soon</h1>' });
+  await certify(r, dir, ['shop.test']);
+  const session = await h2(t, https, 'shop.test');
+  const down = await ask(session);
+  t.is(down.status, 503);
+  t.is(down.headers['retry-after'], '60');
+  t.is(down.body.toString(), '<h1>back soon</h1>');
+  t.is(reached, 0);
+  r.setApp('shop', ['shop.test'], [shop.upstream]);
+  const up = await ask(session);
+  t.deepEqual([up.status, up.body.toString(), reached], [200, 'shop', 1]);
+});

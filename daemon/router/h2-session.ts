@@ -133,6 +133,12 @@ export class H2Session implements H2ExchangeOwner {
       answer(req.method, plainAnswer(404, 'No app is served at this address'));
       return;
     }
+    // As on HTTP/1.1 (client-connection.ts): the app is down for work, its processes run on.
+    if (route.maintenanceAnswer !== undefined) {
+      answer(req.method, route.maintenanceAnswer);
+      this.#record({ req, app: route.app, host, upstream: '', started: performance.now() }, 503, fields, 0);
+      return;
+    }
     const upstream = route.next();
     if (upstream === undefined) {
       answer(req.method, plainAnswer(503, `No web processes are running for app ${route.app}`));
