@@ -142,8 +142,8 @@ export const auditEntry = shape(
   {
     id: int,
     time,
-    actor: shape({ kind: { type: 'string', enum: ['key', 'token'] }, name: text }, ['kind', 'name']),
-    via: { type: 'string', enum: ['ssh', 'http'] },
+    actor: shape({ kind: { type: 'string', enum: ['key', 'token', 'webhook', 'rack'] }, name: text }, ['kind', 'name']),
+    via: { type: 'string', enum: ['ssh', 'http', 'rack'] },
     address: text,
     app: nullableText,
     action: text,

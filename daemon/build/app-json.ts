@@ -1,3 +1,6 @@
+import { checkCronJobs } from '../cron/cron-jobs.js';
+import type { CronJob } from '../store/records.js';
+
 /** What an app may ask of its web health check; the supervisor fills in the rest. */
 export interface AppHealthCheck {
   path?: string;
@@ -33,4 +36,21 @@ export function healthCheckFromAppJson(text: string): AppHealthCheck | undefined
   if (delay !== undefined) out.initialDelayMs = delay;
   if (typeof check['attempts'] === 'number' && Number.isInteger(check['attempts']) && check['attempts'] > 0) out.attempts = Math.min(check['attempts'], 1000);
   return out;
+}
+
+/**
+ * app.json's scheduled jobs (`cron`, Dokku's format), checked whole: a bad schedule or command
+ * throws `build_failed` with one line, so the push is refused before anything rolls out. Undefined
+ * when app.json has no `cron` (or is not JSON: the health check above reads it the same lenient way).
+ */
+export function cronFromAppJson(text: string): CronJob[] | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== 'object' || doc === null || !('cron' in doc)) return undefined;
+  const jobs = checkCronJobs((doc as { cron: unknown }).cron);
+  return jobs.length > 0 ? jobs : undefined;
 }

@@ -16,7 +16,7 @@ import type { BuildRecord, BuildSource } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import type { UserOutput } from '../user-output.js';
-import { healthCheckFromAppJson } from './app-json.js';
+import { cronFromAppJson, healthCheckFromAppJson } from './app-json.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
 import { checkAncestry, stepCheck } from './dockerfile-audit.js';
@@ -105,11 +105,13 @@ export class Builder {
     const from = req.source ? `a source tarball${req.source.version === undefined ? '' : ` (${req.source.version})`}` : req.commit.slice(0, 7);
     say.header(`Building ${req.app} b${build.id} from ${from}`);
     try {
+      // Read before compiling: a bad `cron` schedule refuses the push without a build's wait.
+      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
+      const cron = appJson === undefined ? undefined : cronFromAppJson(appJson);
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));
-      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
       const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);
-      await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}) });
+      await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}), ...(cron ? { cron } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
       appEvents.emit({ kind: 'build', app: req.app, action: 'succeeded', actor: req.createdBy, data: buildData(build) });
       return build;
