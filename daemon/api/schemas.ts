@@ -138,6 +138,26 @@ export const token = shape(
   ['name', 'role', 'apps', 'createdAt', 'expiresAt', 'lastUsedAt'],
 );
 
+const cronRun = shape(
+  { startedAt: time, finishedAt: time, exitCode: int, trigger: text, error: text },
+  ['startedAt', 'trigger'],
+);
+export const cronJob = shape(
+  {
+    id: text,
+    schedule: text,
+    command: text,
+    concurrency: { type: 'string', enum: ['allow', 'forbid', 'replace'] },
+    suspended: bool,
+    nextRun: time,
+    runningSince: time,
+    lastRun: cronRun,
+  },
+  ['id', 'schedule', 'command', 'concurrency', 'suspended'],
+);
+export { cronRun };
+export const cronSuspension = shape({ id: text, suspended: bool }, ['id', 'suspended']);
+
 export const auditEntry = shape(
   {
     id: int,

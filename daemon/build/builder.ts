@@ -84,6 +84,10 @@ export class Builder {
   }
 
   async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
+    // Checked before a build is made: a bad `cron` schedule refuses the push with its one line
+    // (nothing built, nothing recorded), without waiting for a compile.
+    const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
+    const cron = appJson === undefined ? undefined : cronFromAppJson(appJson);
     const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy, ...(req.source ? { source: req.source } : {}) });
     const started = Date.now();
     const log = new BuildLog();
@@ -105,9 +109,6 @@ export class Builder {
     const from = req.source ? `a source tarball${req.source.version === undefined ? '' : ` (${req.source.version})`}` : req.commit.slice(0, 7);
     say.header(`Building ${req.app} b${build.id} from ${from}`);
     try {
-      // Read before compiling: a bad `cron` schedule refuses the push without a build's wait.
-      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
-      const cron = appJson === undefined ? undefined : cronFromAppJson(appJson);
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));
       const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);

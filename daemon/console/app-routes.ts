@@ -5,6 +5,7 @@ import { paths, type RackConfig } from '../config.js';
 import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { assertConfigValue } from '../release/config-vars.js';
+import type { JobView } from '../cron/scheduled-jobs.js';
 import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord } from '../store/records.js';
 import { auditTable } from './audit-view.js';
 import { buildLog, buildsList, buildsTab } from './builds-view.js';
@@ -19,6 +20,7 @@ import { environmentPanel, environmentTab } from './environment-view.js';
 import { html, type SafeHtml } from './html-template.js';
 import { actionBox, appPath, page, type AppTab } from './layout-view.js';
 import { logsTab } from './logs-view.js';
+import { cronTab } from './cron-view.js';
 import { processesPanel, processesTab, type ProcessRow } from './processes-view.js';
 import { releasesList, releasesTab, type ReleaseRow, type ReleasesView } from './releases-view.js';
 import { serveEvents } from './event-stream.js';
@@ -137,6 +139,8 @@ export class AppRoutes {
         const on = verb === 'enable';
         return this.act(r, app, `${on ? 'Enabling' : 'Disabling'} review apps`, ['repo'], (sink) => commands.reviewApps(c, app, on, sink));
       }
+      case 'GET cron':
+        return this.tab(r, app, 'cron', 'Scheduled jobs', cronTab(app, await commands.query<JobView[]>(c, 'cron:list', app)));
       case 'GET audit': {
         const entries = await commands.query<AuditEntry[]>(c, 'audit', '', [], { app, num: '200' });
         return this.tab(r, app, 'audit', 'Audit', auditTable(entries, false));

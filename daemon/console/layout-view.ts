@@ -3,13 +3,14 @@ import { html, type SafeHtml } from './html-template.js';
 
 export const ASSETS = '/console/assets';
 
-export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
+export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'cron' | 'logs' | 'domains' | 'audit';
 export const APP_TABS: { tab: AppTab; label: string }[] = [
   { tab: 'releases', label: 'Releases' },
   { tab: 'builds', label: 'Builds' },
   { tab: 'deploys', label: 'Deploys' },
   { tab: 'environment', label: 'Environment' },
   { tab: 'processes', label: 'Processes' },
+  { tab: 'cron', label: 'Scheduled jobs' },
   { tab: 'logs', label: 'Logs' },
   { tab: 'domains', label: 'Domains' },
   { tab: 'audit', label: 'Audit' },
