@@ -1,5 +1,6 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { api } from './support/api-client.js';
 import { commitFile, exec, headOf, keypair, RackDaemon } from './support/rack-daemon.js';
 import type { JobView } from '../daemon/cron/scheduled-jobs.js';
 import type { AuditEntry } from '../daemon/store/records.js';
@@ -170,4 +171,42 @@ test.serial('a deploy-only key may suspend and resume, not run; a malformed ID i
   const bad = await rack.ssh(['cron:suspend', 'NOT_AN_ID', '-a', app]);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /^ !     expected a job ID as cron:list shows it, got "NOT_AN_ID"\n$/);
+});
+
+test.serial('the API lists, suspends, resumes and runs jobs; the Console shows them', async (t) => {
+  const token = await rack.createToken('cron-api', ['--app', app]);
+  const listed = await api(rack, 'GET', `/api/v1/apps/${app}/cron`, { token });
+  t.is(listed.status, 200, listed.text);
+  const jobs = listed.json as JobView[];
+  t.deepEqual(jobs.map((j) => j.id).sort(), (await list()).map((j) => j.id).sort());
+  const suspend = await api(rack, 'POST', `/api/v1/apps/${app}/cron/fail/suspend`, { token });
+  t.is(suspend.status, 200, suspend.text);
+  t.deepEqual(suspend.json, { id: 'fail', suspended: true });
+  t.true((await list()).find((j) => j.id === 'fail')!.suspended);
+  const resume = await api(rack, 'POST', `/api/v1/apps/${app}/cron/fail/resume`, { token });
+  t.deepEqual(resume.json, { id: 'fail', suspended: false });
+  t.is((await api(rack, 'POST', `/api/v1/apps/${app}/cron/nosuch/suspend`, { token })).status, 404);
+
+  // A run streams NDJSON: the job's output as lines, then how it ended. (One that exits non-zero
+  // ends with {"error"} and a cut connection, as every failed stream of the API does.)
+  const tick = jobs.find((j) => j.command.includes('cron-tick'))!;
+  const run = await api(rack, 'POST', `/api/v1/apps/${app}/cron/${tick.id}/runs`, { token });
+  t.is(run.status, 200, run.text);
+  const events = run.text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.true(events.some((e) => typeof e['line'] === 'string' && /cron-tick as scheduler\.\d+/.test(e['line'] as string)), run.text);
+  const result = events.at(-1)!['result'] as { exitCode: number; trigger: string };
+  t.is(result.exitCode, 0);
+  t.is(result.trigger, 'token:cron-api');
+
+  const signIn = await api(rack, 'POST', '/console/sign-in', {
+    rawBody: `token=${encodeURIComponent(token)}`,
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://rack.localhost' },
+  });
+  const cookie = String(signIn.headers['set-cookie'] ?? '').split(';')[0]!;
+  t.regex(cookie, /rack_session=/, signIn.text);
+  const page = await api(rack, 'GET', `/console/apps/${app}/cron`, { headers: { cookie } });
+  t.is(page.status, 200, page.text);
+  t.regex(page.text, /aria-current="page">Scheduled jobs</);
+  for (const j of jobs) t.true(page.text.includes(`<code>${j.id}</code>`), j.id);
+  t.regex(page.text, /exit 3/);
 });
