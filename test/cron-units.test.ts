@@ -1,4 +1,13 @@
 import test from 'ava';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { AuditLog } from '../daemon/audit/audit-log.js';
+import { CronRunner } from '../daemon/cron/cron-runner.js';
+import { LogHub } from '../daemon/logs/log-hub.js';
+import type { InteractiveSpec } from '../daemon/runtime/docker-tasks.js';
+import { Store } from '../daemon/store/store.js';
 import { cronFromAppJson } from '../daemon/build/app-json.js';
 import { checkCronJobs, cronJobId } from '../daemon/cron/cron-jobs.js';
 import { nextFire, parseSchedule } from '../daemon/cron/cron-schedule.js';
@@ -231,4 +240,104 @@ test('scheduler: a fire noticed late (a machine asleep) is skipped, a yearly job
   t.is(late.runs.length, 1, 'the schedule goes on');
   late.runs[0]!.end();
   await late.scheduler.stop();
+});
+
+/** A Store in a temp dir with an app whose current release runs `jobs`. */
+async function storeWithApp(jobs: CronJob[]): Promise<{ store: Store; dir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'rack-cron-'));
+  const store = new Store(join(dir, 'db'), join(dir, 'builds'));
+  await store.start();
+  await store.createApp('shop');
+  const release = await store.createRelease('shop', { build: 1, image: 'rack/shop:b1', builder: 'buildpacks', processTypes: { web: 'node server.js' }, formation: { web: 1 }, config: { GREETING: 'hi' }, cron: jobs, description: 'Deploy', createdBy: 'admin' });
+  await store.finishRelease(release, 'succeeded', null, []);
+  return { store, dir };
+}
+
+/** Stands in for the Docker runtime's one-off part: records what it was asked, ends when told (or killed). */
+function fakeOneOffs() {
+  const asked: InteractiveSpec[] = [];
+  let count = 0;
+  const ends: ((code: number) => void)[] = [];
+  const runtime = {
+    tasks: { oneOffCount: () => count },
+    networks: { ensure: async (app: string) => `rack-${app}` },
+    runInteractive: (spec: InteractiveSpec) =>
+      new Promise<number>((resolve) => {
+        count++;
+        asked.push(spec);
+        spec.stdout.write('out line\n');
+        spec.stderr.write('err line\n');
+        const end = (code: number) => {
+          count--;
+          resolve(code);
+        };
+        ends.push(end);
+        // A killed container exits 137, as Docker reports a SIGKILL.
+        spec.abort.addEventListener('abort', () => end(137), { once: true });
+      }),
+  };
+  return { runtime, asked, ends };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !check(); i++) await new Promise((r) => setImmediate(r));
+}
+
+test('runner: a run is scheduler.N with the release config, its output in logs, its end in one rack[cron] line', async (t) => {
+  const { store, dir } = await storeWithApp([everyMinute]);
+  try {
+    const logs = new LogHub();
+    const fake = fakeOneOffs();
+    const log = pino({ level: 'silent' });
+    const runner = new CronRunner({ store, runtime: fake.runtime, logs, audit: new AuditLog(store, log), maxProcesses: 2, timeoutMs: 3_600_000, log });
+    const run = runner.scheduled('shop', everyMinute, new AbortController().signal);
+    await until(() => fake.ends.length === 1);
+    t.is(fake.asked[0]!.env['DYNO'], 'scheduler.1');
+    t.is(fake.asked[0]!.env['GREETING'], 'hi');
+    t.is(fake.asked[0]!.command, 'node tick.js');
+    t.is(fake.asked[0]!.tty, null);
+    t.is((await store.cron.get('shop', 'tick'))?.lastRun?.finishedAt, undefined, 'kept as running while it runs');
+    // A second run at once would pass the app's limit of 2 (web 1 + this one): refused, told, audited.
+    await runner.scheduled('shop', everyMinute, new AbortController().signal);
+    fake.ends[0]!(0);
+    await run;
+    const lines = logs.recent('shop', 100).map((l) => `${l.source} ${l.text}`);
+    t.true(lines.includes('app[scheduler.1] out line'));
+    t.true(lines.includes('app[scheduler.1] err line'));
+    t.true(lines.some((l) => /^rack\[cron\] job tick not run: shop runs 1 processes and 1 one-off ones, at its limit of 2 \(RACK_MAX_PROCESSES\)$/.test(l)), lines.join('\n'));
+    t.true(lines.some((l) => /^rack\[cron\] job tick exited with 0 after \d+\.\ds$/.test(l)), lines.join('\n'));
+    const last = (await store.cron.get('shop', 'tick'))?.lastRun;
+    t.is(last?.exitCode, 0);
+    t.is(last?.trigger, 'schedule');
+    const audit = await store.audit.list({ app: 'shop', limit: 10 });
+    t.is(audit.length, 1, 'the refused run only: a run that succeeds is not audited');
+    t.like(audit[0], { actor: { kind: 'rack', name: 'scheduler' }, via: 'rack', action: 'cron:run', outcome: 'forbidden' });
+  } finally {
+    await store.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('runner: a run past RACK_CRON_TIMEOUT is killed, recorded and audited; one left by a stopped rackd is marked interrupted', async (t) => {
+  const { store, dir } = await storeWithApp([everyMinute]);
+  try {
+    const logs = new LogHub();
+    const fake = fakeOneOffs();
+    const log = pino({ level: 'silent' });
+    const runner = new CronRunner({ store, runtime: fake.runtime, logs, audit: new AuditLog(store, log), maxProcesses: 30, timeoutMs: 1, log });
+    await runner.scheduled('shop', everyMinute, new AbortController().signal);
+    const last = (await store.cron.get('shop', 'tick'))?.lastRun;
+    t.is(last?.exitCode, 137);
+    t.is(last?.error, 'killed after 0 s (RACK_CRON_TIMEOUT)');
+    t.true(logs.recent('shop', 100).some((l) => /^job tick exited with 137 after \d+\.\ds \(killed after 0 s \(RACK_CRON_TIMEOUT\)\)$/.test(l.text)));
+    t.like((await store.audit.list({ app: 'shop', limit: 10 }))[0], { action: 'cron:run', outcome: 'job_failed', detail: 'tick: exit 137' });
+
+    await store.cron.setLastRun('shop', 'tick', { startedAt: '2026-01-01T00:00:00.000Z', trigger: 'schedule' });
+    await runner.markInterrupted();
+    t.regex((await store.cron.get('shop', 'tick'))?.lastRun?.error ?? '', /^interrupted/);
+    t.true(logs.recent('shop', 100).some((l) => l.text === 'job tick: its run started at 2026-01-01T00:00:00.000Z was interrupted when rackd stopped (its container was removed)'));
+  } finally {
+    await store.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -5,14 +5,19 @@ import type { Logger } from '../log.js';
 import type { LogHub } from '../logs/log-hub.js';
 import { RackError } from '../rack-error.js';
 import { resolveFormation, totalProcesses } from '../release/formation.js';
-import type { DockerRuntime } from '../runtime/docker-runtime.js';
+import type { InteractiveSpec } from '../runtime/docker-tasks.js';
 import { limitsFor } from '../runtime/isolation.js';
 import type { CronJob, CronRunRecord } from '../store/records.js';
 import type { Store } from '../store/store.js';
 
 export interface CronRunnerParts {
   store: Store;
-  runtime: Pick<DockerRuntime, 'runInteractive' | 'tasks' | 'networks'>;
+  /** What `run` uses of the runtime (DockerRuntime; a stand-in in the unit test). */
+  runtime: {
+    runInteractive(spec: InteractiveSpec): Promise<number>;
+    tasks: { oneOffCount(app: string): number };
+    networks: { ensure(app: string): Promise<string> };
+  };
   logs: LogHub;
   audit: AuditLog;
   maxProcesses: number;
