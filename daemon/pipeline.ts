@@ -167,7 +167,15 @@ export class Pipeline implements PushPipeline {
   ): Promise<ReleaseRecord> {
     const release = await this.newRelease(
       app,
-      { build: build.id, image: build.image!, builder: build.builder, healthcheck: build.healthcheck, cron: build.cron, processTypes: build.processTypes },
+      {
+        build: build.id,
+        image: build.image!,
+        builder: build.builder,
+        healthcheck: build.healthcheck,
+        ...(build.cron ? { cron: build.cron } : {}),
+        processTypes: build.processTypes,
+        ...(build.appFormation ? { appFormation: build.appFormation } : {}),
+      },
       { ...settings, description, createdBy: keyName },
     );
     try {
@@ -420,7 +428,7 @@ export class Pipeline implements PushPipeline {
   /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
   private async newRelease(
     app: string,
-    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'cron' | 'processTypes' | 'promotedFrom'>,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'cron' | 'processTypes' | 'appFormation' | 'promotedFrom'>,
     fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy' | 'promotedFrom'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
@@ -433,7 +441,8 @@ export class Pipeline implements PushPipeline {
       processTypes: base.processTypes,
       // A config change or rollback of a promoted release still runs another app's build: say whose.
       ...(base.promotedFrom ? { promotedFrom: base.promotedFrom } : {}),
-      formation: resolveFormation(base.processTypes, (await this.store.requireApp(app)).formation),
+      ...(base.appFormation ? { appFormation: base.appFormation } : {}),
+      formation: resolveFormation(base, (await this.store.requireApp(app)).formation),
       ...fields,
     });
   }

@@ -15,7 +15,8 @@
 #   4. clean apt lists/caches, docs and man pages; create /app; import as the run image
 #   5. apt-get install what classic buildpacks expect at build time (git curl jq xz unzip file,
 #      build-essential, python3-venv/-dev and the usual -dev libraries); import as the build image
-#   Each import: tar | docker import with ENV PATH/HOME/LANG, WORKDIR /app, LABEL rack.managed=true
+#   Each import: tar | docker import with ENV PATH/HOME/LANG/NODE_EXTRA_CA_CERTS/PIP_CERT, WORKDIR /app,
+#   LABEL rack.managed=true
 #
 # Usage: scripts/make-stack.sh [IMAGE]     (as root, unattended; IMAGE defaults to rack/stack)
 # Env:   RACK_STACK_NODE=auto|host|debian, RACK_DEBIAN_MIRROR=URL (overrides the apt mirror).
@@ -175,6 +176,10 @@ clean_root() {
   : >"$ROOT/etc/resolv.conf" # Docker provides its own
 }
 
+# node and pip carry CA lists of their own: pointed at the system's, a Dockerfile's `RUN npm install`
+# trusts what buildpack builds trust (an intercepting proxy's CA too; see clean_root).
+CA_FILE=/etc/ssl/certs/ca-certificates.crt
+
 # import_root IMAGE: the root as it is now, as IMAGE; the previous IMAGE goes if nothing uses it.
 import_root() {
   local image="$1" old_id new_id size
@@ -184,6 +189,8 @@ import_root() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'ENV HOME=/app' \
     --change 'ENV LANG=C.UTF-8' \
+    --change "ENV NODE_EXTRA_CA_CERTS=$CA_FILE" \
+    --change "ENV PIP_CERT=$CA_FILE" \
     --change 'WORKDIR /app' \
     --change 'LABEL rack.managed=true' \
     - "$image" >/dev/null

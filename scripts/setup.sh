@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Everything rack needs on a fresh Debian machine (run as root): git, ssh and curl clients, Docker from
 # Debian's docker.io (started in the background when no engine answers), debootstrap for the stack
-# image, Chromium for the Console's browser tests, Pebble (a real ACME server) and nginx for the HTTPS
-# tests and the router benchmark, the npm dependencies and the build. Safe to run again.
+# image, Chromium for the Console's browser tests, Pebble (a real ACME server) for the HTTPS tests,
+# nginx, wrk and h2load for the router benchmark, the npm dependencies and the build. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,10 +21,11 @@ command -v pebble >/dev/null || need+=(pebble)
 command -v openssl >/dev/null || need+=(openssl)
 # The store's durability test counts its fsyncs with strace.
 command -v strace >/dev/null || need+=(strace)
-# bench:router compares against nginx (the light build has the proxy and TLS modules).
-command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
-# bench:router and bench:observability drive the router with wrk.
+# bench:router compares against nginx (Debian's build has the proxy, TLS and HTTP/2 modules).
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# bench:router and bench:observability drive the router with wrk; bench:router's HTTP/2 with h2load.
 command -v wrk >/dev/null || need+=(wrk)
+command -v h2load >/dev/null || need+=(nghttp2-client)
 if [ "${#need[@]}" -gt 0 ]; then
   say "Installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

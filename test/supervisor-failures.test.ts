@@ -93,7 +93,7 @@ test('health that never comes fails the release: the router never moves and the 
     const running = await h.running('app');
     h.runtime.processes.failures.unhealthy = true;
     const err = await t.throwsAsync(h.deploy('app', { V: '2' }));
-    t.regex(err?.message ?? '', /v2 failed its health check: web: no answer below 500 on \/ after 3 attempts/);
+    t.regex(err?.message ?? '', /v2 failed its health check: web: no passing answer on \/ after 3 attempts: GET \/ answered 503/);
     t.is(h.router.history.get('app')!.length, routed, 'no route change at all');
     t.deepEqual(h.router.upstreams('app'), old);
     t.deepEqual(await h.running('app'), running);

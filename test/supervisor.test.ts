@@ -154,7 +154,7 @@ test.serial('the app.json health check decides; a failing one never takes traffi
   const before = (await rack.get(app)).body;
   const r = await rack.ssh(['config:set', 'HEALTH_FAIL=1', '-a', app]);
   t.is(r.code, 1);
-  t.regex(r.stderr, /failed its health check: web: no answer below 500 on \/health after 5 attempts/);
+  t.regex(r.stderr, /failed its health check: web: no passing answer on \/health after 5 attempts: GET \/health answered 500 \(a web process must answer below 500\)/);
   t.is((await rack.get(app)).body, before, 'the old process still serves');
   const left = await ps();
   t.is(left.length, 1, `the new processes were removed: ${JSON.stringify(left)}`);

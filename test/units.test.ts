@@ -142,8 +142,11 @@ test('config vars and formations keep Object-member names as plain keys', (t) =>
   t.deepEqual(diffConfig({}, { constructor: '1' }), { added: ['constructor'], changed: [], removed: [] });
   t.deepEqual(diffConfig({ toString: '1' }, {}), { added: [], changed: [], removed: ['toString'] });
   const types = { web: 'a', constructor: 'b', release: 'c' };
-  t.deepEqual(resolveFormation(types, {}), { web: 1, constructor: 0 });
-  t.deepEqual(resolveFormation(types, JSON.parse('{"constructor":3,"__proto__":2}') as Record<string, number>), { web: 1, constructor: 3 });
+  t.deepEqual(resolveFormation({ processTypes: types }, {}), { web: 1, constructor: 0 });
+  t.deepEqual(resolveFormation({ processTypes: types }, JSON.parse('{"constructor":3,"__proto__":2}') as Record<string, number>), { web: 1, constructor: 3 });
+  // app.json's formation replaces the defaults; ps:scale wins over both.
+  t.deepEqual(resolveFormation({ processTypes: types, appFormation: { web: 0, constructor: 2 } }, {}), { web: 0, constructor: 2 });
+  t.deepEqual(resolveFormation({ processTypes: types, appFormation: { web: 0, constructor: 2 } }, { web: 1 }), { web: 1, constructor: 2 });
   t.false(hasProcessType(types, 'toString'));
   t.true(hasProcessType(types, 'constructor'));
   t.is(totalProcesses({ web: 2, worker: 3 }), 5);

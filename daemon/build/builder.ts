@@ -16,7 +16,8 @@ import type { BuildRecord, BuildSource } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import type { UserOutput } from '../user-output.js';
-import { cronFromAppJson, healthCheckFromAppJson } from './app-json.js';
+import { cronFromAppJson, readAppJson, type AppJson } from './app-json.js';
+import { nothingToStart } from './start-check.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
 import { checkAncestry, stepCheck } from './dockerfile-audit.js';
@@ -111,8 +112,8 @@ export class Builder {
     try {
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));
-      const healthcheck = appJson === undefined ? undefined : healthCheckFromAppJson(appJson);
-      await finish({ status: 'succeeded', ...result, ...(healthcheck ? { healthcheck } : {}), ...(cron ? { cron } : {}) });
+      const fromAppJson = appJson === undefined ? {} : this.applyAppJson(readAppJson(appJson), result, say);
+      await finish({ status: 'succeeded', ...result, ...fromAppJson, ...(cron ? { cron } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
       appEvents.emit({ kind: 'build', app: req.app, action: 'succeeded', actor: req.createdBy, data: buildData(build) });
       return build;
@@ -126,6 +127,28 @@ export class Builder {
       appEvents.emit({ kind: 'build', app: req.app, action: 'failed', actor: req.createdBy, data: buildData(build) });
       throw new RackError('build_failed', `build b${build.id} failed: ${error.message}`, { cause: err });
     }
+  }
+
+  /** What app.json adds to a finished build; its warnings and what it changed are said to the user. */
+  private applyAppJson(appJson: AppJson, result: BuildResult, say: BuildOutput): Pick<BuildRecord, 'healthcheck' | 'appFormation'> {
+    for (const warning of appJson.warnings) say.error(warning);
+    if (appJson.predeploy !== undefined) {
+      if (Object.hasOwn(result.processTypes, 'release')) {
+        say.error('app.json scripts.dokku.predeploy is not run: the Procfile has a release command, which runs instead');
+      } else {
+        result.processTypes = { ...result.processTypes, release: appJson.predeploy };
+        say.detail('app.json scripts.dokku.predeploy runs as the release phase');
+      }
+    }
+    const formation = appJson.formation;
+    if (formation) {
+      const unknown = Object.keys(formation).filter((t) => !Object.hasOwn(result.processTypes, t) || t === 'release');
+      for (const t of unknown) say.error(`app.json formation.${t}: the app has no such process type; left out`);
+      const known = Object.entries(formation).filter(([t]) => !unknown.includes(t));
+      if (known.length > 0) say.detail(`app.json formation -> ${known.map(([t, n]) => `${t}=${n}`).join(' ')}`);
+      return { ...(appJson.healthcheck ? { healthcheck: appJson.healthcheck } : {}), ...(known.length > 0 ? { appFormation: Object.fromEntries(known) } : {}) };
+    }
+    return appJson.healthcheck ? { healthcheck: appJson.healthcheck } : {};
   }
 
   private async compile(build: BuildRecord, req: BuildRequest, say: BuildOutput): Promise<BuildResult> {
@@ -178,6 +201,13 @@ export class Builder {
     const cacheDir = req.noCache ? await mkdtemp(join(paths.tmp(this.config), `nocache-${req.app}-`)) : appCache;
     await mkdir(cacheDir, { recursive: true });
     const wanted = await this.requestedBuildpacks(req, say);
+    const cannotStart = nothingToStart({
+      packageJson: await showFile(req.repo, req.commit, 'package.json', req.objects),
+      hasServerJs: (await fileMode(req.repo, req.commit, 'server.js', req.objects)) !== undefined,
+      hasProcfileTypes: Object.keys(procfile).length > 0,
+      buildpacks: wanted,
+    });
+    if (cannotStart) throw new RackError('build_failed', cannotStart);
     const custom = await resolveBuildpacks(wanted, {
       builtInDir: join(this.config.installDir, 'buildpacks'),
       localRoot: join(this.config.home, 'buildpacks'),

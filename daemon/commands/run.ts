@@ -51,7 +51,7 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
   // One-off processes count toward the app's RACK_MAX_PROCESSES with its formation. Nothing is
   // awaited between this count and runInteractive's, so `run`s asked for at once cannot all pass.
   const max = services.config.maxProcesses;
-  const formation = totalProcesses(resolveFormation(release.processTypes, record.formation));
+  const formation = totalProcesses(resolveFormation(release, record.formation));
   const oneOffs = services.runtime.tasks.oneOffCount(app);
   if (formation + oneOffs >= max) {
     throw new RackError('forbidden', `${app} runs ${formation} processes and ${oneOffs} one-off ones; an app may run at most ${max} in all (RACK_MAX_PROCESSES)`);

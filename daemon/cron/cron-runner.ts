@@ -63,7 +63,7 @@ export class CronRunner {
     // Kept before it starts: a rackd that dies mid-run finds it unfinished at start.
     await store.cron.setLastRun(app, job.id, started);
     // As for `run`: nothing is awaited between this count and runInteractive's own.
-    const formation = totalProcesses(resolveFormation(release.processTypes, record.formation));
+    const formation = totalProcesses(resolveFormation(release, record.formation));
     const oneOffs = runtime.tasks.oneOffCount(app);
     if (formation + oneOffs >= this.parts.maxProcesses) {
       const error = `${app} runs ${formation} processes and ${oneOffs} one-off ones, at its limit of ${this.parts.maxProcesses} (RACK_MAX_PROCESSES)`;

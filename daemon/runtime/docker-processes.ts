@@ -51,6 +51,8 @@ export interface ProcessInfo {
   limits: ProcessLimits;
   /** The Swarm node it runs on; absent on one machine. */
   node?: string;
+  /** The PORT it was given and its host PID while running (one machine only): what a failed health check looks at. */
+  inside?: { port: number; pid: number };
 }
 
 const LOOPBACK = '127.0.0.1';
@@ -178,9 +180,13 @@ export class DockerProcesses implements ProcessDriver {
     const labels = info.Config.Labels ?? {};
     let upstream: ProcessInfo['upstream'] = null;
     // The configured binding, not the live one: it holds while the process restarts.
-    for (const binding of Object.values(info.HostConfig.PortBindings ?? {}) as { HostPort?: string }[][]) {
+    let port = 0;
+    for (const [key, binding] of Object.entries(info.HostConfig.PortBindings ?? {}) as [string, { HostPort?: string }[]][]) {
       const hostPort = binding?.[0]?.HostPort;
-      if (hostPort) upstream = { host: LOOPBACK, port: Number(hostPort) };
+      if (hostPort) {
+        upstream = { host: LOOPBACK, port: Number(hostPort) };
+        port = Number.parseInt(key, 10);
+      }
     }
     const host = info.HostConfig as { Memory?: number; NanoCpus?: number; PidsLimit?: number };
     return {
@@ -197,6 +203,7 @@ export class DockerProcesses implements ProcessDriver {
       exitCode: info.State.ExitCode,
       upstream,
       startedAt: info.State.StartedAt,
+      ...(port > 0 && info.State.Running && info.State.Pid > 0 ? { inside: { port, pid: info.State.Pid } } : {}),
       limits: {
         memoryMb: Math.round((host.Memory ?? 0) / (1024 * 1024)),
         ...(host.NanoCpus ? { cpu: host.NanoCpus / 1e9 } : {}),

@@ -2,6 +2,7 @@ import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { posix } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
+import { stripVTControlCharacters } from 'node:util';
 import { extract } from 'tar-stream';
 import { RackError } from '../rack-error.js';
 import type { OutputFlow } from '../user-output.js';
@@ -283,7 +284,9 @@ export class DockerTasks {
           stream,
           (err: Error | null) => (err ? reject(err) : resolve()),
           (event: { stream?: string; error?: string; errorDetail?: { message?: string }; status?: string }) => {
-            for (const line of (event.stream ?? event.status ?? '').split('\n')) {
+            // Docker wraps a step's stderr in colour codes (ESC[91m … ESC[0m), which arrive as
+            // lines of their own: they are no text of the user's.
+            for (const line of stripVTControlCharacters(event.stream ?? event.status ?? '').split('\n')) {
               if (line.trim() === '') continue;
               step(line);
               if (refused === undefined) spec.onLine(line);

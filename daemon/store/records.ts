@@ -203,6 +203,8 @@ export interface BuildRecord {
   healthcheck?: Partial<HealthCheckOptions>;
   /** From app.json `cron`, checked at build time; absent when the app has none (and on older builds). */
   cron?: CronJob[];
+  /** app.json `formation`: instance counts that replace the defaults (web 1, others 0). */
+  appFormation?: Record<string, number>;
   buildpacks: string[];
   /** Process type → command, from the Procfile or the buildpack's defaults. */
   processTypes: Record<string, string>;
@@ -233,6 +235,8 @@ export interface ReleaseRecord {
   /** The scheduled jobs this release runs while current (its build's app.json `cron`); absent on older releases. */
   cron?: CronJob[];
   processTypes: Record<string, string>;
+  /** app.json `formation` of its build: the defaults ps:scale overrides. */
+  appFormation?: Record<string, number>;
   /** Process type → instance count this release runs (web 1, other types 0 until scaled). */
   formation?: Record<string, number>;
   config: Record<string, string>;
@@ -319,6 +323,8 @@ export interface HealthCheckOptions {
   attempts?: number;
   /** Wait before the first probe (app.json `initialDelay`). */
   initialDelayMs?: number;
+  /** Text the answer's body must contain (app.json `content`, as Dokku's checks). */
+  content?: string;
 }
 
 /**

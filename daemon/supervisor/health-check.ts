@@ -1,22 +1,63 @@
 import { request } from 'node:http';
 import type { ProcessDriver, ProcessInfo } from '../runtime/runtime.js';
 import type { HealthCheckOptions } from '../store/records.js';
+import { listeningPorts } from './listening-ports.js';
 
 export type { HealthCheckOptions };
 
 export const DEFAULT_HEALTH_CHECK: HealthCheckOptions = { path: '/', timeoutMs: 2000, intervalMs: 200, deadlineMs: 60_000 };
 
-/** One HTTP GET; true when the app answered with a status below 500. */
-export function probe(host: string, port: number, path: string, timeoutMs: number): Promise<boolean> {
+/** What one probe saw: the status (and whether the body held the wanted content), or why no answer came. */
+export type ProbeResult = { status: number; contentFound: boolean } | { error: string };
+
+/** Bodies are read this far looking for `content`; a check page is small. */
+const CONTENT_READ_LIMIT = 64 * 1024;
+
+/** One HTTP GET. */
+export function probe(host: string, port: number, path: string, timeoutMs: number, content?: string): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const req = request({ host, port, path, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 500);
+      const status = res.statusCode ?? 500;
+      if (content === undefined || status >= 500) {
+        res.resume();
+        resolve({ status, contentFound: content === undefined });
+        return;
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        if (body.length < CONTENT_READ_LIMIT) body += chunk;
+        if (body.includes(content)) res.destroy();
+      });
+      res.on('close', () => resolve({ status, contentFound: body.includes(content) }));
+      res.on('error', () => undefined);
     });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
     req.end();
   });
+}
+
+function passed(r: ProbeResult): boolean {
+  return 'status' in r && r.status < 500 && r.contentFound;
+}
+
+/** The last probe's answer in words, for the reason a check failed. */
+export function describeProbe(r: ProbeResult, path: string, content?: string): string {
+  if ('error' in r) return `the last probe got ${r.error === 'ECONNREFUSED' || r.error === 'ECONNRESET' || r.error === 'socket hang up' ? 'no connection' : r.error}`;
+  if (r.status >= 500) return `GET ${path} answered ${r.status} (a web process must answer below 500)`;
+  return `GET ${path} answered ${r.status} without ${JSON.stringify(content)} in its body`;
+}
+
+/**
+ * Why a web process never passed, from what it listens on when that can be seen: the commonest
+ * mistake is a port of the app's own choosing (3000, 8080) instead of PORT.
+ */
+export function portReason(port: number, listening: number[] | undefined): string | undefined {
+  if (listening === undefined) return undefined;
+  if (listening.length === 0) return `nothing listens in the process (it must listen on PORT, ${port})`;
+  if (!listening.includes(port)) return `the process listens on port ${listening.join(', ')}, not on PORT (${port}): listen on process.env.PORT`;
+  return undefined;
 }
 
 /**
@@ -37,14 +78,22 @@ export async function waitHealthy(
   port: number,
   isAlive: () => Promise<boolean>,
   opts: HealthCheckOptions = DEFAULT_HEALTH_CHECK,
+  whyNoAnswer: () => Promise<string | undefined> = async () => undefined,
 ): Promise<string | null> {
   const deadline = Date.now() + opts.deadlineMs;
   if (opts.initialDelayMs) await new Promise((r) => setTimeout(r, opts.initialDelayMs));
   const fastUntil = Date.now() + FAST_WINDOW_MS;
   let lastAliveCheck = Date.now();
   let attempt = 0;
+  let last: ProbeResult = { error: 'no probe' };
+  // A failure says what the process did: the status it answered, or the port it listens on.
+  const seen = async (lead: string) => {
+    const port = 'error' in last ? await whyNoAnswer().catch(() => undefined) : undefined;
+    return `${lead}: ${port ?? describeProbe(last, opts.path, opts.content)}`;
+  };
   while (Date.now() < deadline) {
-    if (await probe(host, port, opts.path, opts.timeoutMs)) return null;
+    last = await probe(host, port, opts.path, opts.timeoutMs, opts.content);
+    if (passed(last)) return null;
     const now = Date.now();
     const fast = now < fastUntil;
     if (!fast || now - lastAliveCheck >= opts.intervalMs) {
@@ -54,12 +103,12 @@ export async function waitHealthy(
     if (!fast) {
       attempt += 1;
       if (opts.attempts !== undefined && attempt >= opts.attempts) {
-        return `no answer below 500 on ${opts.path} after ${attempt} attempts`;
+        return seen(`no passing answer on ${opts.path} after ${attempt} attempts`);
       }
     }
     await new Promise((r) => setTimeout(r, fast ? Math.min(FAST_INTERVAL_MS, opts.intervalMs) : opts.intervalMs));
   }
-  return `no HTTP answer on PORT within ${Math.round(opts.deadlineMs / 1000)} s`;
+  return seen(`no passing answer on ${opts.path} within ${Math.round(opts.deadlineMs / 1000)} s`);
 }
 
 /** How long a non-web process must stay up to count as healthy. */
@@ -71,7 +120,11 @@ export async function checkProcess(processes: Pick<ProcessDriver, 'inspect'>, p:
     const now = await processes.inspect(p.id);
     return now.running && now.restarts === 0;
   };
-  if (p.type === 'web' && p.upstream) return waitHealthy(p.upstream.host, p.upstream.port, alive, health);
+  if (p.type === 'web' && p.upstream) {
+    const inside = p.inside;
+    const whyNoAnswer = inside ? async () => portReason(inside.port, await listeningPorts(inside.pid)) : undefined;
+    return waitHealthy(p.upstream.host, p.upstream.port, alive, health, whyNoAnswer);
+  }
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   return (await alive()) ? null : 'the process exited within the settle period';
 }

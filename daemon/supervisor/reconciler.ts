@@ -192,7 +192,7 @@ export class Reconciler {
         if (!release) return;
         const found = await this.runtime.processes.list(app);
         for (const p of found) this.#seen.set(p.id, p);
-        const plan = planReconcile(record.serving, resolveFormation(release.processTypes, record.formation), found);
+        const plan = planReconcile(record.serving, resolveFormation(release, record.formation), found);
         if (plan.gone.length === 0) return;
         acted = true;
         for (const id of plan.gone) {

@@ -182,7 +182,12 @@ export class Supervisor {
           }
           // Recorded before the drain: a crash from here on leaves the new processes current and serving.
           await req.record([...untouched, ...started].map((p) => p.id));
-          out.detail(`all processes healthy; router switched to v${release.version}`);
+          if (started.length > 0) out.detail(`all processes healthy; router switched to v${release.version}`);
+          else {
+            // A worker-only app needs a count from somewhere: "healthy" over nothing would hide that.
+            const idle = Object.keys(release.processTypes).filter((t) => t !== 'release' && inScope(t));
+            out.error(`no processes run: ${idle.map((t) => `${t}=0`).join(' ') || 'no process types'}; start some with ps:scale TYPE=N, or set app.json formation`);
+          }
           return 'switched';
         },
         draining: async () => {
@@ -268,7 +273,7 @@ export class Supervisor {
   /** The app's scaled formation, for the types this release has; new types get the defaults. */
   async formationOf(release: ReleaseRecord): Promise<Formation> {
     const app = await this.store.requireApp(release.app);
-    return resolveFormation(release.processTypes, app.formation);
+    return resolveFormation(release, app.formation);
   }
 
   /** Every new process healthy, and still up and never restarted at the end; else throws with the culprit's last lines. */

@@ -12,6 +12,8 @@ NPM_ROOT="$(dirname "$(dirname "$(readlink -f "$STACK_NODE")")")/lib/node_module
 SEMVER_JS="$NPM_ROOT/npm/node_modules/semver"
 NPM_CLI="$NPM_ROOT/npm/bin/npm-cli.js"
 NODE_BIN_DIR=""
+# The oldest node whose npm (npm 8) rack can install: npm 8 declares node ^12.13.
+OLDEST_NODE=12.13.0
 # Registry calls give up rather than retry for minutes (a user waits on them).
 REGISTRY_FLAGS=(--fetch-timeout=60000 --fetch-retries=1 --silent)
 
@@ -62,6 +64,10 @@ use_node_for() {
     process.stdout.write(semver.maxSatisfying(Array.isArray(v) ? v : [v], process.argv[3]) || "");
   ' "$versions" "$range")"
   [[ -n "$version" ]] || error "no Node.js release matches engines.node \"$range\""
+  # Older releases are packaged differently and no npm rack can install runs on them (npm 8,
+  # the oldest it tries, needs 12.13): say so before a download that could not work.
+  semver_eval 'process.exit(semver.gte(process.argv[2], process.argv[3]) ? 0 : 1)' "$version" "$OLDEST_NODE" ||
+    error "engines.node \"$range\" asks for node v$version; rack runs Node.js $OLDEST_NODE and newer (the stack's is $stack_version): ask for \">=$OLDEST_NODE\" or a newer major"
   cached="$CACHE_DIR/node-runtimes/$version"
   if [[ -x "$cached/bin/node" ]]; then
     echo "       engines.node \"$range\": node v$version (from the build cache)"

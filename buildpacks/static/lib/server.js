@@ -6,7 +6,9 @@
 //   public/ when it exists, else the app root; static.json can say otherwise) on $PORT
 // - GET and HEAD only; a directory is answered with its index.html (a URL without the trailing
 //   slash is redirected to it), `clean_urls` serves /about from about.html, anything else is 404
-//   (with the configured error page, if any)
+//   (with the configured error page, if any) unless a static.json route names a file for the
+//   path (`"routes": {"/**": "index.html"}`: a single-page app's fallback)
+// - static.json `headers` are added to the answers of the paths their patterns match
 // - refuses path traversal: a `..` or `.` segment, raw or percent-encoded (%2e%2e), a NUL byte or
 //   a backslash gets 400; after symlinks are resolved the file must still be inside the root
 // - never serves dotfiles or dot-directories (so not .rack-static, .profile.d, .env, .git), nor
@@ -71,7 +73,25 @@ function loadConfig() {
   }
   const root = fs.realpathSync(path.resolve(APP_DIR, config.root || (fs.existsSync(path.join(APP_DIR, 'public')) ? 'public' : '.')));
   const errorPage = config.errorPage ? path.resolve(root, config.errorPage) : null;
-  return { root, appRoot: root === fs.realpathSync(APP_DIR), cleanUrls: !!config.cleanUrls, errorPage, repoFiles: !!config.repoFiles };
+  // Longest pattern first: the most specific route wins; headers apply longest last (they override).
+  const byLength = (obj) => Object.entries(obj || {}).sort((a, b) => b[0].length - a[0].length);
+  const routes = byLength(config.routes).map(([from, to]) => [from, path.resolve(root, to)]);
+  const headers = byLength(config.headers).reverse();
+  return { root, appRoot: root === fs.realpathSync(APP_DIR), cleanUrls: !!config.cleanUrls, errorPage, repoFiles: !!config.repoFiles, routes, headers };
+}
+
+// static.json patterns: an exact path, PREFIX/* (one more segment) or PREFIX/** (any depth).
+function matches(pattern, pathname) {
+  if (pattern.endsWith('/**')) {
+    const prefix = pattern.slice(0, -3);
+    return prefix === '' || pathname === prefix || pathname.startsWith(prefix + '/');
+  }
+  if (pattern.endsWith('/*')) {
+    const prefix = pattern.slice(0, -2);
+    const rest = pathname.startsWith(prefix + '/') ? pathname.slice(prefix.length + 1) : '';
+    return rest !== '' && !rest.includes('/');
+  }
+  return pathname === pattern || pathname === pattern + '/';
 }
 
 const config = loadConfig();
@@ -177,15 +197,28 @@ function typeOf(file) {
   return TYPES[path.extname(file).toLowerCase()] || 'application/octet-stream';
 }
 
+// The static.json headers for a request's path, over the server's own.
+function withConfigured(req, headers) {
+  if (config.headers.length === 0) return headers;
+  let pathname;
+  try {
+    pathname = '/' + segmentsOf(req.url || '/').join('/');
+  } catch {
+    return headers;
+  }
+  for (const [pattern, set] of config.headers) if (matches(pattern, pathname)) Object.assign(headers, set);
+  return headers;
+}
+
 function send(req, res, status, found) {
   const { file, stat } = found;
   const etag = `W/"${stat.size.toString(16)}-${Math.floor(stat.mtimeMs).toString(16)}"`;
-  const headers = {
+  const headers = withConfigured(req, {
     'Content-Type': typeOf(file),
     'Last-Modified': stat.mtime.toUTCString(),
     ETag: etag,
     'X-Content-Type-Options': 'nosniff',
-  };
+  });
   if (status === 200) {
     const inm = req.headers['if-none-match'];
     const ims = Date.parse(req.headers['if-modified-since'] || '');
@@ -219,7 +252,15 @@ async function handle(req, res) {
   if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(req, res, 405);
   const url = req.url || '/';
   const segments = segmentsOf(url);
-  const result = await resolve(segments, pathOf(url).endsWith('/'));
+  const result = await resolve(segments, pathOf(url).endsWith('/')).catch(async (err) => {
+    // A path with no file of its own may be a route (a single-page app's client-side URL).
+    if (!(err instanceof HttpError) || err.status !== 404) throw err;
+    const pathname = '/' + segments.join('/');
+    const route = config.routes.find(([pattern]) => matches(pattern, pathname));
+    const target = route ? await realFile(route[1]) : null;
+    if (target && target.stat.isFile()) return target;
+    throw err;
+  });
   if (result.redirect) {
     const query = url.includes('?') ? url.slice(url.indexOf('?')).split('#')[0] : '';
     res.writeHead(301, { Location: result.redirect + query, 'Content-Length': 0 });
