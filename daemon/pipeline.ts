@@ -189,6 +189,7 @@ export class Pipeline implements PushPipeline {
         image: build.image!,
         builder: build.builder,
         healthcheck: build.healthcheck,
+        ...(build.cron ? { cron: build.cron } : {}),
         processTypes: build.processTypes,
         ...(build.appFormation ? { appFormation: build.appFormation } : {}),
       },
@@ -444,7 +445,7 @@ export class Pipeline implements PushPipeline {
   /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
   private async newRelease(
     app: string,
-    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes' | 'appFormation' | 'promotedFrom'>,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'cron' | 'processTypes' | 'appFormation' | 'promotedFrom'>,
     fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy' | 'promotedFrom'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
@@ -452,6 +453,8 @@ export class Pipeline implements PushPipeline {
       image: base.image,
       builder: base.builder,
       ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
+      // The jobs go with the code: a rollback runs the target's schedule, a config change keeps it.
+      ...(base.cron ? { cron: base.cron } : {}),
       processTypes: base.processTypes,
       // A config change or rollback of a promoted release still runs another app's build: say whose.
       ...(base.promotedFrom ? { promotedFrom: base.promotedFrom } : {}),

@@ -9,6 +9,7 @@ import { Console } from './console/console-handler.js';
 import { TokenAuth } from './http/token-auth.js';
 import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
+import { ScheduledJobs } from './cron/scheduled-jobs.js';
 import { ensureStackImage, STACK_RUN_IMAGE } from './build/stack-image.js';
 import { AddonBackups } from './addons/addon-backups.js';
 import { AddonImages } from './addons/addon-images.js';
@@ -238,6 +239,10 @@ export class Rackd {
     const webhooks = new AppWebhooks(store, appEvents, config.fetchAllow, log.child({ mod: 'webhooks' }));
     webhooks.start();
     this.stops.push(() => webhooks.stop());
+    // After adoption, which removed any scheduled run a stopped rackd left; stopped before the store.
+    const cron = new ScheduledJobs(store, { runtime, logs, audit, maxProcesses: config.maxProcesses, timeoutMs: config.cronTimeoutMs }, log.child({ mod: 'cron' }));
+    await cron.start();
+    this.stops.push(() => cron.stop());
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -332,6 +337,7 @@ export class Rackd {
       repos: new RepoLinks(store, { ...config, httpPort: http, httpsPort: https === 0 ? undefined : https }, repoKeys),
       drains,
       webhooks,
+      cron,
       version: build.version,
       rack: {
         build,

@@ -16,7 +16,7 @@ import type { BuildRecord, BuildSource } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import type { UserOutput } from '../user-output.js';
-import { readAppJson, type AppJson } from './app-json.js';
+import { cronFromAppJson, readAppJson, type AppJson } from './app-json.js';
 import { nothingToStart } from './start-check.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
@@ -85,6 +85,10 @@ export class Builder {
   }
 
   async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
+    // Checked before a build is made: a bad `cron` schedule refuses the push with its one line
+    // (nothing built, nothing recorded), without waiting for a compile.
+    const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
+    const cron = appJson === undefined ? undefined : cronFromAppJson(appJson);
     const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy, ...(req.source ? { source: req.source } : {}) });
     const started = Date.now();
     const log = new BuildLog();
@@ -108,9 +112,8 @@ export class Builder {
     try {
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));
-      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
       const fromAppJson = appJson === undefined ? {} : this.applyAppJson(readAppJson(appJson), result, say);
-      await finish({ status: 'succeeded', ...result, ...fromAppJson });
+      await finish({ status: 'succeeded', ...result, ...fromAppJson, ...(cron ? { cron } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
       appEvents.emit({ kind: 'build', app: req.app, action: 'succeeded', actor: req.createdBy, data: buildData(build) });
       return build;

@@ -6,6 +6,7 @@ import { repoDir } from '../git/repo.js';
 import { RackError } from '../rack-error.js';
 import { assertConfigValue } from '../release/config-vars.js';
 import { resolveFormation } from '../release/formation.js';
+import type { JobView } from '../cron/scheduled-jobs.js';
 import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord } from '../store/records.js';
 import { auditTable } from './audit-view.js';
 import { buildLog, buildsList, buildsTab } from './builds-view.js';
@@ -21,6 +22,7 @@ import { html, type SafeHtml } from './html-template.js';
 import { destroyPage } from './apps-view.js';
 import { actionBox, appPath, page, type AppTab } from './layout-view.js';
 import { logsTab } from './logs-view.js';
+import { cronTab } from './cron-view.js';
 import { processesPanel, processesTab, type ProcessRow } from './processes-view.js';
 import { releasesList, releasesTab, type ReleaseRow, type ReleasesView } from './releases-view.js';
 import { serveEvents } from './event-stream.js';
@@ -164,6 +166,8 @@ export class AppRoutes {
         await commands.destroyApp(c, app, confirm.trim(), () => undefined);
         return redirect(r.res, `/console/?destroyed=${encodeURIComponent(app)}`);
       }
+      case 'GET cron':
+        return this.tab(r, app, 'cron', 'Scheduled jobs', cronTab(app, await commands.query<JobView[]>(c, 'cron:list', app)));
       case 'GET audit': {
         const entries = await commands.query<AuditEntry[]>(c, 'audit', '', [], { app, num: '200' });
         return this.tab(r, app, 'audit', 'Audit', auditTable(entries, false));

@@ -5,7 +5,7 @@ import { html, type SafeHtml } from './html-template.js';
 
 export const ASSETS = '/console/assets';
 
-export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
+export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'cron' | 'logs' | 'domains' | 'audit';
 /** `needs`: the command a tab's page runs first; a principal it would refuse is not shown the tab. */
 export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLevel }[] = [
   { tab: 'releases', label: 'Releases', needs: 'releases' },
@@ -13,6 +13,7 @@ export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLeve
   { tab: 'deploys', label: 'Deploys', needs: 'repo:info' },
   { tab: 'environment', label: 'Environment' },
   { tab: 'processes', label: 'Processes', needs: 'ps' },
+  { tab: 'cron', label: 'Scheduled jobs', needs: 'cron:list' },
   { tab: 'logs', label: 'Logs', needs: 'logs' },
   { tab: 'domains', label: 'Domains', needs: 'domains' },
   // `audit` checks by itself: an app's own entries are for its members.
