@@ -78,6 +78,7 @@ export const historyCommands: Command[] = [
     name: 'builds:deploy',
     access: 'member',
     usage: 'builds:deploy bN [-a APP]',
+    example: 'builds:deploy b7 -a myapp',
     summary: 'release a build already made (with the config and add-ons of now)',
     app: true,
     args: { min: 1, max: 1 },
