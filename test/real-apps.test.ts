@@ -62,6 +62,29 @@ test.serial('a single-page app: nodejs builds it, static serves dist/ with its r
   t.is((await fetchWithHeaders('ra-spa', '/../package.json')).status, 400, 'no way out of the root');
 });
 
+test.serial('a Vite app as its scaffolder made it (no start script) is built by nodejs and served by static', async (t) => {
+  const dir = await rack.appRepo('vite-spa', 'ra-vite');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.regex(push.stderr, /Single-page app \(vite, no start script\): nodejs builds it, static serves what it built/);
+  t.regex(push.stderr, /serves dist\/ on \$PORT/);
+  const root = await fetchWithHeaders('ra-vite', '/');
+  t.is(root.status, 200);
+  t.regex(root.body, /<script type="module" src="\/assets\/index-fixture\.js">/, 'the built page, not the source');
+  t.is((await fetchWithHeaders('ra-vite', '/assets/index-fixture.js')).status, 200);
+  t.is((await fetchWithHeaders('ra-vite', '/robots.txt')).status, 200);
+  t.is((await fetchWithHeaders('ra-vite', '/package.json')).status, 404, 'the sources are not served');
+
+  // A build that writes no site fails saying so, rather than serving the sources.
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  pkg.scripts['build'] = 'echo built nothing';
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'a build that writes no site');
+  const empty = await rack.push(dir);
+  t.not(empty.code, 0);
+  t.regex(empty.stderr, /the build wrote no dist\/index\.html or build\/index\.html, so there is no site to serve/);
+  t.is((await fetchWithHeaders('ra-vite', '/')).status, 200, 'the last release still serves');
+});
+
 test.serial('app.json formation starts a worker-only app; without it the push says nothing runs', async (t) => {
   const dir = await rack.appRepo('worker-formation', 'ra-worker');
   const push = await rack.push(dir);
