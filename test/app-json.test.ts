@@ -36,6 +36,8 @@ test('nothing to start: said only when the nodejs buildpack has the last word an
   t.is(nothingToStart({ ...base, packageJson: '{oops' }), undefined, 'the buildpack names a broken package.json');
   t.regex(nothingToStart({ ...base, packageJson: '{"main": "$(rm -rf /)"}' }) ?? '', /node index\.js/, 'a strange main is not echoed');
   t.regex(nothingToStart({ ...base, packageJson: '{"main": "index.js", "workspaces": ["packages/web"]}' }) ?? '', /workspace root.*"start": "npm start -w PACKAGE"/);
+  const kit = JSON.stringify({ scripts: { build: 'vite build' }, devDependencies: { '@sveltejs/kit': '2', vite: '8' } });
+  t.regex(nothingToStart({ ...base, packageJson: kit }) ?? '', /adapter-node .*"start": "node build"/, 'SvelteKit: what its docs say, not node index.js');
 });
 
 test('a single-page app is told from a server framework by its build script and dependencies', (t) => {

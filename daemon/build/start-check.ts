@@ -24,6 +24,11 @@ export function nothingToStart(input: {
   const { scripts, main, workspaces } = pkg as { scripts?: unknown; main?: unknown; workspaces?: unknown };
   const start = typeof scripts === 'object' && scripts !== null ? (scripts as Record<string, unknown>)['start'] : undefined;
   if (typeof start === 'string' && start.trim() !== '') return undefined;
+  const names = dependencyNames(pkg as Record<string, unknown>);
+  const framework = FRAMEWORK_STARTS.find(([name]) => names.has(name));
+  if (framework !== undefined) {
+    return `nothing would start this app: package.json has no "start" script and there is no server.js or Procfile; ${framework[1]}`;
+  }
   // A workspace root's own main is rarely what serves: one of its packages is (npm init -y gives
   // every root a main of index.js that does not exist).
   if (Array.isArray(workspaces) || (typeof workspaces === 'object' && workspaces !== null)) {
@@ -31,6 +36,25 @@ export function nothingToStart(input: {
   }
   const entry = typeof main === 'string' && /^[\w./-]{1,100}$/.test(main) ? main : 'index.js';
   return `nothing would start this app: package.json has no "start" script and there is no server.js or Procfile; add "start": "node ${entry}" to its scripts (or a Procfile line "web: node ${entry}")`;
+}
+
+// How each server framework's own docs start its build on a Node.js host.
+const FRAMEWORK_STARTS: readonly (readonly [string, string])[] = [
+  ['@sveltejs/kit', 'SvelteKit builds a Node.js server with @sveltejs/adapter-node in svelte.config.js (adapter-auto builds for hosted platforms only); then add "start": "node build"'],
+  ['nuxt', 'add "start": "node .output/server/index.mjs" (Nuxt\'s built server)'],
+  ['@react-router/dev', 'add "start": "react-router-serve ./build/server/index.js" (with @react-router/serve in dependencies)'],
+  ['@remix-run/dev', 'add "start": "remix-serve ./build/index.js" (with @remix-run/serve in dependencies)'],
+  ['next', 'add "start": "next start"'],
+  ['@astrojs/node', 'add "start": "node ./dist/server/entry.mjs" (Astro\'s standalone server)'],
+];
+
+function dependencyNames(pkg: Record<string, unknown>): Set<string> {
+  const names = new Set<string>();
+  for (const field of ['dependencies', 'devDependencies']) {
+    const deps = pkg[field];
+    if (typeof deps === 'object' && deps !== null) for (const name of Object.keys(deps)) names.add(name);
+  }
+  return names;
 }
 
 // Bundlers whose `build` writes a whole site (index.html and its assets) to dist/ or build/.
@@ -62,11 +86,7 @@ export function singlePageApp(packageJson: string | undefined): string | undefin
   const scripts = record['scripts'];
   const build = typeof scripts === 'object' && scripts !== null ? (scripts as Record<string, unknown>)['build'] : undefined;
   if (typeof build !== 'string' || build.trim() === '') return undefined;
-  const names = new Set<string>();
-  for (const field of ['dependencies', 'devDependencies']) {
-    const deps = record[field];
-    if (typeof deps === 'object' && deps !== null) for (const name of Object.keys(deps)) names.add(name);
-  }
+  const names = dependencyNames(record);
   if (SERVER_FRAMEWORKS.some((name) => names.has(name))) return undefined;
   return SITE_BUNDLERS.find((name) => names.has(name));
 }
