@@ -85,6 +85,22 @@ test.serial('a Vite app as its scaffolder made it (no start script) is built by 
   t.is((await fetchWithHeaders('ra-vite', '/')).status, 200, 'the last release still serves');
 });
 
+test.serial('a start script run by a devDependency (Nest\'s "nest start") is named at build time, with the start:prod to use', async (t) => {
+  const dir = await rack.appRepo('node-devstart', 'ra-devstart');
+  const push = await rack.push(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /Warning: the start script runs serve-it, which comes from a devDependency: pruned/);
+  t.regex(push.stderr, /\(your start:prod script: "start": "node main\.js"\)/);
+  t.regex(push.stderr, /serve-it: (command )?not found/);
+  // The way out it names works.
+  t.is((await rack.ssh(['config:set', 'NPM_CONFIG_PRODUCTION=false', '-a', 'ra-devstart'])).code, 0);
+  await commitFile(dir, 'README', 'again\n', 'again');
+  const kept = await rack.push(dir);
+  t.is(kept.code, 0, kept.stderr);
+  t.notRegex(kept.stderr, /Warning: the start script/);
+  t.is((await rack.get('ra-devstart')).body, 'devstart ok\n');
+});
+
 test.serial('app.json formation starts a worker-only app; without it the push says nothing runs', async (t) => {
   const dir = await rack.appRepo('worker-formation', 'ra-worker');
   const push = await rack.push(dir);
