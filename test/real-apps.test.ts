@@ -171,6 +171,19 @@ test.serial('engines.node older than rack can run is named, with the versions it
   t.notRegex(push.stderr, /has no bin\/node/);
 });
 
+test.serial('a node that engines.node downloads runs on the run stack too (create-vue asks for one that links libatomic)', async (t) => {
+  const dir = await rack.appRepo('node-engines', 'ra-new-node');
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { engines: { node: string } };
+  pkg.engines.node = '^22.18.0 || >=24.12.0'; // create-vue's, which the stack's node 20 does not satisfy
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'a newer node');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.notRegex(push.stderr, /libatomic/);
+  const version = /downloading node (v\d+\.\d+\.\d+)/.exec(push.stderr)?.[1];
+  t.truthy(version, push.stderr);
+  t.is((await rack.get('ra-new-node')).body, `run ${version} build ${version}\n`);
+});
+
 test.serial('a Dockerfile build reaches the registry as buildpack builds do, and its output has no colour codes', async (t) => {
   const dir = await rack.appRepo('dockerfile-npm', 'ra-docker');
   const push = await rack.push(dir);
