@@ -3,14 +3,17 @@ import { html, type SafeHtml } from './html-template.js';
 
 export const ASSETS = '/console/assets';
 
-export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
+export type AppTab = 'overview' | 'metrics' | 'addons' | 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'logs' | 'domains' | 'audit';
 export const APP_TABS: { tab: AppTab; label: string }[] = [
+  { tab: 'overview', label: 'Overview' },
   { tab: 'releases', label: 'Releases' },
   { tab: 'builds', label: 'Builds' },
   { tab: 'deploys', label: 'Deploys' },
   { tab: 'environment', label: 'Environment' },
   { tab: 'processes', label: 'Processes' },
   { tab: 'logs', label: 'Logs' },
+  { tab: 'metrics', label: 'Metrics' },
+  { tab: 'addons', label: 'Add-ons' },
   { tab: 'domains', label: 'Domains' },
   { tab: 'audit', label: 'Audit' },
 ];

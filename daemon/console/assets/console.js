@@ -85,7 +85,8 @@
     logPause.setAttribute('aria-pressed', String(paused));
   });
   function addLog(line) {
-    if (!logLines || paused) return;
+    // A search that ends at a time shows that range only: lines from now on are past it.
+    if (!logLines || paused || logLines.hasAttribute('data-until')) return;
     var grep = logLines.getAttribute('data-grep');
     if (grep && line.text.indexOf(grep) === -1) return;
     var span = document.createElement('span');
@@ -120,7 +121,7 @@
       window.location.assign('/console/sign-in');
     });
     on('reset', function () {
-      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines'].forEach(changed);
+      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines', 'addons'].forEach(changed);
     });
     source.addEventListener('error', function () {
       banner.hidden = false;
