@@ -1,8 +1,10 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { actionOutcome, consoleBase, launchChromium, signIn } from './support/console-browser.js';
-import { commitFile, RackDaemon } from './support/rack-daemon.js';
+import { CONSOLE_PAGES, pagePath } from './support/console-pages.js';
+import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
 import { TestCa } from './support/test-certs.js';
 
 // The Overview, Metrics, Domains (HTTPS) and Logs pages in a real Chromium against a real rackd:
@@ -186,4 +188,24 @@ test.serial('a deploy-only token sees the Overview without the parts it may not 
   } finally {
     await deployCtx.close();
   }
+});
+
+test.serial('axe-core finds no serious or critical violation on these pages, desktop or phone width', async (t) => {
+  const axe = await readFile(join(ROOT, 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+  for (const viewport of [{ width: 1100, height: 900 }, { width: 390, height: 844 }]) {
+    await page.setViewportSize(viewport);
+    for (const p of CONSOLE_PAGES) {
+      await page.goto(`${base}${pagePath(p, 'shop')}`);
+      // The charts' data tables and the backups are checked too.
+      await page.evaluate(() => document.querySelectorAll('details').forEach((d) => (d.open = true)));
+      // Evaluated by the test's own channel, not as a page script: the page's CSP stays as it is.
+      await page.evaluate(axe);
+      const found = await page.evaluate(async () => {
+        const results = await (window as unknown as { axe: { run: () => Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> } }).axe.run();
+        return results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id} (${v.nodes.length})`);
+      });
+      t.deepEqual(found, [], `${p.name} at ${viewport.width} px`);
+    }
+  }
+  await page.setViewportSize({ width: 1100, height: 900 });
 });

@@ -101,8 +101,8 @@ ${first !== undefined && last !== undefined
 ${spec.series.map((s, i) => html`<path class="line series-${i}" d="${seriesPath(s.values, plotW, plotH, max)}"></path>`)}
 </g>
 </svg>
-<details class="chart-data"><summary>Data</summary>
-<div class="table-wrap"><table>
+<details class="chart-data"><summary>Data<span class="sr"> of ${spec.title}</span></summary>
+<div class="table-wrap" tabindex="0" aria-label="${spec.title}: data"><table>
 <thead><tr><th scope="col">Time (UTC)</th>${spec.series.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
 <tbody>${spec.times.map((t, i) => html`<tr><td>${clock(t, long)}</td>${spec.series.map((s) => html`<td>${s.values[i] === null || s.values[i] === undefined ? '-' : spec.format(s.values[i]!)}</td>`)}</tr>`)}</tbody>
 </table></div>
