@@ -4,7 +4,7 @@ import { addonsPanel, addonsTab, type AddonInfo, type AddonRow, type AddonsView,
 import type { AppPage } from './app-page.js';
 import type { ConsoleCommands } from './console-commands.js';
 import { readForm, sendHtml, type ConsoleRequest } from './console-request.js';
-import { html } from './html-template.js';
+import { html, type SafeHtml } from './html-template.js';
 
 /**
  * The Add-ons tab and its changes. Each change is the ssh command of the same name run through
@@ -51,7 +51,7 @@ export class AddonsRoutes {
     }
   }
 
-  private async body(c: Caller, app: string, panelOnly: boolean) {
+  private async body(c: Caller, app: string, panelOnly: boolean): Promise<SafeHtml> {
     let all: AddonRow[];
     try {
       all = await this.commands.query<AddonRow[]>(c, 'addons', '');
