@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { actionOutcome, consoleBase, launchChromium, signIn } from './support/console-browser.js';
+import { act, consoleBase, launchChromium, signIn, visit } from './support/console-browser.js';
 import { RackDaemon } from './support/rack-daemon.js';
 
 // The Add-ons tab in a real Chromium against a real rackd and Docker: a Postgres made, backed up,
@@ -38,12 +38,10 @@ test.after.always(async () => {
 });
 
 test.serial('create a Postgres from the Add-ons tab: its lines arrive live, then its version, health and size', async (t) => {
-  await page.goto(`${base}/console/apps/shop/addons`);
+  await visit(page, `${base}/console/apps/shop/addons`);
   t.regex((await page.locator('#addons').textContent()) ?? '', /shop has no add-ons yet/);
   await page.selectOption('form.addon-create select[name="kind"]', 'postgres');
-  await page.click('form.addon-create button[type="submit"]');
-  await page.waitForFunction(() => (document.querySelector('#action pre.live')?.textContent ?? '') !== '', undefined, { timeout: LONG });
-  t.regex(await actionOutcome(page, LONG), /^Done/);
+  t.regex(await act(page, () => page.click('form.addon-create button[type="submit"]'), LONG), /^Done/);
   t.regex((await page.locator('#action pre.live').textContent()) ?? '', /shop-postgres/);
   await card().waitFor({ timeout: LONG });
   t.regex((await card().locator('.badge').first().textContent()) ?? '', /^postgres 15/);
@@ -60,14 +58,12 @@ test.serial('create a Postgres from the Add-ons tab: its lines arrive live, then
 });
 
 test.serial('take a backup, see it listed, and restore it (a safety backup is taken first)', async (t) => {
-  await page.goto(`${base}/console/apps/shop/addons`);
-  await card().locator('button:text-is("Take a backup")').click();
-  t.regex(await actionOutcome(page, LONG), /^Done/);
+  await visit(page, `${base}/console/apps/shop/addons`);
+  t.regex(await act(page, () => card().locator('button:text-is("Take a backup")').click(), LONG), /^Done/);
   await page.waitForFunction(() => document.querySelector('li.addon[data-addon="shop-postgres"] tr[data-backup="b1"]') !== null, undefined, { timeout: LONG });
   await card().locator('details summary').click();
   t.regex((await card().locator('tr[data-backup="b1"]').textContent()) ?? '', /b1.*manual/s);
-  await card().locator('tr[data-backup="b1"] button:text-is("Restore")').click();
-  t.regex(await actionOutcome(page, LONG), /^Done/);
+  t.regex(await act(page, () => card().locator('tr[data-backup="b1"] button:text-is("Restore")').click(), LONG), /^Done/);
   t.regex((await page.locator('#action pre.live').textContent()) ?? '', /Restored shop-postgres/);
   const backups = JSON.parse(await ssh(['addons:backups', 'shop-postgres', '--json'])) as { id: string }[];
   t.deepEqual(backups.map((b) => b.id).sort(), ['b1', 'b2']);
@@ -75,15 +71,13 @@ test.serial('take a backup, see it listed, and restore it (a safety backup is ta
 });
 
 test.serial('detach, then attach again under another alias', async (t) => {
-  await page.goto(`${base}/console/apps/shop/addons`);
-  await card().locator('button:text-is("Detach")').click();
-  t.regex(await actionOutcome(page, LONG), /^Done/);
+  await visit(page, `${base}/console/apps/shop/addons`);
+  t.regex(await act(page, () => card().locator('button:text-is("Detach")').click(), LONG), /^Done/);
   await page.waitForFunction(() => document.querySelector('li.addon[data-addon="shop-postgres"]') === null, undefined, { timeout: LONG });
   t.false('DATABASE_URL' in (JSON.parse(await ssh(['config', '-a', 'shop', '--json'])) as object));
   await page.selectOption('form.addon-attach select[name="name"]', 'shop-postgres');
   await page.fill('form.addon-attach input[name="alias"]', 'MAIN_DB');
-  await page.click('form.addon-attach button[type="submit"]');
-  t.regex(await actionOutcome(page, LONG), /^Done/);
+  t.regex(await act(page, () => page.click('form.addon-attach button[type="submit"]'), LONG), /^Done/);
   await card().waitFor({ timeout: LONG });
   t.regex((await card().locator('.meta').textContent()) ?? '', /as MAIN_DB_URL/);
   t.true('MAIN_DB_URL' in (JSON.parse(await ssh(['config', '-a', 'shop', '--json'])) as object));
@@ -91,7 +85,7 @@ test.serial('detach, then attach again under another alias', async (t) => {
 });
 
 test.serial('bad input is one clear line; a deploy-only token is told why it sees no add-ons and may change none', async (t) => {
-  await page.goto(`${base}/console/apps/shop/addons`);
+  await visit(page, `${base}/console/apps/shop/addons`);
   await page.selectOption('form.addon-create select[name="kind"]', 'redis');
   await page.fill('form.addon-create input[name="as"]', 'Bad Name!');
   await page.click('form.addon-create button[type="submit"]');
@@ -100,7 +94,7 @@ test.serial('bad input is one clear line; a deploy-only token is told why it see
   const deployCtx = await browser.newContext();
   try {
     const p = await signIn(deployCtx, base, await rack.createToken('ci', ['--app', 'shop', '--deploy-only']), []);
-    await p.goto(`${base}/console/apps/shop/addons`);
+    await visit(p, `${base}/console/apps/shop/addons`);
     t.regex((await p.locator('#addons').textContent()) ?? '', /deploy-only/);
     t.is(await p.locator('form.addon-create').count(), 0);
     const status = await p.evaluate(async () => {

@@ -195,21 +195,24 @@ export class AppRoutes implements AppPage {
    */
   private async downloadLogs(r: ConsoleRequest, app: string): Promise<void> {
     const search = readLogSearch(r.url.searchParams);
-    const flags = { num: '99999', ...logQueryFlags(search) };
     const { res } = r;
-    // Checked before the head goes out, so a refusal or a bad time is the page's usual error.
-    await this.deps.commands.text(r.caller, 'logs', app, [], { ...flags, num: '1' });
-    res.writeHead(200, {
-      ...SECURITY_HEADERS,
-      'Content-Type': 'text/plain; charset=utf-8',
-      'Content-Disposition': `attachment; filename="${app}-logs.txt"`,
-      'Cache-Control': 'no-store',
+    // The head goes out with the first line: a refusal or a bad time, found before any, is the
+    // page's usual one-line error instead of a file. The log store bounds an answer at 32 MiB.
+    const head = () => {
+      if (res.headersSent) return;
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Disposition': `attachment; filename="${app}-logs.txt"`,
+        'Cache-Control': 'no-store',
+      });
+    };
+    await this.deps.commands.stream(r.caller, 'logs', app, [], { num: '99999', ...logQueryFlags(search) }, (text) => {
+      head();
+      res.write(text);
     });
-    try {
-      await this.deps.commands.stream(r.caller, 'logs', app, [], flags, (text) => res.write(text));
-    } finally {
-      res.end();
-    }
+    head();
+    res.end();
   }
 
   private async https(c: Caller, app: string): Promise<HttpsView> {

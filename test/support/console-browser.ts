@@ -39,3 +39,32 @@ export async function actionOutcome(p: Page, timeout = 180_000): Promise<string>
   await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout });
   return (await p.locator('#action [data-outcome]').textContent()) ?? '';
 }
+
+/**
+ * Starts a change with `click` and returns its outcome line: the box of the change before it (and
+ * its outcome) is still on the page until the new one replaces it, so that is waited for first.
+ */
+export async function act(p: Page, click: () => Promise<void>, timeout = 180_000): Promise<string> {
+  const before = await p.evaluate(() => document.querySelector('#action .action')?.getAttribute('data-action') ?? '');
+  await click();
+  await p.waitForFunction((old) => {
+    const id = document.querySelector('#action .action')?.getAttribute('data-action');
+    return id !== undefined && id !== null && id !== old;
+  }, before, { timeout });
+  return actionOutcome(p, timeout);
+}
+
+/**
+ * `page.goto`, again when Chromium gave up because the machine's network changed under it (other
+ * work on this machine makes Docker networks, and Chromium aborts a navigation when one appears).
+ */
+export async function visit(p: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await p.goto(url);
+      return;
+    } catch (err) {
+      if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(String(err))) throw err;
+    }
+  }
+}
