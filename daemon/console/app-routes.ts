@@ -8,28 +8,31 @@ import { assertConfigValue } from '../release/config-vars.js';
 import { resolveFormation } from '../release/formation.js';
 import type { JobView } from '../cron/scheduled-jobs.js';
 import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord } from '../store/records.js';
+import { AddonsRoutes } from './addons-routes.js';
 import { auditTable } from './audit-view.js';
 import { buildLog, buildsList, buildsTab } from './builds-view.js';
 import type { CommitSubjects } from './commit-subjects.js';
 import { startAction } from './console-action.js';
 import type { ConsoleCommands, LineSink } from './console-commands.js';
-import type { ConsoleEvent, ConsoleEvents } from './console-events.js';
-import { readForm, redirect, sendHtml, type ConsoleRequest } from './console-request.js';
+import type { ConsoleEvents } from './console-events.js';
+import type { AppPage, Touch } from './app-page.js';
+import { readForm, redirect, SECURITY_HEADERS, sendHtml, type ConsoleRequest } from './console-request.js';
 import { deploysPanel, deploysTab, type DeploysView, type RepoInfo, type ReviewAppRow } from './deploys-view.js';
 import { domainsPanel, domainsTab } from './domains-view.js';
+import { httpsPanel, type HostCert, type HttpsView } from './https-view.js';
 import { environmentPanel, environmentTab, NAME_RULE } from './environment-view.js';
 import { html, type SafeHtml } from './html-template.js';
 import { destroyPage } from './apps-view.js';
 import { actionBox, appPath, page, type AppTab } from './layout-view.js';
-import { logsTab } from './logs-view.js';
+import { logQueryFlags, logsTab, readLogSearch } from './logs-view.js';
 import { cronTab } from './cron-view.js';
+import { OverviewRoutes } from './overview-routes.js';
 import { processesPanel, processesTab, type ProcessRow } from './processes-view.js';
 import { releasesList, releasesTab, type ReleaseRow, type ReleasesView } from './releases-view.js';
 import { serveEvents } from './event-stream.js';
 
 /** `releases:info --json`. */
 type ReleaseInfo = ReleaseRecord & { formation: Record<string, number>; configKeys: string[] };
-type Touch = Extract<ConsoleEvent, { type: 'changed' }>['what'];
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export interface AppRoutesDeps {
@@ -43,8 +46,14 @@ export interface AppRoutesDeps {
 const mayChange = (c: Caller) => c.principal.role !== 'deploy';
 
 /** Everything under /console/apps/APP/: the tabs, their parts for htmx, their actions, the page's stream. */
-export class AppRoutes {
-  constructor(private readonly deps: AppRoutesDeps) {}
+export class AppRoutes implements AppPage {
+  private readonly overview: OverviewRoutes;
+  private readonly addons: AddonsRoutes;
+
+  constructor(private readonly deps: AppRoutesDeps) {
+    this.overview = new OverviewRoutes(deps.commands, this);
+    this.addons = new AddonsRoutes(deps.commands, this);
+  }
 
   async handle(r: ConsoleRequest, rawApp: string, rest: string[]): Promise<void> {
     const app = assertAppName(rawApp);
@@ -53,10 +62,13 @@ export class AppRoutes {
     const key = `${method} ${tab}${sub === undefined ? '' : `/${/^\d+$/.test(sub) ? 'N' : sub}`}${verb === undefined ? '' : `/${verb}`}`;
     const { commands } = this.deps;
     const c = r.caller;
+    if (tab === 'addons' && verb === undefined) return this.addons.handle(r, app, method, sub ?? '');
     switch (key) {
       case 'GET ':
-        r.res.writeHead(303, { Location: appPath(app, '/releases') });
-        return void r.res.end();
+      case 'GET overview':
+        return this.overview.overview(r, app);
+      case 'GET metrics':
+        return this.overview.metricsPage(r, app);
       case 'GET events':
         // The stream carries the app's log lines: it is opened only for who may read them.
         await commands.text(c, 'logs', app, [], { num: '1' });
@@ -133,14 +145,25 @@ export class AppRoutes {
       }
       case 'GET logs': {
         // The search fields go to `logs` as its flags, which check them as they check ssh's.
-        const search = { since: r.url.searchParams.get('since') ?? '', grep: r.url.searchParams.get('grep') ?? '' };
-        const flags = { num: '300', ...(search.since === '' ? {} : { since: search.since }), ...(search.grep === '' ? {} : { grep: search.grep }) };
-        const lines = (await commands.text(c, 'logs', app, [], flags)).split('\n').filter((l) => l !== '');
+        const search = readLogSearch(r.url.searchParams);
+        const lines = (await commands.text(c, 'logs', app, [], { num: '300', ...logQueryFlags(search) })).split('\n').filter((l) => l !== '');
         const types = Object.keys((await this.current(c, app))?.processTypes ?? {});
-        return this.tab(r, app, 'logs', 'Logs', logsTab(lines, types, search));
+        return this.tab(r, app, 'logs', 'Logs', logsTab(app, lines, types, search));
       }
+      case 'GET logs/download':
+        return this.downloadLogs(r, app);
       case 'GET domains':
-        return this.tab(r, app, 'domains', 'Domains', domainsTab(app, await commands.query(c, 'domains', app), mayChange(c)));
+        return this.tab(r, app, 'domains', 'Domains', domainsTab(app, await commands.query(c, 'domains', app), mayChange(c), httpsPanel(await this.https(c, app))));
+      case 'GET domains/https':
+        return sendHtml(r.res, 200, httpsPanel(await this.https(c, app)));
+      case 'POST domains/https/auto':
+      case 'POST domains/https/redirect':
+      case 'POST domains/https/hsts': {
+        const on = (await readForm(r.req)).get('on') ?? '';
+        const command = `certs:${verb ?? ''}`;
+        // certs:auto on waits for its orders over ssh; here the page's HTTPS panel shows them as they go.
+        return this.act(r, app, `${command} ${on}`, ['domains'], (sink) => commands.change(c, command, app, [on], verb === 'auto' && on === 'on' ? { 'no-wait': true } : {}, sink));
+      }
       case 'GET domains/panel':
         return sendHtml(r.res, 200, domainsPanel(app, await commands.query(c, 'domains', app), mayChange(c)));
       case 'POST domains/add':
@@ -177,12 +200,12 @@ export class AppRoutes {
     }
   }
 
-  private tab(r: ConsoleRequest, app: string, tab: AppTab, title: string, body: SafeHtml): void {
+  tab(r: ConsoleRequest, app: string, tab: AppTab, title: string, body: SafeHtml): void {
     sendHtml(r.res, 200, page({ title: `${title} · ${app}`, principal: r.caller.principal, app, tab, events: appPath(app, '/events'), body }));
   }
 
   /** Starts a change and answers with the box its live lines go to (or with its refusal). */
-  private async act(
+  async act(
     r: ConsoleRequest,
     app: string,
     title: string,
@@ -202,6 +225,43 @@ export class AppRoutes {
       },
     });
     sendHtml(r.res, 200, actionBox(action, title, ended));
+  }
+
+  /**
+   * The kept lines the search asks for, as a text file: the `logs` command's lines are written to
+   * the answer as the command prints them, with the same checks and filters as the page and ssh.
+   */
+  private async downloadLogs(r: ConsoleRequest, app: string): Promise<void> {
+    const search = readLogSearch(r.url.searchParams);
+    const { res } = r;
+    // The head goes out with the first line: a refusal or a bad time, found before any, is the
+    // page's usual one-line error instead of a file. The log store bounds an answer at 32 MiB.
+    const head = () => {
+      if (res.headersSent) return;
+      res.writeHead(200, {
+        ...SECURITY_HEADERS,
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Disposition': `attachment; filename="${app}-logs.txt"`,
+        'Cache-Control': 'no-store',
+      });
+    };
+    await this.deps.commands.stream(r.caller, 'logs', app, [], { num: '99999', ...logQueryFlags(search) }, (text) => {
+      head();
+      res.write(text);
+    });
+    head();
+    res.end();
+  }
+
+  private async https(c: Caller, app: string): Promise<HttpsView> {
+    const [hosts, record, domains] = await Promise.all([
+      this.deps.commands.query<HostCert[]>(c, 'certs', '', [], { app }),
+      this.deps.commands.query<AppRecord[]>(c, 'apps', '').then((apps) => apps.find((a) => a.name === app)),
+      this.deps.commands.query<{ default: string }>(c, 'domains', app),
+    ]);
+    const bind = this.deps.config.bind;
+    const everywhere = bind === '0.0.0.0' || bind === '::' || bind === 'localhost' || bind.startsWith('127.');
+    return { app, hosts, https: record?.https ?? {}, defaultHost: domains.default, ...(everywhere ? {} : { address: bind }), canChange: mayChange(c) };
   }
 
   private async changeConfig(r: ConsoleRequest, app: string): Promise<void> {

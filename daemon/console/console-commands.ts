@@ -30,6 +30,11 @@ export class ConsoleCommands {
     return out;
   }
 
+  /** A command's text output as it comes (a download written to its answer piece by piece). */
+  async stream(caller: Caller, name: string, app: string, args: string[], flags: Flags, write: (text: string) => void): Promise<void> {
+    await this.run(caller, name, app, args, flags, write);
+  }
+
   /** A change: its user lines go to `sink` as they come; its JSON answer (if any) is returned. */
   async change(caller: Caller, name: string, app: string, args: string[], flags: Flags, sink: LineSink, input = ''): Promise<unknown> {
     let pending = '';

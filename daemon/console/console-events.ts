@@ -6,7 +6,7 @@ import type { Store } from '../store/store.js';
 /** What a page hears on its stream. */
 export type ConsoleEvent =
   /** A part of the app changed: lists showing it fetch themselves again. */
-  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' | 'repo' | 'pipelines' }
+  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' | 'repo' | 'pipelines' | 'addons' }
   /** A user line of a console action (rollout, build) in progress. */
   | { type: 'line'; action: string; text: string }
   /** A console action ended. */

@@ -5,9 +5,11 @@ import { html, type SafeHtml } from './html-template.js';
 
 export const ASSETS = '/console/assets';
 
-export type AppTab = 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'cron' | 'logs' | 'domains' | 'audit';
+export type AppTab = 'overview' | 'metrics' | 'addons' | 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'cron' | 'logs' | 'domains' | 'audit';
 /** `needs`: the command a tab's page runs first; a principal it would refuse is not shown the tab. */
 export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLevel }[] = [
+  // The Overview leaves out what the principal may not read, so every principal of the app has it.
+  { tab: 'overview', label: 'Overview' },
   { tab: 'releases', label: 'Releases', needs: 'releases' },
   { tab: 'builds', label: 'Builds', needs: 'builds' },
   { tab: 'deploys', label: 'Deploys', needs: 'repo:info' },
@@ -15,6 +17,8 @@ export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLeve
   { tab: 'processes', label: 'Processes', needs: 'ps' },
   { tab: 'cron', label: 'Scheduled jobs', needs: 'cron:list' },
   { tab: 'logs', label: 'Logs', needs: 'logs' },
+  { tab: 'metrics', label: 'Metrics', needs: 'metrics' },
+  { tab: 'addons', label: 'Add-ons', needs: 'addons' },
   { tab: 'domains', label: 'Domains', needs: 'domains' },
   // `audit` checks by itself: an app's own entries are for its members.
   { tab: 'audit', label: 'Audit', needs: 'member' },

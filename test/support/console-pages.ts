@@ -18,6 +18,12 @@ export const CONSOLE_PAGES: ConsolePage[] = [
   { name: 'sign-in', path: '/console/sign-in', signedOut: true },
   { name: 'sign-in-revoked', path: '/console/sign-in?ended=revoked', signedOut: true },
   { name: 'apps', path: '/console/' },
+  { name: 'app-overview', path: '/console/apps/{app}/' },
+  { name: 'app-overview-7d', path: '/console/apps/{app}/?range=7d' },
+  { name: 'app-metrics', path: '/console/apps/{app}/metrics' },
+  { name: 'app-metrics-24h', path: '/console/apps/{app}/metrics?range=24h' },
+  { name: 'app-addons', path: '/console/apps/{app}/addons' },
+  { name: 'app-cron', path: '/console/apps/{app}/cron' },
   { name: 'app-releases', path: '/console/apps/{app}/releases' },
   { name: 'app-builds', path: '/console/apps/{app}/builds' },
   { name: 'app-build-log', path: '/console/apps/{app}/builds/{build}' },
@@ -25,6 +31,7 @@ export const CONSOLE_PAGES: ConsolePage[] = [
   { name: 'app-environment', path: '/console/apps/{app}/environment' },
   { name: 'app-processes', path: '/console/apps/{app}/processes' },
   { name: 'app-logs', path: '/console/apps/{app}/logs' },
+  { name: 'app-logs-search', path: '/console/apps/{app}/logs?since=1h&grep=GET' },
   { name: 'app-domains', path: '/console/apps/{app}/domains' },
   { name: 'app-audit', path: '/console/apps/{app}/audit' },
   { name: 'app-destroy', path: '/console/apps/{app}/destroy' },
@@ -35,6 +42,6 @@ export const CONSOLE_PAGES: ConsolePage[] = [
 ];
 
 /** A page's path for this app and build. */
-export function pagePath(p: ConsolePage, app: string, build: number): string {
+export function pagePath(p: ConsolePage, app: string, build = 1): string {
   return p.path.replaceAll('{app}', encodeURIComponent(app)).replaceAll('{build}', String(build));
 }

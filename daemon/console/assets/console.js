@@ -130,7 +130,8 @@
     logPause.setAttribute('aria-pressed', String(paused));
   });
   function addLog(line) {
-    if (!logLines || paused) return;
+    // A search that ends at a time shows that range only: lines from now on are past it.
+    if (!logLines || paused || logLines.hasAttribute('data-until')) return;
     var grep = logLines.getAttribute('data-grep');
     if (grep && line.text.indexOf(grep) === -1) return;
     var span = document.createElement('span');
@@ -193,7 +194,7 @@
       window.location.assign('/console/sign-in' + (e.reason ? '?ended=' + encodeURIComponent(e.reason) : ''));
     });
     on('reset', function () {
-      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines'].forEach(changed);
+      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines', 'addons'].forEach(changed);
     });
     source.addEventListener('error', function () {
       body.removeAttribute('data-live');
