@@ -36,7 +36,7 @@ ${apps.length === 0
     ? html`<p class="empty">No apps yet: push one with <code>git push rack main</code>.</p>`
     : html`<ul class="cards">${apps.map(
         (a) => html`<li class="card app">
-<div class="card-head"><a class="app-name" href="${appPath(a.name, '/releases')}">${a.name}</a> <span class="badge">${a.currentRelease ? `v${a.currentRelease}` : a.lastFailed ? 'never served' : 'not deployed'}</span>${a.status ? html` <span class="badge status-${a.status}">${a.status}</span>` : ''}${a.lastFailed ? html` <span class="badge status-failed last-failed">last deploy failed</span>` : ''}</div>
+<div class="card-head"><a class="app-name" href="${appPath(a.name, '/')}">${a.name}</a> <span class="badge">${a.currentRelease ? `v${a.currentRelease}` : a.lastFailed ? 'never served' : 'not deployed'}</span>${a.status ? html` <span class="badge status-${a.status}">${a.status}</span>` : ''}${a.lastFailed ? html` <span class="badge status-failed last-failed">last deploy failed</span>` : ''}</div>
 <div class="meta"><a href="${a.url}">${a.url}</a>${a.deployedAt ? html` · ${a.deployedBy ?? ''} · ${timeAgo(a.deployedAt)}` : ''}</div>
 ${a.lastFailed ? html`<p class="reason">${a.lastFailed}</p>` : ''}
 ${canDestroy ? html`<a class="destroy" href="${appPath(a.name, '/destroy')}">Destroy ${a.name}…</a>` : ''}
