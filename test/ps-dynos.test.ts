@@ -1,5 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { api } from './support/api-client.js';
 import { exec, RackDaemon } from './support/rack-daemon.js';
 
 // Dyno names (TYPE.N) and scaling, restarting and stopping that touch only what they name, with
@@ -56,6 +57,10 @@ test.serial('ps, the logs and DYNO name a process TYPE.N; ps:scale worker=1 leav
   t.deepEqual(await names(), ['web.1 up', 'worker.1 up']);
   t.is((await containers())['web.1'], web, 'the web container is the same one');
   t.regex(await logsMatch(/app\[worker\.1\]: worker tick/), /app\[worker\.1\]: worker tick/);
+  // The release record keeps what it was released with; releases:info says what runs now.
+  const info = JSON.parse((await ok(['releases:info', 'v1', '--json'])).stdout) as { formation: unknown; releasedWithFormation: unknown };
+  t.deepEqual(info.formation, { web: 1, worker: 1 });
+  t.deepEqual(info.releasedWithFormation, { web: 1, worker: 0 });
   const text = await rack.ssh(['ps', '-a', app]);
   t.regex(text.stdout, /^web\.1\s+v\d+\s+up/m);
   t.regex(text.stdout, /^worker\.1\s+v\d+\s+up/m);
@@ -105,7 +110,17 @@ test.serial('ps:stop keeps a process stopped across a rackd restart until the ne
   await ok(['ps:scale', 'web=2']);
   t.deepEqual(await names(), ['web.1 up', 'web.2 up']);
   t.is((await containers())['web.1'], before['web.1']);
-  await ok(['ps:stop', 'web']);
+  // The API's routes run the same commands.
+  const token = await rack.createToken('ps-api');
+  const restart = await api(rack, 'POST', `/api/v1/apps/${app}/formation/restart`, { token, body: { process: 'web.2' } });
+  t.is(restart.status, 200, restart.text);
+  t.regex(restart.text, /"restarted":"web\.2"/);
+  t.is((await containers())['web.1'], before['web.1']);
+  const badBody = await api(rack, 'POST', `/api/v1/apps/${app}/formation/stop`, { token, body: { process: 'web' } });
+  t.is(badBody.status, 400);
+  const viaApi = await api(rack, 'POST', `/api/v1/apps/${app}/formation/stop`, { token, body: { type: 'web' } });
+  t.is(viaApi.status, 200, viaApi.text);
+  t.regex(viaApi.text, /"stopped":\["web\.1","web\.2"\]/);
   t.deepEqual(await names(), []);
   t.is((await rack.get(app)).status, 503);
   const audit = await rack.ssh(['audit', '--json']);
