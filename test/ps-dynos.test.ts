@@ -50,12 +50,13 @@ async function logsMatch(re: RegExp): Promise<string> {
 }
 
 test.serial('ps, the logs and DYNO name a process TYPE.N; ps:scale worker=1 leaves the web process running', async (t) => {
-  t.deepEqual(await names(), ['web.1 up']);
-  const web = (await containers())['web.1'];
-  t.truthy(web, 'the container is labelled with its dyno name');
+  const webIds = async () => (await exec('docker', ['ps', '-q', '--no-trunc', '--filter', `label=rack.app=${app}`, '--filter', 'label=rack.type=web'])).stdout.split('\n').filter(Boolean);
+  const [web] = await webIds();
   await ok(['ps:scale', 'worker=1']);
+  await ps();
+  t.deepEqual(await webIds(), [web!], 'the web container is the same one');
+  t.is((await containers())['web.1'], web, 'the container is labelled with its dyno name');
   t.deepEqual(await names(), ['web.1 up', 'worker.1 up']);
-  t.is((await containers())['web.1'], web, 'the web container is the same one');
   t.regex(await logsMatch(/app\[worker\.1\]: worker tick/), /app\[worker\.1\]: worker tick/);
   // The release record keeps what it was released with; releases:info says what runs now.
   const info = JSON.parse((await ok(['releases:info', 'v1', '--json'])).stdout) as { formation: unknown; releasedWithFormation: unknown };
@@ -93,6 +94,21 @@ test.serial('ps:restart web.1 replaces that process alone, keeping its number', 
   const bad = await rack.ssh(['ps:restart', 'web.x', '-a', app]);
   t.is(bad.code, 1);
   t.regex(bad.stderr, /expected a process type \(web\) or a process \(web\.1\)/);
+});
+
+test.serial('a process killed outside rack is replaced under the same name', async (t) => {
+  const before = await containers();
+  t.is((await exec('docker', ['kill', before['web.2']!])).code, 0);
+  let after = before;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+    after = await containers();
+    if (after['web.2'] !== undefined && after['web.2'] !== before['web.2']) break;
+  }
+  t.not(after['web.2'], before['web.2'], 'a new web.2');
+  t.truthy(after['web.2']);
+  t.is(after['web.1'], before['web.1']);
+  t.regex(await logsMatch(/Started web\.2 of v\d+ in place of what was gone/), /Process web\.2 is gone/);
+  t.deepEqual(await names(), ['web.1 up', 'web.2 up']);
 });
 
 test.serial('ps:stop keeps a process stopped across a rackd restart until the next ps:scale; audited', async (t) => {
