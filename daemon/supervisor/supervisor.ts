@@ -179,7 +179,10 @@ export class Supervisor {
         },
         starting: async () => {
           if (plan.start.length === 0) return 'started';
-          out.header(`Starting ${plan.start.map((s) => dynoName(s.type, s.index)).join(' ')} of v${release.version}`);
+          const counts = new Map<string, number>();
+          for (const s of plan.start) counts.set(s.type, (counts.get(s.type) ?? 0) + 1);
+          const dynos = plan.start.map((s) => dynoName(s.type, s.index)).join(' ');
+          out.header(`Starting ${[...counts].map(([t, n]) => `${t}=${n}`).join(' ')} of v${release.version} (${dynos})`);
           const network = await this.runtime.processNetwork(app);
           const limits = req.limits ?? record.limits;
           const specs = plan.start.map((s) => processSpec(release, s.type, s.index, network, limitsFor(s.type, limits)));
@@ -198,7 +201,7 @@ export class Supervisor {
           // Recorded before the drain: a crash from here on leaves the new processes current and serving.
           await req.record([...untouched, ...started].map((p) => p.id));
           if (started.length > 0) out.detail(`all processes healthy; router switched to v${release.version}`);
-          if (old.length > 0) out.detail(`stopping ${old.map((p) => p.dyno).join(' ')}`);
+          if (req.changedOnly && old.length > 0) out.detail(`stopping ${old.map((p) => p.dyno).join(' ')}`);
           return 'switched';
         },
         draining: async () => {
