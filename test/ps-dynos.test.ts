@@ -148,6 +148,15 @@ test.serial('ps:stop keeps a process stopped across a rackd restart until the ne
   t.deepEqual(await names(), ['web.1 up']);
 });
 
+test.serial('a release starts what ps:stop stopped', async (t) => {
+  await ok(['ps:scale', 'web=2']);
+  await ok(['ps:stop', 'web.2']);
+  t.deepEqual(await names(), ['web.1 up']);
+  await ok(['config:set', 'AFTER_STOP=1']);
+  t.deepEqual(await names(), ['web.1 up', 'web.2 up']);
+  await ok(['ps:scale', 'web=1']);
+});
+
 test.serial('run gets DYNO=run.N and PORT, and its whole command line goes to a shell in the container', async (t) => {
   const first = await rack.ssh(['run', '-a', app, 'echo "$DYNO $PORT"']);
   t.is(first.code, 0, first.stderr);
