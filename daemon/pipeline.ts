@@ -16,6 +16,7 @@ import { limitsFor, type ProcessLimits } from './runtime/isolation.js';
 import type { Runtime } from './runtime/runtime.js';
 import type { Attachment, BuildRecord, BuildSource, PromotedFrom, ReleaseRecord } from './store/records.js';
 import type { Store } from './store/store.js';
+import { dynoName, parseDyno } from './supervisor/dyno-plan.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
 
@@ -310,12 +311,16 @@ export class Pipeline implements PushPipeline {
       }
       const app = await this.store.requireApp(req.app);
       const timings = new PhaseTimings();
+      // Only what changed starts or stops, as on Heroku: the other types keep their processes. A
+      // scale also starts again what ps:stop stopped.
       await this.supervisor.rollout({
         release,
         out,
         formation,
         timings,
-        record: (serving) => this.store.setFormation(req.app, { formation: { ...app.formation, ...req.changes }, serving }),
+        changedOnly: true,
+        stopped: [],
+        record: (serving) => this.store.setFormation(req.app, { formation: { ...app.formation, ...req.changes }, serving, stopped: undefined }),
       });
       out.header(`Timings: ${timings.line()}`);
       appEvents.emit({ kind: 'scale', app: req.app, action: 'update', ...(req.keyName === undefined ? {} : { actor: req.keyName }), data: { formation, release: release.version } });
@@ -323,11 +328,14 @@ export class Pipeline implements PushPipeline {
     });
   }
 
-  /** `ps:restart [TYPE]`: fresh processes of the current release, rolled out without downtime. */
+  /**
+   * `ps:restart [TYPE|TYPE.N]`: fresh processes of the current release in place of all, a type's,
+   * or one (keeping its number), rolled out without downtime.
+   */
   restart(req: { app: string; type: string | undefined }, out: UserOutput): Promise<void> {
     return this.lock.run(req.app, async () => {
       const release = await this.currentRelease(req.app);
-      if (req.type !== undefined) this.requireType(release, req.type);
+      if (req.type !== undefined) await this.requireTarget(release, req.type, 'restart');
       const timings = new PhaseTimings();
       await this.supervisor.rollout({
         release,
@@ -338,6 +346,49 @@ export class Pipeline implements PushPipeline {
       });
       out.header(`Timings: ${timings.line()}`);
     });
+  }
+
+  /**
+   * `ps:stop TYPE|TYPE.N`: the processes named are drained and stay stopped (recorded on the app,
+   * so neither the reconciler nor a restarted rackd starts them) until the next scale or release.
+   * Resolves with the processes now stopped by it.
+   */
+  stop(req: { app: string; what: string }, out: UserOutput): Promise<string[]> {
+    return this.lock.run(req.app, async () => {
+      const release = await this.currentRelease(req.app);
+      const named = await this.requireTarget(release, req.what, 'stop');
+      const app = await this.store.requireApp(req.app);
+      const stopped = [...new Set([...(app.stopped ?? []), ...named])];
+      await this.supervisor.rollout({
+        release,
+        out,
+        changedOnly: true,
+        stopped,
+        only: [req.what],
+        record: (serving) => this.store.setFormation(req.app, { serving, stopped }),
+      });
+      return named;
+    });
+  }
+
+  /**
+   * A type of the release, or one of its processes that the formation runs now (web.1): the dyno
+   * names it stands for. On a Swarm a type's processes are one service, so only a whole type.
+   */
+  private async requireTarget(release: ReleaseRecord, what: string, verb: string): Promise<string[]> {
+    const dyno = parseDyno(what);
+    const type = dyno?.type ?? what;
+    this.requireType(release, type);
+    const app = await this.store.requireApp(release.app);
+    const count = (await this.supervisor.formationOf(release))[type] ?? 0;
+    const running = Array.from({ length: count }, (_, i) => dynoName(type, i + 1)).filter((d) => !(app.stopped ?? []).includes(d));
+    if (dyno === undefined) return running;
+    if (this.supervisor.swarm) throw new RackError('bad_argument', `on a Swarm a type's processes go together: ${verb} ${type}, not ${what}`);
+    if (!running.includes(what)) {
+      const why = (app.stopped ?? []).includes(what) ? 'is stopped (ps:scale starts it again)' : `is not running (${type}=${count})`;
+      throw new RackError('bad_argument', `${what} ${why}`);
+    }
+    return [what];
   }
 
   /**
@@ -414,6 +465,8 @@ export class Pipeline implements PushPipeline {
         release,
         out,
         releasePhase: true,
+        // A release runs the whole formation again: what ps:stop stopped too.
+        stopped: [],
         timings,
         record: (serving) => this.store.finishRelease(release, 'succeeded', null, serving),
       });

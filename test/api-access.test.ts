@@ -70,6 +70,7 @@ const MATRIX: Row[] = [
   { method: 'GET', path: '/api/v1/apps/shop/processes', expect: member },
   { method: 'PATCH', path: '/api/v1/apps/shop/formation', body: { web: 1 }, expect: { admin: '-', app: '-', other: 403, deploy: 403 } },
   { method: 'POST', path: '/api/v1/apps/shop/formation/restart', body: {}, expect: { admin: '-', app: '-', other: 403, deploy: 403 } },
+  { method: 'POST', path: '/api/v1/apps/shop/formation/stop', body: { process: 'web.9' }, expect: { admin: 400, app: 400, other: 403, deploy: 403 } },
   { method: 'PATCH', path: '/api/v1/apps/shop/limits', body: { type: 'web', pids: '200' }, expect: { admin: '-', app: '-', other: 403, deploy: 403 } },
   { method: 'GET', path: '/api/v1/apps/shop/domains', expect: member },
   { method: 'POST', path: '/api/v1/apps/shop/domains', body: { host: 'matrix.example.com' }, expect: { admin: 201, app: 400, other: 403, deploy: 403 } },

@@ -85,6 +85,8 @@ test.serial('an app may not run more than RACK_MAX_PROCESSES in all', async (t) 
   t.is(refused.stderr, ` !     web=1 worker=2 clock=1 constructor=1 is 5 processes; an app may run at most ${MAX_PROCESSES} in all\n`);
   t.is(refused.stdout, '', 'refused before anything was rolled out');
   t.deepEqual((await ps()).map((p) => p.type).sort(), before.map((p) => p.type).sort());
-  const info = JSON.parse((await ssh('releases:info', 'v1', '--json')).stdout) as { formation: Record<string, number> };
-  t.deepEqual(info.formation, { web: 1, worker: 0, clock: 0, constructor: 0 });
+  // What runs (the refused scale changed nothing), and what v1 was released with.
+  const info = JSON.parse((await ssh('releases:info', 'v1', '--json')).stdout) as { formation: Record<string, number>; releasedWithFormation: Record<string, number> };
+  t.deepEqual(info.formation, { web: 1, worker: 0, clock: 0, constructor: 1 });
+  t.deepEqual(info.releasedWithFormation, { web: 1, worker: 0, clock: 0, constructor: 0 });
 });

@@ -13,6 +13,7 @@ function proc(id: string, type: string, state: 'running' | 'restarting' | 'exite
     app: 'app',
     release: 1,
     type,
+    dyno: `${type}.1`,
     running: state === 'running',
     restarting: state === 'restarting',
     restarts: 0,

@@ -17,6 +17,7 @@ function web(id: string, port: number, running = true): ProcessInfo {
     app: 'app',
     release: 1,
     type: 'web',
+    dyno: 'web.1',
     running,
     restarting: !running,
     restarts: 0,

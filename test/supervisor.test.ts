@@ -22,6 +22,7 @@ interface Proc {
   release: number;
   state: string;
   restarts: number;
+  startedAt: string;
 }
 const ps = async () => JSON.parse((await rack.ssh(['ps', '--json', '-a', app])).stdout) as Proc[];
 const count = (procs: Proc[], type: string) => procs.filter((p) => p.type === type && p.state === 'up').length;
@@ -49,7 +50,7 @@ test.serial('ps:scale runs more processes of each type and fewer again, with no 
   const info = JSON.parse((await rack.ssh(['releases:info', `v${latest!.version}`, '--json', '-a', app])).stdout) as { formation: unknown };
   t.deepEqual(info.formation, { web: 2, worker: 1 });
   const logs = await rack.ssh(['logs', '-p', 'worker', '-a', app]);
-  t.regex(logs.stdout, /app\[worker\.[0-9a-f]+\]: worker tick/);
+  t.regex(logs.stdout, /app\[worker\.1\]: worker tick/);
 
   const down = await rack.ssh(['ps:scale', 'web=1', 'worker=0', '-a', app]);
   t.is(down.code, 0, down.stderr);
@@ -143,9 +144,11 @@ test.serial('ps:restart TYPE replaces only that type', async (t) => {
   t.is(r.code, 0, r.stderr);
   await rack.drained(app);
   const after = await ps();
-  const names = (procs: Proc[], type: string) => procs.filter((p) => p.type === type).map((p) => p.name);
-  t.deepEqual(names(after, 'web'), names(before, 'web'));
-  t.notDeepEqual(names(after, 'worker'), names(before, 'worker'));
+  // A replacement keeps its name (worker.1): a new process is one started anew.
+  const started = (procs: Proc[], type: string) => procs.filter((p) => p.type === type).map((p) => `${p.name} ${p.startedAt}`);
+  t.deepEqual(started(after, 'web'), started(before, 'web'));
+  t.notDeepEqual(started(after, 'worker'), started(before, 'worker'));
+  t.deepEqual(after.map((p) => p.name), ['web.1', 'worker.1']);
   await rack.ssh(['ps:scale', 'worker=0', '-a', app]);
 });
 

@@ -184,9 +184,15 @@ export const ROUTES: ApiRoute[] = [
     words: ({ body }) => ({ args: Object.entries(body).map(([t, n]) => `${t}=${String(n)}`), flags: {} }),
   },
   {
-    method: 'POST', path: '/apps/{app}/formation/restart', command: 'ps:restart', summary: 'Replace the processes (of one type) with fresh ones', mode: 'stream',
-    body: S.object({ type: S.processType }), response: S.object({ restarted: { type: ['string', 'null'] } }, ['restarted']),
-    words: ({ body }) => ({ args: body['type'] === undefined ? [] : [str(body['type'])!], flags: {} }),
+    method: 'POST', path: '/apps/{app}/formation/restart', command: 'ps:restart', summary: 'Replace the processes (of one type, or one process: web.1) with fresh ones of the same names', mode: 'stream',
+    body: S.object({ type: S.processType, process: S.dynoName }), response: S.object({ restarted: { type: ['string', 'null'] } }, ['restarted']),
+    words: ({ body }) => ({ args: [str(body['process']) ?? str(body['type'])].filter((w): w is string => w !== undefined), flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/formation/stop', command: 'ps:stop', summary: 'Stop the processes of a type, or one process (web.1), until the next scale or release', mode: 'stream',
+    body: { ...S.object({ type: S.processType, process: S.dynoName }), minProperties: 1, maxProperties: 1 },
+    response: S.object({ stopped: S.list(S.text) }, ['stopped']),
+    words: ({ body }) => ({ args: [str(body['process']) ?? str(body['type']) ?? ''], flags: {} }),
   },
   {
     method: 'PATCH', path: '/apps/{app}/limits', command: 'ps:limit', summary: 'Set the memory, CPU, process and disk limits of a process type', mode: 'stream',

@@ -28,6 +28,8 @@ export const appName: JsonSchema = { type: 'string', pattern: '^[a-z][a-z0-9]*(-
 export const configKey: JsonSchema = { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', maxLength: 200 };
 export const stringMap: JsonSchema = { type: 'object', propertyNames: configKey, additionalProperties: { type: 'string' } };
 export const processType: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,30}$' };
+/** One process by its dyno name (web.1). */
+export const dynoName: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9_-]{1,30}\\.[1-9][0-9]{0,2}$' };
 export const host: JsonSchema = { type: 'string', minLength: 3, maxLength: 253 };
 export const version: JsonSchema = { type: 'integer', minimum: 1 };
 export const credentialName: JsonSchema = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$' };

@@ -1,6 +1,7 @@
 import { RackError } from '../rack-error.js';
 import type { ProcessInfo } from '../runtime/docker-runtime.js';
 import { formatLimits } from '../runtime/isolation.js';
+import { parseDyno } from '../supervisor/dyno-plan.js';
 import { textOutput } from '../user-output.js';
 import { table, type Command } from './command.js';
 
@@ -37,6 +38,21 @@ function state(p: ProcessInfo, draining: boolean): string {
   return p.restarts >= 3 ? 'crash-loop' : 'crashed';
 }
 
+/** web.1, web.2, web.10, worker.1: by type, then by number. */
+function byDyno(a: ProcessInfo, b: ProcessInfo): number {
+  const [ai, bi] = [parseDyno(a.dyno)?.index ?? 0, parseDyno(b.dyno)?.index ?? 0];
+  return a.type.localeCompare(b.type) || ai - bi || a.startedAt.localeCompare(b.startedAt);
+}
+
+/** TYPE or TYPE.N, checked before anything is asked of the app. */
+function target(word: string | undefined): string | undefined {
+  if (word === undefined) return undefined;
+  if (!PROCESS.test(word)) throw new RackError('bad_argument', `expected a process type (web) or a process (web.1), got ${JSON.stringify(word.slice(0, 40))}`);
+  return word;
+}
+
+const PROCESS = /^[A-Za-z0-9_-]{1,30}(?:\.[1-9]\d{0,2})?$/;
+
 export const psCommands: Command[] = [
   {
     name: 'ps',
@@ -49,11 +65,11 @@ export const psCommands: Command[] = [
     args: { min: 0, max: 0 },
     async run(ctx) {
       await ctx.services.store.requireApp(ctx.app);
-      const processes = (await ctx.services.runtime.listProcesses(ctx.app)).sort((a, b) => a.type.localeCompare(b.type));
+      const processes = (await ctx.services.runtime.listProcesses(ctx.app)).sort(byDyno);
       // Stopped or removed outside rack: the supervisor is replacing them, maybe after a backoff.
       const replacing = new Map(ctx.services.supervisor.replacing(ctx.app).map((r) => [r.id, r]));
       const rows = processes.map((p) => ({
-        name: `${p.type}.${p.name.split(/[.-]/).pop()}`,
+        name: p.dyno,
         type: p.type,
         release: p.release,
         state: replacing.get(p.id)?.state ?? state(p, ctx.services.supervisor.isDraining(p.id)),
@@ -67,7 +83,7 @@ export const psCommands: Command[] = [
       const listed = new Set(processes.map((p) => p.id));
       for (const r of replacing.values()) {
         if (listed.has(r.id)) continue;
-        rows.push({ name: `${r.type}.${r.name.split(/[.-]/).pop()}`, type: r.type, release: r.release, state: r.state, restarts: 0, limits: '-', startedAt: null, uptime: null });
+        rows.push({ name: r.dyno, type: r.type, release: r.release, state: r.state, restarts: 0, limits: '-', startedAt: null, uptime: null });
       }
       if (ctx.flags['json']) return ctx.printJson(rows);
       if (rows.length === 0) return ctx.print(`${ctx.app} has no processes running`);
@@ -120,16 +136,32 @@ psCommands.push(
   {
     name: 'ps:restart',
     access: 'member',
-    usage: 'ps:restart [TYPE] [-a APP]',
-    example: 'ps:restart web -a myapp',
-    summary: 'replace the processes (of one type) with fresh ones, without downtime',
+    usage: 'ps:restart [TYPE|TYPE.N] [-a APP]',
+    example: 'ps:restart web.1 -a myapp',
+    summary: 'replace the processes (of one type, or one: web.1) with fresh ones of the same names, without downtime',
     app: true,
     args: { min: 0, max: 1 },
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
-      await ctx.services.pipeline.restart({ app: ctx.app, type: ctx.args[0] }, textOutput(ctx.print));
-      ctx.result({ restarted: ctx.args[0] ?? null });
-      ctx.print(`-----> Restarted ${ctx.args[0] ?? 'all processes'} of ${ctx.app}`);
+      const what = target(ctx.args[0]);
+      await ctx.services.pipeline.restart({ app: ctx.app, type: what }, textOutput(ctx.print));
+      ctx.result({ restarted: what ?? null });
+      ctx.print(`-----> Restarted ${what ?? 'all processes'} of ${ctx.app}`);
+    },
+  },
+  {
+    name: 'ps:stop',
+    access: 'member',
+    usage: 'ps:stop TYPE|TYPE.N [-a APP]',
+    summary: 'stop the processes of a type, or one (web.1), until the next ps:scale or release',
+    app: true,
+    args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args.join(' ') }),
+    async run(ctx) {
+      const what = target(ctx.args[0])!;
+      const stopped = await ctx.services.pipeline.stop({ app: ctx.app, what }, textOutput(ctx.print));
+      ctx.result({ stopped });
+      ctx.print(`-----> Stopped ${stopped.join(' ') || 'nothing'} of ${ctx.app} (until the next ps:scale or release)`);
     },
   },
 );

@@ -3,6 +3,7 @@ import { formatTimings } from '../phase-timings.js';
 import { RackError } from '../rack-error.js';
 import { MASKED, seesConfigValues } from '../access/config-mask.js';
 import { abbreviate, diffConfig } from '../release/config-vars.js';
+import { resolveFormation } from '../release/formation.js';
 import { textOutput } from '../user-output.js';
 import { timestamp, parseNumber, table, type Command, type CommandContext } from './command.js';
 import { configRedaction } from './config-redaction.js';
@@ -16,6 +17,8 @@ async function redeploy(ctx: CommandContext, kind: 'rollback' | 'promote') {
   out.header(`${release.description}: released v${release.version}`);
   if (previous > 0) out.detail(`undo with: ssh rack releases:rollback v${previous} -a ${ctx.app}`);
 }
+
+const formatFormation = (f: Record<string, number>) => Object.entries(f).map(([t, n]) => `${t}=${n}`).join(' ') || '-';
 
 /** Looking into one release, and rolling releases out again. */
 export const releaseCommands: Command[] = [
@@ -48,7 +51,10 @@ export const releaseCommands: Command[] = [
         createdAt: release.createdAt,
         error: release.error === null ? null : (await configRedaction(ctx))(release.error),
         processTypes: release.processTypes,
-        formation: release.formation ?? {},
+        // What runs: ps:scale changes the app's formation, not the (never rewritten) release. For
+        // the current release that is the app's; for another, what it was released with.
+        formation: release.version === app.currentRelease ? resolveFormation(release, app.formation) : (release.formation ?? {}),
+        releasedWithFormation: release.formation ?? {},
         configKeys: Object.keys(release.config).sort(),
         configChanges: diff,
         timings: (await store.getReleaseTimings(ctx.app, version)) ?? null,
@@ -63,7 +69,8 @@ export const releaseCommands: Command[] = [
         ['By:', info.createdBy],
         ['Created:', timestamp(info.createdAt)],
         ['Processes:', Object.entries(info.processTypes).map(([t, c]) => `${t}: ${c}`).join('; ') || '-'],
-        ['Formation:', Object.entries(info.formation).map(([t, n]) => `${t}=${n}`).join(' ') || '-'],
+        ['Formation:', formatFormation(info.formation)],
+        ...(formatFormation(info.formation) === formatFormation(info.releasedWithFormation) ? [] : [['Released with:', formatFormation(info.releasedWithFormation)]]),
         ['Config:', info.configKeys.join(', ') || '-'],
         ...(info.timings ? [['Timings:', formatTimings(info.timings)]] : []),
       ];

@@ -2,6 +2,7 @@ import { authorize } from '../access/access-policy.js';
 import { RackError } from '../rack-error.js';
 import { resolveFormation, totalProcesses } from '../release/formation.js';
 import { limitsFor } from '../runtime/isolation.js';
+import { WEB_PORT } from '../supervisor/process-spec.js';
 import type { ExecRequest } from '../ssh/ssh-server.js';
 import { selectApp } from './app-selection.js';
 import type { Services } from './command.js';
@@ -64,7 +65,8 @@ export async function runOneOff(services: Services, req: ExecRequest, line: RunL
     image: release.image,
     builder: release.builder,
     command: line.command,
-    env: release.config,
+    // As on Heroku, a one-off has a PORT too (a web server tried out by hand listens on it).
+    env: { ...release.config, PORT: String(WEB_PORT) },
     // One-off processes join the app's network and run under its web processes' limits.
     network,
     limits: limitsFor('web', record.limits),

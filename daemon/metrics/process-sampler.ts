@@ -10,6 +10,8 @@ export interface SampledProcess {
   id: string;
   /** The container's name, ending in the process's number (`web.1`); absent: the id stands in. */
   name?: string;
+  /** web.1: what `ps` calls it; preferred to the name when given. */
+  dyno?: string;
   app: string;
   type: string;
   running: boolean;
@@ -100,7 +102,7 @@ export class ProcessSampler {
   }
 
   #tellR14(p: SampledProcess, memoryBytes: number, limitBytes: number): void {
-    const process = `${p.type}.${p.name?.split('.').pop() ?? p.id.slice(0, 12)}`;
+    const process = p.dyno ?? `${p.type}.${p.name?.split('.').pop() ?? p.id.slice(0, 12)}`;
     // As the R15 of process-events.ts: webhooks hear of it as a crash of kind `memory`, drains and
     // `logs` as Heroku's error line (drains/event-lines.ts).
     (this.deps.events ?? defaultEvents).emit({ kind: 'crash', app: p.app, action: 'memory', data: { process, type: p.type, error: 'R14', memoryBytes, limitBytes } });

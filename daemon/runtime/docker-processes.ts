@@ -17,6 +17,8 @@ export interface ProcessSpec {
   app: string;
   release: number;
   type: string;
+  /** Its type and number (web.1), as Heroku names a dyno: a replacement takes the number of what it replaces. */
+  dyno: string;
   image: string;
   builder?: Builder;
   command: string;
@@ -34,6 +36,8 @@ export interface ProcessInfo {
   app: string;
   release: number;
   type: string;
+  /** `TYPE.N` (web.1): the one name `ps`, the logs and `DYNO` use. */
+  dyno: string;
   running: boolean;
   /** Docker is waiting to restart it after a crash (backoff). */
   restarting: boolean;
@@ -64,6 +68,8 @@ export interface ProcessEvent {
   name: string;
   app: string;
   type: string;
+  /** web.1, as `ps` names it. */
+  dyno: string;
   exitCode: number;
 }
 
@@ -152,6 +158,7 @@ export class DockerProcesses implements ProcessDriver {
         [LABEL.app]: spec.app,
         [LABEL.release]: String(spec.release),
         [LABEL.type]: spec.type,
+        [LABEL.dyno]: spec.dyno,
         ...(diskMb === undefined ? {} : { [LABEL.disk]: String(diskMb) }),
       }),
       HostConfig: {
@@ -195,6 +202,7 @@ export class DockerProcesses implements ProcessDriver {
       app: labels[LABEL.app] ?? '',
       release: Number(labels[LABEL.release] ?? 0),
       type: labels[LABEL.type] ?? '',
+      dyno: labels[LABEL.dyno] ?? dynoFromEnv(info.Config.Env, labels[LABEL.type] ?? ''),
       running: info.State.Running && !info.State.Restarting,
       restarting: info.State.Restarting,
       restarts: info.RestartCount,
@@ -279,6 +287,7 @@ export class DockerProcesses implements ProcessDriver {
           name: attrs['name'] ?? '',
           app: attrs[LABEL.app] ?? '',
           type: attrs[LABEL.type] ?? '',
+          dyno: attrs[LABEL.dyno] ?? `${attrs[LABEL.type] ?? ''}.${(attrs['name'] ?? '').split('.').pop() ?? ''}`,
           exitCode: Number(attrs['exitCode'] ?? 0),
         });
       } catch {
@@ -305,6 +314,15 @@ export class DockerProcesses implements ProcessDriver {
       return '';
     }
   }
+}
+
+/**
+ * A container started before the dyno label existed still has the `DYNO` it was given; one with
+ * neither is named by its type alone.
+ */
+function dynoFromEnv(env: string[] | null | undefined, type: string): string {
+  const dyno = env?.find((e) => e.startsWith('DYNO='))?.slice('DYNO='.length);
+  return dyno !== undefined && /^[^.]+\.\d+$/.test(dyno) ? dyno : `${type}.0`;
 }
 
 /**

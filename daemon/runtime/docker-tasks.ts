@@ -48,6 +48,8 @@ export interface InteractiveSpec {
   env: Record<string, string>;
   network: string;
   limits: ProcessLimits;
+  /** The dyno type it is named with (`run.N`, as on Heroku; a scheduled job's `scheduler.N`). */
+  dynoType?: string;
   /** Terminal size when the client asked for a TTY (`ssh -t`), else null. */
   tty: { cols: number; rows: number } | null;
   stdin: NodeJS.ReadableStream;
@@ -74,6 +76,8 @@ export class DockerTasks {
 
   /** One-off processes (`run`) of each app running now; they count toward its process quota. */
   private readonly oneOffs = new Map<string, number>();
+  /** The last one-off number given, by app and dyno type (run.3). */
+  private readonly oneOffNumbers = new Map<string, number>();
 
   /** How many `run` processes the app has now, counted from the moment each is asked for. */
   oneOffCount(app: string): number {
@@ -175,8 +179,16 @@ export class DockerTasks {
     // Counted before the first await, so that a check of the count just before this call holds
     // against any number of `run`s asked for at once.
     this.oneOffs.set(spec.app, this.oneOffCount(spec.app) + 1);
+    // Numbers only grow while rackd runs, and a restarted rackd removes the one-offs it finds:
+    // no two running one-offs of an app share a name.
+    // A caller that names its one-off (the scheduler's scheduler.N) keeps its name.
+    const named = spec.env['DYNO'];
+    const type = spec.dynoType ?? 'run';
+    const key = `${spec.app}\n${type}`;
+    const number = (this.oneOffNumbers.get(key) ?? 0) + 1;
+    if (named === undefined) this.oneOffNumbers.set(key, number);
     try {
-      return await this.runOneOff(spec);
+      return await this.runOneOff(spec, named ?? `${type}.${number}`);
     } finally {
       const left = this.oneOffCount(spec.app) - 1;
       if (left > 0) this.oneOffs.set(spec.app, left);
@@ -184,15 +196,17 @@ export class DockerTasks {
     }
   }
 
-  private async runOneOff(spec: InteractiveSpec): Promise<number> {
+  private async runOneOff(spec: InteractiveSpec, dyno: string): Promise<number> {
     const container = await this.docker.createContainer({
-      name: `rack.${spec.app}.v${spec.release}.run.${randomBytes(3).toString('hex')}`,
+      name: `rack.${spec.app}.v${spec.release}.${dyno}.${randomBytes(3).toString('hex')}`,
       Image: spec.image,
+      // The whole command line goes to a shell in the container (rack-launch's bash, or the
+      // image's /bin/sh): quotes, pipes and `;` mean there what the user wrote. None on the host.
       Cmd: containerCommand(spec.builder, spec.command),
-      Env: envList(processEnv(spec.builder, spec.env)),
+      Env: envList(processEnv(spec.builder, { ...spec.env, DYNO: dyno })),
       User: APP_USER,
       ...attachedOptions(spec.tty),
-      Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release) }),
+      Labels: this.labels({ [LABEL.role]: 'run', [LABEL.app]: spec.app, [LABEL.release]: String(spec.release), [LABEL.dyno]: dyno }),
       HostConfig: { Init: true, NetworkMode: spec.network, ...confinement(spec.limits) },
     });
     try {

@@ -9,6 +9,8 @@ export const LABEL = {
   release: 'rack.release',
   build: 'rack.build',
   type: 'rack.type',
+  /** The process's name in `ps` and the logs (web.1): a restarted rackd keeps the numbers it finds. */
+  dyno: 'rack.dyno',
   role: 'rack.role',
   /** The writable space a container was given, in MiB (disk-limit.ts); Docker keeps no record of it. */
   disk: 'rack.disk',

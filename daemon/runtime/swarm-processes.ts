@@ -261,6 +261,7 @@ export class SwarmProcesses implements ProcessDriver {
           name: `${service.Spec?.Name ?? service.ID}.${task.Slot ?? 1}`,
           app: labels[LABEL.app] ?? '',
           type: labels[LABEL.type] ?? '',
+          dyno: `${labels[LABEL.type] ?? ''}.${task.Slot ?? 1}`,
           exitCode: task.Status?.ContainerStatus?.ExitCode ?? 0,
         });
       }
@@ -330,6 +331,8 @@ export class SwarmProcesses implements ProcessDriver {
       app: labels[LABEL.app] ?? '',
       release: Number(labels[LABEL.release] ?? 0),
       type: labels[LABEL.type] ?? '',
+      // Swarm keeps a task's slot across its restarts and moves: the slot is the dyno's number.
+      dyno: `${labels[LABEL.type] ?? ''}.${slot}`,
       running,
       restarting: !running && current !== undefined,
       restarts,

@@ -25,6 +25,8 @@ export interface AppRecord {
    * re-adopts. Anything else of the app's that runs was never checked and is removed.
    */
   serving?: string[];
+  /** Dynos stopped with ps:stop (web.2): not started again until the next ps:scale or release. */
+  stopped?: string[];
   /**
    * The one branch that deploys: main or master, whichever the app was first pushed with. Absent on
    * apps from before it was recorded (then whichever of the two the repo has, main when both).

@@ -197,7 +197,7 @@ export class Store {
   }
 
   /** A scale or limit change and the processes now serving it, in one write. */
-  setFormation(name: string, changes: Pick<AppRecord, 'formation' | 'limits' | 'serving'>): Promise<void> {
+  setFormation(name: string, changes: Pick<AppRecord, 'formation' | 'limits' | 'serving' | 'stopped'>): Promise<void> {
     return this.writes.run(async () => {
       const app = await this.requireApp(name);
       await this.writes.put(k.app(name), { ...app, ...changes });
@@ -458,7 +458,9 @@ export class Store {
       ];
       if (status === 'succeeded') {
         const app = await this.requireApp(release.app);
-        ops.push({ type: 'put', key: k.app(app.name), value: { ...app, currentRelease: release.version, ...(serving ? { serving } : {}) } });
+        // A release starts every process of the formation again: what ps:stop stopped too.
+        const { stopped: _stopped, ...rest } = app;
+        ops.push({ type: 'put', key: k.app(app.name), value: { ...rest, currentRelease: release.version, ...(serving ? { serving } : {}) } });
       }
       await this.writes.batch(ops);
     });

@@ -21,7 +21,7 @@ export class LogFollower {
     if (this.followers.has(p.id)) return;
     const abort = new AbortController();
     this.followers.set(p.id, abort);
-    const source = `app[${p.type}.${p.name.split('.').pop()}]`;
+    const source = `app[${p.dyno}]`;
     const push = (time: string, text: string) =>
       this.hub.push({ time: `${time.slice(0, 23)}Z`, app: p.app, source, type: p.type, text });
     this.processes

@@ -35,9 +35,9 @@ export class ProcessEvents {
             if (e.kind === 'destroy') this.crashes.delete(e.id);
             if (e.kind === 'die') this.noteExit(e);
             // R15 is in the app's log already (below); webhooks hear of it as a crash too.
-            if (e.kind === 'oom') appEvents.emit({ kind: 'crash', app: e.app, action: 'memory', data: { process: `${e.type}.${e.name.split('.').pop() ?? ''}`, type: e.type, error: 'R15' } });
+            if (e.kind === 'oom') appEvents.emit({ kind: 'crash', app: e.app, action: 'memory', data: { process: e.dyno, type: e.type, error: 'R15' } });
             if (e.kind !== 'oom' && e.kind !== 'die') return;
-            const source = `rack[${e.type}.${e.name.split('.').pop() ?? ''}]`;
+            const source = `rack[${e.dyno}]`;
             const text =
               e.kind === 'oom'
                 ? 'Error R15 (Memory quota vastly exceeded): the process went over its memory limit and was killed'
@@ -58,7 +58,7 @@ export class ProcessEvents {
     const { history, tell } = noteExit(this.crashes.get(e.id), Date.now());
     this.crashes.set(e.id, history);
     if (!tell) return;
-    const process = `${e.type}.${e.name.split('.').pop() ?? ''}`;
+    const process = e.dyno;
     this.log.warn({ app: e.app, process, exitCode: e.exitCode }, 'crash loop');
     appEvents.emit({ kind: 'crash', app: e.app, action: 'crashed', data: { process, type: e.type, exitCode: e.exitCode, exits: history.exits.length, withinSeconds: Math.ceil((Date.now() - history.exits[0]!) / 1000) } });
   }

@@ -24,6 +24,7 @@ interface Waiting {
 export interface Replacing {
   id: string;
   name: string;
+  dyno: string;
   type: string;
   release: number;
   state: string;
@@ -94,7 +95,7 @@ export class Reconciler {
     const state = waiting.at > now ? `crashed (restarting in ${Math.ceil((waiting.at - now) / 1000)} s)` : 'crashed (restarting)';
     return waiting.gone.map((id) => {
       const p = this.#seen.get(id);
-      return { id, name: p?.name ?? id.slice(0, 12), type: p?.type ?? '?', release: p?.release ?? 0, state };
+      return { id, name: p?.name ?? id.slice(0, 12), dyno: p?.dyno ?? '?', type: p?.type ?? '?', release: p?.release ?? 0, state };
     });
   }
 
@@ -243,5 +244,5 @@ export class Reconciler {
 }
 
 function shortName(p: ProcessInfo): string {
-  return `${p.type}.${p.name.split(/[.-]/).pop() ?? ''}`;
+  return p.dyno;
 }

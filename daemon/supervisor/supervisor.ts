@@ -16,6 +16,7 @@ import { EndpointWatch } from './endpoint-watch.js';
 import { DEFAULT_HEALTH_CHECK, firstUnhealthy, type HealthCheckOptions } from './health-check.js';
 import { LogFollower } from './log-follower.js';
 import { ProcessEvents } from './process-events.js';
+import { dynoName, parseDyno, planDynos } from './dyno-plan.js';
 import { processSpec } from './process-spec.js';
 import { Reconciler, type Replacing } from './reconciler.js';
 import { runReleasePhase } from './release-phase.js';
@@ -29,8 +30,12 @@ export interface RolloutRequest {
   out: UserOutput;
   /** Instance counts; the app's scaled formation when absent. */
   formation?: Formation;
-  /** Roll out these types only (ps:restart TYPE); the others keep running untouched. */
+  /** Roll out these types (ps:restart web) or dynos (ps:restart web.1) only; the others keep running untouched. */
   only?: string[];
+  /** Start only the dynos missing from the formation and stop only those over it; the rest keep running (ps:scale, ps:stop). */
+  changedOnly?: boolean;
+  /** Dynos not to run (ps:stop); the app's recorded ones when absent. A release and a scale pass none. */
+  stopped?: string[];
   /** Limits by type, instead of the app's recorded ones (ps:limit rolls out what it is about to record). */
   limits?: AppRecord['limits'];
   /** Run the Procfile's `release:` command first: once per new release, never on scale, restart or adoption. */
@@ -61,8 +66,6 @@ export class Supervisor {
   private readonly endpointWatch: EndpointWatch;
   private readonly adoption: Adoption;
   private readonly reconciler: Reconciler;
-  /** `DYNO` of the processes started here (web.1), so a replacement takes the number of the one it replaces. */
-  private readonly dynos = new Map<string, { type: string; index: number }>();
 
   constructor(
     private readonly config: Pick<RackConfig, 'domain' | 'httpPort'>,
@@ -106,6 +109,11 @@ export class Supervisor {
     this.reconciler.stop();
   }
 
+  /** Processes run as Swarm services: a type's processes start and stop together. */
+  get swarm(): boolean {
+    return this.runtime.swarm;
+  }
+
   defaultHost(app: string): string {
     return this.publisher.defaultHost(app);
   }
@@ -139,20 +147,28 @@ export class Supervisor {
     const { release, out } = req;
     const app = release.app;
     const formation = req.formation ?? (await this.formationOf(release));
-    const inScope = (type: string) => !req.only || req.only.includes(type);
-    const types = Object.keys(formation).filter((t) => (formation[t] ?? 0) > 0 && inScope(t));
-    for (const type of types) {
-      if (!Object.hasOwn(release.processTypes, type)) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
+    for (const [type, count] of Object.entries(formation)) {
+      if (count > 0 && !Object.hasOwn(release.processTypes, type)) throw new RackError('deploy_failed', `v${release.version} has no process type "${type}"`);
     }
     const record = await this.store.requireApp(app);
     // Processes already draining from an earlier rollout are on their way out: neither old nor kept.
     const all = (await this.runtime.processes.list(app)).filter((p) => !this.drainer.isDraining(p.id));
-    const old = all.filter((p) => inScope(p.type));
-    const untouched = all.filter((p) => !inScope(p.type));
+    const plan = planDynos({
+      formation,
+      stopped: req.stopped ?? record.stopped,
+      live: all,
+      ...(req.only ? { only: req.only } : {}),
+      ...(req.changedOnly ? { changedOnly: true } : {}),
+      // A Swarm service holds every slot of a type: a type is started and stopped whole there.
+      wholeTypes: this.runtime.swarm,
+    });
+    const old = plan.stop;
+    const untouched = plan.keep;
     const before = this.publisher.web(app);
     const health = { ...DEFAULT_HEALTH_CHECK, ...release.healthcheck };
     const started: ProcessInfo[] = [];
     let switchTried = false;
+    const webMoves = [...plan.start.map((s) => s.type), ...old.map((p) => p.type)].includes('web');
 
     await runRollout(
       {
@@ -162,12 +178,14 @@ export class Supervisor {
           return 'released';
         },
         starting: async () => {
-          out.header(`Starting ${types.map((t) => `${t}=${formation[t]}`).join(' ') || 'no processes'} of v${release.version}`);
+          if (plan.start.length === 0) return 'started';
+          const counts = new Map<string, number>();
+          for (const s of plan.start) counts.set(s.type, (counts.get(s.type) ?? 0) + 1);
+          const dynos = plan.start.map((s) => dynoName(s.type, s.index)).join(' ');
+          out.header(`Starting ${[...counts].map(([t, n]) => `${t}=${n}`).join(' ')} of v${release.version} (${dynos})`);
           const network = await this.runtime.processNetwork(app);
           const limits = req.limits ?? record.limits;
-          const specs = types.flatMap((type) =>
-            Array.from({ length: formation[type] ?? 0 }, (_, i) => processSpec(release, type, i + 1, network, limitsFor(type, limits))),
-          );
+          const specs = plan.start.map((s) => processSpec(release, s.type, s.index, network, limitsFor(s.type, limits)));
           started.push(...(await this.startAll(specs, 1000)));
           return 'started';
         },
@@ -176,22 +194,22 @@ export class Supervisor {
           return 'healthy';
         },
         switching: async () => {
-          if (inScope('web')) {
+          if (webMoves) {
             switchTried = true;
-            await this.publisher.switchTo(app, webOf(started));
+            await this.publisher.switchTo(app, webOf([...untouched, ...started]));
           }
           // Recorded before the drain: a crash from here on leaves the new processes current and serving.
           await req.record([...untouched, ...started].map((p) => p.id));
           if (started.length > 0) out.detail(`all processes healthy; router switched to v${release.version}`);
-          else {
+          else if (untouched.length === 0) {
             // A worker-only app needs a count from somewhere: "healthy" over nothing would hide that.
-            const idle = Object.keys(release.processTypes).filter((t) => t !== 'release' && inScope(t));
+            const idle = Object.keys(release.processTypes).filter((t) => t !== 'release');
             out.error(`no processes run: ${idle.map((t) => `${t}=0`).join(' ') || 'no process types'}; start some with ps:scale TYPE=N, or set app.json formation`);
           }
+          if (req.changedOnly && old.length > 0) out.detail(`stopping ${old.map((p) => p.dyno).join(' ')}`);
           return 'switched';
         },
         draining: async () => {
-          for (const p of old) this.dynos.delete(p.id);
           this.drainer.drain(old);
           return 'drained';
         },
@@ -220,11 +238,7 @@ export class Supervisor {
   /** All at once (a Swarm takes seconds to place them); the driver removes them all if one fails. */
   private async startAll(specs: ProcessSpec[], tail: number): Promise<ProcessInfo[]> {
     const started = await this.runtime.processes.startAll(specs);
-    for (const [i, p] of started.entries()) {
-      const dyno = /^(.*)\.(\d+)$/.exec(specs[i]?.env['DYNO'] ?? '');
-      if (dyno) this.dynos.set(p.id, { type: dyno[1]!, index: Number(dyno[2]) });
-      this.follower.watch(p, tail);
-    }
+    for (const p of started) this.follower.watch(p, tail);
     return started;
   }
 
@@ -235,7 +249,6 @@ export class Supervisor {
   private async removeEach(app: string, processes: readonly ProcessInfo[]): Promise<void> {
     for (const p of processes) {
       this.follower.unwatch(p.id);
-      this.dynos.delete(p.id);
       try {
         await this.runtime.processes.remove(p.id);
       } catch (err) {
@@ -252,7 +265,11 @@ export class Supervisor {
     const network = await this.runtime.processNetwork(release.app);
     const specs: ProcessSpec[] = [];
     for (const [type, count] of Object.entries(missing)) {
-      const taken = new Set(live.map((p) => this.dynos.get(p.id)).flatMap((d) => (d?.type === type ? [d.index] : [])));
+      // Stopped numbers (ps:stop) stay free until the next scale or release.
+      const taken = new Set([...live.map((p) => p.dyno), ...(app.stopped ?? [])].flatMap((d) => {
+        const parsed = parseDyno(d);
+        return parsed?.type === type ? [parsed.index] : [];
+      }));
       for (let index = 1, n = 0; n < count; index++) {
         if (taken.has(index)) continue;
         specs.push(processSpec(release, type, index, network, limitsFor(type, app.limits)));

@@ -55,6 +55,7 @@ export class FakeProcesses implements ProcessDriver {
         app: spec.app,
         release: spec.release,
         type: spec.type,
+        dyno: spec.dyno,
         running: true,
         restarting: false,
         restarts: 0,
@@ -181,7 +182,7 @@ export class FakeProcesses implements ProcessDriver {
   }
 
   #emit(kind: ProcessEvent['kind'], p: ProcessInfo): void {
-    this.#events.emit('event', { kind, id: p.id, name: p.name, app: p.app, type: p.type, exitCode: p.exitCode } satisfies ProcessEvent);
+    this.#events.emit('event', { kind, id: p.id, name: p.name, app: p.app, type: p.type, dyno: p.dyno, exitCode: p.exitCode } satisfies ProcessEvent);
   }
 
   async #serve(id: string, unhealthy: boolean, port = 0): Promise<Server> {
