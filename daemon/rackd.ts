@@ -21,6 +21,7 @@ import { paths, type RackConfig } from './config.js';
 import { domainsAgainstRule } from './domain-ownership.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './pipeline.js';
+import { AppRename } from './app-rename.js';
 import { Promotion } from './pipelines/promotion.js';
 import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
@@ -233,6 +234,9 @@ export class Rackd {
     const drains = new Drains(store, logs, config.fetchAllow, log.child({ mod: 'drains' }));
     await drains.start();
     this.stops.push(() => drains.stop());
+    // Renames a killed rackd left half done: files, images and processes follow the store's names.
+    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, log: log.child({ mod: 'rename' }) });
+    await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const untell = tellEventsInLogs(appEvents, logs);
     this.stops.push(async () => untell());
     const webhooks = new AppWebhooks(store, appEvents, config.fetchAllow, log.child({ mod: 'webhooks' }));
@@ -321,6 +325,7 @@ export class Rackd {
       pipeline,
       promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
+      renames,
       logs,
       metrics,
       runtime,
