@@ -98,7 +98,7 @@ export class AppRename {
     const app = await store.requireApp(to);
     if (app.currentRelease > 0) await pipeline.restart({ app: to, type: undefined }, out);
     else await supervisor.publish(to, []);
-    await supervisor.unpublish(from);
+    await supervisor.retire(from);
     // Its processes (the new ones serve), its remaining tags (each image has its new name too) and network.
     await runtime.removeApp(from);
     await store.settleRename(from);
