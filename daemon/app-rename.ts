@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import type { Addons } from './addons/addons.js';
 import { assertNewAppName } from './app-name.js';
 import { paths, type RackConfig } from './config.js';
 import type { DeployLock } from './deploy-lock.js';
@@ -27,6 +28,7 @@ export interface AppRenameParts {
   lock: DeployLock;
   logs: LogHub;
   drains: Drains;
+  addons: Addons;
   log: Logger;
 }
 
@@ -87,7 +89,7 @@ export class AppRename {
 
   /** Everything outside the store, moved to where the store says; each step may run twice. */
   private async follow({ from, to }: RenamedRecord, out: UserOutput): Promise<void> {
-    const { config, store, runtime, supervisor, pipeline, logs, drains } = this.parts;
+    const { config, store, runtime, supervisor, pipeline, logs, drains, addons } = this.parts;
     await moveFolder(repoDir(paths.repos(config), from), repoDir(paths.repos(config), to));
     const cache = paths.cache(config);
     await moveFolder(join(cache, from), join(cache, to));
@@ -95,10 +97,12 @@ export class AppRename {
     await store.moveBuildLogs(from, to);
     await logs.rename(from, to);
     await drains.renameApp(from, to);
+    await addons.joinRenamed(to);
     const app = await store.requireApp(to);
     if (app.currentRelease > 0) await pipeline.restart({ app: to, type: undefined }, out);
     else await supervisor.publish(to, []);
     await supervisor.retire(from);
+    await addons.leaveRenamed(from);
     // Its processes (the new ones serve), its remaining tags (each image has its new name too) and network.
     await runtime.removeApp(from);
     await store.settleRename(from);

@@ -235,7 +235,7 @@ export class Rackd {
     await drains.start();
     this.stops.push(() => drains.stop());
     // Renames a killed rackd left half done: files, images and processes follow the store's names.
-    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, log: log.child({ mod: 'rename' }) });
+    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, log: log.child({ mod: 'rename' }) });
     await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const untell = tellEventsInLogs(appEvents, logs);
     this.stops.push(async () => untell());

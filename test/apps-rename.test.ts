@@ -206,6 +206,23 @@ test.serial('a rackd stopped right after the store switched finishes the rename 
   t.is((await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${instance}`, 'rack/market'])).stdout.trim(), '');
 });
 
+test.serial("an add-on attached to the app serves it under the new name, and leaves the old name's network", async (t) => {
+  const cart = await rack.appRepo('addon-app', 'cart');
+  const push = await rack.push(cart);
+  t.is(push.code, 0, push.stderr);
+  const created = await rack.ssh(['addons:create', 'redis', '-a', 'cart']);
+  t.is(created.code, 0, created.stderr);
+  t.is((await rack.post('cart', '/key?k=greeting&v=kept')).body.trim(), 'ok');
+  const renamed = await rack.ssh(['apps:rename', 'cart', 'till']);
+  t.is(renamed.code, 0, renamed.stderr);
+  t.is((await rack.get('till', '/key?k=greeting')).body.trim(), 'kept');
+  const instance = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const networks = await exec('docker', ['inspect', '--format', '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}', `rack-${instance}-addon-cart-redis`]);
+  t.is(networks.code, 0, networks.stderr);
+  t.regex(networks.stdout, /till/);
+  t.notRegex(networks.stdout, /cart\b(?!-redis)/);
+});
+
 test.serial('apps:rename while a push of the app builds is refused with one line', async (t) => {
   // A build that sleeps until the build timeout ends it: the push then ends by itself.
   await rack.stop();
