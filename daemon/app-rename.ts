@@ -14,6 +14,7 @@ import type { Pipeline } from './pipeline.js';
 import { RackError } from './rack-error.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
 import type { RenamedRecord } from './store/app-rename-ops.js';
+import type { AppRecord } from './store/records.js';
 import type { Store } from './store/store.js';
 import type { Supervisor } from './supervisor/supervisor.js';
 import type { UserOutput } from './user-output.js';
@@ -55,16 +56,29 @@ export class AppRename {
     if (await store.getApp(name)) throw new RackError('app_exists', `app "${name}" already exists`);
     // Refused rather than queued: a rename behind a long build would surprise whoever pushed.
     if (pushLock.busy(from) || lock.busy(from)) throw new RackError('app_busy', `a push, build or deploy of ${from} is under way; rename it once that is done`);
-    // Push locks before the deploy lock, as a push takes them; the new name's too, so no push creates it meanwhile.
-    return pushLock.run(from, () =>
-      pushLock.run(name, () =>
+    // Push locks before the deploy lock, as a push takes them; the new name's too, so no push
+    // creates it meanwhile. Both in name order: a rename of b to a beside one of a to b cannot deadlock.
+    const [first, second] = [from, name].sort();
+    return pushLock.run(first!, () =>
+      pushLock.run(second!, () =>
         lock.run(from, async () => {
-          for (const image of await runtime.listAppImages(from)) {
-            await runtime.tagImage(image.tag, { repo: `rack/${name}`, tag: image.tag.slice(`rack/${from}:`.length) });
+          const vet = (apps: AppRecord[]) => assertDefaultHostFree(name, { domain: config.domain, consoleHost: config.consoleHost, apps: apps.filter((a) => a.name !== from) });
+          vet(await store.listApps());
+          const tagged: string[] = [];
+          let renamed: RenamedRecord;
+          try {
+            for (const image of await runtime.listAppImages(from)) {
+              const tag = image.tag.slice(`rack/${from}:`.length);
+              await runtime.tagImage(image.tag, { repo: `rack/${name}`, tag });
+              tagged.push(`rack/${name}:${tag}`);
+            }
+            // Checked again in the store's write turn: two renames to one name cannot both pass.
+            renamed = await store.renameApp(from, name, remote, vet);
+          } catch (err) {
+            // Refused: the app stays as it was, without the names given to its images for the new one.
+            for (const tag of tagged) await runtime.removeImage(tag).catch(() => false);
+            throw err;
           }
-          const renamed = await store.renameApp(from, name, remote, (apps) =>
-            assertDefaultHostFree(name, { domain: config.domain, consoleHost: config.consoleHost, apps: apps.filter((a) => a.name !== from) }),
-          );
           out.header(`Renamed ${from} to ${name}`);
           await this.follow(renamed, out);
           return renamed;
@@ -73,7 +87,10 @@ export class AppRename {
     );
   }
 
-  /** At start, before adoption: renames a crash cut short are finished from the store's view. */
+  /**
+   * At start, once the apps are adopted (the old name's processes went as leftovers of an app the
+   * store no longer has): renames a crash cut short are finished from the store's view.
+   */
   async repair(out: UserOutput): Promise<void> {
     for (const renamed of await this.parts.store.unsettledRenames()) {
       if (!(await this.parts.store.getApp(renamed.to))) continue;
@@ -94,6 +111,8 @@ export class AppRename {
     const cache = paths.cache(config);
     await moveFolder(join(cache, from), join(cache, to));
     await moveFolder(join(cache, `${from}.img`), join(cache, `${to}.img`));
+    // A connected repository's deploy key (workflows/repo-fetch.ts keeps one folder per app).
+    await moveFolder(join(config.home, 'repo-keys', from), join(config.home, 'repo-keys', to));
     await store.moveBuildLogs(from, to);
     await logs.rename(from, to);
     await drains.renameApp(from, to);
