@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import type { Addons } from './addons/addons.js';
 import { assertNewAppName } from './app-name.js';
+import type { ScheduledJobs } from './cron/scheduled-jobs.js';
 import { paths, type RackConfig } from './config.js';
 import type { DeployLock } from './deploy-lock.js';
 import { assertDefaultHostFree } from './domain-ownership.js';
@@ -30,6 +31,7 @@ export interface AppRenameParts {
   logs: LogHub;
   drains: Drains;
   addons: Addons;
+  cron: Pick<ScheduledJobs, 'renamed'>;
   log: Logger;
 }
 
@@ -120,6 +122,7 @@ export class AppRename {
     const app = await store.requireApp(to);
     if (app.currentRelease > 0) await pipeline.restart({ app: to, type: undefined }, out);
     else await supervisor.publish(to, []);
+    await this.parts.cron.renamed(from, to);
     await supervisor.retire(from);
     await addons.leaveRenamed(from);
     // Its processes (the new ones serve), its remaining tags (each image has its new name too) and network.

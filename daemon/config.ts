@@ -82,6 +82,8 @@ export interface RackConfig {
   backupKeep: number;
   /** RACK_BACKUP_TIMEOUT: seconds one add-on backup, restore, import or export may run (default an hour). */
   backupDeadlineMs: number;
+  /** RACK_CRON_TIMEOUT: seconds one run of a scheduled job may take before it is killed (default an hour). */
+  cronTimeoutMs: number;
   /**
    * RACK_RUNTIME: `docker` (one machine, the default) or `swarm` (app processes as services on the
    * workers of the Swarm that rackd's engine manages; docs/SWARM.md).
@@ -272,6 +274,7 @@ export function loadConfig(env: Env, installDir: string): RackConfig {
     backupIntervalMs: positiveInt(env, 'RACK_BACKUP_INTERVAL', 24 * 3600) * 1000,
     backupKeep: positiveInt(env, 'RACK_BACKUP_KEEP', 7),
     backupDeadlineMs: positiveInt(env, 'RACK_BACKUP_TIMEOUT', 3600) * 1000,
+    cronTimeoutMs: positiveInt(env, 'RACK_CRON_TIMEOUT', 3600) * 1000,
     runtime: runtimeKind(env['RACK_RUNTIME']),
     registryPort: port(env, 'RACK_REGISTRY_PORT', 5000),
   };

@@ -101,6 +101,23 @@ export class Pipeline implements PushPipeline {
   }
 
   /**
+   * `builds:deploy bN`: releases a build already made (as "Build again" leaves one), with the
+   * app's config and add-ons of now, without building anything.
+   */
+  deployBuild(req: { app: string; build: number; keyName: string }, out: UserOutput): Promise<ReleaseRecord> {
+    return this.lock.run(req.app, async () => {
+      const build = await this.store.getBuild(req.app, req.build);
+      if (!build) throw new RackError('no_such_build', `${req.app} has no build b${req.build}`);
+      if (build.status !== 'succeeded' || !build.image) throw new RackError('bad_argument', `b${req.build} is ${build.status}: only a build that succeeded can be deployed`);
+      const timings = new PhaseTimings();
+      const base = await this.baseRelease(req.app);
+      const config = await this.currentConfig(req.app, base);
+      const addons = await this.currentAttachments(req.app, base);
+      return this.releaseBuild(req.app, build, { config, addons }, `Deploy b${build.id} ${build.commit.slice(0, 7)}`, req.keyName, out, timings);
+    });
+  }
+
+  /**
    * A build of a commit that is on no branch (a source tarball's, `build/tarball-source.ts`), and with
    * `deploy` its release: the same builder and rollout as a push, under the same locks.
    */
@@ -172,6 +189,7 @@ export class Pipeline implements PushPipeline {
         image: build.image!,
         builder: build.builder,
         healthcheck: build.healthcheck,
+        ...(build.cron ? { cron: build.cron } : {}),
         processTypes: build.processTypes,
         ...(build.appFormation ? { appFormation: build.appFormation } : {}),
       },
@@ -427,7 +445,7 @@ export class Pipeline implements PushPipeline {
   /** A new release of `base`'s image (a build, or an earlier release) with its own config and words. */
   private async newRelease(
     app: string,
-    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'processTypes' | 'appFormation' | 'promotedFrom'>,
+    base: Pick<ReleaseRecord, 'build' | 'image' | 'builder' | 'healthcheck' | 'cron' | 'processTypes' | 'appFormation' | 'promotedFrom'>,
     fields: Pick<ReleaseRecord, 'config' | 'addons' | 'description' | 'createdBy' | 'promotedFrom'>,
   ): Promise<ReleaseRecord> {
     return this.store.createRelease(app, {
@@ -435,6 +453,8 @@ export class Pipeline implements PushPipeline {
       image: base.image,
       builder: base.builder,
       ...(base.healthcheck ? { healthcheck: base.healthcheck } : {}),
+      // The jobs go with the code: a rollback runs the target's schedule, a config change keeps it.
+      ...(base.cron ? { cron: base.cron } : {}),
       processTypes: base.processTypes,
       // A config change or rollback of a promoted release still runs another app's build: say whose.
       ...(base.promotedFrom ? { promotedFrom: base.promotedFrom } : {}),

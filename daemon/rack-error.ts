@@ -21,6 +21,8 @@ export type RackErrorCode =
   | 'addon_exists'
   | 'addon_unavailable'
   | 'addon_failed'
+  | 'no_such_job'
+  | 'job_failed'
   | 'forbidden'
   | 'unauthorized'
   | 'throttled'

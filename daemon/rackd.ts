@@ -9,6 +9,7 @@ import { Console } from './console/console-handler.js';
 import { TokenAuth } from './http/token-auth.js';
 import { GitHttp } from './git/git-http.js';
 import { Builder } from './build/builder.js';
+import { ScheduledJobs } from './cron/scheduled-jobs.js';
 import { ensureStackImage, STACK_RUN_IMAGE } from './build/stack-image.js';
 import { AddonBackups } from './addons/addon-backups.js';
 import { AddonImages } from './addons/addon-images.js';
@@ -168,7 +169,7 @@ export class Rackd {
           app: e.app,
           source: 'rack[router]',
           type: 'router',
-          text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}`,
+          text: `method=${e.method} path=${JSON.stringify(e.path.slice(0, 200))} host=${e.host} status=${e.status} ms=${e.ms} ip=${e.ip}${e.protocol === undefined ? '' : ` protocol=${e.protocol}`}`,
         }),
       onSummary: (bucket) => void metrics.addSummary(bucket).catch((err: unknown) => metricsLog.error({ err }, 'metrics: a router summary was not stored')),
     });
@@ -234,14 +235,18 @@ export class Rackd {
     const drains = new Drains(store, logs, config.fetchAllow, log.child({ mod: 'drains' }));
     await drains.start();
     this.stops.push(() => drains.stop());
-    // Renames a killed rackd left half done: files, images and processes follow the store's names.
-    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, log: log.child({ mod: 'rename' }) });
-    await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const untell = tellEventsInLogs(appEvents, logs);
     this.stops.push(async () => untell());
     const webhooks = new AppWebhooks(store, appEvents, config.fetchAllow, log.child({ mod: 'webhooks' }));
     webhooks.start();
     this.stops.push(() => webhooks.stop());
+    // After adoption, which removed any scheduled run a stopped rackd left; stopped before the store.
+    const cron = new ScheduledJobs(store, { runtime, logs, audit, maxProcesses: config.maxProcesses, timeoutMs: config.cronTimeoutMs }, log.child({ mod: 'cron' }));
+    await cron.start();
+    this.stops.push(() => cron.stop());
+    // Renames a killed rackd left half done: files, images and processes follow the store's names.
+    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, cron, log: log.child({ mod: 'rename' }) });
+    await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -337,6 +342,7 @@ export class Rackd {
       repos: new RepoLinks(store, { ...config, httpPort: http, httpsPort: https === 0 ? undefined : https }, repoKeys),
       drains,
       webhooks,
+      cron,
       version: build.version,
       rack: {
         build,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { readAppJson } from '../daemon/build/app-json.js';
-import { nothingToStart } from '../daemon/build/start-check.js';
+import { nothingToStart, singlePageApp } from '../daemon/build/start-check.js';
 import { parseListening } from '../daemon/supervisor/listening-ports.js';
 import { describeProbe, portReason } from '../daemon/supervisor/health-check.js';
 
@@ -35,6 +35,21 @@ test('nothing to start: said only when the nodejs buildpack has the last word an
   t.is(nothingToStart({ ...base, packageJson: undefined }), undefined);
   t.is(nothingToStart({ ...base, packageJson: '{oops' }), undefined, 'the buildpack names a broken package.json');
   t.regex(nothingToStart({ ...base, packageJson: '{"main": "$(rm -rf /)"}' }) ?? '', /node index\.js/, 'a strange main is not echoed');
+  t.regex(nothingToStart({ ...base, packageJson: '{"main": "index.js", "workspaces": ["packages/web"]}' }) ?? '', /workspace root.*"start": "npm start -w PACKAGE"/);
+  const kit = JSON.stringify({ scripts: { build: 'vite build' }, devDependencies: { '@sveltejs/kit': '2', vite: '8' } });
+  t.regex(nothingToStart({ ...base, packageJson: kit }) ?? '', /adapter-node .*"start": "node build"/, 'SvelteKit: what its docs say, not node index.js');
+});
+
+test('a single-page app is told from a server framework by its build script and dependencies', (t) => {
+  const vite = { scripts: { build: 'vite build' }, devDependencies: { vite: '^8' } };
+  t.is(singlePageApp(JSON.stringify(vite)), 'vite');
+  t.is(singlePageApp(JSON.stringify({ scripts: { build: 'react-scripts build' }, dependencies: { 'react-scripts': '5' } })), 'react-scripts');
+  t.is(singlePageApp(JSON.stringify({ ...vite, devDependencies: { vite: '^8', '@sveltejs/kit': '^2' } })), undefined, 'SvelteKit builds a server');
+  t.is(singlePageApp(JSON.stringify({ ...vite, dependencies: { '@react-router/dev': '7' } })), undefined);
+  t.is(singlePageApp(JSON.stringify({ devDependencies: { vite: '^8' } })), undefined, 'no build script, nothing to serve');
+  t.is(singlePageApp(JSON.stringify({ scripts: { build: 'tsc' }, dependencies: { express: '4' } })), undefined);
+  t.is(singlePageApp('{oops'), undefined);
+  t.is(singlePageApp(undefined), undefined);
 });
 
 test('listening ports are read from a /proc/net/tcp table; the health check names what it saw', (t) => {

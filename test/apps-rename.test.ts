@@ -37,6 +37,7 @@ test('the store moves every record of the app to the new name in one batch, and 
     await store.metrics.put('10s', [{ app: 'web', point: { at: 1000 } as MetricPoint }]);
     await store.pipelines.create('shop', 'admin');
     await store.pipelines.add('shop', 'web', 'production');
+    await store.cron.setSuspended('web', 'tick', true);
 
     await store.renameApp('web', 'store', 'ssh://git@rack.test:22/store', () => undefined);
 
@@ -54,6 +55,7 @@ test('the store moves every record of the app to the new name in one batch, and 
     t.deepEqual(await store.metrics.range('store', '10s', 0), [{ at: 1000 } as MetricPoint]);
     t.like(await store.pipelines.memberOf('store'), { app: 'store', pipeline: 'shop' });
     t.is(await store.pipelines.memberOf('web'), undefined);
+    t.deepEqual(await store.cron.list('store'), [{ app: 'store', id: 'tick', suspended: true }]);
     // `web-2` shares the prefix `web`: none of it moved.
     t.like(await store.getApp('web-2'), { name: 'web-2', serving: ['c1'] });
     t.like((await store.listReleases('web-2'))[0], { app: 'web-2', image: 'rack/web-2:b1-test' });

@@ -207,7 +207,7 @@ test.serial('a static site is served by the static buildpack, and its server kee
   t.is((await rack.get('b-static', '/sub/drafts/kept.txt')).status, 200);
   // The repository's own files at the top are not the site's.
   for (const meta of ['/README.md', '/LICENSE', '/readme.md']) t.is((await rack.get('b-static', meta)).status, 404, meta);
-  for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/.rack-static/server.js']) {
+  for (const path of ['/../../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/.rack-static/server.cjs']) {
     const r = await exec('curl', ['-s', '--path-as-is', '-o', '/dev/null', '-w', '%{http_code}', '-H', 'Host: b-static.localhost', `http://127.0.0.1:${rack.httpPort}${path}`]);
     t.regex(r.stdout, /^4\d\d$/, path);
   }

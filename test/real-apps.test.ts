@@ -62,6 +62,45 @@ test.serial('a single-page app: nodejs builds it, static serves dist/ with its r
   t.is((await fetchWithHeaders('ra-spa', '/../package.json')).status, 400, 'no way out of the root');
 });
 
+test.serial('a Vite app as its scaffolder made it (no start script) is built by nodejs and served by static', async (t) => {
+  const dir = await rack.appRepo('vite-spa', 'ra-vite');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.regex(push.stderr, /Single-page app \(vite, no start script\): nodejs builds it, static serves what it built/);
+  t.regex(push.stderr, /serves dist\/ on \$PORT/);
+  const root = await fetchWithHeaders('ra-vite', '/');
+  t.is(root.status, 200);
+  t.regex(root.body, /<script type="module" src="\/assets\/index-fixture\.js">/, 'the built page, not the source');
+  t.is((await fetchWithHeaders('ra-vite', '/assets/index-fixture.js')).status, 200);
+  t.is((await fetchWithHeaders('ra-vite', '/robots.txt')).status, 200);
+  t.is((await fetchWithHeaders('ra-vite', '/package.json')).status, 404, 'the sources are not served');
+
+  // A build that writes no site fails saying so, rather than serving the sources.
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+  pkg.scripts['build'] = 'echo built nothing';
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'a build that writes no site');
+  const empty = await rack.push(dir);
+  t.not(empty.code, 0);
+  t.regex(empty.stderr, /the build wrote no dist\/index\.html or build\/index\.html, so there is no site to serve/);
+  t.is((await fetchWithHeaders('ra-vite', '/')).status, 200, 'the last release still serves');
+});
+
+test.serial('a start script run by a devDependency (Nest\'s "nest start") is named at build time, with the start:prod to use', async (t) => {
+  const dir = await rack.appRepo('node-devstart', 'ra-devstart');
+  const push = await rack.push(dir);
+  t.not(push.code, 0);
+  t.regex(push.stderr, /Warning: the start script runs serve-it, which comes from a devDependency: pruned/);
+  t.regex(push.stderr, /\(your start:prod script: "start": "node main\.js"\)/);
+  t.regex(push.stderr, /serve-it: (command )?not found/);
+  // The way out it names works.
+  t.is((await rack.ssh(['config:set', 'NPM_CONFIG_PRODUCTION=false', '-a', 'ra-devstart'])).code, 0);
+  await commitFile(dir, 'README', 'again\n', 'again');
+  const kept = await rack.push(dir);
+  t.is(kept.code, 0, kept.stderr);
+  t.notRegex(kept.stderr, /Warning: the start script/);
+  t.is((await rack.get('ra-devstart')).body, 'devstart ok\n');
+});
+
 test.serial('app.json formation starts a worker-only app; without it the push says nothing runs', async (t) => {
   const dir = await rack.appRepo('worker-formation', 'ra-worker');
   const push = await rack.push(dir);
@@ -130,6 +169,19 @@ test.serial('engines.node older than rack can run is named, with the versions it
   t.not(push.code, 0);
   t.regex(push.stderr, /engines\.node "4\.x" asks for node v4\.\d+\.\d+; rack runs Node\.js 12\.13\.0 and newer/);
   t.notRegex(push.stderr, /has no bin\/node/);
+});
+
+test.serial('a node that engines.node downloads runs on the run stack too (create-vue asks for one that links libatomic)', async (t) => {
+  const dir = await rack.appRepo('node-engines', 'ra-new-node');
+  const pkg = JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as { engines: { node: string } };
+  pkg.engines.node = '^22.18.0 || >=24.12.0'; // create-vue's, which the stack's node 20 does not satisfy
+  await commitFile(dir, 'package.json', JSON.stringify(pkg, null, 2), 'a newer node');
+  const push = await rack.push(dir);
+  t.is(push.code, 0, push.stderr);
+  t.notRegex(push.stderr, /libatomic/);
+  const version = /downloading node (v\d+\.\d+\.\d+)/.exec(push.stderr)?.[1];
+  t.truthy(version, push.stderr);
+  t.is((await rack.get('ra-new-node')).body, `run ${version} build ${version}\n`);
 });
 
 test.serial('a Dockerfile build reaches the registry as buildpack builds do, and its output has no colour codes', async (t) => {

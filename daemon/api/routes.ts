@@ -214,6 +214,20 @@ export const ROUTES: ApiRoute[] = [
     method: 'DELETE', path: '/apps/{app}/domains/{host}', command: 'domains:remove', summary: 'Stop serving the app on a host name', mode: 'json',
     response: S.object({ host: S.text }, ['host']), words: ({ params }) => ({ args: [params['host']!], flags: {} }),
   },
+  // scheduled jobs (app.json cron)
+  { method: 'GET', path: '/apps/{app}/cron', command: 'cron:list', summary: "The app's scheduled jobs: schedule, next and last run, suspended", response: S.list(S.cronJob), mode: 'json', words: none },
+  {
+    method: 'POST', path: '/apps/{app}/cron/{id}/runs', command: 'cron:run', summary: "Run a scheduled job now, once: its output streamed, then how it ended (a non-zero exit is an error)", mode: 'stream',
+    response: S.cronRun, words: ({ params }) => ({ args: [params['id']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/cron/{id}/suspend', command: 'cron:suspend', summary: 'Stop running a scheduled job at its times (kept across releases and restarts)', mode: 'json',
+    response: S.cronSuspension, words: ({ params }) => ({ args: [params['id']!], flags: {} }),
+  },
+  {
+    method: 'POST', path: '/apps/{app}/cron/{id}/resume', command: 'cron:resume', summary: 'Run a suspended scheduled job at its times again', mode: 'json',
+    response: S.cronSuspension, words: ({ params }) => ({ args: [params['id']!], flags: {} }),
+  },
   // add-ons (export, import and connect stream bytes or a terminal: ssh only)
   { method: 'GET', path: '/addons', command: 'addons', summary: "The add-ons of the token's apps", response: S.list(S.addon), mode: 'json', words: none },
   {

@@ -148,12 +148,32 @@ export const token = shape(
   ['name', 'role', 'apps', 'createdAt', 'expiresAt', 'lastUsedAt'],
 );
 
+const cronRun = shape(
+  { startedAt: time, finishedAt: time, exitCode: int, trigger: text, error: text },
+  ['startedAt', 'trigger'],
+);
+export const cronJob = shape(
+  {
+    id: text,
+    schedule: text,
+    command: text,
+    concurrency: { type: 'string', enum: ['allow', 'forbid', 'replace'] },
+    suspended: bool,
+    nextRun: time,
+    runningSince: time,
+    lastRun: cronRun,
+  },
+  ['id', 'schedule', 'command', 'concurrency', 'suspended'],
+);
+export { cronRun };
+export const cronSuspension = shape({ id: text, suspended: bool }, ['id', 'suspended']);
+
 export const auditEntry = shape(
   {
     id: int,
     time,
-    actor: shape({ kind: { type: 'string', enum: ['key', 'token'] }, name: text }, ['kind', 'name']),
-    via: { type: 'string', enum: ['ssh', 'http'] },
+    actor: shape({ kind: { type: 'string', enum: ['key', 'token', 'webhook', 'rack'] }, name: text }, ['kind', 'name']),
+    via: { type: 'string', enum: ['ssh', 'http', 'rack'] },
     address: text,
     app: nullableText,
     action: text,

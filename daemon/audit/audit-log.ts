@@ -35,6 +35,23 @@ export class AuditLog {
     }
   }
 
+  /** What rack did of its own accord (a scheduled job's run that failed): `rack NAME` as the actor. */
+  async recordByRack(name: string, change: AuditChange): Promise<void> {
+    try {
+      await this.store.audit.append({
+        time: new Date().toISOString(),
+        actor: { kind: 'rack', name },
+        via: 'rack',
+        address: '',
+        ...change,
+        detail: change.detail.slice(0, 500),
+      });
+    } catch (err) {
+      if (err instanceof RackError && err.code === 'store_failed') return;
+      this.log.error({ err: String(err), action: change.action, app: change.app }, 'audit entry not written');
+    }
+  }
+
   list(opts: { app?: string; limit: number }): Promise<AuditEntry[]> {
     return this.store.audit.list(opts);
   }

@@ -1,3 +1,6 @@
+import { checkCronJobs } from '../cron/cron-jobs.js';
+import type { CronJob } from '../store/records.js';
+
 /** What an app may ask of its web health check; the supervisor fills in the rest. */
 export interface AppHealthCheck {
   path?: string;
@@ -104,4 +107,21 @@ function formationOf(value: unknown, warnings: string[]): Record<string, number>
     out.push([type, quantity]);
   }
   return out.length > 0 ? Object.fromEntries(out) : undefined;
+}
+
+/**
+ * app.json's scheduled jobs (`cron`, Dokku's format), checked whole, unlike the keys above: a bad
+ * schedule or command throws `build_failed` with one line, so the push is refused before anything
+ * is built. Undefined when app.json has no `cron` (or is not JSON: readAppJson warns of that).
+ */
+export function cronFromAppJson(text: string): CronJob[] | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (!isObject(doc) || !('cron' in doc)) return undefined;
+  const jobs = checkCronJobs(doc['cron']);
+  return jobs.length > 0 ? jobs : undefined;
 }

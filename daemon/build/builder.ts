@@ -16,8 +16,8 @@ import type { BuildRecord, BuildSource } from '../store/records.js';
 import type { Store } from '../store/store.js';
 import { lineSplitter } from '../line-splitter.js';
 import type { UserOutput } from '../user-output.js';
-import { readAppJson, type AppJson } from './app-json.js';
-import { nothingToStart } from './start-check.js';
+import { cronFromAppJson, readAppJson, type AppJson } from './app-json.js';
+import { nothingToStart, singlePageApp } from './start-check.js';
 import { BuildLog } from './build-log.js';
 import { BuildSlots } from './build-slots.js';
 import { checkAncestry, stepCheck } from './dockerfile-audit.js';
@@ -85,6 +85,10 @@ export class Builder {
   }
 
   async build(req: BuildRequest, out: UserOutput): Promise<BuildRecord> {
+    // Checked before a build is made: a bad `cron` schedule refuses the push with its one line
+    // (nothing built, nothing recorded), without waiting for a compile.
+    const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
+    const cron = appJson === undefined ? undefined : cronFromAppJson(appJson);
     const build = await this.store.createBuild(req.app, { commit: req.commit, createdBy: req.createdBy, ...(req.source ? { source: req.source } : {}) });
     const started = Date.now();
     const log = new BuildLog();
@@ -108,9 +112,8 @@ export class Builder {
     try {
       if (this.slots.busy) say.detail('Waiting for a build slot');
       const result = await this.slots.run(req.app, () => this.compile(build, req, say));
-      const appJson = await showFile(req.repo, req.commit, 'app.json', req.objects);
       const fromAppJson = appJson === undefined ? {} : this.applyAppJson(readAppJson(appJson), result, say);
-      await finish({ status: 'succeeded', ...result, ...fromAppJson });
+      await finish({ status: 'succeeded', ...result, ...fromAppJson, ...(cron ? { cron } : {}) });
       this.log.info({ app: req.app, build: build.id, ms: build.durationMs }, 'build succeeded');
       appEvents.emit({ kind: 'build', app: req.app, action: 'succeeded', actor: req.createdBy, data: buildData(build) });
       return build;
@@ -197,14 +200,22 @@ export class Builder {
     // --no-cache: this build gets an empty cache of its own; the app's cache stays for the next one.
     const cacheDir = req.noCache ? await mkdtemp(join(paths.tmp(this.config), `nocache-${req.app}-`)) : appCache;
     await mkdir(cacheDir, { recursive: true });
-    const wanted = await this.requestedBuildpacks(req, say);
+    let wanted = await this.requestedBuildpacks(req, say);
+    const packageJson = await showFile(req.repo, req.commit, 'package.json', req.objects);
     const cannotStart = nothingToStart({
-      packageJson: await showFile(req.repo, req.commit, 'package.json', req.objects),
+      packageJson,
       hasServerJs: (await fileMode(req.repo, req.commit, 'server.js', req.objects)) !== undefined,
       hasProcfileTypes: Object.keys(procfile).length > 0,
       buildpacks: wanted,
     });
-    if (cannotStart) throw new RackError('build_failed', cannotStart);
+    // A single-page app left as its scaffolder made it: its build is the site to serve.
+    const bundler = cannotStart !== undefined && wanted.length === 0 ? singlePageApp(packageJson) : undefined;
+    if (cannotStart !== undefined && bundler === undefined) throw new RackError('build_failed', cannotStart);
+    if (bundler !== undefined) {
+      say.header(`Single-page app (${bundler}, no start script): nodejs builds it, static serves what it built`);
+      say.detail('(a .buildpacks file with the lines nodejs and static says the same; add a static.json for routes and headers)');
+      wanted = ['nodejs', 'static'];
+    }
     const custom = await resolveBuildpacks(wanted, {
       builtInDir: join(this.config.installDir, 'buildpacks'),
       localRoot: join(this.config.home, 'buildpacks'),
@@ -221,6 +232,8 @@ export class Builder {
     }
     try {
       const buildEnv = this.buildEnv();
+      // The static buildpack takes a Node.js app without static.json, and serves only what it built.
+      if (bundler !== undefined) buildEnv['RACK_SPA_BUILD'] = '1';
       if (custom.list !== '') {
         buildEnv['RACK_BUILDPACKS'] = custom.list;
         buildEnv['RACK_BUILDPACK_LABELS'] = custom.labels;

@@ -10,6 +10,7 @@ import { selectApp } from './app-selection.js';
 import { commandHelp, suggestCommand } from './command-help.js';
 import type { AuditNote, Command, CommandContext, CommandSession, Flags, Services } from './command.js';
 import { configCommands } from './config.js';
+import { cronCommands } from './cron.js';
 import { domainsCommands } from './domains.js';
 import { drainsCommands } from './drains.js';
 import { webhooksCommands } from './webhooks.js';
@@ -69,7 +70,7 @@ const metaCommands: Command[] = [
   },
 ];
 
-const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...maintenanceCommands, ...addonsCommands, ...psCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
+const COMMANDS: Command[] = [...appsCommands, ...configCommands, ...historyCommands, ...tarballBuildCommands, ...releaseCommands, ...domainsCommands, ...certsCommands, ...routerCommands, ...maintenanceCommands, ...addonsCommands, ...psCommands, ...cronCommands, ...limitCommands, ...logsCommands, ...metricsCommands, ...drainsCommands, ...webhooksCommands, ...keysCommands, ...tokensCommands, ...auditCommands, ...nodesCommands, ...pipelinesCommands, ...rackCommands, ...repoCommands, ...metaCommands];
 const BY_NAME = new Map(COMMANDS.map((c) => [c.name, c]));
 
 export interface CommandIo {

@@ -15,6 +15,7 @@ import type { LogHub } from '../logs/log-hub.js';
 import type { MetricsRecorder } from '../metrics/metrics-recorder.js';
 import type { DeployLock } from '../deploy-lock.js';
 import type { AppRename } from '../app-rename.js';
+import type { ScheduledJobs } from '../cron/scheduled-jobs.js';
 import type { Drains } from '../drains/drains.js';
 import type { AppWebhooks } from '../notifications/app-webhooks.js';
 import type { DockerRuntime } from '../runtime/docker-runtime.js';
@@ -48,6 +49,8 @@ export interface Services {
   repos: RepoLinks;
   drains: Drains;
   webhooks: AppWebhooks;
+  /** app.json `cron`: the scheduler and cron:list/run/suspend/resume. */
+  cron: ScheduledJobs;
   version: string;
   /** True from SIGTERM on: changes are refused (from ssh, the API and the Console alike) while those under way finish. */
   stopping: () => boolean;

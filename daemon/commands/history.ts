@@ -71,7 +71,23 @@ export const historyCommands: Command[] = [
         textOutput(ctx.print),
       );
       ctx.result({ build: build.id, status: build.status, deployed: ctx.flags['deploy'] === true });
-      if (ctx.flags['deploy'] !== true) ctx.print(`-----> Built b${build.id}; release it with: builds:create --deploy, or push`);
+      if (ctx.flags['deploy'] !== true) ctx.print(`-----> Built b${build.id}; release it with: builds:deploy b${build.id}`);
+    },
+  },
+  {
+    name: 'builds:deploy',
+    access: 'member',
+    usage: 'builds:deploy bN [-a APP]',
+    example: 'builds:deploy b7 -a myapp',
+    summary: 'release a build already made (with the config and add-ons of now)',
+    app: true,
+    args: { min: 1, max: 1 },
+    audit: (ctx) => ({ detail: ctx.args[0] ?? '' }),
+    async run(ctx) {
+      const id = parseNumber(ctx.args[0]!, 'b');
+      const release = await ctx.services.pipeline.deployBuild({ app: ctx.app, build: id, keyName: createdBy(ctx.principal) }, textOutput(ctx.print));
+      const final = (await ctx.services.store.getRelease(ctx.app, release.version)) ?? release;
+      ctx.result({ build: id, release: final.version, status: final.status });
     },
   },
   {

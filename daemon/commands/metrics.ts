@@ -1,10 +1,11 @@
-import { combinePoints, metricRow, type MetricRow } from '../metrics/metric-points.js';
+import { combinePoints, downsample, metricRow, RESOLUTIONS, stepFor, type MetricRow } from '../metrics/metric-points.js';
 import { RackError } from '../rack-error.js';
 import { table, type Command } from './command.js';
 
 const TYPE = /^[A-Za-z0-9_-]{1,30}$/;
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const MAX_SINCE_MS = 7 * 86_400_000;
+const MAX_POINTS = 10_000;
 
 /** `--since 90s|30m|1h|7d` → ms; at most the week metrics are kept. */
 export function parseSince(text: string): number {
@@ -26,7 +27,7 @@ export const metricsCommands: Command[] = [
   {
     name: 'metrics',
     access: 'member',
-    usage: 'metrics [--since 1h] [--type web] [-a APP] [--json]',
+    usage: 'metrics [--since 1h] [--type web] [--points N] [-a APP] [--json]',
     example: 'metrics --since 1h -a myapp',
     summary: "an app's requests (rate, status classes, p50/p95/p99 latency) and its processes' CPU and memory over time",
     app: true,
@@ -34,6 +35,8 @@ export const metricsCommands: Command[] = [
     options: {
       since: { type: 'string' },
       type: { type: 'string' },
+      // At most N points: spans are merged (counts add, latency histograms merge), so a chart of a week reads 300, not 1,008.
+      points: { type: 'string' },
     },
     args: { min: 0, max: 0 },
     async run(ctx) {
@@ -41,8 +44,16 @@ export const metricsCommands: Command[] = [
       const sinceMs = parseSince(sinceText);
       const type = ctx.flags['type'] as string | undefined;
       if (type !== undefined && !TYPE.test(type)) throw new RackError('bad_argument', `invalid process type ${JSON.stringify(type.slice(0, 30))}`);
+      const rawPoints = ctx.flags['points'] as string | undefined;
+      const maxPoints = rawPoints === undefined ? undefined : Number(rawPoints);
+      if (maxPoints !== undefined && (!/^\d{1,5}$/.test(rawPoints!) || maxPoints < 1 || maxPoints > MAX_POINTS)) {
+        throw new RackError('bad_argument', `--points takes a count from 1 to ${MAX_POINTS}, got ${JSON.stringify(rawPoints!.slice(0, 20))}`);
+      }
       await ctx.services.store.requireApp(ctx.app);
-      const { resolution, points } = await ctx.services.metrics.points(ctx.app, sinceMs);
+      const found = await ctx.services.metrics.points(ctx.app, sinceMs);
+      const { resolution } = found;
+      const resolutionS = RESOLUTIONS.find((r) => r.res === resolution)?.spanS ?? 10;
+      const points = maxPoints === undefined ? found.points : downsample(found.points, stepFor(sinceMs / 1000, resolutionS, maxPoints));
       const rows = points.map((p) => metricRow(p, type));
       const first = points[0];
       const totalSpan = first === undefined ? sinceMs / 1000 : Math.max(10, Math.round((Date.now() - first.at) / 1000));

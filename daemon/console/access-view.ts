@@ -1,5 +1,5 @@
 import { html, type SafeHtml } from './html-template.js';
-import { when } from './layout-view.js';
+import { timeAgo } from './layout-view.js';
 
 export interface TokenRow {
   name: string;
@@ -26,15 +26,15 @@ export function accessPanel(tokens: TokenRow[], keys: KeyRow[]): SafeHtml {
   return html`<div id="access-panel" hx-get="/console/access/panel" hx-trigger="rack-access from:body" hx-swap="outerHTML">
 <h2>API tokens</h2>
 <div class="table-wrap"><table>
-<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col"></th></tr></thead>
+<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Expires</th><th scope="col">Last used</th><th scope="col">Actions</th></tr></thead>
 <tbody>${tokens.map(
-    (t) => html`<tr><td><code>${t.name}</code></td><td>${t.role}</td><td>${scope(t.role, t.apps)}</td><td>${t.expiresAt ? when(t.expiresAt) : 'never'}</td><td>${when(t.lastUsedAt)}</td>
+    (t) => html`<tr><td><code>${t.name}</code></td><td>${t.role}</td><td>${scope(t.role, t.apps)}</td><td>${t.expiresAt ? timeAgo(t.expiresAt) : 'never'}</td><td>${timeAgo(t.lastUsedAt)}</td>
 <td><button type="button" hx-post="/console/access/tokens/revoke" hx-vals="${JSON.stringify({ name: t.name })}" hx-confirm="Revoke token ${t.name}? It stops working at once." hx-target="#access-result" hx-swap="innerHTML">Revoke</button></td></tr>`,
   )}</tbody>
 </table></div>
 <h2>SSH keys</h2>
 <div class="table-wrap"><table>
-<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Fingerprint</th><th scope="col"></th></tr></thead>
+<thead><tr><th scope="col">Name</th><th scope="col">Role</th><th scope="col">Apps</th><th scope="col">Fingerprint</th><th scope="col">Actions</th></tr></thead>
 <tbody>${keys.map(
     (k) => html`<tr><td><code>${k.name}</code></td><td>${k.role}</td><td>${scope(k.role, k.apps)}</td><td><code>${k.fingerprint}</code></td>
 <td><button type="button" hx-post="/console/access/keys/remove" hx-vals="${JSON.stringify({ name: k.name })}" hx-confirm="Remove key ${k.name}?" hx-target="#access-result" hx-swap="innerHTML">Remove</button></td></tr>`,
@@ -67,5 +67,5 @@ ${accessPanel(tokens, keys)}
 
 export function createdToken(name: string, token: string): SafeHtml {
   return html`<div class="secret" role="status"><p>Token <code>${name}</code> created. Copy it now: it is shown this once; rack keeps only its hash.</p>
-<p><code class="token">${token}</code></p></div>`;
+<p><code class="token" id="new-token">${token}</code> <button type="button" class="copy" data-copy="new-token">Copy</button></p></div>`;
 }

@@ -30,7 +30,7 @@ export async function startAction(opts: {
     },
     async (err: unknown) => {
       const tail = opts.outcome ? await opts.outcome(false).catch(() => '') : '';
-      events.publish(app, { type: 'done', action, ok: false, message: `Failed: ${RackError.from(err).message}${tail ? ` ${tail}` : ''}` });
+      events.publish(app, { type: 'done', action, ok: false, message: `Failed: ${sentence(RackError.from(err).message)}${tail ? ` ${tail}` : ''}` });
     },
   );
   void finished.finally(() => {
@@ -48,4 +48,10 @@ export async function startAction(opts: {
     clearTimeout(timer);
   }
   return { action, result };
+}
+
+/** A message ended as a sentence, so the one after it does not run on from it. */
+export function sentence(message: string): string {
+  const m = message.trimEnd();
+  return /[.!?:)]$/.test(m) ? m : `${m}.`;
 }

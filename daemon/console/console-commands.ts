@@ -30,6 +30,11 @@ export class ConsoleCommands {
     return out;
   }
 
+  /** A command's text output as it comes (a download written to its answer piece by piece). */
+  async stream(caller: Caller, name: string, app: string, args: string[], flags: Flags, write: (text: string) => void): Promise<void> {
+    await this.run(caller, name, app, args, flags, write);
+  }
+
   /** A change: its user lines go to `sink` as they come; its JSON answer (if any) is returned. */
   async change(caller: Caller, name: string, app: string, args: string[], flags: Flags, sink: LineSink, input = ''): Promise<unknown> {
     let pending = '';
@@ -84,6 +89,7 @@ export class ConsoleCommands {
   rollback = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:rollback', app, [`v${version}`], {}, sink);
   promote = (c: Caller, app: string, version: number, sink: LineSink) => this.change(c, 'releases:promote', app, [`v${version}`], {}, sink);
   build = (c: Caller, app: string, deploy: boolean, sink: LineSink) => this.change(c, 'builds:create', app, [], deploy ? { deploy: true } : {}, sink);
+  deployBuild = (c: Caller, app: string, build: number, sink: LineSink) => this.change(c, 'builds:deploy', app, [`b${build}`], {}, sink);
   scale = (c: Caller, app: string, counts: Record<string, number>, sink: LineSink) =>
     this.change(c, 'ps:scale', app, Object.entries(counts).map(([t, n]) => `${t}=${n}`), {}, sink);
   restart = (c: Caller, app: string, type: string | undefined, sink: LineSink) => this.change(c, 'ps:restart', app, type ? [type] : [], {}, sink);
@@ -105,6 +111,10 @@ export class ConsoleCommands {
       ...(deployOnly ? { 'deploy-only': true } : {}),
       ...(expires ? { expires } : {}),
     });
+
+  createApp = (c: Caller, name: string, sink: LineSink) => this.change(c, 'apps:create', '', [name], {}, sink);
+  /** `confirm` is the name as the user typed it: the command refuses any other. */
+  destroyApp = (c: Caller, name: string, confirm: string, sink: LineSink) => this.change(c, 'apps:destroy', '', [name], { confirm }, sink);
 
   /** Sets and removes config vars in one release (`config:set KEY=VALUE ... --unset KEY ...`), or only records it. */
   changeConfig = (c: Caller, app: string, set: Record<string, string>, unset: string[], deploy: boolean, sink: LineSink) =>

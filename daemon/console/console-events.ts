@@ -1,17 +1,21 @@
 import { randomBytes } from 'node:crypto';
+import { deployLines } from '../deploy-lines.js';
 import type { LogHub, LogLine } from '../logs/log-hub.js';
 import type { Store } from '../store/store.js';
 
 /** What a page hears on its stream. */
 export type ConsoleEvent =
   /** A part of the app changed: lists showing it fetch themselves again. */
-  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' | 'repo' | 'pipelines' }
+  | { type: 'changed'; what: 'releases' | 'builds' | 'config' | 'processes' | 'domains' | 'ledger' | 'repo' | 'pipelines' | 'addons' }
   /** A user line of a console action (rollout, build) in progress. */
   | { type: 'line'; action: string; text: string }
   /** A console action ended. */
   | { type: 'done'; action: string; ok: boolean; message: string }
   /** A process or router line. */
-  | { type: 'log'; line: LogLine };
+  | { type: 'log'; line: LogLine }
+  /** A line of a push in progress (made anywhere: git over ssh or HTTP), or its end. */
+  | { type: 'deploy-line'; push: string; text: string }
+  | { type: 'deploy-done'; push: string; ok: boolean };
 
 export interface NumberedEvent {
   id: string;
@@ -109,7 +113,17 @@ export class ConsoleEvents {
     timer.unref();
     ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, seen: '', lastBuild: 0 };
     this.channels.set(app, ch);
-    if (isApp) ch.stopLogs = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
+    if (isApp) {
+      const stopFollow = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
+      const stopDeploys = deployLines.on((d) => {
+        if (d.app !== app) return;
+        this.publish(app, 'done' in d ? { type: 'deploy-done', push: d.push, ok: d.done.ok } : { type: 'deploy-line', push: d.push, text: d.text });
+      });
+      ch.stopLogs = () => {
+        stopFollow();
+        stopDeploys();
+      };
+    }
     void watch();
     return ch;
   }

@@ -2,26 +2,28 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { tokenPrincipal, type Caller } from '../access/principal.js';
+import { isAppName } from '../app-name.js';
 import type { Services } from '../commands/command.js';
 import { clientAddress, type TokenAuth } from '../http/token-auth.js';
 import { RackError } from '../rack-error.js';
-import type { AppRecord, AuditEntry, ReleaseRecord } from '../store/records.js';
+import type { AppRecord, AuditEntry, BuildRecord, ReleaseRecord, TokenRecord } from '../store/records.js';
 import { accessPage, accessPanel, createdToken, type KeyRow, type TokenRow } from './access-view.js';
-import { appsPage, signInPage, type AppSummary } from './apps-view.js';
+import { appsList, appsPage, createdApp, signInPage, type AppSummary } from './apps-view.js';
 import { AppRoutes } from './app-routes.js';
 import { auditTable } from './audit-view.js';
 import { CommitSubjects } from './commit-subjects.js';
 import { ConsoleCommands } from './console-commands.js';
 import { ConsoleEvents } from './console-events.js';
 import { clearedCookies, ConsoleSessions, cookieValues, sessionCookie, sessionCookieFor } from './console-sessions.js';
-import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
+import { publicOrigin, readForm, redirect, sameOrigin, sendError, sendHtml, SECURITY_HEADERS, SIGN_OUT_WORDS, type ConsoleRequest, type SignOutReason } from './console-request.js';
 import { html } from './html-template.js';
-import { ASSETS, errorBox, page } from './layout-view.js';
+import { ASSETS, errorBox, mayRun, page } from './layout-view.js';
 import { PipelinesRoutes } from './pipelines-routes.js';
 import { RackRoutes } from './rack-routes.js';
 
 const ASSET_FILES: Record<string, { file: (root: string) => string; type: string }> = {
   'console.css': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.css'), type: 'text/css; charset=utf-8' },
+  'favicon.svg': { file: (root) => join(root, 'daemon', 'console', 'assets', 'favicon.svg'), type: 'image/svg+xml' },
   'console.js': { file: (root) => join(root, 'daemon', 'console', 'assets', 'console.js'), type: 'text/javascript; charset=utf-8' },
   // htmx 2, from the package (pinned in package.json), never from a CDN.
   'htmx.min.js': { file: (root) => join(root, 'node_modules', 'htmx.org', 'dist', 'htmx.min.js'), type: 'text/javascript; charset=utf-8' },
@@ -64,7 +66,7 @@ export class Console {
 
   /** Paths the console answers: `/console` and below (and `/` for browsers, sent on to it). */
   static owns(req: IncomingMessage, path: string): boolean {
-    if (path === '/console' || path.startsWith('/console/')) return true;
+    if (path === '/console' || path.startsWith('/console/') || path === '/favicon.ico') return true;
     return path === '/' && (req.headers.accept ?? '').includes('text/html');
   }
 
@@ -75,6 +77,8 @@ export class Console {
       const path = url.pathname;
       if (path === '/' || path === '/console') return redirect(res, '/console/');
       if (path.startsWith(`${ASSETS}/`)) return await this.asset(res, path.slice(ASSETS.length + 1));
+      // Browsers ask for it at the root whatever the page says: the same small SVG.
+      if (path === '/favicon.ico') return await this.asset(res, 'favicon.svg');
       const method = req.method ?? 'GET';
       if (method !== 'GET' && method !== 'POST') throw new RackError('method_not_allowed', `${method} is not answered here`);
       if (method === 'POST' && !sameOrigin(req)) throw new RackError('forbidden', 'refused: this request did not come from the console’s own pages');
@@ -88,23 +92,34 @@ export class Console {
         return twoSessions(res, partial, clearedCookies(cookie, origin.hostname));
       }
       const sessionId = sessionIds[0];
-      if (path === '/console/sign-in') return method === 'POST' ? await this.signIn(req, res) : sendHtml(res, 200, page({ title: 'Sign in', body: signInPage() }));
+      if (path === '/console/sign-in') return method === 'POST' ? await this.signIn(req, res) : sendHtml(res, 200, page({ title: 'Sign in', body: signInPage(endedWords(url)) }));
       if (path === '/console/sign-out' && method === 'POST') {
         this.sessions.end(sessionId);
         return redirect(res, '/console/sign-in', { 'Set-Cookie': clearedCookies(cookie, origin.hostname) });
       }
-      caller = await this.caller(req, sessionId);
-      if (!caller) {
+      const signedIn = await this.caller(req, sessionId);
+      if (!('caller' in signedIn)) {
+        const signInUrl = `/console/sign-in${signedIn.ended ? `?ended=${signedIn.ended}` : ''}`;
         // A page's stream: told in its own terms, so the page goes to sign-in instead of retrying.
-        if (path.endsWith('/events')) return signedOutStream(res);
+        if (path.endsWith('/events')) return signedOutStream(res, signedIn.ended);
         if (partial) {
-          res.writeHead(401, { ...SECURITY_HEADERS, 'HX-Redirect': '/console/sign-in' });
+          res.writeHead(401, { ...SECURITY_HEADERS, 'HX-Redirect': signInUrl });
           return void res.end();
         }
-        if (method === 'POST') throw new RackError('unauthorized', 'signed out: sign in again');
-        return redirect(res, '/console/sign-in');
+        if (method === 'POST') throw new RackError('unauthorized', signedIn.ended ? SIGN_OUT_WORDS[signedIn.ended] : 'signed out: sign in again');
+        return redirect(res, signInUrl);
       }
-      const r: ConsoleRequest = { req, res, url, caller, partial, stillSignedIn: () => this.stillSignedIn(sessionId) };
+      caller = signedIn.caller;
+      const token = signedIn.token;
+      const r: ConsoleRequest = {
+        req,
+        res,
+        url,
+        caller,
+        partial,
+        stillSignedIn: () => this.stillSignedIn(sessionId),
+        watchSignOut: (end) => this.watchSignOut(token, end),
+      };
       const parts = path.split('/').slice(2).map(decodePart);
       if (parts[0] === 'apps' && parts[1]) return await this.apps.handle(r, parts[1], parts.slice(2).filter((p, i, all) => p !== '' || i < all.length - 1));
       if (parts[0] === 'rack') return await this.rack.handle(r, parts.slice(1).filter((p, i, all) => p !== '' || i < all.length - 1));
@@ -142,16 +157,52 @@ export class Console {
     redirect(res, '/console/', { 'Set-Cookie': sessionCookie(id, sessionCookieFor(publicOrigin(req))) });
   }
 
-  /** The session's caller, its token read again: a revoked or expired token ends the session at once. */
-  private async caller(req: IncomingMessage, sessionId: string | undefined): Promise<Caller | undefined> {
+  /** The session's caller, its token read again: a revoked or expired token ends the session at once (and says which). */
+  private async caller(req: IncomingMessage, sessionId: string | undefined): Promise<{ caller: Caller; token: TokenRecord } | { ended?: SignOutReason }> {
     const session = this.sessions.touch(sessionId);
-    if (!session) return undefined;
+    if (!session) return {};
     const token = await this.services.store.tokens.get(session.tokenName);
-    if (!token || token.hash !== session.tokenHash || (token.expiresAt !== null && Date.parse(token.expiresAt) <= Date.now())) {
+    const ended = !token || token.hash !== session.tokenHash ? 'revoked' : token.expiresAt !== null && Date.parse(token.expiresAt) <= Date.now() ? 'expired' : undefined;
+    if (ended || !token) {
       this.sessions.end(sessionId);
-      return undefined;
+      return { ended: ended ?? 'revoked' };
     }
-    return { principal: tokenPrincipal(token), via: 'http', address: clientAddress(req) };
+    return { caller: { principal: tokenPrincipal(token), via: 'http', address: clientAddress(req) }, token };
+  }
+
+  /**
+   * Calls `end` when this token is revoked (told by the token store) or reaches its expiry (a
+   * timer), never synchronously. A long stream needs this: its heartbeat alone would let lines of
+   * a revoked token's app arrive for up to its interval.
+   */
+  private watchSignOut(token: TokenRecord, end: (reason: SignOutReason) => void): () => void {
+    let done = false;
+    const once = (reason: SignOutReason) => {
+      if (done) return;
+      done = true;
+      stop();
+      end(reason);
+    };
+    const offRevoke = this.services.store.tokens.onRevoke((name) => {
+      if (name === token.name) setImmediate(() => once('revoked'));
+    });
+    let timer: NodeJS.Timeout | undefined;
+    if (token.expiresAt !== null) {
+      // setTimeout holds at most ~24.8 days; a later expiry is left to the heartbeat's check.
+      const wait = Date.parse(token.expiresAt) - Date.now();
+      if (wait < MAX_TIMER_MS) {
+        timer = setTimeout(() => once('expired'), Math.max(0, wait));
+        timer.unref();
+      }
+    }
+    function stop(): void {
+      offRevoke();
+      clearTimeout(timer);
+    }
+    return () => {
+      done = true;
+      stop();
+    };
   }
 
   private async stillSignedIn(sessionId: string | undefined): Promise<boolean> {
@@ -165,8 +216,20 @@ export class Console {
     const c = r.caller;
     const key = `${method} ${path}`;
     switch (key) {
-      case 'GET ':
-        return sendHtml(r.res, 200, page({ title: 'Apps', principal: c.principal, body: appsPage(await this.appSummaries(c)) }));
+      case 'GET ': {
+        const can = { create: mayRun(c.principal, '', 'apps:create'), destroy: mayRun(c.principal, '', 'apps:destroy') };
+        const destroyed = r.url.searchParams.get('destroyed') ?? '';
+        const body = appsPage(await this.appSummaries(c), can, isAppName(destroyed) ? destroyed : undefined);
+        return sendHtml(r.res, 200, page({ title: 'Apps', principal: c.principal, body }));
+      }
+      case 'GET app-list':
+        return sendHtml(r.res, 200, appsList(await this.appSummaries(c), mayRun(c.principal, '', 'apps:destroy')));
+      case 'POST apps': {
+        const name = ((await readForm(r.req)).get('name') ?? '').trim();
+        await this.commands.createApp(c, name, () => undefined);
+        const info = await this.commands.query<{ gitRemote: string }>(c, 'apps:info', name);
+        return sendHtml(r.res, 200, createdApp(name, info.gitRemote), { 'HX-Trigger': 'rack-apps' });
+      }
       case 'GET audit': {
         const entries = await this.commands.query<AuditEntry[]>(c, 'audit', '', [], { num: '200' });
         return sendHtml(r.res, 200, page({ title: 'Audit', principal: c.principal, body: html`<h1>Audit</h1>${auditTable(entries, true)}` }));
@@ -204,18 +267,40 @@ export class Console {
 
   private async appSummaries(c: Caller): Promise<AppSummary[]> {
     const apps = await this.commands.query<(AppRecord & { url: string })[]>(c, 'apps', '');
-    return Promise.all(
-      apps.map(async (a) => {
-        const summary: AppSummary = { name: a.name, url: a.url, currentRelease: a.currentRelease };
-        if (a.currentRelease === 0) return summary;
-        try {
-          const rel = await this.commands.query<ReleaseRecord>(c, 'releases:info', a.name, [`v${a.currentRelease}`]);
-          return { ...summary, status: rel.status, deployedAt: rel.createdAt, deployedBy: rel.createdBy };
-        } catch {
-          return summary;
-        }
-      }),
-    );
+    return Promise.all(apps.map((a) => this.appSummary(c, a)));
+  }
+
+  /** An app's line in the list: what serves, and whether the last deploy after it failed. */
+  private async appSummary(c: Caller, a: AppRecord & { url: string }): Promise<AppSummary> {
+    const summary: AppSummary = { name: a.name, url: a.url, currentRelease: a.currentRelease };
+    try {
+      if (a.currentRelease === 0) {
+        // Never served: a release that failed its rollout, or a build that failed, is the last deploy.
+        const [release] = await this.commands.query<ReleaseRecord[]>(c, 'releases', a.name);
+        if (release) return { ...summary, lastFailed: release.status === 'failed' ? (release.error ?? 'failed') : undefined, deployedAt: release.createdAt, deployedBy: release.createdBy };
+        const [build] = await this.commands.query<BuildRecord[]>(c, 'builds', a.name);
+        return build?.status === 'failed' ? { ...summary, lastFailed: build.error ?? 'the build failed', deployedAt: build.createdAt, deployedBy: build.createdBy } : summary;
+      }
+      const rel = await this.commands.query<ReleaseRecord>(c, 'releases:info', a.name, [`v${a.currentRelease}`]);
+      const next = await this.newerFailure(c, a.name, a.currentRelease);
+      return { ...summary, status: rel.status, deployedAt: rel.createdAt, deployedBy: rel.createdBy, ...(next ? { lastFailed: next } : {}) };
+    } catch {
+      return summary;
+    }
+  }
+
+  /** The error of a failed release after the serving one (newer ones are only failed or recorded): one lookup when there is none. */
+  private async newerFailure(c: Caller, app: string, current: number): Promise<string | undefined> {
+    let failed: string | undefined;
+    for (let v = current + 1; v <= current + 5; v++) {
+      try {
+        const rel = await this.commands.query<ReleaseRecord>(c, 'releases:info', app, [`v${v}`]);
+        failed = rel.status === 'failed' ? (rel.error ?? 'failed') : undefined;
+      } catch {
+        return failed;
+      }
+    }
+    return failed;
   }
 }
 
@@ -226,10 +311,18 @@ function twoSessions(res: ServerResponse, partial: boolean, cleared: string[]): 
   sendHtml(res, 400, page({ title: 'Signed out', body: html`<h1>400</h1>${errorBox(message)}<p><a href="/console/sign-in">Sign in</a></p>` }), { 'Set-Cookie': cleared });
 }
 
-function signedOutStream(res: ServerResponse): void {
+function signedOutStream(res: ServerResponse, reason: SignOutReason | undefined): void {
   res.writeHead(200, { ...SECURITY_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store' });
-  res.end('event: signed-out\ndata: {}\n\n');
+  res.end(`event: signed-out\ndata: ${JSON.stringify(reason ? { reason } : {})}\n\n`);
 }
+
+/** The sign-in page's reason line for `?ended=` (only rack's own words, never the query's text). */
+function endedWords(url: URL): string | undefined {
+  const reason = url.searchParams.get('ended');
+  return reason !== null && Object.hasOwn(SIGN_OUT_WORDS, reason) ? SIGN_OUT_WORDS[reason as SignOutReason] : undefined;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function decodePart(part: string): string {
   try {

@@ -17,7 +17,18 @@ export interface ConsoleRequest {
   partial: boolean;
   /** Whether the session (and its token) still holds: a long-lived stream checks it now and then. */
   stillSignedIn(): Promise<boolean>;
+  /** Calls `end` the moment the session's token is revoked or expires; returns the function that stops watching. */
+  watchSignOut(end: (reason: SignOutReason) => void): () => void;
 }
+
+/** Why a session ended under a page: the sign-in page says so. */
+export type SignOutReason = 'revoked' | 'expired' | 'signed-out';
+
+export const SIGN_OUT_WORDS: Record<SignOutReason, string> = {
+  revoked: 'Your session ended: its token was revoked.',
+  expired: 'Your session ended: its token expired.',
+  'signed-out': 'Your session ended: sign in again.',
+};
 
 /** No inline script or style, nothing from elsewhere, no framing. */
 export const SECURITY_HEADERS: Record<string, string> = {

@@ -1,6 +1,6 @@
 import type { DeliveryOutcome } from '../store/records.js';
 import { html, type SafeHtml } from './html-template.js';
-import { appPath, when } from './layout-view.js';
+import { appPath, timeAgo } from './layout-view.js';
 
 /** `repo:info --json`: the secret is only ever the word `set`, the token only whether there is one. */
 export interface RepoInfo {
@@ -61,9 +61,9 @@ export function deploysPanel(view: DeploysView): SafeHtml {
 <dt>Token</dt><dd>${repo.token ? 'set' : 'none'}</dd>
 ${repo.statusApi ? html`<dt>Commit statuses</dt><dd><code>${repo.statusApi}</code></dd>` : ''}
 ${repo.deployKey ? html`<dt>Deploy key</dt><dd><code>${repo.deployKey}</code></dd>` : ''}
-<dt>Connected</dt><dd><time datetime="${repo.createdAt}">${when(repo.createdAt)}</time> by ${repo.createdBy}</dd>
+<dt>Connected</dt><dd>${timeAgo(repo.createdAt)} by ${repo.createdBy}</dd>
 <dt>Last delivery</dt><dd class="last-delivery">${last
-    ? html`<time datetime="${last.at}">${when(last.at)}</time> ${last.host} ${last.event}${last.commit ? html` <code>${last.commit.slice(0, 7)}</code>` : ''}: <span class="delivery-result">${last.result}</span>`
+    ? html`${timeAgo(last.at)} ${last.host} ${last.event}${last.commit ? html` <code>${last.commit.slice(0, 7)}</code>` : ''}: <span class="delivery-result">${last.result}</span>`
     : 'none yet'}</dd>
 </dl>
 <h2>Review apps</h2>

@@ -16,6 +16,11 @@ ${canChange
 <button type="submit">Add domain</button>
 </form>`
     : ''}
-</div>
+</div>`;
+}
+
+/** The whole tab: the panel (fetched again on its own) and the one box its answers replace. */
+export function domainsTab(app: string, info: { default: string; domains: string[] }, canChange: boolean, after: SafeHtml = html``): SafeHtml {
+  return html`${domainsPanel(app, info, canChange)}${after}
 <div id="action" class="action-area" aria-live="polite"></div>`;
 }

@@ -1,5 +1,5 @@
 import type { ConsoleEvents, NumberedEvent } from './console-events.js';
-import { SECURITY_HEADERS, type ConsoleRequest } from './console-request.js';
+import { SECURITY_HEADERS, type ConsoleRequest, type SignOutReason } from './console-request.js';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -24,20 +24,28 @@ export function serveEvents(r: ConsoleRequest, events: ConsoleEvents, app: strin
   const sub = events.subscribe(app, lastId, send);
   if (sub.reset) res.write(`id: ${events.currentId(app)}\nevent: reset\ndata: {}\n\n`);
   else if (lastId === undefined) res.write(`id: ${events.currentId(app)}\nevent: hello\ndata: {}\n\n`);
-  // Each beat also checks the session: signed out, expired or revoked ends the stream (and its logs).
+  const signedOut = (reason: SignOutReason) => {
+    if (!res.writableEnded) res.end(`event: signed-out\ndata: ${JSON.stringify({ reason })}\n\n`);
+    end();
+  };
+  // A revoked or expired token ends the stream the moment it happens; each beat also checks the
+  // session (a sign-out elsewhere, the idle limit).
+  const unwatch = r.watchSignOut(signedOut);
   const beat = setInterval(() => {
     r.stillSignedIn().then(
-      (ok) => (ok ? res.write(': beat\n\n') : res.end('event: signed-out\ndata: {}\n\n')),
+      (ok) => (ok ? res.write(': beat\n\n') : signedOut('signed-out')),
       () => res.end(),
     );
   }, HEARTBEAT_MS);
   let ended = false;
-  const end = () => {
+  function end(): void {
     if (ended) return;
     ended = true;
     clearInterval(beat);
+    unwatch();
     sub.stop();
-  };
+  }
   res.once('close', end);
   req.once('close', end);
+  res.on('error', end);
 }

@@ -1,7 +1,7 @@
 import type { CommitLine, CommitDiff } from '../pipelines/release-commits.js';
 import { PIPELINE_STAGES, type PipelineStage } from '../store/records.js';
 import { html, type SafeHtml } from './html-template.js';
-import { appPath, when } from './layout-view.js';
+import { appPath, timeAgo } from './layout-view.js';
 
 export const PIPELINES_PATH = '/console/pipelines';
 
@@ -49,7 +49,7 @@ function pipelineTable(p: PipelineRow): SafeHtml {
 ${ordered.length === 0
     ? html`<p class="empty">No apps: <code>pipelines:add APP --pipeline ${p.name} --stage STAGE</code>.</p>`
     : html`<div class="table-wrap"><table class="pipeline" data-pipeline="${p.name}">
-<thead><tr><th>Stage</th><th>App</th><th>Release</th><th>Commit</th><th>When</th><th></th></tr></thead>
+<thead><tr><th>Stage</th><th>App</th><th>Release</th><th>Commit</th><th>When</th><th>Actions</th></tr></thead>
 <tbody>${ordered.map((a) => appRow(a))}</tbody>
 </table></div>`}`;
 }
@@ -63,7 +63,7 @@ function appRow(a: PipelineRow['apps'][number]): SafeHtml {
 <td><a href="${appPath(a.app, '/releases')}">${a.app}</a></td>
 <td class="release">${a.release === null ? html`<span class="empty">none yet</span>` : html`<strong>v${a.release}</strong> <span class="description">${a.description ?? ''}</span>`}</td>
 <td>${a.commit ? html`<code>${a.commit.slice(0, 7)}</code>` : '-'}</td>
-<td>${a.createdAt ? html`<time datetime="${a.createdAt}">${when(a.createdAt)}</time>` : '-'}</td>
+<td>${a.createdAt ? html`${timeAgo(a.createdAt)}` : '-'}</td>
 <td>${canPromote
     ? html`<button type="button" class="promote" hx-post="${promotePath(a.app)}" hx-confirm="${question}" hx-target="#action" hx-swap="innerHTML">Promote</button>
 <details class="pipeline-diff" data-keep="diff-${a.app}" hx-get="${diffPath(a.app)}" hx-trigger="toggle once" hx-target="find .diff-body" hx-swap="innerHTML"><summary>Commits to promote</summary><div class="diff-body">Loading…</div></details>`

@@ -28,7 +28,11 @@ export function processesPanel(app: string, processes: ProcessRow[], formation: 
 ${canChange && types.length
     ? html`<form class="scale" hx-post="${appPath(app, '/processes/scale')}" hx-target="#action" hx-swap="innerHTML">
 <fieldset><legend>Scale</legend>
-${types.map((t) => html`<label>${t} <input type="number" name="count:${t}" min="0" max="20" value="${formation[t] ?? processes.filter((p) => p.type === t).length}"></label> `)}
+${types.map((t) => {
+      const count = formation[t] ?? processes.filter((p) => p.type === t).length;
+      // `was:` is what this page showed: only the counts the user changed are sent to ps:scale.
+      return html`<label>${t} <input type="number" name="count:${t}" min="0" max="20" value="${count}"></label><input type="hidden" name="was:${t}" value="${count}"> `;
+    })}
 <button type="submit">Scale</button>
 </fieldset></form>
 <form class="row" hx-post="${appPath(app, '/processes/restart')}" hx-target="#action" hx-swap="innerHTML">

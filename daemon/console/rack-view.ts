@@ -3,7 +3,7 @@ import type { RackBuild, RackReleaseRecord } from '../store/records.js';
 import type { UpdateCheck } from '../versions/rack-updates.js';
 import { describeBuild } from '../versions/rack-build.js';
 import { html, type SafeHtml } from './html-template.js';
-import { when } from './layout-view.js';
+import { timeAgo, when } from './layout-view.js';
 
 export const RACK_PATH = '/console/rack';
 
@@ -48,7 +48,7 @@ function infoList(info: RackInfo): SafeHtml {
 <dt>Commit</dt><dd><code class="rack-commit">${info.commit}</code></dd>
 <dt>Schema</dt><dd>${schema}</dd>
 <dt>Runtime</dt><dd>${info.runtime}</dd>
-<dt>Up</dt><dd>${formatUptime(info.uptimeSeconds)}, since <time datetime="${info.startedAt}">${when(info.startedAt)}</time></dd>
+<dt>Up</dt><dd>${formatUptime(info.uptimeSeconds)}, since ${timeAgo(info.startedAt)}</dd>
 <dt>Router</dt><dd>${r ? `pid ${r.pid}, protocol ${r.protocol}, version ${r.version ?? 'not reported'}, up ${formatUptime(r.uptimeSeconds)}` : `not answering (${info.routerError ?? 'no reason given'})`}</dd>
 </dl>`;
 }
@@ -70,7 +70,7 @@ function ledgerRow(view: RackView, r: RackReleaseRecord): SafeHtml {
 <td>${r.createdBy}</td>
 <td class="description"><details data-keep="r${r.id}"><summary>${r.description}</summary>
 <p class="meta">Steps: ${phaseLine(r.phases)}</p>
-<p class="meta">Schema v${r.schema}${r.finishedAt ? html` · finished <time datetime="${r.finishedAt}">${when(r.finishedAt)}</time>` : ''}${r.dir ? html` · <code>${r.dir}</code>` : ''}</p>
+<p class="meta">Schema v${r.schema}${r.finishedAt ? html` · finished ${timeAgo(r.finishedAt)}` : ''}${r.dir ? html` · <code>${r.dir}</code>` : ''}</p>
 ${r.error ? html`<p class="reason">${r.error}</p>` : ''}
 </details></td>
 </tr>`;

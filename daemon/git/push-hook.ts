@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { resolve, sep } from 'node:path';
+import { deployLines } from '../deploy-lines.js';
 import { RackError } from '../rack-error.js';
 import { textOutput, type OutputFlow } from '../user-output.js';
 import type { PushPipeline } from './push-pipeline.js';
@@ -83,6 +85,9 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: PushPipeline
     // A client gone before the hook ran gets nothing built: git will not update the ref for it.
     if (session.interrupted.aborted) throw new RackError('deploy_failed', 'push interrupted: the client went away; nothing was built');
     session.stage = 'deploying';
+    // The push's lines also go to pages watching the app live (the Console's Releases tab).
+    const push = randomBytes(6).toString('hex');
+    let ok = false;
     try {
       const app = await store.requireApp(session.app);
       const update = deployableRef(request['refs'], app.name, await deployBranch(app, session.repo));
@@ -90,7 +95,10 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: PushPipeline
       const objects = objectEnv(request['objects'], session.repo);
       await pipeline.push(
         { app: app.name, commit: update.newRev, repo: session.repo, objects, keyName: session.keyName, receivedAt: session.openedAt },
-        textOutput(say, flow),
+        textOutput((line) => {
+          say(line);
+          deployLines.emit({ app: app.name, push, text: line });
+        }, flow),
         session.interrupted,
         async (release) => {
           if (app.branch === undefined) {
@@ -113,8 +121,14 @@ export function preReceiveHandler(sessions: PushSessions, pipeline: PushPipeline
           session.released = marker;
         },
       );
+      ok = true;
       return 0;
+    } catch (err) {
+      // A release made and then refused (health check, release phase) is a failed push in the audit log, not `ok`.
+      if (session.released) session.failed = RackError.from(err).code;
+      throw err;
     } finally {
+      deployLines.emit({ app: session.app, push, done: { ok } });
       session.stage = 'settled';
       session.markHandlerDone();
     }

@@ -203,7 +203,7 @@ export class PushReceiver {
         app,
         action: 'git push',
         detail: released ? `v${released.release} ${released.commit.slice(0, 7)}` : '',
-        outcome: !released ? (gone || idle ? 'interrupted' : 'rejected') : outcome === 'rolled-back' ? 'rolled_back' : 'ok',
+        outcome: !released ? (gone || idle ? 'interrupted' : 'rejected') : (session.failed ?? (outcome === 'rolled-back' ? 'rolled_back' : 'ok')),
       });
     }
   }

@@ -18,6 +18,8 @@ export interface PushSession {
   openedAt: number;
   /** Set just before a pushed release rolls out; checked against the branch once git is done. */
   released?: PushMarker;
+  /** The error code the pushed release failed with after it was made (its health check, its release phase). */
+  failed?: string;
   /** Settles when the pre-receive handler has returned (at once if it never ran). */
   handlerDone: Promise<void>;
   markHandlerDone: () => void;

@@ -20,6 +20,9 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   addon_exists: 409,
   addon_unavailable: 503,
   addon_failed: 500,
+  no_such_job: 404,
+  // The job ran and exited non-zero: the request was fine, what it ran was not.
+  job_failed: 422,
   forbidden: 403,
   unauthorized: 401,
   throttled: 429,

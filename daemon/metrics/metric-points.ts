@@ -67,6 +67,15 @@ export function downsample(points: MetricPoint[], spanS: number): MetricPoint[] 
   return [...groups].sort((a, b) => a[0] - b[0]).map(([at, group]) => combinePoints(at, spanS, group));
 }
 
+/**
+ * The span to merge points into so `rangeS` seconds at a resolution of `resolutionS` make at most
+ * `maxPoints` points: the smallest whole multiple of the resolution (a week of 10 min points for a
+ * chart of 300 becomes 40 min points). Pure.
+ */
+export function stepFor(rangeS: number, resolutionS: number, maxPoints: number): number {
+  return Math.max(1, Math.ceil(rangeS / Math.max(1, maxPoints) / resolutionS)) * resolutionS;
+}
+
 /** One row of `metrics`: what a point says, in the units people read. */
 export interface MetricRow {
   at: string;

@@ -31,13 +31,19 @@ export class BodyFramer {
   #trailerBytes = 0;
   #done: boolean;
   readonly #status: number;
+  readonly #onChunkData: ((buf: Buffer, start: number, end: number) => void) | undefined;
 
-  /** `status`: what a malformed body is answered with (400 from a client, 502 from an app). */
-  constructor(framing: Framing, status: number) {
+  /**
+   * `status`: what a malformed body is answered with (400 from a client, 502 from an app).
+   * `onChunkData`: told each run of a chunked body's data bytes, without the chunk framing
+   * around them, for a relay that re-frames the body (HTTP/2 carries it in DATA frames).
+   */
+  constructor(framing: Framing, status: number, onChunkData?: (buf: Buffer, start: number, end: number) => void) {
     this.#kind = framing.kind;
     this.#remaining = framing.kind === 'length' ? framing.length : 0;
     this.#done = !carriesBody(framing);
     this.#status = status;
+    this.#onChunkData = onChunkData;
   }
 
   get done(): boolean {
@@ -60,6 +66,7 @@ export class BodyFramer {
       if (this.#chunk === Chunk.Data) {
         const n = Math.min(buf.length - i, this.#remaining);
         this.#remaining -= n;
+        this.#onChunkData?.(buf, i, i + n);
         i += n;
         if (this.#remaining === 0) this.#chunk = Chunk.DataCr;
         continue;

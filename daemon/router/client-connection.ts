@@ -16,6 +16,10 @@ export interface AccessEntry {
   status: number;
   ms: number;
   ip: string;
+  /** The router process that served it (one of several with RACK_ROUTER_PROCESSES). */
+  pid?: number;
+  /** `HTTP/2` for a stream of an h2 connection; absent for HTTP/1.x. */
+  protocol?: 'HTTP/2';
 }
 
 /** The request being relayed: what its access line and summary need once it ends. */

@@ -5,6 +5,7 @@ import type { Logger } from '../log.js';
 import { readLines } from './line-reader.js';
 import { HandoffError } from './router-handoff.js';
 import type { AccessEntry, Router } from './router.js';
+import type { RouterWorkers } from './router-workers.js';
 import { SaveError, type TableChange } from './table-changes.js';
 import {
   checkAccessApps,
@@ -35,6 +36,8 @@ const MAX_SUBSCRIBER_BACKLOG = 1024 * 1024;
 
 export interface ControlDeps {
   router: Router;
+  /** This router's workers (RACK_ROUTER_PROCESSES > 1): each call that changes what routes reaches them all before it is answered. */
+  workers?: RouterWorkers | undefined;
   identity: () => RouterIdentity;
   /** Saves then applies one table change; it is acknowledged only once this resolves. */
   change: (change: TableChange) => Promise<void>;
@@ -213,7 +216,7 @@ export class RouterControlServer {
 
   /** Runs one request. A table change is queued, in arrival order, before this returns. */
   #answer(socket: Socket, msg: RequestMessage): Promise<unknown> {
-    const { router, change, logger } = this.#deps;
+    const { router, workers, change, logger } = this.#deps;
     try {
       switch (msg.method) {
         case 'ping':
@@ -234,29 +237,39 @@ export class RouterControlServer {
         }
         case 'waitIdle': {
           const { upstreams, timeoutMs } = checkWaitIdle(msg.params);
-          return router.waitIdle(upstreams, Math.min(timeoutMs, MAX_WAIT_IDLE_MS));
+          const bound = Math.min(timeoutMs, MAX_WAIT_IDLE_MS);
+          return Promise.all([router.waitIdle(upstreams, bound), workers?.waitIdle(upstreams, bound) ?? true]).then(([a, b]) => a && b);
         }
         case 'inFlight':
-          return Promise.resolve(router.inFlight(checkInFlight(msg.params).upstream));
+        {
+          const { upstream } = checkInFlight(msg.params);
+          return (workers?.inFlight(upstream) ?? Promise.resolve(0)).then((n) => n + router.inFlight(upstream));
+        }
         case 'routes':
           return Promise.resolve(router.routes());
         case 'reloadCertificates':
-          return router.reloadCertificates();
+          return workers === undefined ? router.reloadCertificates() : Promise.all([router.reloadCertificates(), workers.reloadCertificates()]).then(([hosts]) => hosts);
         case 'setChallenge': {
           const { token, host, keyAuthorization } = checkChallenge(msg.params);
           router.setChallenge(token, host, keyAuthorization);
-          return Promise.resolve(true);
+          return (workers?.setChallenge({ token, host, keyAuthorization }) ?? Promise.resolve()).then(() => true);
         }
         case 'removeChallenge':
-          router.removeChallenge(checkToken(msg.params).token);
-          return Promise.resolve(true);
+        {
+          const { token } = checkToken(msg.params);
+          router.removeChallenge(token);
+          return (workers?.removeChallenge(token) ?? Promise.resolve()).then(() => true);
+        }
         case 'subscribe':
           this.#subscribers.add(socket);
           this.#deps.subscribed?.();
           return Promise.resolve(true);
         case 'access':
-          router.setAccessApps(checkAccessApps(msg.params).apps);
-          return Promise.resolve(true);
+        {
+          const { apps } = checkAccessApps(msg.params);
+          router.setAccessApps(apps);
+          return (workers?.setAccessApps(apps) ?? Promise.resolve()).then(() => true);
+        }
         case 'shutdown':
           this.#deps.logger.info('router: shutdown requested over the control socket');
           return Promise.resolve(true);

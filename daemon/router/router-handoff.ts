@@ -129,6 +129,17 @@ export function takeEarlyConnections(server: Server): Socket[] {
   return sockets;
 }
 
+/** On a listener just passed to this process: keeps what it accepts until the router takes it over. */
+export function keepEarlyConnections(server: Server): void {
+  const sockets: Socket[] = [];
+  early.set(server, sockets);
+  server.on('connection', (socket: Socket) => {
+    socket.on('error', () => {});
+    sockets.push(socket);
+  });
+  server.on('error', () => {});
+}
+
 /** In a successor: true when it was started by a router handing off (and so must not bind or lock). */
 export function isSuccessor(): boolean {
   return process.env[HANDOFF_ENV] === '1' && process.send !== undefined;
@@ -141,13 +152,7 @@ export function receiveHandles(): Promise<Inherited> {
     const onMessage = (msg: ToSuccessor, handle: unknown): void => {
       if (msg.type === 'handle') {
         const server = handle as Server;
-        const sockets: Socket[] = [];
-        early.set(server, sockets);
-        server.on('connection', (socket: Socket) => {
-          socket.on('error', () => {});
-          sockets.push(socket);
-        });
-        server.on('error', () => {});
+        keepEarlyConnections(server);
         got.set(msg.which, server);
         return;
       }

@@ -1,4 +1,5 @@
 import { readFile, rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -13,6 +14,7 @@ import { announceReady, HandoffError, isSuccessor, receiveHandles, startSuccesso
 import { acquireRouterLock, inheritedLock } from './router-lock.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, PROTOCOL_VERSION, type RouterIdentity } from './router-protocol.js';
 import { TableChanges } from './table-changes.js';
+import { RouterWorkers } from './router-workers.js';
 
 /**
  * The router as its own long-lived process (`node dist/daemon/router/router-process.js`), so apps
@@ -29,6 +31,8 @@ import { TableChanges } from './table-changes.js';
  *   RACK_BIND           address to listen on                                     default 0.0.0.0
  *   RACK_ROUTER_LOG     its JSON log, rotated by size (rotating-log-file.ts)     default stdout
  *   RACK_LOG_LEVEL      pino level of that log                                   default info
+ *   RACK_ROUTER_PROCESSES  processes serving the listeners (this one and its workers,
+ *                       router-workers.ts); 1: this one alone                     default 1
  *
  * Beside the state file it writes `RACK_ROUTER_STATE.pid`: {pid, httpPort, bind, socket, startedAt},
  * for operators and scripts; clients ask `ping` instead.
@@ -50,6 +54,20 @@ const SUMMARY_CHECK_MS = 1000;
 
 const SCRIPT = fileURLToPath(import.meta.url);
 
+/**
+ * RACK_ROUTER_PROCESSES: a whole number from 1 to 64, or `cores`. One process is the default: on
+ * the 2-core machine measured, a second one cost more CPU per request than it gained (the load
+ * generator and the apps want those cores too, and each process wakes for fewer events at a time).
+ */
+function processCount(): number {
+  const v = process.env['RACK_ROUTER_PROCESSES'];
+  if (v === undefined || v === '') return 1;
+  if (v === 'cores') return availableParallelism();
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`RACK_ROUTER_PROCESSES must be a whole number from 1 to 64 or cores, not ${JSON.stringify(v.slice(0, 20))}`);
+  return n;
+}
+
 function required(name: string): string {
   const v = process.env[name];
   if (v === undefined || v === '') throw new Error(`${name} must be set`);
@@ -63,6 +81,7 @@ async function main(): Promise<void> {
   const { httpPort: port, httpsPort, bind } = loadConfig(process.env, '');
   const certDir = httpsPort === undefined ? undefined : required('RACK_ROUTER_CERTS');
   const logPath = process.env['RACK_ROUTER_LOG'];
+  const processes = processCount();
   // It runs for months: its log must rotate, which its stdout (a file rackd opened for it) cannot.
   const logger = pino(
     { level: process.env['RACK_LOG_LEVEL'] ?? 'info', base: { svc: 'rack-router', pid: process.pid } },
@@ -90,7 +109,7 @@ async function main(): Promise<void> {
     https: httpsPort === undefined || certDir === undefined ? undefined : { port: httpsPort, certDir },
     inherited: inherited?.listeners,
     logger,
-    onAccess: (entry) => control?.broadcast(entry),
+    onAccess: (entry) => control?.broadcast(processes > 1 ? { ...entry, pid: process.pid } : entry),
     accessLines: 'asked',
   });
   for (const r of loaded) router.setApp(r.app, r.hosts, r.upstreams, r.https, r.timeoutMs, r.maintenance);
@@ -103,6 +122,22 @@ async function main(): Promise<void> {
     logger.error({ err: String(err), bind, port, httpsPort }, inUse ? `router: ${which} port already in use` : 'router: cannot listen');
     process.exit(inUse ? EXIT_PORT_IN_USE : 1);
   }
+  // Started once this process serves: they are handed its listeners.
+  const listening = router.listeners();
+  const workers =
+    processes > 1 && listening !== undefined
+      ? new RouterWorkers({
+          count: processes - 1,
+          listeners: listening,
+          routes: () => router.routes(),
+          onAccess: (entry) => control?.broadcast(entry),
+          onSummaries: (buckets) => {
+            for (const bucket of buckets) router.summaries.add(bucket);
+          },
+          logger,
+        })
+      : undefined;
+  await workers?.start();
   const identity: RouterIdentity = {
     pid: process.pid,
     httpPort,
@@ -121,7 +156,9 @@ async function main(): Promise<void> {
       logger.info({ why }, 'router: stopping');
       setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
       try {
-        // The bucket under way too: its requests are counted nowhere else.
+        // The workers' summaries are merged into this process's first; then the bucket under way
+        // goes too: its requests are counted nowhere else.
+        await workers?.stop();
         sendAllSummaries();
         await control?.stop();
         await router.stop();
@@ -152,7 +189,9 @@ async function main(): Promise<void> {
       throw err;
     }
     // Stops accepting now; the wait for open connections is handedOff's.
-    drained = router.handOff(HANDED_OFF_DRAIN_MS);
+    const own = router.handOff(HANDED_OFF_DRAIN_MS);
+    const theirs = await workers?.handOff(HANDED_OFF_DRAIN_MS);
+    drained = Promise.all([own, theirs?.drained]).then(() => undefined);
     return successor.identity;
   };
   let drained: Promise<void> | undefined;
@@ -178,7 +217,8 @@ async function main(): Promise<void> {
 
   const sendSummaries = (): void => {
     if (control === undefined || !control.subscribed) return;
-    for (const bucket of router.summaries.take()) control.send({ event: 'summary', data: bucket });
+    // Workers send theirs within SUMMARY_CHECK_MS of a bucket's end (and the IPC adds a little).
+    for (const bucket of router.summaries.take(workers === undefined ? 0 : 3 * SUMMARY_CHECK_MS)) control.send({ event: 'summary', data: bucket });
   };
   const sendAllSummaries = (): void => {
     for (const bucket of router.summaries.closeAll()) control?.send({ event: 'summary', data: bucket });
@@ -189,7 +229,12 @@ async function main(): Promise<void> {
   control = new RouterControlServer(socketPath, {
     router,
     identity: () => identity,
-    change: (c) => changes.apply(c),
+    // Saved and applied here, then applied by every worker, before the change is answered.
+    change: async (c) => {
+      await changes.apply(c);
+      await workers?.change(c);
+    },
+    workers,
     shutdown: () => void stop('shutdown request'),
     handoff,
     handedOff,

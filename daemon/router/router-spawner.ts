@@ -29,6 +29,14 @@ export function routerSettings(config: RackConfig): SpawnOptions {
   };
 }
 
+/**
+ * Extra node options for router processes, from RACK_ROUTER_NODE_ARGS (the operator's, split on
+ * spaces): `--cpu-prof --cpu-prof-dir=DIR` profiles the deployed router, which NODE_OPTIONS refuses.
+ */
+export function routerNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env['RACK_ROUTER_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+}
+
 /** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
 export interface SpawnedRouter {
   pid: number | undefined;
@@ -49,7 +57,7 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
   const fd = openSync(opts.logPath, 'a', 0o600);
   const spawned: SpawnedRouter = { pid: undefined, exitCode: undefined };
   try {
-    const child = spawn(process.execPath, [ROUTER_PROCESS_SCRIPT], {
+    const child = spawn(process.execPath, [...routerNodeArgs(), ROUTER_PROCESS_SCRIPT], {
       detached: true,
       stdio: ['ignore', fd, fd],
       env: {

@@ -5,6 +5,7 @@ import { AcmeChallenges } from './acme-challenges.js';
 import { CertificateSet } from './certificate-set.js';
 import { ClientConnection, type AccessEntry, type ConnectionDeps } from './client-connection.js';
 import { ConnectionCaps, PER_ADDRESS_MAX, TOTAL_MAX } from './connection-caps.js';
+import { H2Sessions } from './h2-session.js';
 import { InFlight } from './in-flight.js';
 import { takeEarlyConnections } from './router-handoff.js';
 import type { Maintenance } from './maintenance-page.js';
@@ -88,7 +89,7 @@ export class Router {
   readonly #pools = new UpstreamPools();
   readonly #inFlight = new InFlight();
   /** Every open client connection, tunnels included, so stop() can close them (undefined: refused over a cap). */
-  readonly #sockets = new Map<Socket, ClientConnection | undefined>();
+  readonly #sockets = new Map<Socket, { handOff(): void } | undefined>();
   readonly #deps: ConnectionDeps;
   readonly #certificates: CertificateSet | undefined;
   readonly #challenges = new AcmeChallenges();
@@ -142,7 +143,8 @@ export class Router {
       const secure = createTlsServer({
         noDelay: true,
         minVersion: 'TLSv1.2',
-        ALPNProtocols: ['http/1.1'],
+        // h2 first: a client offering both gets HTTP/2; one offering neither (or no ALPN) gets HTTP/1.1.
+        ALPNProtocols: ['h2', 'http/1.1'],
         // Looked up per handshake, so a reloaded certificate serves the next connection.
         SNICallback: (name, cb) => {
           const context = certificates.get(normalizeHost(name));
@@ -160,7 +162,11 @@ export class Router {
         this.#sockets.set(socket, undefined);
         socket.once('close', () => this.#sockets.delete(socket));
       });
-      secure.on('secureConnection', (socket: TLSSocket) => this.#accept(socket, true));
+      const h2 = new H2Sessions(this.#deps);
+      secure.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === 'h2') this.#acceptH2(h2, socket);
+        else this.#accept(socket, true);
+      });
       // A scanner's failed handshake is not worth a line each.
       secure.on('tlsClientError', (err: Error) => this.#logger.debug({ err: err.message }, 'router: TLS handshake failed'));
       this.#secureServer = secure;
@@ -203,6 +209,14 @@ export class Router {
     this.#sockets.set(socket, connection);
     socket.once('close', () => this.#sockets.delete(socket));
     if (this.#handingOff) connection.handOff();
+  }
+
+  #acceptH2(h2: H2Sessions, socket: TLSSocket): void {
+    const session = h2.serve(socket);
+    if (session === undefined) return;
+    this.#sockets.set(socket, session);
+    socket.once('close', () => this.#sockets.delete(socket));
+    if (this.#handingOff) session.handOff();
   }
 
   /** Listens on `port`, or on an inherited listening socket (which keeps its own port and address). */

@@ -12,8 +12,12 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const IDLE_MS = 2_000;
 const IDLE_MAX_MS = 4_000;
 const IDLE_MARGIN_MS = 1_000;
-/** Idle connections kept per upstream; more are closed as they come back. */
-const MAX_IDLE = 64;
+/**
+ * Idle connections kept per upstream; more are closed as they come back. One HTTP/2 client may have
+ * 100 requests in flight on one connection, each on an app connection of its own: kept fewer than
+ * the requests a busy client keeps in flight, most of them would open a new one.
+ */
+const MAX_IDLE = 256;
 /** An app silent this long in the middle of an answer is given up on. */
 const APP_SILENCE_MS = 300_000;
 

@@ -4,9 +4,17 @@
  */
 export type Upstream = { host: string; port: number } | { socketPath: string };
 
+/** Keys made so far: the table's upstreams live as long as their route, and each request asks twice. */
+const keys = new WeakMap<Upstream, string>();
+
 /** Stable identity of an upstream: pools and in-flight counts are keyed by it. */
 export function upstreamKey(u: Upstream): string {
-  return 'socketPath' in u ? `unix:${u.socketPath}` : `${u.host}:${u.port}`;
+  let key = keys.get(u);
+  if (key === undefined) {
+    key = 'socketPath' in u ? `unix:${u.socketPath}` : `${u.host}:${u.port}`;
+    keys.set(u, key);
+  }
+  return key;
 }
 
 /** A copy holding only an upstream's own fields. */

@@ -212,6 +212,8 @@ export interface BuildRecord {
   builder?: Builder;
   /** From app.json `healthchecks.web`, when the app has one. */
   healthcheck?: Partial<HealthCheckOptions>;
+  /** From app.json `cron`, checked at build time; absent when the app has none (and on older builds). */
+  cron?: CronJob[];
   /** app.json `formation`: instance counts that replace the defaults (web 1, others 0). */
   appFormation?: Record<string, number>;
   buildpacks: string[];
@@ -241,6 +243,8 @@ export interface ReleaseRecord {
   image: string;
   builder?: Builder;
   healthcheck?: Partial<HealthCheckOptions>;
+  /** The scheduled jobs this release runs while current (its build's app.json `cron`); absent on older releases. */
+  cron?: CronJob[];
   processTypes: Record<string, string>;
   /** app.json `formation` of its build: the defaults ps:scale overrides. */
   appFormation?: Record<string, number>;
@@ -294,8 +298,9 @@ export interface AuditEntry {
   /** Increasing; the order changes were made in. */
   id: number;
   time: string;
-  actor: { kind: 'key' | 'token' | 'webhook'; name: string };
-  via: 'ssh' | 'http';
+  /** `rack`: what rack did on its own schedule (a scheduled job's failed run), no person asking. */
+  actor: { kind: 'key' | 'token' | 'webhook' | 'rack'; name: string };
+  via: 'ssh' | 'http' | 'rack';
   address: string;
   /** The app changed; null for rack-wide changes (keys, tokens). */
   app: string | null;
@@ -356,6 +361,40 @@ export interface ProcessLimits {
 }
 
 export type Builder = 'buildpacks' | 'dockerfile';
+
+/** What a job does when its next fire comes while a run of it still goes (Dokku's words). */
+export type CronConcurrency = 'allow' | 'forbid' | 'replace';
+
+/** One entry of app.json `cron`, as checked at build time (daemon/cron/cron-jobs.ts). */
+export interface CronJob {
+  /** Stable while schedule and command stay the same (or the one app.json gave): what suspensions are kept by. */
+  id: string;
+  /** Five fields, UTC; `@daily` and the like already spelled out. */
+  schedule: string;
+  command: string;
+  concurrency: CronConcurrency;
+}
+
+/** How a run of a scheduled job ended. */
+export interface CronRunRecord {
+  startedAt: string;
+  /** Absent while it runs; a rackd that stops mid-run finds it so at start (`interrupted`). */
+  finishedAt?: string;
+  /** The process's exit status; absent when it never ran or was interrupted. */
+  exitCode?: number;
+  /** `schedule`, or the key or token that asked with cron:run. */
+  trigger: string;
+  /** Why a run went otherwise than by its exit status: `timeout`, `interrupted`, `replaced`, an error. */
+  error?: string;
+}
+
+/** What rack keeps of a job between releases and restarts, keyed by app and job ID. */
+export interface CronJobState {
+  app: string;
+  id: string;
+  suspended?: boolean;
+  lastRun?: CronRunRecord;
+}
 
 /** Which rack: its package version and the git commit it was built from (`unknown` when not known). */
 export interface RackBuild {

@@ -8,20 +8,21 @@ import { AddonStore } from './addon-store.js';
 import { appRenameOps, type RenamedRecord, type RenameSpaces } from './app-rename-ops.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
+import { CronStore } from './cron-store.js';
 import { DrainStore } from './drain-store.js';
 import { WebhookStore } from './webhook-store.js';
 import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
 import { moveFolder } from '../folder-move.js';
 import { StoreWriter, type Writes } from './store-writer.js';
-import type { AddonRecord, AppHttps, AppMaintenance, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord } from './records.js';
+import type { AddonRecord, AppHttps, AppMaintenance, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord, CronJobState } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
 import { RepoStore } from './repo-store.js';
 import { SchemaStore } from './schema-store.js';
 import { MetricStore } from './metric-store.js';
 import { TokenStore } from './token-store.js';
 
-export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink | PipelineRecord | PipelineMember | MetricPoint;
+export type Value = AddonRecord | BackupRecord | AppRecord | BuildRecord | ReleaseRecord | KeyRecord | PushMarker | Timings | TokenRecord | AuditEntry | number | string | CertRecord | MigrationRecord | RackReleaseRecord | DrainRecord | WebhookRecord | DeliveryRecord | RepoLink | PipelineRecord | PipelineMember | MetricPoint | CronJobState;
 
 /** A part of the database with its own key space (tokens, the audit log), written through the store's queue. */
 export type Sublevel = AbstractSublevel<Level<string, Value>, string | Buffer | Uint8Array, string, Value>;
@@ -81,6 +82,8 @@ export class Store {
   readonly webhooks: WebhookStore;
   /** Requests and process samples per app, at three resolutions (daemon/metrics/). */
   readonly metrics: MetricStore;
+  /** Scheduled jobs' suspensions and last runs (daemon/cron/). */
+  readonly cron: CronStore;
   /** The parts of the database that name apps, for apps:rename's one batch. */
   private readonly renameSpaces: RenameSpaces;
 
@@ -125,9 +128,11 @@ export class Store {
     this.webhooks = new WebhookStore(hooks.db, hooks.writes, deliveries.db, deliveries.writes);
     const metrics = part('metric');
     this.metrics = new MetricStore(metrics.db, metrics.writes);
+    const cron = part('cron');
+    this.cron = new CronStore(cron.db, cron.writes);
     this.renameSpaces = {
       root: this.db as unknown as Sublevel,
-      byApp: [drains.db, hooks.db, metrics.db],
+      byApp: [drains.db, hooks.db, metrics.db, cron.db],
       repo: repos.db,
       pipeline: pipelines.db,
       byField: [tokens.db, certs.db, addons.db, deliveries.db],
@@ -332,7 +337,7 @@ export class Store {
       // The connected repository goes too: its secret and deliveries were the old app's.
       const repoOps = (await this.repos.forgetOps(name)).map((op) => ({ ...op, sublevel: this.repos.db }));
       // Drains and webhooks too: a new app of the same name must not send its logs and events to them.
-      const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name))];
+      const hookOps = [...(await this.drains.removalOps(name)), ...(await this.webhooks.removalOps(name)), ...(await this.cron.removalOps(name))];
       // Its place in a pipeline goes too: a new app of the same name is not promoted into.
       const pipelineOps = (await this.pipelines.memberOf(name)) ? [{ type: 'del' as const, sublevel: this.pipelines.db, key: this.pipelines.memberKey(name) }] : [];
       await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps, ...pipelineOps, ...(await this.metrics.forgetOps(name))] as Op[]);

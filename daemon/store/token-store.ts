@@ -8,6 +8,8 @@ import type { TokenRecord } from './records.js';
  * batch, so a crash never leaves a hash that points nowhere or a token that cannot be found.
  */
 export class TokenStore {
+  private readonly revokeListeners = new Set<(name: string) => void>();
+
   /**
    * @param writes the store's one write queue: a token's rights change in the same queue (and, when
    * an app is destroyed, the same batch) as the app itself.
@@ -35,8 +37,22 @@ export class TokenStore {
         { type: 'del', key: `name!${name}` },
         { type: 'del', key: `hash!${token.hash}` },
       ]);
+      // Who holds a session of it (a Console page's live stream) ends it now, not at its next check.
+      for (const listener of this.revokeListeners) {
+        try {
+          listener(name);
+        } catch {
+          // A listener's failure is its own: the token is revoked all the same.
+        }
+      }
       return token;
     });
+  }
+
+  /** Calls `listener` with the name of each token revoked, until the returned function is called. */
+  onRevoke(listener: (name: string) => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
   }
 
   async get(name: string): Promise<TokenRecord | undefined> {

@@ -79,6 +79,15 @@ use_node_for() {
   fi
   mkdir -p "$BUILD_DIR/.heroku/node/bin"
   cp "$cached/bin/node" "$BUILD_DIR/.heroku/node/bin/node"
+  # Recent Node.js releases (v26 here) link libatomic, which the build stack has and the run stack
+  # does not: there such a node fails at start ("libatomic.so.1: cannot open shared object file"). The
+  # library goes into the app beside it; .profile.d puts it on LD_LIBRARY_PATH at run time.
+  local atomic
+  atomic="$(ldd "$cached/bin/node" 2>/dev/null | sed -n 's|^[[:space:]]*libatomic\.so\.1 => \(/[^ ]*\).*|\1|p' | head -n 1)"
+  if [[ -n "$atomic" ]]; then
+    mkdir -p "$BUILD_DIR/.heroku/node/lib"
+    cp -L "$atomic" "$BUILD_DIR/.heroku/node/lib/libatomic.so.1"
+  fi
   NODE_BIN_DIR="$BUILD_DIR/.heroku/node/bin"
   export PATH="$NODE_BIN_DIR:$PATH"
   use_npm_for "v$version"

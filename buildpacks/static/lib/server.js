@@ -1,6 +1,8 @@
 'use strict';
-// rack static file server: installed by the `static` buildpack as /app/.rack-static/server.js and
-// run as the web process (`node /app/.rack-static/server.js`). Node.js core modules only.
+// rack static file server: installed by the `static` buildpack as /app/.rack-static/server.cjs and
+// run as the web process (`node /app/.rack-static/server.cjs`). Node.js core modules only. It is
+// .cjs because the app's package.json may say "type": "module" (every Vite app's does), which
+// would make node read a .js beside it as an ES module.
 //
 // - serves the document root named in config.json next to this file (written by bin/compile:
 //   public/ when it exists, else the app root; static.json can say otherwise) on $PORT

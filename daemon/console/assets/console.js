@@ -27,7 +27,11 @@
         out.textContent = item.message;
         out.className = 'outcome ' + (item.ok ? 'ok' : 'failed');
       }
-      box.closest('.action').setAttribute('data-state', item.ok ? 'ok' : 'failed');
+      var action = box.closest('.action');
+      action.setAttribute('data-state', item.ok ? 'ok' : 'failed');
+      var title = action.querySelector('.action-title');
+      var ended = title && title.getAttribute(item.ok ? 'data-ok' : 'data-failed');
+      if (ended) title.textContent = ended;
     } else {
       box.appendChild(document.createTextNode(item.text + '\n'));
     }
@@ -65,6 +69,47 @@
     openKept = [];
   });
 
+  // A field refused by its pattern says what is allowed (its title), not only "match the format".
+  document.addEventListener('invalid', function (e) {
+    var el = e.target;
+    if (el.validity && el.validity.patternMismatch && el.title) el.setCustomValidity(el.title);
+  }, true);
+  document.addEventListener('input', function (e) {
+    if (e.target.setCustomValidity) e.target.setCustomValidity('');
+  }, true);
+
+  // "3 min ago" stays true while the page is open (the exact time is the title).
+  function relative(iso) {
+    var ms = Date.parse(iso) - Date.now();
+    if (isNaN(ms)) return null;
+    var s = Math.round(Math.abs(ms) / 1000);
+    function say(n, unit) { return ms > 0 ? 'in ' + n + ' ' + unit : n + ' ' + unit + ' ago'; }
+    if (s < 45) return ms > 0 ? 'in a moment' : 'just now';
+    if (s < 3600) return say(Math.max(1, Math.round(s / 60)), 'min');
+    if (s < 86400) { var h = Math.round(s / 3600); return say(h, h === 1 ? 'hour' : 'hours'); }
+    if (s < 86400 * 60) { var d = Math.round(s / 86400); return say(d, d === 1 ? 'day' : 'days'); }
+    return null;
+  }
+  setInterval(function () {
+    Array.prototype.forEach.call(document.querySelectorAll('time[datetime][title]'), function (t) {
+      var words = relative(t.getAttribute('datetime'));
+      if (words) t.textContent = words;
+    });
+  }, 30000);
+
+  // Copy buttons (a new token): the text of the element named by data-copy.
+  document.addEventListener('click', function (e) {
+    var button = e.target.closest && e.target.closest('button[data-copy]');
+    if (!button) return;
+    var source = document.getElementById(button.getAttribute('data-copy'));
+    if (!source || !navigator.clipboard) return;
+    navigator.clipboard.writeText(source.textContent).then(function () {
+      button.textContent = 'Copied';
+    }, function () {
+      button.textContent = 'Select and copy it';
+    });
+  });
+
   function changed(what) {
     if (window.htmx) window.htmx.trigger(body, 'rack-' + what);
   }
@@ -85,7 +130,8 @@
     logPause.setAttribute('aria-pressed', String(paused));
   });
   function addLog(line) {
-    if (!logLines || paused) return;
+    // A search that ends at a time shows that range only: lines from now on are past it.
+    if (!logLines || paused || logLines.hasAttribute('data-until')) return;
     var grep = logLines.getAttribute('data-grep');
     if (grep && line.text.indexOf(grep) === -1) return;
     var span = document.createElement('span');
@@ -95,6 +141,27 @@
     logLines.appendChild(span);
     while (logLines.children.length > 2000) logLines.removeChild(logLines.firstChild);
     logLines.scrollTop = logLines.scrollHeight;
+  }
+
+  // A push in progress on the Releases tab: its lines as the pusher sees them (always as text).
+  function deployBox(push) {
+    var area = document.getElementById('live-deploys');
+    var card = area && area.querySelector('[data-push="' + push + '"]');
+    if (!area) return { card: document.createElement('div'), title: document.createElement('p'), lines: document.createElement('pre') };
+    if (!card) {
+      card = document.createElement('div');
+      card.className = 'action live-deploy';
+      card.setAttribute('data-push', push);
+      var title = document.createElement('p');
+      title.className = 'action-title';
+      title.textContent = 'Push in progress';
+      var lines = document.createElement('pre');
+      lines.className = 'live';
+      card.appendChild(title);
+      card.appendChild(lines);
+      area.insertBefore(card, area.firstChild);
+    }
+    return { card: card, title: card.querySelector('.action-title'), lines: card.querySelector('pre') };
   }
 
   function connect() {
@@ -109,20 +176,28 @@
     source.addEventListener('open', function () {
       banner.hidden = true;
       body.removeAttribute('data-reconnecting');
+      body.setAttribute('data-live', 'true');
     });
     on('hello', function () {});
     on('line', function (e) { apply(e.action, { text: e.text }); });
     on('done', function (e) { apply(e.action, { done: true, ok: e.ok, message: e.message }); });
     on('changed', function (e) { changed(e.what); });
     on('log', function (e) { addLog(e.line); });
-    on('signed-out', function () {
+    on('deploy-line', function (e) { deployBox(e.push).lines.appendChild(document.createTextNode(e.text + '\n')); });
+    on('deploy-done', function (e) {
+      var box = deployBox(e.push);
+      box.title.textContent = e.ok ? 'Push deployed' : 'Push failed';
+      box.card.setAttribute('data-state', e.ok ? 'ok' : 'failed');
+    });
+    on('signed-out', function (e) {
       source.close();
-      window.location.assign('/console/sign-in');
+      window.location.assign('/console/sign-in' + (e.reason ? '?ended=' + encodeURIComponent(e.reason) : ''));
     });
     on('reset', function () {
-      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines'].forEach(changed);
+      ['releases', 'builds', 'config', 'processes', 'domains', 'ledger', 'repo', 'pipelines', 'addons'].forEach(changed);
     });
     source.addEventListener('error', function () {
+      body.removeAttribute('data-live');
       banner.hidden = false;
       body.setAttribute('data-reconnecting', 'true');
       // The browser retries by itself while the stream is merely cut; a 502 from the router while

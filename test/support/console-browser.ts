@@ -1,0 +1,35 @@
+import { access } from 'node:fs/promises';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { RackDaemon } from './rack-daemon.js';
+
+/** Debian's Chromium, driven by playwright-core. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** Chromium, resolving rack's own host name to this machine. Throws (never skips) when it is missing. */
+export async function launchChromium(): Promise<Browser> {
+  await access(CHROMIUM);
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] });
+}
+
+/** The console through the router's public port, at rack's own host name (as a browser reaches it). */
+export async function consoleBase(rack: RackDaemon): Promise<string> {
+  const probe = await rack.getHost('rack.localhost', '/console/sign-in');
+  if (probe.status !== 200) throw new Error(`the router does not forward rack.localhost: ${probe.status} ${probe.body.slice(0, 200)}`);
+  return `http://rack.localhost:${rack.httpPort}`;
+}
+
+/** A page of `ctx` signed in with the token, on the apps list. Confirm dialogs are accepted. */
+export async function signIn(ctx: BrowserContext, base: string, secret: string): Promise<Page> {
+  const p = await ctx.newPage();
+  p.on('dialog', (d) => void d.accept());
+  await p.goto(`${base}/console/`);
+  await p.fill('#token', secret);
+  await Promise.all([p.waitForURL(`${base}/console/`), p.click('button[type=submit]')]);
+  return p;
+}
+
+/** The action box's outcome line, once the action has ended. */
+export async function actionOutcome(p: Page, timeout = 180_000): Promise<string> {
+  await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout });
+  return (await p.locator('#action [data-outcome]').textContent()) ?? '';
+}
