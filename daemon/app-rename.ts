@@ -127,6 +127,8 @@ export class AppRename {
     await addons.leaveRenamed(from);
     // Its processes (the new ones serve), its remaining tags (each image has its new name too) and network.
     await runtime.removeApp(from);
+    // The old processes' last lines, written after the folder moved, would greet a new app of the old name.
+    await logs.remove(from);
     await store.settleRename(from);
   }
 }

@@ -128,6 +128,10 @@ test.serial('apps:rename: NEW answers on its host and the custom domain with the
   t.is((await rack.ssh(['config:get', 'GREETING', '-a', 'store'])).stdout.trim(), 'renamed');
   const releases = JSON.parse((await rack.ssh(['releases', '-a', 'store', '--json'])).stdout) as { version: number }[];
   t.deepEqual(releases.map((r) => r.version), [2, 1]);
+  // The log store moved too: the lines of the processes that ran under the old name are there.
+  const logs = await rack.ssh(['logs', '-a', 'store', '-n', '500']);
+  // v1 and v2 started under the old name (and v2 again under the new one, whose line may still be on its way).
+  t.true((logs.stdout.match(/node-hello listening/g)?.length ?? 0) >= 2, logs.stdout);
   // Nothing of the old name runs; the repository moved.
   t.deepEqual(await containers('shop'), []);
   t.is((await containers('store')).length, 1);
