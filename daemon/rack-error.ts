@@ -9,6 +9,7 @@ export type RackErrorCode =
   | 'bad_app_name'
   | 'app_required'
   | 'app_exists'
+  | 'app_busy'
   | 'domain_taken'
   | 'domain_reserved'
   | 'no_such_app'

@@ -22,6 +22,7 @@ import { paths, type RackConfig } from './config.js';
 import { domainsAgainstRule } from './domain-ownership.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './pipeline.js';
+import { AppRename } from './app-rename.js';
 import { Promotion } from './pipelines/promotion.js';
 import { ImageRetention } from './release/image-retention.js';
 import { DeployLock } from './deploy-lock.js';
@@ -243,6 +244,9 @@ export class Rackd {
     const cron = new ScheduledJobs(store, { runtime, logs, audit, maxProcesses: config.maxProcesses, timeoutMs: config.cronTimeoutMs }, log.child({ mod: 'cron' }));
     await cron.start();
     this.stops.push(() => cron.stop());
+    // Renames a killed rackd left half done: files, images and processes follow the store's names.
+    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, cron, log: log.child({ mod: 'rename' }) });
+    await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
     control.handle('pre-receive', preReceiveHandler(sessions, pipeline, store, log.child({ mod: 'git' })));
@@ -326,6 +330,7 @@ export class Rackd {
       pipeline,
       promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
+      renames,
       logs,
       metrics,
       runtime,

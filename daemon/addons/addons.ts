@@ -229,6 +229,24 @@ export class Addons {
   }
 
   /**
+   * apps:rename, before the app's processes start under its new name: the add-ons its releases
+   * (now under that name) attach join its new network; they stay on the old one for the processes
+   * still serving there. Joining twice is skipped, so a rename finished at start may run it again.
+   */
+  async joinRenamed(app: string): Promise<void> {
+    for (const { addon } of await this.pipeline.currentAttachments(app)) {
+      const state = await this.runtime.services.state(addon);
+      const network = await this.runtime.networks.ensure(app);
+      if (state && !state.networks.includes(network)) await this.runtime.services.connect(addon, network);
+    }
+  }
+
+  /** apps:rename, once the old name's processes are gone: every add-on leaves its network (harmless to repeat). */
+  async leaveRenamed(oldName: string): Promise<void> {
+    for (const addon of await this.list()) await this.runtime.services.disconnect(addon.name, this.runtime.networks.name(oldName));
+  }
+
+  /**
    * At start, before the supervisor adopts the apps: every add-on's container runs (made again on
    * its volume if it was removed by hand), on exactly the networks of the apps attached; a destroy
    * cut short is finished.

@@ -73,6 +73,12 @@ export const ROUTES: ApiRoute[] = [
     query: { confirm: S.appName }, response: S.object({ name: S.text, destroyed: S.bool }, ['name', 'destroyed']),
     words: ({ params, query }) => ({ args: [params['app']!], flags: { confirm: query.get('confirm') ?? '' } }),
   },
+  {
+    method: 'POST', path: '/apps/{app}/rename', command: 'apps:rename', summary: 'Rename an app: its records, repository, images, processes and hosts follow', mode: 'stream',
+    body: S.object({ name: S.appName }, ['name']),
+    response: S.object({ name: S.text, renamedFrom: S.text, url: S.text, gitRemote: S.text }, ['name', 'renamedFrom', 'url', 'gitRemote']),
+    words: ({ params, body }) => ({ args: [params['app']!, str(body['name'])!], flags: {} }),
+  },
   // builds
   {
     method: 'POST', path: '/apps/{app}/builds', command: 'builds:upload', mode: 'stream',

@@ -11,12 +11,20 @@ import { RackError } from '../rack-error.js';
 import { removeCache } from '../runtime/disk-limit.js';
 import { namedOrSelected } from './app-selection.js';
 import { table, type Command } from './command.js';
+import { textOutput } from '../user-output.js';
 import { describeRouterTimeout } from './router.js';
 
 /** The app's git remote as users write it: RACK_SSH_HOST (RACK_DOMAIN unless set) and the ssh port. */
 function gitRemote(config: { sshHost: string; sshPort: number }, app: string): string {
   const host = config.sshHost.includes(':') ? `[${config.sshHost}]` : config.sshHost;
   return `ssh://git@${host}:${config.sshPort}/${app}`;
+}
+
+/** `apps:rename OLD NEW` or `apps:rename -a OLD NEW`. */
+function renameNames(selected: string, args: string[]): { from: string; to: string } {
+  const usage = 'apps:rename OLD NEW';
+  if (args.length === 2) return { from: namedOrSelected(selected, args[0], usage), to: args[1]! };
+  return { from: namedOrSelected(selected, undefined, usage), to: args[0]! };
 }
 
 export const appsCommands: Command[] = [
@@ -97,6 +105,24 @@ export const appsCommands: Command[] = [
       });
       ctx.result({ name, destroyed: true });
       ctx.print(`-----> Destroyed ${name}`);
+    },
+  },
+  {
+    name: 'apps:rename',
+    access: 'admin',
+    usage: 'apps:rename OLD NEW | -a OLD NEW',
+    example: 'apps:rename myapp shop',
+    summary: 'rename an app: its records, repository, images, processes and hosts follow',
+    app: 'optional',
+    args: { min: 1, max: 2 },
+    audit: (ctx) => ({ app: renameNames(ctx.app, ctx.args).from, detail: `to ${ctx.args[ctx.args.length - 1] ?? ''}` }),
+    async run(ctx) {
+      const { from, to } = renameNames(ctx.app, ctx.args);
+      const remote = gitRemote(ctx.services.config, to);
+      await ctx.services.renames.rename(from, to, remote, textOutput(ctx.print));
+      ctx.result({ name: to, renamedFrom: from, url: ctx.services.supervisor.url(to), gitRemote: remote });
+      ctx.print(`-----> ${from} is now ${to}: ${ctx.services.supervisor.url(to)}`);
+      ctx.print(`       git remote set-url rack ${remote}`);
     },
   },
   {

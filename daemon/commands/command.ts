@@ -14,6 +14,7 @@ import type { Promotion } from '../pipelines/promotion.js';
 import type { LogHub } from '../logs/log-hub.js';
 import type { MetricsRecorder } from '../metrics/metrics-recorder.js';
 import type { DeployLock } from '../deploy-lock.js';
+import type { AppRename } from '../app-rename.js';
 import type { ScheduledJobs } from '../cron/scheduled-jobs.js';
 import type { Drains } from '../drains/drains.js';
 import type { AppWebhooks } from '../notifications/app-webhooks.js';
@@ -34,6 +35,8 @@ export interface Services {
   /** `pipelines:promote`: one app's image released to the next stage's apps. */
   promotion: Promotion;
   lock: DeployLock;
+  /** apps:rename: the store's batch, then files, images and processes under the new name. */
+  renames: AppRename;
   logs: LogHub;
   metrics: MetricsRecorder;
   runtime: DockerRuntime;

@@ -68,6 +68,12 @@ export class ScheduledJobs {
     await this.#scheduler.stop();
   }
 
+  /** apps:rename: the old name's jobs are disarmed, the new name's armed (their states moved with the store). */
+  async renamed(from: string, to: string): Promise<void> {
+    await this.#scheduler.plan(from);
+    await this.#scheduler.plan(to);
+  }
+
   /** The jobs of the app's current release; none when it has none or the app is gone. */
   async jobsOf(app: string): Promise<CronJob[]> {
     const record = await this.store.getApp(app);

@@ -94,6 +94,12 @@ export class Drains {
     await Promise.all([...this.#running.values()].filter((r) => r.record.app === app).map((r) => this.#end(r.record.id)));
   }
 
+  /** apps:rename: the app's drains (moved in the store) follow its lines under the new name. */
+  async renameApp(from: string, to: string): Promise<void> {
+    await this.forgetApp(from);
+    for (const record of await this.store.drains.list(to)) if (!this.#running.has(record.id)) this.#run(record);
+  }
+
   async #end(id: string): Promise<void> {
     const running = this.#running.get(id);
     if (!running) return;

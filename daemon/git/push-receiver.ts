@@ -8,7 +8,7 @@ import { assertDefaultHostFree } from '../domain-ownership.js';
 import { formatSize } from '../config.js';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
-import type { Store } from '../store/store.js';
+import { renamedError, type Store } from '../store/store.js';
 import { textOutput } from '../user-output.js';
 import type { PushCheck, PushOutcome } from './push-check.js';
 import { PushIdleDeadline } from './push-idle-deadline.js';
@@ -96,6 +96,9 @@ export class PushReceiver {
     const exists = (await this.opts.store.getApp(app)) !== undefined;
     if (exists) authorize(caller.principal, 'deploy', 'git push', app);
     else {
+      // A push to a renamed app's old remote is told where it went, and creates nothing.
+      const renamed = await this.opts.store.renamedTo(app);
+      if (renamed) throw renamedError(renamed);
       authorize(caller.principal, 'admin', `git push creating ${app}`, undefined);
       assertNewAppName(app);
       assertDefaultHostFree(app, { ...this.opts.hosts, apps: await this.opts.store.listApps() });

@@ -8,6 +8,7 @@ export const HTTP_STATUS: Record<RackErrorCode, number> = {
   bad_app_name: 400,
   app_required: 400,
   app_exists: 409,
+  app_busy: 409,
   domain_taken: 409,
   domain_reserved: 403,
   no_such_app: 404,

@@ -116,6 +116,14 @@ export class LogHub {
     this.buffers.delete(app);
   }
 
+  /** apps:rename: the lines kept on disk and in memory go with the app to its new name. */
+  async rename(from: string, to: string): Promise<void> {
+    const recent = this.buffers.get(from);
+    this.forget(from);
+    if (recent && !this.buffers.has(to)) this.buffers.set(to, recent);
+    await this.store?.rename(from, to);
+  }
+
   /** apps:destroy: the app's lines leave memory and disk. */
   async remove(app: string): Promise<void> {
     this.keepRouterLines(app, false);

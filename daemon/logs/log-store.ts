@@ -1,3 +1,4 @@
+import { moveFolder } from '../folder-move.js';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isAppName } from '../app-name.js';
@@ -62,6 +63,14 @@ export class LogStore {
     this.#apps.delete(app);
     await log?.close();
     await rm(join(this.opts.dir, app), { recursive: true, force: true });
+  }
+
+  /** apps:rename: the app's folder moves with it; idempotent, so a start after a crash finishes it. */
+  async rename(from: string, to: string): Promise<void> {
+    const log = this.#apps.get(from);
+    this.#apps.delete(from);
+    await log?.close();
+    await moveFolder(join(this.opts.dir, from), join(this.opts.dir, to));
   }
 
   /** Applies the age bound to every app's log, those not opened since rackd started included. */

@@ -5,6 +5,7 @@ import { Level } from 'level';
 import type { Logger } from '../log.js';
 import { RackError } from '../rack-error.js';
 import { AddonStore } from './addon-store.js';
+import { appRenameOps, type RenamedRecord, type RenameSpaces } from './app-rename-ops.js';
 import { AuditStore } from './audit-store.js';
 import { CertStore } from './cert-store.js';
 import { CronStore } from './cron-store.js';
@@ -12,6 +13,7 @@ import { DrainStore } from './drain-store.js';
 import { WebhookStore } from './webhook-store.js';
 import { PipelineStore } from './pipeline-store.js';
 import { storeOpenFailed } from './store-failure.js';
+import { moveFolder } from '../folder-move.js';
 import { StoreWriter, type Writes } from './store-writer.js';
 import type { AddonRecord, AppHttps, AppMaintenance, AppRecord, Attachment, BackupRecord, AuditEntry, BuildRecord, CertRecord, DeployBranch, KeyRecord, MetricPoint, MigrationRecord, PipelineMember, PipelineRecord, ProcessLimits, PushMarker, RackReleaseRecord, ReleaseRecord, RepoLink, ReleaseStatus, Timings, TokenRecord, DrainRecord, WebhookRecord, DeliveryRecord, CronJobState } from './records.js';
 import { RackReleaseStore } from './rack-release-store.js';
@@ -39,6 +41,7 @@ const k = {
   domain: (host: string) => `domain!${host}`,
   timings: (app: string, v: number) => `timings!${app}!${pad(v)}`,
   push: (app: string) => `push!${app}`,
+  renamed: (app: string) => `renamed!${app}`,
 };
 
 type Op = { type: 'put'; key: string; value: Value } | { type: 'del'; key: string };
@@ -81,6 +84,8 @@ export class Store {
   readonly metrics: MetricStore;
   /** Scheduled jobs' suspensions and last runs (daemon/cron/). */
   readonly cron: CronStore;
+  /** The parts of the database that name apps, for apps:rename's one batch. */
+  private readonly renameSpaces: RenameSpaces;
 
   /**
    * @param buildLogs the folder build logs are kept in (one file per build), beside the database:
@@ -125,6 +130,13 @@ export class Store {
     this.metrics = new MetricStore(metrics.db, metrics.writes);
     const cron = part('cron');
     this.cron = new CronStore(cron.db, cron.writes);
+    this.renameSpaces = {
+      root: this.db as unknown as Sublevel,
+      byApp: [drains.db, hooks.db, metrics.db, cron.db],
+      repo: repos.db,
+      pipeline: pipelines.db,
+      byField: [tokens.db, certs.db, addons.db, deliveries.db],
+    };
   }
 
   /**
@@ -171,7 +183,11 @@ export class Store {
 
   async requireApp(name: string): Promise<AppRecord> {
     const app = await this.getApp(name);
-    if (!app) throw new RackError('no_such_app', `no app named "${name}"`);
+    if (!app) {
+      const renamed = await this.renamedTo(name);
+      if (renamed) throw renamedError(renamed);
+      throw new RackError('no_such_app', `no app named "${name}"`);
+    }
     return app;
   }
 
@@ -327,6 +343,53 @@ export class Store {
       await this.writes.batch([...ops, ...tokenOps, ...repoOps, ...hookOps, ...pipelineOps, ...(await this.metrics.forgetOps(name))] as Op[]);
       await rm(join(this.buildLogs, name), { recursive: true, force: true });
     });
+  }
+
+  /**
+   * apps:rename: every record of the app (its history, counters, domains, the keys' and tokens'
+   * rights, drains, webhooks, metrics, repository link, pipeline place, certificates) moves to the
+   * new name in one batch, with the `renamed` record that tells the old name's pushes where it went.
+   * The checks run in the same turn of the write queue, so two renames to one name cannot both pass.
+   */
+  renameApp(from: string, to: string, remote: string, vet: (apps: AppRecord[]) => void): Promise<RenamedRecord> {
+    return this.writes.run(async () => {
+      await this.requireApp(from);
+      if (await this.getApp(to)) throw new RackError('app_exists', `app "${to}" already exists`);
+      vet(await this.listApps());
+      if (await this.get(k.push(from))) throw new RackError('app_busy', `a push to ${from} is still being checked (apps:info shows it); rename it once that is done`);
+      const renamed: RenamedRecord = { from, to, remote, at: now(), settled: false };
+      // Nothing is recorded as serving under the new name until its own processes are switched to:
+      // the old ones carry the old name's labels, and adoption would never find them under the new.
+      const ops = (await appRenameOps(this.renameSpaces, from, to)).map((op) =>
+        op.type === 'put' && op.key === k.app(to) ? { ...op, value: { ...(op.value as AppRecord), serving: [] } } : op,
+      );
+      await this.writes.batch([...ops, { type: 'del', key: k.renamed(to) }, { type: 'put', key: k.renamed(from), value: renamed as unknown as Value }]);
+      return renamed;
+    });
+  }
+
+  /** Where an app that is no longer there went (apps:rename), unless its old name was taken again since. */
+  async renamedTo(name: string): Promise<RenamedRecord | undefined> {
+    const renamed = await this.get<Value>(k.renamed(name));
+    if (renamed === undefined || (await this.getApp(name))) return undefined;
+    return renamed as unknown as RenamedRecord;
+  }
+
+  /** Renames whose files, images or processes have not yet followed (a rackd died in between). */
+  async unsettledRenames(): Promise<RenamedRecord[]> {
+    return (await this.range<Value>('renamed!')).map((r) => r as unknown as RenamedRecord).filter((r) => !r.settled);
+  }
+
+  settleRename(from: string): Promise<void> {
+    return this.writes.run(async () => {
+      const renamed = await this.get<Value>(k.renamed(from));
+      if (renamed !== undefined) await this.writes.put(k.renamed(from), { ...(renamed as unknown as RenamedRecord), settled: true } as unknown as Value);
+    });
+  }
+
+  /** Build logs follow a renamed app; run again at start until it is settled, so a move cut short is finished. */
+  async moveBuildLogs(from: string, to: string): Promise<void> {
+    await moveFolder(join(this.buildLogs, from), join(this.buildLogs, to));
   }
 
   // ---- builds
@@ -540,4 +603,9 @@ export class Store {
     return (await this.range<KeyRecord>('key!')).map((key) => ({ ...key, apps: key.apps ?? [] }));
   }
 
+}
+
+/** What a command or push naming an app's old name is told: one line with the way to the new one. */
+export function renamedError(renamed: RenamedRecord): RackError {
+  return new RackError('no_such_app', `${renamed.from} was renamed to ${renamed.to}: git remote set-url rack ${renamed.remote}`);
 }

@@ -57,6 +57,9 @@ const SILENT: UserOutput = { header: () => {}, detail: () => {}, error: () => {}
  * them running: adoption at start, the router publisher, the drainer, the reconciler that replaces
  * processes gone outside rack. Crash restarts in place are the runtime's (Docker's restart policy).
  */
+/** How long a retired name's in-flight requests may take, as a drain allows (drainer.ts). */
+const RETIRE_IDLE_MS = 30_000;
+
 export class Supervisor {
   private readonly follower: LogFollower;
   private readonly drainer: Drainer;
@@ -71,7 +74,7 @@ export class Supervisor {
     private readonly config: Pick<RackConfig, 'domain' | 'httpPort'>,
     private readonly store: Store,
     private readonly runtime: Runtime,
-    router: RouterTable,
+    private readonly router: RouterTable,
     private readonly logs: LogHub,
     private readonly log: Logger,
     /** The apps' deploy lock: a replacement waits its turn behind rollouts. */
@@ -129,6 +132,22 @@ export class Supervisor {
 
   unpublish(app: string): Promise<void> {
     return this.publisher.unpublish(app);
+  }
+
+  /**
+   * An app's old name leaving (apps:rename, once its processes under the new name serve): its route
+   * goes, then the requests its web processes are still answering finish (bounded as a drain), so
+   * the caller's removal of them cuts none.
+   */
+  async retire(app: string): Promise<void> {
+    const processes = await this.runtime.processes.list(app);
+    await this.publisher.unpublish(app);
+    const upstreams = processes.flatMap((p) => (p.upstream === null ? [] : [p.upstream]));
+    if (upstreams.length > 0) await this.router.waitIdle(upstreams, RETIRE_IDLE_MS);
+    for (const p of processes) {
+      this.dynos.delete(p.id);
+      this.follower.unwatch(p.id);
+    }
   }
 
   url(app: string): string {
