@@ -145,7 +145,6 @@ export class Supervisor {
     const upstreams = processes.flatMap((p) => (p.upstream === null ? [] : [p.upstream]));
     if (upstreams.length > 0) await this.router.waitIdle(upstreams, RETIRE_IDLE_MS);
     for (const p of processes) {
-      this.dynos.delete(p.id);
       this.follower.unwatch(p.id);
     }
   }
