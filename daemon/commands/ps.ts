@@ -153,6 +153,7 @@ psCommands.push(
     name: 'ps:stop',
     access: 'member',
     usage: 'ps:stop TYPE|TYPE.N [-a APP]',
+    example: 'ps:stop worker.2 -a myapp',
     summary: 'stop the processes of a type, or one (web.1), until the next ps:scale or release',
     app: true,
     args: { min: 1, max: 1 },
