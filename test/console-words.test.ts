@@ -31,7 +31,8 @@ test("tabs shown: a deploy-only principal sees only the tabs whose command it ma
   const deploy: Principal = { kind: 'token', name: 'ci', role: 'deploy', apps: ['shop'] };
   const member: Principal = { kind: 'token', name: 'dev', role: 'app', apps: ['shop'] };
   const shown = (p: Principal) => APP_TABS.filter((tab) => mayRun(p, 'shop', tab.needs)).map((tab) => tab.tab);
-  t.deepEqual(shown(deploy), ['releases', 'builds', 'deploys', 'environment', 'logs']);
+  // The Overview leaves out what it may not read; Add-ons explains what it may not change.
+  t.deepEqual(shown(deploy), ['overview', 'releases', 'builds', 'deploys', 'environment', 'cron', 'logs', 'addons']);
   t.deepEqual(shown(member), APP_TABS.map((tab) => tab.tab));
   t.deepEqual(shown({ ...member, apps: ['other'] }).filter((tab) => tab !== 'environment'), []);
 });

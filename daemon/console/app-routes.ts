@@ -318,7 +318,7 @@ export class AppRoutes implements AppPage {
 
   private async currentWithApp(c: Caller, app: string): Promise<{ record: AppRecord | undefined; release: ReleaseInfo | undefined }> {
     const record = (await this.deps.commands.query<AppRecord[]>(c, 'apps', '')).find((a) => a.name === app);
-    if (!record || record.currentRelease === 0) return { record, release: undefined };
+    if (!record?.currentRelease) return { record, release: undefined };
     return { record, release: await this.deps.commands.query<ReleaseInfo>(c, 'releases:info', app, [`v${record.currentRelease}`]) };
   }
 

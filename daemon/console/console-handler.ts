@@ -274,7 +274,8 @@ export class Console {
   private async appSummary(c: Caller, a: AppRecord & { url: string }): Promise<AppSummary> {
     const summary: AppSummary = { name: a.name, url: a.url, currentRelease: a.currentRelease };
     try {
-      if (a.currentRelease === 0) {
+      // `apps` says null before the first release (the store keeps 0).
+      if (!a.currentRelease) {
         // Never served: a release that failed its rollout, or a build that failed, is the last deploy.
         const [release] = await this.commands.query<ReleaseRecord[]>(c, 'releases', a.name);
         if (release) return { ...summary, lastFailed: release.status === 'failed' ? (release.error ?? 'failed') : undefined, deployedAt: release.createdAt, deployedBy: release.createdBy };

@@ -37,7 +37,7 @@ const SWITCHES: { name: 'auto' | 'redirect' | 'hsts'; label: string; help: strin
 export function httpsPanel(v: HttpsView): SafeHtml {
   return html`<section id="https" aria-labelledby="https-title" hx-get="${appPath(v.app, '/domains/https')}" hx-trigger="rack-domains from:body" hx-swap="outerHTML">
 <h2 id="https-title">HTTPS</h2>
-<div class="table-wrap"><table class="certs">
+<div class="table-wrap" tabindex="0" role="region" aria-label="Certificates"><table class="certs">
 <thead><tr><th scope="col">Host</th><th scope="col">Certificate</th><th scope="col">Expires</th><th scope="col">State</th></tr></thead>
 <tbody>${v.hosts.map(
     (h) => html`<tr data-host="${h.host}"><td><code>${h.host}</code></td><td class="cert-source">${SOURCE[h.source]}</td><td>${h.certificate ? html`<time datetime="${h.certificate.notAfter}">${when(h.certificate.notAfter)}</time>` : '-'}</td><td class="cert-status${h.acme?.lastError && h.acme.failures > 0 ? ' error' : ''}">${h.status}</td></tr>`,

@@ -8,8 +8,8 @@ export const ASSETS = '/console/assets';
 export type AppTab = 'overview' | 'metrics' | 'addons' | 'releases' | 'builds' | 'deploys' | 'environment' | 'processes' | 'cron' | 'logs' | 'domains' | 'audit';
 /** `needs`: the command a tab's page runs first; a principal it would refuse is not shown the tab. */
 export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLevel }[] = [
-  // The Overview leaves out what the principal may not read, so every principal of the app has it.
-  { tab: 'overview', label: 'Overview' },
+  // The Overview leaves out what the principal may not read: anyone who may deploy the app has it.
+  { tab: 'overview', label: 'Overview', needs: 'deploy' },
   { tab: 'releases', label: 'Releases', needs: 'releases' },
   { tab: 'builds', label: 'Builds', needs: 'builds' },
   { tab: 'deploys', label: 'Deploys', needs: 'repo:info' },
@@ -18,7 +18,8 @@ export const APP_TABS: { tab: AppTab; label: string; needs?: string | AccessLeve
   { tab: 'cron', label: 'Scheduled jobs', needs: 'cron:list' },
   { tab: 'logs', label: 'Logs', needs: 'logs' },
   { tab: 'metrics', label: 'Metrics', needs: 'metrics' },
-  { tab: 'addons', label: 'Add-ons', needs: 'addons' },
+  // `addons` checks by itself; its page says what a deploy-only principal may not change.
+  { tab: 'addons', label: 'Add-ons', needs: 'deploy' },
   { tab: 'domains', label: 'Domains', needs: 'domains' },
   // `audit` checks by itself: an app's own entries are for its members.
   { tab: 'audit', label: 'Audit', needs: 'member' },

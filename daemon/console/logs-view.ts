@@ -39,7 +39,7 @@ export function logsTab(app: string, lines: string[], types: string[], search: L
 <label>Type <select id="log-type"><option value="">all</option>${all.map((t) => html`<option value="${t}">${t}</option>`)}</select></label>
 <button type="button" id="log-pause" aria-pressed="false">Pause</button>
 </div>
-<pre id="log-lines" class="log" tabindex="0" aria-label="log lines" aria-live="off" data-grep="${search.grep}"${search.until ? html` data-until="${search.until}"` : ''}>${lines.map((l) => {
+<pre id="log-lines" class="log" role="log" tabindex="0" aria-label="log lines" aria-live="off" data-grep="${search.grep}"${search.until ? html` data-until="${search.until}"` : ''}>${lines.map((l) => {
     const m = TYPE_OF.exec(l);
     return html`<span data-type="${m?.[1] ?? m?.[2] ?? ''}">${l}\n</span>`;
   })}</pre>`;
