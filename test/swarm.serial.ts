@@ -180,6 +180,19 @@ test.serial('a worker that dies under load: Swarm replaces its processes and the
     },
     90_000,
   );
+  // ps shows what Swarm runs; the router follows once rackd has seen the tasks' endpoints: wait
+  // for its table (router.json, written before each change applies) to hold none on the victim.
+  const victimAddress = (JSON.parse((await rack.ssh(['nodes', '--json'])).stdout) as { name: string; address: string }[]).find((n) => n.name === victim)?.address;
+  t.truthy(victimAddress);
+  await eventually(
+    'the router to send nothing to the dead worker',
+    async () => {
+      const table = JSON.parse(await readFile(`${rack.home}/router.json`, 'utf8')) as { apps: Record<string, { upstreams: { host: string }[] }> };
+      const upstreams = table.apps[APP]?.upstreams ?? [];
+      return upstreams.length === 3 && upstreams.every((u) => u.host !== victimAddress);
+    },
+    90_000,
+  );
   await new Promise((r) => setTimeout(r, 2000));
   const servedBefore = run.progress();
   await new Promise((r) => setTimeout(r, 2000));

@@ -22,6 +22,8 @@ export function serializeRoutes(routes: readonly AppRoute[]): string {
     const entry: Omit<AppRoute, 'app'> = { hosts: r.hosts, upstreams: r.upstreams };
     if (r.https !== undefined) entry.https = r.https;
     if (r.timeoutMs !== undefined) entry.timeoutMs = r.timeoutMs;
+    // A router that restarts on its own keeps the app down for work until rackd says otherwise.
+    if (r.maintenance !== undefined) entry.maintenance = r.maintenance;
     apps[r.app] = entry;
   }
   return `${JSON.stringify({ version: VERSION, apps }, null, 1)}\n`;
