@@ -6,6 +6,7 @@ import { signDelivery } from '../daemon/workflows/webhook-delivery.js';
 import { api } from './support/api-client.js';
 import { GitHost } from './support/git-host.js';
 import { commitFile, exec, RackDaemon, ROOT } from './support/rack-daemon.js';
+import { retryingNavigation } from './support/console-browser.js';
 
 // The Console's Deploys tab and Pipelines page in a real Chromium, against a real rackd and Docker:
 // `stage` is connected to a repository on a local git host and built by a push; `prod` by its own
@@ -73,7 +74,7 @@ test.before(async () => {
   // A review app, as a pull request would have made it (its name is what makes it one).
   await ssh(['apps:create', 'stage-pr-7']);
   base = `http://rack.localhost:${rack.httpPort}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] });
+  browser = retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] }));
   page = await signIn(await browser.newContext({ viewport: { width: 1100, height: 900 } }), await rack.createToken('console-admin'));
 });
 

@@ -5,6 +5,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { Agent, request } from 'undici';
 import { html } from '../daemon/console/html-template.js';
 import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
+import { retryingNavigation } from './support/console-browser.js';
 
 // The Console in a real Chromium (Debian's package, driven by playwright-core), against a real
 // rackd and Docker: one rackd, one browser, one deploy of an app that prints its environment.
@@ -86,10 +87,10 @@ test.before(async () => {
   adminToken = await token(['console-admin']);
   shopToken = await token(['shop-dev', '--app', 'shop']);
   base = await consoleBase();
-  browser = await chromium.launch({
+  browser = retryingNavigation(await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'],
-  });
+  }));
   admin = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   page = await signIn(admin, adminToken);
   page.on('pageerror', (e) => pageErrors.push(e.message));

@@ -8,7 +8,41 @@ export const CHROMIUM = '/usr/bin/chromium';
 /** Chromium, resolving rack's own host name to this machine. Throws (never skips) when it is missing. */
 export async function launchChromium(): Promise<Browser> {
   await access(CHROMIUM);
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] });
+  return retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] }));
+}
+
+/**
+ * Chromium aborts a page load with ERR_NETWORK_CHANGED when an interface comes or goes, and on a
+ * machine where Docker makes networks (every rackd of a full run does) that happens under a test's
+ * feet. A `goto` that meets it is made again (a few times), on every page of the browser's contexts;
+ * any other failure is the test's.
+ */
+export function retryingNavigation(browser: Browser): Browser {
+  const patch = (page: Page) => {
+    const goto = page.goto.bind(page);
+    page.goto = async (url, opts) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await goto(url, opts);
+        } catch (err) {
+          if (attempt >= 5 || !/ERR_NETWORK_CHANGED/.test(String(err))) throw err;
+        }
+      }
+    };
+  };
+  const newContext = browser.newContext.bind(browser);
+  browser.newContext = async (opts) => {
+    const ctx = await newContext(opts);
+    ctx.on('page', patch);
+    return ctx;
+  };
+  const newPage = browser.newPage.bind(browser);
+  browser.newPage = async (opts) => {
+    const page = await newPage(opts);
+    patch(page);
+    return page;
+  };
+  return browser;
 }
 
 /** The console through the router's public port, at rack's own host name (as a browser reaches it). */
