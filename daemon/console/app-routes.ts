@@ -192,7 +192,7 @@ export class AppRoutes implements AppPage {
       case 'GET cron':
         return this.tab(r, app, 'cron', 'Scheduled jobs', cronTab(app, await commands.query<JobView[]>(c, 'cron:list', app)));
       case 'GET audit': {
-        const entries = await commands.query<AuditEntry[]>(c, 'audit', '', [], { app, num: '200' });
+        const entries = await commands.query<AuditEntry[]>(c, 'audit', app, [], { num: '200' });
         return this.tab(r, app, 'audit', 'Audit', auditTable(entries, false));
       }
       default:
@@ -255,7 +255,7 @@ export class AppRoutes implements AppPage {
 
   private async https(c: Caller, app: string): Promise<HttpsView> {
     const [hosts, record, domains] = await Promise.all([
-      this.deps.commands.query<HostCert[]>(c, 'certs', '', [], { app }),
+      this.deps.commands.query<HostCert[]>(c, 'certs', app),
       this.deps.commands.query<AppRecord[]>(c, 'apps', '').then((apps) => apps.find((a) => a.name === app)),
       this.deps.commands.query<{ default: string }>(c, 'domains', app),
     ]);

@@ -47,8 +47,8 @@ export class OverviewRoutes {
       q.query<BuildRecord[]>(c, 'builds', app),
       ifAllowed(q.query<ProcessRow[]>(c, 'ps', app)),
       ifAllowed(q.query<AddonRow[]>(c, 'addons', '')),
-      ifAllowed(q.query<HostCert[]>(c, 'certs', '', [], { app })),
-      ifAllowed(q.query<AuditEntry[]>(c, 'audit', '', [], { app, num: String(RECENT_CHANGES) })),
+      ifAllowed(q.query<HostCert[]>(c, 'certs', app)),
+      ifAllowed(q.query<AuditEntry[]>(c, 'audit', app, [], { num: String(RECENT_CHANGES) })),
       ifAllowed(this.metrics(c, app, range)),
     ]);
     const view: OverviewView = {
