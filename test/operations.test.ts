@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exec, RackDaemon } from './support/rack-daemon.js';
 import { waitFor } from './support/router-processes.js';
@@ -147,7 +147,9 @@ test.serial('apps:destroy removes everything of the app and touches nothing else
   const destroy = await rack.ssh(['apps:destroy', 'ops', '--confirm', 'ops']);
   t.is(destroy.code, 0, destroy.stderr);
   t.deepEqual(await containers(['rack.app=ops']), []);
-  const images = await exec('docker', ['images', '-q', 'rack/ops']);
+  // This rackd's images only: another run on the machine may have an app of the same name.
+  const instance = (await readFile(join(rack.home, 'instance-id'), 'utf8')).trim();
+  const images = await exec('docker', ['images', '-q', '--filter', `label=rack.instance=${instance}`, 'rack/ops']);
   t.is(images.stdout.trim(), '');
   await t.throwsAsync(access(join(rack.home, 'repos', 'ops.git')));
   await t.throwsAsync(access(join(rack.home, 'cache', 'ops')));
