@@ -196,6 +196,7 @@ test.serial('the CI recipe in docs/API.md deploys: a push over HTTP, then a conf
 });
 
 test.serial('logs with follow=true stream lines as they happen until the client hangs up', async (t) => {
+  // The head comes before any line: nothing pokes the app until the client has it.
   const res = await request(`http://127.0.0.1:${rack.httpPort}/api/v1/apps/shop/logs?lines=0&follow=true`, {
     headers: { host: 'rack.localhost', authorization: `Bearer ${admin}` },
   });

@@ -72,7 +72,7 @@ async function serve(services: Services, req: IncomingMessage, res: ServerRespon
   const words = route.words(input);
   const mode: AnswerMode = route.follows?.(input) ? 'follow' : route.asks?.when(input) ? 'json' : route.mode;
   const invocation = { command, app: command.app ? app : '', args: words.args, flags: { ...words.flags, ...(command.json ? { json: true } : {}) } };
-  const run = (io: Pick<CommandIo, 'stdout' | 'json'>) =>
+  const run = (io: Pick<CommandIo, 'stdout' | 'json' | 'following'>) =>
     invoke(services, caller, invocation, { ...io, readInput: stdinOf(words), closed: closedOf(res), ...(route.upload ? { body: req } : {}) });
   if (mode === 'stream' || mode === 'follow') return streamAnswer(res, run);
 
@@ -121,14 +121,22 @@ function closedOf(res: ServerResponse): Promise<void> {
  * stream ends with `{"error"}` and the connection is cut without HTTP's last chunk, which is how
  * `curl --fail-with-body` (and any HTTP client) learns that the answer did not end well.
  */
-async function streamAnswer(res: ServerResponse, run: (io: Pick<CommandIo, 'stdout' | 'json'>) => Promise<void>): Promise<void> {
+async function streamAnswer(res: ServerResponse, run: (io: Pick<CommandIo, 'stdout' | 'json' | 'following'>) => Promise<void>): Promise<void> {
   let pending = '';
   let result: unknown;
-  const send = (event: unknown) => {
+  const head = () => {
     if (!res.headersSent) {
       res.writeHead(200, { 'Content-Type': 'application/x-ndjson; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
     }
+  };
+  const send = (event: unknown) => {
+    head();
     if (!res.destroyed) res.write(`${JSON.stringify(event)}\n`);
+  };
+  // A follower with nothing to show yet still has its answer: the head goes out now.
+  const following = () => {
+    head();
+    res.flushHeaders();
   };
   const stdout = (text: string) => {
     pending += text;
@@ -139,7 +147,7 @@ async function streamAnswer(res: ServerResponse, run: (io: Pick<CommandIo, 'stdo
     }
   };
   try {
-    await run({ stdout, json: (v) => (result = v) });
+    await run({ stdout, json: (v) => (result = v), following });
   } catch (err) {
     if (!res.headersSent) throw err;
     if (pending !== '') send({ line: pending });

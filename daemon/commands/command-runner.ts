@@ -80,6 +80,8 @@ export interface CommandIo {
   json?(value: unknown, kind: 'query' | 'result'): void;
   readInput(maxBytes: number): Promise<string>;
   closed: Promise<void>;
+  /** See CommandContext.following. */
+  following?(): void;
   session?: CommandSession;
   /** The request's raw body (see CommandContext.body). */
   body?: Readable;
@@ -179,6 +181,7 @@ export async function invoke(services: Services, caller: Caller, inv: Invocation
     write: (text) => io.stdout(text),
     readInput: (max) => io.readInput(max),
     closed: io.closed,
+    following: () => io.following?.(),
     ...(io.session ? { session: io.session } : {}),
     ...(io.body ? { body: io.body } : {}),
     printJson: (value) => json(value, 'query'),

@@ -83,6 +83,11 @@ export interface CommandContext {
   services: Services;
   /** Resolves when the client goes away (for commands that stream until then). */
   closed: Promise<void>;
+  /**
+   * Said by a command that has checked its input and now streams until `closed`: over HTTP the
+   * answer's head goes out at once, so a client is not left waiting for its first line.
+   */
+  following(): void;
   /** The raw streams of an ssh session; absent over HTTP and in the console. */
   session?: CommandSession;
   /** An HTTP request's raw body, for the one route that takes bytes rather than JSON (a source tarball). */

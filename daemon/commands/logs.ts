@@ -79,6 +79,7 @@ export const logsCommands: Command[] = [
         const shown = new Set(history.map(key));
         for (const line of live) if (!shown.has(key(line))) show(line);
         live = undefined;
+        ctx.following();
         await ctx.closed;
       } finally {
         stop();
