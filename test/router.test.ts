@@ -489,6 +489,50 @@ test('websocket-style upgrade is tunnelled both ways and counted in flight', asy
   t.true(await r.waitIdle([a.upstream], 2000));
 });
 
+test('a tunnel whose client stops reading holds the app back: the router does not buffer what the app writes', async (t) => {
+  const total = 64 * 1024 * 1024;
+  let written = 0;
+  const a = await app((_req, res) => res.end('plain'));
+  a.server.on('upgrade', (_req: IncomingMessage, socket) => {
+    socket.on('error', () => {});
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: stream\r\nConnection: Upgrade\r\n\r\n');
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    const pump = (): void => {
+      while (written < total) {
+        written += chunk.length;
+        if (!socket.write(chunk)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      socket.end();
+    };
+    pump();
+  });
+  const { router: r, port } = await router();
+  r.setApp('ws', ['ws.test'], [a.upstream]);
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  await once(socket, 'connect');
+  socket.write('GET /feed HTTP/1.1\r\nHost: ws.test\r\nConnection: Upgrade\r\nUpgrade: stream\r\n\r\n');
+  const [first] = (await once(socket, 'data')) as [Buffer];
+  t.regex(first.toString('latin1'), /^HTTP\/1\.1 101 /);
+  socket.pause();
+  // The app writes until every buffer between it and the client is full, then waits on drain.
+  let last = -1;
+  while (written !== last) {
+    last = written;
+    await sleep(200);
+  }
+  t.true(written < 24 * 1024 * 1024, `the app wrote ${written} bytes to a client that reads nothing`);
+  let received = first.length;
+  socket.on('data', (c: Buffer) => (received += c.length));
+  socket.resume();
+  await once(socket, 'end');
+  t.is(received - first.indexOf('\r\n\r\n') - 4, total);
+  socket.destroy();
+});
+
 test('upgrade to an unknown host is a 404', async (t) => {
   const { port } = await router();
   const socket = connect(port, '127.0.0.1');

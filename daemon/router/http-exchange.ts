@@ -358,9 +358,14 @@ export class HttpExchange implements UpstreamUser {
 
   #tunnel(res: ResponseHead, early: Buffer): void {
     this.#stopAnswerTimer();
-    const socket = (this.#conn as UpstreamConnection).detach();
-    this.#conn = undefined;
     const client = this.#client;
+    const socket = (this.#conn as UpstreamConnection).detach((chunk) => {
+      if (client.write(chunk)) return true;
+      // The client reads slower than the app writes: the app waits, not the router's memory.
+      client.once('drain', () => socket.resume());
+      return false;
+    });
+    this.#conn = undefined;
     this.#status = 101;
     socket.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
     client.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
@@ -382,7 +387,8 @@ export class HttpExchange implements UpstreamUser {
     this.#finished = true;
     // The connection hands over what it read past the upgrade request, then leaves the socket.
     this.#owner.exchangeEnded({ status: 101, close: false, tunnel: socket });
-    socket.pipe(client);
+    // The app's half-close reaches the client, as a pipe would pass it on.
+    socket.once('end', () => client.end());
     client.pipe(socket);
     client.resume();
   }

@@ -71,6 +71,15 @@ const TARGET = /^[\x21-\x7e\x80-\xff]+$/;
 /** Field values: visible characters, blanks and obs-text; never a control but HTAB. */
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
 const DIGITS = /^[0-9]{1,15}$/;
+/** What BAD_VALUE finds but CR and LF, which each line's end is checked for instead. */
+const CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+/** Per ASCII code: 0 not a token character (RFC 9110 §5.6.2), 1 one, 2 one that is an upper-case letter. */
+const TOKEN_CHARS = ((): Uint8Array => {
+  const table = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz") table[c.charCodeAt(0)] = 1;
+  for (let c = 0x41; c <= 0x5a; c++) table[c] = 2;
+  return table;
+})();
 const CRLF_CRLF = Buffer.from('\r\n\r\n', 'latin1');
 const LF_LF = Buffer.from('\n\n', 'latin1');
 
@@ -105,9 +114,12 @@ interface Fields {
 }
 
 function fields(text: string, status: number): Fields {
-  const lines = text.split('\r\n');
-  const start = lines[0] ?? '';
-  if (start.includes('\n') || start.includes('\r')) throw new HeadError(status, 'bare CR or LF in the start line');
+  // Most heads hold no control character but the CRLFs between lines: one scan of the whole text
+  // says so, and only in a head that fails it is each value searched for the culprit.
+  const plain = !CONTROL.test(text);
+  let eol = text.indexOf('\r\n');
+  const start = eol === -1 ? text : text.slice(0, eol);
+  if (bareBreak(text, 0, eol)) throw new HeadError(status, 'bare CR or LF in the start line');
   const headers: string[] = [];
   const names: string[] = [];
   let connection: Set<string> | undefined;
@@ -118,15 +130,17 @@ function fields(text: string, status: number): Fields {
   let upgrade: string | undefined;
   let keepAlive: string | undefined;
   let expect: string | undefined;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i] as string;
+  while (eol !== -1) {
+    const from = eol + 2;
+    eol = text.indexOf('\r\n', from);
+    const line = eol === -1 ? text.slice(from) : text.slice(from, eol);
     const colon = line.indexOf(':');
     if (colon <= 0) throw new HeadError(status, line[0] === ' ' || line[0] === '\t' ? 'folded header line' : 'malformed header line');
     const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) throw new HeadError(status, 'invalid header name');
+    const lower = tokenInLowerCase(name);
+    if (lower === undefined) throw new HeadError(status, 'invalid header name');
     const value = withoutBlanks(line, colon + 1);
-    if (BAD_VALUE.test(value)) throw new HeadError(status, `invalid character in header ${name}`);
-    const lower = name.toLowerCase();
+    if ((!plain || bareBreak(text, from, eol)) && BAD_VALUE.test(value)) throw new HeadError(status, `invalid character in header ${name}`);
     if (lower === 'content-length') {
       for (const v of value.includes(',') ? value.split(',') : [value]) {
         const n = v.trim();
@@ -167,6 +181,23 @@ function fields(text: string, status: number): Fields {
   }
   const head = { headers, names, connection: connection ?? NO_TOKENS, framing };
   return { start, head, delimited: encodings !== undefined || lengths !== undefined, hosts, host, upgrade, keepAlive, expect };
+}
+
+/** Whether `text[from, eol)` (eol -1: to the end) holds a CR or LF: the next of each must be eol's. */
+function bareBreak(text: string, from: number, eol: number): boolean {
+  return text.indexOf('\r', from) !== eol || text.indexOf('\n', from) !== (eol === -1 ? -1 : eol + 1);
+}
+
+/** A header name in lower case, or undefined when it is not a token; lower-cased only when it has to be. */
+function tokenInLowerCase(name: string): string | undefined {
+  let upper = false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const kind = c < 128 ? (TOKEN_CHARS[c] as number) : 0;
+    if (kind === 0) return undefined;
+    if (kind === 2) upper = true;
+  }
+  return upper ? name.toLowerCase() : name;
 }
 
 /** `line` from `from`, without the spaces and tabs around it (RFC 9110's OWS, and nothing else). */

@@ -20,6 +20,12 @@ const IDLE_MARGIN_MS = 1_000;
 const MAX_IDLE = 256;
 /** An app silent this long in the middle of an answer is given up on. */
 const APP_SILENCE_MS = 300_000;
+/**
+ * Every upstream socket reads into this one buffer (net's `onread`), and what a read brought is
+ * copied out at its size. Otherwise each read allocates 64 KiB and passes through the stream
+ * machinery, which cost the router more per request than its own work on the answer.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 
 /** Whoever holds a connection hears what happens on it; nobody holds an idle one. */
 export interface UpstreamUser {
@@ -42,11 +48,14 @@ export class UpstreamConnection {
   idleUntil = 0;
   readonly #pool: Pool;
 
-  constructor(pool: Pool, socket: Socket) {
+  /** Where a detached connection's bytes go; false from it pauses the socket. */
+  #relay: ((chunk: Buffer) => boolean) | undefined;
+
+  constructor(pool: Pool) {
     this.#pool = pool;
+    const socket = dial(pool.upstream, this.#onRead);
     this.socket = socket;
     socket.on('connect', this.#onConnect);
-    socket.on('data', this.#onData);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
     socket.on('timeout', this.#onTimeout);
@@ -63,10 +72,14 @@ export class UpstreamConnection {
     this.socket.destroy(Object.assign(new Error(`no answer for ${APP_SILENCE_MS / 1000} s`), { code: 'ETIMEDOUT' }));
   };
 
-  readonly #onData = (chunk: Buffer): void => {
+  readonly #onRead = (n: number, buf: Buffer): boolean => {
+    const chunk = Buffer.allocUnsafe(n);
+    buf.copy(chunk, 0, 0, n);
+    if (this.#relay !== undefined) return this.#relay(chunk);
     // An idle connection is owed nothing: bytes from it retire it.
     if (this.user === undefined) this.socket.destroy();
     else this.user.onUpstreamData(chunk);
+    return true;
   };
 
   readonly #onError = (err: Error): void => {
@@ -94,12 +107,15 @@ export class UpstreamConnection {
     else this.socket.destroy();
   }
 
-  /** The connection leaves rack's hands (a websocket tunnel): the listeners go, the socket stays. */
-  detach(): Socket {
+  /**
+   * The connection leaves rack's hands (a websocket tunnel): the listeners go, the socket stays,
+   * and what it reads goes to `relay` (which pauses the socket by answering false).
+   */
+  detach(relay: (chunk: Buffer) => boolean): Socket {
     this.user = undefined;
+    this.#relay = relay;
     this.#pool.forget(this);
     this.socket.off('connect', this.#onConnect);
-    this.socket.off('data', this.#onData);
     this.socket.off('error', this.#onError);
     this.socket.off('close', this.#onClose);
     this.socket.off('timeout', this.#onTimeout);
@@ -132,7 +148,7 @@ class Pool {
       conn.reused = true;
       return conn;
     }
-    const conn = new UpstreamConnection(this, this.#dial());
+    const conn = new UpstreamConnection(this);
     conn.user = user;
     return conn;
   }
@@ -172,14 +188,15 @@ class Pool {
     this.#sweeper = undefined;
   }
 
-  #dial(): Socket {
-    const u = this.upstream;
-    const socket = 'socketPath' in u ? connect({ path: u.socketPath }) : connect({ host: u.host, port: u.port, noDelay: true });
-    socket.setTimeout(CONNECT_TIMEOUT_MS, () => {
-      if (socket.connecting) socket.destroy(Object.assign(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
-    });
-    return socket;
-  }
+}
+
+function dial(u: Upstream, onRead: (n: number, buf: Buffer) => boolean): Socket {
+  const onread = { buffer: READ_BUFFER, callback: onRead };
+  const socket = 'socketPath' in u ? connect({ path: u.socketPath, onread }) : connect({ host: u.host, port: u.port, noDelay: true, onread });
+  socket.setTimeout(CONNECT_TIMEOUT_MS, () => {
+    if (socket.connecting) socket.destroy(Object.assign(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`), { code: 'ETIMEDOUT' }));
+  });
+  return socket;
 }
 
 /**
