@@ -7,6 +7,8 @@
  * upstream the router itself uses (read from its state file). Native load generators that outpace
  * either proxy drive both: `wrk` for plain HTTP and TLS, `h2load` for HTTP/2. The machine is shared,
  * so router and nginx alternate within each round and only medians and same-run ratios are read.
+ * Beside them, plain and TLS only, a Node process that pipes bytes to the same upstream and parses
+ * nothing (`node-pipe`): Node's own floor, so the router's cost splits into Node's and its own work.
  *
  * Per run: req/s, p50, p99, and the CPU per request (utime + stime from /proc before and after) of
  * the router's processes and of rackd, or of nginx's master and worker. At the end: medians, the
@@ -29,6 +31,7 @@ import { killChildrenOnExit, stopChildren } from './bench-children.js';
 import { median, type LoadFigures } from './lib/load-tool-output.js';
 import { LoadTools, missingTools, versions } from './lib/load-tools.js';
 import { NGINX_SUMMARY, nginxBinary, startNginx, type NginxProxy } from './lib/nginx-proxy.js';
+import { NODE_PIPE_SUMMARY, startNodePipe, type NodePipeProxy } from './lib/node-pipe-proxy.js';
 import { cpuByPid, cpuSpentMs, dockerProxyPids, groupPids, routerPids, rssMb } from './lib/process-cpu.js';
 
 const run = promisify(execFile);
@@ -37,7 +40,7 @@ const HOST = 'bench-router.test';
 const WARMUP_S = 1;
 const MODES = ['plain', 'TLS', 'HTTP/2'] as const;
 type Mode = (typeof MODES)[number];
-type Target = 'router' | 'nginx';
+type Target = 'router' | 'nginx' | 'node-pipe';
 /** The issue's targets: router req/s at least this share of nginx's, per mode. */
 const RPS_TARGET: Record<Mode, number> = { plain: 0.8, TLS: 0.6, 'HTTP/2': 0.5 };
 const P99_TARGET_MS = 1;
@@ -144,8 +147,10 @@ interface Bench {
   upstream: { host: string; port: number };
   dockerProxy: number[];
   nginx: NginxProxy;
+  /** Node's floor: bytes piped, nothing parsed (plain and TLS only). */
+  pipe: NodePipeProxy;
   tools: LoadTools;
-  h2: Record<Target, boolean>;
+  h2: Record<'router' | 'nginx', boolean>;
   idleRss: number;
   readyS: number;
 }
@@ -171,6 +176,7 @@ async function setUp(dir: string, nginxBin: string, started: (daemon: RackDaemon
   await writeFile(join(dir, 'cert.pem'), leaf.cert + ca.ca.cert);
   await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
   const nginx = await startNginx(nginxBin, dir, upstream, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }, HOST);
+  const pipe = await startNodePipe(upstream, { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') });
   const tools = await LoadTools.create(dir, HOST);
   // Asked once, by one request: h2load negotiates h2 only, with no fallback.
   const offersH2 = async (port: number) => (await tools.h2load(port, 0, { requests: 1 }).catch(() => undefined))?.protocol === 'h2';
@@ -181,6 +187,7 @@ async function setUp(dir: string, nginxBin: string, started: (daemon: RackDaemon
     upstream,
     dockerProxy: await dockerProxyPids(upstream.port),
     nginx,
+    pipe,
     tools,
     h2: { router: await offersH2(daemon.httpsPort), nginx: await offersH2(nginx.httpsPort) },
     idleRss: await rssMb(await routerPids(socket, rackd)),
@@ -196,22 +203,24 @@ async function printHeader(b: Bench, opts: Options): Promise<void> {
   console.log(`  rack:   rackd (pid ${b.rackd}) started as the README says, its router process(es) (pids ${(await routerPids(b.socket, b.rackd)).join(', ')}), http 127.0.0.1:${b.daemon.httpPort}, https 127.0.0.1:${b.daemon.httpsPort}; serving ${b.readyS.toFixed(0)} s after start (push included)`);
   console.log(`  app:    ${APP} by git push (node http server answering "ok"), container upstream ${b.upstream.host}:${b.upstream.port} (the router's own, from router.json${viaProxy}), domain ${HOST} with a certificate of a CA made for the run (certs:add)`);
   console.log(`  nginx:  ${b.nginx.version.replace('nginx version: ', '')} (pid ${b.nginx.child.pid}), http 127.0.0.1:${b.nginx.port}, https 127.0.0.1:${b.nginx.httpsPort} to the same upstream: ${NGINX_SUMMARY}`);
+  console.log(`  floor:  node-pipe (pid ${b.pipe.child.pid}), http 127.0.0.1:${b.pipe.port}, https 127.0.0.1:${b.pipe.httpsPort} to the same upstream, plain and TLS only: ${NODE_PIPE_SUMMARY}: what any Node router costs before its own work`);
   console.log(`  load:   ${v.wrk}: ${cmd.wrk}`);
   console.log(`          ${v.h2load}: ${cmd.h2load}`);
-  console.log(`  rounds: ${opts.rounds} × ${opts.seconds} s per mode (${MODES.join(', ')}) and proxy, router and nginx alternating which goes first, after ${WARMUP_S} s of warm-up each`);
+  console.log(`  rounds: ${opts.rounds} × ${opts.seconds} s per mode (${MODES.join(', ')}) and proxy, the order of router, nginx and node-pipe reversed every other round, after ${WARMUP_S} s of warm-up each`);
   console.log(`  CPU:    utime+stime from /proc/PID/stat before and after each run, ÷ requests answered; router = every process with its socket in its environment and their process groups; nginx = master + worker`);
   if (!b.h2.router) console.log('router HTTP/2: not offered (h2load fell back / failed)');
   if (!b.h2.nginx) console.log('nginx HTTP/2: not offered (h2load failed): is http_v2 in `nginx -V`?');
 }
 
 function load(b: Bench, target: Target, mode: Mode, seconds: number): Promise<LoadFigures> {
-  const port = target === 'router' ? (mode === 'plain' ? b.daemon.httpPort : b.daemon.httpsPort) : mode === 'plain' ? b.nginx.port : b.nginx.httpsPort;
+  const ports = { router: [b.daemon.httpPort, b.daemon.httpsPort], nginx: [b.nginx.port, b.nginx.httpsPort], 'node-pipe': [b.pipe.port, b.pipe.httpsPort] }[target];
+  const port = (mode === 'plain' ? ports[0] : ports[1]) as number;
   return mode === 'HTTP/2' ? b.tools.h2load(port, seconds) : b.tools.wrk(port, mode === 'TLS', seconds);
 }
 
 /** One measured run: the load's figures and the CPU each process set spent on it. */
 async function measure(b: Bench, target: Target, mode: Mode, seconds: number): Promise<Sample> {
-  const proxy = target === 'router' ? await routerPids(b.socket, b.rackd) : await groupPids(b.nginx.child.pid as number);
+  const proxy = target === 'router' ? await routerPids(b.socket, b.rackd) : await groupPids((target === 'nginx' ? b.nginx : b.pipe).child.pid as number);
   const before = [await cpuByPid(proxy), await cpuByPid([b.rackd]), await cpuByPid(b.dockerProxy)] as const;
   const figures = await load(b, target, mode, seconds);
   // A router process started during the run (one per core, a respawn) counts from zero.
@@ -226,16 +235,16 @@ async function measure(b: Bench, target: Target, mode: Mode, seconds: number): P
 }
 
 function line(b: Bench, label: string, target: Target, f: { rps: number; p50: number; p99: number; proxy: number; rackd: number; dockerProxy: number }): string {
-  const cpu = target === 'router' ? `router ${fmt(f.proxy, 1)} + rackd ${fmt(f.rackd, 1)} = ${fmt(f.proxy + f.rackd, 1)} µs/req` : `nginx ${fmt(f.proxy, 1)} µs/req`;
+  const cpu = target === 'router' ? `router ${fmt(f.proxy, 1)} + rackd ${fmt(f.rackd, 1)} = ${fmt(f.proxy + f.rackd, 1)} µs/req` : `${target} ${fmt(f.proxy, 1)} µs/req`;
   const path = b.dockerProxy.length > 0 ? `  (docker-proxy ${fmt(f.dockerProxy, 1)})` : '';
-  return `${label} ${target.padEnd(6)} ${fmt(f.rps).padStart(7)} req/s  p50 ${msText(f.p50).padStart(9)}  p99 ${msText(f.p99).padStart(9)}  ${cpu}${path}`;
+  return `${label} ${target.padEnd(9)} ${fmt(f.rps).padStart(7)} req/s  p50 ${msText(f.p50).padStart(9)}  p99 ${msText(f.p99).padStart(9)}  ${cpu}${path}`;
 }
 
 const flat = (s: Sample) => ({ rps: s.figures.rps, p50: s.figures.p50Ms, p99: s.figures.p99Ms, proxy: s.proxyUs, rackd: s.rackdUs, dockerProxy: s.dockerProxyUs });
 
 /** The rounds, router and nginx alternating which goes first; every run's line as it ends. */
 async function rounds(b: Bench, opts: Options): Promise<Map<string, Sample[]>> {
-  const runs = (mode: Mode): Target[] => (['router', 'nginx'] as const).filter((t) => mode !== 'HTTP/2' || b.h2[t]);
+  const runs = (mode: Mode): Target[] => (mode === 'HTTP/2' ? (['router', 'nginx'] as const).filter((t) => b.h2[t]) : ['router', 'nginx', 'node-pipe']);
   for (const mode of MODES) for (const target of runs(mode)) await load(b, target, mode, WARMUP_S);
   const samples = new Map<string, Sample[]>();
   for (let round = 1; round <= opts.rounds; round++) {
@@ -271,28 +280,51 @@ function printMedians(b: Bench, samples: Map<string, Sample[]>, opts: Options): 
     const ratio = r.rps / n.rps;
     const p99 = r.p99 - n.p99;
     const cpu = (r.proxy + r.rackd) / n.proxy;
+    const floor = med(mode, 'node-pipe');
+    if (floor !== undefined) {
+      console.log(line(b, `  ${mode.padEnd(6)}`, 'node-pipe', floor));
+      console.log(
+        `         node-pipe/nginx CPU per request ${(floor.proxy / n.proxy).toFixed(2)} (Node's floor);  the router's own work above it ${fmt(r.proxy + r.rackd - floor.proxy, 1)} µs/req`,
+      );
+    }
     console.log(
       `         router/nginx req/s ${ratio.toFixed(2)} (target ≥ ${RPS_TARGET[mode]}) ${verdict(ratio >= RPS_TARGET[mode])};  p99 router − nginx ${p99 >= 0 ? '+' : ''}${msText(p99)} (target ≤ +${P99_TARGET_MS} ms) ${verdict(p99 <= P99_TARGET_MS)};  (router+rackd)/nginx CPU per request ${cpu.toFixed(2)} (target ≤ ${CPU_TARGET}) ${verdict(cpu <= CPU_TARGET)}`,
     );
   }
 }
 
-/** The router's resident memory over one long plain run (sampled every 5 s for the maximum). */
+/**
+ * The router's resident memory over one long plain run, read each second. A leak grows under steady
+ * load, so the run's own start is the baseline: the median of its seconds 5–15 (the heap has settled
+ * to this load, after the HTTP/2 rounds before it) against the median of its last 10 s.
+ */
 async function memoryPhase(b: Bench, seconds: number): Promise<void> {
   const rss = async () => rssMb(await routerPids(b.socket, b.rackd));
   const before = await rss();
-  const seen = [before];
-  const sampler = setInterval(() => void rss().then((mb) => seen.push(mb), () => undefined), 5_000);
+  const seen: { at: number; mb: number }[] = [];
+  const started = Date.now();
+  const sampler = setInterval(() => void rss().then((mb) => seen.push({ at: (Date.now() - started) / 1000, mb }), () => undefined), 1_000);
   let figures: LoadFigures;
   try {
     figures = await load(b, 'router', 'plain', seconds);
   } finally {
     clearInterval(sampler);
   }
-  const after = await rss();
-  const growth = (after - before) / before;
+  const within = (from: number, to: number) => seen.filter((s) => s.at >= from && s.at < to).map((s) => s.mb);
+  const early = within(5, 15);
+  const late = within(seconds - 10, seconds + 1);
+  if (early.length === 0 || late.length === 0) {
+    console.log(`\nrouter resident memory: a run of ${seconds} s is too short to read (it takes 5–15 s against the last 10 s)`);
+    return;
+  }
+  const start = median(early);
+  const end = median(late);
+  const growth = (end - start) / start;
+  const all = seen.map((s) => s.mb);
   console.log(
-    `\nrouter resident memory: ${fmt(b.idleRss, 1)} MB idle after the deploy; ${fmt(before, 1)} MB before ${seconds} s of plain load (${fmt(figures.rps)} req/s) → ${fmt(after, 1)} MB after (max ${fmt(Math.max(...seen, after), 1)}), ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (target: flat within ${RSS_TARGET * 100} % over 60 s) ${verdict(Math.abs(growth) <= RSS_TARGET)}`,
+    `\nrouter resident memory under ${seconds} s of plain load (${fmt(figures.rps)} req/s): ${fmt(b.idleRss, 1)} MB idle after the deploy, ${fmt(before, 1)} MB as the run began;` +
+      ` median ${fmt(start, 1)} MB over its seconds 5–15 → ${fmt(end, 1)} MB over its last 10 s (min ${fmt(Math.min(...all), 1)}, max ${fmt(Math.max(...all), 1)}),` +
+      ` ${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (target: flat within ${RSS_TARGET * 100} %) ${verdict(Math.abs(growth) <= RSS_TARGET)}`,
   );
 }
 
