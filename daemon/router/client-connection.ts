@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { isChallengePath, type AcmeChallenges } from './acme-challenges.js';
-import { HttpExchange, type ExchangeDeps, type ExchangeEnd, type ExchangeOwner } from './http-exchange.js';
+import { HttpExchange, type ExchangeEnd, type ExchangeOwner } from './http-exchange.js';
+import type { ExchangeDeps } from './upstream-attempt.js';
 import { carriesBody, headEnd, HeadError, parseRequestHead, type RequestHead } from './http1-head.js';
 import { answerBytes, plainAnswer, redirectAnswer, type RackAnswer } from './rack-answers.js';
 import { normalizeHost, type Route } from './route-table.js';

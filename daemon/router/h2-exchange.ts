@@ -4,12 +4,12 @@ import { BodyFramer } from './body-framer.js';
 import { requestHeadForUpstream } from './forward-headers.js';
 import { fieldBytes, h2AnswerHeaders, h2ResponseHeaders } from './h2-headers.js';
 import { carriesBody, headEnd, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
-import { INTERIM_MAX, type ExchangeDeps } from './http-exchange.js';
+import { INTERIM_MAX } from './http-exchange.js';
 import { plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
-import { mayRetry } from './retry-policy.js';
 import type { Route } from './route-table.js';
-import { CONTROL_PLANE_APP, upstreamKey, type Upstream } from './upstream.js';
-import type { UpstreamConnection, UpstreamUser } from './upstream-pools.js';
+import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
+import { UpstreamAttempt, type ExchangeDeps } from './upstream-attempt.js';
+import type { UpstreamUser } from './upstream-pools.js';
 
 /** The h2 connection a stream belongs to, told once when the stream's exchange is over. */
 export interface H2ExchangeOwner {
@@ -17,7 +17,6 @@ export interface H2ExchangeOwner {
   streamEnded(exchange: H2Exchange, status: number, bytesIn: number, bytesOut: number): void;
 }
 
-const MAX_ATTEMPTS = 2;
 /** As HttpExchange: a small body with a known length is read whole before the request goes upstream. */
 const BUFFERED_BODY_MAX = 64 * 1024;
 /**
@@ -54,10 +53,7 @@ export class H2Exchange implements UpstreamUser {
   #held: Buffer[] = [];
   #whole: Buffer | undefined;
   #pending: Upstream | undefined;
-  #attempts = 0;
-  #conn: UpstreamConnection | undefined;
-  #connected = false;
-  #inFlightKey: string | undefined;
+  readonly #upstream: UpstreamAttempt;
   #responseBuf: Buffer | undefined;
   #response: ResponseHead | undefined;
   #responseBody: BodyFramer | undefined;
@@ -82,6 +78,7 @@ export class H2Exchange implements UpstreamUser {
     this.#owed = req.framing.kind === 'length' ? req.framing.length : -1;
     this.#bodyDone = !carriesBody(req.framing);
     this.#bytesIn = requestFieldBytes;
+    this.#upstream = new UpstreamAttempt(deps, route.app, this);
   }
 
   /** Sends the request to `upstream`; the stream's DATA follows as it comes. */
@@ -109,7 +106,7 @@ export class H2Exchange implements UpstreamUser {
       }
       this.#owed -= chunk.length;
     }
-    if (this.#pending !== undefined || !this.#connected) {
+    if (this.#pending !== undefined || !this.#upstream.connected) {
       this.#held.push(chunk);
       if (this.#pending === undefined) this.#stream.pause();
       return;
@@ -133,15 +130,14 @@ export class H2Exchange implements UpstreamUser {
       this.#send(pending);
       return;
     }
-    if (this.#connected) this.#writeBodyEnd();
+    if (this.#upstream.connected) this.#writeBodyEnd();
     this.#startAnswerTimer();
   };
 
   readonly #onBodyIdle = (): void => {
     if (this.#finished || this.#bodyDone) return;
     this.#deps.logger.info({ app: this.#app }, 'router: h2 stream sent no DATA for too long; reset');
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#upstream.drop();
     this.#stream.close(constants.NGHTTP2_CANCEL);
     this.#finish(false);
   };
@@ -149,21 +145,13 @@ export class H2Exchange implements UpstreamUser {
   /** A body that is not the length it said: a malformed stream (RFC 9113 §8.1.1), reset; the app's connection goes. */
   #refuseBody(why: string): void {
     this.#deps.logger.info({ app: this.#app, err: why }, 'router: refused a malformed h2 stream');
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#upstream.drop();
     this.#stream.close(constants.NGHTTP2_PROTOCOL_ERROR);
     this.#finish(false);
   }
 
   #send(upstream: Upstream): void {
-    this.#attempts += 1;
-    const key = upstreamKey(upstream);
-    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
-    this.#deps.inFlight.increment(key);
-    this.#inFlightKey = key;
-    const conn = this.#deps.pools.lease(upstream, key, this);
-    this.#conn = conn;
-    this.#connected = !conn.socket.connecting;
+    const conn = this.#upstream.lease(upstream);
     this.#responseBuf = undefined;
     this.#bodyEndSent = false;
     if (this.#whole !== undefined) {
@@ -174,11 +162,11 @@ export class H2Exchange implements UpstreamUser {
     }
     conn.socket.write(this.#head, 'latin1');
     if (this.#bodyDone) this.#startAnswerTimer();
-    if (this.#connected) this.#flushHeld();
+    if (this.#upstream.connected) this.#flushHeld();
   }
 
   onUpstreamConnect(): void {
-    this.#connected = true;
+    this.#upstream.onConnect();
     if (this.#whole !== undefined) return;
     this.#flushHeld();
   }
@@ -192,7 +180,7 @@ export class H2Exchange implements UpstreamUser {
   }
 
   #writeBody(chunk: Buffer): void {
-    const socket = this.#conn?.socket;
+    const socket = this.#upstream.conn?.socket;
     if (socket === undefined || socket.destroyed || chunk.length === 0) return;
     let ok: boolean;
     if (this.#chunked) {
@@ -208,7 +196,7 @@ export class H2Exchange implements UpstreamUser {
       // The app reads slower than the client sends: the stream waits, and with it its flow-control window.
       this.#stream.pause();
       socket.once('drain', () => {
-        if (!this.#finished && this.#conn?.socket === socket) this.#stream.resume();
+        if (!this.#finished && this.#upstream.conn?.socket === socket) this.#stream.resume();
       });
     }
   }
@@ -216,7 +204,7 @@ export class H2Exchange implements UpstreamUser {
   #writeBodyEnd(): void {
     if (this.#bodyEndSent) return;
     this.#bodyEndSent = true;
-    if (this.#chunked) this.#conn?.socket.write(LAST_CHUNK);
+    if (this.#chunked) this.#upstream.conn?.socket.write(LAST_CHUNK);
   }
 
   #startAnswerTimer(): void {
@@ -233,9 +221,8 @@ export class H2Exchange implements UpstreamUser {
   readonly #onAnswerTimeout = (): void => {
     this.#answerTimer = undefined;
     if (this.#finished || this.#response !== undefined) return;
-    this.#deps.logger.warn({ app: this.#app, upstream: this.#inFlightKey, timeoutMs: this.#timeoutMs }, 'router: app did not answer in time');
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#deps.logger.warn({ app: this.#app, upstream: this.#upstream.key, timeoutMs: this.#timeoutMs }, 'router: app did not answer in time');
+    this.#upstream.drop();
     this.#answerFailure(plainAnswer(504, `Gateway timeout: app ${this.#app} did not answer in ${this.#timeoutMs / 1000} s`));
   };
 
@@ -332,11 +319,11 @@ export class H2Exchange implements UpstreamUser {
 
   /** The client reads slower than the app writes: the app waits, not the router's memory. */
   #pauseUpstreamUntilDrain(): void {
-    const socket = this.#conn?.socket;
+    const socket = this.#upstream.conn?.socket;
     if (socket === undefined || socket.isPaused()) return;
     socket.pause();
     this.#stream.once('drain', () => {
-      if (this.#conn?.socket === socket) socket.resume();
+      if (this.#upstream.conn?.socket === socket) socket.resume();
     });
   }
 
@@ -365,33 +352,17 @@ export class H2Exchange implements UpstreamUser {
 
   #upstreamFailed(err: Error): void {
     if (this.#finished) return;
-    const conn = this.#conn as UpstreamConnection;
-    this.#conn = undefined;
-    conn.release(false);
-    const { logger } = this.#deps;
-    const code = (err as NodeJS.ErrnoException).code;
-    const state = {
+    const next = this.#upstream.next(err, {
       method: this.#req.method,
       hasBody: carriesBody(this.#req.framing),
-      connected: this.#connected,
-      reused: conn.reused,
       responseStarted: this.#response !== undefined || this.#responseBuf !== undefined,
-    };
-    if (this.#attempts < MAX_ATTEMPTS && mayRetry(state)) {
-      const next = this.#deps.currentRoute(this.#app)?.next();
-      if (next !== undefined) {
-        logger.info({ app: this.#app, upstream: this.#inFlightKey, next: upstreamKey(next), code }, 'router: retrying on next upstream');
-        this.#send(next);
-        return;
-      }
-    }
-    logger.warn({ app: this.#app, upstream: this.#inFlightKey, code, err: err.message }, 'router: upstream request failed');
-    this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
+    });
+    if (next !== undefined) this.#send(next);
+    else this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
   }
 
   #malformedAnswer(err: Error): void {
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#upstream.drop();
     this.#deps.logger.info({ app: this.#app, side: 'upstream', err: err.message }, 'router: refused a malformed message');
     this.#answerFailure(plainAnswer(502, `Bad gateway: app ${this.#app} sent a malformed answer`));
   }
@@ -427,14 +398,7 @@ export class H2Exchange implements UpstreamUser {
     stream.setTimeout(0);
     // Never left open with nothing to end it: a stream cut before its answer is reset.
     if (!stream.destroyed && !stream.writableEnded) stream.close(constants.NGHTTP2_CANCEL);
-    const conn = this.#conn;
-    this.#conn = undefined;
-    if (conn !== undefined) {
-      conn.socket.resume();
-      conn.release(reusable, this.#response?.idleTimeoutMs);
-    }
-    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
-    this.#inFlightKey = undefined;
+    this.#upstream.end(reusable, this.#response?.idleTimeoutMs);
     this.#owner.streamEnded(this, this.#status, this.#bytesIn, this.#bytesOut);
   }
 }

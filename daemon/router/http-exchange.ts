@@ -1,22 +1,12 @@
 import type { Socket } from 'node:net';
-import type { Logger } from '../log.js';
 import { BodyFramer } from './body-framer.js';
 import { requestHeadForUpstream, responseHeadForClient } from './forward-headers.js';
 import { carriesBody, headEnd, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
-import type { InFlight } from './in-flight.js';
 import { answerBytes, plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
-import { mayRetry } from './retry-policy.js';
 import type { Route } from './route-table.js';
-import { CONTROL_PLANE_APP, upstreamKey, type Upstream } from './upstream.js';
-import type { UpstreamConnection, UpstreamPools, UpstreamUser } from './upstream-pools.js';
-
-export interface ExchangeDeps {
-  pools: UpstreamPools;
-  inFlight: InFlight;
-  logger: Logger;
-  /** The app's route as it is now, so a retry follows a swap that happened meanwhile. */
-  currentRoute: (app: string) => Route | undefined;
-}
+import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
+import { UpstreamAttempt, type ExchangeDeps } from './upstream-attempt.js';
+import type { UpstreamUser } from './upstream-pools.js';
 
 /** What the client's connection learns when the exchange is over. */
 export interface ExchangeEnd {
@@ -38,7 +28,6 @@ export interface ExchangeOwner {
   exchangeEnded(end: ExchangeEnd): void;
 }
 
-const MAX_ATTEMPTS = 2;
 /**
  * A request body up to this size is read whole before the request goes upstream, as nginx does
  * by default. The app then gets the request in one piece, and a slow client does not hold an app
@@ -80,10 +69,7 @@ export class HttpExchange implements UpstreamUser {
   #whole: Buffer | undefined;
   /** Where the request goes once its small body is read whole. */
   #pending: Upstream | undefined;
-  #attempts = 0;
-  #conn: UpstreamConnection | undefined;
-  #connected = false;
-  #inFlightKey: string | undefined;
+  readonly #upstream: UpstreamAttempt;
   #responseBuf: Buffer | undefined;
   #response: ResponseHead | undefined;
   #responseBody: BodyFramer | undefined;
@@ -114,6 +100,7 @@ export class HttpExchange implements UpstreamUser {
     this.#timeoutMs = route.timeoutMs;
     this.#head = requestHeadForUpstream(req, { proto: secure ? 'https' : 'http', socket: client });
     this.#requestBody = new BodyFramer(req.framing, 400);
+    this.#upstream = new UpstreamAttempt(deps, route.app, this);
   }
 
   /** Sends the request to the route's next upstream; `rest` are the bytes read after its head. */
@@ -174,9 +161,8 @@ export class HttpExchange implements UpstreamUser {
     this.#answerTimer = undefined;
     if (this.#finished || this.#response !== undefined) return;
     const seconds = this.#timeoutMs / 1000;
-    this.#deps.logger.warn({ app: this.#app, upstream: this.#inFlightKey, timeoutMs: this.#timeoutMs }, 'router: app did not answer in time');
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#deps.logger.warn({ app: this.#app, upstream: this.#upstream.key, timeoutMs: this.#timeoutMs }, 'router: app did not answer in time');
+    this.#upstream.drop();
     this.#answerFailure(plainAnswer(504, `Gateway timeout: app ${this.#app} did not answer in ${seconds} s`));
   };
 
@@ -187,14 +173,8 @@ export class HttpExchange implements UpstreamUser {
   }
 
   #send(upstream: Upstream): void {
-    this.#attempts += 1;
-    const key = upstreamKey(upstream);
-    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
-    this.#deps.inFlight.increment(key);
-    this.#inFlightKey = key;
-    const conn = this.#deps.pools.lease(upstream, key, this);
-    this.#conn = conn;
-    this.#connected = !conn.socket.connecting;
+    const conn = this.#upstream.lease(upstream);
+    const connected = this.#upstream.connected;
     this.#responseBuf = undefined;
     if (this.#whole !== undefined) {
       conn.socket.write(Buffer.concat([Buffer.from(this.#head, 'latin1'), this.#whole]));
@@ -203,13 +183,13 @@ export class HttpExchange implements UpstreamUser {
     }
     if (this.#requestBody.done) this.#startAnswerTimer();
     // The body waits for the connection, so a refused one leaves it whole for the next attempt.
-    if (!this.#connected && carriesBody(this.#req.framing)) this.#client.pause();
+    if (!connected && carriesBody(this.#req.framing)) this.#client.pause();
     conn.socket.write(this.#head, 'latin1');
-    if (this.#connected) this.#flushHeld();
+    if (connected) this.#flushHeld();
   }
 
   onUpstreamConnect(): void {
-    this.#connected = true;
+    this.#upstream.onConnect();
     if (this.#whole !== undefined) return;
     this.#flushHeld();
     this.#resumeClientForBody();
@@ -235,7 +215,7 @@ export class HttpExchange implements UpstreamUser {
       this.#held.push(chunk);
       return;
     }
-    if (!this.#connected) {
+    if (!this.#upstream.connected) {
       this.#held.push(chunk);
       this.#client.pause();
       return;
@@ -244,7 +224,7 @@ export class HttpExchange implements UpstreamUser {
   }
 
   #writeUpstream(chunk: Buffer): void {
-    const socket = this.#conn?.socket;
+    const socket = this.#upstream.conn?.socket;
     if (socket === undefined || socket.destroyed) return;
     if (!socket.write(chunk)) {
       this.#client.pause();
@@ -321,12 +301,12 @@ export class HttpExchange implements UpstreamUser {
 
   /** The client reads slower than the app writes: the app waits, not the router's memory. */
   #pauseUpstreamUntilDrain(): void {
-    const socket = this.#conn?.socket;
+    const socket = this.#upstream.conn?.socket;
     if (socket === undefined || socket.isPaused()) return;
     socket.pause();
     // By the drain the connection may be back in the pool, or serving another exchange that paused it.
     this.#client.once('drain', () => {
-      if (this.#conn?.socket === socket) socket.resume();
+      if (this.#upstream.conn?.socket === socket) socket.resume();
     });
   }
 
@@ -359,27 +339,21 @@ export class HttpExchange implements UpstreamUser {
   #tunnel(res: ResponseHead, early: Buffer): void {
     this.#stopAnswerTimer();
     const client = this.#client;
-    const socket = (this.#conn as UpstreamConnection).detach((chunk) => {
+    const { socket, closed: tunnelClosed } = this.#upstream.detach((chunk) => {
       if (client.write(chunk)) return true;
       // The client reads slower than the app writes: the app waits, not the router's memory.
       client.once('drain', () => socket.resume());
       return false;
     });
-    this.#conn = undefined;
     this.#status = 101;
     socket.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
     client.setKeepAlive(true, TUNNEL_KEEPALIVE_MS);
     client.write(responseHeadForClient(res, { hsts: this.#hsts, close: false, upgrade: this.#req.upgrade }), 'latin1');
     if (early.length > 0) client.write(early);
-    const key = this.#inFlightKey;
-    this.#inFlightKey = undefined;
-    let closed = false;
     const closeBoth = (): void => {
-      if (closed) return;
-      closed = true;
       client.destroy();
       socket.destroy();
-      if (key !== undefined) this.#deps.inFlight.decrement(key);
+      tunnelClosed();
     };
     socket.on('error', (err) => this.#deps.logger.debug({ app: this.#app, err: err.message }, 'router: tunnel upstream error'));
     socket.once('close', closeBoth);
@@ -410,35 +384,19 @@ export class HttpExchange implements UpstreamUser {
 
   #upstreamFailed(err: Error): void {
     if (this.#finished) return;
-    const conn = this.#conn as UpstreamConnection;
-    this.#conn = undefined;
-    conn.release(false);
-    const { logger } = this.#deps;
-    const code = (err as NodeJS.ErrnoException).code;
-    const state = {
+    const next = this.#upstream.next(err, {
       method: this.#req.method,
       hasBody: carriesBody(this.#req.framing),
-      connected: this.#connected,
-      reused: conn.reused,
       responseStarted: this.#response !== undefined || this.#responseBuf !== undefined,
-    };
-    if (this.#attempts < MAX_ATTEMPTS && mayRetry(state)) {
-      const next = this.#deps.currentRoute(this.#app)?.next();
-      if (next !== undefined) {
-        logger.info({ app: this.#app, upstream: this.#inFlightKey, next: upstreamKey(next), code }, 'router: retrying on next upstream');
-        // A connect failure wrote nothing upstream: the head and any held body go again whole.
-        this.#send(next);
-        return;
-      }
-    }
-    logger.warn({ app: this.#app, upstream: this.#inFlightKey, code, err: err.message }, 'router: upstream request failed');
-    this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
+    });
+    // A connect failure wrote nothing upstream: the head and any held body go again whole.
+    if (next !== undefined) this.#send(next);
+    else this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
   }
 
   /** A malformed body from the client (400) or a malformed answer from the app (502). */
   #fail(err: Error, side: 'client' | 'upstream'): void {
-    this.#conn?.release(false);
-    this.#conn = undefined;
+    this.#upstream.drop();
     this.#deps.logger.info({ app: this.#app, side, err: err.message }, 'router: refused a malformed message');
     const status = err instanceof HeadError ? err.status : 502;
     // After an app broke HTTP (a malformed answer, an interim flood) the client's connection ends
@@ -466,14 +424,7 @@ export class HttpExchange implements UpstreamUser {
     this.#finished = true;
     this.#stopAnswerTimer();
     this.#held = [];
-    const conn = this.#conn;
-    this.#conn = undefined;
-    if (conn !== undefined) {
-      conn.socket.resume();
-      conn.release(reusable, this.#response?.idleTimeoutMs);
-    }
-    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
-    this.#inFlightKey = undefined;
+    this.#upstream.end(reusable, this.#response?.idleTimeoutMs);
     this.#owner.exchangeEnded(end);
   }
 }
