@@ -270,6 +270,8 @@ export class RouterClient implements RouteControl {
     let child: SpawnedRouter | undefined;
     let spawnedAt = 0;
     let lastError: unknown;
+    /** A router we spawned exited as the loser of the lock: one runs for this socket. */
+    let lockHeld = false;
     for (let attempt = 0; ; attempt++) {
       if (!this.#mayConnect()) throw new Error('the router client is stopped');
       const opened = await this.#open().catch((err: unknown) => void (lastError = err));
@@ -310,6 +312,7 @@ export class RouterClient implements RouteControl {
         continue;
       }
       if (!spawn) throw lastError;
+      if (child?.exitCode === EXIT_LOCKED) lockHeld = true;
       if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) {
         if (child.exitCode === EXIT_PORT_IN_USE) {
           const ports = this.#opts.https === undefined ? `HTTP port ${this.#opts.port}` : `HTTP port ${this.#opts.port} or HTTPS port ${this.#opts.https.port}`;
@@ -322,10 +325,10 @@ export class RouterClient implements RouteControl {
       }
       if (Date.now() > deadline) {
         // Ours exited as the loser of the lock: a router runs for this socket but does not answer.
-        const what =
-          child?.exitCode === EXIT_LOCKED
-            ? `the router process already running for ${this.#opts.socketPath} did not answer`
-            : `no router process answered on ${this.#opts.socketPath}`;
+        // (Not just the last one spawned: at the deadline it may be one still starting.)
+        const what = lockHeld
+          ? `the router process already running for ${this.#opts.socketPath} did not answer`
+          : `no router process answered on ${this.#opts.socketPath}`;
         throw new Error(`${what} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
       }
       if (child?.exitCode === undefined && child !== undefined) {
