@@ -1,7 +1,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +21,17 @@ async function tempHome(t: ExecutionContext): Promise<string> {
   const base = await mkdtemp(join(tmpdir(), 'rack-start-'));
   t.teardown(() => rm(base, { recursive: true, force: true }));
   return join(base, 'home');
+}
+
+/** Pids of the router processes for `socketPath` (found by the socket in their environment). */
+async function routersFor(socketPath: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const env = await readFile(`/proc/${entry}/environ`, 'latin1').catch(() => '');
+    if (env.split('\0').includes(`RACK_ROUTER_SOCKET=${socketPath}`)) pids.push(Number(entry));
+  }
+  return pids;
 }
 
 async function startRackd(t: ExecutionContext, env: Record<string, string>, home?: string): Promise<{ home: string; exit: Exit }> {
@@ -85,4 +96,12 @@ test('rackd fails to start, in one clear line, when the router already running f
     exit.stderr,
   );
   t.true(exit.stderr.includes(`(router log: ${files.logPath})`), exit.stderr);
+  // A router rackd spawned and gave up on is stopped: it would otherwise take the socket once the
+  // stuck one goes, a router nobody manages. The killed one goes as soon as init reaps it.
+  let others = (await routersFor(files.socketPath)).filter((p) => p !== pid);
+  while (others.length > 0) {
+    await new Promise((r) => setTimeout(r, 50));
+    others = (await routersFor(files.socketPath)).filter((p) => p !== pid);
+  }
+  t.deepEqual(others, []);
 });

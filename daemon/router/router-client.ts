@@ -329,6 +329,14 @@ export class RouterClient implements RouteControl {
         const what = lockHeld
           ? `the router process already running for ${this.#opts.socketPath} did not answer`
           : `no router process answered on ${this.#opts.socketPath}`;
+        // rackd gives up on it: one still starting would otherwise take the socket later, unmanaged.
+        if (child?.exitCode === undefined && child?.pid !== undefined) {
+          try {
+            process.kill(child.pid, 'SIGTERM');
+          } catch {
+            // already gone
+          }
+        }
         throw new Error(`${what} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
       }
       if (child?.exitCode === undefined && child !== undefined) {
