@@ -45,6 +45,8 @@ interface Rackd {
 export class Launcher {
   #main: Rackd | undefined;
   #stopping = false;
+  /** The signal a stop passes on to rackd, kept for a rackd that becomes main after it. */
+  #stopSignal: NodeJS.Signals = 'SIGTERM';
   #failures = 0;
   #done!: (code: number) => void;
 
@@ -65,6 +67,7 @@ export class Launcher {
   #stop(signal: NodeJS.Signals): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    this.#stopSignal = signal;
     this.opts.log.info({ signal }, 'launcher: stopping rackd');
     const main = this.#main;
     if (!main || main.child.exitCode !== null) return this.#done(0);
@@ -142,6 +145,8 @@ export class Launcher {
       await setCurrent(this.opts.home, dir);
       this.#main = next;
       this.opts.log.info({ pid: outcome.pid, dir }, 'launcher: switched');
+      // A stop that came during the switch went to the old rackd: the one that serves now stops too.
+      if (this.#stopping) next.child.kill(this.#stopSignal);
     } else {
       if (next.child.exitCode === null) next.child.kill('SIGKILL');
       this.opts.log.error({ dir, error: outcome.error }, 'launcher: the new rackd did not start; the old one starts again');
