@@ -242,7 +242,7 @@ function line(b: Bench, label: string, target: Target, f: { rps: number; p50: nu
 
 const flat = (s: Sample) => ({ rps: s.figures.rps, p50: s.figures.p50Ms, p99: s.figures.p99Ms, proxy: s.proxyUs, rackd: s.rackdUs, dockerProxy: s.dockerProxyUs });
 
-/** The rounds, router and nginx alternating which goes first; every run's line as it ends. */
+/** The rounds, the order of router, nginx and node-pipe reversed every other round; every run's line as it ends. */
 async function rounds(b: Bench, opts: Options): Promise<Map<string, Sample[]>> {
   const runs = (mode: Mode): Target[] => (mode === 'HTTP/2' ? (['router', 'nginx'] as const).filter((t) => b.h2[t]) : ['router', 'nginx', 'node-pipe']);
   for (const mode of MODES) for (const target of runs(mode)) await load(b, target, mode, WARMUP_S);

@@ -12,11 +12,8 @@ import { owner } from '../daemon/runtime/owner.js';
 import { linkLocalService } from './support/link-local-service.js';
 import { commitFile, exec, FIXTURES, keypair, RackDaemon } from './support/rack-daemon.js';
 
-// In the serial pass (ava.serial.config.mjs), with no other rackd making networks meanwhile: dockerd
-// re-inserts FORWARD's jump to DOCKER-USER (delete, then insert) and rebuilds its isolation rules
-// whenever any network is made, and in that moment a packet from one bridge may pass to another
-// bridge or to link-local addresses. Seen in full runs (a probe "open" while another test file's
-// rackd made an app network); a known gap of Docker's, not hidden here: see docs/ARCHITECTURE.md.
+// In the serial pass (ava.serial.config.mjs), with no other rackd making networks meanwhile: while
+// dockerd makes a network its FORWARD rules are briefly gone (the known gap in docs/ARCHITECTURE.md).
 
 // What a key scoped to one app tries against the host and other apps through its builds, and how
 // builds end: a real rackd, real ssh/git clients and the real Docker engine.

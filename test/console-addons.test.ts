@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { act, consoleBase, launchChromium, signIn, visit } from './support/console-visit.js';
+import { act, consoleBase, launchChromium, signIn } from './support/console-visit.js';
 import { RackDaemon } from './support/rack-daemon.js';
 
 // The Add-ons tab in a real Chromium against a real rackd and Docker: a Postgres made, backed up,
@@ -38,7 +38,7 @@ test.after.always(async () => {
 });
 
 test.serial('create a Postgres from the Add-ons tab: its lines arrive live, then its version, health and size', async (t) => {
-  await visit(page, `${base}/console/apps/shop/addons`);
+  await page.goto(`${base}/console/apps/shop/addons`);
   t.regex((await page.locator('#addons').textContent()) ?? '', /shop has no add-ons yet/);
   await page.selectOption('form.addon-create select[name="kind"]', 'postgres');
   t.regex(await act(page, () => page.click('form.addon-create button[type="submit"]'), LONG), /^Done/);
@@ -58,7 +58,7 @@ test.serial('create a Postgres from the Add-ons tab: its lines arrive live, then
 });
 
 test.serial('take a backup, see it listed, and restore it (a safety backup is taken first)', async (t) => {
-  await visit(page, `${base}/console/apps/shop/addons`);
+  await page.goto(`${base}/console/apps/shop/addons`);
   t.regex(await act(page, () => card().locator('button:text-is("Take a backup")').click(), LONG), /^Done/);
   await page.waitForFunction(() => document.querySelector('li.addon[data-addon="shop-postgres"] tr[data-backup="b1"]') !== null, undefined, { timeout: LONG });
   await card().locator('details summary').click();
@@ -71,7 +71,7 @@ test.serial('take a backup, see it listed, and restore it (a safety backup is ta
 });
 
 test.serial('detach, then attach again under another alias', async (t) => {
-  await visit(page, `${base}/console/apps/shop/addons`);
+  await page.goto(`${base}/console/apps/shop/addons`);
   t.regex(await act(page, () => card().locator('button:text-is("Detach")').click(), LONG), /^Done/);
   await page.waitForFunction(() => document.querySelector('li.addon[data-addon="shop-postgres"]') === null, undefined, { timeout: LONG });
   t.false('DATABASE_URL' in (JSON.parse(await ssh(['config', '-a', 'shop', '--json'])) as object));
@@ -85,7 +85,7 @@ test.serial('detach, then attach again under another alias', async (t) => {
 });
 
 test.serial('bad input is one clear line; a deploy-only token is told why it sees no add-ons and may change none', async (t) => {
-  await visit(page, `${base}/console/apps/shop/addons`);
+  await page.goto(`${base}/console/apps/shop/addons`);
   await page.selectOption('form.addon-create select[name="kind"]', 'redis');
   await page.fill('form.addon-create input[name="as"]', 'Bad Name!');
   await page.click('form.addon-create button[type="submit"]');
@@ -94,7 +94,7 @@ test.serial('bad input is one clear line; a deploy-only token is told why it see
   const deployCtx = await browser.newContext();
   try {
     const p = await signIn(deployCtx, base, await rack.createToken('ci', ['--app', 'shop', '--deploy-only']), []);
-    await visit(p, `${base}/console/apps/shop/addons`);
+    await p.goto(`${base}/console/apps/shop/addons`);
     t.regex((await p.locator('#addons').textContent()) ?? '', /deploy-only/);
     t.is(await p.locator('form.addon-create').count(), 0);
     const status = await p.evaluate(async () => {

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { act, consoleBase, launchChromium, signIn, visit } from './support/console-visit.js';
+import { act, consoleBase, launchChromium, signIn } from './support/console-visit.js';
 import { CONSOLE_PAGES, pagePath } from './support/console-pages.js';
 import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
 import { TestCa } from './support/test-certs.js';
@@ -76,7 +76,7 @@ test.after.always(async () => {
 test.serial('the app root is its Overview: processes with the crash loop, the current release, add-ons, domains, changes and charts with data', async (t) => {
   // The worker is up for 4 s between crashes: the page is loaded again until it shows one.
   await until('the Overview showing the crashed worker', async () => {
-    await visit(page, `${base}/console/apps/shop`);
+    await page.goto(`${base}/console/apps/shop`);
     return (await page.locator('section[aria-labelledby="ov-processes"] li.trouble').count()) > 0;
   });
   t.is(new URL(page.url()).pathname, '/console/apps/shop', 'not sent on to Releases');
@@ -99,14 +99,14 @@ test.serial('the app root is its Overview: processes with the crash loop, the cu
 });
 
 test.serial('the range switch and the Metrics tab: a week is read as at most 300 points per chart', async (t) => {
-  await visit(page, `${base}/console/apps/shop/`);
+  await page.goto(`${base}/console/apps/shop/`);
   await Promise.all([page.waitForURL(/range=7d/), page.click('nav.ranges a:text-is("7d")')]);
   t.is(await page.locator('nav.ranges a[aria-current="true"]').textContent(), '7d');
   t.notRegex((await page.locator('#chart-requests-small desc').textContent()) ?? '', /No data/);
   await page.click('.tabs a:text-is("Metrics")');
   await page.waitForURL(/\/metrics$/);
   t.is(await page.locator('figure.chart-large').count(), 5);
-  await visit(page, `${base}/console/apps/shop/metrics?range=7d`);
+  await page.goto(`${base}/console/apps/shop/metrics?range=7d`);
   t.true((await page.locator('#chart-requests-large tbody tr').count()) <= 300);
   // What the page reads: `metrics --points`, spans merged so the counts still add up.
   const all = JSON.parse(await ssh(['metrics', '-a', 'shop', '--since', '7d', '--json'])) as MetricsJson;
@@ -125,7 +125,7 @@ test.serial("Domains: each host's certificate (source, expiry, state), the HTTPS
   const leaf = await ca.leaf({ names: ['www.shop.test'] });
   const added = await rack.ssh(['certs:add', 'www.shop.test'], { input: leaf.cert + leaf.key });
   t.is(added.code, 0, added.stderr);
-  await visit(page, `${base}/console/apps/shop/domains`);
+  await page.goto(`${base}/console/apps/shop/domains`);
   const row = (host: string) => page.locator(`#https tr[data-host="${host}"]`);
   t.is(await row('www.shop.test').locator('.cert-source').textContent(), 'uploaded');
   t.regex((await row('www.shop.test').locator('.cert-status').textContent()) ?? '', /^ok, \d+ days left/);
@@ -146,7 +146,7 @@ test.serial("Domains: each host's certificate (source, expiry, state), the HTTPS
 
 test.serial('Logs: a search in a time range, and a download of every line it finds as a text file', async (t) => {
   const untilIso = new Date(Date.now() + 60_000).toISOString().slice(0, 19);
-  await visit(page, `${base}/console/apps/shop/logs`);
+  await page.goto(`${base}/console/apps/shop/logs`);
   await page.fill('input[name="since"]', '1h');
   await page.fill('input[name="until"]', untilIso);
   await page.fill('input[name="grep"]', 'FINDME1');
@@ -180,7 +180,7 @@ test.serial('a deploy-only token sees the Overview without the parts it may not 
   const deployCtx = await browser.newContext();
   try {
     const p = await signIn(deployCtx, base, await rack.createToken('ci', ['--app', 'shop', '--deploy-only']), errors);
-    await visit(p, `${base}/console/apps/shop/`);
+    await p.goto(`${base}/console/apps/shop/`);
     t.is(await p.locator('section[aria-labelledby="ov-release"]').count(), 1);
     t.is(await p.locator('section[aria-labelledby="ov-addons"]').count(), 0);
   } finally {
@@ -194,7 +194,7 @@ test.serial('axe-core finds no serious or critical violation on these pages, des
     await page.setViewportSize(viewport);
     // This file's pages, with a week of metrics and an add-on (console-axe.test.ts checks every page).
     for (const p of CONSOLE_PAGES.filter((c) => /^app-(overview|metrics|addons|domains|logs-search)/.test(c.name))) {
-      await visit(page, `${base}${pagePath(p, 'shop')}`);
+      await page.goto(`${base}${pagePath(p, 'shop')}`);
       // The charts' data tables and the backups are checked too.
       await page.evaluate(() => document.querySelectorAll('details').forEach((d) => (d.open = true)));
       // Evaluated by the test's own channel, not as a page script: the page's CSP stays as it is.

@@ -1,17 +1,16 @@
 import test from 'ava';
 import { access, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { ago } from '../daemon/console/rack-view.js';
 import { freePort } from './support/free-port.js';
 import { nextVersionSource } from './support/next-version.js';
 import { RackDaemon, ROOT } from './support/rack-daemon.js';
-import { retryingNavigation } from './support/console-browser.js';
+import { CHROMIUM, launchChromium } from './support/console-browser.js';
 
 
 // The Console's Rack page in a real Chromium against a rackd started by bin/rackd (the launcher a
 // switch needs), with a clone of this checkout plus one commit as the source to update from.
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test', 'screenshots');
 const LONG = 240_000;
 
@@ -50,7 +49,7 @@ test.before(async () => {
   const created = await rack.ssh(['apps:create', 'shop']);
   if (created.code !== 0) throw new Error(created.stderr);
   base = `http://rack.localhost:${rack.httpPort}`;
-  browser = retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] }));
+  browser = await launchChromium();
   page = await signIn(await browser.newContext({ viewport: { width: 1200, height: 900 } }), await token(['console-admin']));
   page.on('pageerror', (e) => pageErrors.push(e.message));
   page.on('console', (m) => {

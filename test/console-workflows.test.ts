@@ -1,17 +1,16 @@
 import test from 'ava';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { signDelivery } from '../daemon/workflows/webhook-delivery.js';
 import { api } from './support/api-client.js';
 import { GitHost } from './support/git-host.js';
 import { commitFile, exec, RackDaemon, ROOT } from './support/rack-daemon.js';
-import { retryingNavigation } from './support/console-browser.js';
+import { CHROMIUM, launchChromium } from './support/console-browser.js';
 
 // The Console's Deploys tab and Pipelines page in a real Chromium, against a real rackd and Docker:
 // `stage` is connected to a repository on a local git host and built by a push; `prod` by its own
 // push of an older commit, until the page promotes stage's image to it.
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test', 'screenshots');
 const LONG = 240_000;
 const HOST_TOKEN = 'glpat-NeverOnThePage';
@@ -74,7 +73,7 @@ test.before(async () => {
   // A review app, as a pull request would have made it (its name is what makes it one).
   await ssh(['apps:create', 'stage-pr-7']);
   base = `http://rack.localhost:${rack.httpPort}`;
-  browser = retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] }));
+  browser = await launchChromium();
   page = await signIn(await browser.newContext({ viewport: { width: 1100, height: 900 } }), await rack.createToken('console-admin'));
 });
 

@@ -1,15 +1,14 @@
 import test from 'ava';
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Agent, request } from 'undici';
 import { html } from '../daemon/console/html-template.js';
 import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
-import { retryingNavigation } from './support/console-browser.js';
+import { CHROMIUM, launchChromium } from './support/console-browser.js';
 
 // The Console in a real Chromium (Debian's package, driven by playwright-core), against a real
 // rackd and Docker: one rackd, one browser, one deploy of an app that prints its environment.
-const CHROMIUM = '/usr/bin/chromium';
 const XSS = '<img src=x onerror=alert(1)>';
 const SHOTS = join(ROOT, 'test', 'screenshots');
 const LONG = 120_000;
@@ -87,10 +86,7 @@ test.before(async () => {
   adminToken = await token(['console-admin']);
   shopToken = await token(['shop-dev', '--app', 'shop']);
   base = await consoleBase();
-  browser = retryingNavigation(await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'],
-  }));
+  browser = await launchChromium();
   admin = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   page = await signIn(admin, adminToken);
   page.on('pageerror', (e) => pageErrors.push(e.message));

@@ -1,17 +1,16 @@
 import test from 'ava';
 import { access, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import { request } from 'undici';
 import { clearedCookies, cookieValues, sessionCookieFor } from '../daemon/console/console-sessions.js';
 import { api } from './support/api-client.js';
 import { keypair, RackDaemon } from './support/rack-daemon.js';
-import { retryingNavigation } from './support/console-browser.js';
+import { CHROMIUM, launchChromium } from './support/console-browser.js';
 
 // Issue 27, items 4 and 5, with an app-scoped key and token for `evil` against app `victim`:
 // the domains evil could claim, and the console session evil could plant through one of them.
 // Real rackd, real Docker (victim is deployed and must keep serving), real ssh, real Chromium.
-const CHROMIUM = '/usr/bin/chromium';
 
 let rack: RackDaemon;
 let evilKey: string;
@@ -84,10 +83,7 @@ test.before(async () => {
   });
   await new Promise<void>((resolve) => neighbour.listen(0, '127.0.0.1', resolve));
   neighbourPort = (neighbour.address() as { port: number }).port;
-  browser = retryingNavigation(await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--host-resolver-rules=MAP *.localhost 127.0.0.1, MAP *.example.test 127.0.0.1'],
-  }));
+  browser = await launchChromium('MAP *.localhost 127.0.0.1, MAP *.example.test 127.0.0.1');
 });
 
 test.after.always(async () => {

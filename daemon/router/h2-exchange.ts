@@ -5,9 +5,9 @@ import { requestHeadForUpstream } from './forward-headers.js';
 import { fieldBytes, h2AnswerHeaders, h2ResponseHeaders } from './h2-headers.js';
 import { carriesBody, headEnd, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
 import { INTERIM_MAX } from './http-exchange.js';
-import { plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
+import { plainAnswer, unansweredAnswer, type RackAnswer } from './rack-answers.js';
 import type { Route } from './route-table.js';
-import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 import { UpstreamAttempt, type ExchangeDeps } from './upstream-attempt.js';
 import type { UpstreamUser } from './upstream-pools.js';
 
@@ -358,7 +358,7 @@ export class H2Exchange implements UpstreamUser {
       responseStarted: this.#response !== undefined || this.#responseBuf !== undefined,
     });
     if (next !== undefined) this.#send(next);
-    else this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
+    else this.#answerFailure(unansweredAnswer(this.#app));
   }
 
   #malformedAnswer(err: Error): void {

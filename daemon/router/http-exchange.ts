@@ -2,9 +2,9 @@ import type { Socket } from 'node:net';
 import { BodyFramer } from './body-framer.js';
 import { requestHeadForUpstream, responseHeadForClient } from './forward-headers.js';
 import { carriesBody, headEnd, HeadError, parseResponseHead, type RequestHead, type ResponseHead } from './http1-head.js';
-import { answerBytes, plainAnswer, rackUnavailableAnswer, type RackAnswer } from './rack-answers.js';
+import { answerBytes, plainAnswer, unansweredAnswer, type RackAnswer } from './rack-answers.js';
 import type { Route } from './route-table.js';
-import { CONTROL_PLANE_APP, type Upstream } from './upstream.js';
+import type { Upstream } from './upstream.js';
 import { UpstreamAttempt, type ExchangeDeps } from './upstream-attempt.js';
 import type { UpstreamUser } from './upstream-pools.js';
 
@@ -391,7 +391,7 @@ export class HttpExchange implements UpstreamUser {
     });
     // A connect failure wrote nothing upstream: the head and any held body go again whole.
     if (next !== undefined) this.#send(next);
-    else this.#answerFailure(this.#app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${this.#app} did not answer`));
+    else this.#answerFailure(unansweredAnswer(this.#app));
   }
 
   /** A malformed body from the client (400) or a malformed answer from the app (502). */

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { CONTROL_PLANE_APP } from './upstream.js';
 
 /**
  * The router's own answers (unknown host, nothing running, upstream failed, bad request): short
@@ -24,6 +25,11 @@ export function rackUnavailableAnswer(): RackAnswer {
     headers: 'Content-Type: application/json; charset=utf-8\r\nRetry-After: 5\r\n',
     body: Buffer.from(`${JSON.stringify({ error })}\n`),
   };
+}
+
+/** An app whose upstreams all failed the request: 502, or rack's own 503 for its own host. */
+export function unansweredAnswer(app: string): RackAnswer {
+  return app === CONTROL_PLANE_APP ? rackUnavailableAnswer() : plainAnswer(502, `Bad gateway: app ${app} did not answer`);
 }
 
 /** 308 keeps the method and body, so a form POST to http:// is not turned into a GET. */

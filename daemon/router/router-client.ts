@@ -8,7 +8,7 @@ import type { Maintenance } from './maintenance-page.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import { NoAnswer, RouterCalls } from './router-calls.js';
 import { EXIT_LOCKED, EXIT_PORT_IN_USE, HANDOFF_PROTOCOL, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
-import { logTail, ROUTER_PROCESS_SCRIPT, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
+import { logTail, ROUTER_PROCESS_SCRIPT, signalRouter, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
 import { copyUpstream, type Upstream } from './upstream.js';
 
 export interface RouterClientOptions {
@@ -330,13 +330,7 @@ export class RouterClient implements RouteControl {
           ? `the router process already running for ${this.#opts.socketPath} did not answer`
           : `no router process answered on ${this.#opts.socketPath}`;
         // rackd gives up on it: one still starting would otherwise take the socket later, unmanaged.
-        if (child?.exitCode === undefined && child?.pid !== undefined) {
-          try {
-            process.kill(child.pid, 'SIGTERM');
-          } catch {
-            // already gone
-          }
-        }
+        if (child?.exitCode === undefined && child?.pid !== undefined) signalRouter(child.pid, 'SIGTERM');
         throw new Error(`${what} within ${START_TIMEOUT_MS / 1000} s (${message(lastError)})`);
       }
       if (child?.exitCode === undefined && child !== undefined) {
@@ -454,11 +448,7 @@ export class RouterClient implements RouteControl {
     await this.#send(socket, 'shutdown', {}, PING_TIMEOUT_MS).catch(() => undefined); // the answer may lose to the close
     if (pid === undefined || (await waitForExit(pid, EXIT_WAIT_MS))) return;
     this.#log.error({ routerPid: pid }, 'router: router process did not exit after shutdown; killing it');
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // it exited just now
-    }
+    signalRouter(pid, 'SIGKILL');
   }
 
   #close(): void {

@@ -100,6 +100,15 @@ export async function logTail(logPath: string, bytes = 2000): Promise<string> {
   }
 }
 
+/** Sends `signal` to a router process that may have exited meanwhile. */
+export function signalRouter(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // it exited just now
+  }
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

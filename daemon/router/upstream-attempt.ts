@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { InFlight } from './in-flight.js';
 import { mayRetry, type AttemptState } from './retry-policy.js';
@@ -104,14 +105,15 @@ export class UpstreamAttempt {
       conn.socket.resume();
       conn.release(reusable, appIdleMs);
     }
-    this.#release();
+    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
+    this.#inFlightKey = undefined;
   }
 
   /**
    * The connection leaves the pool for a tunnel (see UpstreamConnection.detach); `closed` frees the
    * in-flight slot, which the tunnel holds until either side closes.
    */
-  detach(relay: (chunk: Buffer) => boolean): { socket: ReturnType<UpstreamConnection['detach']>; closed: () => void } {
+  detach(relay: (chunk: Buffer) => boolean): { socket: Socket; closed: () => void } {
     const socket = (this.#conn as UpstreamConnection).detach(relay);
     this.#conn = undefined;
     const key = this.#inFlightKey;
@@ -125,10 +127,5 @@ export class UpstreamAttempt {
         this.#deps.inFlight.decrement(key);
       },
     };
-  }
-
-  #release(): void {
-    if (this.#inFlightKey !== undefined) this.#deps.inFlight.decrement(this.#inFlightKey);
-    this.#inFlightKey = undefined;
   }
 }

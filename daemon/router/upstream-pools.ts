@@ -187,7 +187,6 @@ class Pool {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#sweeper = undefined;
   }
-
 }
 
 function dial(u: Upstream, onRead: (n: number, buf: Buffer) => boolean): Socket {

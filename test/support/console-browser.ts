@@ -5,10 +5,13 @@ import type { RackDaemon } from './rack-daemon.js';
 /** Debian's Chromium, driven by playwright-core. */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** Chromium, resolving rack's own host name to this machine. Throws (never skips) when it is missing. */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Chromium, resolving rack's own host name (or what `hostRules` maps) to this machine, its page loads
+ * retried on ERR_NETWORK_CHANGED. Throws (never skips) when it is missing.
+ */
+export async function launchChromium(hostRules = 'MAP rack.localhost 127.0.0.1'): Promise<Browser> {
   await access(CHROMIUM);
-  return retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--host-resolver-rules=MAP rack.localhost 127.0.0.1'] }));
+  return retryingNavigation(await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', `--host-resolver-rules=${hostRules}`] }));
 }
 
 /**
@@ -17,7 +20,7 @@ export async function launchChromium(): Promise<Browser> {
  * feet. A `goto` that meets it is made again (a few times), on every page of the browser's contexts;
  * any other failure is the test's.
  */
-export function retryingNavigation(browser: Browser): Browser {
+function retryingNavigation(browser: Browser): Browser {
   const patch = (page: Page) => {
     const goto = page.goto.bind(page);
     page.goto = async (url, opts) => {
