@@ -69,6 +69,59 @@ test.serial('Processes shows the formation as ps:scale left it, and the form sca
   t.deepEqual(await counts('jobs'), { web: 2, worker: 2 });
 });
 
+test.serial("an action that ends before the page's stream opens still shows its lines and outcome", async (t) => {
+  const scales = async () => (await audit('jobs')).filter((e) => e.action === 'ps:scale').length;
+  const before = await scales();
+  let web = 0;
+  // The page's stream is held back until the scale has ended (a busy machine can open it that late).
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/events*', async (route) => {
+    await held;
+    await route.continue();
+  });
+  try {
+    await page.goto(`${base}/console/apps/jobs/processes`);
+    web = (await page.inputValue('input[name="count:web"]')) === '1' ? 2 : 1;
+    await page.fill('input[name="count:web"]', String(web));
+    await page.click('form.scale button[type=submit]');
+    await page.waitForSelector('#action .action');
+    while ((await scales()) === before) await page.waitForTimeout(200);
+    release();
+    t.regex(await actionOutcome(page), /^Done/);
+    t.regex((await page.locator('#action pre.live').textContent()) ?? '', new RegExp(`web=${web}`));
+  } finally {
+    release();
+    await page.unroute('**/events*');
+  }
+  t.is((await counts('jobs')).web, web);
+});
+
+test.serial('a count typed and not yet sent stays (with the focus) when a scale made over ssh refreshes Processes', async (t) => {
+  await page.goto(`${base}/console/apps/jobs/processes`);
+  await page.waitForSelector('body[data-live="true"]', { timeout: LONG });
+  const worker = (await page.inputValue('input[name="count:worker"]')) === '1' ? 2 : 1;
+  await page.fill('input[name="count:web"]', '3');
+  await ssh(['ps:scale', `worker=${worker}`, '-a', 'jobs']);
+  // The panel is fetched again: the count scaled elsewhere shows, the one being typed is kept.
+  await page.waitForFunction((w) => (document.querySelector('input[name="count:worker"]') as HTMLInputElement | null)?.value === w, String(worker), { timeout: LONG });
+  t.is(await page.inputValue('input[name="count:web"]'), '3');
+  t.true(await page.evaluate(() => document.activeElement?.getAttribute('name') === 'count:web'));
+});
+
+test.serial('a change whose request never reaches rack says so where its answer would be', async (t) => {
+  await page.goto(`${base}/console/apps/jobs/domains`);
+  await page.route('**/domains/add', (route) => route.abort('internetdisconnected'));
+  try {
+    await page.fill('input[name="host"]', 'lost.jobs.example');
+    await page.click('button >> text=Add domain');
+    await page.waitForSelector('#action .error >> text=/could not be reached/', { timeout: LONG });
+  } finally {
+    await page.unroute('**/domains/add');
+  }
+  t.notRegex(await ssh(['domains', '-a', 'jobs']), /lost\.jobs\.example/);
+});
+
 test.serial('Releases: a push made over ssh appears at once with its live lines, then its release', async (t) => {
   await page.goto(`${base}/console/apps/jobs/releases`);
   await page.waitForSelector('body[data-live="true"]', { timeout: LONG });

@@ -6,7 +6,7 @@ import { signDelivery } from '../daemon/workflows/webhook-delivery.js';
 import { api } from './support/api-client.js';
 import { GitHost } from './support/git-host.js';
 import { commitFile, exec, RackDaemon, ROOT } from './support/rack-daemon.js';
-import { CHROMIUM, launchChromium } from './support/console-browser.js';
+import { actionOutcome, CHROMIUM, launchChromium } from './support/console-browser.js';
 
 // The Console's Deploys tab and Pipelines page in a real Chromium, against a real rackd and Docker:
 // `stage` is connected to a repository on a local git host and built by a push; `prod` by its own
@@ -145,8 +145,7 @@ test.serial('the Pipelines page shows both stages with their releases; Promote m
   await page.screenshot({ path: join(SHOTS, 'pipelines.png'), fullPage: true });
 
   await stageRow.locator('button.promote').click();
-  await page.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout: LONG });
-  t.regex((await page.locator('#action [data-outcome]').textContent()) ?? '', /^Done\./);
+  t.regex(await actionOutcome(page, LONG), /^Done\./);
   t.regex((await page.locator('#action pre.live').textContent()) ?? '', /Promoting stage v\d+ to prod/);
   const prod = await current('prod');
   t.is(prod.description, `Promote from stage v${stage.version}`);

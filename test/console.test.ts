@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { Agent, request } from 'undici';
 import { html } from '../daemon/console/html-template.js';
 import { commitFile, RackDaemon, ROOT } from './support/rack-daemon.js';
-import { CHROMIUM, launchChromium } from './support/console-browser.js';
+import { actionOutcome, CHROMIUM, launchChromium } from './support/console-browser.js';
 
 // The Console in a real Chromium (Debian's package, driven by playwright-core), against a real
 // rackd and Docker: one rackd, one browser, one deploy of an app that prints its environment.
@@ -65,12 +65,6 @@ async function shot(p: Page, name: string): Promise<void> {
   await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-/** Waits for the action box's outcome line and returns it. */
-async function outcome(p: Page): Promise<string> {
-  const out = p.locator('#action [data-outcome]');
-  await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout: LONG });
-  return (await out.textContent()) ?? '';
-}
 
 test.before(async () => {
   // No skipping: without the browser the console is unproven, so the file fails.
@@ -137,7 +131,7 @@ test.serial('Rollback to an older release: the app serves it, and the new releas
   t.is((await rack.get('shop', '/env/MARK')).body, 'two');
   await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
   await page.click('li.release[data-version="1"] button.rollback');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   await page.waitForSelector('li.release[data-version="3"][aria-current="true"]', { timeout: LONG });
   // The same document: the list updated itself.
   t.is(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 1);
@@ -152,7 +146,7 @@ test.serial('Promote a recorded release', async (t) => {
   // Made over ssh: the open page hears of it on its stream.
   await page.waitForSelector('li.release[data-version="4"].status-recorded button.promote', { timeout: LONG });
   await page.click('li.release[data-version="4"] button.promote');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   await page.waitForSelector('li.release[data-version="5"][aria-current="true"]', { timeout: LONG });
   t.is((await rack.get('shop', '/env/MARK')).body, 'three');
 });
@@ -168,7 +162,7 @@ test.serial('Environment: three variables in one Apply Changes make exactly one 
     await values.nth(i).fill(v);
   }
   await page.click('button[name="deploy"][value="yes"]');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   const after = await releases('shop');
   t.is(after.length, before + 1);
   t.true(after[0]!.current);
@@ -194,7 +188,7 @@ test.serial('a failed rollout says so and tells what still serves', async (t) =>
   await page.locator('input[name="new-key"]').first().fill('CRASH');
   await page.locator('input[name="new-value"]').first().fill('1');
   await page.click('button[name="deploy"][value="yes"]');
-  const said = await outcome(page);
+  const said = await actionOutcome(page, LONG);
   t.regex(said, /^Failed: /);
   t.true(said.includes(`v${before} `), said);
   // Two sentences, not one run into the other; the box's title says how it ended.
@@ -212,7 +206,7 @@ test.serial('Save without deploying records a release and leaves what serves', a
   await page.locator('input[name="new-key"]').first().fill('DELTA');
   await page.locator('input[name="new-value"]').first().fill('4');
   await page.click('button[name="deploy"][value="no"]');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   const after = await releases('shop');
   t.is(after.length, before.length + 1);
   t.is(after[0]!.status, 'recorded');
@@ -244,7 +238,7 @@ test.serial('Environment: a change and a removal in one Apply Changes are one re
   await page.fill('input[name="set:BETA"]', 'three words');
   await page.check('input[name="unset"][value="GAMMA"]');
   await page.click('button[name="deploy"][value="yes"]');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   t.is((await releases('shop')).length, before + 1);
   t.is((await rack.get('shop', '/env/BETA')).body, 'three words');
   t.is((await rack.get('shop', '/env/GAMMA')).status, 404);
@@ -254,7 +248,7 @@ test.serial('Build again: the build lines stream live, and the list shows the ne
   await page.goto(`${base}/console/apps/shop/builds`);
   t.is(await page.locator('li.build').count(), 1);
   await page.click('button[name="deploy"][value="no"]');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   t.regex((await page.locator('#action pre.live').textContent()) ?? '', /Built b2/);
   await page.waitForSelector('li.build.status-succeeded >> text=b2', { timeout: LONG });
   await page.click('a.version >> text=b2');
@@ -317,7 +311,7 @@ test.serial('screenshots of the other tabs', async (t) => {
   await page.goto(`${base}/console/apps/shop/domains`);
   await page.fill('input[name="host"]', 'www.shop.example');
   await page.click('button >> text=Add domain');
-  t.regex(await outcome(page), /^Done/);
+  t.regex(await actionOutcome(page, LONG), /^Done/);
   await page.waitForSelector('#domains code >> text=www.shop.example', { timeout: LONG });
   for (const tab of ['builds', 'processes', 'logs', 'domains', 'audit']) {
     const res = await page.goto(`${base}/console/apps/shop/${tab}`);

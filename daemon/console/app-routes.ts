@@ -201,7 +201,7 @@ export class AppRoutes implements AppPage {
   }
 
   tab(r: ConsoleRequest, app: string, tab: AppTab, title: string, body: SafeHtml): void {
-    sendHtml(r.res, 200, page({ title: `${title} · ${app}`, principal: r.caller.principal, app, tab, events: appPath(app, '/events'), body }));
+    sendHtml(r.res, 200, page({ title: `${title} · ${app}`, principal: r.caller.principal, app, tab, events: { url: appPath(app, '/events'), from: this.deps.events.startId(app) }, body }));
   }
 
   /** Starts a change and answers with the box its live lines go to (or with its refusal). */

@@ -33,6 +33,12 @@ export const pipelinesChannel = (p: { kind: string; name: string }) => `-pipelin
 
 const RING = 500;
 const WATCH_MS = 1000;
+/**
+ * How long a channel is kept once nobody listens: a page whose stream is cut and opened again, or
+ * one rendered whose stream has not opened yet, is given what happened meanwhile (an action's lines
+ * and outcome among them) instead of losing it.
+ */
+const LINGER_MS = 60_000;
 
 interface AppChannel {
   seq: number;
@@ -40,6 +46,8 @@ interface AppChannel {
   listeners: Set<(e: NumberedEvent) => void>;
   stopLogs: () => void;
   timer: NodeJS.Timeout;
+  /** Set while nobody listens: closes the channel when it fires. */
+  idle: NodeJS.Timeout | undefined;
   seen: string;
   lastBuild: number;
 }
@@ -86,16 +94,28 @@ export class ConsoleEvents {
       else for (const e of ch.ring) if (e.seq > seq) listener({ id: `${this.epoch}.${e.seq}`, event: e.event });
     }
     ch.listeners.add(listener);
+    clearTimeout(ch.idle);
+    ch.idle = undefined;
     return {
       reset,
       stop: () => {
         ch.listeners.delete(listener);
-        if (ch.listeners.size === 0) this.close(app);
+        if (ch.listeners.size === 0) this.linger(app, ch);
       },
     };
   }
 
-  /** The ID a fresh page starts from (nothing before it is replayed to it). */
+  /**
+   * The ID a page rendered now starts its stream from: all that happens after it is kept for the
+   * page (LINGER_MS at least), so an action started before the stream opened still reaches it.
+   */
+  startId(app: string): string {
+    const ch = this.channel(app);
+    if (ch.listeners.size === 0) this.linger(app, ch);
+    return `${this.epoch}.${ch.seq}`;
+  }
+
+  /** The ID a stream that asked for no replay starts from. */
   currentId(app: string): string {
     return `${this.epoch}.${this.channels.get(app)?.seq ?? 0}`;
   }
@@ -111,7 +131,7 @@ export class ConsoleEvents {
     const watch = app === RACK_CHANNEL ? () => this.watchLedger() : isApp ? () => this.watch(app) : async () => undefined;
     const timer = setInterval(() => void watch(), WATCH_MS);
     timer.unref();
-    ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, seen: '', lastBuild: 0 };
+    ch = { seq: 0, ring: [], listeners: new Set(), stopLogs: () => undefined, timer, idle: undefined, seen: '', lastBuild: 0 };
     this.channels.set(app, ch);
     if (isApp) {
       const stopFollow = this.logs.follow(app, (line) => this.publish(app, { type: 'log', line }));
@@ -128,10 +148,19 @@ export class ConsoleEvents {
     return ch;
   }
 
+  private linger(app: string, ch: AppChannel): void {
+    clearTimeout(ch.idle);
+    ch.idle = setTimeout(() => {
+      if (ch.listeners.size === 0) this.close(app);
+    }, LINGER_MS);
+    ch.idle.unref();
+  }
+
   private close(app: string): void {
     const ch = this.channels.get(app);
     if (!ch) return;
     clearInterval(ch.timer);
+    clearTimeout(ch.idle);
     ch.stopLogs();
     this.channels.delete(app);
   }
@@ -173,6 +202,7 @@ export class ConsoleEvents {
       this.publish(app, { type: 'changed', what: 'releases' });
       this.publish(app, { type: 'changed', what: 'builds' });
       this.publish(app, { type: 'changed', what: 'processes' });
+      this.publish(app, { type: 'changed', what: 'domains' });
     } catch {
       // A destroyed app or a store closing: the next tick or the page's close ends the watch.
     }

@@ -42,8 +42,11 @@ export function page(opts: {
   principal?: Principal;
   app?: string;
   tab?: AppTab;
-  /** The event stream of the page (an app's); absent on pages without live parts. */
-  events?: string;
+  /**
+   * The event stream of the page (an app's) and the event ID it starts after (`ConsoleEvents.startId`);
+   * absent on pages without live parts.
+   */
+  events?: { url: string; from: string };
   body: SafeHtml;
 }): SafeHtml {
   const { principal, app, tab } = opts;
@@ -59,7 +62,7 @@ export function page(opts: {
 <script src="${ASSETS}/htmx.min.js" defer></script>
 <script src="${ASSETS}/console.js" defer></script>
 </head>
-<body${opts.events ? html` data-events="${opts.events}"` : ''}>
+<body${opts.events ? html` data-events="${opts.events.url}" data-events-from="${opts.events.from}"` : ''}>
 <header class="top">
   <a class="brand" href="/console/">rack</a>
   ${principal

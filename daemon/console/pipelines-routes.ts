@@ -28,7 +28,7 @@ export class PipelinesRoutes {
     const channel = pipelinesChannel(c.principal);
     switch (key) {
       case 'GET ':
-        return sendHtml(r.res, 200, page({ title: 'Pipelines', principal: c.principal, events: `${PIPELINES_PATH}/events`, body: pipelinesPage(await this.list(r)) }));
+        return sendHtml(r.res, 200, page({ title: 'Pipelines', principal: c.principal, events: { url: `${PIPELINES_PATH}/events`, from: this.events.startId(channel) }, body: pipelinesPage(await this.list(r)) }));
       case 'GET panel':
         return sendHtml(r.res, 200, pipelinesPanel(await this.list(r)));
       case 'GET events':

@@ -30,7 +30,7 @@ export class RackRoutes {
     const c = r.caller;
     switch (key) {
       case 'GET ':
-        return sendHtml(r.res, 200, page({ title: 'Rack', principal: c.principal, events: `${RACK_PATH}/events`, body: rackPage(await this.view(c)) }));
+        return sendHtml(r.res, 200, page({ title: 'Rack', principal: c.principal, events: { url: `${RACK_PATH}/events`, from: this.events.startId(RACK_CHANNEL) }, body: rackPage(await this.view(c)) }));
       case 'GET panel':
         return sendHtml(r.res, 200, rackPanel(await this.view(c)));
       case 'GET events':

@@ -65,8 +65,13 @@ export async function signIn(ctx: BrowserContext, base: string, secret: string):
   return p;
 }
 
-/** The action box's outcome line, once the action has ended. */
+/**
+ * The action box's outcome line, once the action has ended. A request that never reached rack (the
+ * page says so in the box) fails at once, with that, instead of waiting for an outcome.
+ */
 export async function actionOutcome(p: Page, timeout = 180_000): Promise<string> {
-  await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '', undefined, { timeout });
+  await p.waitForFunction(() => (document.querySelector('#action [data-outcome]')?.textContent ?? '') !== '' || document.querySelector('#action .error') !== null, undefined, { timeout });
+  const lost = p.locator('#action .error');
+  if ((await lost.count()) > 0) throw new Error(`the action has no outcome: ${await lost.textContent()}`);
   return (await p.locator('#action [data-outcome]').textContent()) ?? '';
 }

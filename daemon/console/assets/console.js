@@ -6,7 +6,9 @@
   var url = body.getAttribute('data-events');
   var banner = document.getElementById('connection');
   var pending = {}; // action id -> [{text} | {done}] that arrived before its box
-  var lastId = null;
+  // The stream starts after the event the page was rendered at, so what happened before it opened
+  // (an action started at once) is replayed to it.
+  var lastId = body.getAttribute('data-events-from');
   var source = null;
   var retryTimer = null;
   var paused = false;
@@ -67,6 +69,57 @@
       if (d) d.open = true;
     });
     openKept = [];
+  });
+
+  // What was typed into a part's form and not yet sent stays when the part is fetched again (a
+  // change made elsewhere refreshes it under the user's hands): a field that still shows the value
+  // the server gave it takes the typed one back, and the field being typed in keeps the focus.
+  var editable = 'input[name]:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=submit]), textarea[name]';
+  function fieldKey(el) {
+    // The form's address, the field's name and which of the fields so named (Environment's new rows).
+    var form = el.form || el.closest('form');
+    if (!form) return ' ' + el.name;
+    var same = Array.prototype.filter.call(form.querySelectorAll(editable), function (f) { return f.name === el.name; });
+    return (form.getAttribute('hx-post') || form.getAttribute('action') || '') + ' ' + el.name + ' ' + same.indexOf(el);
+  }
+  var typed = []; // {key, value, focused, el}: fields of parts about to be swapped
+  document.addEventListener('htmx:beforeSwap', function (e) {
+    var target = e.detail.target;
+    if (!target || !e.detail.shouldSwap) return;
+    var active = document.activeElement;
+    Array.prototype.forEach.call(target.querySelectorAll(editable), function (el) {
+      var focused = el === active;
+      if (el.value !== el.defaultValue || focused) typed.push({ key: fieldKey(el), value: el.value, focused: focused, el: el });
+    });
+  });
+  // Put back as the part is swapped in (not once it settles): nothing shows the server's value between.
+  document.addEventListener('htmx:afterSwap', function () {
+    // Only fields whose part has been swapped by now: another part's swap may be on its way.
+    var swapped = typed.filter(function (t) { return !document.contains(t.el); });
+    typed = typed.filter(function (t) { return document.contains(t.el); });
+    swapped.forEach(function (t) {
+      var el = Array.prototype.find.call(document.querySelectorAll(editable), function (f) { return fieldKey(f) === t.key; });
+      if (!el) return;
+      if (el.value === el.defaultValue) el.value = t.value;
+      if (t.focused && document.activeElement !== el) el.focus();
+    });
+  });
+  // A form sent: what it held is no longer "typed", so the refreshed part shows what the server has.
+  document.addEventListener('htmx:beforeRequest', function (e) {
+    var form = e.detail.elt && (e.detail.elt.form || e.detail.elt.closest('form'));
+    if (!form || e.detail.requestConfig.verb === 'get') return;
+    Array.prototype.forEach.call(form.querySelectorAll(editable), function (el) { el.defaultValue = el.value; });
+  });
+  // A change whose request never reached rack (the connection dropped) says so where its answer
+  // would have gone, instead of leaving the page as if nothing had been asked.
+  document.addEventListener('htmx:sendError', function (e) {
+    var target = e.detail.target;
+    if (!target || e.detail.requestConfig.verb === 'get') return;
+    var p = document.createElement('p');
+    p.className = 'error';
+    p.setAttribute('role', 'alert');
+    p.textContent = 'rack could not be reached, so this may not have been done. Try again.';
+    target.replaceChildren(p);
   });
 
   // A field refused by its pattern says what is allowed (its title), not only "match the format".
