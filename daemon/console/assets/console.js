@@ -72,8 +72,9 @@
   });
 
   // What was typed into a part's form and not yet sent stays when the part is fetched again (a
-  // change made elsewhere refreshes it under the user's hands): a field that still shows the value
-  // the server gave it takes the typed one back, and the field being typed in keeps the focus.
+  // change made elsewhere refreshes it under the user's hands): the field itself, with what it holds,
+  // its caret and its focus, takes the place of its new copy, and takes the server's value only
+  // where nothing was typed.
   var editable = 'input[name]:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=submit]), textarea[name]';
   function fieldKey(el) {
     // The form's address, the field's name and which of the fields so named (Environment's new rows).
@@ -82,26 +83,33 @@
     var same = Array.prototype.filter.call(form.querySelectorAll(editable), function (f) { return f.name === el.name; });
     return (form.getAttribute('hx-post') || form.getAttribute('action') || '') + ' ' + el.name + ' ' + same.indexOf(el);
   }
-  var typed = []; // {key, value, focused, el}: fields of parts about to be swapped
+  var kept = []; // {key, el, focused}: fields of parts about to be swapped
   document.addEventListener('htmx:beforeSwap', function (e) {
     var target = e.detail.target;
     if (!target || !e.detail.shouldSwap) return;
     var active = document.activeElement;
     Array.prototype.forEach.call(target.querySelectorAll(editable), function (el) {
-      var focused = el === active;
-      if (el.value !== el.defaultValue || focused) typed.push({ key: fieldKey(el), value: el.value, focused: focused, el: el });
+      if (el.value !== el.defaultValue || el === active) kept.push({ key: fieldKey(el), el: el, focused: el === active });
     });
   });
-  // Put back as the part is swapped in (not once it settles): nothing shows the server's value between.
+  // As the part is swapped in, not once it settles: nothing shows the server's copy in between.
   document.addEventListener('htmx:afterSwap', function () {
     // Only fields whose part has been swapped by now: another part's swap may be on its way.
-    var swapped = typed.filter(function (t) { return !document.contains(t.el); });
-    typed = typed.filter(function (t) { return document.contains(t.el); });
-    swapped.forEach(function (t) {
-      var el = Array.prototype.find.call(document.querySelectorAll(editable), function (f) { return fieldKey(f) === t.key; });
-      if (!el) return;
-      if (el.value === el.defaultValue) el.value = t.value;
-      if (t.focused && document.activeElement !== el) el.focus();
+    var swapped = kept.filter(function (k) { return !document.contains(k.el); });
+    kept = kept.filter(function (k) { return document.contains(k.el); });
+    if (!swapped.length) return;
+    var fresh = Array.prototype.slice.call(document.querySelectorAll(editable));
+    swapped.forEach(function (k) {
+      var copy = fresh.find(function (f) { return fieldKey(f) === k.key; });
+      if (!copy) return;
+      var was = k.el.defaultValue;
+      var untouched = k.el.value === was;
+      k.el.defaultValue = copy.defaultValue;
+      // Where nothing was typed the server's value shows (set only when it differs: setting it
+      // moves the caret).
+      if (untouched && k.el.value !== copy.defaultValue) k.el.value = copy.defaultValue;
+      copy.replaceWith(k.el);
+      if (k.focused) k.el.focus();
     });
   });
   // A form sent: what it held is no longer "typed", so the refreshed part shows what the server has.
