@@ -65,7 +65,6 @@ async function shot(p: Page, name: string): Promise<void> {
   await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
-
 test.before(async () => {
   // No skipping: without the browser the console is unproven, so the file fails.
   await access(CHROMIUM);

@@ -150,9 +150,8 @@ export class ConsoleEvents {
 
   private linger(app: string, ch: AppChannel): void {
     clearTimeout(ch.idle);
-    ch.idle = setTimeout(() => {
-      if (ch.listeners.size === 0) this.close(app);
-    }, LINGER_MS);
+    // A listener coming meanwhile clears this timer (subscribe), and so does close.
+    ch.idle = setTimeout(() => this.close(app), LINGER_MS);
     ch.idle.unref();
   }
 
@@ -198,11 +197,7 @@ export class ConsoleEvents {
       if (seen === ch.seen) return;
       ch.seen = seen;
       if (first) return;
-      this.publish(app, { type: 'changed', what: 'repo' });
-      this.publish(app, { type: 'changed', what: 'releases' });
-      this.publish(app, { type: 'changed', what: 'builds' });
-      this.publish(app, { type: 'changed', what: 'processes' });
-      this.publish(app, { type: 'changed', what: 'domains' });
+      for (const what of ['repo', 'releases', 'builds', 'processes', 'domains'] as const) this.publish(app, { type: 'changed', what });
     } catch {
       // A destroyed app or a store closing: the next tick or the page's close ends the watch.
     }

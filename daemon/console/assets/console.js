@@ -76,9 +76,12 @@
   // its caret and its focus, takes the place of its new copy, and takes the server's value only
   // where nothing was typed.
   var editable = 'input[name]:not([type=hidden]):not([type=checkbox]):not([type=radio]):not([type=submit]), textarea[name]';
+  function formOf(el) {
+    return el.form || el.closest('form');
+  }
   function fieldKey(el) {
     // The form's address, the field's name and which of the fields so named (Environment's new rows).
-    var form = el.form || el.closest('form');
+    var form = formOf(el);
     if (!form) return ' ' + el.name;
     var same = Array.prototype.filter.call(form.querySelectorAll(editable), function (f) { return f.name === el.name; });
     return (form.getAttribute('hx-post') || form.getAttribute('action') || '') + ' ' + el.name + ' ' + same.indexOf(el);
@@ -98,9 +101,10 @@
     var swapped = kept.filter(function (k) { return !document.contains(k.el); });
     kept = kept.filter(function (k) { return document.contains(k.el); });
     if (!swapped.length) return;
-    var fresh = Array.prototype.slice.call(document.querySelectorAll(editable));
+    var fresh = {};
+    Array.prototype.forEach.call(document.querySelectorAll(editable), function (f) { fresh[fieldKey(f)] = fresh[fieldKey(f)] || f; });
     swapped.forEach(function (k) {
-      var copy = fresh.find(function (f) { return fieldKey(f) === k.key; });
+      var copy = fresh[k.key];
       if (!copy) return;
       var was = k.el.defaultValue;
       var untouched = k.el.value === was;
@@ -114,7 +118,7 @@
   });
   // A form sent: what it held is no longer "typed", so the refreshed part shows what the server has.
   document.addEventListener('htmx:beforeRequest', function (e) {
-    var form = e.detail.elt && (e.detail.elt.form || e.detail.elt.closest('form'));
+    var form = e.detail.elt && formOf(e.detail.elt);
     if (!form || e.detail.requestConfig.verb === 'get') return;
     Array.prototype.forEach.call(form.querySelectorAll(editable), function (el) { el.defaultValue = el.value; });
   });
