@@ -222,9 +222,11 @@ test.serial('when rackd and the router both die, the launcher brings the router 
   // The processes that serve now (a rackd switched from may still be telling its client goodbye).
   const running = await rackJson();
   const routerPid = running.router!.pid;
-  // rackd first: a rackd that saw its router die first would start one itself.
-  process.kill(running.pid, 'SIGKILL');
+  // rackd is stopped first (a rackd that saw its router die would start one itself) and killed
+  // last, so the router is already dying, not alive, when the launcher sees rackd's exit.
+  process.kill(running.pid, 'SIGSTOP');
   process.kill(routerPid, 'SIGKILL');
+  process.kill(running.pid, 'SIGKILL');
   await waitFor('the app to answer again', async () => (await daemon.get('hello').catch(() => ({ status: 0 }))).status === 200, 120_000).catch(async (err: Error) => {
     const tail = async (file: string) => (await readFile(join(daemon.home, 'logs', file), 'utf8').catch(() => '')).split('\n').slice(-8).join('\n');
     throw new Error(`${err.message}\nlauncher.log:\n${await tail('launcher.log')}\nrouter.log:\n${await tail('router.log')}`);

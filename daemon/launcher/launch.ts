@@ -19,7 +19,6 @@ async function main(): Promise<number> {
     home: config.home,
     installDir,
     router: routerSettings(config),
-    portsFile: paths.ports(config),
     log,
   });
   return launcher.run();

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import type { Logger } from '../log.js';
+import { probeRouter } from '../router/router-probe.js';
 import { spawnRouterProcess, type SpawnOptions } from '../router/router-spawner.js';
 import { chooseInstall, rackdScript, setCurrent } from './current-version.js';
 import { isToLauncher, LAUNCHED_ENV, type SwitchAnswer } from './launcher-protocol.js';
@@ -11,6 +11,8 @@ const READY_TIMEOUT_MS = 180_000;
 /** A rackd that ran this long before it died is restarted at once; quicker deaths back off. */
 const HEALTHY_RUN_MS = 60_000;
 const MAX_BACKOFF_MS = 30_000;
+/** A router that does not answer a ping by then is stuck, not busy. */
+const PROBE_TIMEOUT_MS = 3_000;
 /** The end of a rackd's stderr kept to say why it did not start. */
 const TAIL_BYTES = 2000;
 
@@ -18,9 +20,8 @@ export interface LauncherOptions {
   home: string;
   /** The launcher's own install: started when no rack:update has pointed `current` elsewhere. */
   installDir: string;
-  /** How to bring the router back when it is found dead; the port comes from `ports.json` when 0. */
+  /** How to bring the router back when it is found dead (a port of 0: the one in ports.json). */
   router: SpawnOptions;
-  portsFile: string;
   log: Logger;
 }
 
@@ -158,14 +159,13 @@ export class Launcher {
 
   /** A router that died with rackd comes back at once from its persisted table, before rackd does. */
   async #reviveRouter(): Promise<void> {
-    const { router } = this.opts;
-    if (await answers(router.socketPath)) return;
-    const ports = await lastPorts(this.opts.portsFile);
-    const port = router.port === 0 ? (ports?.http ?? 0) : router.port;
-    const https = router.https && { ...router.https, port: router.https.port === 0 ? (ports?.https ?? 0) : router.https.port };
+    const probe = await probeRouter(this.opts.router.socketPath, PROBE_TIMEOUT_MS);
+    if (probe === 'answers') return;
     try {
-      const spawned = await spawnRouterProcess({ ...router, port, ...(https ? { https } : {}) });
-      this.opts.log.warn({ pid: spawned.pid, port }, 'launcher: the router was not running; started it');
+      // One that is stuck rather than gone still holds the router's lock: the one started exits.
+      const spawned = await spawnRouterProcess(this.opts.router);
+      const why = probe === 'gone' ? 'the router was not running; started it' : `the router did not answer within ${PROBE_TIMEOUT_MS / 1000} s; started one`;
+      this.opts.log.warn({ pid: spawned.pid, port: spawned.port }, `launcher: ${why}`);
     } catch (err) {
       this.opts.log.error({ err: String(err) }, 'launcher: could not start the router; rackd will');
     }
@@ -175,26 +175,6 @@ export class Launcher {
 function lastLine(text: string): string {
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '' && !l.startsWith('{'));
   return (lines.at(-1) ?? '').slice(0, 300);
-}
-
-/** Whether something accepts connections on the router's control socket. */
-function answers(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(socketPath);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-async function lastPorts(file: string): Promise<{ http?: number; https?: number } | undefined> {
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as { http?: number; https?: number };
-  } catch {
-    return undefined;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

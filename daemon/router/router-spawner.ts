@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paths, type RackConfig } from '../config.js';
@@ -15,6 +15,11 @@ export interface SpawnOptions {
   bind: string;
   port: number;
   https?: { port: number; certDir: string };
+  /**
+   * rackd's ports.json: a port of 0 takes the one rackd last served on, so a router started again
+   * (by rackd or by the launcher, whichever finds it dead first) serves where the one before did.
+   */
+  portsFile?: string;
 }
 
 /** The router's settings as rack's configuration gives them: one place for rackd and the launcher. */
@@ -26,6 +31,7 @@ export function routerSettings(config: RackConfig): SpawnOptions {
     bind: config.bind,
     port: config.httpPort,
     ...(config.httpsPort === undefined ? {} : { https: { port: config.httpsPort, certDir: paths.certs(config) } }),
+    portsFile: paths.ports(config),
   };
 }
 
@@ -40,6 +46,8 @@ export function routerNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
 /** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
 export interface SpawnedRouter {
   pid: number | undefined;
+  /** The HTTP port it was asked to bind (0: any). */
+  port: number;
   /** undefined while it runs; its exit code (or -1 when killed by a signal or never started) after. */
   exitCode: number | undefined;
 }
@@ -54,8 +62,11 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
   for (const p of new Set([opts.socketPath, opts.statePath, opts.logPath])) {
     await mkdir(dirname(p), { recursive: true, mode: 0o700 });
   }
+  const last = opts.portsFile === undefined ? undefined : await lastPorts(opts.portsFile);
+  const port = opts.port === 0 ? (last?.http ?? 0) : opts.port;
+  const httpsPort = opts.https === undefined ? undefined : opts.https.port === 0 ? (last?.https ?? 0) : opts.https.port;
   const fd = openSync(opts.logPath, 'a', 0o600);
-  const spawned: SpawnedRouter = { pid: undefined, exitCode: undefined };
+  const spawned: SpawnedRouter = { pid: undefined, port, exitCode: undefined };
   try {
     const child = spawn(process.execPath, [...routerNodeArgs(), ROUTER_PROCESS_SCRIPT], {
       detached: true,
@@ -65,8 +76,8 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
         RACK_ROUTER_SOCKET: opts.socketPath,
         RACK_ROUTER_STATE: opts.statePath,
         RACK_ROUTER_LOG: opts.logPath,
-        RACK_HTTP_PORT: String(opts.port),
-        RACK_HTTPS_PORT: opts.https === undefined ? 'off' : String(opts.https.port),
+        RACK_HTTP_PORT: String(port),
+        RACK_HTTPS_PORT: httpsPort === undefined ? 'off' : String(httpsPort),
         RACK_ROUTER_CERTS: opts.https?.certDir ?? '',
         RACK_BIND: opts.bind,
       },
@@ -80,6 +91,14 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
     closeSync(fd);
   }
   return spawned;
+}
+
+async function lastPorts(file: string): Promise<{ http?: number; https?: number } | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as { http?: number; https?: number };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The end of the router's log, to say why a router process would not start. */
