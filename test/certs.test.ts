@@ -224,7 +224,7 @@ test.serial('a failed order shows in certs and the app logs, with a next try, an
   t.is(add.code, 0, add.stderr);
   t.regex(add.stdout, /a certificate for blocked.test is being ordered/);
   let blocked: CertRow | undefined;
-  for (let i = 0; i < 60 && blocked?.acme?.lastError === undefined; i++) {
+  for (let i = 0; i < 240 && blocked?.acme?.lastError === undefined; i++) {
     await new Promise((r) => setTimeout(r, 500));
     blocked = await row('blocked.test');
   }

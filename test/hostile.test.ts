@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { quote } from 'shell-quote';
 import { exec, RackDaemon } from './support/rack-daemon.js';
+import { waitFor } from './support/router-processes.js';
 
 // Hundreds of malformed or hostile inputs against a daemon serving one app; each must get one clear
 // error line and a non-zero exit, and afterwards nothing stored or running may have changed.
@@ -142,7 +143,11 @@ test.serial('hostile pushes are refused and change nothing', async (t) => {
   child.stderr.on('data', (c: Buffer) => (seen += c.toString()));
   for (let i = 0; i < 200 && !seen.includes('Building'); i++) await new Promise((r) => setTimeout(r, 25));
   process.kill(-child.pid!, 'SIGKILL');
-  await new Promise((r) => setTimeout(r, 8000)); // let the build that was under way finish
+  // The build under way goes on to its end (builds are kept); what follows is judged after it.
+  await waitFor('the cut-off push\'s build to end', async () => {
+    const [last] = JSON.parse((await rack.ssh(['builds', '--json', '-a', app])).stdout) as { status: string }[];
+    return last !== undefined && (last.status === 'succeeded' || last.status === 'failed');
+  }, 300_000);
   const after = await snapshot();
   // The build may have finished (builds are kept), but no release came of it and main stayed.
   const builds = JSON.parse(after.builds) as { status: string }[];
