@@ -7,20 +7,16 @@ import type { SummaryBucket } from './route-summaries.js';
 import type { Maintenance } from './maintenance-page.js';
 import type { AccessEntry, AppRoute, HttpsPolicy } from './router.js';
 import { NoAnswer, RouterCalls } from './router-calls.js';
-import { EXIT_LOCKED, EXIT_PORT_IN_USE, HANDOFF_PROTOCOL, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
-import { logTail, ROUTER_PROCESS_SCRIPT, signalRouter, spawnRouterProcess, waitForExit, type SpawnedRouter } from './router-spawner.js';
+import { routerMismatch } from './router-match.js';
+import { EXIT_LOCKED, PROTOCOL_VERSION, type Method, type MethodTypes, type RouterIdentity } from './router-protocol.js';
+import { ROUTER_PROCESS_SCRIPT, signalRouter, spawnRouterProcess, waitForExit, whyExited, type SpawnedRouter, type SpawnOptions } from './router-spawner.js';
 import { copyUpstream, type Upstream } from './upstream.js';
 
-export interface RouterClientOptions {
-  socketPath: string;
-  statePath: string;
-  /** The router process's own log (it outlives rackd, so it cannot write to rackd's stdout). */
-  logPath: string;
-  bind: string;
-  /** 0 accepts a router on any port (tests); otherwise a router on another port is replaced. */
-  port: number;
-  /** The TLS listener, as for `port`; absent: the router serves plain HTTP only. */
-  https?: { port: number; certDir: string };
+/**
+ * The router process's settings (a wanted port of 0 accepts a running router on any port; otherwise
+ * a router on another port is replaced), and where its events go.
+ */
+export interface RouterClientOptions extends SpawnOptions {
   logger: Logger;
   /** Access entries streamed from the router process (only while connected), of the apps given to setAccessApps. */
   onAccess?: (entry: AccessEntry) => void;
@@ -281,7 +277,7 @@ export class RouterClient implements RouteControl {
           socket.destroy();
           throw new Error('the router client is stopped');
         }
-        const mismatch = checkSettings ? this.#mismatch(identity) : 'none';
+        const mismatch = checkSettings ? routerMismatch(identity, this.#opts, this.#version) : 'none';
         if (mismatch === 'none') {
           this.#activate(socket, identity);
           return identity;
@@ -313,16 +309,7 @@ export class RouterClient implements RouteControl {
       }
       if (!spawn) throw lastError;
       if (child?.exitCode === EXIT_LOCKED) lockHeld = true;
-      if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) {
-        if (child.exitCode === EXIT_PORT_IN_USE) {
-          const ports = this.#opts.https === undefined ? `HTTP port ${this.#opts.port}` : `HTTP port ${this.#opts.port} or HTTPS port ${this.#opts.https.port}`;
-          const which = /router: (HTTPS? port) already in use/.exec(await logTail(this.#opts.logPath))?.[1];
-          const port = which === 'HTTPS port' ? `HTTPS port ${this.#opts.https?.port}` : which === 'HTTP port' ? `HTTP port ${this.#opts.port}` : ports;
-          throw new Error(`${port} on ${this.#opts.bind} is already in use by another program`);
-        }
-        const why = lastLogMessage(await logTail(this.#opts.logPath));
-        throw new Error(`the router process exited with code ${child.exitCode}${why === '' ? '' : `: ${why}`}`);
-      }
+      if (child?.exitCode !== undefined && child.exitCode !== EXIT_LOCKED) throw new Error(await whyExited(child, this.#opts));
       if (Date.now() > deadline) {
         // Ours exited as the loser of the lock: a router runs for this socket but does not answer.
         // (Not just the last one spawned: at the deadline it may be one still starting.)
@@ -346,19 +333,6 @@ export class RouterClient implements RouteControl {
 
   #mayConnect(): boolean {
     return this.#phase === 'running' || this.#phase === 'flushing';
-  }
-
-  /**
-   * How a router found at start differs from the one wanted: `sockets` (another port or bind, or
-   * a router too old to hand off: it is shut down and one is spawned), `code` (another rack's
-   * router on the right sockets: it hands off to ours), or `none`.
-   */
-  #mismatch(identity: RouterIdentity): 'sockets' | 'code' | 'none' {
-    const { port, bind, https } = this.#opts;
-    const httpsMismatch = https === undefined ? identity.httpsPort !== 0 : https.port === 0 ? identity.httpsPort === 0 : identity.httpsPort !== https.port;
-    if (identity.protocol < HANDOFF_PROTOCOL || identity.bind !== bind || (port !== 0 && identity.httpPort !== port) || httpsMismatch) return 'sockets';
-    const ours = identity.protocol === PROTOCOL_VERSION && identity.script === ROUTER_PROCESS_SCRIPT && identity.version === this.#version;
-    return ours ? 'none' : 'code';
   }
 
   /** One connection, handshaken with a ping; not yet the one calls go out on. */
@@ -457,17 +431,5 @@ export class RouterClient implements RouteControl {
     this.#socket = undefined;
     socket?.destroy();
     this.#calls.rejectAll('the router client is stopped');
-  }
-}
-
-/** The last log line's message (the router logs JSON lines), to say in one line why it would not start. */
-export function lastLogMessage(tail: string): string {
-  const line = tail.split('\n').filter((l) => l.trim() !== '').at(-1) ?? '';
-  try {
-    const entry = JSON.parse(line) as { msg?: unknown; err?: unknown };
-    const err = typeof entry.err === 'string' ? entry.err : (entry.err as { message?: unknown } | undefined)?.message;
-    return [entry.msg, err].filter((x): x is string => typeof x === 'string' && x !== '').join(': ');
-  } catch {
-    return line.slice(0, 300);
   }
 }

@@ -4,6 +4,7 @@ import { mkdir, open, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { paths, type RackConfig } from '../config.js';
+import { EXIT_PORT_IN_USE } from './router-protocol.js';
 
 /** The built entry point beside this file, wherever rack is installed and whatever the cwd. */
 export const ROUTER_PROCESS_SCRIPT = fileURLToPath(new URL('./router-process.js', import.meta.url));
@@ -46,8 +47,9 @@ export function routerNodeArgs(env: NodeJS.ProcessEnv = process.env): string[] {
 /** A router process we started: only its exit matters to us, the rest is learnt over the socket. */
 export interface SpawnedRouter {
   pid: number | undefined;
-  /** The HTTP port it was asked to bind (0: any). */
+  /** The ports it was asked to bind (0: any; https undefined: no TLS listener). */
   port: number;
+  httpsPort: number | undefined;
   /** undefined while it runs; its exit code (or -1 when killed by a signal or never started) after. */
   exitCode: number | undefined;
 }
@@ -66,7 +68,7 @@ export async function spawnRouterProcess(opts: SpawnOptions): Promise<SpawnedRou
   const port = opts.port === 0 ? (last?.http ?? 0) : opts.port;
   const httpsPort = opts.https === undefined ? undefined : opts.https.port === 0 ? (last?.https ?? 0) : opts.https.port;
   const fd = openSync(opts.logPath, 'a', 0o600);
-  const spawned: SpawnedRouter = { pid: undefined, port, exitCode: undefined };
+  const spawned: SpawnedRouter = { pid: undefined, port, httpsPort, exitCode: undefined };
   try {
     const child = spawn(process.execPath, [...routerNodeArgs(), ROUTER_PROCESS_SCRIPT], {
       detached: true,
@@ -98,6 +100,31 @@ async function lastPorts(file: string): Promise<{ http?: number; https?: number 
     return JSON.parse(await readFile(file, 'utf8')) as { http?: number; https?: number };
   } catch {
     return undefined;
+  }
+}
+
+/** Why a router process we started exited before it answered, in one line, from its exit code and log. */
+export async function whyExited(child: SpawnedRouter, opts: Pick<SpawnOptions, 'bind' | 'logPath'>): Promise<string> {
+  const tail = await logTail(opts.logPath);
+  if (child.exitCode === EXIT_PORT_IN_USE) {
+    const which = /router: (HTTPS? port) already in use/.exec(tail)?.[1];
+    const port =
+      which === 'HTTPS port' ? `HTTPS port ${child.httpsPort}` : which === 'HTTP port' || child.httpsPort === undefined ? `HTTP port ${child.port}` : `HTTP port ${child.port} or HTTPS port ${child.httpsPort}`;
+    return `${port} on ${opts.bind} is already in use by another program`;
+  }
+  const why = lastLogMessage(tail);
+  return `the router process exited with code ${child.exitCode}${why === '' ? '' : `: ${why}`}`;
+}
+
+/** The last log line's message (the router logs JSON lines), to say in one line why it would not start. */
+export function lastLogMessage(tail: string): string {
+  const line = tail.split('\n').filter((l) => l.trim() !== '').at(-1) ?? '';
+  try {
+    const entry = JSON.parse(line) as { msg?: unknown; err?: unknown };
+    const err = typeof entry.err === 'string' ? entry.err : (entry.err as { message?: unknown } | undefined)?.message;
+    return [entry.msg, err].filter((x): x is string => typeof x === 'string' && x !== '').join(': ');
+  } catch {
+    return line.slice(0, 300);
   }
 }
 
