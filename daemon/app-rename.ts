@@ -11,7 +11,7 @@ import type { PushLock } from './git/push-lock.js';
 import { repoDir } from './git/repo.js';
 import type { Logger } from './log.js';
 import type { LogHub } from './logs/log-hub.js';
-import type { Pipeline } from './pipeline.js';
+import type { ProcessControl } from './process-control.js';
 import { RackError } from './rack-error.js';
 import type { DockerRuntime } from './runtime/docker-runtime.js';
 import type { RenamedRecord } from './store/app-rename-ops.js';
@@ -25,7 +25,7 @@ export interface AppRenameParts {
   store: Store;
   runtime: DockerRuntime;
   supervisor: Supervisor;
-  pipeline: Pipeline;
+  processes: ProcessControl;
   pushLock: PushLock;
   lock: DeployLock;
   logs: LogHub;
@@ -108,7 +108,7 @@ export class AppRename {
 
   /** Everything outside the store, moved to where the store says; each step may run twice. */
   private async follow({ from, to }: RenamedRecord, out: UserOutput): Promise<void> {
-    const { config, store, runtime, supervisor, pipeline, logs, drains, addons } = this.parts;
+    const { config, store, runtime, supervisor, processes, logs, drains, addons } = this.parts;
     await moveFolder(repoDir(paths.repos(config), from), repoDir(paths.repos(config), to));
     const cache = paths.cache(config);
     await moveFolder(join(cache, from), join(cache, to));
@@ -120,7 +120,7 @@ export class AppRename {
     await drains.renameApp(from, to);
     await addons.joinRenamed(to);
     const app = await store.requireApp(to);
-    if (app.currentRelease > 0) await pipeline.restart({ app: to, type: undefined }, out);
+    if (app.currentRelease > 0) await processes.restart({ app: to, type: undefined }, out);
     else await supervisor.publish(to, []);
     await this.parts.cron.renamed(from, to);
     await supervisor.retire(from);

@@ -22,6 +22,7 @@ import { paths, type RackConfig } from './config.js';
 import { domainsAgainstRule } from './domain-ownership.js';
 import { ControlServer } from './control/control-server.js';
 import { Pipeline } from './pipeline.js';
+import { ProcessControl } from './process-control.js';
 import { AppRename } from './app-rename.js';
 import { Promotion } from './pipelines/promotion.js';
 import { ImageRetention } from './release/image-retention.js';
@@ -203,6 +204,7 @@ export class Rackd {
     const builder = new Builder(config, store, runtime, log.child({ mod: 'build' }));
     const retention = new ImageRetention(store, runtime, config.keepReleases, log.child({ mod: 'retention' }));
     const pipeline = new Pipeline(store, builder, supervisor, runtime, retention, this.lock, this.pushLock, log.child({ mod: 'deploy' }));
+    const processes = new ProcessControl(store, supervisor, this.lock);
     // Add-ons first: adoption removes the networks of apps that are gone, which an add-on may still
     // be on. They read each app's attachments, so interrupted releases are settled before.
     const addons = new Addons(store, runtime, pipeline, new AddonImages(runtime, config.installDir, log.child({ mod: 'addons' })), log.child({ mod: 'addons' }));
@@ -245,7 +247,7 @@ export class Rackd {
     await cron.start();
     this.stops.push(() => cron.stop());
     // Renames a killed rackd left half done: files, images and processes follow the store's names.
-    const renames = new AppRename({ config, store, runtime, supervisor, pipeline, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, cron, log: log.child({ mod: 'rename' }) });
+    const renames = new AppRename({ config, store, runtime, supervisor, processes, pushLock: this.pushLock, lock: this.lock, logs, drains, addons, cron, log: log.child({ mod: 'rename' }) });
     await renames.repair(textOutput((line) => log.info({ mod: 'rename' }, line)));
     const sessions = new PushSessions();
     const control = new ControlServer(paths.controlSocket(config), log.child({ mod: 'control' }));
@@ -328,6 +330,7 @@ export class Rackd {
       supervisor,
       router,
       pipeline,
+      processes,
       promotion: new Promotion(store, pipeline, this.lock, runtime, log.child({ mod: 'pipelines' })),
       lock: this.lock,
       renames,

@@ -22,6 +22,7 @@ import type { DockerRuntime } from '../runtime/docker-runtime.js';
 import type { RouterClient } from '../router/router-client.js';
 import type { RackBuild } from '../store/records.js';
 import type { RackUpdates } from '../versions/rack-updates.js';
+import type { ProcessControl } from '../process-control.js';
 import type { Store } from '../store/store.js';
 import type { Supervisor } from '../supervisor/supervisor.js';
 import type { RepoLinks } from '../workflows/repo-links.js';
@@ -32,6 +33,8 @@ export interface Services {
   supervisor: Supervisor;
   router: RouterClient;
   pipeline: Pipeline;
+  /** `ps:scale`, `ps:restart`, `ps:stop`, `ps:limit`: the current release's processes. */
+  processes: ProcessControl;
   /** `pipelines:promote`: one app's image released to the next stage's apps. */
   promotion: Promotion;
   lock: DeployLock;

@@ -31,7 +31,7 @@ export const limitCommands: Command[] = [
       }
       // An app key owns its app, not the machine: past the ceilings only an admin goes.
       if (!allowed(ctx.principal, 'admin', ctx.app)) checkCeilings(limits, (await ctx.services.store.requireApp(ctx.app)).ceilings);
-      const now = await ctx.services.pipeline.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
+      const now = await ctx.services.processes.limit({ app: ctx.app, type, limits }, textOutput(ctx.print));
       ctx.result({ type, limits: now });
       const disk = now.diskMb ?? diskDefaultMb(ctx.services.config.diskLimit);
       ctx.print(`-----> ${type} processes of ${ctx.app} run with ${formatLimits({ ...now, ...(disk ? { diskMb: disk } : {}) })}`);

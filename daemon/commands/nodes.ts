@@ -15,7 +15,7 @@ async function moveOff(services: Services, name: string, out: UserOutput): Promi
   const apps = [...new Set((await services.runtime.listProcesses()).filter((p) => p.node === node.name).map((p) => p.app))].sort();
   for (const app of apps) {
     out.header(`Moving ${app}'s processes off ${node.name}`);
-    await services.pipeline.restart({ app, type: undefined }, out);
+    await services.processes.restart({ app, type: undefined }, out);
   }
   return nodes.drain(node.name, (line) => out.detail(line));
 }

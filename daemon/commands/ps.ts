@@ -119,7 +119,7 @@ psCommands.push(
         }
         changes.set(m[1]!, Number(m[2]));
       }
-      const formation = await ctx.services.pipeline.scale(
+      const formation = await ctx.services.processes.scale(
         {
           app: ctx.app,
           changes: Object.fromEntries(changes),
@@ -144,7 +144,7 @@ psCommands.push(
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const what = target(ctx.args[0]);
-      await ctx.services.pipeline.restart({ app: ctx.app, type: what }, textOutput(ctx.print));
+      await ctx.services.processes.restart({ app: ctx.app, type: what }, textOutput(ctx.print));
       ctx.result({ restarted: what ?? null });
       ctx.print(`-----> Restarted ${what ?? 'all processes'} of ${ctx.app}`);
     },
@@ -160,7 +160,7 @@ psCommands.push(
     audit: (ctx) => ({ detail: ctx.args.join(' ') }),
     async run(ctx) {
       const what = target(ctx.args[0])!;
-      const stopped = await ctx.services.pipeline.stop({ app: ctx.app, what }, textOutput(ctx.print));
+      const stopped = await ctx.services.processes.stop({ app: ctx.app, what }, textOutput(ctx.print));
       ctx.result({ stopped });
       ctx.print(`-----> Stopped ${stopped.join(' ') || 'nothing'} of ${ctx.app} (until the next ps:scale or release)`);
     },
