@@ -227,10 +227,12 @@ test.serial('when rackd and the router both die, the launcher brings the router 
   process.kill(running.pid, 'SIGSTOP');
   process.kill(routerPid, 'SIGKILL');
   process.kill(running.pid, 'SIGKILL');
+  const killedAt = Date.now();
   await waitFor('the app to answer again', async () => (await daemon.get('hello').catch(() => ({ status: 0 }))).status === 200, 120_000).catch(async (err: Error) => {
     const tail = async (file: string) => (await readFile(join(daemon.home, 'logs', file), 'utf8').catch(() => '')).split('\n').slice(-8).join('\n');
     throw new Error(`${err.message}\nlauncher.log:\n${await tail('launcher.log')}\nrouter.log:\n${await tail('router.log')}`);
   });
+  t.log(`the app answered again ${Date.now() - killedAt} ms after rackd and the router were killed`);
   t.regex(await readFile(join(daemon.home, 'logs', 'launcher.log'), 'utf8'), /the router was not running; started it/);
   await waitFor('rackd to be back', async () => (await daemon.ssh(['rack', '--json'])).code === 0, 120_000);
   const now = await rackJson();
